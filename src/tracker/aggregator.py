@@ -1,0 +1,264 @@
+"""The window aggregator: top-of-book ticks in, one row per market and window out.
+
+Windows are aligned to WINDOW_SECONDS boundaries of the exchange's own message
+`timestamp`, so what lands in a window depends only on the stream, never on when
+the Worker processed it. A tick is a frame after which the market's book is valid
+and two-sided; it contributes the best bid/ask as they stand after it.
+
+Per market and window we keep running sums only (no per-tick lists), so memory is
+bounded by markets x open windows, not by message rate or run time. Besides the
+tick-weighted means we keep a time-weighted mid: each top of book weighted by how
+long it stood within the window. Time during which the book was invalid, crossed
+or one-sided is not covered (`covered_ms` says how much of the window was).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+# Windows are normally closed every window by the alarm; if alarms stop, this many
+# open windows at most are kept before the oldest is dropped (and counted lost).
+MAX_OPEN_WINDOWS = 16
+
+
+@dataclass(slots=True)
+class WindowRow:
+    """One closed window of one market: a `lighter_snapshots` row (same column order)."""
+
+    symbol: str
+    market_index: int
+    timestamp: int  # window start, ms
+    avg_bid: float
+    avg_ask: float
+    avg_spread: float
+    tick_count: int
+    avg_mid: float
+    avg_spread_bps: float
+    min_spread: float
+    max_spread: float
+    avg_bid_size: float
+    avg_ask_size: float
+    last_bid: float
+    last_ask: float
+    twap_mid: float | None
+    covered_ms: int
+    window_ms: int
+
+    def values(self) -> tuple:
+        return (
+            self.symbol, self.market_index, self.timestamp, self.avg_bid, self.avg_ask,
+            self.avg_spread, self.tick_count, self.avg_mid, self.avg_spread_bps,
+            self.min_spread, self.max_spread, self.avg_bid_size, self.avg_ask_size,
+            self.last_bid, self.last_ask, self.twap_mid, self.covered_ms, self.window_ms,
+        )
+
+
+@dataclass(slots=True)
+class ClosedWindow:
+    start: int
+    rows: list[WindowRow]
+
+
+class _Acc:
+    """Running sums for one market in one window."""
+
+    __slots__ = (
+        "ticks", "sum_bid", "sum_ask", "sum_spread", "sum_bps", "min_spread", "max_spread",
+        "sum_bid_size", "sum_ask_size", "last_bid", "last_ask", "tw_sum", "covered",
+    )
+
+    def __init__(self) -> None:
+        self.ticks = 0
+        self.sum_bid = self.sum_ask = self.sum_spread = self.sum_bps = 0.0
+        self.sum_bid_size = self.sum_ask_size = 0.0
+        self.min_spread = float("inf")
+        self.max_spread = float("-inf")
+        self.last_bid = self.last_ask = 0.0
+        self.tw_sum = 0.0
+        self.covered = 0
+
+    def row(self, symbol: str, market_id: int, start: int, window_ms: int) -> WindowRow:
+        n = self.ticks
+        avg_bid = self.sum_bid / n
+        avg_ask = self.sum_ask / n
+        return WindowRow(
+            symbol=symbol,
+            market_index=market_id,
+            timestamp=start,
+            avg_bid=avg_bid,
+            avg_ask=avg_ask,
+            avg_spread=self.sum_spread / n,
+            tick_count=n,
+            avg_mid=(avg_bid + avg_ask) / 2,
+            avg_spread_bps=self.sum_bps / n,
+            min_spread=self.min_spread,
+            max_spread=self.max_spread,
+            avg_bid_size=self.sum_bid_size / n,
+            avg_ask_size=self.sum_ask_size / n,
+            last_bid=self.last_bid,
+            last_ask=self.last_ask,
+            twap_mid=self.tw_sum / self.covered if self.covered else None,
+            covered_ms=self.covered,
+            window_ms=window_ms,
+        )
+
+
+class WindowAggregator:
+    def __init__(self, window_ms: int, flushed_until: int = 0) -> None:
+        self.window_ms = window_ms
+        # Frames stamped before this (the end of the newest flushed window) are late.
+        self.flushed_until = flushed_until
+        self.late_frames = 0
+        self.dropped_windows = 0
+        self._windows: dict[int, dict[int, _Acc]] = {}
+        # market -> [since_ms, mid]: the top of book standing since `since_ms`,
+        # whose time has not yet been credited to a window.
+        self._standing: dict[int, list] = {}
+        self._cur_start = -1
+        self._cur_end = -1
+        self._cur: dict[int, _Acc] = {}
+
+    # -- ingest (hot path) -------------------------------------------------
+
+    def add_tick(self, market_id: int, ts: int, bid: float, bid_size: float, ask: float, ask_size: float) -> None:
+        mid = (bid + ask) * 0.5
+        if ts < self.flushed_until:
+            # Its window is already in D1: count it, never merge it silently.
+            self.late_frames += 1
+            self._restart_standing(market_id, mid)
+            return
+        if not self._cur_start <= ts < self._cur_end:
+            self._switch_window(ts)
+        accs = self._cur
+        acc = accs.get(market_id)
+        if acc is None:
+            acc = accs[market_id] = _Acc()
+        spread = ask - bid
+        acc.ticks += 1
+        acc.sum_bid += bid
+        acc.sum_ask += ask
+        acc.sum_spread += spread
+        acc.sum_bps += spread / mid * 10_000.0
+        if spread < acc.min_spread:
+            acc.min_spread = spread
+        if spread > acc.max_spread:
+            acc.max_spread = spread
+        acc.sum_bid_size += bid_size
+        acc.sum_ask_size += ask_size
+        acc.last_bid = bid
+        acc.last_ask = ask
+
+        standing = self._standing.get(market_id)
+        if standing is None:
+            self._standing[market_id] = [ts, mid]
+            return
+        since = standing[0]
+        if ts > since:
+            if since >= self._cur_start:  # the common case: all within this window
+                elapsed = ts - since
+                acc.tw_sum += standing[1] * elapsed
+                acc.covered += elapsed
+            else:
+                self._credit(market_id, standing, ts)
+            standing[0] = ts
+        standing[1] = mid
+
+    def invalidate(self, market_id: int, ts: int) -> None:
+        """The market's top of book stops being valid at `ts` (gap, crossed, one side empty)."""
+        standing = self._standing.pop(market_id, None)
+        if standing is not None and ts > standing[0] and ts >= self.flushed_until:
+            self._credit(market_id, standing, ts)
+
+    # -- closing windows (the alarm) ---------------------------------------
+
+    def close_until(self, boundary_ms: int, symbols: Mapping[int, str]) -> list[ClosedWindow]:
+        """Close every window that ends at or before `boundary_ms`, oldest first."""
+        boundary_ms -= boundary_ms % self.window_ms
+        closed = [
+            self._close(start, start + self.window_ms, symbols)
+            for start in sorted(self._windows)
+            if start + self.window_ms <= boundary_ms
+        ]
+        if boundary_ms > self.flushed_until:
+            self.flushed_until = boundary_ms
+            for standing in self._standing.values():
+                if standing[0] < boundary_ms:
+                    standing[0] = boundary_ms
+        return closed
+
+    def close_all(self, now_ms: int, symbols: Mapping[int, str]) -> list[ClosedWindow]:
+        """Close every window, the current partial one too (tracking stops)."""
+        closed = []
+        for start in sorted(self._windows):
+            end = start + self.window_ms
+            closed.append(self._close(start, min(end, max(now_ms, start)), symbols))
+            self.flushed_until = max(self.flushed_until, end)
+        self._standing.clear()
+        return closed
+
+    # -- introspection -------------------------------------------------------
+
+    @property
+    def current_window_start(self) -> int | None:
+        return self._cur_start if self._cur_start >= 0 and self._cur_start in self._windows else None
+
+    def current_markets(self) -> int:
+        return len(self._cur) if self.current_window_start is not None else 0
+
+    def open_windows(self) -> int:
+        return len(self._windows)
+
+    # -- internals -------------------------------------------------------------
+
+    def _switch_window(self, ts: int) -> None:
+        start = ts - ts % self.window_ms
+        accs = self._windows.get(start)
+        if accs is None:
+            accs = self._windows[start] = {}
+            while len(self._windows) > MAX_OPEN_WINDOWS:
+                del self._windows[min(self._windows)]
+                self.dropped_windows += 1
+        self._cur_start, self._cur_end, self._cur = start, start + self.window_ms, accs
+
+    def _restart_standing(self, market_id: int, mid: float) -> None:
+        standing = self._standing.get(market_id)
+        if standing is None:
+            self._standing[market_id] = [self.flushed_until, mid]
+        else:
+            standing[1] = mid
+
+    def _credit(self, market_id: int, standing: list, until: int) -> None:
+        """Credit the standing mid's time [since, until) to the windows it spans."""
+        since, mid = standing
+        window_ms = self.window_ms
+        start = max(since, self.flushed_until)
+        while start < until:
+            window_start = start - start % window_ms
+            end = min(until, window_start + window_ms)
+            accs = self._windows.get(window_start)
+            acc = accs.get(market_id) if accs is not None else None
+            if acc is not None:
+                acc.tw_sum += mid * (end - start)
+                acc.covered += end - start
+            start = end
+
+    def _close(self, start: int, cut: int, symbols: Mapping[int, str]) -> ClosedWindow:
+        accs = self._windows.pop(start)
+        for market_id, standing in self._standing.items():
+            if standing[0] < cut:
+                acc = accs.get(market_id)
+                since = max(standing[0], start)
+                if acc is not None and cut > since:
+                    acc.tw_sum += standing[1] * (cut - since)
+                    acc.covered += cut - since
+                standing[0] = cut
+        if start == self._cur_start:
+            self._cur_start = self._cur_end = -1
+            self._cur = {}
+        rows = [
+            acc.row(symbols.get(market_id, str(market_id)), market_id, start, self.window_ms)
+            for market_id, acc in accs.items()
+            if acc.ticks
+        ]
+        return ClosedWindow(start=start, rows=rows)

@@ -1,0 +1,81 @@
+"""Configuration: every tunable in one place, with defaults, overridable by wrangler vars."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+MAINNET_API_URL = "https://mainnet.zklighter.elliot.ai"
+MAINNET_WS_URL = "wss://mainnet.zklighter.elliot.ai/stream"
+
+# Window lengths that divide a minute evenly, so minutes roll up from whole windows.
+VALID_WINDOW_SECONDS = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)
+
+
+class ConfigError(ValueError):
+    """A wrangler var holds a value the tracker cannot run with."""
+
+
+@dataclass(frozen=True)
+class Config:
+    api_url: str = MAINNET_API_URL
+    ws_url: str = MAINNET_WS_URL
+    window_ms: int = 15_000
+    # How long after a window's end the alarm waits before closing it, so frames
+    # stamped just before the boundary but delivered just after still count.
+    flush_grace_ms: int = 1_500
+    snapshot_retention_ms: int = 60 * 60_000
+    minute_retention_ms: int = 24 * 3_600_000
+    # No frame at all for this long means the feed is stale and is reconnected.
+    stale_feed_ms: int = 30_000
+    shards: int = 1
+    admin_token: str | None = None
+    alert_webhook_url: str | None = None
+    alert_after_ms: int = 5 * 60_000
+
+    @classmethod
+    def from_env(cls, get: Callable[[str], str | None]) -> Config:
+        """Build from a lookup of wrangler vars/secrets (missing or empty -> default)."""
+
+        def text(name: str, default: str | None) -> str | None:
+            value = get(name)
+            if value is None or str(value).strip() == "":
+                return default
+            return str(value).strip()
+
+        def number(name: str, default: float, low: float, high: float) -> float:
+            raw = text(name, None)
+            if raw is None:
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+            if not low <= value <= high:
+                raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {raw!r}")
+            return value
+
+        window_s = number("WINDOW_SECONDS", 15, 1, 60)
+        if window_s not in VALID_WINDOW_SECONDS:
+            raise ConfigError(
+                f"WINDOW_SECONDS must divide a minute evenly {VALID_WINDOW_SECONDS}, got {window_s:g}"
+            )
+        api_url = text("LIGHTER_API_URL", MAINNET_API_URL).rstrip("/")
+        ws_url = text("LIGHTER_WS_URL", MAINNET_WS_URL)
+        if not api_url.startswith(("http://", "https://")):
+            raise ConfigError(f"LIGHTER_API_URL must be an http(s) URL, got {api_url!r}")
+        if not ws_url.startswith(("ws://", "wss://")):
+            raise ConfigError(f"LIGHTER_WS_URL must be a ws(s) URL, got {ws_url!r}")
+        return cls(
+            api_url=api_url,
+            ws_url=ws_url,
+            window_ms=int(window_s * 1000),
+            flush_grace_ms=int(number("FLUSH_GRACE_MS", 1500, 0, 10_000)),
+            snapshot_retention_ms=int(number("SNAPSHOT_RETENTION_MINUTES", 60, 1, 7 * 24 * 60) * 60_000),
+            minute_retention_ms=int(number("MINUTE_RETENTION_HOURS", 24, 1, 24 * 365) * 3_600_000),
+            stale_feed_ms=int(number("STALE_FEED_SECONDS", 30, 5, 3600) * 1000),
+            shards=int(number("SHARDS", 1, 1, 64)),
+            admin_token=text("ADMIN_TOKEN", None),
+            alert_webhook_url=text("ALERT_WEBHOOK_URL", None),
+            alert_after_ms=int(number("ALERT_AFTER_MINUTES", 5, 1, 24 * 60) * 60_000),
+        )

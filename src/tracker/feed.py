@@ -1,0 +1,172 @@
+"""One connection's worth of Lighter feed: frames in, books and ticks out.
+
+`LighterFeed` is everything the tracker does per message, in pure Python: parse,
+apply to the market's book, check continuity, and hand the top of book to the
+window aggregator. It never reads the clock and never does I/O; what it wants to
+send (pongs, resubscriptions) is queued in its `SubscriptionPacer`, and the glue
+sends `drain(now)` when `on_text` returns True.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from . import protocol
+from .aggregator import WindowAggregator
+from .orderbook import OrderBook
+from .pacing import SubscriptionPacer
+from .protocol import BookFrame, MalformedFrame, parse_frame
+
+Log = Callable[[str, str, str], None]  # (level, component, message)
+
+# Lighter's error codes (see the protocol reference).
+ERR_FAILED_TO_SUBSCRIBE = 30012
+ERR_ALREADY_SUBSCRIBED = 30003
+ERR_TOO_MANY_SUBSCRIPTIONS = 23001
+ERR_TOO_MANY_MESSAGES = 30009
+ERR_TOO_MANY_INFLIGHT = 30010
+
+# Malformed frames are logged one by one at first, then only every Nth.
+MALFORMED_LOG_EVERY = 100
+
+
+@dataclass
+class FeedCounters:
+    messages: int = 0
+    snapshots: int = 0
+    updates: int = 0
+    malformed: int = 0
+    gaps: int = 0
+    crossed: int = 0  # frames after which best bid >= best ask
+    one_sided: int = 0  # frames after which a side is empty
+    errors: int = 0  # error frames from Lighter
+    unknown_market: int = 0
+    gaps_by_market: dict[int, int] = field(default_factory=dict)
+
+
+def _no_log(level: str, component: str, message: str) -> None:
+    pass
+
+
+class LighterFeed:
+    def __init__(
+        self,
+        market_ids: Iterable[int],
+        aggregator: WindowAggregator,
+        pacer: SubscriptionPacer | None = None,
+        log: Log = _no_log,
+    ) -> None:
+        self.books: dict[int, OrderBook] = {m: OrderBook(m) for m in market_ids}
+        self.aggregator = aggregator
+        self.pacer = pacer or SubscriptionPacer()
+        self.counters = FeedCounters()
+        self.connected = False  # Lighter's `connected` frame seen
+        self.last_timestamp: int | None = None  # exchange ms of the newest book frame
+        self._log = log
+        for market_id in self.books:
+            self.pacer.subscribe(market_id)
+
+    def on_text(self, text: str) -> bool:
+        """Handle one frame. True when the pacer has something to send now."""
+        self.counters.messages += 1
+        try:
+            frame = parse_frame(text)
+        except MalformedFrame as exc:
+            self._malformed(str(exc))
+            return False
+        if type(frame) is BookFrame:
+            return self._on_book(frame)
+        return self._on_control(frame)
+
+    def drain(self, now_ms: int) -> list[str]:
+        return self.pacer.drain(now_ms) if self.connected else []
+
+    def valid_books(self) -> int:
+        return sum(1 for book in self.books.values() if book.valid)
+
+    # -- book frames (the hot path) ------------------------------------------------
+
+    def _on_book(self, frame: BookFrame) -> bool:
+        market_id = frame.market_id
+        book = self.books.get(market_id)
+        if book is None:
+            self.counters.unknown_market += 1
+            return False
+        ts = frame.timestamp
+        self.last_timestamp = ts
+        wake = False
+        if frame.is_snapshot:
+            self.counters.snapshots += 1
+            book.apply_snapshot(frame.bids, frame.asks, frame.nonce)
+            wake = self.pacer.ack(market_id)
+            if wake and not self.pacer.in_flight and not self.pacer.pending:
+                self._log("info", "Lighter", f"subscribed: {len(self.pacer.subscribed)} order books live")
+        else:
+            self.counters.updates += 1
+            was_valid = book.valid
+            if not book.apply_update(frame.bids, frame.asks, frame.begin_nonce, frame.nonce):
+                if was_valid:  # a fresh gap; while invalid we just wait for the snapshot
+                    self._gap(book, frame)
+                    return True
+                return False
+        bid_prices = book.bid_prices
+        ask_prices = book.ask_prices
+        if bid_prices and ask_prices:
+            bid = bid_prices[-1]
+            ask = ask_prices[0]
+            if bid < ask:
+                self.aggregator.add_tick(market_id, ts, bid, book.bids[bid], ask, book.asks[ask])
+                return wake
+            self.counters.crossed += 1
+        else:
+            self.counters.one_sided += 1
+        self.aggregator.invalidate(market_id, ts)
+        return wake
+
+    def _gap(self, book: OrderBook, frame: BookFrame) -> None:
+        counters = self.counters
+        counters.gaps += 1
+        counters.gaps_by_market[book.market_id] = counters.gaps_by_market.get(book.market_id, 0) + 1
+        self.aggregator.invalidate(book.market_id, frame.timestamp)
+        self.pacer.resubscribe(book.market_id)
+        self._log(
+            "warn",
+            "Lighter",
+            f"nonce gap on market {book.market_id}: expected begin_nonce {book.nonce}, "
+            f"got {frame.begin_nonce}; book dropped, resubscribing",
+        )
+
+    # -- everything else ---------------------------------------------------------------
+
+    def _on_control(self, frame: protocol.ControlFrame) -> bool:
+        kind = frame.type
+        if kind == "connected":
+            self.connected = True
+            self._log("info", "Lighter", f"connected; subscribing to {len(self.books)} order books")
+            return True
+        if kind == "ping":
+            self.pacer.send_now(protocol.PONG)
+            return True
+        if kind == "error":
+            return self._on_error(frame)
+        # pong, unsubscribed/*, subscribed/* of other channels: nothing to do.
+        return False
+
+    def _on_error(self, frame: protocol.ControlFrame) -> bool:
+        self.counters.errors += 1
+        market_id = frame.market_id
+        where = f" on market {market_id}" if market_id is not None else ""
+        self._log("warn", "Lighter", f"error {frame.code}{where}: {frame.message}")
+        if market_id is not None and market_id in self.books:
+            if frame.code in (ERR_FAILED_TO_SUBSCRIBE, ERR_ALREADY_SUBSCRIBED):
+                self.books[market_id].invalidate()
+                self.pacer.failed(market_id)
+                return True
+        return False
+
+    def _malformed(self, reason: str) -> None:
+        self.counters.malformed += 1
+        n = self.counters.malformed
+        if n <= 10 or n % MALFORMED_LOG_EVERY == 0:
+            self._log("warn", "Lighter", f"malformed frame #{n} skipped: {reason}")

@@ -1,0 +1,77 @@
+"""One market's order book, rebuilt from a snapshot and kept by deltas.
+
+Each side is a dict price -> size plus a sorted list of its prices, so the best
+bid and ask are an index away (no scan per message) and a level change costs a
+bisect. A delta carries a level's new absolute size; size 0 removes the level.
+
+Continuity: every update's `begin_nonce` must equal the `nonce` of the frame
+before it. On a mismatch the book can no longer be trusted: it is marked invalid
+and stays so until a fresh snapshot replaces it.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+
+from .protocol import Level
+
+
+class OrderBook:
+    __slots__ = ("market_id", "bids", "asks", "bid_prices", "ask_prices", "nonce", "valid")
+
+    def __init__(self, market_id: int) -> None:
+        self.market_id = market_id
+        self.bids: dict[float, float] = {}
+        self.asks: dict[float, float] = {}
+        self.bid_prices: list[float] = []  # ascending: best bid is the last
+        self.ask_prices: list[float] = []  # ascending: best ask is the first
+        self.nonce: int | None = None
+        self.valid = False  # no snapshot yet
+
+    def apply_snapshot(self, bids: list[Level], asks: list[Level], nonce: int) -> None:
+        self.bids = {price: size for price, size in bids if size > 0.0}
+        self.asks = {price: size for price, size in asks if size > 0.0}
+        self.bid_prices = sorted(self.bids)
+        self.ask_prices = sorted(self.asks)
+        self.nonce = nonce
+        self.valid = True
+
+    def apply_update(self, bids: list[Level], asks: list[Level], begin_nonce: int, nonce: int) -> bool:
+        """Apply a delta. Returns False (and invalidates the book) on a nonce gap."""
+        if not self.valid or begin_nonce != self.nonce:
+            self.invalidate()
+            return False
+        if bids:
+            _apply_levels(self.bids, self.bid_prices, bids)
+        if asks:
+            _apply_levels(self.asks, self.ask_prices, asks)
+        self.nonce = nonce
+        return True
+
+    def invalidate(self) -> None:
+        self.valid = False
+
+    def best_bid(self) -> Level | None:
+        if not self.bid_prices:
+            return None
+        price = self.bid_prices[-1]
+        return price, self.bids[price]
+
+    def best_ask(self) -> Level | None:
+        if not self.ask_prices:
+            return None
+        price = self.ask_prices[0]
+        return price, self.asks[price]
+
+    def depth(self) -> int:
+        return len(self.bid_prices) + len(self.ask_prices)
+
+
+def _apply_levels(side: dict[float, float], prices: list[float], levels: list[Level]) -> None:
+    for price, size in levels:
+        if size > 0.0:
+            if price not in side:
+                insort(prices, price)
+            side[price] = size
+        elif side.pop(price, None) is not None:
+            del prices[bisect_left(prices, price)]

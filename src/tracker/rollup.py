@@ -1,0 +1,90 @@
+"""Roll 15 s window rows up into minute rows.
+
+A minute row is the tick-weighted average of its windows (each window's means
+weighted by its tick count), the min/max of their spreads, the last bid/ask of
+its newest window, and a time-weighted mid weighted by the time each window
+covered. Input rows are dicts as D1 returns them from `lighter_snapshots`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+MINUTE_MS = 60_000
+
+_WEIGHTED = ("avg_bid", "avg_ask", "avg_spread", "avg_spread_bps", "avg_bid_size", "avg_ask_size")
+
+
+@dataclass(slots=True)
+class MinuteRow:
+    """One `lighter_minutes` row (same column order)."""
+
+    symbol: str
+    market_index: int
+    timestamp: int  # minute start, ms
+    avg_bid: float
+    avg_ask: float
+    avg_spread: float
+    tick_count: int
+    avg_mid: float
+    avg_spread_bps: float
+    min_spread: float
+    max_spread: float
+    avg_bid_size: float
+    avg_ask_size: float
+    last_bid: float
+    last_ask: float
+    twap_mid: float | None
+    covered_ms: int
+    windows: int
+
+    def values(self) -> tuple:
+        return (
+            self.symbol, self.market_index, self.timestamp, self.avg_bid, self.avg_ask,
+            self.avg_spread, self.tick_count, self.avg_mid, self.avg_spread_bps,
+            self.min_spread, self.max_spread, self.avg_bid_size, self.avg_ask_size,
+            self.last_bid, self.last_ask, self.twap_mid, self.covered_ms, self.windows,
+        )
+
+
+def rollup_minutes(windows: Iterable[dict]) -> list[MinuteRow]:
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for row in windows:
+        if row["tick_count"] > 0:
+            minute = row["timestamp"] - row["timestamp"] % MINUTE_MS
+            groups.setdefault((row["symbol"], minute), []).append(row)
+    return [_minute(symbol, minute, rows) for (symbol, minute), rows in sorted(groups.items())]
+
+
+def _minute(symbol: str, minute: int, rows: list[dict]) -> MinuteRow:
+    rows.sort(key=lambda r: r["timestamp"])
+    ticks = sum(r["tick_count"] for r in rows)
+    means = {f: sum(r[f] * r["tick_count"] for r in rows) / ticks for f in _WEIGHTED}
+    covered = sum(r["covered_ms"] for r in rows if r["twap_mid"] is not None)
+    twap = (
+        sum(r["twap_mid"] * r["covered_ms"] for r in rows if r["twap_mid"] is not None) / covered
+        if covered
+        else None
+    )
+    last = rows[-1]
+    return MinuteRow(
+        symbol=symbol,
+        market_index=last["market_index"],
+        timestamp=minute,
+        avg_bid=means["avg_bid"],
+        avg_ask=means["avg_ask"],
+        avg_spread=means["avg_spread"],
+        tick_count=ticks,
+        avg_mid=(means["avg_bid"] + means["avg_ask"]) / 2,
+        avg_spread_bps=means["avg_spread_bps"],
+        min_spread=min(r["min_spread"] for r in rows),
+        max_spread=max(r["max_spread"] for r in rows),
+        avg_bid_size=means["avg_bid_size"],
+        avg_ask_size=means["avg_ask_size"],
+        last_bid=last["last_bid"],
+        last_ask=last["last_ask"],
+        twap_mid=twap,
+        covered_ms=covered,
+        windows=len(rows),
+    )

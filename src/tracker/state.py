@@ -1,0 +1,59 @@
+"""What a tracker shard keeps in Durable Object storage, so it survives an eviction,
+a redeploy or a restart of `wrangler dev`: whether tracking is on, how far windows
+and minutes have been written, and the running totals the stats report."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+
+@dataclass
+class Totals:
+    """Counters summed over every connection of the current tracking run."""
+
+    messages: int = 0
+    reconnects: int = 0
+    gaps: int = 0
+    malformed: int = 0
+    late_frames: int = 0
+    errors: int = 0
+    crossed: int = 0
+    one_sided: int = 0
+    flush_failures: int = 0
+    windows_flushed: int = 0
+    windows_lost: int = 0
+    rows_written: int = 0
+
+
+@dataclass
+class TrackerState:
+    tracking: bool = False
+    started_at: int | None = None  # ms
+    flushed_until: int = 0  # end of the newest window handed to D1 (ms)
+    minutes_rolled_until: int = 0  # end of the newest minute rolled up (ms)
+    totals: Totals = field(default_factory=Totals)
+    # The most recent windows lost to an eviction/restart: [{"from": ms, "to": ms}]
+    lost_ranges: list[dict] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str | None) -> TrackerState:
+        if not text:
+            return cls()
+        raw = json.loads(text)
+        known = {f.name for f in fields(Totals)}
+        totals = Totals(**{k: v for k, v in raw.pop("totals", {}).items() if k in known})
+        own = {f.name for f in fields(cls)}
+        return cls(totals=totals, **{k: v for k, v in raw.items() if k in own})
+
+    def record_lost(self, start: int, end: int, window_ms: int, keep: int = 20) -> int:
+        """Windows [start, end) were never measured (the object was not running)."""
+        if end <= start:
+            return 0
+        lost = (end - start) // window_ms
+        self.totals.windows_lost += lost
+        self.lost_ranges = (self.lost_ranges + [{"from": start, "to": end}])[-keep:]
+        return lost
