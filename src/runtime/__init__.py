@@ -1,0 +1,1 @@
+"""Thin glue between the pure tracker (`src/tracker`) and the Workers runtime."""
