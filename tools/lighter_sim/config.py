@@ -1,0 +1,88 @@
+"""Run-time configuration of the simulator and its command line."""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Sequence
+
+
+@dataclass
+class SimConfig:
+    host: str = "127.0.0.1"
+    port: int = 0  # 0 = pick a free port; the chosen one is logged ("[Sim] listening on ...")
+    markets: int = 3  # perp markets, ids 0..N-1
+    spot: int = 0  # spot markets, ids 2048..
+    wide_ids: bool = False  # add markets 4095 (perp), 50000 (spot), 70000 (perp, above 16 bits)
+    hostile_symbol: bool = False  # add a perp whose symbol is an HTML/JS payload
+    inactive: int = 0  # add K perps with status "inactive" and an empty book
+    rate: float = 2.0  # book updates per second per subscribed market
+    seed: int = 1
+    levels: int = 20  # target levels per side
+    snapshot_depth: int = 0  # 0 = whole book in the snapshot, N = top N levels per side
+    snapshot_delay: float = 0.002  # seconds per queued snapshot: makes "in flight" real
+    tick: float = 0.02  # ticker period (s); updates are produced in batches per tick
+    ping_interval: float = 60.0  # server {"type":"ping"} period (s); 0 disables
+    pong_timeout: float = 20.0  # close 1008 "no pong" if no pong within this (s)
+    msg_limit: int = 200  # client messages per rolling window (30009 above)
+    msg_window: float = 60.0
+    limit_close_after: int = 5  # 30009 breaches within the window before closing 1008
+    max_subs: int = 500  # per connection (23001 above)
+    max_inflight: int = 50  # subscribes not yet answered with a snapshot (30010 above)
+    max_connections: int = 255  # open connections (23003 above)
+    rest_limit: int = 0  # REST requests per rolling minute before 429 (0 = no limit)
+    unsubscribe_ack: bool = False  # send {"type":"unsubscribed/order_book"} on unsubscribe
+    record_limit: int = 200_000  # record entries kept per connection
+    keep_closed: int = 100  # closed connections kept in /_sim/state and the record
+    max_queue: int = 200_000  # queued outbound frames before closing 1011 (slow consumer)
+    ws_compress: bool = False  # permessage-deflate (off: CPU goes to throughput)
+    quiet: bool = False  # no per-subscription log lines
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m lighter_sim",
+                                description="Local simulator of Lighter's public market-data API.")
+    d = SimConfig()
+    p.add_argument("--host", default=d.host)
+    p.add_argument("--port", type=int, default=d.port)
+    p.add_argument("--markets", type=int, default=d.markets, help="perp markets (ids from 0)")
+    p.add_argument("--spot", type=int, default=d.spot, help="spot markets (ids from 2048)")
+    p.add_argument("--wide-ids", action="store_true", help="add markets 4095, 50000 and 70000")
+    p.add_argument("--hostile-symbol", action="store_true",
+                   help="add a perp named <img src=x onerror=alert(1)>")
+    p.add_argument("--inactive", type=int, default=d.inactive,
+                   help="add K perps with status 'inactive' and an empty book")
+    p.add_argument("--rate", type=float, default=d.rate, help="updates/s per subscribed market")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--levels", type=int, default=d.levels, help="target levels per side")
+    p.add_argument("--snapshot-depth", type=int, default=d.snapshot_depth,
+                   help="levels per side in a snapshot (0 = all)")
+    p.add_argument("--snapshot-delay", type=float, default=d.snapshot_delay)
+    p.add_argument("--tick", type=float, default=d.tick)
+    p.add_argument("--ping-interval", type=float, default=d.ping_interval)
+    p.add_argument("--pong-timeout", type=float, default=d.pong_timeout)
+    p.add_argument("--msg-limit", type=int, default=d.msg_limit)
+    p.add_argument("--msg-window", type=float, default=d.msg_window)
+    p.add_argument("--limit-close-after", type=int, default=d.limit_close_after)
+    p.add_argument("--max-subs", type=int, default=d.max_subs)
+    p.add_argument("--max-inflight", type=int, default=d.max_inflight)
+    p.add_argument("--max-connections", type=int, default=d.max_connections)
+    p.add_argument("--rest-limit", type=int, default=d.rest_limit)
+    p.add_argument("--unsubscribe-ack", action="store_true")
+    p.add_argument("--record-limit", type=int, default=d.record_limit)
+    p.add_argument("--keep-closed", type=int, default=d.keep_closed)
+    p.add_argument("--max-queue", type=int, default=d.max_queue)
+    p.add_argument("--ws-compress", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def parse_args(argv: Sequence[str] | None = None) -> SimConfig:
+    ns = build_parser().parse_args(argv)
+    cfg = SimConfig(**{k: v for k, v in vars(ns).items()})
+    if not 1 <= cfg.markets <= 2000:
+        raise SystemExit("--markets must be 1..2000 (spot ids start at 2048)")
+    if not 0 <= cfg.spot <= 1000:
+        raise SystemExit("--spot must be 0..1000")
+    if cfg.levels < 4:
+        raise SystemExit("--levels must be at least 4")
+    return cfg
