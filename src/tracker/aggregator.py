@@ -168,6 +168,13 @@ class WindowAggregator:
         """The market's top of book stops being valid at `ts` (gap, crossed, one side empty)."""
         standing = self._standing.pop(market_id, None)
         if standing is not None and ts > standing[0] and ts >= self.flushed_until:
+            # The time up to `ts` is credited to ts's window even when the market has
+            # not ticked there yet (it may later in that window): make sure it has an
+            # accumulator there (no row comes of it unless a tick follows).
+            if not self._cur_start <= ts < self._cur_end:
+                self._switch_window(ts)
+            if market_id not in self._cur:
+                self._cur[market_id] = _Acc()
             self._credit(market_id, standing, ts)
 
     # -- closing windows (the alarm) ---------------------------------------
@@ -204,7 +211,10 @@ class WindowAggregator:
         return self._cur_start if self._cur_start >= 0 and self._cur_start in self._windows else None
 
     def current_markets(self) -> int:
-        return len(self._cur) if self.current_window_start is not None else 0
+        if self.current_window_start is None:
+            return 0
+        # Markets invalidated here before ticking have an (empty) accumulator too.
+        return sum(1 for acc in self._cur.values() if acc.ticks)
 
     def open_windows(self) -> int:
         return len(self._windows)

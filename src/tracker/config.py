@@ -55,6 +55,12 @@ class Config:
                 raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {raw!r}")
             return value
 
+        def whole(name: str, default: int, low: int, high: int) -> int:
+            value = number(name, default, low, high)
+            if value != int(value):  # SHARDS=1.5 must not silently become 1
+                raise ConfigError(f"{name} must be a whole number, got {text(name, None)!r}")
+            return int(value)
+
         window_s = number("WINDOW_SECONDS", 15, 1, 60)
         if window_s not in VALID_WINDOW_SECONDS:
             raise ConfigError(
@@ -74,7 +80,7 @@ class Config:
             snapshot_retention_ms=int(number("SNAPSHOT_RETENTION_MINUTES", 60, 1, 7 * 24 * 60) * 60_000),
             minute_retention_ms=int(number("MINUTE_RETENTION_HOURS", 24, 1, 24 * 365) * 3_600_000),
             stale_feed_ms=int(number("STALE_FEED_SECONDS", 30, 5, 3600) * 1000),
-            shards=int(number("SHARDS", 1, 1, 64)),
+            shards=whole("SHARDS", 1, 1, 64),
             admin_token=text("ADMIN_TOKEN", None),
             alert_webhook_url=text("ALERT_WEBHOOK_URL", None),
             alert_after_ms=int(number("ALERT_AFTER_MINUTES", 5, 1, 24 * 60) * 60_000),

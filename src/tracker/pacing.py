@@ -61,6 +61,7 @@ class SubscriptionPacer:
         """A snapshot arrived for `market_id`. True when that freed an in-flight slot."""
         self.subscribed.add(market_id)
         self._refusals.pop(market_id, None)
+        self._retry_at.pop(market_id, None)  # a book after a refusal: no retry needed
         return self.in_flight.pop(market_id, None) is not None
 
     def failed(self, market_id: int) -> None:
@@ -115,11 +116,21 @@ class SubscriptionPacer:
             return now_ms
         deadlines = [at + ACK_TIMEOUT_MS for at in self.in_flight.values()]
         deadlines += [now_ms if at is None else at for at in self._retry_at.values()]
-        if self._queue:
-            if len(self._sent_at) + 2 > self.max_per_minute and self._sent_at:
-                deadlines.append(self._sent_at[0] + RATE_WINDOW_MS)
-            elif len(self.in_flight) < self.max_in_flight:
+        # The queue head can go once the rate window has room for its cost, unless it
+        # waits for an in-flight slot (an ack or a timeout above frees one) or the
+        # connection is at its subscription cap (nothing frees that: no deadline).
+        if (
+            self._queue
+            and len(self.in_flight) < self.max_in_flight
+            and len(self.subscribed) + len(self.in_flight) < MAX_SUBSCRIPTIONS_PER_CONNECTION
+        ):
+            cost = 2 if self._queue[0][1] else 1
+            live = [at for at in self._sent_at if at > now_ms - RATE_WINDOW_MS]
+            excess = len(live) + cost - self.max_per_minute  # sends that must leave the window
+            if excess <= 0:
                 deadlines.append(now_ms)
+            elif excess <= len(live):
+                deadlines.append(live[excess - 1] + RATE_WINDOW_MS)
         return min(deadlines) if deadlines else None
 
     @property
@@ -130,4 +141,10 @@ class SubscriptionPacer:
         if market_id in self._queued:
             return
         self._queued.add(market_id)
-        self._queue.append((market_id, resubscribe))
+        if resubscribe:
+            # First in line: a market that was live (gap, ack timeout, refusal) must not
+            # lose its slot to markets never subscribed, and its unsubscribe must go out
+            # before any other subscribe takes the in-flight slot it was counted in.
+            self._queue.appendleft((market_id, resubscribe))
+        else:
+            self._queue.append((market_id, resubscribe))

@@ -1,0 +1,401 @@
+"""A deliberately naive reference for the tracker's order books and window statistics.
+
+Nothing here imports `src/tracker`: it restates, as plainly as possible, what the
+tracker documents, so the unit tests (and the integration tests, from the
+simulator's record of the frames it sent) can recompute the expected results and
+compare. Speed is no concern here; obviousness is.
+
+Order book
+    `NaiveBook` keeps each side as a dict of Decimal price -> Decimal size and finds
+    the best bid / ask with max() / min() over every level each time. A delta sets
+    a level's absolute size, size 0 removes it. Every update's begin_nonce must
+    equal the previous frame's nonce, otherwise the book is invalid until the next
+    snapshot.
+
+Window statistics (`expected_windows`)
+    Input: events in arrival order. An event is (market, ts_ms, kind, bid, bid_size,
+    ask, ask_size) with kind:
+      'tick'     the market's book is valid and two-sided with bid < ask after a frame
+                 stamped ts_ms; bid/ask/sizes are its top of book;
+      'invalid'  after a frame stamped ts_ms the market has no usable top of book
+                 (gap, crossed, one-sided, before its first snapshot);
+      'flush'    (market ignored) the tracker closed every window ending at or before
+                 ts_ms (close_until); ts_ms is floored to a window boundary.
+    Rules:
+      * windows are [k*window_ms, (k+1)*window_ms) of the exchange timestamp;
+      * a tick stamped before the newest flush boundary is LATE: it is counted and
+        never enters a window's statistics; its top of book still becomes the
+        market's standing top from the flush boundary on;
+      * every other tick enters the statistics of the window holding its timestamp:
+        avg_bid, avg_ask, avg_spread, avg_spread_bps (mean of spread/mid*1e4 per
+        tick), min/max spread, avg bid/ask sizes, tick_count, last bid/ask (the
+        last such tick in arrival order), avg_mid = (avg_bid + avg_ask) / 2;
+      * time weighting: a tick's mid stands from its timestamp until the market's
+        next tick or invalidation (each market keeps a clock that never runs
+        backwards: a tick stamped before the clock replaces the standing mid without
+        crediting any time), cut at window boundaries, at each flush boundary and at
+        the final close (`close_at`; None: windows simply end at their ends).
+        Time while a market has no standing top (after an invalidation, before its
+        first tick) is not covered. twap_mid = sum(mid * ms) / covered_ms, None when
+        covered_ms is 0;
+      * rows exist only for (market, window) pairs with at least one tick.
+
+Minute rows (`expected_minutes`)
+    Per (symbol, minute): tick-weighted means of the windows' means, min/max of their
+    spreads, last bid/ask of the newest window, twap weighted by covered_ms.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Iterable, NamedTuple
+
+MINUTE_MS = 60_000
+
+
+# ---------------------------------------------------------------------------
+# Order book
+# ---------------------------------------------------------------------------
+
+
+class NaiveBook:
+    """The obvious order book: dicts, max/min over all levels, a nonce chain."""
+
+    def __init__(self) -> None:
+        self.bids: dict[Decimal, Decimal] = {}
+        self.asks: dict[Decimal, Decimal] = {}
+        self.nonce: int | None = None
+        self.valid = False
+
+    @staticmethod
+    def _set(side: dict[Decimal, Decimal], levels: Iterable[tuple[Any, Any]]) -> None:
+        for price, size in levels:
+            p, s = Decimal(str(price)), Decimal(str(size))
+            if s == 0:
+                side.pop(p, None)
+            else:
+                side[p] = s
+
+    def snapshot(self, bids: Iterable, asks: Iterable, nonce: int) -> None:
+        self.bids, self.asks = {}, {}
+        self._set(self.bids, bids)
+        self._set(self.asks, asks)
+        self.nonce = nonce
+        self.valid = True
+
+    def update(self, bids: Iterable, asks: Iterable, begin_nonce: int, nonce: int) -> bool:
+        if not self.valid or begin_nonce != self.nonce:
+            self.valid = False
+            return False
+        self._set(self.bids, bids)
+        self._set(self.asks, asks)
+        self.nonce = nonce
+        return True
+
+    def best_bid(self) -> tuple[Decimal, Decimal] | None:
+        if not self.bids:
+            return None
+        price = max(self.bids)
+        return price, self.bids[price]
+
+    def best_ask(self) -> tuple[Decimal, Decimal] | None:
+        if not self.asks:
+            return None
+        price = min(self.asks)
+        return price, self.asks[price]
+
+    def top_event(self, market: int, ts_ms: int) -> "Event":
+        """The aggregator event this book's state amounts to after a frame at ts_ms."""
+        bb, ba = self.best_bid(), self.best_ask()
+        if not self.valid or bb is None or ba is None or bb[0] >= ba[0]:
+            return Event(market, ts_ms, "invalid")
+        return Event(market, ts_ms, "tick", float(bb[0]), float(bb[1]), float(ba[0]), float(ba[1]))
+
+
+# ---------------------------------------------------------------------------
+# Lighter frames, in the exact JSON shape of the captures
+# ---------------------------------------------------------------------------
+
+
+def book_frame(
+    market: int,
+    *,
+    ts_ms: int,
+    nonce: int,
+    begin_nonce: int = 0,
+    bids: Iterable[tuple[str, str]] = (),
+    asks: Iterable[tuple[str, str]] = (),
+    snapshot: bool = False,
+    offset: int = 1,
+) -> str:
+    """A `subscribed/order_book` (snapshot=True) or `update/order_book` frame."""
+    return json.dumps(
+        {
+            "channel": f"order_book:{market}",
+            "last_updated_at": ts_ms * 1000,
+            "offset": offset,
+            "order_book": {
+                "code": 0,
+                "asks": [{"price": p, "size": s} for p, s in asks],
+                "bids": [{"price": p, "size": s} for p, s in bids],
+                "offset": offset,
+                "nonce": nonce,
+                "last_updated_at": ts_ms * 1000,
+                "begin_nonce": 0 if snapshot else begin_nonce,
+            },
+            "timestamp": ts_ms,
+            "type": "subscribed/order_book" if snapshot else "update/order_book",
+        }
+    )
+
+
+# ---------------------------------------------------------------------------
+# Window statistics
+# ---------------------------------------------------------------------------
+
+
+class Event(NamedTuple):
+    market: int
+    ts_ms: int
+    kind: str  # 'tick' | 'invalid' | 'flush'
+    bid: float | None = None
+    bid_size: float | None = None
+    ask: float | None = None
+    ask_size: float | None = None
+
+
+def _event(raw: Any) -> Event:
+    if isinstance(raw, Event):
+        return raw
+    if isinstance(raw, dict):
+        return Event(**raw)
+    return Event(*raw)
+
+
+def events_from_sim_record(records: Iterable[dict], *, split_connections: bool = True) -> list[Event]:
+    """Simulator record entries (in the order sent) -> events.
+
+    A record with `valid` true and both sides present with bid < ask is a tick of
+    its top of book; anything else is an invalidation of that market.
+
+    With `split_connections` (and records carrying `conn_id`), where one
+    connection's records end and the next one's begin, every market seen on the
+    old connection is invalidated at the timestamp of its last record: the tracker
+    lets no top of book stand through a disconnect (it invalidates its books at the
+    last frame's timestamp when it drops a connection).
+    """
+    events: list[Event] = []
+    conn = None
+    seen: list[int] = []
+    last_ts = None
+    for r in records:
+        market, ts = int(r["market_id"]), int(r["timestamp_ms"])
+        if split_connections and r.get("conn_id") != conn:
+            if conn is not None and last_ts is not None:
+                events.extend(Event(m, last_ts, "invalid") for m in seen)
+            conn, seen = r.get("conn_id"), []
+        if market not in seen:
+            seen.append(market)
+        last_ts = ts
+        bid, ask = r.get("best_bid"), r.get("best_ask")
+        bid_size, ask_size = r.get("best_bid_size"), r.get("best_ask_size")
+        if (
+            r.get("valid")
+            and None not in (bid, ask, bid_size, ask_size)
+            and Decimal(str(bid)) < Decimal(str(ask))
+        ):
+            events.append(Event(market, ts, "tick", float(bid), float(bid_size), float(ask), float(ask_size)))
+        else:
+            events.append(Event(market, ts, "invalid"))
+    return events
+
+
+@dataclass
+class _Window:
+    ticks: list[tuple[float, float, float, float]] = field(default_factory=list)
+
+
+@dataclass
+class Replay:
+    """Everything `replay` works out: rows per (market, window start) and late ticks."""
+
+    windows: dict[tuple[int, int], dict]
+    late_ticks: int
+    segments: list[tuple[int, int, int, float]]  # (market, from_ms, to_ms, mid)
+
+
+def replay(
+    events: Iterable[Any],
+    window_ms: int,
+    *,
+    flushed_until: int = 0,
+    close_at: int | None = None,
+) -> Replay:
+    ticks: dict[tuple[int, int], list[tuple[float, float, float, float]]] = {}
+    segments: list[tuple[int, int, int, float]] = []
+    standing: dict[int, list] = {}  # market -> [since_ms, mid]
+    late = 0
+
+    for e in map(_event, events):
+        if e.kind == "flush":
+            boundary = e.ts_ms - e.ts_ms % window_ms
+            if boundary > flushed_until:
+                flushed_until = boundary
+                for market, (since, mid) in standing.items():
+                    if since < boundary:
+                        segments.append((market, since, boundary, mid))
+                        standing[market] = [boundary, mid]
+            continue
+        if e.kind == "invalid":
+            old = standing.pop(e.market, None)
+            if old is not None and e.ts_ms > old[0]:
+                segments.append((e.market, old[0], e.ts_ms, old[1]))
+            continue
+        if e.kind != "tick":
+            raise ValueError(f"unknown event kind {e.kind!r}")
+        mid = (e.bid + e.ask) / 2
+        old = standing.get(e.market)
+        if e.ts_ms < flushed_until:
+            late += 1
+            standing[e.market] = [flushed_until if old is None else old[0], mid]
+            continue
+        start = e.ts_ms - e.ts_ms % window_ms
+        ticks.setdefault((e.market, start), []).append((e.bid, e.bid_size, e.ask, e.ask_size))
+        if old is None:
+            standing[e.market] = [e.ts_ms, mid]
+        elif e.ts_ms > old[0]:
+            segments.append((e.market, old[0], e.ts_ms, old[1]))
+            standing[e.market] = [e.ts_ms, mid]
+        else:  # stamped before the market's clock: new mid, clock unchanged
+            standing[e.market] = [old[0], mid]
+
+    end_of_time = close_at if close_at is not None else float("inf")
+    for market, (since, mid) in standing.items():
+        if end_of_time > since:
+            segments.append((market, since, end_of_time, mid))
+
+    windows = {}
+    for (market, start), tick_list in ticks.items():
+        end = start + window_ms
+        covered = 0
+        weighted = 0.0
+        for seg_market, a, b, mid in segments:
+            if seg_market != market:
+                continue
+            overlap = min(b, end) - max(a, start)
+            if overlap > 0:
+                covered += overlap
+                weighted += mid * overlap
+        windows[(market, start)] = _window_row(market, start, window_ms, tick_list, covered, weighted)
+    return Replay(windows=windows, late_ticks=late, segments=segments)
+
+
+def _window_row(market, start, window_ms, tick_list, covered, weighted) -> dict:
+    n = len(tick_list)
+    bids = [t[0] for t in tick_list]
+    asks = [t[2] for t in tick_list]
+    spreads = [ask - bid for bid, _, ask, _ in tick_list]
+    bps = [(ask - bid) / ((bid + ask) / 2) * 10_000 for bid, _, ask, _ in tick_list]
+    avg_bid = sum(bids) / n
+    avg_ask = sum(asks) / n
+    covered = int(covered)
+    return {
+        "market_index": market,
+        "timestamp": start,
+        "avg_bid": avg_bid,
+        "avg_ask": avg_ask,
+        "avg_spread": sum(spreads) / n,
+        "tick_count": n,
+        "avg_mid": (avg_bid + avg_ask) / 2,
+        "avg_spread_bps": sum(bps) / n,
+        "min_spread": min(spreads),
+        "max_spread": max(spreads),
+        "avg_bid_size": sum(t[1] for t in tick_list) / n,
+        "avg_ask_size": sum(t[3] for t in tick_list) / n,
+        "last_bid": tick_list[-1][0],
+        "last_ask": tick_list[-1][2],
+        "twap_mid": weighted / covered if covered else None,
+        "covered_ms": covered,
+        "window_ms": window_ms,
+    }
+
+
+def expected_windows(
+    events: Iterable[Any],
+    window_ms: int,
+    *,
+    flushed_until: int = 0,
+    close_at: int | None = None,
+) -> dict[tuple[int, int], dict]:
+    """(market, window start) -> the row the tracker should write for that window."""
+    return replay(events, window_ms, flushed_until=flushed_until, close_at=close_at).windows
+
+
+def expected_late_ticks(events: Iterable[Any], window_ms: int, *, flushed_until: int = 0) -> int:
+    return replay(events, window_ms, flushed_until=flushed_until).late_ticks
+
+
+# ---------------------------------------------------------------------------
+# Minute rows
+# ---------------------------------------------------------------------------
+
+_MEANS = ("avg_bid", "avg_ask", "avg_spread", "avg_spread_bps", "avg_bid_size", "avg_ask_size")
+
+
+def expected_minutes(window_rows: Iterable[dict]) -> dict[tuple[str, int], dict]:
+    """(symbol, minute start) -> the minute row rolled up from window rows (dicts as D1
+    returns them: symbol, market_index, timestamp, the statistics, covered_ms)."""
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for row in window_rows:
+        if row["tick_count"] <= 0:
+            continue
+        minute = row["timestamp"] - row["timestamp"] % MINUTE_MS
+        groups.setdefault((row["symbol"], minute), []).append(row)
+    out = {}
+    for (symbol, minute), rows in groups.items():
+        newest = max(rows, key=lambda r: r["timestamp"])
+        ticks = sum(r["tick_count"] for r in rows)
+        minute_row = {
+            "symbol": symbol,
+            "market_index": newest["market_index"],
+            "timestamp": minute,
+            "tick_count": ticks,
+            "windows": len(rows),
+            "min_spread": min(r["min_spread"] for r in rows),
+            "max_spread": max(r["max_spread"] for r in rows),
+            "last_bid": newest["last_bid"],
+            "last_ask": newest["last_ask"],
+        }
+        for name in _MEANS:
+            minute_row[name] = sum(r[name] * r["tick_count"] for r in rows) / ticks
+        minute_row["avg_mid"] = (minute_row["avg_bid"] + minute_row["avg_ask"]) / 2
+        timed = [r for r in rows if r["twap_mid"] is not None and r["covered_ms"] > 0]
+        covered = sum(r["covered_ms"] for r in timed)
+        minute_row["covered_ms"] = covered
+        minute_row["twap_mid"] = sum(r["twap_mid"] * r["covered_ms"] for r in timed) / covered if covered else None
+        out[(symbol, minute)] = minute_row
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Comparing
+# ---------------------------------------------------------------------------
+
+
+def close_enough(a: Any, b: Any, rel: float = 1e-9, abs_tol: float = 1e-9) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return abs(a - b) <= max(rel * max(abs(a), abs(b)), abs_tol)
+    return a == b
+
+
+def row_mismatches(actual: dict, expected: dict, rel: float = 1e-9) -> list[str]:
+    """Field-by-field differences between a produced row and the reference's ('' if equal)."""
+    return [
+        f"{name}: got {actual.get(name)!r}, expected {value!r}"
+        for name, value in expected.items()
+        if not close_enough(actual.get(name), value, rel)
+    ]

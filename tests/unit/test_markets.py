@@ -1,0 +1,110 @@
+"""GET /api/v1/orderBooks parsing on the captures, bad payloads, and sharding."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from tracker.markets import Market, MarketListError, parse_order_books, shard_of
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "lighter"
+
+
+def load(name: str) -> dict:
+    return json.loads((FIXTURES / name).read_text())
+
+
+def test_mainnet_capture():
+    assert parse_order_books(load("http_order_books.json")) == [
+        Market(market_index=0, symbol="ETH", market_type="perp", status="active", price_decimals=2, size_decimals=4)
+    ]
+
+
+def test_widened_ids_and_spot_symbol_with_a_slash():
+    markets = parse_order_books(load("http_order_books_widened_ids.json"))
+    assert [(m.market_index, m.symbol, m.market_type) for m in markets] == [
+        (4095, "ETH", "perp"),
+        (50000, "FUTURE/USDC", "spot"),
+    ]
+    assert all(m.active for m in markets)
+    assert markets[1].price_decimals == 2 and markets[1].size_decimals == 4
+
+
+def test_order_book_details_capture_is_not_an_order_books_answer():
+    """The details endpoint answers `order_book_details`, not `order_books`: refused clearly."""
+    with pytest.raises(MarketListError, match="no order_books list"):
+        parse_order_books(load("http_order_book_details.json"))
+
+
+def test_details_entries_parse_as_markets_when_listed_under_order_books():
+    details = load("http_order_book_details.json")
+    payload = {"code": 200, "order_books": details["order_book_details"]}
+    (market,) = parse_order_books(payload)
+    assert (market.market_index, market.symbol, market.price_decimals, market.size_decimals) == (0, "ETH", 2, 4)
+
+
+def test_sorted_by_id_and_duplicates_collapse():
+    payload = load("http_order_books_widened_ids.json")
+    entries = payload["order_books"]
+    payload["order_books"] = [entries[1], entries[0], {**entries[0], "status": "inactive"}]
+    markets = parse_order_books(payload)
+    assert [m.market_index for m in markets] == [4095, 50000]
+    assert markets[0].status == "inactive" and not markets[0].active
+
+
+def test_old_success_code_and_optional_fields():
+    payload = {"code": 100, "order_books": [{"symbol": "SOL", "market_id": 2}]}
+    assert parse_order_books(payload) == [
+        Market(market_index=2, symbol="SOL", market_type="perp", status="active", price_decimals=None, size_decimals=None)
+    ]
+    payload["order_books"][0]["supported_price_decimals"] = "2"  # not an int: unknown
+    assert parse_order_books(payload)[0].price_decimals is None
+
+
+def test_empty_market_list():
+    assert parse_order_books({"code": 200, "order_books": []}) == []
+
+
+def _entry(**changes):
+    entry = copy.deepcopy(load("http_order_books.json")["order_books"][0])
+    entry.update(changes)
+    return entry
+
+
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        (None, "not a JSON object"),
+        ([], "not a JSON object"),
+        ("ok", "not a JSON object"),
+        ({"order_books": []}, "code None"),
+        ({"code": 23000, "message": "Too Many Requests!"}, "code 23000: Too Many Requests!"),
+        ({"code": "200", "order_books": []}, "code '200'"),
+        ({"code": 200}, "no order_books list"),
+        ({"code": 200, "order_books": {"0": {}}}, "no order_books list"),
+        ({"code": 200, "order_books": ["ETH"]}, "entry is not an object"),
+        ({"code": 200, "order_books": [_entry(market_id="0")]}, "market_id is not a valid id"),
+        ({"code": 200, "order_books": [_entry(market_id=-1)]}, "market_id is not a valid id"),
+        ({"code": 200, "order_books": [_entry(market_id=1.0)]}, "market_id is not a valid id"),
+        ({"code": 200, "order_books": [_entry(market_id=True)]}, "market_id is not a valid id"),
+        ({"code": 200, "order_books": [_entry(market_id=2**53)]}, "market_id is not a valid id"),
+        ({"code": 200, "order_books": [_entry(market_id=None)]}, "market_id is not a valid id"),
+        ({"code": 200, "order_books": [_entry(symbol="")]}, "market 0 has no symbol"),
+        ({"code": 200, "order_books": [_entry(symbol=5)]}, "market 0 has no symbol"),
+    ],
+)
+def test_bad_payloads(payload, message):
+    with pytest.raises(MarketListError) as info:
+        parse_order_books(payload)
+    assert message in str(info.value)
+
+
+def test_shards_are_stable_and_cover_every_shard():
+    ids = [0, 1, 2, 2048, 4095, 50000, 2**53 - 1]
+    assert [shard_of(m, 1) for m in ids] == [0] * len(ids)
+    assert [shard_of(m, 4) for m in ids] == [m % 4 for m in ids]
+    assert {shard_of(m, 3) for m in range(300)} == {0, 1, 2}
+    assert all(0 <= shard_of(m, 64) < 64 for m in ids)
