@@ -3,17 +3,20 @@
 The class is only its lifecycle hooks: `fetch` (control requests from the Worker
 and dashboard WebSocket upgrades), `alarm` (the window clock), and the dashboard
 socket events. All the work happens in `TrackingSession`; all the talking to
-dashboards in `DashboardHub`.
+dashboards in `DashboardHub` (on shard 0, which the other shards relay to).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 from urllib.parse import urlparse
 
 from workers import DurableObject
 
 from tracker.config import Config
 
+from . import shards
 from .dashboard_hub import DashboardHub
 from .http import json_response
 from .log import ActivityLog
@@ -29,37 +32,53 @@ def shard_from_name(name: str | None) -> int:
 class LighterTracker(DurableObject):
     def __init__(self, ctx, env):
         super().__init__(ctx, env)
-        config = Config.from_env(lambda name: getattr(env, name, None))
+        self.config = Config.from_env(lambda name: getattr(env, name, None))
         shard = shard_from_name(getattr(ctx.id, "name", None))
         self.log = ActivityLog(shard)
-        self.hub = DashboardHub(ctx, self.log)
-        self.session = TrackingSession(ctx.storage, env.DB, config, shard, self.log)
+        self.session = TrackingSession(ctx.storage, env.DB, self.config, shard, self.log)
+        self.hub = DashboardHub(ctx, self.log, self._all_stats)
+        if shard != 0:
+            self.log.listeners.append(self._relay_to_hub)
         self.log.info("Lighter", f"tracker object created (shard {shard})")
 
     async def fetch(self, request):
         path = urlparse(request.url).path
         await self.session.ensure_running()
         if path == "/ws":
-            return self.hub.accept(self.session.stats())
+            return await self.hub.accept()
         if path == "/start":
             return json_response(await self.session.start())
         if path == "/stop":
             return json_response(await self.session.stop())
         if path == "/stats":
             return json_response(self.session.stats())
-        if path == "/log":
-            return json_response({"log": list(self.log.recent)})
+        if path == "/relay":  # a log line from another shard, for the dashboards here
+            self.hub.push_log(json.loads(await request.text()))
+            return json_response({"ok": True})
         return json_response({"error": f"unknown tracker route {path}"}, 404)
 
     async def alarm(self, *args):
         await self.session.on_alarm()
-        self.hub.broadcast({"type": "stats", "stats": self.session.stats()})
+        await self.hub.push_stats()
 
     async def webSocketMessage(self, ws, message):
-        self.hub.on_message(ws, message, self.session.stats)
+        await self.hub.on_message(ws, message)
 
     async def webSocketClose(self, ws, code, reason, was_clean):
         self.hub.on_close(ws, code)
 
     async def webSocketError(self, ws, error):
         self.hub.on_close(ws, 1011)
+
+    async def _all_stats(self) -> dict:
+        """Stats for dashboards: this shard's, summed with the others' when sharded."""
+        mine = self.session.stats()
+        if self.config.shards == 1:
+            return mine
+        others = await shards.call_all(self.env, self.config, "/stats", skip=self.session.shard)
+        return shards.combine(sorted([mine, *others], key=lambda s: s["shard"]))
+
+    def _relay_to_hub(self, entry: dict) -> None:
+        asyncio.ensure_future(
+            shards.stub(self.env, 0).fetch("https://tracker/relay", method="POST", body=json.dumps(entry))
+        )

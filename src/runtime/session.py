@@ -22,6 +22,7 @@ from tracker import protocol, sql
 from tracker.aggregator import ClosedWindow, WindowAggregator
 from tracker.config import Config
 from tracker.feed import LighterFeed
+from tracker.memory import state_report
 from tracker.markets import ORDER_BOOKS_PATH, Market, MarketListError, parse_order_books, shard_of
 from tracker.reconnect import Backoff, FeedWatchdog
 from tracker.rollup import MINUTE_MS, rollup_minutes
@@ -91,6 +92,7 @@ class TrackingSession:
         state.flushed_until = now - now % self.config.window_ms
         state.minutes_rolled_until = now - now % MINUTE_MS
         self.aggregator = WindowAggregator(self.config.window_ms, state.flushed_until)
+        self.markets = {}  # a new run reads Lighter's market list afresh
         self.backoff.reset()
         await self._save()
         self.log.info("Lighter", f"starting: shard {self.shard + 1}/{self.config.shards}, {self.config.ws_url}")
@@ -189,8 +191,27 @@ class TrackingSession:
     def _on_text(self, text: str) -> None:
         # The hot path: one call into the pure feed; the clock is read only when
         # the feed has something to send (an ack freed a slot, a pong, a resubscribe).
-        if self.feed.on_text(text):
-            self._send(self.feed.drain(now_ms()))
+        try:
+            if self.feed.on_text(text):
+                self._send(self.feed.drain(now_ms()))
+        except Exception as exc:  # a bug must cost one frame, never the connection
+            self._frame_failed(exc, text)
+
+    def _frame_failed(self, exc: Exception, text: str) -> None:
+        self.state.totals.errors += 1
+        self.last_error = f"frame handling failed: {exc!r}"
+        self.log.error("Lighter", f"frame handling failed ({exc!r}); frame: {str(text)[:300]}")
+        market_id = protocol.channel_market_id(_channel_of(text))
+        book = self.feed.books.get(market_id) if market_id is not None else None
+        if book is not None:
+            self.log.error(
+                "Lighter",
+                f"market {market_id} book: {len(book.bids)} bids/{len(book.bid_prices)} prices, "
+                f"{len(book.asks)} asks/{len(book.ask_prices)} prices; resubscribing",
+            )
+            book.invalidate()
+            self.aggregator.invalidate(market_id, self.feed.last_timestamp or 0)
+            self.feed.pacer.resubscribe(market_id)
 
     def _on_down(self, why: str) -> None:
         self._drop_feed(reason=None)
@@ -223,6 +244,11 @@ class TrackingSession:
     def _drop_feed(self, reason: str | None) -> None:
         """Forget the connection: fold its counters into the totals, close it."""
         if self.feed is not None:
+            # Without the socket the books are unknown from the last frame on:
+            # no top of book stands through a disconnect.
+            if self.aggregator is not None and self.feed.last_timestamp is not None:
+                for market_id in self.feed.books:
+                    self.aggregator.invalidate(market_id, self.feed.last_timestamp)
             counters = self.feed.counters
             totals = self.state.totals
             totals.messages += counters.messages
@@ -442,6 +468,7 @@ class TrackingSession:
             "lastFlush": self.last_flush,
             "reconnectAt": self.reconnect_at,
             "lastError": self.last_error,
+            "memoryBytes": state_report(feed.books if feed else {}, aggregator),
             "aggregator": {
                 "currentSymbols": aggregator.current_markets() if aggregator else 0,
                 "windowElapsed": (now - window_start) / 1000 if window_start is not None else 0,
@@ -449,3 +476,10 @@ class TrackingSession:
                 "openWindows": aggregator.open_windows() if aggregator else 0,
             },
         }
+
+
+def _channel_of(text: str) -> str | None:
+    try:
+        return json.loads(text).get("channel")
+    except Exception:
+        return None

@@ -6,13 +6,7 @@ import asyncio
 import json
 
 from tracker.config import Config
-
-# Counters that add up across shards in /api/stats.
-SUMMED = (
-    "markets", "subscribed", "validBooks", "messagesReceived", "reconnects", "gaps", "malformed",
-    "errors", "crossed", "oneSided", "lateFrames", "flushFailures", "windowsFlushed", "windowsLost",
-    "pendingWindows",
-)
+from tracker.shardstats import combine  # noqa: F401  (re-exported for the API)
 
 
 def shard_name(shard: int) -> str:
@@ -28,23 +22,6 @@ async def call(env, shard: int, path: str, method: str = "GET") -> dict:
     return json.loads(await response.text())
 
 
-async def call_all(env, config: Config, path: str, method: str = "GET") -> list[dict]:
-    return list(await asyncio.gather(*(call(env, s, path, method) for s in range(config.shards))))
-
-
-def combine(per_shard: list[dict]) -> dict:
-    """Sum the shards' stats into one view (shard 0's fields as the base)."""
-    total = dict(per_shard[0])
-    total.pop("shard", None)
-    for key in SUMMED:
-        total[key] = sum(s.get(key) or 0 for s in per_shard)
-    total["isTracking"] = any(s["isTracking"] for s in per_shard)
-    total["connected"] = all(s["connected"] for s in per_shard) if total["isTracking"] else False
-    stamps = [s["lastMessageAt"] for s in per_shard if s.get("lastMessageAt")]
-    total["lastMessageAt"] = max(stamps) if stamps else None
-    total["aggregator"] = {
-        "currentSymbols": sum(s["aggregator"]["currentSymbols"] for s in per_shard),
-        "windowElapsed": max(s["aggregator"]["windowElapsed"] for s in per_shard),
-    }
-    total["shards"] = per_shard
-    return total
+async def call_all(env, config: Config, path: str, method: str = "GET", skip: int | None = None) -> list[dict]:
+    targets = [s for s in range(config.shards) if s != skip]
+    return list(await asyncio.gather(*(call(env, s, path, method) for s in targets)))
