@@ -71,7 +71,12 @@ class TrackingSession:
 
     async def load(self) -> TrackerState:
         if self.state is None:
-            self.state = TrackerState.from_json(await self.storage.get(STATE_KEY))
+            stored = await self.storage.get(STATE_KEY)
+            try:
+                self.state = TrackerState.from_json(stored)
+            except ValueError as exc:  # unreadable: start clean rather than never start
+                self.log.error("Lighter", f"stored state unreadable, starting clean: {exc}")
+                self.state = TrackerState()
             self.log.info("Lighter", f"loaded state: tracking={'on' if self.state.tracking else 'off'}")
         return self.state
 
@@ -304,7 +309,9 @@ class TrackingSession:
             await d1.run_batch(self.db, statements)
         except Exception as exc:
             self.log.error("Lighter", f"could not save markets to D1: {exc}")
-        self.log.info("Lighter", f"markets loaded: {len(mine)} active of {len(markets)} listed")
+        active = sum(1 for m in markets if m.active)
+        where = f" ({len(mine)} on shard {self.shard + 1}/{self.config.shards})" if self.config.shards > 1 else ""
+        self.log.info("Lighter", f"markets loaded: {active} active of {len(markets)} listed{where}")
         return bool(mine)
 
     async def _markets_from_d1(self) -> bool:

@@ -161,6 +161,8 @@ class LighterFeed:
         if market_id is not None and market_id in self.books:
             if frame.code in (ERR_FAILED_TO_SUBSCRIBE, ERR_ALREADY_SUBSCRIBED):
                 self.books[market_id].invalidate()
+                if self.last_timestamp is not None:
+                    self.aggregator.invalidate(market_id, self.last_timestamp)
                 self.pacer.failed(market_id)
                 return True
         return False

@@ -44,16 +44,21 @@ class TrackerState:
         if not text:
             return cls()
         raw = json.loads(text)
+        if not isinstance(raw, dict):
+            raise ValueError(f"stored tracker state is not an object: {text[:80]!r}")
         known = {f.name for f in fields(Totals)}
-        totals = Totals(**{k: v for k, v in raw.pop("totals", {}).items() if k in known})
+        stored_totals = raw.pop("totals", None)
+        if not isinstance(stored_totals, dict):
+            stored_totals = {}
+        totals = Totals(**{k: v for k, v in stored_totals.items() if k in known})
         own = {f.name for f in fields(cls)}
         return cls(totals=totals, **{k: v for k, v in raw.items() if k in own})
 
     def record_lost(self, start: int, end: int, window_ms: int, keep: int = 20) -> int:
         """Windows [start, end) were never measured (the object was not running)."""
-        if end <= start:
-            return 0
         lost = (end - start) // window_ms
+        if lost <= 0:
+            return 0
         self.totals.windows_lost += lost
         self.lost_ranges = (self.lost_ranges + [{"from": start, "to": end}])[-keep:]
         return lost
