@@ -33,13 +33,16 @@ async def first(db, sql: str, *params) -> dict | None:
     return rows[0] if rows else None
 
 
-async def run_batch(db, statements: list[Statement]) -> int:
-    """Run statements in batches of BATCH_SIZE; returns rows written. Raises on failure."""
-    written = 0
+async def run_batch(db, statements: list[Statement]) -> list[dict]:
+    """Run statements in batches of BATCH_SIZE; returns each statement's `meta`
+    (changes, rows_written, duration, ...). Raises on failure."""
+    metas = []
     for i in range(0, len(statements), BATCH_SIZE):
         chunk = statements[i : i + BATCH_SIZE]
         results = await db.batch([db.prepare(sql).bind(*params) for sql, params in chunk])
-        for result in results:
-            meta = _field(result, "meta") or {}
-            written += int(meta.get("rows_written") or 0)
-    return written
+        metas += [_field(result, "meta") or {} for result in results]
+    return metas
+
+
+def rows_written(metas: list[dict]) -> int:
+    return sum(int(meta.get("rows_written") or 0) for meta in metas)

@@ -23,6 +23,7 @@ from tracker.aggregator import ClosedWindow, WindowAggregator
 from tracker.config import Config
 from tracker.feed import LighterFeed
 from tracker.memory import state_report
+from tracker.pacing import MAX_SUBSCRIPTIONS_PER_CONNECTION
 from tracker.markets import ORDER_BOOKS_PATH, Market, MarketListError, parse_order_books, shard_of
 from tracker.reconnect import Backoff, FeedWatchdog
 from tracker.rollup import MINUTE_MS, rollup_minutes
@@ -98,6 +99,7 @@ class TrackingSession:
         state.minutes_rolled_until = now - now % MINUTE_MS
         self.aggregator = WindowAggregator(self.config.window_ms, state.flushed_until)
         self.markets = {}  # a new run reads Lighter's market list afresh
+        self.connections = 0
         self.backoff.reset()
         await self._save()
         self.log.info("Lighter", f"starting: shard {self.shard + 1}/{self.config.shards}, {self.config.ws_url}")
@@ -178,6 +180,14 @@ class TrackingSession:
         if self.connections > 1:
             self.state.totals.reconnects += 1
         market_ids = sorted(self.markets)
+        if len(market_ids) > MAX_SUBSCRIPTIONS_PER_CONNECTION:
+            needed = -(-len(market_ids) * self.config.shards // MAX_SUBSCRIPTIONS_PER_CONNECTION)
+            self.log.error(
+                "Lighter",
+                f"{len(market_ids)} markets exceed Lighter's {MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions "
+                f"per connection: only the first {MAX_SUBSCRIPTIONS_PER_CONNECTION} are tracked; "
+                f"set SHARDS to {needed} or more",
+            )
         self.feed = LighterFeed(market_ids, self.aggregator, log=self.log)
         self.watchdog.reset(self._messages(), now_ms())
         self.last_ping_at = now_ms()
@@ -362,7 +372,7 @@ class TrackingSession:
         statements.append((sql.PRUNE_MINUTES, (started - self.config.minute_retention_ms,)))
         statements.append((sql.UPSERT_STATS, self._stats_row(started)))
         try:
-            written = await d1.run_batch(self.db, statements)
+            metas = await d1.run_batch(self.db, statements)
         except Exception as exc:
             state.totals.flush_failures += 1
             self.last_error = f"D1 flush: {exc}"
@@ -373,8 +383,14 @@ class TrackingSession:
             return
         windows = len(self.pending)
         state.totals.windows_flushed += windows
-        state.totals.rows_written += written
+        state.totals.rows_written += d1.rows_written(metas)
         self.pending = []
+        pruned_snapshots, pruned_minutes = (int(m.get("changes") or 0) for m in metas[-3:-1])
+        if pruned_snapshots or pruned_minutes:
+            self.log.info(
+                "Aggregator",
+                f"cleaned {pruned_snapshots} window rows and {pruned_minutes} minute rows past retention",
+            )
         if rows:
             self.log.info(
                 "Aggregator",

@@ -248,6 +248,32 @@ def test_restart_of_wrangler_dev_resumes_tracking_by_itself(worker, simulator):
     assert "resum" in worker.log_text()
 
 
+def test_failed_d1_write_is_retried_not_dropped(worker, simulator):
+    """Lock the local D1 database file for a whole window: a real write failure."""
+    wait_live(worker, simulator)
+    before = stats(worker)
+    files = [p for p in Path(worker.persist_dir).glob("v3/d1/miniflare-D1DatabaseObject/*.sqlite") if p.name != "metadata.sqlite"]
+    lock = sqlite3.connect(files[0], timeout=30, isolation_level=None)
+    try:
+        lock.execute("BEGIN EXCLUSIVE")
+        failing = worker.wait_json(
+            "/api/stats", lambda s: s["flushFailures"] > before["flushFailures"] and s["pendingWindows"] > 0,
+            timeout=45,
+        )
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    assert "D1" in (failing["lastError"] or "")
+    # The next alarm writes the kept windows: nothing pending, and no window missing.
+    worker.wait_json("/api/stats", lambda s: s["pendingWindows"] == 0, timeout=45)
+    starts = sorted({r["timestamp"] for r in d1_rows(
+        worker, "SELECT DISTINCT timestamp FROM lighter_snapshots WHERE timestamp >= ?",
+        failing["flushedUntil"] - 2 * WINDOW_MS,
+    )})
+    assert starts == list(range(starts[0], starts[-1] + WINDOW_MS, WINDOW_MS)), starts
+    assert "will retry" in worker.log_text()
+
+
 def test_values_still_match_and_nothing_is_duplicated(worker, simulator):
     wait_flushes(worker, 1)
     assert_windows_match_reference(worker, simulator)
