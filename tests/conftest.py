@@ -1,0 +1,231 @@
+"""Shared pytest fixtures: the Lighter simulator and ONE `wrangler dev` per session.
+
+    def test_something(worker, simulator):
+        r = worker.get("/api/stats")                 # requests.Response
+        worker.post("/api/start", headers=worker.admin_headers)
+        simulator.control("gap", market_id=0)        # POST /_sim/gap, JSON in/out
+        worker.wait_json("/api/stats", lambda s: s["isTracking"])
+        worker.restart()                             # same port + persist dir
+
+Tests under tests/integration/ get the `integration` marker automatically.
+Nothing is skipped for a missing tool: scripts/setup (run by scripts/test)
+installs everything. Logs of the session's processes land in tests/artifacts/.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import requests
+
+import devstack  # tools/ is on pythonpath (pyproject [tool.pytest.ini_options])
+
+ROOT = devstack.ROOT
+# LOT_ARTIFACTS lets concurrent test sessions keep their logs apart.
+ARTIFACTS = Path(os.environ.get("LOT_ARTIFACTS") or ROOT / "tests" / "artifacts")
+ADMIN_TOKEN = "test-token"
+SIM_MARKETS = 6
+SIM_RATE = 20
+SIM_SEED = 7
+STALE_FEED_SECONDS = 10
+SHARDS = 2
+
+
+# lighter-sdk imports py_ecc, which raises the recursion limit to 100000 for
+# the whole process at import time. Deeply nested input (json.loads("[" * 10**5))
+# then overflows the C stack and segfaults pytest instead of raising
+# RecursionError. Put the interpreter default back before every test
+# (hypothesis still raises it temporarily inside its own tests).
+_DEFAULT_RECURSION_LIMIT = 1000
+
+
+@pytest.fixture(autouse=True)
+def _restore_recursion_limit():
+    if sys.getrecursionlimit() > _DEFAULT_RECURSION_LIMIT:
+        sys.setrecursionlimit(_DEFAULT_RECURSION_LIMIT)
+    yield
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    integration_dir = ROOT / "tests" / "integration"
+    for item in items:
+        if integration_dir in Path(item.path).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+def _fresh_log(artifacts: Path, name: str) -> Path:
+    path = artifacts / name
+    path.unlink(missing_ok=True)
+    return path
+
+
+def wait_until(fn: Callable[[], Any], timeout: float = 30.0, interval: float = 0.25, what: str = "condition") -> Any:
+    """Call ``fn`` until it returns something truthy; returns that value."""
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while True:
+        try:
+            value = fn()
+            if value:
+                return value
+        except (requests.RequestException, KeyError, ValueError, AssertionError) as e:
+            last_exc = e
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}" + (f" (last error: {last_exc!r})" if last_exc else ""))
+        time.sleep(interval)
+
+
+class SimulatorHandle:
+    """The session's simulator: addresses plus JSON helpers for /api/v1 and /_sim/."""
+
+    def __init__(self, proc: devstack.Simulator):
+        self.proc = proc
+        self.port = proc.port
+        self.url = proc.url
+        self.ws_url = proc.ws_url
+        self.http = requests.Session()
+
+    def request(self, method: str, path: str, json: Any = None, timeout: float = 10.0) -> requests.Response:
+        return self.http.request(method, self.url + path, json=json, timeout=timeout)
+
+    def get(self, path: str, timeout: float = 10.0) -> Any:
+        """GET ``path`` (e.g. "/api/v1/orderBooks"), raise unless 200, return the parsed JSON."""
+        r = self.request("GET", path, timeout=timeout)
+        if r.status_code != 200:
+            raise AssertionError(f"simulator GET {path} -> {r.status_code}: {r.text[:500]}")
+        return r.json()
+
+    def control(self, path: str, **params: Any) -> Any:
+        """POST /_sim/<path> with ``params`` as the JSON body; raise unless 200; parsed JSON."""
+        path = path if path.startswith("/_sim/") else "/_sim/" + path.lstrip("/")
+        r = self.request("POST", path, json=params)
+        if r.status_code != 200:
+            raise AssertionError(f"simulator POST {path} -> {r.status_code}: {r.text[:500]}")
+        return r.json() if r.content else None
+
+    def state(self) -> Any:
+        return self.get("/_sim/state")
+
+    def log_text(self) -> str:
+        return self.proc.log_text()
+
+
+class WorkerHandle:
+    """The session's `wrangler dev`: HTTP helpers, restart, and its log."""
+
+    def __init__(self, proc: devstack.WranglerDev, token: str):
+        self.proc = proc
+        self.token = token
+        self.http = requests.Session()
+
+    @property
+    def url(self) -> str:
+        return self.proc.url
+
+    @property
+    def port(self) -> int:
+        return self.proc.port
+
+    @property
+    def persist_dir(self) -> Path:
+        return self.proc.persist_dir
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def request(self, method: str, path: str, **kw: Any) -> requests.Response:
+        kw.setdefault("timeout", 30)
+        return self.http.request(method, self.url + path, **kw)
+
+    def get(self, path: str, **kw: Any) -> requests.Response:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> requests.Response:
+        return self.request("POST", path, **kw)
+
+    def admin_post(self, path: str, **kw: Any) -> requests.Response:
+        headers = {**self.admin_headers, **kw.pop("headers", {})}
+        return self.post(path, headers=headers, **kw)
+
+    def get_json(self, path: str, **kw: Any) -> Any:
+        r = self.get(path, **kw)
+        assert r.status_code == 200, f"GET {path} -> {r.status_code}: {r.text[:500]}"
+        return r.json()
+
+    def wait_json(self, path: str, predicate: Callable[[Any], Any], timeout: float = 30.0, interval: float = 0.25) -> Any:
+        """Poll GET ``path`` until ``predicate(json)`` is truthy; returns that JSON."""
+        box: list[Any] = []
+
+        def probe() -> bool:
+            data = self.get_json(path)
+            box[:] = [data]
+            return bool(predicate(data))
+
+        try:
+            wait_until(probe, timeout=timeout, interval=interval, what=f"GET {path} to satisfy the predicate")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; last body: {box[0] if box else None!r}") from None
+        return box[0]
+
+    def restart(self) -> None:
+        """Stop and start wrangler dev again on the same port and persist dir."""
+        self.proc.restart()
+
+    def log_text(self) -> str:
+        return self.proc.log_text()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.alive
+
+
+@pytest.fixture(scope="session")
+def simulator(artifacts_dir: Path):
+    proc = devstack.Simulator(
+        _fresh_log(artifacts_dir, "simulator.log"), markets=SIM_MARKETS, rate=SIM_RATE, seed=SIM_SEED,
+        # One extra market named `<img src=x onerror=alert(1)>`: the dashboard must show it as text.
+        extra_args=("--hostile-symbol",),
+    )
+    proc.start()
+    try:
+        yield SimulatorHandle(proc)
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def worker(simulator: SimulatorHandle, artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    persist = tmp_path_factory.mktemp("wrangler-state")
+    devstack.check_setup()
+    devstack.apply_schema(persist)
+    proc = devstack.WranglerDev(
+        _fresh_log(artifacts_dir, "wrangler.log"),
+        persist_dir=persist,
+        vars={
+            "LIGHTER_API_URL": simulator.url,
+            "LIGHTER_WS_URL": simulator.ws_url,
+            "ADMIN_TOKEN": ADMIN_TOKEN,
+            # Tests stall the feed on purpose: detect it in seconds, not half a minute.
+            "STALE_FEED_SECONDS": str(STALE_FEED_SECONDS),
+            # Two tracker shards, so every integration test also exercises sharding.
+            "SHARDS": str(SHARDS),
+        },
+    )
+    proc.start()
+    try:
+        yield WorkerHandle(proc, ADMIN_TOKEN)
+    finally:
+        proc.stop()
+        shutil.rmtree(persist, ignore_errors=True)
