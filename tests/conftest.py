@@ -33,6 +33,7 @@ SIM_MARKETS = 6
 SIM_RATE = 20
 SIM_SEED = 7
 STALE_FEED_SECONDS = 10
+ALERT_AFTER_MINUTES = 0.25
 SHARDS = 2
 
 
@@ -205,8 +206,48 @@ def simulator(artifacts_dir: Path):
         proc.stop()
 
 
+class WebhookReceiver:
+    """A local HTTP endpoint that records every JSON body POSTed to it (alert tests)."""
+
+    def __init__(self) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                received.append({"at": time.time(), "json": json.loads(body or b"null")})
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:  # keep pytest output clean
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/alert"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def since(self, t: float) -> list[dict]:
+        return [r["json"] for r in self.received if r["at"] >= t]
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
 @pytest.fixture(scope="session")
-def worker(simulator: SimulatorHandle, artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+def webhook():
+    receiver = WebhookReceiver()
+    try:
+        yield receiver
+    finally:
+        receiver.close()
+
+
+@pytest.fixture(scope="session")
+def worker(simulator: SimulatorHandle, webhook: WebhookReceiver, artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     persist = tmp_path_factory.mktemp("wrangler-state")
     devstack.check_setup()
     devstack.apply_schema(persist)
@@ -221,6 +262,9 @@ def worker(simulator: SimulatorHandle, artifacts_dir: Path, tmp_path_factory: py
             "STALE_FEED_SECONDS": str(STALE_FEED_SECONDS),
             # Two tracker shards, so every integration test also exercises sharding.
             "SHARDS": str(SHARDS),
+            # Feed-down alerts go to a local receiver after 15 s of outage.
+            "ALERT_WEBHOOK_URL": webhook.url,
+            "ALERT_AFTER_MINUTES": str(ALERT_AFTER_MINUTES),
         },
     )
     proc.start()

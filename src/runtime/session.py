@@ -17,9 +17,11 @@ import asyncio
 import json
 
 import js
+from workers import fetch
 
 from tracker import protocol, sql
 from tracker.aggregator import ClosedWindow, WindowAggregator
+from tracker.alerts import IncidentWatch
 from tracker.config import Config
 from tracker.feed import LighterFeed
 from tracker.memory import state_report
@@ -67,6 +69,7 @@ class TrackingSession:
         self.last_ping_at = 0
         self.last_flush: dict = {}
         self.last_error: str | None = None
+        self.incidents = IncidentWatch(config.alert_after_ms)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -147,6 +150,7 @@ class TrackingSession:
         self._close_windows(now)
         await self._flush(final=False)
         await self._save()
+        await self._alert_if_down(now)
         await self._schedule()
 
     async def ensure_running(self) -> None:
@@ -427,6 +431,36 @@ class TrackingSession:
     async def _save(self) -> None:
         await self.storage.put(STATE_KEY, self.state.to_json())
 
+    # -- alerts ----------------------------------------------------------------------
+
+    async def _alert_if_down(self, now: int) -> None:
+        """Post to ALERT_WEBHOOK_URL once when the feed has been down ALERT_AFTER_MINUTES,
+        and once when it recovers; a failed post is retried at the next alarm."""
+        # Healthy: connected, and at least one book is live (a connection whose every
+        # subscription is refused carries no data either).
+        healthy = self._connected() and self.feed.valid_books() > 0
+        raised = self.incidents.observe(healthy, now, self.last_error or "disconnected")
+        if raised is not None:
+            level = self.log.warn if raised.event == "feed_down" else self.log.info
+            level("Alert", raised.payload(self.shard)["text"])
+        url = self.config.alert_webhook_url
+        if not url:
+            self.incidents.unsent.clear()
+            return
+        for alert in list(self.incidents.unsent):
+            try:
+                response = await fetch(
+                    url, method="POST", headers={"content-type": "application/json"},
+                    body=json.dumps(alert.payload(self.shard)),
+                )
+                if not 200 <= int(response.status) < 300:
+                    raise RuntimeError(f"HTTP {response.status}")
+            except Exception as exc:
+                self.log.warn("Alert", f"webhook post failed, will retry: {exc}")
+                return
+            self.incidents.sent(alert)
+            self.log.info("Alert", f"{alert.event} posted to the webhook")
+
     # -- scheduling ------------------------------------------------------------------
 
     def _next_boundary_alarm(self, now: int) -> int:
@@ -457,6 +491,9 @@ class TrackingSession:
             self.state.started_at, now,
         )
 
+    def _connected(self) -> bool:
+        return bool(self.socket is not None and self.socket.open and self.feed is not None and self.feed.connected)
+
     def stats(self) -> dict:
         state = self.state or TrackerState()
         totals = state.totals
@@ -469,7 +506,7 @@ class TrackingSession:
             "shard": self.shard,
             "isTracking": state.tracking,
             "markets": len(self.markets),
-            "connected": bool(self.socket is not None and self.socket.open and feed is not None and feed.connected),
+            "connected": self._connected(),
             "subscribed": len(feed.pacer.subscribed) if feed else 0,
             "validBooks": feed.valid_books() if feed else 0,
             "messagesReceived": totals.messages + (counters.messages if counters else 0),

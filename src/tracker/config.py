@@ -83,5 +83,5 @@ class Config:
             shards=whole("SHARDS", 1, 1, 64),
             admin_token=text("ADMIN_TOKEN", None),
             alert_webhook_url=text("ALERT_WEBHOOK_URL", None),
-            alert_after_ms=int(number("ALERT_AFTER_MINUTES", 5, 1, 24 * 60) * 60_000),
+            alert_after_ms=int(number("ALERT_AFTER_MINUTES", 5, 0.1, 24 * 60) * 60_000),
         )
