@@ -55,7 +55,7 @@ class LighterSocket:
     def _listen(self, event: str, handler):
         proxy = create_proxy(handler)
         self._ws.addEventListener(event, proxy)
-        return proxy
+        return event, proxy
 
     def _opened(self, on_open: Callable[[], None]) -> None:
         if not self.closed:
@@ -71,11 +71,14 @@ class LighterSocket:
         self._on_down(why)
 
     def _release(self) -> None:
-        # Destroy the handler proxies on a later turn: this may run inside one of them.
+        # Unhook the handlers now (a close or error event can still follow our own
+        # close), and destroy their proxies on a later turn: this may run inside one.
         proxies, self._proxies = self._proxies, []
+        for event, proxy in proxies:
+            self._ws.removeEventListener(event, proxy)
 
         def destroy() -> None:
-            for proxy in proxies:
+            for _, proxy in proxies:
                 proxy.destroy()
 
         js.setTimeout(create_once_callable(destroy), 0)

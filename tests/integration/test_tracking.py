@@ -133,6 +133,7 @@ def assert_no_duplicates(worker) -> None:
 def test_start_tracks_every_market_into_windows_and_minutes(worker, simulator):
     worker.admin_post("/api/stop")
     simulator.control("reset")
+    started = int(time.time() * 1000)
     response = worker.admin_post("/api/start")
     assert response.status_code == 200, response.text
     assert response.json()["isTracking"] is True
@@ -143,9 +144,11 @@ def test_start_tracks_every_market_into_windows_and_minutes(worker, simulator):
 
     # Three windows, and a minute rolled for every market: up to ~60 s plus the
     # closing window's grace after the first minute boundary.
+    # (Other test modules may have written rows before: count this run's only.)
     wait_until(
-        lambda: len(d1_rows(worker, "SELECT DISTINCT timestamp FROM lighter_snapshots")) >= 3
-        and len(d1_rows(worker, "SELECT DISTINCT symbol FROM lighter_minutes")) == len(markets),
+        lambda: len(d1_rows(worker, "SELECT DISTINCT timestamp FROM lighter_snapshots WHERE timestamp >= ?", started)) >= 3
+        and len(d1_rows(worker, "SELECT DISTINCT symbol FROM lighter_minutes WHERE timestamp >= ?",
+                        started - started % 60_000)) == len(markets),
         timeout=150, interval=2, what="three windows and a minute row for every market",
     )
     symbols = {r["symbol"] for r in d1_rows(worker, "SELECT DISTINCT symbol FROM lighter_snapshots")}
@@ -182,7 +185,7 @@ def test_nonce_gap_drops_the_book_and_resubscribes(worker, simulator):
     after = worker.wait_json("/api/stats", lambda s: s["gaps"] > before["gaps"], timeout=30)
     assert after["gaps"] == before["gaps"] + 1
     # A fresh snapshot for that market arrives on the same connection...
-    conn = tracker_connections(simulator)[-1]["conn"]
+    conn = next(c["conn"] for c in tracker_connections(simulator) if c["open"] and market in c["subscriptions"])
 
     def resubscribed() -> bool:
         records = simulator.get(f"/_sim/record?market_id={market}&conn={conn}")
