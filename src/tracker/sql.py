@@ -67,7 +67,7 @@ UPSERT_STATS = (
 # =============================================================================
 # API queries (owned by the JSON API, src/runtime/api.py). Read-only. Every value
 # is bound; only the fixed column lists and table names here are interpolated.
-# Time bounds are always bound (0 and 2^53-1 when the client gave none), so each
+# Time bounds are always bound (0 and year 9999 when the client gave none), so each
 # query has one fixed text per variant and SQLite plans it once.
 # =============================================================================
 

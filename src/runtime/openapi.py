@@ -1,0 +1,365 @@
+"""The OpenAPI 3.1 document of every route the Worker answers (GET /api/openapi.json).
+
+It is also the routing table: src/runtime/api.py routes each documented
+path + method to the handler its `operationId` names, so a route cannot exist
+without being documented. tests/integration/test_api.py checks the other way:
+every documented path answers as documented, with the documented required keys.
+
+Pure (no runtime imports), so CPython tests read it too. Limits come from
+tracker.validation and columns from tracker.sql, so the document cannot drift
+from what the code enforces.
+"""
+
+from __future__ import annotations
+
+from tracker.sql import MINUTE_COLUMNS, OVERVIEW_MINUTE_COLUMNS, OVERVIEW_WINDOW_COLUMNS, SNAPSHOT_COLUMNS
+from tracker.validation import (
+    DEFAULT_EXPORT_FORMAT,
+    DEFAULT_LIMIT,
+    EXPORT_FORMATS,
+    MAX_LIMIT,
+    MAX_OFFSET,
+    MAX_SYMBOL_LENGTH,
+    MAX_TIMESTAMP_MS,
+)
+
+VERSION = "1.0.0"
+
+_INTEGER_COLUMNS = {"market_index", "timestamp", "tick_count", "covered_ms", "window_ms", "windows"}
+_NULLABLE_COLUMNS = {"twap_mid"}
+
+
+def _column(name: str) -> dict:
+    if name == "symbol":
+        return {"type": "string"}
+    kind = "integer" if name in _INTEGER_COLUMNS else "number"
+    return {"type": [kind, "null"]} if name in _NULLABLE_COLUMNS else {"type": kind}
+
+
+def _row(columns: tuple[str, ...], description: str) -> dict:
+    return {
+        "type": "object",
+        "description": description,
+        "required": list(columns),
+        "properties": {c: _column(c) for c in columns},
+    }
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(name: str) -> dict:
+    return {"anyOf": [_ref(name), {"type": "null"}]}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _list(key: str, item: str, paged: bool = False) -> dict:
+    properties = {
+        key: {"type": "array", "items": _ref(item)},
+        "count": {"type": "integer", "description": f"number of {key} in this answer"},
+    }
+    if paged:  # GET /api/minutes and /api/snapshots echo the page they answered
+        properties["limit"] = {"type": "integer"}
+        properties["offset"] = {"type": "integer"}
+    return {"type": "object", "required": [key, "count"], "properties": properties}
+
+
+_ERROR = {"$ref": "#/components/responses/Error"}
+_PARAM = "#/components/parameters/"
+
+SCHEMAS: dict = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {"type": "string", "description": "what was wrong, in words"},
+            "detail": {"type": "string", "description": "500 only: the exception, for the logs' sake"},
+        },
+    },
+    "Market": {
+        "type": "object",
+        "required": ["market_index", "symbol", "active"],
+        "properties": {
+            "market_index": {"type": "integer"},
+            "symbol": {"type": "string"},
+            "active": {"type": "boolean"},
+        },
+    },
+    "MarketList": _list("markets", "Market"),
+    "Minute": _row(MINUTE_COLUMNS, "One market's complete minute, rolled up from its windows."),
+    "MinuteList": _list("minutes", "Minute", paged=True),
+    "Snapshot": _row(SNAPSHOT_COLUMNS, "One market's closed window (WINDOW_SECONDS, 15 s by default)."),
+    "SnapshotList": _list("snapshots", "Snapshot", paged=True),
+    "Stats": {
+        "type": "object",
+        "description": "The tracker shards' stats summed; per-shard detail under `shards`.",
+        "required": [
+            "isTracking", "markets", "connected", "messagesReceived", "lastMessageAt", "database",
+            "aggregator", "shards",
+        ],
+        "properties": {
+            "isTracking": {"type": "boolean"},
+            "markets": {"type": "integer", "description": "markets being tracked"},
+            "connected": {"type": "boolean", "description": "every shard's feed is connected"},
+            "messagesReceived": {"type": "integer"},
+            "lastMessageAt": {"type": ["integer", "null"], "description": "exchange timestamp (ms) of the newest frame"},
+            "database": {
+                "type": "object",
+                "required": ["snapshots", "minutes"],
+                "properties": {"snapshots": {"type": "integer"}, "minutes": {"type": "integer"}},
+            },
+            "aggregator": {
+                "type": "object",
+                "required": ["currentSymbols", "windowElapsed"],
+                "properties": {
+                    "currentSymbols": {"type": "integer"},
+                    "windowElapsed": {"type": "number", "description": "seconds into the open window"},
+                },
+            },
+            "shards": {"type": "array", "items": {"type": "object", "required": ["shard", "isTracking"]}},
+        },
+    },
+    "OverviewWindow": _row(OVERVIEW_WINDOW_COLUMNS, "The market's latest closed window."),
+    "OverviewMinute": _row(OVERVIEW_MINUTE_COLUMNS, "The market's latest complete minute."),
+    "OverviewRow": {
+        "type": "object",
+        "required": ["market_index", "symbol", "window", "minute", "age_ms"],
+        "properties": {
+            "market_index": {"type": "integer"},
+            "symbol": {"type": "string"},
+            "window": _nullable("OverviewWindow"),
+            "minute": _nullable("OverviewMinute"),
+            "age_ms": {
+                "type": ["integer", "null"],
+                "description": "ms from the end of the latest window to `now` (null: no window yet)",
+            },
+        },
+    },
+    "Overview": {
+        "type": "object",
+        "required": ["markets", "count", "now"],
+        "properties": {
+            "markets": {"type": "array", "items": _ref("OverviewRow")},
+            "count": {"type": "integer"},
+            "now": {"type": "integer", "description": "the Worker's clock (Date.now, ms)"},
+        },
+    },
+    "ShardHealth": {
+        "type": "object",
+        "required": ["shard", "status", "reason", "connected", "lastMessageAt", "ageMs"],
+        "properties": {
+            "shard": {"type": "integer"},
+            "status": {"enum": ["idle", "ok", "stale", "down"]},
+            "reason": {"type": ["string", "null"]},
+            "connected": {"type": "boolean"},
+            "lastMessageAt": {"type": ["integer", "null"]},
+            "ageMs": {"type": ["integer", "null"], "description": "now - lastMessageAt"},
+            "reconnectAt": {"type": ["integer", "null"]},
+            "lastError": {"type": ["string", "null"]},
+        },
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status", "isTracking", "now", "staleAfterMs", "shards"],
+        "properties": {
+            "status": {"enum": ["idle", "ok"]},
+            "detail": {"type": "string", "description": "e.g. still starting up"},
+            "isTracking": {"type": "boolean"},
+            "now": {"type": "integer"},
+            "staleAfterMs": {"type": "integer"},
+            "lastMessageAt": {"type": ["integer", "null"]},
+            "shards": {"type": "array", "items": _ref("ShardHealth")},
+        },
+    },
+    "Unhealthy": {
+        "type": "object",
+        "required": ["status", "reason", "isTracking", "now", "shards"],
+        "properties": {
+            "status": {"enum": ["down", "stale"]},
+            "reason": {"type": "string"},
+            "isTracking": {"type": "boolean"},
+            "now": {"type": "integer"},
+            "staleAfterMs": {"type": "integer"},
+            "shards": {"type": "array", "items": _ref("ShardHealth")},
+        },
+    },
+    "Control": {
+        "type": "object",
+        "required": ["ok", "isTracking", "markets", "connected", "shards"],
+        "properties": {
+            "ok": {"const": True},
+            "isTracking": {"type": "boolean"},
+            "markets": {"type": "integer"},
+            "connected": {"type": "boolean"},
+            "shards": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+}
+
+PARAMETERS: dict = {
+    "symbol": {
+        "name": "symbol",
+        "in": "query",
+        "description": "Only this market (as /api/markets lists it; case-sensitive). Unknown symbols answer 400.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_SYMBOL_LENGTH},
+    },
+    "limit": {
+        "name": "limit",
+        "in": "query",
+        "description": "Rows to return.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+    },
+    "offset": {
+        "name": "offset",
+        "in": "query",
+        "description": "Rows to skip (newest first).",
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0},
+    },
+    "from": {
+        "name": "from",
+        "in": "query",
+        "description": "Earliest row timestamp, ms since the Unix epoch, inclusive. Must not be after `to`.",
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_TIMESTAMP_MS},
+    },
+    "to": {
+        "name": "to",
+        "in": "query",
+        "description": "Latest row timestamp, ms since the Unix epoch, inclusive.",
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_TIMESTAMP_MS},
+    },
+    "format": {
+        "name": "format",
+        "in": "query",
+        "description": "csv (a header row, then one row per minute) or json.",
+        "schema": {"enum": list(EXPORT_FORMATS), "default": DEFAULT_EXPORT_FORMAT},
+    },
+}
+
+
+def _params(*names: str) -> list[dict]:
+    return [{"$ref": _PARAM + n} for n in names]
+
+
+def _get(operation_id: str, summary: str, ok: dict, *, params: tuple[str, ...] = (), extra: dict | None = None) -> dict:
+    responses = {"200": ok, **(extra or {}), "500": _ERROR}
+    if params:
+        responses["400"] = _ERROR
+    op = {"operationId": operation_id, "summary": summary, "tags": ["data"], "responses": responses}
+    if params:
+        op["parameters"] = _params(*params)
+    return {"get": op}
+
+
+def _control(operation_id: str, summary: str) -> dict:
+    return {
+        "post": {
+            "operationId": operation_id,
+            "summary": summary,
+            "description": "Idempotent. Needs the ADMIN_TOKEN secret as a bearer token. "
+            "Not available cross-origin (no CORS headers, preflight refused).",
+            "tags": ["control"],
+            "security": [{"adminToken": []}],
+            "responses": {
+                "200": _json(_ref("Control"), "Done; the shards' stats after it."),
+                "401": _ERROR,
+                "403": _ERROR,
+                "500": _ERROR,
+            },
+        }
+    }
+
+
+_CSV = {"type": "string", "description": "a header row of the Minute columns, then one line per minute"}
+
+PATHS: dict = {
+    "/": {
+        "get": {
+            "operationId": "dashboard",
+            "summary": "The dashboard page (HTML).",
+            "tags": ["dashboard"],
+            "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}},
+        }
+    },
+    "/ws": {
+        "get": {
+            "operationId": "live_socket",
+            "summary": "The dashboard's live WebSocket (log lines and stats pushed by the tracker).",
+            "tags": ["dashboard"],
+            "responses": {"101": {"description": "Switching Protocols"}, "426": _ERROR},
+        }
+    },
+    "/api/stats": _get("stats", "Tracker and database counters.", _json(_ref("Stats"), "Stats")),
+    "/api/markets": _get("markets", "Every market ever listed, active or not.", _json(_ref("MarketList"), "Markets")),
+    "/api/minutes": _get(
+        "minutes",
+        "Minute averages, newest first.",
+        _json(_ref("MinuteList"), "Minutes"),
+        params=("symbol", "limit", "offset", "from", "to"),
+    ),
+    "/api/snapshots": _get(
+        "snapshots",
+        "Window (15 s) averages, newest first.",
+        _json(_ref("SnapshotList"), "Snapshots"),
+        params=("symbol", "limit", "offset", "from", "to"),
+    ),
+    "/api/overview": _get(
+        "overview",
+        "Each active market's latest window and minute, and how old the window is.",
+        _json(_ref("Overview"), "Overview"),
+    ),
+    "/api/export": _get(
+        "export",
+        "Minute averages oldest first, streamed as a file download (Content-Disposition: attachment).",
+        {
+            "description": "The export, streamed",
+            "content": {"text/csv": {"schema": _CSV}, "application/json": {"schema": _ref("MinuteList")}},
+        },
+        params=("symbol", "from", "to", "format"),
+    ),
+    "/api/health": _get(
+        "health",
+        "200 when tracking is off or the feed is fresh; 503 when tracking is on and the feed is down or stale.",
+        _json(_ref("Health"), "Healthy (or idle)"),
+        extra={"503": _json(_ref("Unhealthy"), "Tracking is on but the feed is down or stale")},
+    ),
+    "/api/openapi.json": _get(
+        "openapi", "This document.", {"description": "OpenAPI 3.1", "content": {"application/json": {}}}
+    ),
+    "/api/start": _control("start", "Start tracking (every shard)."),
+    "/api/stop": _control("stop", "Stop tracking (every shard); open windows are flushed."),
+}
+
+DOCUMENT: dict = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "Lighter Orderbook Tracker",
+        "version": VERSION,
+        "description": (
+            "Lighter order-book top-of-book averages kept in D1: 15 s windows and one-minute rollups.\n\n"
+            "Timestamps are milliseconds since the Unix epoch. Every error is JSON {\"error\": \"...\"}: "
+            "400 for a bad query parameter (unknown or repeated names included), 401/403 for control "
+            "without a valid token, 404 for an unknown route, 405 (with Allow) for a wrong method.\n\n"
+            "CORS: GET /api/* answers any origin (Access-Control-Allow-Origin: *) and OPTIONS preflights "
+            "with 204; the control routes (POST /api/start, /api/stop) send no CORS headers and refuse "
+            "preflights."
+        ),
+    },
+    "paths": PATHS,
+    "components": {
+        "schemas": SCHEMAS,
+        "parameters": PARAMETERS,
+        "responses": {"Error": _json(_ref("Error"), "An error, described")},
+        "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer", "description": "the ADMIN_TOKEN secret"}},
+    },
+}
+
+
+def operations() -> dict[str, dict[str, str]]:
+    """{path: {METHOD: operationId}}: what the router dispatches on."""
+    return {
+        path: {method.upper(): op["operationId"] for method, op in item.items()} for path, item in PATHS.items()
+    }

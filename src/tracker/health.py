@@ -1,0 +1,90 @@
+"""Is the tracker healthy? A verdict over the shards' stats, for GET /api/health.
+
+Pure: it gets each shard's stats (what the tracker objects report) and the
+clock, and says "idle" (tracking is off), "ok", "stale" (connected, but no frame
+for longer than STALE_FEED_SECONDS) or "down" (not connected).
+
+Freshness is `now - lastMessageAt`, where lastMessageAt is the exchange's own
+timestamp of the newest frame: comparing it with our clock is fine because the
+stale limit (30 s by default) dwarfs any sane clock skew, and a frame stamped in
+our future counts as age 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+# The worst status among shards wins.
+_RANK = {"idle": 0, "ok": 1, "stale": 2, "down": 3}
+HEALTHY = ("idle", "ok")
+
+
+def shard_health(stats: dict, now_ms: int, stale_ms: int, tracking: bool) -> dict:
+    """One shard's verdict: {"shard", "status", "reason", ...the signals used}."""
+    verdict = {
+        "shard": stats.get("shard", 0),
+        "connected": bool(stats.get("connected")),
+        "lastMessageAt": stats.get("lastMessageAt"),
+        "ageMs": None,
+        "reconnectAt": stats.get("reconnectAt"),
+        "lastError": stats.get("lastError"),
+    }
+    if not stats.get("isTracking"):
+        if tracking:  # the others track: this one was left behind
+            return {**verdict, "status": "down", "reason": "this shard is not tracking"}
+        return {**verdict, "status": "idle", "reason": "tracking is off"}
+    started = stats.get("startedAt")
+    # A run that began less than the stale limit ago may still be connecting or
+    # waiting for its first frame: not an outage yet.
+    starting = started is not None and now_ms - started < stale_ms
+    if not verdict["connected"]:
+        if starting and not verdict["lastError"]:
+            return {**verdict, "status": "ok", "reason": "starting: connecting to the feed"}
+        return {**verdict, "status": "down", "reason": _down_reason(verdict, now_ms)}
+    last = verdict["lastMessageAt"]
+    if last is None:
+        if starting:
+            return {**verdict, "status": "ok", "reason": "starting: waiting for the first frame"}
+        return {**verdict, "status": "stale", "reason": "connected, but no frame received yet"}
+    age = max(0, now_ms - int(last))
+    verdict["ageMs"] = age
+    if age > stale_ms:
+        return {
+            **verdict,
+            "status": "stale",
+            "reason": f"no frame for {age / 1000:.0f}s (stale after {stale_ms / 1000:.0f}s)",
+        }
+    return {**verdict, "status": "ok", "reason": None}
+
+
+def _down_reason(verdict: dict, now_ms: int) -> str:
+    reason = "feed disconnected"
+    if verdict["lastError"]:
+        reason += f": {verdict['lastError']}"
+    if verdict["reconnectAt"] is not None:
+        wait = max(0, int(verdict["reconnectAt"]) - now_ms)
+        reason += f" (reconnecting in {wait / 1000:.1f}s)"
+    return reason
+
+
+def assess(per_shard: Sequence[dict], now_ms: int, stale_ms: int) -> tuple[int, dict]:
+    """(HTTP status, body) for GET /api/health: 200 when idle or ok, else 503."""
+    tracking = any(s.get("isTracking") for s in per_shard)
+    shards = [shard_health(s, now_ms, stale_ms, tracking) for s in per_shard]
+    worst = max(shards, key=lambda s: _RANK[s["status"]])
+    status = worst["status"]
+    body = {
+        "status": status,
+        "isTracking": tracking,
+        "now": now_ms,
+        "staleAfterMs": stale_ms,
+        "shards": shards,
+    }
+    if status not in HEALTHY:
+        prefix = f"shard {worst['shard']}: " if len(shards) > 1 else ""
+        body["reason"] = prefix + worst["reason"]
+    elif worst["reason"]:
+        body["detail"] = worst["reason"]
+    stamps = [s["lastMessageAt"] for s in shards if s["lastMessageAt"] is not None]
+    body["lastMessageAt"] = max(stamps) if stamps else None
+    return (200 if status in HEALTHY else 503), body

@@ -1,0 +1,207 @@
+"""The JSON API's inputs, checked: query strings and the control token.
+
+Pure: every function takes the raw text a request carried and returns typed
+values, or raises `ValidationError` with a message that says what was wrong and
+what would be right. Nothing a client sends reaches SQL before passing through
+here, and everything that does is bound, never interpolated.
+
+Deliberately strict: an unknown or repeated parameter is an error rather than
+ignored, so a typo (`?symbl=BTC`) answers 400 instead of silently returning
+every symbol.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Collection
+from dataclasses import dataclass
+from urllib.parse import parse_qs
+
+# The latest timestamp accepted: 9999-12-31T23:59:59.999Z. Far below 2^53-1, the
+# point from which D1 refuses a bound integer (Pyodide passes it as a JS BigInt).
+MAX_TIMESTAMP_MS = 253_402_300_799_999
+DEFAULT_LIMIT = 60
+MAX_LIMIT = 1000
+# OFFSET makes SQLite walk past the skipped rows: bounded, and a day of minutes
+# for 200 markets (288k rows) still fits under it.
+MAX_OFFSET = 1_000_000
+MAX_SYMBOL_LENGTH = 64
+EXPORT_FORMATS = ("csv", "json")
+DEFAULT_EXPORT_FORMAT = "csv"
+# More fields than any route takes: a query string is never parsed without bound.
+_MAX_FIELDS = 16
+# Longer digit strings than any valid value are refused before int() sees them.
+_MAX_DIGITS = 20
+
+ROW_PARAMS = ("symbol", "limit", "offset", "from", "to")
+EXPORT_PARAMS = ("symbol", "from", "to", "format")
+
+
+class ValidationError(ValueError):
+    """A request the API refuses; `status` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 400, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.headers = headers or {}
+
+
+@dataclass(frozen=True, slots=True)
+class RowQuery:
+    """GET /api/minutes and /api/snapshots. `from_ms`/`to_ms` are inclusive bounds."""
+
+    symbol: str | None = None
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+    from_ms: int = 0
+    to_ms: int = MAX_TIMESTAMP_MS
+
+
+@dataclass(frozen=True, slots=True)
+class ExportQuery:
+    """GET /api/export. `from_ms`/`to_ms` are inclusive bounds."""
+
+    symbol: str | None = None
+    from_ms: int = 0
+    to_ms: int = MAX_TIMESTAMP_MS
+    format: str = DEFAULT_EXPORT_FORMAT
+
+
+def parse_params(query: str, allowed: Collection[str]) -> dict[str, str]:
+    """Split a raw query string (no leading '?') into {name: value}.
+
+    Refuses names outside `allowed` and names given twice (which value would win
+    is a guess the client should not have to make).
+    """
+    try:
+        fields = parse_qs(query, keep_blank_values=True, max_num_fields=_MAX_FIELDS)
+    except ValueError:
+        raise ValidationError(f"too many query parameters (at most {_MAX_FIELDS})") from None
+    unknown = sorted(name for name in fields if name not in allowed)
+    if unknown:
+        accepted = ", ".join(allowed) if allowed else "none"
+        raise ValidationError(f"unknown query parameter {unknown[0]!r} (accepted: {accepted})")
+    repeated = sorted(name for name, values in fields.items() if len(values) > 1)
+    if repeated:
+        raise ValidationError(f"query parameter {repeated[0]!r} is given more than once")
+    return {name: values[0] for name, values in fields.items()}
+
+
+def parse_integer(name: str, raw: str, low: int, high: int) -> int:
+    """A base-10 integer in [low, high]. ASCII digits only: int() would also take
+    '1_000', ' 5', '+5' and non-ASCII digits, none of which a client means."""
+    if raw == "":
+        raise ValidationError(f"{name} is empty: give an integer from {low} to {high}")
+    negative = raw.startswith("-")
+    digits = raw[1:] if negative else raw
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > _MAX_DIGITS:
+        raise ValidationError(f"{name} must be an integer from {low} to {high}, got {_show(raw)}")
+    value = -int(digits) if negative else int(digits)
+    if value < 0 <= low:
+        raise ValidationError(f"{name} must not be negative, got {_show(raw)}")
+    if value < low:
+        raise ValidationError(f"{name} must be at least {low}, got {_show(raw)}")
+    if value > high:
+        raise ValidationError(f"{name} must be at most {high}, got {_show(raw)}")
+    return value
+
+
+def parse_timestamp(name: str, raw: str) -> int:
+    """Milliseconds since the Unix epoch, as an integer."""
+    if raw == "":
+        raise ValidationError(f"{name} is empty: give a timestamp in milliseconds since the Unix epoch")
+    digits = raw[1:] if raw.startswith("-") else raw
+    if not (digits.isascii() and digits.isdigit()):
+        raise ValidationError(
+            f"{name} must be a timestamp in milliseconds since the Unix epoch (an integer), got {_show(raw)}"
+        )
+    return parse_integer(name, raw, 0, MAX_TIMESTAMP_MS)
+
+
+def parse_symbol(raw: str) -> str:
+    """A market symbol as /api/markets lists it (case-sensitive). Whether it exists
+    is a database question the caller asks next."""
+    if raw == "":
+        raise ValidationError("symbol is empty: give a market symbol as /api/markets lists it")
+    if len(raw) > MAX_SYMBOL_LENGTH:
+        raise ValidationError(f"symbol is longer than {MAX_SYMBOL_LENGTH} characters")
+    if not raw.isprintable():
+        raise ValidationError(f"symbol contains control characters: {_show(raw)}")
+    return raw
+
+
+def parse_time_range(params: dict[str, str]) -> tuple[int, int]:
+    """Inclusive [from, to] in ms; open ends become 0 and MAX_TIMESTAMP_MS."""
+    from_ms = parse_timestamp("from", params["from"]) if "from" in params else 0
+    to_ms = parse_timestamp("to", params["to"]) if "to" in params else MAX_TIMESTAMP_MS
+    if from_ms > to_ms:
+        raise ValidationError(f"from ({from_ms}) is after to ({to_ms})")
+    return from_ms, to_ms
+
+
+def parse_row_query(query: str) -> RowQuery:
+    """?symbol=&limit=&offset=&from=&to= of /api/minutes and /api/snapshots."""
+    params = parse_params(query, ROW_PARAMS)
+    from_ms, to_ms = parse_time_range(params)
+    return RowQuery(
+        symbol=parse_symbol(params["symbol"]) if "symbol" in params else None,
+        limit=parse_integer("limit", params["limit"], 1, MAX_LIMIT) if "limit" in params else DEFAULT_LIMIT,
+        offset=parse_integer("offset", params["offset"], 0, MAX_OFFSET) if "offset" in params else 0,
+        from_ms=from_ms,
+        to_ms=to_ms,
+    )
+
+
+def parse_export_query(query: str) -> ExportQuery:
+    """?symbol=&from=&to=&format=csv|json of /api/export."""
+    params = parse_params(query, EXPORT_PARAMS)
+    from_ms, to_ms = parse_time_range(params)
+    fmt = params.get("format", DEFAULT_EXPORT_FORMAT).lower()
+    if fmt not in EXPORT_FORMATS:
+        raise ValidationError(f"format must be one of {', '.join(EXPORT_FORMATS)}, got {_show(params['format'])}")
+    return ExportQuery(
+        symbol=parse_symbol(params["symbol"]) if "symbol" in params else None,
+        from_ms=from_ms,
+        to_ms=to_ms,
+        format=fmt,
+    )
+
+
+def parse_no_params(query: str) -> None:
+    """Routes that take no parameters say so instead of ignoring them."""
+    parse_params(query, ())
+
+
+# -- control (POST /api/start, /api/stop) ----------------------------------------
+
+# RFC 6750: a 401 names the scheme the client should use.
+_CHALLENGE = {"www-authenticate": 'Bearer realm="lighter-tracker"'}
+
+
+def check_bearer(authorization: str | None, admin_token: str | None) -> None:
+    """Raise unless `authorization` is `Bearer <admin_token>`.
+
+    No token configured is the deployment's problem, not the caller's: 403, and
+    the message says how to fix it. A missing or wrong token is 401. The
+    comparison is constant-time so the answer's timing leaks nothing about the token.
+    """
+    if not admin_token:
+        raise ValidationError(
+            "control is disabled: this deployment has no ADMIN_TOKEN secret "
+            "(set one with `wrangler secret put ADMIN_TOKEN`; locally, --var ADMIN_TOKEN:... or .dev.vars)",
+            403,
+        )
+    header = (authorization or "").strip()
+    if not header:
+        raise ValidationError("missing Authorization header: send 'Authorization: Bearer <ADMIN_TOKEN>'", 401, _CHALLENGE)
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        raise ValidationError("Authorization must use the Bearer scheme: 'Bearer <ADMIN_TOKEN>'", 401, _CHALLENGE)
+    if not hmac.compare_digest(token.strip().encode(), admin_token.encode()):
+        raise ValidationError("wrong bearer token", 401, _CHALLENGE)
+
+
+def _show(raw: str, keep: int = 40) -> str:
+    """A client's value quoted back in an error message, cut short."""
+    return repr(raw if len(raw) <= keep else raw[:keep] + "...")

@@ -1,0 +1,192 @@
+"""runtime/api.py's dispatcher in CPython, with the Workers runtime faked.
+
+What the integration tests cannot force: an unexpected exception in a handler
+(500 JSON, logged with [API]), a bad configuration, and — over many random query
+strings — that bad input never yields a 500 and never reaches SQL: every statement
+the API runs is one of the fixed texts in tracker/sql.py, with values bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import types
+from urllib.parse import quote
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tracker import sql
+
+API_STATEMENTS = {value for name, value in vars(sql).items() if name.startswith("API_") and isinstance(value, str)}
+
+
+class FakeResponse:
+    def __init__(self, body=None, status=200, headers=None, **_):
+        self.body = body
+        self.status = status
+        self.headers = {k.lower(): v for k, v in (headers or {}).items()}
+
+    def json(self):
+        return json.loads(self.body)
+
+
+class FakeHeaders(dict):
+    def get(self, name, default=None):
+        return super().get(name.lower(), default)
+
+
+class FakeRequest:
+    def __init__(self, path: str, method: str = "GET", headers: dict | None = None):
+        self.url = "https://tracker.test" + path
+        self.js_object = types.SimpleNamespace(method=method)
+        self.headers = FakeHeaders({k.lower(): v for k, v in (headers or {}).items()})
+
+
+class FakeStatement:
+    def __init__(self, db, text):
+        self.db, self.text, self.params = db, text, ()
+
+    def bind(self, *params):
+        self.params = params
+        return self
+
+    async def all(self):
+        self.db.executed.append((self.text, self.params))
+        if self.db.fail:
+            raise RuntimeError("D1 is on fire")
+        if self.text == sql.API_SYMBOL_EXISTS:
+            return {"results": [{"found": 1}] if self.params[0] in self.db.symbols else []}
+        return {"results": []}
+
+
+class FakeDB:
+    def __init__(self, symbols=("ETH",), fail=False):
+        self.executed: list[tuple[str, tuple]] = []
+        self.symbols = set(symbols)
+        self.fail = fail
+
+    def prepare(self, text):
+        return FakeStatement(self, text)
+
+
+class FakeEnv:
+    def __init__(self, **vars):
+        self.DB = FakeDB()
+        self.ADMIN_TOKEN = "secret"
+        for k, v in vars.items():
+            setattr(self, k, v)
+
+
+@pytest.fixture
+def api(monkeypatch):
+    """runtime.api imported against fake `js`, `workers` and `pyodide` modules,
+    and forgotten afterwards so no other test sees the fakes."""
+    logged: list[str] = []
+    js = types.ModuleType("js")
+    js.console = types.SimpleNamespace(error=logged.append, log=logged.append)
+    js.Date = types.SimpleNamespace(now=lambda: 1_700_000_000_000)
+    js.ReadableStream = types.SimpleNamespace(new=lambda **source: source)  # never pulled here
+    workers = types.ModuleType("workers")
+    workers.Response = FakeResponse
+    workers.import_from_javascript = lambda name: None
+    pyodide = types.ModuleType("pyodide")
+    ffi = types.ModuleType("pyodide.ffi")
+    ffi.create_proxy = ffi.to_js = lambda x: x
+    pyodide.ffi = ffi
+    for name, module in {"js": js, "workers": workers, "pyodide": pyodide, "pyodide.ffi": ffi}.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    for name in [m for m in sys.modules if m == "runtime" or m.startswith("runtime.")]:
+        monkeypatch.delitem(sys.modules, name)
+    import runtime.api as module
+
+    module.logged = logged
+    yield module
+    for name in [m for m in sys.modules if m == "runtime" or m.startswith("runtime.")]:
+        del sys.modules[name]
+
+
+def call(api, path, method="GET", env=None, headers=None) -> FakeResponse:
+    return asyncio.run(api.handle(FakeRequest(path, method, headers), env or FakeEnv()))
+
+
+def test_unknown_route_is_404_json(api):
+    r = call(api, "/api/nope")
+    assert r.status == 404 and "unknown route /api/nope" in r.json()["error"]
+    assert "access-control-allow-origin" not in r.headers
+
+
+def test_wrong_method_is_405_with_allow(api):
+    r = call(api, "/api/minutes", "PUT")
+    assert r.status == 405 and r.headers["allow"] == "GET, OPTIONS"
+    assert r.headers["access-control-allow-origin"] == "*"
+    r = call(api, "/api/stop", "GET")
+    assert r.status == 405 and r.headers["allow"] == "POST"
+
+
+def test_preflights(api):
+    r = call(api, "/api/minutes", "OPTIONS")
+    assert r.status == 204 and r.headers["access-control-allow-origin"] == "*"
+    r = call(api, "/api/start", "OPTIONS")
+    assert r.status == 405 and "access-control-allow-origin" not in r.headers
+
+
+def test_an_unexpected_exception_is_a_logged_json_500(api):
+    env = FakeEnv()
+    env.DB.fail = True
+    r = call(api, "/api/markets", env=env)
+    assert r.status == 500
+    assert r.json() == {"error": "internal error", "detail": "RuntimeError: D1 is on fire"}
+    assert r.headers["access-control-allow-origin"] == "*"
+    assert any(line.startswith("[API] GET /api/markets failed: RuntimeError") for line in api.logged)
+
+
+def test_a_bad_configuration_is_a_json_500(api):
+    r = call(api, "/api/markets", env=FakeEnv(WINDOW_SECONDS="7"))
+    assert r.status == 500 and r.json()["error"].startswith("configuration error: WINDOW_SECONDS")
+
+
+def test_unknown_symbol_is_checked_with_a_bound_parameter(api):
+    env = FakeEnv()
+    r = call(api, "/api/minutes?symbol=" + quote("x' OR 1=1 --"), env=env)
+    assert r.status == 400 and "unknown symbol" in r.json()["error"]
+    assert env.DB.executed == [(sql.API_SYMBOL_EXISTS, ("x' OR 1=1 --",))]
+
+
+def test_a_known_symbol_pages_with_bound_values(api):
+    env = FakeEnv()
+    r = call(api, "/api/snapshots?symbol=ETH&limit=5&offset=10&from=1&to=2", env=env)
+    assert r.status == 200 and r.json() == {"snapshots": [], "count": 0, "limit": 5, "offset": 10}
+    assert env.DB.executed[-1] == (sql.API_SNAPSHOTS_PAGE_FOR_SYMBOL, ("ETH", 1, 2, 5, 10))
+
+
+def test_control_without_a_configured_token_is_403_before_touching_anything(api):
+    env = FakeEnv(ADMIN_TOKEN="")
+    r = call(api, "/api/start", "POST", env=env, headers={"Authorization": "Bearer secret"})
+    assert r.status == 403 and "wrangler secret put ADMIN_TOKEN" in r.json()["error"]
+    assert env.DB.executed == []
+
+
+def test_a_websocket_route_needs_an_upgrade(api):
+    r = call(api, "/ws")
+    assert r.status == 426
+
+
+_query_text = st.text(alphabet=st.sampled_from(list("symbolimtfrang=&%0123456789-.xET H'")), max_size=40)
+
+
+# The fixture only provides the module under test; each example builds its own env.
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from(["/api/minutes", "/api/snapshots", "/api/export", "/api/overview", "/api/markets"]),
+       query=_query_text)
+def test_random_queries_never_500_and_never_reach_sql_unbound(api, path, query):
+    env = FakeEnv()
+    r = call(api, f"{path}?{query}", env=env)
+    assert r.status in (200, 400), (query, r.status, r.body)
+    if r.status == 400:
+        assert r.json()["error"]
+    for text, params in env.DB.executed:
+        assert text in API_STATEMENTS, text
+        assert text.count("?") == len(params)

@@ -1,0 +1,305 @@
+"""The JSON API's pure parts in CPython: health verdicts, export formatting, answer
+shapes, the API's SQL (run on sqlite3 against schema.sql) and the OpenAPI document."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from runtime.openapi import DOCUMENT, PATHS, operations
+from tracker import sql
+from tracker.export import (
+    EXPORT_COLUMNS,
+    CsvExport,
+    JsonExport,
+    content_disposition,
+    export_filename,
+    first_cursor,
+    next_cursor,
+)
+from tracker.health import assess, shard_health
+from tracker.validation import MAX_TIMESTAMP_MS
+from tracker.views import market_row, overview_row
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW = 1_700_000_100_000
+STALE = 30_000
+
+
+# -- health --------------------------------------------------------------------------
+
+
+def shard(**over) -> dict:
+    base = {
+        "shard": 0,
+        "isTracking": True,
+        "connected": True,
+        "lastMessageAt": NOW - 1_000,
+        "startedAt": NOW - 600_000,
+        "reconnectAt": None,
+        "lastError": None,
+    }
+    return {**base, **over}
+
+
+def test_idle_when_tracking_is_off():
+    status, body = assess([shard(isTracking=False, connected=False, lastMessageAt=None)], NOW, STALE)
+    assert (status, body["status"], body["isTracking"]) == (200, "idle", False)
+    assert "reason" not in body
+
+
+def test_ok_when_connected_and_fresh():
+    status, body = assess([shard()], NOW, STALE)
+    assert (status, body["status"]) == (200, "ok")
+    assert body["shards"][0]["ageMs"] == 1_000
+    assert body["lastMessageAt"] == NOW - 1_000
+
+
+def test_stale_after_the_limit():
+    status, body = assess([shard(lastMessageAt=NOW - STALE - 1)], NOW, STALE)
+    assert (status, body["status"]) == (503, "stale")
+    assert "no frame for 30s" in body["reason"]
+
+
+def test_exactly_at_the_limit_is_still_fresh():
+    assert assess([shard(lastMessageAt=NOW - STALE)], NOW, STALE)[0] == 200
+
+
+def test_frame_from_the_future_counts_as_age_zero():
+    status, body = assess([shard(lastMessageAt=NOW + 5_000)], NOW, STALE)
+    assert status == 200 and body["shards"][0]["ageMs"] == 0
+
+
+def test_down_when_disconnected_says_why_and_when_it_retries():
+    stats = shard(connected=False, lastMessageAt=None, lastError="socket closed 1006", reconnectAt=NOW + 2_500)
+    status, body = assess([stats], NOW, STALE)
+    assert (status, body["status"]) == (503, "down")
+    assert body["reason"] == "feed disconnected: socket closed 1006 (reconnecting in 2.5s)"
+
+
+def test_starting_up_is_not_an_outage():
+    fresh = shard(startedAt=NOW - 1_000, connected=False, lastMessageAt=None)
+    assert assess([fresh], NOW, STALE)[0] == 200
+    assert "connecting" in assess([fresh], NOW, STALE)[1]["detail"]
+    waiting = shard(startedAt=NOW - 1_000, lastMessageAt=None)
+    assert assess([waiting], NOW, STALE)[0] == 200
+
+
+def test_starting_with_an_error_is_down():
+    stats = shard(startedAt=NOW - 1_000, connected=False, lastMessageAt=None, lastError="market list: HTTP 500")
+    assert assess([stats], NOW, STALE)[1]["status"] == "down"
+
+
+def test_connected_without_any_frame_long_after_start_is_stale():
+    assert assess([shard(lastMessageAt=None)], NOW, STALE)[1]["status"] == "stale"
+
+
+def test_worst_shard_wins_and_is_named():
+    status, body = assess([shard(), shard(shard=1, connected=False, lastMessageAt=None)], NOW, STALE)
+    assert (status, body["status"]) == (503, "down")
+    assert body["reason"].startswith("shard 1: feed disconnected")
+
+
+def test_a_shard_left_idle_while_others_track_is_down():
+    verdict = shard_health(shard(isTracking=False), NOW, STALE, tracking=True)
+    assert verdict["status"] == "down"
+
+
+# -- export formatting -------------------------------------------------------------------
+
+
+def minute(symbol: str, ts: int, **over) -> dict:
+    row = {c: 1.5 for c in EXPORT_COLUMNS}
+    row.update(symbol=symbol, market_index=0, timestamp=ts, tick_count=7, covered_ms=60_000, windows=4)
+    row.update(over)
+    return row
+
+
+def values(row: dict) -> list:
+    """A row as the export gets it from D1's raw(): values in EXPORT_COLUMNS order."""
+    return [row[c] for c in EXPORT_COLUMNS]
+
+
+def test_csv_has_a_header_and_one_line_per_row_across_pages():
+    fmt = CsvExport()
+    first, second = values(minute("ETH", 60_000)), values(minute("B,T\"C", 120_000, twap_mid=None))
+    text = fmt.begin() + fmt.page([first]) + fmt.page([second]) + fmt.end()
+    assert text.endswith("\r\n")
+    records = list(csv.reader(io.StringIO(text, newline="")))
+    assert records[0] == list(EXPORT_COLUMNS)
+    assert [r[0] for r in records[1:]] == ["ETH", 'B,T"C']
+    assert records[2][EXPORT_COLUMNS.index("twap_mid")] == ""
+    assert fmt.count == 2
+
+
+def test_json_export_is_one_valid_document_across_pages():
+    fmt = JsonExport()
+    pages = [[], [values(minute("A", 1)), values(minute("B", 1))], [values(minute("A", 2))]]
+    pieces = [fmt.begin(), *(fmt.page(p) for p in pages), fmt.end()]
+    doc = json.loads("".join(pieces))
+    assert doc["count"] == 3 and [m["symbol"] for m in doc["minutes"]] == ["A", "B", "A"]
+    assert doc["minutes"][0] == minute("A", 1)
+
+
+def test_empty_exports_are_well_formed():
+    fmt = JsonExport()
+    assert json.loads(fmt.begin() + fmt.end()) == {"minutes": [], "count": 0}
+    fmt = CsvExport()
+    assert fmt.begin() + fmt.end() == ",".join(EXPORT_COLUMNS) + "\r\n"
+
+
+def test_filenames_are_safe():
+    assert export_filename(None, 0, MAX_TIMESTAMP_MS, "csv") == "lighter-minutes-all.csv"
+    assert export_filename("ETH/USDC", 10, 20, "json") == "lighter-minutes-ETH_USDC-10-20.json"
+    assert export_filename("<img src=x>", 0, 20, "csv") == "lighter-minutes-_img_src_x_-to-20.csv"
+    assert content_disposition("a.csv") == 'attachment; filename="a.csv"'
+
+
+def test_cursors():
+    assert first_cursor(5) == (5, "")
+    assert next_cursor([values(minute("A", 1)), values(minute("B", 9))]) == (9, "B")
+
+
+# -- answer shapes ---------------------------------------------------------------------
+
+
+def test_market_row_makes_active_a_boolean():
+    assert market_row({"market_index": 3, "symbol": "X", "active": 0}) == {"market_index": 3, "symbol": "X", "active": False}
+
+
+def test_overview_row_without_data():
+    row = {"market_index": 1, "symbol": "X"} | {f"w_{c}": None for c in sql.OVERVIEW_WINDOW_COLUMNS}
+    row |= {f"m_{c}": None for c in sql.OVERVIEW_MINUTE_COLUMNS}
+    assert overview_row(row, NOW) == {"market_index": 1, "symbol": "X", "window": None, "minute": None, "age_ms": None}
+
+
+# -- the API's SQL on sqlite3 ------------------------------------------------------------------
+
+
+@pytest.fixture
+def db() -> sqlite3.Connection:
+    conn = sqlite3.connect(":memory:")
+    conn.row_factory = sqlite3.Row
+    conn.executescript((ROOT / "schema.sql").read_text())
+    markets = [(0, "ETH", 1), (1, "BTC", 1), (2, "OLD", 0)]
+    conn.executemany(
+        "INSERT INTO lighter_markets (market_index, symbol, active, updated_at) VALUES (?, ?, ?, 0)", markets
+    )
+    for i, symbol in [(0, "ETH"), (1, "BTC")]:
+        for k in range(8):
+            ts = 60_000 * 100 + k * 15_000
+            snap = minute(symbol, ts, market_index=i, window_ms=15_000, avg_bid=100 + k)
+            conn.execute(sql.UPSERT_SNAPSHOT, [snap[c] for c in sql.SNAPSHOT_COLUMNS])
+        for k in range(3):
+            ts = 60_000 * (100 + k)
+            conn.execute(sql.UPSERT_MINUTE, [minute(symbol, ts, market_index=i, avg_bid=200 + k)[c] for c in sql.MINUTE_COLUMNS])
+    return conn
+
+
+def rows(conn, statement, *binds) -> list[dict]:
+    return [dict(r) for r in conn.execute(statement, binds)]
+
+
+def plan(conn, statement) -> str:
+    return " | ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + statement, [1] * statement.count("?")))
+
+
+def test_pages_are_newest_first_with_a_symbol_tie_break(db):
+    got = rows(db, sql.API_MINUTES_PAGE, 0, MAX_TIMESTAMP_MS, 4, 0)
+    assert [(r["timestamp"], r["symbol"]) for r in got] == [(6_120_000, "BTC"), (6_120_000, "ETH"), (6_060_000, "BTC"), (6_060_000, "ETH")]
+    assert list(got[0]) == list(sql.MINUTE_COLUMNS)
+    got = rows(db, sql.API_SNAPSHOTS_PAGE_FOR_SYMBOL, "ETH", 6_015_000, 6_045_000, 10, 1)
+    assert [r["timestamp"] for r in got] == [6_030_000, 6_015_000]
+
+
+def test_overview_is_one_row_per_active_market_with_its_latest_rows(db):
+    got = rows(db, sql.API_OVERVIEW)
+    assert [r["symbol"] for r in got] == ["ETH", "BTC"]
+    assert got[0]["w_timestamp"] == 6_000_000 + 7 * 15_000 and got[0]["w_avg_bid"] == 107
+    assert got[0]["m_timestamp"] == 6_120_000 and got[0]["m_avg_bid"] == 202
+    shaped = overview_row(got[0], 6_000_000 + 8 * 15_000 + 2_000)
+    assert shaped["age_ms"] == 2_000 and shaped["window"]["avg_bid"] == 107 and shaped["minute"]["windows"] == 4
+
+
+@pytest.mark.parametrize("page_size", [1, 3, 4, 6, 7])
+def test_export_keyset_pages_cover_everything_once(db, page_size):
+    # Two symbols per timestamp: odd page sizes end pages between them.
+    seen, cursor = [], first_cursor(0)
+    while True:
+        page = [list(r) for r in db.execute(sql.API_EXPORT_MINUTES_PAGE, (*cursor, MAX_TIMESTAMP_MS, page_size))]
+        seen += [(r[2], r[0]) for r in page]
+        if len(page) < page_size:
+            break
+        cursor = next_cursor(page)
+    assert seen == sorted(seen) and len(seen) == len(set(seen)) == 6
+    one = rows(db, sql.API_EXPORT_MINUTES_PAGE_FOR_SYMBOL, "BTC", *first_cursor(6_060_000), 6_120_000, 10)
+    assert [r["timestamp"] for r in one] == [6_060_000, 6_120_000]
+
+
+def test_symbol_lookup(db):
+    assert rows(db, sql.API_SYMBOL_EXISTS, "OLD") and not rows(db, sql.API_SYMBOL_EXISTS, "eth")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["API_OVERVIEW", "API_MINUTES_PAGE", "API_MINUTES_PAGE_FOR_SYMBOL", "API_SNAPSHOTS_PAGE",
+     "API_SNAPSHOTS_PAGE_FOR_SYMBOL", "API_EXPORT_MINUTES_PAGE", "API_EXPORT_MINUTES_PAGE_FOR_SYMBOL",
+     "API_SYMBOL_EXISTS"],
+)
+def test_api_queries_use_indexes_not_table_scans(db, name):
+    text = plan(db, getattr(sql, name))
+    scans = [step for step in text.split(" | ") if step.startswith("SCAN") and step != "SCAN m"]
+    assert not scans, text  # the overview walks the (small) markets table, nothing else
+
+
+def test_overview_finds_latest_rows_by_index_seek(db):
+    text = plan(db, sql.API_OVERVIEW)
+    assert "SEARCH lighter_snapshots USING COVERING INDEX sqlite_autoindex_lighter_snapshots_1 (symbol=?)" in text
+    assert "SEARCH lighter_minutes USING COVERING INDEX sqlite_autoindex_lighter_minutes_1 (symbol=?)" in text
+
+
+# -- the OpenAPI document ---------------------------------------------------------------
+
+
+def _refs(node):
+    if isinstance(node, dict):
+        if "$ref" in node:
+            yield node["$ref"]
+        for value in node.values():
+            yield from _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _refs(value)
+
+
+def test_openapi_document_is_json_and_every_ref_resolves():
+    doc = json.loads(json.dumps(DOCUMENT))
+    assert doc["openapi"].startswith("3.1")
+    for ref in set(_refs(doc)):
+        node = doc
+        for part in ref.removeprefix("#/").split("/"):
+            node = node[part]
+
+
+def test_every_operation_has_an_id_and_responses():
+    ids = [op["operationId"] for item in PATHS.values() for op in item.values()]
+    assert len(ids) == len(set(ids))
+    for path, item in PATHS.items():
+        for method, op in item.items():
+            assert op["responses"], (path, method)
+    assert operations()["/api/start"] == {"POST": "start"}
+    assert set(operations()) >= {
+        "/api/stats", "/api/markets", "/api/minutes", "/api/snapshots", "/api/overview", "/api/export",
+        "/api/health", "/api/start", "/api/stop", "/api/openapi.json",
+    }
+
+
+def test_row_schemas_match_the_tables():
+    schemas = DOCUMENT["components"]["schemas"]
+    assert schemas["Minute"]["required"] == list(sql.MINUTE_COLUMNS)
+    assert schemas["Snapshot"]["required"] == list(sql.SNAPSHOT_COLUMNS)

@@ -1,0 +1,200 @@
+"""tracker.validation: the API's query strings and control token, in CPython."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tracker.validation import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    MAX_OFFSET,
+    MAX_SYMBOL_LENGTH,
+    MAX_TIMESTAMP_MS,
+    ExportQuery,
+    RowQuery,
+    ValidationError,
+    check_bearer,
+    parse_export_query,
+    parse_integer,
+    parse_no_params,
+    parse_params,
+    parse_row_query,
+)
+
+
+def refused(fn, *args, status: int = 400) -> str:
+    with pytest.raises(ValidationError) as info:
+        fn(*args)
+    assert info.value.status == status
+    return info.value.message
+
+
+# -- rows (/api/minutes, /api/snapshots) -------------------------------------------
+
+
+def test_row_query_defaults():
+    assert parse_row_query("") == RowQuery(None, DEFAULT_LIMIT, 0, 0, MAX_TIMESTAMP_MS)
+
+
+def test_row_query_all_parameters():
+    q = parse_row_query("symbol=ETH&limit=10&offset=20&from=1700000000000&to=1700000060000")
+    assert q == RowQuery("ETH", 10, 20, 1_700_000_000_000, 1_700_000_060_000)
+
+
+def test_row_query_decodes_percent_escapes():
+    assert parse_row_query("symbol=ETH%2FUSDC").symbol == "ETH/USDC"
+
+
+def test_limit_bounds_are_inclusive():
+    assert parse_row_query("limit=1").limit == 1
+    assert parse_row_query(f"limit={MAX_LIMIT}").limit == MAX_LIMIT
+    assert parse_row_query(f"offset={MAX_OFFSET}").offset == MAX_OFFSET
+    assert parse_row_query("offset=0").offset == 0
+
+
+@pytest.mark.parametrize(
+    ("query", "words"),
+    [
+        ("limit=abc", "limit must be an integer from 1 to 1000, got 'abc'"),
+        ("limit=-5", "limit must not be negative"),
+        ("limit=0", "limit must be at least 1"),
+        (f"limit={MAX_LIMIT + 1}", "limit must be at most 1000"),
+        ("limit=", "limit is empty"),
+        ("limit=1.5", "limit must be an integer"),
+        ("limit=1e3", "limit must be an integer"),
+        ("limit=+5", "limit must be an integer"),
+        ("limit=%205", "limit must be an integer"),
+        ("limit=1_000", "limit must be an integer"),
+        ("limit=%D9%A3", "limit must be an integer"),  # Arabic-Indic three: int() would take it
+        ("limit=" + "9" * 5000, "limit must be an integer"),  # never handed to int()
+        ("offset=-1", "offset must not be negative"),
+        ("offset=x", "offset must be an integer"),
+        (f"offset={MAX_OFFSET + 1}", "offset must be at most"),
+        ("from=yesterday", "from must be a timestamp in milliseconds"),
+        ("from=2024-01-01", "from must be a timestamp in milliseconds"),
+        ("to=1.5", "to must be a timestamp in milliseconds"),
+        ("from=-1", "from must not be negative"),
+        ("to=", "to is empty"),
+        (f"to={MAX_TIMESTAMP_MS + 1}", "to must be at most"),
+        ("from=2000&to=1000", "from (2000) is after to (1000)"),
+        ("symbol=", "symbol is empty"),
+        ("symbol=" + "A" * (MAX_SYMBOL_LENGTH + 1), "symbol is longer than 64"),
+        ("symbol=ETH%00", "symbol contains control characters"),
+        ("symbl=ETH", "unknown query parameter 'symbl'"),
+        ("limit=1&limit=2", "'limit' is given more than once"),
+        ("&".join(f"p{i}=1" for i in range(40)), "too many query parameters"),
+    ],
+)
+def test_row_query_refusals(query, words):
+    assert words in refused(parse_row_query, query)
+
+
+def test_from_equal_to_is_a_single_instant():
+    q = parse_row_query("from=5&to=5")
+    assert (q.from_ms, q.to_ms) == (5, 5)
+
+
+def test_unknown_parameter_message_lists_accepted_ones():
+    assert "accepted: symbol, limit, offset, from, to" in refused(parse_row_query, "page=2")
+
+
+def test_long_values_are_cut_short_in_messages():
+    message = refused(parse_row_query, "limit=" + "x" * 500)
+    assert len(message) < 150
+
+
+@given(st.integers(min_value=1, max_value=MAX_LIMIT))
+def test_every_valid_limit_round_trips(n):
+    assert parse_row_query(f"limit={n}").limit == n
+
+
+@given(st.text(max_size=30))
+def test_limit_never_raises_anything_but_validation_error(text):
+    try:
+        value = parse_integer("limit", text, 1, MAX_LIMIT)
+    except ValidationError:
+        return
+    assert 1 <= value <= MAX_LIMIT and text == str(value)
+
+
+@given(st.text(max_size=60))
+def test_any_query_string_parses_or_is_refused(query):
+    for parse in (parse_row_query, parse_export_query):
+        try:
+            parse(query)
+        except ValidationError as exc:
+            assert exc.status == 400 and exc.message
+
+
+# -- export --------------------------------------------------------------------------
+
+
+def test_export_defaults_to_csv_everything():
+    assert parse_export_query("") == ExportQuery(None, 0, MAX_TIMESTAMP_MS, "csv")
+
+
+def test_export_format_is_case_insensitive():
+    assert parse_export_query("format=JSON").format == "json"
+
+
+@pytest.mark.parametrize(
+    ("query", "words"),
+    [
+        ("format=xml", "format must be one of csv, json, got 'xml'"),
+        ("format=", "format must be one of csv, json"),
+        ("limit=10", "unknown query parameter 'limit'"),
+        ("from=10&to=5", "from (10) is after to (5)"),
+        ("from=abc", "from must be a timestamp"),
+    ],
+)
+def test_export_refusals(query, words):
+    assert words in refused(parse_export_query, query)
+
+
+# -- routes without parameters -----------------------------------------------------------
+
+
+def test_no_params_accepts_nothing():
+    parse_no_params("")
+    assert "unknown query parameter 'x' (accepted: none)" in refused(parse_no_params, "x=1")
+
+
+def test_parse_params_keeps_blank_values():
+    assert parse_params("a=&b=2", ("a", "b")) == {"a": "", "b": "2"}
+
+
+# -- control token -------------------------------------------------------------------
+
+
+def test_bearer_accepted():
+    check_bearer("Bearer test-token", "test-token")
+    check_bearer("bearer   test-token  ", "test-token")
+
+
+def test_no_admin_token_configured_is_403_and_says_how_to_set_it():
+    message = refused(check_bearer, "Bearer anything", None, status=403)
+    assert "wrangler secret put ADMIN_TOKEN" in message
+    refused(check_bearer, None, "", status=403)
+
+
+@pytest.mark.parametrize(
+    ("header", "words"),
+    [
+        (None, "missing Authorization header"),
+        ("", "missing Authorization header"),
+        ("Basic dGVzdA==", "Bearer scheme"),
+        ("test-token", "Bearer scheme"),
+        ("Bearer", "wrong bearer token"),
+        ("Bearer wrong", "wrong bearer token"),
+        ("Bearer test-token-and-more", "wrong bearer token"),
+        ("Bearer tést", "wrong bearer token"),
+    ],
+)
+def test_bad_bearer_is_401_with_a_challenge(header, words):
+    with pytest.raises(ValidationError) as info:
+        check_bearer(header, "test-token")
+    assert info.value.status == 401
+    assert words in info.value.message
+    assert info.value.headers["www-authenticate"].startswith("Bearer")
