@@ -1,0 +1,131 @@
+// START / STOP TRACKING, with the admin token asked for inline (no prompt()).
+
+import { postControl } from "./api.js";
+import { byId, setState, setText } from "./dom.js";
+import { tokenStore } from "./token.js";
+
+export class Control {
+  /**
+   * @param {{enabled: boolean, onResult: (body) => void}} options
+   *   onResult gets the JSON answer of /api/start|stop (it carries the new stats).
+   */
+  constructor({ enabled, onResult }) {
+    this.enabled = enabled;
+    this.onResult = onResult;
+    this.tracking = null; // unknown until the first stats
+    this.busy = false;
+    this.pending = null; // the action waiting for a token
+    this.button = byId("toggle");
+    this.note = byId("control-note");
+    this.form = byId("token-form");
+    this.input = byId("token-input");
+    this.tokenState = byId("token-state");
+
+    this.button.addEventListener("click", () => this.act(this.button.dataset.action));
+    this.form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.saveToken();
+    });
+    byId("token-cancel").addEventListener("click", () => {
+      this.pending = null;
+      this.hideForm();
+    });
+    byId("token-forget").addEventListener("click", () => {
+      tokenStore.clear();
+      this.showNote("Token forgotten.", "ok");
+      this.render();
+    });
+    this.render();
+  }
+
+  setTracking(tracking) {
+    this.tracking = Boolean(tracking);
+    this.render();
+  }
+
+  render() {
+    const action = this.tracking ? "stop" : "start";
+    this.button.dataset.action = action;
+    setText(this.button, this.busy ? (action === "stop" ? "STOPPING…" : "STARTING…") : `${action.toUpperCase()} TRACKING`);
+    this.button.disabled = !this.enabled || this.busy || this.tracking === null;
+    if (!this.enabled) this.button.title = "ADMIN_TOKEN is not set on this deployment";
+    this.tokenState.hidden = !tokenStore.get() || !this.form.hidden;
+  }
+
+  showNote(text, kind = "info") {
+    setText(this.note, text);
+    this.note.dataset.kind = kind;
+    this.note.hidden = false;
+  }
+
+  askToken(action, why) {
+    this.pending = action;
+    this.form.hidden = false;
+    this.showNote(why, why.includes("refused") ? "error" : "info");
+    this.render();
+    this.input.focus();
+  }
+
+  hideForm() {
+    this.form.hidden = true;
+    this.input.value = "";
+    this.render();
+  }
+
+  saveToken() {
+    const token = this.input.value.trim();
+    if (!token) {
+      this.input.focus();
+      return;
+    }
+    tokenStore.set(token);
+    this.hideForm();
+    const action = this.pending;
+    this.pending = null;
+    if (action) this.act(action);
+    else this.showNote("Token saved.", "ok");
+  }
+
+  async act(action) {
+    if (this.busy || (action !== "start" && action !== "stop")) return;
+    const token = tokenStore.get();
+    if (!token) {
+      this.askToken(action, `Enter the admin token to ${action} tracking.`);
+      return;
+    }
+    this.busy = true;
+    this.render();
+    try {
+      const body = await postControl(`/api/${action}`, token);
+      this.note.hidden = true;
+      if (body && typeof body === "object") {
+        if ("isTracking" in body) this.tracking = Boolean(body.isTracking);
+        this.onResult(body);
+      }
+    } catch (error) {
+      if (error.status === 401) {
+        tokenStore.clear();
+        this.busy = false;
+        this.askToken(action, "The token was refused (401). Enter it again.");
+        return;
+      }
+      this.showNote(`Could not ${action} tracking: ${error.message}`, "error");
+    } finally {
+      this.busy = false;
+      this.render();
+    }
+  }
+}
+
+/** The little pill in the header: the dashboard's own live connection. */
+export function showLinkState(state, detail = {}) {
+  const pill = byId("link-state");
+  const text = byId("link-text");
+  setState(pill, state);
+  if (state === "open") setText(text, "live");
+  else if (state === "connecting") setText(text, detail.attempt ? `reconnecting (#${detail.attempt})…` : "connecting…");
+  else if (state === "reconnecting") {
+    const secs = Math.max(0, Math.round((detail.retryAt - Date.now()) / 100) / 10);
+    setText(text, `offline · retry in ${secs.toFixed(1)} s`);
+  }
+}

@@ -1,0 +1,169 @@
+// The dashboard's live WebSocket to the tracker (served by its Durable Object).
+//
+// Server -> page: {"type":"hello","log":[...],"stats":{...}} on open, then
+// {"type":"log","entry":{...}} as things happen and {"type":"stats","stats":{...}}
+// after every alarm and in answer to the page's {"type":"stats"}, sent every second.
+// A dropped socket is reopened with exponential backoff and jitter; a socket
+// that goes silent (no answer to the stats requests) is treated as dropped.
+
+const POLL_MS = 1000;
+const SILENT_MS = 10_000;
+const BACKOFF_FIRST_MS = 500;
+const BACKOFF_MAX_MS = 15_000;
+
+export class LiveSocket {
+  /**
+   * @param {string} url ws:// or wss:// URL
+   * @param {{onHello?, onLog?, onStats?, onState?}} handlers
+   *   onState(state, detail): "connecting" | "open" | "reconnecting" (detail.retryAt, detail.attempt)
+   */
+  constructor(url, handlers) {
+    this.url = url;
+    this.handlers = handlers;
+    this.ws = null;
+    this.attempt = 0;
+    this.retryTimer = null;
+    this.pollTimer = null;
+    this.lastHeard = 0;
+    this.stopped = false;
+  }
+
+  start() {
+    this.stopped = false;
+    this.connect();
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    this.teardown();
+  }
+
+  /** Reconnect now (e.g. the tab became visible while a retry was pending). */
+  nudge() {
+    if (this.stopped || this.ws) return;
+    clearTimeout(this.retryTimer);
+    this.connect();
+  }
+
+  send(message) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+      this.ws.send(JSON.stringify(message));
+      return true;
+    }
+    return false;
+  }
+
+  emit(name, ...args) {
+    const handler = this.handlers[name];
+    if (handler) {
+      try {
+        handler(...args);
+      } catch (error) {
+        console.error(`live socket ${name} handler failed`, error);
+      }
+    }
+  }
+
+  connect() {
+    this.retryTimer = null;
+    this.emit("onState", "connecting", { attempt: this.attempt });
+    let ws;
+    try {
+      ws = new WebSocket(this.url);
+    } catch (error) {
+      console.warn("live socket could not be created", error);
+      this.scheduleReconnect();
+      return;
+    }
+    this.ws = ws;
+    ws.addEventListener("open", () => {
+      if (this.ws !== ws) return;
+      this.attempt = 0;
+      this.lastHeard = Date.now();
+      this.emit("onState", "open", {});
+      this.pollTimer = setInterval(() => this.poll(ws), POLL_MS);
+    });
+    ws.addEventListener("message", (event) => {
+      if (this.ws !== ws) return;
+      this.lastHeard = Date.now();
+      this.dispatch(event.data);
+    });
+    ws.addEventListener("close", () => {
+      if (this.ws !== ws) return;
+      this.teardown();
+      this.scheduleReconnect();
+    });
+    // An "error" is always followed by "close", which does the work.
+  }
+
+  poll(ws) {
+    if (this.ws !== ws) return;
+    if (document.hidden) {
+      // A background tab asks for nothing (pushed log lines and stats still arrive).
+      this.lastHeard = Date.now();
+      return;
+    }
+    if (Date.now() - this.lastHeard > SILENT_MS) {
+      console.warn("live socket silent: reconnecting");
+      this.teardown();
+      this.scheduleReconnect();
+      return;
+    }
+    this.send({ type: "stats" });
+  }
+
+  dispatch(data) {
+    if (typeof data !== "string") return;
+    let message;
+    try {
+      message = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (!message || typeof message !== "object") return;
+    switch (message.type) {
+      case "hello":
+        this.emit("onHello", Array.isArray(message.log) ? message.log : [], message.stats || null);
+        break;
+      case "log":
+        if (message.entry && typeof message.entry === "object") this.emit("onLog", message.entry);
+        break;
+      case "stats":
+        if (message.stats && typeof message.stats === "object") this.emit("onStats", message.stats);
+        break;
+      default:
+        break; // pong and anything newer
+    }
+  }
+
+  teardown() {
+    clearInterval(this.pollTimer);
+    this.pollTimer = null;
+    const ws = this.ws;
+    this.ws = null;
+    if (ws && (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING)) {
+      try {
+        ws.close(1000, "dashboard reconnecting");
+      } catch {
+        /* already closing */
+      }
+    }
+  }
+
+  scheduleReconnect() {
+    if (this.stopped) return;
+    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** this.attempt);
+    const delay = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+    this.attempt += 1;
+    this.emit("onState", "reconnecting", { retryAt: Date.now() + delay, attempt: this.attempt });
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.connect(), delay);
+  }
+}
+
+/** The ws:// or wss:// URL of a path on this page's host. */
+export function socketUrl(path) {
+  const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${window.location.host}${path}`;
+}

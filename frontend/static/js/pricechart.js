@@ -1,0 +1,317 @@
+// Mid price and spread of one market over the retained minutes (GET /api/minutes),
+// followed by the 15 s windows newer than the last minute (GET /api/snapshots),
+// so the chart is drawn within the first minute of tracking.
+// chart.js comes from /static/vendor/chart.umd.min.js (window.Chart), never a CDN.
+
+import { getJSON, withQuery } from "./api.js";
+import { setText } from "./dom.js";
+import { fmtAtPrecisionOf, fmtClock, fmtDateTime, fmtFixed, fmtInt, fmtPrice, isNumber } from "./format.js";
+
+const MINUTE_MS = 60_000;
+const MAX_ROWS = 1000; // the API's MAX_LIMIT
+const TIME_STEPS = [5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400].map(
+  (s) => s * 1000,
+);
+const SYMBOL_KEY = "lighterTracker.chartSymbol";
+
+function rowsOf(body, key) {
+  if (Array.isArray(body)) return body;
+  if (!body || typeof body !== "object") return [];
+  for (const name of [key, "rows", "data", "results"]) {
+    if (Array.isArray(body[name])) return body[name];
+  }
+  return [];
+}
+
+function num(value) {
+  const n = typeof value === "string" ? Number(value) : value;
+  return isNumber(n) ? n : null;
+}
+
+/** [{t, mid, spread, bps, ticks}] ascending by time, from API rows. */
+export function points(rows) {
+  const out = [];
+  for (const row of rows) {
+    if (!row || typeof row !== "object") continue;
+    const t = num(row.timestamp);
+    const mid = num(row.avg_mid);
+    if (t === null || mid === null) continue;
+    out.push({ t, mid, spread: num(row.avg_spread), bps: num(row.avg_spread_bps), ticks: num(row.tick_count) });
+  }
+  out.sort((a, b) => a.t - b.t);
+  return out;
+}
+
+/** Decimals that tell a scale's ticks apart (their step's own decimals). */
+export function stepDecimals(ticks) {
+  const step = ticks.length > 1 ? Math.abs(ticks[1].value - ticks[0].value) : 0;
+  if (!step || !isNumber(step)) return null;
+  let decimals = 0;
+  while (decimals < 10) {
+    const scaled = step * 10 ** decimals;
+    if (Math.abs(scaled - Math.round(scaled)) < 1e-6 * Math.max(1, scaled)) break;
+    decimals += 1;
+  }
+  return decimals;
+}
+
+function tickLabel(value, ticks, fallback) {
+  const decimals = stepDecimals(ticks);
+  return decimals === null ? fallback(value) : fmtFixed(value, decimals);
+}
+
+/** Dots while a series is short (a single point has no line to show it). */
+function fewPoints(context) {
+  return context.dataset.data.length < 40 ? 2.5 : 0;
+}
+
+function cssVar(name, fallback) {
+  const value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  return value || fallback;
+}
+
+function storedSymbol() {
+  try {
+    return window.localStorage.getItem(SYMBOL_KEY) || "";
+  } catch {
+    return "";
+  }
+}
+
+export class PriceChart {
+  constructor({ canvas, select, source, empty, windowSeconds, initialSymbol, onSymbol }) {
+    this.canvas = canvas;
+    this.select = select;
+    this.source = source;
+    this.empty = empty;
+    this.windowSeconds = windowSeconds;
+    this.onSymbol = onSymbol;
+    this.requested = initialSymbol || ""; // ?symbol=... : kept even before it has data
+    this.preferred = storedSymbol(); // last choice in this browser: used if the market exists
+    this.symbol = this.requested;
+    this.known = []; // symbols in the picker
+    this.chart = null;
+    this.seq = 0;
+    this.timer = null;
+    this.hasData = false;
+    this.showSeconds = true; // x-axis labels with seconds while the span is short
+
+    this.auto = false; // the symbol was picked by the page, not by the user
+    select.addEventListener("change", () => this.choose(select.value));
+  }
+
+  /**
+   * Offer these symbols in the picker (sorted, as text only). `busiest` is the
+   * market to show when nobody chose one (the most active market with data).
+   */
+  setSymbols(symbols, busiest = "") {
+    const sorted = [...new Set(symbols)].sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
+    if (this.requested && !sorted.includes(this.requested)) sorted.unshift(this.requested); // no data yet
+    const changed = sorted.length !== this.known.length || sorted.some((s, i) => s !== this.known[i]);
+    if (changed) {
+      this.known = sorted;
+      // new Option(text, value): both are plain strings, never parsed as HTML.
+      this.select.replaceChildren(...sorted.map((symbol) => new Option(symbol, symbol)));
+      this.select.disabled = sorted.length === 0;
+      if (sorted.length === 0) this.select.append(new Option("no markets yet", ""));
+    }
+    if (!this.symbol && sorted.length) {
+      this.auto = true;
+      this.choose(sorted.includes(this.preferred) ? this.preferred : busiest || sorted[0], { remember: false });
+      return;
+    }
+    if (this.auto && !this.hasData && busiest && busiest !== this.symbol) {
+      // The automatic choice has nothing to draw yet: follow the data.
+      this.choose(busiest, { remember: false });
+      return;
+    }
+    if (this.select.value !== this.symbol) this.select.value = this.symbol;
+    if (!this.hasData && this.symbol) this.refreshSoon();
+  }
+
+  choose(symbol, { remember = true } = {}) {
+    if (!symbol) return;
+    const changed = symbol !== this.symbol;
+    this.symbol = symbol;
+    if (this.select.value !== symbol) this.select.value = symbol;
+    if (remember) {
+      this.auto = false;
+      try {
+        window.localStorage.setItem(SYMBOL_KEY, symbol);
+      } catch {
+        /* not remembered */
+      }
+    }
+    if (this.onSymbol) this.onSymbol(symbol, remember);
+    if (changed || !this.hasData) {
+      this.hasData = false;
+      this.refresh();
+    }
+  }
+
+  /** Refresh within a short delay (coalesces triggers). */
+  refreshSoon(delay = 300) {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.refresh(), delay);
+  }
+
+  /** Schedule the periodic refresh: every window, or every 5 s while empty. */
+  scheduleNext() {
+    clearTimeout(this.timer);
+    const every = this.hasData ? this.windowSeconds * 1000 : Math.min(5000, this.windowSeconds * 1000);
+    this.timer = setTimeout(() => this.refresh(), every);
+  }
+
+  async refresh() {
+    clearTimeout(this.timer);
+    const symbol = this.symbol;
+    if (!symbol) {
+      this.scheduleNext();
+      return;
+    }
+    const seq = ++this.seq;
+    try {
+      const minutes = points(rowsOf(await getJSON(withQuery("/api/minutes", { symbol, limit: MAX_ROWS })), "minutes"));
+      if (seq !== this.seq) return; // the symbol changed meanwhile
+      // Then the windows not yet rolled into a minute (all of them in the first minute).
+      const lastMinuteEnd = minutes.length ? minutes[minutes.length - 1].t + MINUTE_MS : null;
+      const query = lastMinuteEnd === null ? { symbol, limit: MAX_ROWS } : { symbol, limit: MAX_ROWS, from: lastMinuteEnd };
+      const snapshots = await getJSON(withQuery("/api/snapshots", query)).catch(() => null);
+      if (seq !== this.seq) return;
+      const windows = points(rowsOf(snapshots, "snapshots")).filter((p) => lastMinuteEnd === null || p.t >= lastMinuteEnd);
+      this.draw(symbol, minutes, windows);
+    } catch (error) {
+      if (seq !== this.seq) return;
+      setText(this.source, `could not load ${symbol}: ${error.message}`);
+    } finally {
+      if (seq === this.seq) this.scheduleNext();
+    }
+  }
+
+  draw(symbol, minutes, windows) {
+    const series = [...minutes, ...windows];
+    this.hasData = series.length > 0;
+    this.empty.hidden = this.hasData;
+    if (!this.hasData) {
+      setText(this.source, `${symbol}: no rows yet`);
+      if (this.chart) {
+        for (const dataset of this.chart.data.datasets) dataset.data = [];
+        this.chart.update("none");
+      }
+      return;
+    }
+    const last = series[series.length - 1];
+    const parts = [];
+    if (minutes.length) parts.push(`${fmtInt(minutes.length)} one-minute averages`);
+    if (windows.length) parts.push(`${fmtInt(windows.length)} × ${this.windowSeconds} s windows`);
+    setText(
+      this.source,
+      `${symbol} · ${parts.join(" + ")} · ${fmtDateTime(series[0].t)} → ${fmtClock(last.t)} · ` +
+        `last mid ${fmtPrice(last.mid)}, spread ${fmtAtPrecisionOf(last.spread, last.mid)} (${fmtFixed(last.bps, 2)} bps)`,
+    );
+    const mid = series.map((p) => ({ x: p.t, y: p.mid }));
+    const bps = series.filter((p) => p.bps !== null).map((p) => ({ x: p.t, y: p.bps }));
+    if (!this.ensureChart()) return;
+    const [midSet, bpsSet] = this.chart.data.datasets;
+    midSet.data = mid;
+    bpsSet.data = bps;
+    // At least a few minutes across (one or two points must not make a degenerate
+    // axis), with ticks on round times.
+    const span = Math.max(last.t - series[0].t, 0);
+    const pad = Math.max(this.windowSeconds * 500, (5 * MINUTE_MS - span) / 2);
+    const from = series[0].t - pad;
+    const to = last.t + pad;
+    const step = TIME_STEPS.find((s) => (to - from) / s <= 7) ?? TIME_STEPS[TIME_STEPS.length - 1];
+    const x = this.chart.options.scales.x;
+    x.min = Math.floor(from / step) * step;
+    x.max = Math.ceil(to / step) * step;
+    x.ticks.stepSize = step;
+    this.showSeconds = step < MINUTE_MS;
+    this.chart.update("none");
+  }
+
+  ensureChart() {
+    if (this.chart) return true;
+    const Chart = window.Chart;
+    if (!Chart) {
+      setText(this.empty, "Chart library missing: /static/vendor/chart.umd.min.js (run scripts/setup).");
+      this.empty.hidden = false;
+      return false;
+    }
+    const text = cssVar("--text", "#e6edf3");
+    const muted = cssVar("--muted", "#8b98a8");
+    const border = cssVar("--border", "#262f3b");
+    const accent = cssVar("--accent", "#5aa9ff");
+    const spread = cssVar("--spread", "#e3b341");
+    Chart.defaults.color = muted;
+    Chart.defaults.borderColor = border;
+    Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
+    this.chart = new Chart(this.canvas, {
+      type: "line",
+      data: {
+        datasets: [
+          {
+            label: "mid",
+            data: [],
+            yAxisID: "y",
+            borderColor: accent,
+            backgroundColor: accent,
+            borderWidth: 1.8,
+            pointRadius: fewPoints,
+            pointHoverRadius: 3,
+            tension: 0,
+          },
+          {
+            label: "spread (bps)",
+            data: [],
+            yAxisID: "y1",
+            borderColor: spread,
+            backgroundColor: spread,
+            borderWidth: 1.2,
+            pointRadius: fewPoints,
+            pointHoverRadius: 3,
+            tension: 0,
+          },
+        ],
+      },
+      options: {
+        animation: false,
+        parsing: false,
+        normalized: true,
+        responsive: true,
+        maintainAspectRatio: false,
+        interaction: { mode: "nearest", axis: "x", intersect: false },
+        scales: {
+          x: {
+            type: "linear",
+            ticks: { callback: (value) => fmtClock(value, this.showSeconds), maxTicksLimit: 10, maxRotation: 0 },
+            grid: { color: border },
+          },
+          y: {
+            position: "left",
+            title: { display: true, text: "mid", color: accent },
+            ticks: { callback: (value, index, ticks) => tickLabel(value, ticks, (v) => fmtPrice(v, 5)) },
+            grid: { color: border },
+          },
+          y1: {
+            position: "right",
+            title: { display: true, text: "spread (bps)", color: spread },
+            ticks: { callback: (value, index, ticks) => tickLabel(value, ticks, (v) => fmtFixed(v, 2)) },
+            grid: { drawOnChartArea: false },
+          },
+        },
+        plugins: {
+          legend: { labels: { color: text, boxWidth: 12, boxHeight: 2 } },
+          tooltip: {
+            callbacks: {
+              title: (items) => (items.length ? fmtDateTime(items[0].parsed.x) : ""),
+              label: (item) =>
+                item.datasetIndex === 0 ? ` mid ${fmtPrice(item.parsed.y)}` : ` spread ${fmtFixed(item.parsed.y, 2)} bps`,
+            },
+          },
+        },
+      },
+    });
+    return true;
+  }
+}

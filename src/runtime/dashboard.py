@@ -1,0 +1,130 @@
+"""The dashboard page: Jinja2 templates kept in frontend/templates/, rendered here.
+
+Templates reach the Worker through the ASSETS binding (assets directory
+"frontend", so they live at /templates/<name>). Browsers never see them: the
+"/templates/*" pattern is in run_worker_first and the Worker's router answers
+404 there, while `env.ASSETS.fetch` from inside the Worker still reads them.
+
+They are fetched and compiled once per isolate and kept in module state. Jinja2
+is imported lazily, on the first dashboard request, so the API's cold start does
+not pay for it. Autoescape is on: whatever reaches the template (the `symbol`
+query parameter, configured URLs) is HTML-escaped, and the page's JavaScript,
+all in static files, reads it back from data- attributes.
+
+This module imports nothing from the Workers runtime at the top, so CPython
+tests can render the same templates (`build_environment` + `page_context`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import parse_qs, urlparse
+
+TEMPLATE_PREFIX = "/templates/"
+# Every template the page is made of: fetched together into a DictLoader.
+TEMPLATES = ("base.html.j2", "dashboard.html.j2")
+PAGE = "dashboard.html.j2"
+
+MAX_SYMBOL_LENGTH = 64
+
+# No inline script or style anywhere: everything the page runs is a static file.
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "manifest-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    )
+)
+
+PAGE_HEADERS = {
+    "content-type": "text/html; charset=utf-8",
+    "cache-control": "no-store",
+    "content-security-policy": CONTENT_SECURITY_POLICY,
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+}
+
+# The compiled page, once per isolate.
+_cache: dict = {}
+
+
+class TemplateUnavailable(RuntimeError):
+    """A template could not be read through the ASSETS binding."""
+
+
+def build_environment(sources: dict[str, str]):
+    """A Jinja2 environment over template sources {name: text}, autoescape on."""
+    import jinja2  # lazy: ~300-500 ms of a cold start, paid only by the first page view
+
+    return jinja2.Environment(
+        loader=jinja2.DictLoader(sources),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+    )
+
+
+def requested_symbol(url: str) -> str:
+    """The chart symbol asked for with ?symbol=..., as plain text (the template escapes it)."""
+    values = parse_qs(urlparse(url).query).get("symbol") or [""]
+    return values[0].strip()[:MAX_SYMBOL_LENGTH]
+
+
+def page_context(config, symbol: str = "") -> dict:
+    """What the page template gets. Never the admin token itself: only whether one is set."""
+    return {
+        "ws_path": "/ws",
+        "feed_url": config.ws_url,
+        "window_seconds": config.window_ms // 1000,
+        "shards": config.shards,
+        "snapshot_retention_minutes": config.snapshot_retention_ms // 60_000,
+        "minute_retention_hours": config.minute_retention_ms // 3_600_000,
+        "control_enabled": bool(config.admin_token),
+        "overview_poll_ms": 5000,
+        "initial_symbol": symbol,
+    }
+
+
+async def _fetch_template(env, origin: str, name: str) -> str:
+    response = await env.ASSETS.fetch(f"{origin}{TEMPLATE_PREFIX}{name}")
+    status = int(response.status)
+    if status != 200:
+        raise TemplateUnavailable(f"ASSETS {TEMPLATE_PREFIX}{name}: HTTP {status}")
+    return str(await response.text())
+
+
+async def _page_template(env, origin: str):
+    template = _cache.get("page")
+    if template is None:
+        texts = await asyncio.gather(*(_fetch_template(env, origin, name) for name in TEMPLATES))
+        template = build_environment(dict(zip(TEMPLATES, texts, strict=True))).get_template(PAGE)
+        _cache["page"] = template
+    return template
+
+
+async def render_dashboard(request, env, config):
+    from workers import Response
+
+    url = str(request.url)
+    parts = urlparse(url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    try:
+        template = await _page_template(env, origin)
+    except Exception as exc:  # templates missing from the upload, or a syntax error in one
+        return Response(
+            f"dashboard unavailable: {exc}\n",
+            status=500,
+            headers={"content-type": "text/plain; charset=utf-8", "cache-control": "no-store"},
+        )
+    html = template.render(page_context(config, requested_symbol(url)))
+    return Response(html, status=200, headers=PAGE_HEADERS)
