@@ -70,6 +70,7 @@ class TrackingSession:
         self.last_flush: dict = {}
         self.last_error: str | None = None
         self.incidents = IncidentWatch(config.alert_after_ms)
+        self.memory: dict = {}  # the in-memory state's weight, measured at each alarm
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -148,6 +149,7 @@ class TrackingSession:
         elif self.socket is not None:
             self._check_feed(now)
         self._close_windows(now)
+        self.memory = state_report(self.feed.books if self.feed else {}, self.aggregator)
         await self._flush(final=False)
         await self._save()
         await self._alert_if_down(now)
@@ -528,7 +530,7 @@ class TrackingSession:
             "lastFlush": self.last_flush,
             "reconnectAt": self.reconnect_at,
             "lastError": self.last_error,
-            "memoryBytes": state_report(feed.books if feed else {}, aggregator),
+            "memoryBytes": self.memory,
             "aggregator": {
                 "currentSymbols": aggregator.current_markets() if aggregator else 0,
                 "windowElapsed": (now - window_start) / 1000 if window_start is not None else 0,
