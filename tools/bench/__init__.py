@@ -1,0 +1,16 @@
+"""Benchmarks for the Lighter Orderbook Tracker (issue #5): `bash scripts/bench`.
+
+    python -m bench run [--quick] [--messages N] [--markets M] ...   ingest, memory, API, start, D1, CPython floor
+    python -m bench shards --shards 2 --markets 600                   sharding proof (also --shards 1 / 4)
+    python -m bench sender ...                                        the stream server (started by `run`)
+    python -m bench core ...                                          the CPython floor alone
+    python -m bench profile [--quick]                                 where workerd's time per message goes
+
+Every command runs wrangler dev from a temporary COPY of wrangler.toml, src/, frontend/ and
+python_modules/ (wrangler reloads on any source edit; the copy pins the code measured).
+`run --proto NAME` applies a prototype fix from bench/protos.py to that copy only.
+
+Figures go to bench-results/<name>.json (latest.json for `run`; shards-N.json; profile.json)
+plus a timestamped copy in bench-results/history/; logs in bench-results/logs/. The folder
+ignores itself (bench-results/.gitignore is `*`).
+"""

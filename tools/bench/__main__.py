@@ -1,0 +1,34 @@
+"""python -m bench {run,shards,sender,core} ... (see bench/__init__.py)."""
+from __future__ import annotations
+
+import sys
+
+COMMANDS = ("run", "shards", "sender", "core", "profile")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        from . import __doc__ as doc
+
+        print(doc)
+        return 0 if argv and argv[0] in ("-h", "--help") else 64
+    command, rest = argv[0], argv[1:]
+    if command == "run":
+        from .runner import main as run_main
+        return run_main(rest)
+    if command == "shards":
+        from .shards import main as shards_main
+        return shards_main(rest)
+    if command == "profile":
+        from .profile import main as profile_main
+        return profile_main(rest)
+    if command == "sender":
+        from .sender import main as sender_main
+        return sender_main(rest)
+    from .core import main as core_main
+    return core_main(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The CPython floor: the tracker's pure core fed the same generated frames in-process.
+
+    python -m bench core [--markets 200] [--messages 300000] [--seed 1]
+
+What the Durable Object does per message, minus workerd and Pyodide: `LighterFeed.on_text`
+(parse, book, continuity, top of book into the `WindowAggregator`), with the windows
+closed as the alarm would close them. Also timed on the same frames, to show where the
+time goes: `json.loads` alone, `protocol.parse_frame` alone (JSON + validation + floats),
+and the feed with a do-nothing aggregator (book + continuity, no window sums).
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import time
+
+from tracker import protocol
+from tracker.aggregator import WindowAggregator
+from tracker.feed import LighterFeed
+
+from .stream import Stream, generate
+
+CONNECTED = '{"session_id":"bench","type":"connected"}'
+CHUNK = 10_000  # frames between window closes (the alarm's job)
+
+
+class _NullAggregator(WindowAggregator):
+    def add_tick(self, market_id, ts, bid, bid_size, ask, ask_size):
+        pass
+
+    def invalidate(self, market_id, ts):
+        pass
+
+
+def _best_of(repeats: int, fn) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        gc.collect()
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _feed_run(stream: Stream, frames: list[str], aggregator_cls, window_ms: int) -> tuple[float, LighterFeed]:
+    start = stream.base_ts_ms - stream.base_ts_ms % window_ms
+    aggregator = aggregator_cls(window_ms, start)
+    feed = LighterFeed(stream.market_ids(), aggregator)
+    feed.on_text(CONNECTED)
+    symbols = {s.market_id: s.symbol for s in stream.specs}
+    on_text = feed.on_text
+    n_snap = stream.markets
+    t0 = time.perf_counter()
+    for i in range(0, len(frames), CHUNK):
+        for text in frames[i:i + CHUNK]:
+            on_text(text)
+        # the alarm: close what ended (1.5 s grace) by the newest frame's exchange time
+        position = max(0, i + CHUNK - n_snap)
+        aggregator.close_until(stream.synthetic_ts(position) - 1_500, symbols)
+    return time.perf_counter() - t0, feed
+
+
+def measure(markets: int = 200, messages: int = 300_000, seed: int = 1, window_ms: int = 15_000,
+            repeats: int = 3, stream: Stream | None = None) -> dict:
+    if stream is None:
+        stream = generate(markets, messages, seed=seed)
+    frames = stream.text_frames(limit=messages)
+    n = len(frames)
+    mean_bytes = sum(map(len, frames)) / n
+
+    def run_all(fn):
+        def go():
+            for f in frames:
+                fn(f)
+        return go
+
+    t_json = _best_of(repeats, run_all(json.loads))
+    t_parse = _best_of(repeats, run_all(protocol.parse_frame))
+
+    full = []
+    nulls = []
+    feed = None
+    for _ in range(repeats):
+        gc.collect()
+        dt, feed = _feed_run(stream, frames, WindowAggregator, window_ms)
+        full.append(dt)
+        gc.collect()
+        dt, _ = _feed_run(stream, frames, _NullAggregator, window_ms)
+        nulls.append(dt)
+    t_full, t_null = min(full), min(nulls)
+    c = feed.counters
+    us = lambda t: round(t / n * 1e6, 2)  # noqa: E731
+    return {
+        "frames": n,
+        "markets": stream.markets,
+        "mean_frame_bytes": round(mean_bytes, 1),
+        "msgs_per_s": round(n / t_full),
+        "us_per_msg": us(t_full),
+        "breakdown_us_per_msg": {
+            "json_loads": us(t_json),
+            "parse_frame_total": us(t_parse),
+            "parse_frame_beyond_json": us(t_parse - t_json),
+            "book_and_continuity": us(t_null - t_parse),
+            "aggregator": us(t_full - t_null),
+        },
+        "counters": {"messages": c.messages - 1, "snapshots": c.snapshots, "updates": c.updates,
+                     "malformed": c.malformed, "gaps": c.gaps, "crossed": c.crossed,
+                     "one_sided": c.one_sided},
+        "repeats": repeats,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench core")
+    ap.add_argument("--markets", type=int, default=200)
+    ap.add_argument("--messages", type=int, default=300_000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args(argv)
+    print(json.dumps(measure(args.markets, args.messages, args.seed, repeats=args.repeats), indent=2))
+    return 0
