@@ -94,7 +94,7 @@ def test_every_window_that_divides_a_minute(seconds):
         ("SHARDS", "65", "SHARDS must be between 1 and 64"),
         ("SHARDS", "two", "SHARDS must be a number, got 'two'"),
         ("SHARDS", "1.5", "SHARDS must be a whole number, got '1.5'"),
-        ("ALERT_AFTER_MINUTES", "0.5", "ALERT_AFTER_MINUTES must be between 1 and 1440"),
+        ("ALERT_AFTER_MINUTES", "0.05", "ALERT_AFTER_MINUTES must be between 0.1 and 1440"),
         ("LIGHTER_API_URL", "mainnet.zklighter.elliot.ai", "LIGHTER_API_URL must be an http(s) URL"),
         ("LIGHTER_API_URL", "ws://127.0.0.1:1", "LIGHTER_API_URL must be an http(s) URL, got 'ws://127.0.0.1:1'"),
         ("LIGHTER_WS_URL", "https://mainnet.zklighter.elliot.ai/stream", "LIGHTER_WS_URL must be a ws(s) URL"),
