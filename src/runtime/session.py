@@ -188,12 +188,12 @@ class TrackingSession:
         market_ids = sorted(self.markets)
         if len(market_ids) > MAX_SUBSCRIPTIONS_PER_CONNECTION:
             needed = -(-len(market_ids) * self.config.shards // MAX_SUBSCRIPTIONS_PER_CONNECTION)
-            self.log.error(
-                "Lighter",
+            self.last_error = (
                 f"{len(market_ids)} markets exceed Lighter's {MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions "
                 f"per connection: only the first {MAX_SUBSCRIPTIONS_PER_CONNECTION} are tracked; "
-                f"set SHARDS to {needed} or more",
+                f"set SHARDS to {needed} or more"
             )
+            self.log.error("Lighter", self.last_error)
         self.feed = LighterFeed(market_ids, self.aggregator, log=self.log)
         self.watchdog.reset(self._messages(), now_ms())
         self.last_ping_at = now_ms()
