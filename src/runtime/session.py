@@ -373,7 +373,7 @@ class TrackingSession:
         started = now_ms()
         state = self.state
         rows = [row for window in self.pending for row in window.rows]
-        statements = [(sql.UPSERT_SNAPSHOT, row.values()) for row in rows]
+        statements = sql.bulk(sql.UPSERT_SNAPSHOTS, [row.values() for row in rows])
         statements.append((sql.PRUNE_SNAPSHOTS, (started - self.config.snapshot_retention_ms,)))
         statements.append((sql.PRUNE_MINUTES, (started - self.config.minute_retention_ms,)))
         statements.append((sql.UPSERT_STATS, self._stats_row(started)))
@@ -417,7 +417,7 @@ class TrackingSession:
         try:
             windows = await d1.query(self.db, sql.SELECT_WINDOWS_FOR_ROLLUP, since, until, self.shard)
             minutes = rollup_minutes(windows)
-            await d1.run_batch(self.db, [(sql.UPSERT_MINUTE, m.values()) for m in minutes])
+            await d1.run_batch(self.db, sql.bulk(sql.UPSERT_MINUTES, [m.values() for m in minutes]))
         except Exception as exc:
             state.totals.flush_failures += 1
             self.last_error = f"D1 minute rollup: {exc}"

@@ -194,10 +194,11 @@ def db() -> sqlite3.Connection:
         for k in range(8):
             ts = 60_000 * 100 + k * 15_000
             snap = minute(symbol, ts, market_index=i, window_ms=15_000, avg_bid=100 + k)
-            conn.execute(sql.UPSERT_SNAPSHOT, [snap[c] for c in sql.SNAPSHOT_COLUMNS])
+            conn.execute(sql.UPSERT_SNAPSHOTS, [json.dumps([[snap[c] for c in sql.SNAPSHOT_COLUMNS]])])
         for k in range(3):
             ts = 60_000 * (100 + k)
-            conn.execute(sql.UPSERT_MINUTE, [minute(symbol, ts, market_index=i, avg_bid=200 + k)[c] for c in sql.MINUTE_COLUMNS])
+            row = minute(symbol, ts, market_index=i, avg_bid=200 + k)
+            conn.execute(sql.UPSERT_MINUTES, [json.dumps([[row[c] for c in sql.MINUTE_COLUMNS]])])
     return conn
 
 
