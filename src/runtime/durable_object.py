@@ -71,11 +71,11 @@ class LighterTracker(DurableObject):
         self.hub.on_close(ws, 1011)
 
     async def _all_stats(self) -> dict:
-        """Stats for dashboards: this shard's, summed with the others' when sharded."""
+        """Stats for dashboards: the same combined shape as /api/stats, however many shards."""
         mine = self.session.stats()
-        if self.config.shards == 1:
-            return mine
-        others = await shards.call_all(self.env, self.config, "/stats", skip=self.session.shard)
+        others = []
+        if self.config.shards > 1:
+            others = await shards.call_all(self.env, self.config, "/stats", skip=self.session.shard)
         return shards.combine(sorted([mine, *others], key=lambda s: s["shard"]))
 
     def _relay_to_hub(self, entry: dict) -> None:

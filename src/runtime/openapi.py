@@ -153,7 +153,7 @@ SCHEMAS: dict = {
         "required": ["shard", "status", "reason", "connected", "lastMessageAt", "ageMs"],
         "properties": {
             "shard": {"type": "integer"},
-            "status": {"enum": ["idle", "ok", "stale", "down"]},
+            "status": {"enum": ["idle", "ok", "storage", "stale", "down"]},
             "reason": {"type": ["string", "null"]},
             "connected": {"type": "boolean"},
             "lastMessageAt": {"type": ["integer", "null"]},
@@ -179,7 +179,7 @@ SCHEMAS: dict = {
         "type": "object",
         "required": ["status", "reason", "isTracking", "now", "shards"],
         "properties": {
-            "status": {"enum": ["down", "stale"]},
+            "status": {"enum": ["down", "stale", "storage"]},
             "reason": {"type": "string"},
             "isTracking": {"type": "boolean"},
             "now": {"type": "integer"},
@@ -322,7 +322,8 @@ PATHS: dict = {
     ),
     "/api/health": _get(
         "health",
-        "200 when tracking is off or the feed is fresh; 503 when tracking is on and the feed is down or stale.",
+        "200 when tracking is off or the feed is fresh; 503 when tracking is on and the feed is down or stale, "
+        "or D1 writes keep failing (windows piling up).",
         _json(_ref("Health"), "Healthy (or idle)"),
         extra={"503": _json(_ref("Unhealthy"), "Tracking is on but the feed is down or stale")},
     ),

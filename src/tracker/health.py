@@ -2,7 +2,8 @@
 
 Pure: it gets each shard's stats (what the tracker objects report) and the
 clock, and says "idle" (tracking is off), "ok", "stale" (connected, but no frame
-for longer than STALE_FEED_SECONDS) or "down" (not connected).
+for longer than STALE_FEED_SECONDS), "storage" (windows are piling up because D1
+writes keep failing) or "down" (not connected).
 
 Freshness is `now - lastMessageAt`, where lastMessageAt is the exchange's own
 timestamp of the newest frame: comparing it with our clock is fine because the
@@ -15,7 +16,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 # The worst status among shards wins.
-_RANK = {"idle": 0, "ok": 1, "stale": 2, "down": 3}
+_RANK = {"idle": 0, "ok": 1, "storage": 2, "stale": 3, "down": 4}
+# One window can wait for the next alarm after a passing D1 error; more means D1
+# has failed at least twice in a row and data is at risk.
+PENDING_WINDOWS_LIMIT = 2
 HEALTHY = ("idle", "ok")
 
 
@@ -53,6 +57,13 @@ def shard_health(stats: dict, now_ms: int, stale_ms: int, tracking: bool) -> dic
             **verdict,
             "status": "stale",
             "reason": f"no frame for {age / 1000:.0f}s (stale after {stale_ms / 1000:.0f}s)",
+        }
+    pending = stats.get("pendingWindows") or 0
+    if pending >= PENDING_WINDOWS_LIMIT:
+        return {
+            **verdict,
+            "status": "storage",
+            "reason": f"D1 writes failing: {pending} windows waiting ({verdict['lastError'] or 'no detail'})",
         }
     return {**verdict, "status": "ok", "reason": None}
 

@@ -60,6 +60,14 @@ def test_ok_when_connected_and_fresh():
     assert body["lastMessageAt"] == NOW - 1_000
 
 
+def test_failing_d1_writes_are_unhealthy_once_windows_pile_up():
+    # One window waiting for the next alarm is a passing hiccup; two mean D1 keeps failing.
+    assert assess([shard(pendingWindows=1)], NOW, STALE)[0] == 200
+    status, body = assess([shard(pendingWindows=3, lastError="D1 flush: SQLITE_BUSY")], NOW, STALE)
+    assert (status, body["status"]) == (503, "storage")
+    assert "3 windows waiting" in body["reason"] and "SQLITE_BUSY" in body["reason"]
+
+
 def test_stale_after_the_limit():
     status, body = assess([shard(lastMessageAt=NOW - STALE - 1)], NOW, STALE)
     assert (status, body["status"]) == (503, "stale")
