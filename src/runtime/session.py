@@ -48,6 +48,17 @@ def now_ms() -> int:
     return int(js.Date.now())
 
 
+def wasm_heap_bytes() -> int | None:
+    """Size of this isolate's Pyodide linear memory: what counts toward the 128 MB limit
+    for the Python side (it grows as Python allocates, and never shrinks)."""
+    try:
+        import pyodide_js
+
+        return int(pyodide_js._module.HEAPU8.length)
+    except Exception:  # not exposed by this runtime: report nothing rather than guess
+        return None
+
+
 class TrackingSession:
     def __init__(self, storage, db, config: Config, shard: int, log: ActivityLog) -> None:
         self.storage = storage
@@ -150,6 +161,7 @@ class TrackingSession:
             self._check_feed(now)
         self._close_windows(now)
         self.memory = state_report(self.feed.books if self.feed else {}, self.aggregator)
+        self.memory["wasmHeap"] = wasm_heap_bytes()
         await self._flush(final=False)
         await self._save()
         await self._alert_if_down(now)

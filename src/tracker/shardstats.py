@@ -23,6 +23,9 @@ def combine(per_shard: list[dict]) -> dict:
     total["lostRanges"] = [r for s in per_shard for r in s.get("lostRanges", [])]
     memory = [s.get("memoryBytes") or {} for s in per_shard]
     total["memoryBytes"] = {k: sum(m.get(k, 0) for m in memory) for k in ("books", "levels", "aggregator")}
+    # Each shard is its own isolate with its own 128 MB: the largest heap is what matters.
+    heaps = [m["wasmHeap"] for m in memory if m.get("wasmHeap")]
+    total["memoryBytes"]["wasmHeapMax"] = max(heaps) if heaps else None
     total["aggregator"] = {
         "currentSymbols": sum(s["aggregator"]["currentSymbols"] for s in per_shard),
         "windowElapsed": max(s["aggregator"]["windowElapsed"] for s in per_shard),
