@@ -17,41 +17,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .rows import WindowRow
+
 # Windows are normally closed every window by the alarm; if alarms stop, this many
 # open windows at most are kept before the oldest is dropped (and counted lost).
 MAX_OPEN_WINDOWS = 16
-
-
-@dataclass(slots=True)
-class WindowRow:
-    """One closed window of one market: a `lighter_snapshots` row (same column order)."""
-
-    symbol: str
-    market_index: int
-    timestamp: int  # window start, ms
-    avg_bid: float
-    avg_ask: float
-    avg_spread: float
-    tick_count: int
-    avg_mid: float
-    avg_spread_bps: float
-    min_spread: float
-    max_spread: float
-    avg_bid_size: float
-    avg_ask_size: float
-    last_bid: float
-    last_ask: float
-    twap_mid: float | None
-    covered_ms: int
-    window_ms: int
-
-    def values(self) -> tuple:
-        return (
-            self.symbol, self.market_index, self.timestamp, self.avg_bid, self.avg_ask,
-            self.avg_spread, self.tick_count, self.avg_mid, self.avg_spread_bps,
-            self.min_spread, self.max_spread, self.avg_bid_size, self.avg_ask_size,
-            self.last_bid, self.last_ask, self.twap_mid, self.covered_ms, self.window_ms,
-        )
 
 
 @dataclass(slots=True)

@@ -9,43 +9,12 @@ covered. Input rows are dicts as D1 returns them from `lighter_snapshots`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+from .rows import MinuteRow
 
 MINUTE_MS = 60_000
 
 _WEIGHTED = ("avg_bid", "avg_ask", "avg_spread", "avg_spread_bps", "avg_bid_size", "avg_ask_size")
-
-
-@dataclass(slots=True)
-class MinuteRow:
-    """One `lighter_minutes` row (same column order)."""
-
-    symbol: str
-    market_index: int
-    timestamp: int  # minute start, ms
-    avg_bid: float
-    avg_ask: float
-    avg_spread: float
-    tick_count: int
-    avg_mid: float
-    avg_spread_bps: float
-    min_spread: float
-    max_spread: float
-    avg_bid_size: float
-    avg_ask_size: float
-    last_bid: float
-    last_ask: float
-    twap_mid: float | None
-    covered_ms: int
-    windows: int
-
-    def values(self) -> tuple:
-        return (
-            self.symbol, self.market_index, self.timestamp, self.avg_bid, self.avg_ask,
-            self.avg_spread, self.tick_count, self.avg_mid, self.avg_spread_bps,
-            self.min_spread, self.max_spread, self.avg_bid_size, self.avg_ask_size,
-            self.last_bid, self.last_ask, self.twap_mid, self.covered_ms, self.windows,
-        )
 
 
 def rollup_minutes(windows: Iterable[dict]) -> list[MinuteRow]:

@@ -4,11 +4,13 @@ and a retried flush rewrites them instead of duplicating them."""
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import fields
 from pathlib import Path
 
 from tracker import sql
 from tracker.aggregator import WindowAggregator
 from tracker.rollup import rollup_minutes
+from tracker.rows import MinuteRow, WindowRow
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,6 +35,11 @@ def window_rows(markets: int = 3, windows: int = 4) -> list:
 def run(conn: sqlite3.Connection, statements) -> None:
     for statement, params in statements:
         conn.execute(statement, params)
+
+
+def test_row_fields_are_the_table_columns_in_order():
+    assert [f.name for f in fields(WindowRow)] == list(sql.SNAPSHOT_COLUMNS)
+    assert [f.name for f in fields(MinuteRow)] == list(sql.MINUTE_COLUMNS)
 
 
 def test_bulk_snapshot_upsert_writes_every_value_exactly():
