@@ -95,19 +95,34 @@ def _levels(raw: object, side: str) -> list[Level]:
     return levels
 
 
-def _int_field(obj: dict, name: str) -> int:
-    value = obj.get(name)
-    if type(value) is not int:
-        raise MalformedFrame(f"{name} is not an integer: {value!r:.40}")
-    return value
+def _not_int(name: str, value: object) -> MalformedFrame:
+    return MalformedFrame(f"{name} is not an integer: {value!r:.40}")
+
+
+# json.loads() is decode() -> raw_decode() -> the C scanner, plus two whitespace
+# regex matches: under Pyodide each Python-level call costs microseconds, so a
+# compact frame (as Lighter sends them) goes to the C scanner directly, and
+# anything else (surrounding whitespace, trailing data, bytes) through json.loads.
+_scan = json.JSONDecoder().scan_once
+
+
+def _decode(text: str | bytes) -> object:
+    try:
+        if type(text) is str:
+            try:
+                value, end = _scan(text, 0)
+            except StopIteration:
+                end = -1
+            if end == len(text):
+                return value
+        return json.loads(text)
+    except (ValueError, TypeError, RecursionError):  # RecursionError: absurdly deep nesting
+        raise MalformedFrame(f"not JSON: {str(text)[:80]!r}") from None
 
 
 def parse_frame(text: str | bytes) -> BookFrame | ControlFrame:
-    """Parse one WebSocket frame from Lighter."""
-    try:
-        msg = json.loads(text)
-    except (ValueError, TypeError, RecursionError):  # RecursionError: absurdly deep nesting
-        raise MalformedFrame(f"not JSON: {str(text)[:80]!r}") from None
+    """Parse one WebSocket frame from Lighter (the hot path: keep it lean)."""
+    msg = _decode(text)
     if not isinstance(msg, dict):
         raise MalformedFrame(f"not a JSON object: {str(text)[:80]!r}")
     kind = msg.get("type")
@@ -119,16 +134,28 @@ def parse_frame(text: str | bytes) -> BookFrame | ControlFrame:
         if market_id is None:
             raise MalformedFrame(f"{kind} on channel {msg.get('channel')!r:.40}")
         body = msg.get("order_book")
-        if not isinstance(body, dict):
+        if type(body) is not dict:
             raise MalformedFrame(f"{kind} for market {market_id}: order_book is not an object")
+        timestamp = msg.get("timestamp")
+        nonce = body.get("nonce")
+        begin_nonce = body.get("begin_nonce")
+        if type(timestamp) is not int:
+            raise _not_int("timestamp", timestamp)
+        if type(nonce) is not int:
+            raise _not_int("nonce", nonce)
+        if type(begin_nonce) is not int:
+            raise _not_int("begin_nonce", begin_nonce)
+        bids = body.get("bids")
+        asks = body.get("asks")
+        # A delta usually touches one side: an empty list needs no parsing.
         return BookFrame(
-            market_id=market_id,
-            is_snapshot=kind == SUBSCRIBED_ORDER_BOOK,
-            timestamp=_int_field(msg, "timestamp"),
-            nonce=_int_field(body, "nonce"),
-            begin_nonce=_int_field(body, "begin_nonce"),
-            bids=_levels(body.get("bids"), "bids"),
-            asks=_levels(body.get("asks"), "asks"),
+            market_id,
+            kind == SUBSCRIBED_ORDER_BOOK,
+            timestamp,
+            nonce,
+            begin_nonce,
+            _levels(bids, "bids") if bids != [] else [],
+            _levels(asks, "asks") if asks != [] else [],
         )
 
     if kind == "error":
