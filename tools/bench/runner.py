@@ -39,6 +39,8 @@ from pathlib import Path
 
 import devstack
 
+from tracker import sql
+
 from . import core, procstat
 from .common import (ADMIN_TOKEN, ROOT, fmt, get_json, http, machine, results_dir, snapshot_tree, table,
                      write_results)
@@ -563,7 +565,10 @@ def run(args: argparse.Namespace) -> dict:
             "flush_ms_max": max((f["ms"] for f in flushes), default=None),
             # src/runtime/session.py _flush: one D1 batch = one upsert per row + 2 prunes + 1 stats
             # upsert; the minute rollup adds 1 query + 1 batch (a row per market) once a minute.
-            "statements_per_flush_median": (statistics.median([f["rows"] for f in flushes]) + 3) if flushes else None,
+            # One bulk upsert per BULK_ROWS rows, plus two prunes and the stats row.
+            "statements_per_flush_median": (
+                -(-statistics.median([f["rows"] for f in flushes]) // sql.BULK_ROWS) + 3
+            ) if flushes else None,
             "d1_rows_per_window": {"windows": len(full), "median": statistics.median(full) if full else None,
                                    "min": min(full, default=None), "max": max(full, default=None)},
             "d1_snapshot_rows": sum(full),
