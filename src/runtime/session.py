@@ -36,6 +36,8 @@ from .lighter_socket import LighterSocket
 from .log import ActivityLog
 
 STATE_KEY = "tracker-state"
+# Per-connection feed counters that add up into the run's totals (same names in both).
+FEED_COUNTERS = ("messages", "gaps", "malformed", "errors", "crossed", "one_sided")
 PING_EVERY_MS = 45_000  # Lighter wants a client message at least every 2 minutes
 # Closed windows kept for retry while D1 fails: 10 minutes of them, then the
 # oldest are dropped and counted lost (memory stays bounded).
@@ -282,14 +284,9 @@ class TrackingSession:
             if self.aggregator is not None and self.feed.last_timestamp is not None:
                 for market_id in self.feed.books:
                     self.aggregator.invalidate(market_id, self.feed.last_timestamp)
-            counters = self.feed.counters
             totals = self.state.totals
-            totals.messages += counters.messages
-            totals.gaps += counters.gaps
-            totals.malformed += counters.malformed
-            totals.errors += counters.errors
-            totals.crossed += counters.crossed
-            totals.one_sided += counters.one_sided
+            for name in FEED_COUNTERS:
+                setattr(totals, name, getattr(totals, name) + getattr(self.feed.counters, name))
             self.feed = None
         if self.socket is not None:
             if reason:
@@ -361,7 +358,7 @@ class TrackingSession:
         self.symbols = {m.market_index: m.symbol for m in markets}
 
     def _messages(self) -> int:
-        return self.state.totals.messages + (self.feed.counters.messages if self.feed else 0)
+        return self._count("messages")
 
     # -- windows into D1 -----------------------------------------------------------
 
@@ -505,6 +502,11 @@ class TrackingSession:
             self.state.started_at, now,
         )
 
+    def _count(self, name: str) -> int:
+        """A run total: earlier connections' (folded into the totals) plus this one's."""
+        state = self.state or TrackerState()
+        return getattr(state.totals, name) + (getattr(self.feed.counters, name) if self.feed else 0)
+
     def _connected(self) -> bool:
         return bool(self.socket is not None and self.socket.open and self.feed is not None and self.feed.connected)
 
@@ -512,7 +514,6 @@ class TrackingSession:
         state = self.state or TrackerState()
         totals = state.totals
         feed = self.feed
-        counters = feed.counters if feed else None
         aggregator = self.aggregator
         now = now_ms()
         window_start = aggregator.current_window_start if aggregator else None
@@ -523,14 +524,14 @@ class TrackingSession:
             "connected": self._connected(),
             "subscribed": len(feed.pacer.subscribed) if feed else 0,
             "validBooks": feed.valid_books() if feed else 0,
-            "messagesReceived": totals.messages + (counters.messages if counters else 0),
+            "messagesReceived": self._count("messages"),
             "lastMessageAt": feed.last_timestamp if feed else None,
             "reconnects": totals.reconnects,
-            "gaps": totals.gaps + (counters.gaps if counters else 0),
-            "malformed": totals.malformed + (counters.malformed if counters else 0),
-            "errors": totals.errors + (counters.errors if counters else 0),
-            "crossed": totals.crossed + (counters.crossed if counters else 0),
-            "oneSided": totals.one_sided + (counters.one_sided if counters else 0),
+            "gaps": self._count("gaps"),
+            "malformed": self._count("malformed"),
+            "errors": self._count("errors"),
+            "crossed": self._count("crossed"),
+            "oneSided": self._count("one_sided"),
             "lateFrames": totals.late_frames + (aggregator.late_frames if aggregator else 0),
             "flushFailures": totals.flush_failures,
             "windowsFlushed": totals.windows_flushed,
