@@ -72,21 +72,25 @@ def _select(sim: Simulator, request: web.Request) -> tuple[Optional[list], Optio
     return specs, None
 
 
-async def order_books(request: web.Request) -> web.Response:
+async def _rest_markets(request: web.Request) -> tuple[Simulator, list, Optional[web.Response]]:
+    """What both REST routes start with: injected faults first, then the market filter."""
     sim = request.app[SIM_KEY]
-    if (fail := await _rest_gate(sim)) is not None:
-        return fail
+    fail = await _rest_gate(sim)
+    if fail is not None:
+        return sim, [], fail
     specs, err = _select(sim, request)
+    return sim, specs, err
+
+
+async def order_books(request: web.Request) -> web.Response:
+    sim, specs, err = await _rest_markets(request)
     if err is not None:
         return err
     return _json({"code": 200, "order_books": [order_books_row(s) for s in specs]})
 
 
 async def order_book_details(request: web.Request) -> web.Response:
-    sim = request.app[SIM_KEY]
-    if (fail := await _rest_gate(sim)) is not None:
-        return fail
-    specs, err = _select(sim, request)
+    sim, specs, err = await _rest_markets(request)
     if err is not None:
         return err
     rows = {"perp": [], "spot": []}
