@@ -1,6 +1,7 @@
 -- Lighter Orderbook Tracker: the D1 schema.
 -- Apply with: wrangler d1 execute DB --file=schema.sql (--local or --remote).
--- Every statement is idempotent, so re-applying it is safe.
+-- Every statement is idempotent, so re-applying it is safe. This is the schema of a
+-- fresh install; an existing database is upgraded with migrations/ (see DEPLOY.md).
 
 -- Markets as Lighter's REST API lists them (GET /api/v1/orderBooks).
 CREATE TABLE IF NOT EXISTS lighter_markets (
@@ -38,9 +39,10 @@ CREATE TABLE IF NOT EXISTS lighter_snapshots (
     twap_mid        REAL,                -- time-weighted mid; NULL when no time was covered
     covered_ms      INTEGER NOT NULL,    -- ms of the window with a valid top of book
     window_ms       INTEGER NOT NULL,
-    UNIQUE (symbol, timestamp)
+    UNIQUE (market_index, timestamp)     -- keyed on the market's id: symbols need not be unique
 );
 CREATE INDEX IF NOT EXISTS idx_snapshots_timestamp ON lighter_snapshots(timestamp);
+CREATE INDEX IF NOT EXISTS idx_snapshots_symbol ON lighter_snapshots(symbol, timestamp);
 
 -- One row per market and complete minute, rolled up from its windows and kept for
 -- MINUTE_RETENTION_HOURS. Same columns; `windows` is how many windows it holds.
@@ -63,9 +65,10 @@ CREATE TABLE IF NOT EXISTS lighter_minutes (
     twap_mid        REAL,
     covered_ms      INTEGER NOT NULL,
     windows         INTEGER NOT NULL,
-    UNIQUE (symbol, timestamp)
+    UNIQUE (market_index, timestamp)
 );
 CREATE INDEX IF NOT EXISTS idx_minutes_timestamp ON lighter_minutes(timestamp);
+CREATE INDEX IF NOT EXISTS idx_minutes_symbol ON lighter_minutes(symbol, timestamp);
 
 -- One row per tracker shard, rewritten at every flush: what /api/stats reads
 -- when the tracker itself is asleep, and a record of what happened to the feed.
@@ -85,5 +88,9 @@ CREATE TABLE IF NOT EXISTS tracking_stats (
     windows_lost       INTEGER NOT NULL,   -- windows lost to an eviction or restart
     flushed_until      INTEGER,            -- end (ms) of the newest flushed window
     started_at         INTEGER,
-    updated_at         INTEGER NOT NULL
+    updated_at         INTEGER NOT NULL,
+    sealed_until       INTEGER,            -- history ending at or before this is final in D1
+    rows_written       INTEGER NOT NULL DEFAULT 0,
+    outbox_windows     INTEGER NOT NULL DEFAULT 0,  -- closed windows waiting for D1
+    written_until      INTEGER             -- every window of this shard before it is in D1
 );

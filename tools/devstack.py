@@ -41,8 +41,8 @@ SCHEMA = ROOT / "schema.sql"
 
 DEV_COMPAT_FLAGS = ("python_workers", "python_workers_development")
 
-LIGHTER_MAINNET = ("https://mainnet.zklighter.elliot.ai", "wss://mainnet.zklighter.elliot.ai/stream")
-LIGHTER_TESTNET = ("https://testnet.zklighter.elliot.ai", "wss://testnet.zklighter.elliot.ai/stream")
+LIGHTER_MAINNET = ("https://mainnet.zklighter.elliot.ai", "wss://mainnet.zklighter.elliot.ai/stream?readonly=true")
+LIGHTER_TESTNET = ("https://testnet.zklighter.elliot.ai", "wss://testnet.zklighter.elliot.ai/stream?readonly=true")
 
 WRANGLER_READY_TIMEOUT = 90.0  # wrangler Ready ~3 s + first Python request ~6 s; CI is slow
 SIMULATOR_READY_TIMEOUT = 30.0

@@ -6,7 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 MAINNET_API_URL = "https://mainnet.zklighter.elliot.ai"
-MAINNET_WS_URL = "wss://mainnet.zklighter.elliot.ai/stream"
+# `?readonly=true`: Lighter's documented way for read-only market data to bypass its
+# regional access restrictions (a Worker may run in a restricted region).
+MAINNET_WS_URL = "wss://mainnet.zklighter.elliot.ai/stream?readonly=true"
 
 # Window lengths that divide a minute evenly, so minutes roll up from whole windows.
 VALID_WINDOW_SECONDS = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)
@@ -32,6 +34,11 @@ class Config:
     admin_token: str | None = None
     alert_webhook_url: str | None = None
     alert_after_ms: int = 5 * 60_000
+    # How often the market list is read again (new markets subscribed, delisted dropped).
+    market_refresh_ms: int = 300_000
+    # Closed windows kept in the outbox while D1 fails: 24 h of 15 s windows. Beyond
+    # it the oldest are dropped and recorded lost (storage stays bounded).
+    outbox_max_windows: int = 5_760
 
     @classmethod
     def from_env(cls, get: Callable[[str], str | None]) -> Config:
@@ -84,4 +91,6 @@ class Config:
             admin_token=text("ADMIN_TOKEN", None),
             alert_webhook_url=text("ALERT_WEBHOOK_URL", None),
             alert_after_ms=int(number("ALERT_AFTER_MINUTES", 5, 0.1, 24 * 60) * 60_000),
+            market_refresh_ms=int(number("MARKET_REFRESH_SECONDS", 300, 5, 24 * 3600) * 1000),
+            outbox_max_windows=whole("OUTBOX_MAX_WINDOWS", 5_760, 1, 100_000),
         )

@@ -9,7 +9,7 @@ sends `drain(now)` when `on_text` returns True.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from . import protocol
@@ -18,7 +18,7 @@ from .orderbook import OrderBook
 from .pacing import SubscriptionPacer
 from .protocol import BookFrame, MalformedFrame, parse_frame
 
-Log = Callable[[str, str, str], None]  # (level, component, message)
+from .ports import Log, no_log
 
 # Lighter's error codes (see the protocol reference).
 ERR_FAILED_TO_SUBSCRIBE = 30012
@@ -45,17 +45,13 @@ class FeedCounters:
     gaps_by_market: dict[int, int] = field(default_factory=dict)
 
 
-def _no_log(level: str, component: str, message: str) -> None:
-    pass
-
-
 class LighterFeed:
     def __init__(
         self,
         market_ids: Iterable[int],
         aggregator: WindowAggregator,
         pacer: SubscriptionPacer | None = None,
-        log: Log = _no_log,
+        log: Log = no_log,
     ) -> None:
         self.books: dict[int, OrderBook] = {m: OrderBook(m) for m in market_ids}
         self.aggregator = aggregator
@@ -66,6 +62,20 @@ class LighterFeed:
         self._log = log
         for market_id in self.books:
             self.pacer.subscribe(market_id)
+
+    def add_market(self, market_id: int) -> None:
+        """A market listed while this connection runs: subscribe it (paced)."""
+        if market_id not in self.books:
+            self.books[market_id] = OrderBook(market_id)
+            self.pacer.subscribe(market_id)
+
+    def remove_market(self, market_id: int) -> None:
+        """A market delisted while this connection runs: its top of book ends at the
+        newest frame's time, and it is unsubscribed if the exchange holds it."""
+        if self.books.pop(market_id, None) is not None:
+            if self.last_timestamp is not None:
+                self.aggregator.invalidate(market_id, self.last_timestamp)
+            self.pacer.unsubscribe(market_id)
 
     def on_text(self, text: str) -> bool:
         """Handle one frame. True when the pacer has something to send now."""
@@ -91,6 +101,8 @@ class LighterFeed:
         market_id = frame.market_id
         book = self.books.get(market_id)
         if book is None:
+            if frame.is_snapshot and self.pacer.awaits_answer(market_id):
+                return self.pacer.ack(market_id)  # removed while subscribing: unsubscribe now
             self.counters.unknown_market += 1
             return False
         ts = frame.timestamp
@@ -101,7 +113,7 @@ class LighterFeed:
             book.apply_snapshot(frame.bids, frame.asks, frame.nonce)
             wake = self.pacer.ack(market_id)
             if wake and not self.pacer.in_flight and not self.pacer.pending:
-                self._log("info", "Lighter", f"subscribed: {len(self.pacer.subscribed)} order books live")
+                self._log("info", "Lighter", "subscribed", f"subscribed: {len(self.pacer.subscribed)} order books live")
         else:
             self.counters.updates += 1
             was_valid = book.valid
@@ -133,6 +145,7 @@ class LighterFeed:
         self._log(
             "warn",
             "Lighter",
+            "gap",
             f"nonce gap on market {book.market_id}: expected begin_nonce {book.nonce}, "
             f"got {frame.begin_nonce}; book dropped, resubscribing",
         )
@@ -143,7 +156,7 @@ class LighterFeed:
         kind = frame.type
         if kind == "connected":
             self.connected = True
-            self._log("info", "Lighter", f"connected; subscribing to {len(self.books)} order books")
+            self._log("info", "Lighter", "connected", f"connected; subscribing to {len(self.books)} order books")
             return True
         if kind == "ping":
             self.pacer.send_now(protocol.PONG)
@@ -157,13 +170,16 @@ class LighterFeed:
         self.counters.errors += 1
         market_id = frame.market_id
         where = f" on market {market_id}" if market_id is not None else ""
-        self._log("warn", "Lighter", f"error {frame.code}{where}: {frame.message}")
+        self._log("warn", "Lighter", "lighter_error", f"error {frame.code}{where}: {frame.message}")
+        if market_id is not None and market_id not in self.books and self.pacer.awaits_answer(market_id):
+            self.pacer.failed(market_id, held=frame.code == ERR_ALREADY_SUBSCRIBED)
+            return True
         if market_id is not None and market_id in self.books:
             if frame.code in (ERR_FAILED_TO_SUBSCRIBE, ERR_ALREADY_SUBSCRIBED):
                 self.books[market_id].invalidate()
                 if self.last_timestamp is not None:
                     self.aggregator.invalidate(market_id, self.last_timestamp)
-                self.pacer.failed(market_id)
+                self.pacer.failed(market_id, held=frame.code == ERR_ALREADY_SUBSCRIBED)
                 return True
         return False
 
@@ -171,4 +187,4 @@ class LighterFeed:
         self.counters.malformed += 1
         n = self.counters.malformed
         if n <= 10 or n % MALFORMED_LOG_EVERY == 0:
-            self._log("warn", "Lighter", f"malformed frame #{n} skipped: {reason}")
+            self._log("warn", "Lighter", "malformed", f"malformed frame #{n} skipped: {reason}")

@@ -1,15 +1,25 @@
-"""Subscription pacing: stay inside Lighter's per-connection limits.
+"""Subscription pacing: stay inside Lighter's limits, which are per IP.
 
-Lighter allows 200 client messages per rolling minute (subscribes, unsubscribes,
-pings and pongs all count), 50 messages in flight (a subscribe is in flight until
-its `subscribed/order_book` snapshot acknowledges it) and 500 subscriptions per
-connection. The pacer queues what the tracker wants to send and hands out only
-what fits now; `next_send_at` says when the rate budget frees up again.
+Lighter allows, per IP, 200 client messages per rolling minute (subscribes,
+unsubscribes, pings and pongs all count) and 50 messages in flight (a subscribe is
+in flight until its `subscribed/order_book` snapshot acknowledges it); and 500
+subscriptions per connection. Every shard of a deployment shares the IP, so each
+shard's pacer gets a share of one budget (`Budget.share`): the shards together
+never exceed it, whatever they do at the same moment (a reconnect storm is exactly
+when they all want their share).
+
+The pacer queues what the tracker wants to send and hands out only what fits now;
+`next_send_at` says when the rate budget frees up again. A few messages a minute
+of each share are kept for pings and pongs, so keepalive is never starved by a
+long resubscription. An unsubscribe is only ever sent for a market the exchange
+may hold a subscription for (acknowledged, or sent and never answered); a refused
+subscribe is retried as a plain subscribe.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 
 from . import protocol
 
@@ -17,14 +27,44 @@ MAX_SUBSCRIPTIONS_PER_CONNECTION = 500
 # Lighter's rolling minute, plus a margin: a send reaches the exchange a little
 # after we count it, so a slot freed at exactly 60 s can still be inside its window.
 RATE_WINDOW_MS = 62_000
-# Below Lighter's 200/min and 50 in flight, leaving room for pings and pongs.
+# Lighter's per-IP limits and the deployment's budget, kept 10% / 20% below them
+# (other clients on the same egress IP, clock skew between our count and theirs).
+LIGHTER_MESSAGES_PER_MINUTE = 200
+LIGHTER_IN_FLIGHT = 50
 DEFAULT_MAX_PER_MINUTE = 180
 DEFAULT_MAX_IN_FLIGHT = 40
+# Of each shard's per-minute share, this many are kept for pings and pongs (one
+# ping per PING_EVERY_MS = 45 s is < 2 a minute; pongs answer the server's pings).
+RESERVED_FOR_KEEPALIVE = 4
 # A subscribe unanswered this long is sent again (unsubscribe + subscribe).
 ACK_TIMEOUT_MS = 30_000
 # A refused subscription is retried after 2 s, 4 s, ... up to a minute.
 RETRY_BASE_MS = 2_000
 RETRY_CAP_MS = 60_000
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One shard's share of the deployment's per-IP message budget."""
+
+    per_minute: int = DEFAULT_MAX_PER_MINUTE
+    in_flight: int = DEFAULT_MAX_IN_FLIGHT
+
+    @classmethod
+    def share(cls, shards: int, per_minute: int = DEFAULT_MAX_PER_MINUTE,
+              in_flight: int = DEFAULT_MAX_IN_FLIGHT) -> Budget:
+        """A static split: each of `shards` gets 1/shards of the budget, rounded
+        down, so the sum never exceeds it. (Why static and not a coordinator that
+        lends idle shards' slots: the case that matters, every connection dropping
+        at once, has every shard wanting its whole share at the same moment, where
+        lending gains nothing; a coordinator would add a round trip to every send
+        and a single point whose failure stops every shard's subscriptions.)"""
+        return cls(per_minute=max(RESERVED_FOR_KEEPALIVE + 1, per_minute // shards),
+                   in_flight=max(1, in_flight // shards))
+
+    @property
+    def subscribes_per_minute(self) -> int:
+        return self.per_minute - RESERVED_FOR_KEEPALIVE
 
 
 class SubscriptionPacer:
@@ -35,6 +75,8 @@ class SubscriptionPacer:
     ) -> None:
         self.max_per_minute = max_per_minute
         self.max_in_flight = max_in_flight
+        # Subscribes and unsubscribes may use the share less the keepalive reserve.
+        self.max_subscribes_per_minute = max(1, max_per_minute - RESERVED_FOR_KEEPALIVE)
         self._queue: deque[tuple[int, bool]] = deque()  # (market_id, unsubscribe first)
         self._queued: set[int] = set()
         self._urgent: list[str] = []  # pongs and pings: sent first, still counted
@@ -44,6 +86,13 @@ class SubscriptionPacer:
         self.messages_sent = 0
         self._refusals: dict[int, int] = {}  # market_id -> refusals in a row
         self._retry_at: dict[int, int | None] = {}  # None: time set at the next drain
+        self._unsubscribes: deque[int] = deque()  # markets to drop (delisted)
+        self._held_on_retry: set[int] = set()  # refused with 30003: unsubscribe on retry
+        self._drop_on_answer: set[int] = set()  # removed while in flight: drop once answered
+
+    def awaits_answer(self, market_id: int) -> bool:
+        """A market no longer tracked whose subscribe is still unanswered."""
+        return market_id in self._drop_on_answer
 
     # -- what the tracker wants ---------------------------------------------
 
@@ -51,27 +100,64 @@ class SubscriptionPacer:
         self._enqueue(market_id, resubscribe=False)
 
     def resubscribe(self, market_id: int) -> None:
-        """Ask for a fresh snapshot: unsubscribe, then subscribe again."""
+        """Ask for a fresh snapshot: unsubscribe (only if the exchange may hold the
+        subscription: acknowledged, or sent and unanswered), then subscribe again."""
+        held = market_id in self.subscribed or market_id in self.in_flight
         self.subscribed.discard(market_id)
         self.in_flight.pop(market_id, None)
-        self._enqueue(market_id, resubscribe=True)
+        self._enqueue(market_id, resubscribe=held)
+
+    def unsubscribe(self, market_id: int) -> None:
+        """Stop tracking a market (delisted): forget it, and send an unsubscribe only
+        if the exchange may hold a subscription for it."""
+        if market_id in self.in_flight:
+            # Its subscribe is unanswered: it may yet be accepted or refused. Drop it
+            # when the answer comes (an unsubscribe now could meet "not subscribed").
+            self._drop_on_answer.add(market_id)
+            held = False
+        else:
+            held = market_id in self.subscribed
+        self.subscribed.discard(market_id)
+        self._refusals.pop(market_id, None)
+        self._retry_at.pop(market_id, None)
+        if market_id in self._queued:
+            self._queued.discard(market_id)
+            self._queue = deque(item for item in self._queue if item[0] != market_id)
+        if held and market_id not in self._unsubscribes:
+            self._unsubscribes.append(market_id)
 
     def send_now(self, message: str) -> None:
         self._urgent.append(message)
 
     def ack(self, market_id: int) -> bool:
         """A snapshot arrived for `market_id`. True when that freed an in-flight slot."""
+        if market_id in self._drop_on_answer:  # removed while its subscribe was in flight
+            self._drop_on_answer.discard(market_id)
+            self.in_flight.pop(market_id, None)
+            if market_id not in self._unsubscribes:
+                self._unsubscribes.append(market_id)
+            return True
         self.subscribed.add(market_id)
         self._refusals.pop(market_id, None)
         self._retry_at.pop(market_id, None)  # a book after a refusal: no retry needed
         return self.in_flight.pop(market_id, None) is not None
 
-    def failed(self, market_id: int) -> None:
-        """Lighter refused the subscription: try it again later (backing off), cleanly."""
+    def failed(self, market_id: int, held: bool = False) -> None:
+        """Lighter refused the subscription: try it again later (backing off). A
+        refused subscribe holds nothing, so the retry is a plain subscribe; `held`
+        (30003 already subscribed) makes it an unsubscribe + subscribe."""
+        if market_id in self._drop_on_answer:  # removed meanwhile: refused is just as good
+            self._drop_on_answer.discard(market_id)
+            self.in_flight.pop(market_id, None)
+            if held and market_id not in self._unsubscribes:
+                self._unsubscribes.append(market_id)
+            return
         self.subscribed.discard(market_id)
         self.in_flight.pop(market_id, None)
         self._refusals[market_id] = self._refusals.get(market_id, 0) + 1
         self._retry_at[market_id] = None
+        if held:
+            self._held_on_retry.add(market_id)
 
     # -- what may go out now -----------------------------------------------------
 
@@ -89,15 +175,22 @@ class SubscriptionPacer:
                 self._retry_at[market_id] = now_ms + delay
             elif at <= now_ms:
                 del self._retry_at[market_id]
+                if market_id in self._held_on_retry:
+                    self._held_on_retry.discard(market_id)
+                    self.subscribed.add(market_id)  # so that resubscribe unsubscribes first
                 self.resubscribe(market_id)
         out = self._urgent
         self._urgent = []
         for _ in out:
             sent_at.append(now_ms)
+        limit = self.max_subscribes_per_minute
+        while self._unsubscribes and len(sent_at) + 1 <= limit:
+            out.append(protocol.unsubscribe(self._unsubscribes.popleft()))
+            sent_at.append(now_ms)
         while self._queue and len(self.in_flight) < self.max_in_flight:
             market_id, resubscribe = self._queue[0]
             cost = 2 if resubscribe else 1
-            if len(sent_at) + cost > self.max_per_minute:
+            if len(sent_at) + cost > limit:
                 break
             if len(self.subscribed) + len(self.in_flight) >= MAX_SUBSCRIPTIONS_PER_CONNECTION:
                 break
@@ -117,6 +210,10 @@ class SubscriptionPacer:
         if self._urgent:
             return now_ms
         deadlines = [at + ACK_TIMEOUT_MS for at in self.in_flight.values()]
+        live = [at for at in self._sent_at if at > now_ms - RATE_WINDOW_MS]
+        if self._unsubscribes:
+            excess = len(live) + 1 - self.max_subscribes_per_minute
+            deadlines.append(now_ms if excess <= 0 else live[min(excess, len(live)) - 1] + RATE_WINDOW_MS)
         deadlines += [now_ms if at is None else at for at in self._retry_at.values()]
         # The queue head can go once the rate window has room for its cost, unless it
         # waits for an in-flight slot (an ack or a timeout above frees one) or the
@@ -127,8 +224,7 @@ class SubscriptionPacer:
             and len(self.subscribed) + len(self.in_flight) < MAX_SUBSCRIPTIONS_PER_CONNECTION
         ):
             cost = 2 if self._queue[0][1] else 1
-            live = [at for at in self._sent_at if at > now_ms - RATE_WINDOW_MS]
-            excess = len(live) + cost - self.max_per_minute  # sends that must leave the window
+            excess = len(live) + cost - self.max_subscribes_per_minute  # sends that must leave the window
             if excess <= 0:
                 deadlines.append(now_ms)
             elif excess <= len(live):
@@ -138,6 +234,15 @@ class SubscriptionPacer:
     @property
     def pending(self) -> int:
         return len(self._queue) + len(self._retry_at)
+
+    @property
+    def waiting(self) -> int:
+        """Markets not live yet: queued, backing off after a refusal, or in flight."""
+        return len(self._queue) + len(self._retry_at) + len(self.in_flight)
+
+    def eta_ms(self) -> int:
+        """Roughly how long until every waiting market is live: the rate budget bounds it."""
+        return int(self.pending * 60_000 / self.max_subscribes_per_minute)
 
     def _enqueue(self, market_id: int, resubscribe: bool) -> None:
         if market_id in self._queued:

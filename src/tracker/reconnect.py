@@ -48,5 +48,9 @@ class FeedWatchdog:
             return False
         return now_ms - self._since >= self.stale_ms
 
+    def deadline(self) -> int:
+        """When the feed turns stale if no message arrives before."""
+        return self._since + self.stale_ms
+
     def silent_for_ms(self, now_ms: int) -> int:
         return max(0, now_ms - self._since)

@@ -18,15 +18,16 @@ _WEIGHTED = ("avg_bid", "avg_ask", "avg_spread", "avg_spread_bps", "avg_bid_size
 
 
 def rollup_minutes(windows: Iterable[dict]) -> list[MinuteRow]:
-    groups: dict[tuple[str, int], list[dict]] = {}
+    """Group by (market_index, minute): rows are keyed by market, not symbol."""
+    groups: dict[tuple[int, int], list[dict]] = {}
     for row in windows:
         if row["tick_count"] > 0:
             minute = row["timestamp"] - row["timestamp"] % MINUTE_MS
-            groups.setdefault((row["symbol"], minute), []).append(row)
-    return [_minute(symbol, minute, rows) for (symbol, minute), rows in sorted(groups.items())]
+            groups.setdefault((row["market_index"], minute), []).append(row)
+    return [_minute(minute, rows) for (_, minute), rows in sorted(groups.items())]
 
 
-def _minute(symbol: str, minute: int, rows: list[dict]) -> MinuteRow:
+def _minute(minute: int, rows: list[dict]) -> MinuteRow:
     rows.sort(key=lambda r: r["timestamp"])
     ticks = sum(r["tick_count"] for r in rows)
     means = {f: sum(r[f] * r["tick_count"] for r in rows) / ticks for f in _WEIGHTED}
@@ -38,7 +39,7 @@ def _minute(symbol: str, minute: int, rows: list[dict]) -> MinuteRow:
     )
     last = rows[-1]
     return MinuteRow(
-        symbol=symbol,
+        symbol=last["symbol"],
         market_index=last["market_index"],
         timestamp=minute,
         avg_bid=means["avg_bid"],

@@ -1,34 +1,59 @@
-"""Summing the tracker shards' stats into the one view /api/stats and the dashboard show."""
+"""Combining the tracker shards' stats into the one view /api/stats and the dashboard show.
+
+How each key combines is declared once, on `tracker.stats.ShardStats`; this module
+only applies those rules. A shard that could not answer appears in `shards` as
+`{"shard": n, "failed": "why"}` and is left out of the sums (it is reported, not hidden).
+"""
 
 from __future__ import annotations
 
-# Counters that add up across shards.
-SUMMED = (
-    "markets", "subscribed", "validBooks", "messagesReceived", "reconnects", "gaps", "malformed",
-    "errors", "crossed", "oneSided", "lateFrames", "flushFailures", "windowsFlushed", "windowsLost",
-    "pendingWindows",
-)
+from .stats import ShardStats, combine_rules
+
+_RULES = combine_rules()
 
 
 def combine(per_shard: list[dict]) -> dict:
-    """One view of all shards: counters summed, states and-ed/or-ed, shard list kept."""
-    total = {k: v for k, v in per_shard[0].items() if k != "shard"}
-    for key in SUMMED:
-        total[key] = sum(s.get(key) or 0 for s in per_shard)
-    total["isTracking"] = any(s["isTracking"] for s in per_shard)
-    total["connected"] = total["isTracking"] and all(s["connected"] for s in per_shard if s["isTracking"])
-    stamps = [s["lastMessageAt"] for s in per_shard if s.get("lastMessageAt")]
-    total["lastMessageAt"] = max(stamps) if stamps else None
-    total["lastError"] = next((s["lastError"] for s in per_shard if s.get("lastError")), None)
-    total["lostRanges"] = [r for s in per_shard for r in s.get("lostRanges", [])]
-    memory = [s.get("memoryBytes") or {} for s in per_shard]
-    total["memoryBytes"] = {k: sum(m.get(k, 0) for m in memory) for k in ("books", "levels", "aggregator")}
-    # Each shard is its own isolate with its own 128 MB: the largest heap is what matters.
-    heaps = [m["wasmHeap"] for m in memory if m.get("wasmHeap")]
-    total["memoryBytes"]["wasmHeapMax"] = max(heaps) if heaps else None
-    total["aggregator"] = {
-        "currentSymbols": sum(s["aggregator"]["currentSymbols"] for s in per_shard),
-        "windowElapsed": max(s["aggregator"]["windowElapsed"] for s in per_shard),
-    }
+    answered = [s for s in per_shard if "failed" not in s] or [ShardStats().to_json()]
+    total: dict = {}
+    for key, rule in _RULES.items():
+        values = [s.get(key) for s in answered]
+        present = [v for v in values if v is not None]
+        if rule == "none":
+            continue
+        if rule == "sum":
+            total[key] = sum(present)
+        elif rule == "any":
+            total[key] = any(present)
+        elif rule == "all_tracking":
+            tracking = [s for s in answered if s.get("isTracking")]
+            total[key] = bool(tracking) and all(s.get(key) for s in tracking)
+        elif rule == "max":
+            total[key] = max(present) if present else None
+        elif rule == "min":
+            total[key] = min(present) if present else None
+        elif rule == "first_set":
+            total[key] = next((v for v in present if v), None)
+        elif rule == "concat":
+            total[key] = [item for v in present for item in v]
+        elif rule == "merge":
+            total[key] = {k: v for d in present for k, v in d.items()}
+        elif rule == "memory":
+            total[key] = _memory(present)
+        elif rule == "aggregator":
+            total[key] = {
+                "currentSymbols": sum(v.get("currentSymbols", 0) for v in present),
+                "windowElapsed": max((v.get("windowElapsed", 0) for v in present), default=0),
+            }
+        else:  # "first"
+            total[key] = present[0] if present else None
+    total["shardsFailed"] = [s for s in per_shard if "failed" in s]
     total["shards"] = per_shard
     return total
+
+
+def _memory(per_shard: list[dict]) -> dict:
+    out = {k: sum(m.get(k) or 0 for m in per_shard) for k in ("books", "levels", "aggregator")}
+    # Instances may share an isolate or not: the largest heap is what a limit meets.
+    heaps = [m["wasmHeap"] for m in per_shard if m.get("wasmHeap")]
+    out["wasmHeapMax"] = max(heaps) if heaps else None
+    return out

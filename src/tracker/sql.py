@@ -17,24 +17,32 @@ SNAPSHOT_COLUMNS = _ROW_COLUMNS + ("window_ms",)
 MINUTE_COLUMNS = _ROW_COLUMNS + ("windows",)
 
 
-def _upsert_json(table: str, columns: tuple[str, ...]) -> str:
+def _upsert_json(table: str, columns: tuple[str, ...], keep_if: str = "") -> str:
     """Upsert many rows bound as ONE JSON text: `[[v1, v2, ...], ...]` in `columns` order.
 
     One bound string instead of a statement per row: a flush of 200 markets costs
     one statement and one value to convert into JS, not 200 x 18. ON CONFLICT ...
     DO UPDATE makes a retried flush rewrite its rows instead of duplicating them
-    (UNIQUE(symbol, timestamp)); SQLite needs the WHERE to parse an upsert-select.
+    (UNIQUE(market_index, timestamp)); SQLite needs the WHERE to parse an upsert-select.
+    Rows are keyed on the market's id, not its symbol: two markets that share a
+    symbol keep separate rows (the symbol stays a column; the API answers by it).
+    `keep_if` guards the update: a batch that was in flight when its object was
+    evicted may land after a newer one, and must not undo it.
     """
     picks = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(columns)))
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in ("symbol", "timestamp"))
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in ("market_index", "timestamp"))
     return (
         f"INSERT INTO {table} ({', '.join(columns)}) SELECT {picks} FROM json_each(?) WHERE true "
-        f"ON CONFLICT(symbol, timestamp) DO UPDATE SET {updates}"
+        f"ON CONFLICT(market_index, timestamp) DO UPDATE SET {updates}{keep_if}"
     )
 
 
-UPSERT_SNAPSHOTS = _upsert_json("lighter_snapshots", SNAPSHOT_COLUMNS)
-UPSERT_MINUTES = _upsert_json("lighter_minutes", MINUTE_COLUMNS)
+# A 15 s row is a "window" in code; its table keeps the seed's name, lighter_snapshots
+# ("snapshot" in code means Lighter's full book).
+UPSERT_WINDOWS = _upsert_json("lighter_snapshots", SNAPSHOT_COLUMNS)
+# A minute's rollup only ever gains windows (none is pruned before it is rolled):
+# an older, smaller rollup landing late never replaces a newer one.
+UPSERT_MINUTES = _upsert_json("lighter_minutes", MINUTE_COLUMNS, " WHERE excluded.windows >= lighter_minutes.windows")
 # Rows per bulk statement: keeps one bound JSON text well under D1's size limits.
 BULK_ROWS = 500
 
@@ -52,30 +60,53 @@ UPSERT_MARKET = (
     "shard = excluded.shard, updated_at = excluded.updated_at"
 )
 # Markets Lighter no longer lists are kept (their history stays readable) but inactive.
-DEACTIVATE_MISSING_MARKETS = "UPDATE lighter_markets SET active = 0, updated_at = ? WHERE updated_at < ? AND shard = ?"
-SELECT_SHARD_MARKETS = (
-    "SELECT market_index, symbol, market_type, status, active, price_decimals, size_decimals "
-    "FROM lighter_markets WHERE shard = ? AND active = 1 ORDER BY market_index"
+DEACTIVATE_MISSING_MARKETS = "UPDATE lighter_markets SET active = 0, updated_at = ? WHERE updated_at < ?"
+# The saved list, for a shard that cannot reach Lighter's REST (or is not shard 0).
+SELECT_ACTIVE_MARKETS = (
+    "SELECT market_index, symbol, market_type, status, price_decimals, size_decimals, updated_at "
+    "FROM lighter_markets WHERE active = 1 ORDER BY market_index"
 )
 
+# A shard owns the markets whose id % SHARDS is its number. The rollup and the prune
+# select rows by that rule, never through lighter_markets (whose save may have failed).
+# Binds: (from_ms, to_ms, shards, shard)
 SELECT_WINDOWS_FOR_ROLLUP = (
     f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM lighter_snapshots "
-    "WHERE timestamp >= ? AND timestamp < ? AND market_index IN (SELECT market_index FROM lighter_markets WHERE shard = ?) "
-    "ORDER BY symbol, timestamp"
+    "WHERE timestamp >= ? AND timestamp < ? AND market_index % ? = ? "
+    "ORDER BY market_index, timestamp"
 )
-
-PRUNE_SNAPSHOTS = "DELETE FROM lighter_snapshots WHERE timestamp < ?"
-PRUNE_MINUTES = "DELETE FROM lighter_minutes WHERE timestamp < ?"
+# How far every OTHER shard's windows are surely in D1: shards that track or still
+# hold windows in their outbox. A minute is rolled up only below this (after a
+# SHARDS change a market's windows of one minute can come from two shards).
+# And how far their history is final (windows written and minutes rolled): windows
+# are pruned only below that. A shard that neither tracks nor holds windows writes
+# none any more (it does not hold the rollup back); once its minutes are rolled too
+# (sealed_until >= flushed_until) it holds nothing back.
+# Binds: (shard,)
+SELECT_OTHERS_FRONTIERS = (
+    "SELECT MIN(CASE WHEN is_tracking = 1 OR outbox_windows > 0 THEN written_until END) AS written, "
+    "MIN(CASE WHEN is_tracking = 1 OR outbox_windows > 0 OR sealed_until < flushed_until "
+    "THEN sealed_until END) AS sealed FROM tracking_stats WHERE shard != ?"
+)
+# Binds: (before_ms, shards, shard)
+PRUNE_WINDOWS = "DELETE FROM lighter_snapshots WHERE timestamp < ? AND market_index % ? = ?"
+PRUNE_MINUTES = "DELETE FROM lighter_minutes WHERE timestamp < ? AND market_index % ? = ?"
 
 STATS_COLUMNS = (
     "shard", "is_tracking", "markets", "connected", "messages_received", "last_message_at",
     "reconnects", "gaps", "malformed", "late_frames", "flush_failures", "windows_flushed",
     "windows_lost", "flushed_until", "started_at", "updated_at",
+    # Added by migrations/0002: history ending at or before sealed_until is final in
+    # D1 for this shard (windows written, minutes rolled); rows_written and the outbox.
+    "sealed_until", "rows_written", "outbox_windows", "written_until",
 )
 UPSERT_STATS = (
     f"INSERT INTO tracking_stats ({', '.join(STATS_COLUMNS)}) VALUES ({', '.join('?' * len(STATS_COLUMNS))}) "
     "ON CONFLICT(shard) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in STATS_COLUMNS if c != "shard")
+    # A row from a batch that landed late (its object was evicted meanwhile) never
+    # replaces a newer one: other shards read frontiers from these rows.
+    + " WHERE excluded.updated_at >= tracking_stats.updated_at"
 )
 
 
@@ -139,7 +170,7 @@ OVERVIEW_MINUTE_COLUMNS = (
     "tick_count", "last_bid", "last_ask",
 )
 # One row per active market, in one statement. Each market's latest row is found
-# by a correlated MAX(timestamp) over UNIQUE(symbol, timestamp): SQLite answers
+# by a correlated MAX(timestamp) over UNIQUE(market_index, timestamp): SQLite answers
 # that with one index seek (its min/max optimisation), so the cost is two seeks
 # per market however many rows the tables hold. A window function
 # (ROW_NUMBER() OVER (PARTITION BY symbol ...)) would read every retained row.
@@ -149,9 +180,9 @@ API_OVERVIEW = (
     + ", "
     + ", ".join(f"n.{c} AS m_{c}" for c in OVERVIEW_MINUTE_COLUMNS)
     + " FROM lighter_markets AS m "
-    "LEFT JOIN lighter_snapshots AS w ON w.symbol = m.symbol AND w.timestamp = "
-    "(SELECT MAX(timestamp) FROM lighter_snapshots WHERE symbol = m.symbol) "
-    "LEFT JOIN lighter_minutes AS n ON n.symbol = m.symbol AND n.timestamp = "
-    "(SELECT MAX(timestamp) FROM lighter_minutes WHERE symbol = m.symbol) "
+    "LEFT JOIN lighter_snapshots AS w ON w.market_index = m.market_index AND w.timestamp = "
+    "(SELECT MAX(timestamp) FROM lighter_snapshots WHERE market_index = m.market_index) "
+    "LEFT JOIN lighter_minutes AS n ON n.market_index = m.market_index AND n.timestamp = "
+    "(SELECT MAX(timestamp) FROM lighter_minutes WHERE market_index = m.market_index) "
     "WHERE m.active = 1 ORDER BY m.market_index"
 )

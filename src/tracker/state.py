@@ -24,14 +24,27 @@ class Totals:
     windows_flushed: int = 0
     windows_lost: int = 0
     rows_written: int = 0
+    markets_added: int = 0  # listed while tracking ran, then subscribed
+    markets_removed: int = 0  # delisted while tracking ran, then unsubscribed
+    alarm_errors: int = 0  # steps of an alarm that raised (logged; the alarm carried on)
 
 
 @dataclass
 class TrackerState:
+    # Which shard this object is, saved at start: an alarm can wake a fresh instance
+    # whose `ctx.id.name` is undefined (seen in workerd; partykit PR #391).
+    shard: int | None = None
+    shards: int = 1  # SHARDS when this run started
     tracking: bool = False
     started_at: int | None = None  # ms
     flushed_until: int = 0  # end of the newest window handed to D1 (ms)
     minutes_rolled_until: int = 0  # end of the newest minute rolled up (ms)
+    # When this shard next reads the market list (ms); survives evictions so a
+    # resumed object does not hit Lighter's REST again at once.
+    markets_refresh_at: int = 0
+    # Minutes a previous run still owes ([shards, since, until]): its outbox drained
+    # after a new start; they are rolled with that run's split of markets.
+    rollup_debts: list[list[int]] = field(default_factory=list)
     totals: Totals = field(default_factory=Totals)
     # The most recent windows lost to an eviction/restart: [{"from": ms, "to": ms}]
     lost_ranges: list[dict] = field(default_factory=list)
@@ -54,8 +67,9 @@ class TrackerState:
         own = {f.name for f in fields(cls)}
         return cls(totals=totals, **{k: v for k, v in raw.items() if k in own})
 
-    def record_lost(self, start: int, end: int, window_ms: int, keep: int = 20) -> int:
-        """Windows [start, end) were never measured (the object was not running)."""
+    def record_lost(self, start: int, end: int, window_ms: int, keep: int = 100) -> int:
+        """Windows [start, end) were never measured (the object was not running, or
+        the outbox overflowed): count them and keep the range for the stats."""
         lost = (end - start) // window_ms
         if lost <= 0:
             return 0

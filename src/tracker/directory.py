@@ -1,0 +1,158 @@
+"""The market directory: which of Lighter's markets this shard tracks, kept current.
+
+Lighter lists new markets regularly and delists others. The directory reads the
+list every MARKET_REFRESH_SECONDS and says what changed, so the feed subscribes
+new markets and unsubscribes delisted ones while tracking runs.
+
+One REST read per refresh for the whole deployment (Lighter allows 60 REST
+requests a minute per IP): shard 0 reads Lighter's REST, saves the list to D1
+(`lighter_markets`) and hands it to the other shards; they read the saved list
+from D1 when their own refresh is due and no hand-over came. When REST fails,
+shard 0 also falls back to the saved list, so a restart during a REST outage
+still tracks.
+
+Rows are keyed on market_index, so two markets sharing a symbol are both tracked;
+the directory reports such symbols (`duplicates`) instead of merging them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from . import sql
+from .markets import ORDER_BOOKS_PATH, Market, MarketListError, parse_order_books, shard_of
+from .ports import Database, Http
+
+STORAGE_KEY = "markets"
+# After a failed read, try again after this long (doubling), never later than a refresh.
+RETRY_MS = 15_000
+
+
+@dataclass
+class Change:
+    added: list[Market] = field(default_factory=list)
+    removed: list[Market] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed)
+
+
+class MarketDirectory:
+    def __init__(self, shard: int, shards: int, refresh_ms: int) -> None:
+        self.shard = shard
+        self.shards = shards
+        self.refresh_ms = refresh_ms
+        self.markets: dict[int, Market] = {}  # this shard's active markets
+        self.listed = 0  # active markets in the whole listing
+        self.duplicates: dict[str, list[int]] = {}  # symbol -> market ids sharing it
+        self.refreshed_at: int | None = None
+        self.as_of = 0  # when the listing in use was read from Lighter (ms)
+        self.failures = 0
+
+    # -- what changed ----------------------------------------------------------------
+
+    def apply(self, listing: list[Market], as_of: int) -> Change:
+        """Adopt a full listing (every market Lighter lists) read from Lighter at
+        `as_of`; this shard's share of the active ones becomes `markets`. Returns what
+        was added and removed. An older listing than the one in use is ignored (the
+        saved list in D1 can lag the one shard 0 handed over)."""
+        if as_of < self.as_of:
+            return Change()
+        self.as_of = as_of
+        active = [m for m in listing if m.active]
+        self.listed = len(active)
+        by_symbol: dict[str, list[int]] = {}
+        for m in active:
+            by_symbol.setdefault(m.symbol, []).append(m.market_index)
+        self.duplicates = {s: ids for s, ids in by_symbol.items() if len(ids) > 1}
+        mine = {m.market_index: m for m in active if shard_of(m.market_index, self.shards) == self.shard}
+        change = Change(
+            added=[m for i, m in sorted(mine.items()) if i not in self.markets],
+            removed=[m for i, m in sorted(self.markets.items()) if i not in mine],
+        )
+        self.markets = mine
+        return change
+
+    def symbol(self, market_id: int) -> str:
+        market = self.markets.get(market_id)
+        return market.symbol if market else str(market_id)
+
+    @property
+    def symbols(self) -> dict[int, str]:
+        return {i: m.symbol for i, m in self.markets.items()}
+
+    # -- where the listing comes from ---------------------------------------------------
+
+    async def from_exchange(self, http: Http, api_url: str) -> list[Market]:
+        """Lighter's REST list (shard 0 only). Raises MarketListError on any failure."""
+        url = api_url + ORDER_BOOKS_PATH
+        try:
+            status, text = await http.get_text(url)
+        except Exception as exc:
+            raise MarketListError(f"GET {url}: {exc}") from None
+        if status != 200:
+            raise MarketListError(f"GET {url}: HTTP {status}: {text[:120]}")
+        try:
+            return parse_order_books(json.loads(text))
+        except ValueError as exc:
+            raise MarketListError(f"GET {url}: {exc}") from None
+
+    async def from_d1(self, db: Database) -> tuple[list[Market], int]:
+        """The list shard 0 saved last, and when it was read from Lighter."""
+        rows = await db.query(sql.SELECT_ACTIVE_MARKETS)
+        markets = [
+            Market(r["market_index"], r["symbol"], r["market_type"], r["status"],
+                   r.get("price_decimals"), r.get("size_decimals"))
+            for r in rows
+        ]
+        return markets, max((int(r["updated_at"]) for r in rows), default=0)
+
+    @staticmethod
+    def save_statements(listing: list[Market], shards: int, now: int) -> list[sql.Statement]:
+        """Upsert every listed market, then mark the ones no longer listed inactive."""
+        statements: list[sql.Statement] = [
+            (
+                sql.UPSERT_MARKET,
+                (m.market_index, m.symbol, m.market_type, m.status, 1 if m.active else 0,
+                 m.price_decimals, m.size_decimals, shard_of(m.market_index, shards), now),
+            )
+            for m in listing
+        ]
+        statements.append((sql.DEACTIVATE_MISSING_MARKETS, (now, now)))
+        return statements
+
+    # -- when -----------------------------------------------------------------------------
+
+    def next_refresh_at(self) -> int:
+        if self.refreshed_at is None:
+            return 0
+        if self.failures:
+            return self.refreshed_at + min(self.refresh_ms, RETRY_MS * 2 ** min(self.failures - 1, 8))
+        return self.refreshed_at + self.refresh_ms
+
+    # -- persistence (a resumed object tracks the same markets without asking again) -------
+
+    def to_json(self) -> str:
+        return json.dumps({"markets": [asdict(m) for m in self.markets.values()], "listed": self.listed,
+                           "refreshed_at": self.refreshed_at, "as_of": self.as_of})
+
+    def restore(self, text: str | None) -> None:
+        if not text:
+            return
+        raw = json.loads(text)
+        self.markets = {m["market_index"]: Market(**m) for m in raw.get("markets", [])}
+        self.listed = int(raw.get("listed") or len(self.markets))
+        self.refreshed_at = raw.get("refreshed_at")
+        self.as_of = int(raw.get("as_of") or 0)
+
+    @staticmethod
+    def listing_payload(listing: list[Market], as_of: int) -> dict:
+        return {"markets": [asdict(m) for m in listing], "asOf": as_of}
+
+    @staticmethod
+    def listing_from_payload(payload: dict) -> tuple[list[Market], int]:
+        raw = payload.get("markets") if isinstance(payload, dict) else None
+        if not isinstance(raw, list):
+            raise MarketListError("market hand-over without a markets list")
+        return [Market(**m) for m in raw], int(payload.get("asOf") or 0)

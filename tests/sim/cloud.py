@@ -1,0 +1,200 @@
+"""The simulated Cloudflare side: D1 (real SQLite running the real statements and
+schema.sql, with latency and failures on a schedule) and Durable Object storage
+(survives evictions; an evicted instance's pending calls never return).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = (ROOT / "schema.sql").read_text()
+
+
+class Evicted(BaseException):
+    """Raised into an evicted instance's code at its next await: it never resumes.
+    A BaseException, so the tracker's `except Exception` cannot swallow it."""
+
+
+class Incarnation:
+    """One life of a Durable Object instance; `alive` turns False at eviction."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.alive = True
+
+    def check(self) -> None:
+        if not self.alive:
+            raise Evicted(f"incarnation {self.number} was evicted")
+
+
+class SimD1:
+    def __init__(self, loop, rng: random.Random) -> None:
+        self.loop = loop
+        self.rng = rng
+        self.conn = sqlite3.connect(":memory:", isolation_level=None)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.executescript(SCHEMA)
+        self.failing_until = 0  # every call fails until then
+        self.hanging_until = 0  # calls started before then take until then (+ a bit)
+        self.slow_ms = (1, 30)
+        self.batches = 0
+        self.writes: dict[tuple[str, int, int], tuple] = {}  # (table, market, ts) -> row values written
+        self.rewrites_differing: list[str] = []
+        self.prune_violations: list[str] = []
+        self.on_batch = None  # hook: called with the statements as a batch starts
+        self.pruned: set[tuple[int, int]] = set()
+
+    def port(self, life: Incarnation) -> SimD1Port:
+        return SimD1Port(self, life)
+
+    async def _latency(self) -> None:
+        now = self.loop.now_ms()
+        delay = self.rng.randint(*self.slow_ms)
+        if now < self.hanging_until:
+            delay += self.hanging_until - now
+        await asyncio.sleep(delay / 1000)
+
+    def _fail_now(self) -> bool:
+        return self.loop.now_ms() < self.failing_until
+
+    def execute_batch(self, statements) -> list[dict]:
+        cur = self.conn.cursor()
+        metas = []
+        cur.execute("BEGIN")
+        try:
+            for sql, params in statements:
+                before = self.conn.total_changes
+                cur.execute(sql, tuple(params))
+                metas.append({"changes": self.conn.total_changes - before, "rows_written": self.conn.total_changes - before})
+            cur.execute("COMMIT")
+        except Exception:
+            cur.execute("ROLLBACK")
+            raise
+        self._record(statements)
+        return metas
+
+    def _record(self, statements) -> None:
+        """Keep every window/minute value ever written; a rewrite must be identical
+        (idempotent retries), and a pruned window must have its minute rolled."""
+        for table in ("lighter_snapshots", "lighter_minutes"):
+            for row in self.conn.execute(f"SELECT * FROM {table}"):
+                key = (table, row["market_index"], row["timestamp"])
+                values = tuple(row)
+                old = self.writes.get(key)
+                if old is not None and old != values and table == "lighter_snapshots":
+                    self.rewrites_differing.append(f"{key}: {old} -> {values}")
+                self.writes[key] = values
+        present = {(r[0], r[1]) for r in self.conn.execute("SELECT market_index, timestamp FROM lighter_snapshots")}
+        minutes = {(r[0], r[1]) for r in self.conn.execute("SELECT market_index, timestamp FROM lighter_minutes")}
+        for (table, market, ts) in list(self.writes):
+            if table == "lighter_snapshots" and (market, ts) not in present and (market, ts) not in self.pruned:
+                self.pruned.add((market, ts))
+                minute = ts - ts % 60_000
+                if (market, minute) not in minutes:
+                    self.prune_violations.append(f"window {market}@{ts} pruned before minute {minute} was rolled")
+
+    def rows(self, sql: str, *params) -> list[dict]:
+        return [dict(r) for r in self.conn.execute(sql, params)]
+
+
+class SimD1Port:
+    """What one instance holds as `db`."""
+
+    def __init__(self, d1: SimD1, life: Incarnation) -> None:
+        self.d1 = d1
+        self.life = life
+
+    async def query(self, sql: str, *params) -> list[dict]:
+        self.life.check()
+        await self.d1._latency()
+        if self.d1._fail_now():
+            self.life.check()
+            raise RuntimeError("D1_ERROR: simulated outage")
+        rows = self.d1.rows(sql, *params)
+        self.life.check()
+        return rows
+
+    async def batch(self, statements) -> list[dict]:
+        self.life.check()
+        statements = list(statements)
+        if self.d1.on_batch is not None:
+            self.d1.on_batch(statements)
+        await self.d1._latency()
+        if self.d1._fail_now():
+            self.life.check()
+            raise RuntimeError("D1_ERROR: simulated outage")
+        self.d1.batches += 1
+        metas = self.d1.execute_batch(statements)  # applied even if the caller died meanwhile
+        self.life.check()
+        return metas
+
+
+class SimStorage:
+    """One Durable Object's storage: survives its instances."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, str] = {}
+        self.alarm: int | None = None
+        self.on_alarm_change = None  # the world re-arms its timer
+        self.on_put = None  # the world watches what is saved (lost ranges)
+
+    def port(self, life: Incarnation) -> SimStoragePort:
+        return SimStoragePort(self, life)
+
+
+class SimStoragePort:
+    def __init__(self, storage: SimStorage, life: Incarnation) -> None:
+        self.s = storage
+        self.life = life
+
+    async def _yield(self) -> None:
+        self.life.check()
+        await asyncio.sleep(0)
+        self.life.check()
+
+    async def get(self, key: str) -> str | None:
+        self.life.check()
+        value = self.s.data.get(key)
+        await self._yield()
+        return value
+
+    async def list(self, prefix: str) -> dict[str, str]:
+        self.life.check()
+        out = {k: v for k, v in sorted(self.s.data.items()) if k.startswith(prefix)}
+        await self._yield()
+        return out
+
+    async def put_many(self, entries: dict[str, str]) -> None:
+        self.life.check()
+        self.s.data.update(entries)  # atomic: all at once
+        if self.s.on_put is not None:
+            self.s.on_put(entries)
+        await self._yield()
+
+    async def delete_many(self, keys) -> None:
+        self.life.check()
+        for key in keys:
+            self.s.data.pop(key, None)
+        await self._yield()
+
+    async def set_alarm(self, at_ms: int) -> None:
+        self.life.check()
+        self.s.alarm = int(at_ms)
+        self.s.on_alarm_change()
+        await self._yield()
+
+    async def get_alarm(self) -> int | None:
+        self.life.check()
+        value = self.s.alarm
+        await self._yield()
+        return value
+
+    async def delete_alarm(self) -> None:
+        self.life.check()
+        self.s.alarm = None
+        self.s.on_alarm_change()
+        await self._yield()

@@ -1,0 +1,324 @@
+"""A simulated Lighter for the deterministic simulation: its REST list, its
+WebSocket protocol, its per-IP limits and its faults, as callbacks on the
+virtual loop.
+
+Frames have the exact JSON shape of Lighter's (built by the reference model's
+`book_frame`), so the tracker's real parser handles them. Every frame handed to a
+tracker's socket handler is appended to `trace`, in delivery order, with the
+connection it arrived on: the reference model recomputes the expected windows
+from that trace alone.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+import reference_model as ref
+
+# Lighter's per-IP limits (every shard of the deployment shares one IP).
+MESSAGES_PER_MINUTE = 200
+IN_FLIGHT = 50
+SUBSCRIPTIONS_PER_CONNECTION = 500
+
+
+@dataclass
+class Book:
+    market: int
+    bids: dict[str, str] = field(default_factory=dict)
+    asks: dict[str, str] = field(default_factory=dict)
+    nonce: int = 1
+
+
+@dataclass
+class Conn:
+    id: int
+    shard: int
+    on_text: object
+    on_open: object
+    on_down: object
+    open: bool = False
+    closed: bool = False
+    subscribed: set = field(default_factory=set)
+    in_flight: dict = field(default_factory=dict)  # market -> sent at (ms)
+    deliver_at: int = 0  # FIFO: nothing is delivered before the previous delivery
+    act_at: int = 0  # FIFO the other way: client messages are acted on in order
+    silenced: bool = False  # a stall: frames are not sent to it
+
+
+class SimSocket:
+    """What the tracker holds: send and close; its handlers are called by the exchange."""
+
+    def __init__(self, exchange: SimLighter, conn: Conn, alive) -> None:
+        self.exchange = exchange
+        self.conn = conn
+        self.alive = alive
+
+    @property
+    def open(self) -> bool:
+        return self.conn.open and not self.conn.closed
+
+    def send(self, text: str) -> None:
+        if self.open:
+            self.exchange.receive(self.conn, text)
+
+    def close(self, code: int, reason: str) -> None:
+        self.exchange.end(self.conn, notify=False)
+
+
+class SimLighter:
+    def __init__(self, loop, rng: random.Random, markets: dict[int, str], frame_ms: tuple[int, int]) -> None:
+        self.loop = loop
+        self.rng = rng
+        self.listing: dict[int, dict] = {
+            m: {"symbol": s, "market_id": m, "market_type": "perp", "status": "active",
+                "supported_size_decimals": 4, "supported_price_decimals": 2}
+            for m, s in markets.items()
+        }
+        self.books: dict[int, Book] = {}
+        self.frame_ms = frame_ms
+        self.conns: dict[int, Conn] = {}
+        self.next_conn = 1
+        self.sent_at: deque[int] = deque()  # client messages in the rolling minute (the IP's)
+        self.errors_sent: Counter = Counter()
+        self.trace: list[tuple] = []  # ("frame", shard, conn, text) | ("end", shard, conn) | ("from", shard, ms)
+        self.rest_failing_until = 0
+        self.rest_calls = 0
+        self.generating = True
+        self.skip_next: set[int] = set()  # markets whose next delta is not delivered (a gap)
+        self.first_snapshot: dict[int, int] = {}  # market -> when first delivered
+        self.connections_made = 0
+        for m in markets:
+            self._start_market(m)
+
+    # -- markets ---------------------------------------------------------------------
+
+    def _start_market(self, m: int) -> None:
+        mid = 100 + 10 * (m % 7) + self.rng.randint(0, 50)
+        book = Book(m)
+        for i in range(1, 5):
+            book.bids[f"{mid - i * 0.5:.2f}"] = f"{self.rng.randint(1, 40) / 4:.4f}"
+            book.asks[f"{mid + i * 0.5:.2f}"] = f"{self.rng.randint(1, 40) / 4:.4f}"
+        self.books[m] = book
+        self._schedule_update(m)
+
+    def list_market(self, m: int, symbol: str) -> None:
+        self.listing[m] = {"symbol": symbol, "market_id": m, "market_type": "perp", "status": "active",
+                           "supported_size_decimals": 4, "supported_price_decimals": 2}
+        self._start_market(m)
+
+    def delist_market(self, m: int) -> None:
+        self.listing[m]["status"] = "inactive"
+        self.books.pop(m, None)  # no frames for it any more
+
+    def active(self) -> set[int]:
+        return {m for m, e in self.listing.items() if e["status"] == "active"}
+
+    def _schedule_update(self, m: int) -> None:
+        delay = self.rng.randint(*self.frame_ms)
+        self.loop.call_later(delay / 1000, self._update, m)
+
+    def _update(self, m: int) -> None:
+        book = self.books.get(m)
+        if book is None:
+            return
+        self._schedule_update(m)
+        if not self.generating:
+            return
+        side = self.rng.choice(("bids", "asks"))
+        levels = getattr(book, side)
+        changes = []
+        roll = self.rng.random()
+        prices = sorted(levels, key=float)
+        if roll < 0.3 and len(levels) > 1:
+            price = self.rng.choice(prices)
+            del levels[price]
+            changes.append((price, "0.0000"))
+        else:
+            best_bid = max(map(float, book.bids)) if book.bids else 100.0
+            best_ask = min(map(float, book.asks)) if book.asks else best_bid + 1
+            if side == "bids":
+                price = f"{best_bid + self.rng.choice((-1.0, -0.5, 0.0, 0.5)):.2f}"
+                if float(price) >= best_ask and self.rng.random() < 0.9:
+                    price = f"{best_ask - 0.5:.2f}"
+            else:
+                price = f"{best_ask + self.rng.choice((-0.5, 0.0, 0.5, 1.0)):.2f}"
+                if float(price) <= best_bid and self.rng.random() < 0.9:
+                    price = f"{best_bid + 0.5:.2f}"
+            if float(price) <= 0:
+                return
+            size = f"{self.rng.randint(1, 40) / 4:.4f}"
+            levels[price] = size
+            changes.append((price, size))
+        begin = book.nonce
+        book.nonce += self.rng.randint(1, 4)
+        now = self.loop.now_ms()
+        kw = {"bids": changes} if side == "bids" else {"asks": changes}
+        text = ref.book_frame(m, ts_ms=now, nonce=book.nonce, begin_nonce=begin, **kw)
+        skip = m in self.skip_next
+        self.skip_next.discard(m)
+        for conn in list(self.conns.values()):
+            if m in conn.subscribed and not skip and not conn.silenced:
+                self._deliver(conn, text)
+
+    def _snapshot(self, conn: Conn, m: int) -> None:
+        book = self.books.get(m)
+        if book is None or conn.closed or m not in conn.in_flight:
+            return
+        del conn.in_flight[m]
+        conn.subscribed.add(m)
+        text = ref.book_frame(m, ts_ms=self.loop.now_ms(), nonce=book.nonce, snapshot=True,
+                              bids=list(book.bids.items()), asks=list(book.asks.items()))
+        self._deliver(conn, text)
+
+    # -- connections ------------------------------------------------------------------
+
+    def connect(self, shard: int, on_text, on_open, on_down, alive) -> SimSocket:
+        conn = Conn(self.next_conn, shard, on_text, on_open, on_down)
+        self.next_conn += 1
+        self.connections_made += 1
+        self.conns[conn.id] = conn
+        socket = SimSocket(self, conn, alive)
+        conn.alive = alive
+
+        def opened() -> None:
+            if conn.closed:
+                return
+            conn.open = True
+            on_open()
+            self._deliver(conn, '{"type":"connected","session_id":"sim-%d"}' % conn.id)
+
+        self.loop.call_later(self.rng.randint(5, 80) / 1000, opened)
+        return socket
+
+    def _deliver(self, conn: Conn, text: str) -> None:
+        now = self.loop.now_ms()
+        at = max(conn.deliver_at + 1, now + self.rng.randint(5, 400))
+        conn.deliver_at = at
+
+        def deliver() -> None:
+            if conn.closed or not conn.alive():
+                return
+            self.trace.append(("frame", conn.shard, conn.id, text))
+            if '"subscribed/order_book"' in text:
+                m = int(json.loads(text)["channel"].split(":")[1])
+                self.first_snapshot.setdefault(m, self.loop.now_ms())
+            conn.on_text(text)
+
+        self.loop.at_ms(at, deliver)
+
+    def receive(self, conn: Conn, text: str) -> None:
+        """A client message, acted on after a little latency (in order: one TCP stream)."""
+        at = max(conn.act_at + 1, self.loop.now_ms() + self.rng.randint(5, 100))
+        conn.act_at = at
+        self.loop.at_ms(at, self._act, conn, text)
+
+    def _act(self, conn: Conn, text: str) -> None:
+        if conn.closed:
+            return
+        now = self.loop.now_ms()
+        while self.sent_at and self.sent_at[0] <= now - 60_000:
+            self.sent_at.popleft()
+        self.sent_at.append(now)
+        msg = json.loads(text)
+        kind = msg.get("type")
+        if len(self.sent_at) > MESSAGES_PER_MINUTE:
+            return self._error(conn, 30009, "Too Many Websocket Messages")
+        if kind == "ping":
+            return self._deliver(conn, '{"type":"pong"}')
+        if kind == "pong":
+            return None
+        channel = msg.get("channel", "")
+        m = int(channel.split("/")[1])
+        if kind == "subscribe":
+            in_flight = sum(len(c.in_flight) for c in self.conns.values() if not c.closed)
+            if in_flight >= IN_FLIGHT:
+                return self._error(conn, 30010, "Too Many Inflight Messages", m)
+            if len(conn.subscribed) + len(conn.in_flight) >= SUBSCRIPTIONS_PER_CONNECTION:
+                return self._error(conn, 23001, "Too Many Subscriptions", m)
+            if m in conn.subscribed or m in conn.in_flight:
+                return self._error(conn, 30003, "Already Subscribed", m)
+            if m not in self.books:
+                return self._error(conn, 30012, "Failed To Subscribe", m)
+            conn.in_flight[m] = now
+            self.loop.call_later(self.rng.randint(20, 300) / 1000, self._snapshot, conn, m)
+        elif kind == "unsubscribe":
+            if m not in conn.subscribed and m not in conn.in_flight:
+                return self._error(conn, 30002, "Not Subscribed", m)
+            conn.subscribed.discard(m)
+            conn.in_flight.pop(m, None)
+            self._deliver(conn, json.dumps({"type": "unsubscribed/order_book", "channel": f"order_book:{m}"}))
+        return None
+
+    def _error(self, conn: Conn, code: int, message: str, m: int | None = None) -> None:
+        self.errors_sent[code] += 1
+        frame = {"type": "error", "code": code, "message": message}
+        if m is not None:
+            frame["channel"] = f"order_book:{m}"
+        self._deliver(conn, json.dumps(frame))
+
+    def end(self, conn: Conn, notify: bool, why: str = "closed by server (code 1006)") -> None:
+        """A connection ends: the tracker closed it (notify=False), or we drop it."""
+        if conn.closed:
+            return
+        conn.closed = True
+        conn.open = False
+        self.conns.pop(conn.id, None)
+        self.trace.append(("end", conn.shard, conn.id, self.loop.now_ms()))
+        if notify:
+            at = max(conn.deliver_at, self.loop.now_ms() + 1)
+
+            def down() -> None:
+                if conn.alive():
+                    conn.on_down(why)
+
+            self.loop.at_ms(at, down)
+
+    # -- faults -----------------------------------------------------------------------------
+
+    def drop_all(self) -> None:
+        for conn in list(self.conns.values()):
+            self.end(conn, notify=True)
+
+    def drop_shard(self, shard: int) -> None:
+        for conn in list(self.conns.values()):
+            if conn.shard == shard:
+                self.end(conn, notify=True)
+
+    def gap(self, m: int) -> None:
+        self.skip_next.add(m)
+
+    def malformed(self) -> None:
+        for conn in list(self.conns.values()):
+            self._deliver(conn, self.rng.choice(('{"type":"update/order_book"', "not json", '{"type":"update/order_book","channel":"order_book:1","order_book":{"bids":[{"price":"x","size":"1"}]}}')))
+
+    def silence(self, seconds: float) -> None:
+        for conn in self.conns.values():
+            conn.silenced = True
+
+        def unsilence(conns=list(self.conns.values())) -> None:
+            for c in conns:
+                c.silenced = False
+
+        self.loop.call_later(seconds, unsilence)
+
+    # -- REST --------------------------------------------------------------------------------
+
+    async def get_text(self, url: str) -> tuple[int, str]:
+        import asyncio
+
+        self.rest_calls += 1
+        await asyncio.sleep(self.rng.randint(10, 200) / 1000)
+        if self.loop.now_ms() < self.rest_failing_until:
+            return self.rng.choice((429, 500)), '{"code":23000,"message":"Too Many Requests!"}'
+        books = [dict(e) for _, e in sorted(self.listing.items())]
+        return 200, json.dumps({"code": 200, "order_books": books})
+
+    def live_subscriptions(self) -> dict[int, set[int]]:
+        out: dict[int, set[int]] = {}
+        for conn in self.conns.values():
+            for m in conn.subscribed:
+                out.setdefault(m, set()).add(conn.id)
+        return out
