@@ -1,29 +1,29 @@
 """LighterTracker: one Durable Object per tracker shard ("shard-0", "shard-1", ...).
 
-The class is only its lifecycle hooks: `fetch` (control requests from the Worker
-and dashboard WebSocket upgrades), `alarm` (the window clock), and the dashboard
-socket events. All the work happens in `TrackingSession`; all the talking to
-dashboards in `DashboardHub` (on shard 0, which the other shards relay to).
+The class is only the runtime's hooks, each handing over to `tracker.shard.ShardTracker`
+(pure Python, tested in CPython and in the deterministic simulation): `fetch`
+(start, stop, stats and the market hand-over from shard 0) and `alarm`. The real
+clock, storage, D1, sockets and HTTP are plugged in here (runtime/ports.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from urllib.parse import urlparse
 
 from workers import DurableObject
 
 from tracker.config import Config
+from tracker.shard import Ports, ShardTracker
 
-from . import shards
-from .dashboard_hub import DashboardHub
+from . import ports
 from .http import json_response
 from .log import ActivityLog
-from .session import TrackingSession
 
 
 def shard_from_name(name: str | None) -> int:
+    """The shard number in the object's name. The name can be undefined when an alarm
+    wakes a fresh instance: the tracker then uses the number it saved at start."""
     if name and name.startswith("shard-") and name[6:].isdigit():
         return int(name[6:])
     return 0
@@ -35,50 +35,32 @@ class LighterTracker(DurableObject):
         self.config = Config.from_env(lambda name: getattr(env, name, None))
         shard = shard_from_name(getattr(ctx.id, "name", None))
         self.log = ActivityLog(shard)
-        self.session = TrackingSession(ctx.storage, env.DB, self.config, shard, self.log)
-        self.hub = DashboardHub(ctx, self.log, self._all_stats)
-        if shard != 0:
-            self.log.listeners.append(self._relay_to_hub)
-        self.log.info("Lighter", f"tracker object created (shard {shard})")
+        self.tracker = ShardTracker(self.config, shard, Ports(
+            clock=ports.JsClock(),
+            storage=ports.DoStorage(ctx.storage),
+            db=ports.D1Database(env.DB),
+            sockets=ports.open_socket,
+            http=ports.JsHttp(),
+            peers=ports.ShardPeers(env),
+            log=self.log,
+            spawn=ports.spawn(self.log),
+            heap_bytes=ports.wasm_heap_bytes,
+        ))
+        self.log.info("Lighter", "object_created", f"tracker object created (shard {shard})")
 
     async def fetch(self, request):
         path = urlparse(request.url).path
-        await self.session.ensure_running()
-        if path == "/ws":
-            return await self.hub.accept()
+        await self.tracker.ensure_running()
         if path == "/start":
-            return json_response(await self.session.start())
+            return json_response(await self.tracker.start())
         if path == "/stop":
-            return json_response(await self.session.stop())
+            return json_response(await self.tracker.stop())
         if path == "/stats":
-            return json_response(self.session.stats())
-        if path == "/relay":  # a log line from another shard, for the dashboards here
-            self.hub.push_log(json.loads(await request.text()))
-            return json_response({"ok": True})
+            await self.tracker.ready()
+            return json_response(self.tracker.stats().to_json())
+        if path == "/markets":  # shard 0 hands over the market list it read
+            return json_response(await self.tracker.receive_markets(json.loads(await request.text())))
         return json_response({"error": f"unknown tracker route {path}"}, 404)
 
     async def alarm(self, *args):
-        await self.session.on_alarm()
-        await self.hub.push_stats()
-
-    async def webSocketMessage(self, ws, message):
-        await self.hub.on_message(ws, message)
-
-    async def webSocketClose(self, ws, code, reason, was_clean):
-        self.hub.on_close(ws, code)
-
-    async def webSocketError(self, ws, error):
-        self.hub.on_close(ws, 1011)
-
-    async def _all_stats(self) -> dict:
-        """Stats for dashboards: the same combined shape as /api/stats, however many shards."""
-        mine = self.session.stats()
-        others = []
-        if self.config.shards > 1:
-            others = await shards.call_all(self.env, self.config, "/stats", skip=self.session.shard)
-        return shards.combine(sorted([mine, *others], key=lambda s: s["shard"]))
-
-    def _relay_to_hub(self, entry: dict) -> None:
-        asyncio.ensure_future(
-            shards.stub(self.env, 0).fetch("https://tracker/relay", method="POST", body=json.dumps(entry))
-        )
+        await self.tracker.alarm()

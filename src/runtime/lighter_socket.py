@@ -15,6 +15,8 @@ from pyodide.ffi import create_once_callable, create_proxy
 
 
 class LighterSocket:
+    count = 0  # connections opened by this isolate: numbers them for the logs
+
     def __init__(
         self,
         url: str,

@@ -22,14 +22,13 @@ Levels go to the matching console method: under Workers, Python's stderr shows a
 Each line is also kept in a small ring buffer (replayed to a dashboard that
 connects) and handed to listeners (the dashboard's live WebSockets).
 
-`event` is a stable, machine-friendly name for what the line reports, derived from
-the message by `EVENTS` below (the same messages DEPLOY.md quotes); lines that
-match no pattern simply carry no `event`.
+`event` is a stable, machine-friendly name for what the line reports, named where
+the line is logged (`log("info", "Lighter", "connected", "connected; ...")`), so a
+Workers Logs query on `event` keeps working whatever the wording.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -40,53 +39,6 @@ from pyodide.ffi import to_js
 Listener = Callable[[dict], None]
 
 LEVELS = ("debug", "info", "warn", "error")
-
-# (component, pattern searched in the message, event). First match wins.
-EVENTS: tuple[tuple[str, str, str], ...] = (
-    ("Lighter", r"^tracker object created", "object_created"),
-    ("Lighter", r"^loaded state:", "state_loaded"),
-    ("Lighter", r"^stored state unreadable", "state_unreadable"),
-    ("Lighter", r"^starting:", "tracking_started"),
-    ("Lighter", r"^resuming tracking", "tracking_resumed"),
-    ("Lighter", r"^tracking stopped", "tracking_stopped"),
-    ("Lighter", r"^markets loaded:", "markets_loaded"),
-    ("Lighter", r"^could not load markets", "markets_failed"),
-    ("Lighter", r"^using .* markets saved in D1", "markets_from_d1"),
-    ("Lighter", r"^could not (save|read saved) markets", "d1_error"),
-    ("Lighter", r"markets exceed Lighter's", "too_many_markets"),
-    ("Lighter", r"; retrying in ", "retry_scheduled"),
-    ("Lighter", r"^connecting to ", "connecting"),
-    ("Lighter", r"^socket open", "socket_open"),
-    ("Lighter", r"^connected; subscribing", "connected"),
-    ("Lighter", r"^subscribed: ", "subscribed"),
-    ("Lighter", r"^connection lost: ", "connection_lost"),
-    ("Lighter", r"^nonce gap ", "gap"),
-    ("Lighter", r"^malformed frame", "malformed"),
-    ("Lighter", r"^frame handling failed", "frame_failed"),
-    ("Lighter", r"^market .* book: .*resubscribing", "frame_failed"),
-    ("Lighter", r"^error ", "lighter_error"),
-    ("Aggregator", r"^resumed after a restart", "windows_lost"),
-    ("Aggregator", r"^D1 has failed for ", "windows_dropped"),
-    ("Aggregator", r"^flush of .* failed", "flush_failed"),
-    ("Aggregator", r"^flushing ", "flush"),
-    ("Aggregator", r"^cleaned ", "pruned"),
-    ("Aggregator", r"^minute rollup failed", "rollup_failed"),
-    ("Aggregator", r"^minute averages:", "minutes"),
-    ("Alert", r"feed down for ", "feed_down"),
-    ("Alert", r"feed recovered ", "feed_recovered"),
-    ("Alert", r"^webhook post failed", "alert_post_failed"),
-    ("Alert", r"posted to the webhook$", "alert_posted"),
-)
-_EVENTS = tuple((component, re.compile(pattern), event) for component, pattern, event in EVENTS)
-
-
-def event_of(component: str, message: str) -> str | None:
-    """The stable event name of a log message, or None."""
-    for owner, pattern, event in _EVENTS:
-        if owner == component and pattern.search(message):
-            return event
-    return None
-
 
 def prefix(component: str, shard: int | None) -> str:
     """`[Lighter]` for shard 0 (and lines from no shard), `[Lighter:2]` for shard 2."""
@@ -107,10 +59,8 @@ def emit(level: str, component: str, message: str, shard: int | None = None, eve
     """Write one line to the console: the readable text, then its indexed fields.
 
     Usable on its own (no ring buffer, no listeners), e.g. by the Worker's routes:
-    `emit("error", "API", "GET /api/stats failed: ...")`.
+    `emit("error", "API", "GET /api/stats failed: ...", event="request_failed")`.
     """
-    if event is None:
-        event = event_of(component, message)
     method = getattr(js.console, level, None) if level in LEVELS else None
     text = f"{prefix(component, shard)} {message}"
     data = to_js(fields(component, shard, event), dict_converter=js.Object.fromEntries)
@@ -123,8 +73,7 @@ class ActivityLog:
         self.recent: deque[dict] = deque(maxlen=keep)
         self.listeners: list[Listener] = []
 
-    def __call__(self, level: str, component: str, message: str) -> None:
-        event = event_of(component, message)
+    def __call__(self, level: str, component: str, event: str, message: str) -> None:
         entry = {
             "ts": int(time.time() * 1000),
             "level": level,
@@ -139,11 +88,11 @@ class ActivityLog:
         for listener in self.listeners:
             listener(entry)
 
-    def info(self, component: str, message: str) -> None:
-        self("info", component, message)
+    def info(self, component: str, event: str, message: str) -> None:
+        self("info", component, event, message)
 
-    def warn(self, component: str, message: str) -> None:
-        self("warn", component, message)
+    def warn(self, component: str, event: str, message: str) -> None:
+        self("warn", component, event, message)
 
-    def error(self, component: str, message: str) -> None:
-        self("error", component, message)
+    def error(self, component: str, event: str, message: str) -> None:
+        self("error", component, event, message)

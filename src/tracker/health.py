@@ -33,6 +33,8 @@ def shard_health(stats: dict, now_ms: int, stale_ms: int, tracking: bool) -> dic
         "reconnectAt": stats.get("reconnectAt"),
         "lastError": stats.get("lastError"),
     }
+    if "failed" in stats:  # the tracker object itself failing is the worst health there is
+        return {**verdict, "status": "down", "reason": f"tracker unreachable: {stats['failed']}"}
     if not stats.get("isTracking"):
         if tracking:  # the others track: this one was left behind
             return {**verdict, "status": "down", "reason": "this shard is not tracking"}

@@ -211,6 +211,10 @@ class ShardTracker:
             await self._schedule()
         return {"ok": True, "markets": len(self.directory.markets)}
 
+    async def ready(self) -> None:
+        """Load the saved state (stats of a fresh object report what it stored)."""
+        await self._load()
+
     async def ensure_running(self) -> None:
         """On any request: if tracking should be on but this object was just re-created
         (eviction, deploy, restart), make sure an alarm will resume it."""

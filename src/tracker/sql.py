@@ -92,6 +92,9 @@ SELECT_OTHERS_FRONTIERS = (
 PRUNE_WINDOWS = "DELETE FROM lighter_snapshots WHERE timestamp < ? AND market_index % ? = ?"
 PRUNE_MINUTES = "DELETE FROM lighter_minutes WHERE timestamp < ? AND market_index % ? = ?"
 
+# Shards that ever wrote a stats row: the start/stop fan-out stops those beyond SHARDS.
+SELECT_KNOWN_SHARDS = "SELECT shard FROM tracking_stats ORDER BY shard"
+
 STATS_COLUMNS = (
     "shard", "is_tracking", "markets", "connected", "messages_received", "last_message_at",
     "reconnects", "gaps", "malformed", "late_frames", "flush_failures", "windows_flushed",

@@ -202,7 +202,7 @@ def db() -> sqlite3.Connection:
         for k in range(8):
             ts = 60_000 * 100 + k * 15_000
             snap = minute(symbol, ts, market_index=i, window_ms=15_000, avg_bid=100 + k)
-            conn.execute(sql.UPSERT_SNAPSHOTS, [json.dumps([[snap[c] for c in sql.SNAPSHOT_COLUMNS]])])
+            conn.execute(sql.UPSERT_WINDOWS, [json.dumps([[snap[c] for c in sql.SNAPSHOT_COLUMNS]])])
         for k in range(3):
             ts = 60_000 * (100 + k)
             row = minute(symbol, ts, market_index=i, avg_bid=200 + k)
@@ -268,8 +268,8 @@ def test_api_queries_use_indexes_not_table_scans(db, name):
 
 def test_overview_finds_latest_rows_by_index_seek(db):
     text = plan(db, sql.API_OVERVIEW)
-    assert "SEARCH lighter_snapshots USING COVERING INDEX sqlite_autoindex_lighter_snapshots_1 (symbol=?)" in text
-    assert "SEARCH lighter_minutes USING COVERING INDEX sqlite_autoindex_lighter_minutes_1 (symbol=?)" in text
+    assert "SEARCH lighter_snapshots USING COVERING INDEX sqlite_autoindex_lighter_snapshots_1 (market_index=?)" in text
+    assert "SEARCH lighter_minutes USING COVERING INDEX sqlite_autoindex_lighter_minutes_1 (market_index=?)" in text
 
 
 # -- the OpenAPI document ---------------------------------------------------------------

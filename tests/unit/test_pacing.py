@@ -14,6 +14,7 @@ from tracker.pacing import (
     ACK_TIMEOUT_MS,
     MAX_SUBSCRIPTIONS_PER_CONNECTION,
     RATE_WINDOW_MS,
+    RESERVED_FOR_KEEPALIVE,
     RETRY_BASE_MS,
     RETRY_CAP_MS,
     SubscriptionPacer,
@@ -158,13 +159,14 @@ def test_initial_burst_is_paced_by_rate_and_in_flight():
     assert pacer.next_send_at(T0 + 1) == T0 + 1
     sent = 40
     now = T0 + 1
-    while sent < 180:
+    limit = 180 - RESERVED_FOR_KEEPALIVE  # a few of the share are kept for pings/pongs
+    while sent < limit:
         out = pacer.drain(now)
         for text in out:
             pacer.ack(int(json.loads(text)["channel"].split("/")[1]))
         sent += len(out)
         now += 1
-    assert sent == 180
+    assert sent == limit
     assert pacer.drain(now) == []
     assert pacer.next_send_at(now) == T0 + RATE_WINDOW_MS  # the first 40 leave the window
     assert pacer.drain(T0 + RATE_WINDOW_MS - 1) == []
@@ -172,7 +174,7 @@ def test_initial_burst_is_paced_by_rate_and_in_flight():
 
 
 def test_next_send_at_with_a_single_slot_left_for_a_plain_subscribe():
-    pacer = SubscriptionPacer(max_per_minute=3, max_in_flight=10)
+    pacer = SubscriptionPacer(max_per_minute=3 + RESERVED_FOR_KEEPALIVE, max_in_flight=10)
     for m in range(3):
         pacer.subscribe(m)
     assert len(pacer.drain(T0)) == 3
@@ -180,7 +182,7 @@ def test_next_send_at_with_a_single_slot_left_for_a_plain_subscribe():
         pacer.ack(m)
     pacer.subscribe(3)
     assert pacer.next_send_at(T0 + 10) == T0 + RATE_WINDOW_MS
-    pacer = SubscriptionPacer(max_per_minute=3, max_in_flight=10)
+    pacer = SubscriptionPacer(max_per_minute=3 + RESERVED_FOR_KEEPALIVE, max_in_flight=10)
     pacer.subscribe(0)
     pacer.drain(T0)
     pacer.subscribe(1)
@@ -193,7 +195,7 @@ def test_next_send_at_with_a_single_slot_left_for_a_plain_subscribe():
 
 
 def test_next_send_at_for_a_resubscribe_waits_for_two_free_messages():
-    pacer = SubscriptionPacer(max_per_minute=3, max_in_flight=10)
+    pacer = SubscriptionPacer(max_per_minute=3 + RESERVED_FOR_KEEPALIVE, max_in_flight=10)
     for m in range(3):
         pacer.subscribe(m)
     pacer.drain(T0)
@@ -202,7 +204,7 @@ def test_next_send_at_for_a_resubscribe_waits_for_two_free_messages():
     pacer.resubscribe(0)  # unsubscribe + subscribe: two messages
     # All three went out at T0: all three leave the window at T0 + 60 s.
     assert pacer.next_send_at(T0 + 2_000) == T0 + RATE_WINDOW_MS
-    pacer = SubscriptionPacer(max_per_minute=3, max_in_flight=10)
+    pacer = SubscriptionPacer(max_per_minute=3 + RESERVED_FOR_KEEPALIVE, max_in_flight=10)
     pacer.subscribe(0)
     pacer.drain(T0)
     pacer.subscribe(1)
@@ -259,7 +261,8 @@ def test_refusal_backoff_doubles_up_to_the_cap():
         wake = pacer.next_send_at(now)
         delays.append(wake - now)
         assert pacer.drain(wake - 1) == []
-        assert pacer.drain(wake) == [protocol.unsubscribe(9), protocol.subscribe(9)]
+        # A refused subscribe holds nothing: the retry is a plain subscribe.
+        assert pacer.drain(wake) == [protocol.subscribe(9)]
         now = wake
     assert delays == [min(RETRY_CAP_MS, RETRY_BASE_MS * 2**k) for k in range(8)]
     assert delays[-1] == RETRY_CAP_MS
@@ -269,8 +272,47 @@ def test_refusal_backoff_doubles_up_to_the_cap():
     assert pacer.next_send_at(now) == now + RETRY_BASE_MS  # reset by the ack
 
 
+def test_a_share_of_the_budget_never_exceeds_it_and_keeps_room_for_keepalive():
+    from tracker.pacing import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PER_MINUTE, Budget
+
+    for shards in range(1, 65):
+        share = Budget.share(shards)
+        assert share.per_minute * shards <= DEFAULT_MAX_PER_MINUTE or share.per_minute == RESERVED_FOR_KEEPALIVE + 1
+        assert share.in_flight * shards <= DEFAULT_MAX_IN_FLIGHT or share.in_flight == 1
+        assert share.subscribes_per_minute >= 1
+    assert Budget.share(4) == Budget(per_minute=45, in_flight=10)
+
+
+def test_an_unsubscribe_only_goes_for_a_market_the_exchange_holds():
+    pacer = SubscriptionPacer()
+    for m in (1, 2, 3):
+        pacer.subscribe(m)
+    pacer.drain(T0)
+    pacer.ack(1)  # 1 live, 2 in flight, 3 refused
+    pacer.failed(3)
+    pacer.subscribe(4)  # 4 only queued
+    for m in (1, 2, 3, 4):
+        pacer.unsubscribe(m)
+    assert pacer.drain(T0 + 1) == [protocol.unsubscribe(1)]
+    # 2's subscribe is unanswered: dropped once answered, by an unsubscribe if accepted.
+    assert pacer.awaits_answer(2)
+    pacer.ack(2)
+    assert pacer.drain(T0 + 2) == [protocol.unsubscribe(2)]
+    assert pacer.drain(T0 + 100_000) == []  # 3 and 4: nothing held, nothing sent
+
+
+def test_refused_with_already_subscribed_retries_with_an_unsubscribe_first():
+    pacer = SubscriptionPacer()
+    pacer.subscribe(9)
+    pacer.drain(T0)
+    pacer.failed(9, held=True)
+    pacer.drain(T0)
+    wake = pacer.next_send_at(T0)
+    assert pacer.drain(wake) == [protocol.unsubscribe(9), protocol.subscribe(9)]
+
+
 def test_pings_and_pongs_go_first_and_count():
-    pacer = SubscriptionPacer(max_per_minute=3, max_in_flight=10)
+    pacer = SubscriptionPacer(max_per_minute=3 + RESERVED_FOR_KEEPALIVE, max_in_flight=10)
     for m in range(3):
         pacer.subscribe(m)
     pacer.send_now(protocol.PONG)

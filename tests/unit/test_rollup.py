@@ -46,15 +46,16 @@ window_rows = st.lists(
         st.integers(min_value=0, max_value=15_000),
     ),
     max_size=40,
-    unique_by=lambda r: (r["symbol"], r["timestamp"]),  # one row per symbol and window (the table's key)
+    unique_by=lambda r: (r["market_index"], r["timestamp"]),  # one row per market and window (the table's key)
 )
 
 
 def check(windows):
     got = rollup_minutes(list(windows))
     expected = ref.expected_minutes(windows)
-    keys = [(m.symbol, m.timestamp) for m in got]
-    assert keys == sorted(expected), "one row per (symbol, minute), sorted"
+    keys = [(m.market_index, m.timestamp) for m in got]
+    assert keys == sorted(keys), "sorted by (market, minute)"
+    assert sorted((m.symbol, m.timestamp) for m in got) == sorted(expected), "one row per market and minute"
     for minute in got:
         want = expected[(minute.symbol, minute.timestamp)]
         assert ref.row_mismatches(dataclasses.asdict(minute), want) == []
@@ -103,3 +104,10 @@ def test_aggregator_rows_roll_up_like_the_reference():
     assert len({r["timestamp"] for r in rows}) >= 8  # two minutes and more
     got = check(rows)
     assert sum(m.tick_count for m in got) == sum(r["tick_count"] for r in rows)
+
+
+def test_markets_sharing_a_symbol_roll_up_apart():
+    rows = [_row("ETH", 1, T0, 5, 100.0, 1.0, 15_000, 100.5), _row("ETH", 2, T0, 3, 200.0, 2.0, 15_000, 201.0)]
+    got = rollup_minutes(rows)
+    assert [(m.market_index, m.tick_count) for m in got] == [(1, 5), (2, 3)]
+    assert {m.avg_bid for m in got} == {100.0, 200.0}  # never merged into one row

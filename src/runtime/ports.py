@@ -1,0 +1,126 @@
+"""The real ports (tracker/ports.py) under the Workers runtime: js.Date, Durable
+Object storage, D1, js.WebSocket, fetch, and the other shards' stubs.
+
+Each is a thin adapter: no decision is taken here. `ctx.storage` arrives wrapped
+by the workers SDK, which converts Python dicts and lists to JS and results back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+
+import js
+from workers import fetch
+
+from tracker.ports import Statement
+
+from . import d1, shards
+from .lighter_socket import LighterSocket
+
+# Durable Object storage takes at most 128 keys per put/delete call.
+KEYS_PER_CALL = 128
+
+
+class JsClock:
+    def now_ms(self) -> int:
+        return int(js.Date.now())
+
+
+class DoStorage:
+    def __init__(self, storage) -> None:
+        self._s = storage
+
+    async def get(self, key: str) -> str | None:
+        value = await self._s.get(key)
+        return None if value is None else str(value)
+
+    async def list(self, prefix: str) -> dict[str, str]:
+        return {str(k): str(v) for k, v in dict(await self._s.list({"prefix": prefix})).items()}
+
+    async def put_many(self, entries: dict[str, str]) -> None:
+        # One put() of an object is one transaction; more keys than one call takes
+        # cannot be atomic, and the tracker never writes that many at once.
+        items = list(entries.items())
+        for i in range(0, len(items), KEYS_PER_CALL):
+            await self._s.put(dict(items[i : i + KEYS_PER_CALL]))
+
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        keys = list(keys)
+        for i in range(0, len(keys), KEYS_PER_CALL):
+            await self._s.delete(keys[i : i + KEYS_PER_CALL])
+
+    async def set_alarm(self, at_ms: int) -> None:
+        await self._s.setAlarm(at_ms)
+
+    async def get_alarm(self) -> int | None:
+        value = await self._s.getAlarm()
+        return None if value is None else int(value)
+
+    async def delete_alarm(self) -> None:
+        await self._s.deleteAlarm()
+
+
+class D1Database:
+    def __init__(self, db) -> None:
+        self._db = db
+
+    async def query(self, sql: str, *params) -> list[dict]:
+        return await d1.query(self._db, sql, *params)
+
+    async def batch(self, statements: Sequence[Statement]) -> list[dict]:
+        return await d1.run_batch(self._db, list(statements))
+
+
+def open_socket(url, on_text, on_open, on_down) -> LighterSocket:
+    LighterSocket.count += 1
+    return LighterSocket(url, LighterSocket.count, on_text, on_open, on_down)
+
+
+class JsHttp:
+    async def get_text(self, url: str) -> tuple[int, str]:
+        response = await fetch(url)
+        return int(response.status), str(await response.text())
+
+    async def post_json(self, url: str, body: dict) -> int:
+        response = await fetch(url, method="POST", headers={"content-type": "application/json"},
+                               body=json.dumps(body))
+        return int(response.status)
+
+
+class ShardPeers:
+    def __init__(self, env) -> None:
+        self.env = env
+
+    async def send_markets(self, shard: int, payload: dict) -> None:
+        response = await shards.stub(self.env, shard).fetch(
+            "https://tracker/markets", method="POST", body=json.dumps(payload))
+        if int(response.status) != 200:
+            raise RuntimeError(f"shard {shard} answered HTTP {response.status}")
+
+
+def spawn(log):
+    """Run a coroutine in the background; its failure is logged, never lost."""
+
+    def run(coro, what: str) -> None:
+        task = asyncio.ensure_future(coro)
+
+        def done(t: asyncio.Task) -> None:
+            if not t.cancelled() and t.exception() is not None:
+                log("error", "Lighter", "background_failed", f"{what} failed: {t.exception()!r}")
+
+        task.add_done_callback(done)
+
+    return run
+
+
+def wasm_heap_bytes() -> int | None:
+    """Size of this isolate's Pyodide linear memory: what counts toward the 128 MB limit
+    for the Python side (it grows as Python allocates, and never shrinks)."""
+    try:
+        import pyodide_js
+
+        return int(pyodide_js._module.HEAPU8.length)
+    except Exception:  # not exposed by this runtime: report nothing rather than guess
+        return None
