@@ -63,11 +63,25 @@ class BookState:
         return asks, bids
 
 
+def wait_until(pred: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
+    """Poll pred() until it returns something truthy (and return that)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = pred()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not reached in {timeout}s")
+        time.sleep(0.02)
+
+
 class Client:
-    def __init__(self, url: str, expect_connected: bool = True):
+    def __init__(self, url: str, expect_connected: bool = True, source: Optional[str] = None):
+        """source: the local address to connect from (127.0.0.2 is a second client IP)."""
+        extra = {"source_address": (source, 0)} if source else {}
         # entered as a context manager: websockets 17 warns about bare connect()
         self.ws = connect(url, open_timeout=5, close_timeout=2, max_size=None,
-                          max_queue=None).__enter__()  # unbounded: close() never waits on unread frames
+                          max_queue=None, **extra).__enter__()  # unbounded: close() never waits on unread frames
         self.books: dict[int, BookState] = {}
         self.frames: list[Any] = []  # everything received, parsed when JSON
         self.chain_breaks: list[tuple[int, int, int]] = []  # (market, expected, got)

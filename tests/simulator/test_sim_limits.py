@@ -1,9 +1,8 @@
-"""Protocol errors and Lighter's per-connection limits."""
+"""Protocol errors and Lighter's limits as one connection meets them
+(sharing between connections and IPs: test_sim_ip_limits.py)."""
 from __future__ import annotations
 
-import time
-
-from simclient import Client
+from simclient import Client, wait_until
 
 SIM_ARGS = dict(markets=5, rate=5, seed=4, extra_args=["--max-subs", "3", "--snapshot-delay", "0"])
 
@@ -36,7 +35,9 @@ def test_protocol_errors(module_sim) -> None:
         c.send({"type": "ping"})
         c.wait_for(lambda f: f.get("type") == "pong")
     errors = module_sim.state()["errors_sent"]
-    assert {"30000", "30001", "30002", "30003", "30005", "23001"} <= set(errors)
+    assert {code for code, n in errors.items() if n} == {
+        "30000", "30001", "30002", "30003", "30005", "23001"}
+    assert errors["30001"] == 2 and errors["30005"] == 5 and errors["30009"] == 0
 
 
 def test_message_limit_answers_30009_then_closes(start_sim) -> None:
@@ -49,12 +50,24 @@ def test_message_limit_answers_30009_then_closes(start_sim) -> None:
             assert c.read() == {"type": "pong"}
         c.send({"type": "ping"})
         assert c.error() == {"type": "error", "code": 30009, "message": "too many websocket messages"}
-        c.send({"type": "pong"})  # pongs answer our pings and are never limited
-        c.send({"type": "ping"})
+        c.send({"type": "pong"})  # pongs count as well: refused like any other message
         assert c.error()["code"] == 30009
         c.send({"type": "ping"})
-        code, reason = c.wait_closed()
+        code, reason = c.wait_closed()  # the 3rd breach in the window closes
         assert (code, reason) == (1008, "too many websocket messages")
+    assert sim.state()["errors_sent"]["30009"] == 3
+
+
+def test_pongs_count_against_the_budget(start_sim) -> None:
+    sim = start_sim(markets=1, rate=0, seed=1, extra_args=["--msg-limit", "3"])
+    with Client(sim.ws_url) as c:
+        for _ in range(2):
+            c.send({"type": "pong"})  # unsolicited pongs are counted and otherwise ignored
+        c.send({"type": "ping"})
+        assert c.read() == {"type": "pong"}
+        c.send({"type": "ping"})
+        assert c.error()["code"] == 30009
+    assert sim.state()["ips"]["127.0.0.1"]["messages_in_window"] == 3
 
 
 def test_message_window_rolls(start_sim) -> None:
@@ -64,7 +77,8 @@ def test_message_window_rolls(start_sim) -> None:
             c.send({"type": "ping"})
         assert [c.read(), c.read(), c.read()] == [{"type": "pong"}] * 2 + [
             {"type": "error", "code": 30009, "message": "too many websocket messages"}]
-        time.sleep(0.6)
+        wait_until(lambda: sim.state()["ips"]["127.0.0.1"]["messages_in_window"] == 0,
+                   what="the 0.5 s window rolling past both pings")
         c.send({"type": "ping"})
         assert c.read() == {"type": "pong"}
 

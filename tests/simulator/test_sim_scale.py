@@ -1,4 +1,6 @@
-"""600 markets over 3 connections within Lighter's default limits, at 3,000 updates/s."""
+"""600 markets over 3 connections within Lighter's default limits, at 3,000 updates/s.
+Lighter's limits are per IP, so each connection comes from its own loopback address
+(127.0.0.1, .2, .3): 200 subscribes and 50 in flight each."""
 from __future__ import annotations
 
 import asyncio
@@ -10,10 +12,11 @@ import aiohttp
 MARKETS, CONNS, RATE = 600, 3, 5.0
 
 
-async def _connection(url: str, ids: list[int], stats: dict, measure: asyncio.Event,
-                      stop: asyncio.Event) -> None:
+async def _connection(url: str, source_ip: str, ids: list[int], stats: dict,
+                      measure: asyncio.Event, stop: asyncio.Event) -> None:
     last: dict[int, int] = {}
-    async with aiohttp.ClientSession() as s, s.ws_connect(url) as ws:
+    connector = aiohttp.TCPConnector(local_addr=(source_ip, 0))
+    async with aiohttp.ClientSession(connector=connector) as s, s.ws_connect(url) as ws:
         assert json.loads((await ws.receive()).data)["type"] == "connected"
         inflight, todo = 0, list(ids)
         while todo or inflight:  # paced like a good client: at most 50 subscribes in flight
@@ -46,7 +49,8 @@ async def _run(url: str) -> tuple[dict, float]:
     stats = {"updates": 0, "breaks": 0}
     measure, stop = asyncio.Event(), asyncio.Event()
     ids = list(range(MARKETS))
-    tasks = [asyncio.ensure_future(_connection(url, ids[i::CONNS], stats, measure, stop))
+    tasks = [asyncio.ensure_future(_connection(url, f"127.0.0.{i + 1}", ids[i::CONNS], stats,
+                                               measure, stop))
              for i in range(CONNS)]
     await asyncio.sleep(1.5)  # subscriptions: 200 per connection, 2 ms a snapshot
     measure.set()
@@ -64,7 +68,10 @@ def test_six_hundred_markets_stream_at_rate(start_sim) -> None:
     assert stats["breaks"] == 0
     assert stats["updates"] / elapsed > 0.8 * MARKETS * RATE, stats
     st = sim.state()
-    # each connection sent exactly 200 subscribes: Lighter's per-minute message limit
+    # each IP sent exactly 200 subscribes: Lighter's per-minute message limit per IP
     assert [c["received"] for c in st["connections"]] == [MARKETS // CONNS] * CONNS
+    assert sorted(c["remote"] for c in st["connections"]) == ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+    assert {ip: u["messages_in_window"] for ip, u in st["ips"].items()} == {
+        f"127.0.0.{i + 1}": MARKETS // CONNS for i in range(CONNS)}
     assert sum(r["subscribers"] for r in st["markets"].values()) == 0  # all closed now
-    assert st["errors_sent"] == {}
+    assert set(st["errors_sent"].values()) == {0}

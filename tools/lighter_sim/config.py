@@ -23,12 +23,16 @@ class SimConfig:
     tick: float = 0.02  # ticker period (s); updates are produced in batches per tick
     ping_interval: float = 60.0  # server {"type":"ping"} period (s); 0 disables
     pong_timeout: float = 20.0  # close 1008 "no pong" if no pong within this (s)
-    msg_limit: int = 200  # client messages per rolling window (30009 above)
+    # Lighter's limits (reference README): counted per client IP unless limits_per="connection"
+    limits_per: str = "ip"  # "ip" (Lighter) or "connection" (messages and in-flight per socket)
+    msg_limit: int = 200  # client messages per rolling window, pongs included (30009 above)
     msg_window: float = 60.0
     limit_close_after: int = 5  # 30009 breaches within the window before closing 1008
-    max_subs: int = 500  # per connection (23001 above)
+    max_subs: int = 500  # per connection, always (23001 above)
     max_inflight: int = 50  # subscribes not yet answered with a snapshot (30010 above)
-    max_connections: int = 255  # open connections (23003 above)
+    max_connections: int = 255  # open connections per IP (23003 above)
+    max_new_connections: int = 255  # connection attempts per IP per rolling conn_window (23003)
+    conn_window: float = 60.0
     rest_limit: int = 0  # REST requests per rolling minute before 429 (0 = no limit)
     unsubscribe_ack: bool = False  # send {"type":"unsubscribed/order_book"} on unsubscribe
     record_limit: int = 200_000  # record entries kept per connection
@@ -60,12 +64,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tick", type=float, default=d.tick)
     p.add_argument("--ping-interval", type=float, default=d.ping_interval)
     p.add_argument("--pong-timeout", type=float, default=d.pong_timeout)
-    p.add_argument("--msg-limit", type=int, default=d.msg_limit)
+    p.add_argument("--limits-per", choices=("ip", "connection"), default=d.limits_per,
+                   help="count the message and in-flight limits per client IP (Lighter) "
+                        "or per connection")
+    p.add_argument("--msg-limit", "--max-messages-per-minute", dest="msg_limit", type=int,
+                   default=d.msg_limit, help="client messages per --msg-window (30009 above)")
     p.add_argument("--msg-window", type=float, default=d.msg_window)
     p.add_argument("--limit-close-after", type=int, default=d.limit_close_after)
-    p.add_argument("--max-subs", type=int, default=d.max_subs)
-    p.add_argument("--max-inflight", type=int, default=d.max_inflight)
-    p.add_argument("--max-connections", type=int, default=d.max_connections)
+    p.add_argument("--max-subs", "--max-subscriptions", dest="max_subs", type=int,
+                   default=d.max_subs, help="subscriptions per connection (23001 above)")
+    p.add_argument("--max-inflight", type=int, default=d.max_inflight,
+                   help="subscribes awaiting their snapshot (30010 above)")
+    p.add_argument("--max-connections", type=int, default=d.max_connections,
+                   help="open connections per IP (23003 above)")
+    p.add_argument("--max-new-connections", type=int, default=d.max_new_connections,
+                   help="connection attempts per IP per --conn-window (23003 above)")
+    p.add_argument("--conn-window", type=float, default=d.conn_window)
     p.add_argument("--rest-limit", type=int, default=d.rest_limit)
     p.add_argument("--unsubscribe-ack", action="store_true")
     p.add_argument("--record-limit", type=int, default=d.record_limit)
@@ -85,4 +99,7 @@ def parse_args(argv: Sequence[str] | None = None) -> SimConfig:
         raise SystemExit("--spot must be 0..1000")
     if cfg.levels < 4:
         raise SystemExit("--levels must be at least 4")
+    if min(cfg.msg_limit, cfg.max_subs, cfg.max_inflight, cfg.max_connections,
+           cfg.max_new_connections) < 1 or min(cfg.msg_window, cfg.conn_window) <= 0:
+        raise SystemExit("limits must be at least 1 and windows above 0")
     return cfg

@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 from aiohttp import web
 
+from .limits import Window
 from .market import Book, MarketSim
 
 # A record entry, kept as a tuple (cheap); turned into a dict by the /_sim/record view:
@@ -40,7 +41,7 @@ class Connection:
     subs: dict[int, Sub] = field(default_factory=dict)  # market id -> active subscription
     pending: deque = field(default_factory=deque)  # market ids waiting for their snapshot
     outq: deque = field(default_factory=deque)  # (text, Rec | None)
-    msg_times: deque = field(default_factory=deque)  # accepted client messages (rate limit)
+    messages: Window = field(default_factory=Window)  # accepted messages (limits_per=connection)
     breaches: deque = field(default_factory=deque)  # 30009 answers in the window
     stalled_until: float = 0.0  # loop time; nothing is written before it
     ping_sent_at: Optional[float] = None
@@ -70,16 +71,6 @@ class Connection:
         self.outq.append((text, rec))
         if not self.wake.is_set():
             self.wake.set()
-
-    def allow(self, now: float, limit: int, window: float) -> bool:
-        """Rolling-window message limit: True if this client message may be handled."""
-        q = self.msg_times
-        while q and q[0] <= now - window:
-            q.popleft()
-        if len(q) >= limit:
-            return False
-        q.append(now)
-        return True
 
     def breach(self, now: float, window: float) -> int:
         q = self.breaches

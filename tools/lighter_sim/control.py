@@ -135,6 +135,7 @@ def rest_delay(sim: "Simulator", p: dict) -> dict:
 
 def reset(sim: "Simulator", p: dict) -> dict:
     sim.faults.reset()
+    sim.errors_sent.clear()
     for conn in sim.conns.values():
         conn.stalled_until = 0.0
         for sub in conn.subs.values():

@@ -22,6 +22,7 @@ from .catalog import MarketSpec, build_catalog
 from .config import SimConfig
 from .connection import Connection, Sub
 from .faults import Faults
+from .limits import Limits
 from .market import MarketSim
 
 
@@ -48,6 +49,8 @@ class Simulator:
         self.live: set[MarketSim] = set()  # active markets with at least one subscriber
         self.rest_times: deque[float] = deque()
         self.counters: Counter = Counter()
+        self.errors_sent: Counter = Counter()  # error code -> frames/bodies sent since reset
+        self.limits = Limits(cfg)
         self.tasks: list[asyncio.Task] = []
 
     def log(self, msg: str) -> None:
@@ -78,10 +81,13 @@ class Simulator:
         loop = asyncio.get_running_loop()
         conn.next_ping_at = loop.time() + self.cfg.ping_interval
         conn.writer_task = asyncio.ensure_future(conn.run_writer())
-        if len(self.conns) >= self.cfg.max_connections:
-            self.log(f"conn {cid} refused: too many connections")
-            conn.enqueue(P.error_frame(P.TOO_MANY_CONNECTIONS))
-            self.request_close(conn, 1008, "too many connections", after_flush=True)
+        refused = self.limits.admit(conn, loop.time())
+        if refused:
+            # Lighter's answer to a connection over its per-IP limits: the error frame,
+            # then a close (no "connected" frame first)
+            self.log(f"conn {cid} from {conn.remote} refused: {refused}")
+            self._error(conn, P.TOO_MANY_CONNECTIONS)
+            self.request_close(conn, 1008, refused, after_flush=True)
         else:
             conn.enqueue(P.connected_frame(conn.session_id))
             self.log(f"conn {cid} open from {conn.remote} path={request.path_qs}")
@@ -99,6 +105,7 @@ class Simulator:
         for mid in list(conn.subs):
             self._drop_sub(conn, mid)
         conn.pending.clear()
+        self.limits.release(conn)
         conn.outq.clear()
         conn.wake.set()
         for t in (conn.writer_task, conn.pump_task):
@@ -151,18 +158,20 @@ class Simulator:
         except ValueError:
             msg = None
         kind = msg.get("type") if isinstance(msg, dict) else None
-        if kind == "pong":  # solicited by our ping: answered, never rate limited
-            conn.ping_sent_at = None
-            return
         now = asyncio.get_running_loop().time()
-        if not conn.allow(now, self.cfg.msg_limit, self.cfg.msg_window):
+        # Every client message counts against the budget, pongs included (Lighter counts
+        # them); one over the limit gets 30009 and is not acted upon, so a pong refused
+        # here does not answer our ping.
+        if not self.limits.take_message(conn, now):
             self._error(conn, P.TOO_MANY_MESSAGES)
             if conn.breach(now, self.cfg.msg_window) >= self.cfg.limit_close_after:
                 self.request_close(conn, 1008, "too many websocket messages", after_flush=True)
             return
         if not isinstance(msg, dict):
             return self._error(conn, P.INVALID_JSON)
-        if kind == "ping":
+        if kind == "pong":  # answers our ping
+            conn.ping_sent_at = None
+        elif kind == "ping":
             conn.enqueue(P.PONG)
         elif kind == "subscribe":
             self._subscribe(conn, msg.get("channel"))
@@ -172,7 +181,7 @@ class Simulator:
             self._error(conn, P.INVALID_TYPE)
 
     def _error(self, conn: Connection, code: int, channel: Optional[str] = None) -> None:
-        self.counters[f"error_{code}"] += 1
+        self.errors_sent[code] += 1
         conn.enqueue(P.error_frame(code, channel))
         if not self.cfg.quiet:
             self.log(f"conn {conn.conn_id} error {code} {P.MESSAGES.get(code, '')}"
@@ -189,7 +198,7 @@ class Simulator:
             return self._error(conn, P.ALREADY_SUBSCRIBED, ch)
         if len(conn.subs) + len(conn.pending) >= self.cfg.max_subs:
             return self._error(conn, P.TOO_MANY_SUBSCRIPTIONS, ch)
-        if len(conn.pending) >= self.cfg.max_inflight:
+        if self.limits.in_flight(conn) >= self.cfg.max_inflight:
             return self._error(conn, P.TOO_MANY_INFLIGHT, ch)
         if not self.cfg.quiet:
             self.log(f"conn {conn.conn_id} subscribe {channel}")

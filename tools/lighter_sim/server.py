@@ -24,10 +24,15 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=P.dumps)
 
 
-def _bad_param(message: str) -> web.Response:
+def _rest_error(sim: Simulator, code: int, message: str, status: int) -> web.Response:
+    sim.errors_sent[code] += 1
+    return _json({"code": code, "message": message}, status=status)
+
+
+def _bad_param(sim: Simulator, message: str) -> web.Response:
     # Lighter answers bad query parameters with HTTP 400 and a ResultCode body; the exact
     # code for these cases is not documented: 20001 is this simulator's choice.
-    return _json({"code": 20001, "message": message}, status=400)
+    return _rest_error(sim, 20001, message, 400)
 
 
 async def _rest_gate(sim: Simulator) -> Optional[web.Response]:
@@ -45,9 +50,9 @@ async def _rest_gate(sim: Simulator) -> Optional[web.Response]:
         else:
             q.append(now)
     if status == 429:
-        return _json({"code": P.TOO_MANY_REQUESTS, "message": "Too Many Requests!"}, status=429)
+        return _rest_error(sim, P.TOO_MANY_REQUESTS, "Too Many Requests!", 429)
     if status:
-        return _json({"code": status, "message": "internal server error"}, status=status)
+        return _rest_error(sim, status, "internal server error", status)
     return None
 
 
@@ -55,17 +60,17 @@ def _select(sim: Simulator, request: web.Request) -> tuple[Optional[list], Optio
     q = request.query
     flt = q.get("filter", "all")
     if flt not in ("all", "spot", "perp"):
-        return None, _bad_param("invalid filter")
+        return None, _bad_param(sim, "invalid filter")
     specs = sim.specs
     if "market_id" in q:
         try:
             mid = int(q["market_id"])
         except ValueError:
-            return None, _bad_param("invalid market_id")
+            return None, _bad_param(sim, "invalid market_id")
         # the OpenAPI default 255 is the old "all markets" value
         if mid != 255 or mid in sim.markets:
             if mid not in sim.markets:
-                return None, _bad_param("market not found")
+                return None, _bad_param(sim, "market not found")
             specs = [s for s in specs if s.market_id == mid]
     if flt != "all":
         specs = [s for s in specs if s.market_type == flt]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Optional
 
+from . import protocol as P
 from .connection import Connection
 from .market import MarketSim
 
@@ -66,7 +67,12 @@ def state(sim: "Simulator") -> dict[str, Any]:
         "messages_sent": sum(c["sent"] for c in conns),
         "messages_received": sim.counters["messages_received"],
         "updates_generated": sim.counters["updates"],
-        "errors_sent": {k[6:]: v for k, v in sim.counters.items() if k.startswith("error_")},
+        # every code Lighter defines is listed, so "no 30009 sent" reads as a 0, not a gap
+        "errors_sent": {str(code): sim.errors_sent.get(code, 0)
+                        for code in sorted(set(P.MESSAGES) | {P.TOO_MANY_REQUESTS}
+                                           | set(sim.errors_sent))},
+        "limits": sim.limits.settings(),
+        "ips": sim.limits.report(asyncio.get_running_loop().time()),
         "faults": dict(sim.faults.counts),
         "markets": {str(mid): market_top(m) for mid, m in sim.markets.items()},
     }
