@@ -2,7 +2,8 @@
 
 `LighterFeed` is everything the tracker does per message, in pure Python: parse,
 apply to the market's book, check continuity, and hand the top of book to the
-window aggregator. It never reads the clock and never does I/O; what it wants to
+window aggregator, plus a depth sample (OrderBook.band_depths) on the first tick of
+each exchange second per market. It never reads the clock and never does I/O; what it wants to
 send (pongs, resubscriptions) is queued in its `SubscriptionPacer`, and the glue
 sends `drain(now)` when `on_text` returns True.
 """
@@ -40,6 +41,7 @@ class FeedCounters:
     gaps: int = 0
     crossed: int = 0  # frames after which best bid >= best ask
     one_sided: int = 0  # frames after which a side is empty
+    depth_samples: int = 0  # depth samples taken (at most one per market and second)
     errors: int = 0  # error frames from Lighter
     unknown_market: int = 0
     gaps_by_market: dict[int, int] = field(default_factory=dict)
@@ -116,7 +118,16 @@ class LighterFeed:
             bid = bid_prices[-1]
             ask = ask_prices[0]
             if bid < ask:
-                self.aggregator.add_tick(market_id, ts, bid, book.bids[bid], ask, book.asks[ask])
+                aggregator = self.aggregator
+                aggregator.add_tick(market_id, ts, bid, book.bids[bid], ask, book.asks[ask])
+                # Depth is sampled on the first tick of each exchange second: the
+                # per-message cost is one division and one dict lookup.
+                second = ts // 1000
+                seconds = aggregator.sample_seconds
+                if seconds.get(market_id) != second:
+                    seconds[market_id] = second
+                    self.counters.depth_samples += 1
+                    aggregator.add_sample(market_id, ts, book.band_depths())
                 return wake
             self.counters.crossed += 1
         else:
