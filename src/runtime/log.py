@@ -72,6 +72,7 @@ EVENTS: tuple[tuple[str, str, str], ...] = (
     ("Aggregator", r"^cleaned ", "pruned"),
     ("Aggregator", r"^minute rollup failed", "rollup_failed"),
     ("Aggregator", r"^minute averages:", "minutes"),
+    ("Aggregator", r"^hour averages:", "hours"),
     ("Alert", r"feed down for ", "feed_down"),
     ("Alert", r"feed recovered ", "feed_recovered"),
     ("Alert", r"^webhook post failed", "alert_post_failed"),

@@ -28,7 +28,7 @@ from tracker.memory import state_report
 from tracker.pacing import MAX_SUBSCRIPTIONS_PER_CONNECTION
 from tracker.markets import ORDER_BOOKS_PATH, Market, MarketListError, parse_order_books, shard_of
 from tracker.reconnect import Backoff, FeedWatchdog
-from tracker.rollup import MINUTE_MS, rollup_minutes
+from tracker.rollup import HOUR_MS, MINUTE_MS, hours_to_roll, rollup_hours, rollup_minutes
 from tracker.state import TrackerState
 
 from . import d1
@@ -427,6 +427,7 @@ class TrackingSession:
             windows = await d1.query(self.db, sql.SELECT_WINDOWS_FOR_ROLLUP, since, until, self.shard)
             minutes = rollup_minutes(windows)
             await d1.run_batch(self.db, sql.bulk(sql.UPSERT_MINUTES, [m.values() for m in minutes]))
+            await self._roll_hours(hours_to_roll(since, until, final))
         except Exception as exc:
             state.totals.flush_failures += 1
             self.last_error = f"D1 minute rollup: {exc}"
@@ -438,6 +439,21 @@ class TrackingSession:
                 "Aggregator",
                 f"minute averages: {len(minutes)} rows for {len({m.timestamp for m in minutes})} minute(s)",
             )
+
+    async def _roll_hours(self, hour_starts: list[int]) -> None:
+        """Rewrite the hours whose minutes just completed (or, on stop, the partial hour)
+        from lighter_minutes, and prune hours past HOUR_RETENTION_DAYS. A failure raises:
+        the caller then retries these minutes, and so these hours, at the next alarm."""
+        if not hour_starts:
+            return
+        hours = []
+        for start in hour_starts:
+            minutes = await d1.query(self.db, sql.SELECT_MINUTES_FOR_ROLLUP, start, start + HOUR_MS, self.shard)
+            hours += rollup_hours(minutes)
+        statements = sql.bulk(sql.UPSERT_HOURS, [h.values() for h in hours])
+        statements.append((sql.PRUNE_HOURS, (now_ms() - self.config.hour_retention_ms,)))
+        await d1.run_batch(self.db, statements)
+        self.log.info("Aggregator", f"hour averages: {len(hours)} rows for {len(hour_starts)} hour(s)")
 
     async def _save(self) -> None:
         await self.storage.put(STATE_KEY, self.state.to_json())
