@@ -66,7 +66,12 @@ class LighterFeed:
         self.connected = False  # Lighter's `connected` frame seen
         self.last_timestamp: int | None = None  # exchange ms of the newest book frame
         self._log = log
+        # The aggregator's market -> second of the latest depth sample (it outlives this
+        # connection). Every market has an entry (-1: none yet) so the hot path can
+        # index it instead of calling .get().
+        self._sample_seconds = aggregator.sample_seconds
         for market_id in self.books:
+            self._sample_seconds.setdefault(market_id, -1)
             self.pacer.subscribe(market_id)
 
     def on_text(self, text: str) -> bool:
@@ -118,16 +123,14 @@ class LighterFeed:
             bid = bid_prices[-1]
             ask = ask_prices[0]
             if bid < ask:
-                aggregator = self.aggregator
-                aggregator.add_tick(market_id, ts, bid, book.bids[bid], ask, book.asks[ask])
+                self.aggregator.add_tick(market_id, ts, bid, book.bids[bid], ask, book.asks[ask])
                 # Depth is sampled on the first tick of each exchange second: the
                 # per-message cost is one division and one dict lookup.
                 second = ts // 1000
-                seconds = aggregator.sample_seconds
-                if seconds.get(market_id) != second:
-                    seconds[market_id] = second
+                if self._sample_seconds[market_id] != second:
+                    self._sample_seconds[market_id] = second
                     self.counters.depth_samples += 1
-                    aggregator.add_sample(market_id, ts, book.band_depths())
+                    self.aggregator.add_sample(market_id, ts, book.band_depths())
                 return wake
             self.counters.crossed += 1
         else:
