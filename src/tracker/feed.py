@@ -2,10 +2,10 @@
 
 `LighterFeed` is everything the tracker does per message, in pure Python: parse,
 apply to the market's book, check continuity, and hand the top of book to the
-window aggregator, plus a depth sample (OrderBook.band_depths) on the first tick of
-each exchange second per market. It never reads the clock and never does I/O; what it wants to
-send (pongs, resubscriptions) is queued in its `SubscriptionPacer`, and the glue
-sends `drain(now)` when `on_text` returns True.
+window aggregator, plus a depth sample (OrderBook.band_depths) on the first tick
+of each exchange second per market. It never reads the clock and never does I/O;
+what it wants to send (pongs, resubscriptions) is queued in its
+`SubscriptionPacer`, and the glue sends `drain(now)` when `on_text` returns True.
 """
 
 from __future__ import annotations
