@@ -39,7 +39,18 @@ CREATE TABLE IF NOT EXISTS lighter_snapshots (
     twap_mid        REAL,                -- time-weighted mid; NULL when no time was covered
     covered_ms      INTEGER NOT NULL,    -- ms of the window with a valid top of book
     window_ms       INTEGER NOT NULL,
-    UNIQUE (market_index, timestamp)     -- keyed on the market's id: symbols need not be unique
+    -- Depth (added by migrations/0003_depth_hours.sql): quote notional (price x size)
+    -- within 10/50/100 bps of the mid per side, mean of the row's depth samples (one
+    -- per market and exchange second); NULL when the row has none.
+    bid_depth_10    REAL,
+    ask_depth_10    REAL,
+    bid_depth_50    REAL,
+    ask_depth_50    REAL,
+    bid_depth_100   REAL,
+    ask_depth_100   REAL,
+    imbalance_50    REAL,                -- (bid_50 - ask_50) / (bid_50 + ask_50) of the row's means
+    depth_samples   INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (market_index, timestamp)
 );
 CREATE INDEX IF NOT EXISTS idx_snapshots_timestamp ON lighter_snapshots(timestamp);
 CREATE INDEX IF NOT EXISTS idx_snapshots_symbol ON lighter_snapshots(symbol, timestamp);
@@ -65,10 +76,54 @@ CREATE TABLE IF NOT EXISTS lighter_minutes (
     twap_mid        REAL,
     covered_ms      INTEGER NOT NULL,
     windows         INTEGER NOT NULL,
+    -- Depth: the sample-weighted mean of its windows' (see lighter_snapshots).
+    bid_depth_10    REAL,
+    ask_depth_10    REAL,
+    bid_depth_50    REAL,
+    ask_depth_50    REAL,
+    bid_depth_100   REAL,
+    ask_depth_100   REAL,
+    imbalance_50    REAL,                -- (bid_50 - ask_50) / (bid_50 + ask_50) of the row's means
+    depth_samples   INTEGER NOT NULL DEFAULT 0,
     UNIQUE (market_index, timestamp)
 );
 CREATE INDEX IF NOT EXISTS idx_minutes_timestamp ON lighter_minutes(timestamp);
 CREATE INDEX IF NOT EXISTS idx_minutes_symbol ON lighter_minutes(symbol, timestamp);
+
+-- One row per market and hour, rolled up from its minutes when the hour is complete
+-- (and the partial hour when tracking stops), kept HOUR_RETENTION_DAYS (default 90).
+-- Same columns as lighter_minutes; `windows` is the number of windows in the hour.
+CREATE TABLE IF NOT EXISTS lighter_hours (
+    symbol          TEXT    NOT NULL,
+    market_index    INTEGER NOT NULL,
+    timestamp       INTEGER NOT NULL,
+    avg_bid         REAL    NOT NULL,
+    avg_ask         REAL    NOT NULL,
+    avg_spread      REAL    NOT NULL,
+    tick_count      INTEGER NOT NULL,
+    avg_mid         REAL    NOT NULL,
+    avg_spread_bps  REAL    NOT NULL,
+    min_spread      REAL    NOT NULL,
+    max_spread      REAL    NOT NULL,
+    avg_bid_size    REAL    NOT NULL,
+    avg_ask_size    REAL    NOT NULL,
+    last_bid        REAL    NOT NULL,
+    last_ask        REAL    NOT NULL,
+    twap_mid        REAL,
+    covered_ms      INTEGER NOT NULL,
+    windows         INTEGER NOT NULL,
+    bid_depth_10    REAL,
+    ask_depth_10    REAL,
+    bid_depth_50    REAL,
+    ask_depth_50    REAL,
+    bid_depth_100   REAL,
+    ask_depth_100   REAL,
+    imbalance_50    REAL,
+    depth_samples   INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (market_index, timestamp)
+);
+CREATE INDEX IF NOT EXISTS idx_hours_timestamp ON lighter_hours(timestamp);
+CREATE INDEX IF NOT EXISTS idx_hours_symbol ON lighter_hours(symbol, timestamp);
 
 -- One row per tracker shard, rewritten at every flush: what /api/stats reads
 -- when the tracker itself is asleep, and a record of what happened to the feed.

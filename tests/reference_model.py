@@ -40,19 +40,39 @@ Window statistics (`expected_windows`)
         covered_ms is 0;
       * rows exist only for (market, window) pairs with at least one tick.
 
-Minute rows (`expected_minutes`)
+Depth (issue 11), when the events carry it
+    A 'tick' event may carry `depths`: the quote notional (sum of price * size, exact
+    Decimal arithmetic) within 10, 50 and 100 bps of the mid on each side of the book
+    after that frame, as (bid_10, ask_10, bid_50, ask_50, bid_100, ask_100). A bid
+    level is inside band B when price >= mid * (1 - B/10000), an ask level when
+    price <= mid * (1 + B/10000): a level exactly on the edge is inside.
+      * sampling: a tick is sampled when its ts_ms // 1000 differs from that market's
+        previous sample's (the first tick of each exchange second; a late tick is
+        sampled too, but its sample goes nowhere, like the tick);
+      * a window's depth columns are the means of its samples, imbalance_50 =
+        (bid_50 - ask_50) / (bid_50 + ask_50) of those means (None when both are 0),
+        depth_samples = how many; with no sample they are None and 0;
+      * either every tick carries depths or none does (then rows have no depth keys).
+
+Minute rows (`expected_minutes`) and hour rows (`expected_hours`)
     Per (symbol, minute): tick-weighted means of the windows' means, min/max of their
-    spreads, last bid/ask of the newest window, twap weighted by covered_ms.
+    spreads, last bid/ask of the newest window, twap weighted by covered_ms, depth
+    means weighted by depth_samples (rows without samples weigh nothing). Hours are
+    the same over the hour's minute rows; their `windows` is the sum of the minutes'.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any, Iterable, NamedTuple
 
 MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+BANDS_BPS = (10, 50, 100)
+DEPTH_MEANS = ("bid_depth_10", "ask_depth_10", "bid_depth_50", "ask_depth_50", "bid_depth_100", "ask_depth_100")
+DEPTH_COLUMNS = DEPTH_MEANS + ("imbalance_50", "depth_samples")
 
 
 # ---------------------------------------------------------------------------
@@ -106,12 +126,39 @@ class NaiveBook:
         price = min(self.asks)
         return price, self.asks[price]
 
-    def top_event(self, market: int, ts_ms: int) -> "Event":
-        """The aggregator event this book's state amounts to after a frame at ts_ms."""
+    def band_depths(self) -> tuple[float, ...]:
+        """(bid_10, ask_10, bid_50, ask_50, bid_100, ask_100): sum of price * size of the
+        levels within each band of the mid, computed exactly (Decimal), then as floats."""
+        with localcontext() as ctx:
+            ctx.prec = 60
+            mid = (max(self.bids) + min(self.asks)) / 2
+            out = []
+            for band in BANDS_BPS:
+                low = mid * (1 - Decimal(band) / 10_000)
+                high = mid * (1 + Decimal(band) / 10_000)
+                out.append(float(sum((p * s for p, s in self.bids.items() if p >= low), Decimal(0))))
+                out.append(float(sum((p * s for p, s in self.asks.items() if p <= high), Decimal(0))))
+        return tuple(out)
+
+    def top_event(self, market: int, ts_ms: int, depth: bool = False) -> "Event":
+        """The aggregator event this book's state amounts to after a frame at ts_ms
+        (with `depth`, a tick carries the book's band depths)."""
         bb, ba = self.best_bid(), self.best_ask()
         if not self.valid or bb is None or ba is None or bb[0] >= ba[0]:
             return Event(market, ts_ms, "invalid")
-        return Event(market, ts_ms, "tick", float(bb[0]), float(bb[1]), float(ba[0]), float(ba[1]))
+        depths = self.band_depths() if depth else None
+        return Event(market, ts_ms, "tick", float(bb[0]), float(bb[1]), float(ba[0]), float(ba[1]), depths)
+
+    def apply_frame(self, text: str) -> None:
+        """Apply a Lighter order-book frame (its JSON text) the obvious way."""
+        frame = json.loads(text)
+        body = frame["order_book"]
+        bids = [(level["price"], level["size"]) for level in body.get("bids", [])]
+        asks = [(level["price"], level["size"]) for level in body.get("asks", [])]
+        if frame["type"] == "subscribed/order_book":
+            self.snapshot(bids, asks, body["nonce"])
+        else:
+            self.update(bids, asks, body["begin_nonce"], body["nonce"])
 
 
 # ---------------------------------------------------------------------------
@@ -164,6 +211,7 @@ class Event(NamedTuple):
     bid_size: float | None = None
     ask: float | None = None
     ask_size: float | None = None
+    depths: tuple[float, ...] | None = None  # a tick's band depths (see the module doc)
 
 
 def _event(raw: Any) -> Event:
@@ -180,6 +228,10 @@ def events_from_sim_record(records: Iterable[dict], *, split_connections: bool =
     A record with `valid` true and both sides present with bid < ask is a tick of
     its top of book; anything else is an invalidation of that market.
 
+    Records carrying `frame` (the simulator's record_frames): each connection's books
+    are replayed from the frames with NaiveBook, every tick carries the band depths of
+    the replayed book, and the replayed top of book must equal the record's.
+
     With `split_connections` (and records carrying `conn_id`), where one
     connection's records end and the next one's begin, every market seen on the
     old connection is invalidated at the timestamp of its last record: the tracker
@@ -190,6 +242,7 @@ def events_from_sim_record(records: Iterable[dict], *, split_connections: bool =
     conn = None
     seen: list[int] = []
     last_ts = None
+    books: dict[tuple[Any, int], NaiveBook] = {}
     for r in records:
         market, ts = int(r["market_id"]), int(r["timestamp_ms"])
         if split_connections and r.get("conn_id") != conn:
@@ -206,8 +259,20 @@ def events_from_sim_record(records: Iterable[dict], *, split_connections: bool =
             and None not in (bid, ask, bid_size, ask_size)
             and Decimal(str(bid)) < Decimal(str(ask))
         ):
-            events.append(Event(market, ts, "tick", float(bid), float(bid_size), float(ask), float(ask_size)))
+            depths = None
+            if "frame" in r:
+                book = books.setdefault((r.get("conn_id"), market), NaiveBook())
+                book.apply_frame(r["frame"])
+                replayed = (book.best_bid(), book.best_ask())
+                recorded = ((Decimal(str(bid)), Decimal(str(bid_size))), (Decimal(str(ask)), Decimal(str(ask_size))))
+                if not book.valid or replayed != recorded:
+                    raise ValueError(f"replayed book of market {market} at {ts} disagrees with the record: "
+                                     f"{replayed} != {recorded}")
+                depths = book.band_depths()
+            events.append(Event(market, ts, "tick", float(bid), float(bid_size), float(ask), float(ask_size), depths))
         else:
+            if "frame" in r and r.get("type") in ("subscribed/order_book", "update/order_book"):
+                books.setdefault((r.get("conn_id"), market), NaiveBook()).apply_frame(r["frame"])
             events.append(Event(market, ts, "invalid"))
     return events
 
@@ -234,6 +299,9 @@ def replay(
     close_at: int | None = None,
 ) -> Replay:
     ticks: dict[tuple[int, int], list[tuple[float, float, float, float]]] = {}
+    samples: dict[tuple[int, int], list[tuple[float, ...]]] = {}
+    sampled_second: dict[int, int] = {}  # market -> second of its latest depth sample
+    with_depth: set[bool] = set()  # whether ticks carried depths (must be all or none)
     segments: list[tuple[int, int, int, float]] = []
     standing: dict[int, list] = {}  # market -> [since_ms, mid]
     late = 0
@@ -257,12 +325,19 @@ def replay(
             raise ValueError(f"unknown event kind {e.kind!r}")
         mid = (e.bid + e.ask) / 2
         old = standing.get(e.market)
+        with_depth.add(e.depths is not None)
+        sample = None
+        if e.depths is not None and sampled_second.get(e.market) != e.ts_ms // 1000:
+            sampled_second[e.market] = e.ts_ms // 1000
+            sample = e.depths
         if e.ts_ms < flushed_until:
             late += 1
             standing[e.market] = [flushed_until if old is None else old[0], mid]
             continue
         start = e.ts_ms - e.ts_ms % window_ms
         ticks.setdefault((e.market, start), []).append((e.bid, e.bid_size, e.ask, e.ask_size))
+        if sample is not None:
+            samples.setdefault((e.market, start), []).append(sample)
         if old is None:
             standing[e.market] = [e.ts_ms, mid]
         elif e.ts_ms > old[0]:
@@ -271,6 +346,8 @@ def replay(
         else:  # stamped before the market's clock: new mid, clock unchanged
             standing[e.market] = [old[0], mid]
 
+    if len(with_depth) > 1:
+        raise ValueError("some ticks carry depths and some do not")
     end_of_time = close_at if close_at is not None else float("inf")
     for market, (since, mid) in standing.items():
         if end_of_time > since:
@@ -288,7 +365,10 @@ def replay(
             if overlap > 0:
                 covered += overlap
                 weighted += mid * overlap
-        windows[(market, start)] = _window_row(market, start, window_ms, tick_list, covered, weighted)
+        row = _window_row(market, start, window_ms, tick_list, covered, weighted)
+        if True in with_depth:
+            row.update(_depth_columns(samples.get((market, start), [])))
+        windows[(market, start)] = row
     return Replay(windows=windows, late_ticks=late, segments=segments)
 
 
@@ -322,6 +402,20 @@ def _window_row(market, start, window_ms, tick_list, covered, weighted) -> dict:
     }
 
 
+def _imbalance(bid: float | None, ask: float | None) -> float | None:
+    if bid is None or ask is None or bid + ask == 0:
+        return None
+    return (bid - ask) / (bid + ask)
+
+
+def _depth_columns(sample_list: list[tuple[float, ...]]) -> dict:
+    n = len(sample_list)
+    means = {
+        name: (sum(s[i] for s in sample_list) / n if n else None) for i, name in enumerate(DEPTH_MEANS)
+    }
+    return {**means, "imbalance_50": _imbalance(means["bid_depth_50"], means["ask_depth_50"]), "depth_samples": n}
+
+
 def expected_windows(
     events: Iterable[Any],
     window_ms: int,
@@ -346,36 +440,53 @@ _MEANS = ("avg_bid", "avg_ask", "avg_spread", "avg_spread_bps", "avg_bid_size", 
 
 def expected_minutes(window_rows: Iterable[dict]) -> dict[tuple[str, int], dict]:
     """(symbol, minute start) -> the minute row rolled up from window rows (dicts as D1
-    returns them: symbol, market_index, timestamp, the statistics, covered_ms)."""
+    returns them: symbol, market_index, timestamp, the statistics, covered_ms, and the
+    depth columns if they have them)."""
+    return _expected_rollup(window_rows, MINUTE_MS, lambda rows: len(rows))
+
+
+def expected_hours(minute_rows: Iterable[dict]) -> dict[tuple[str, int], dict]:
+    """(symbol, hour start) -> the hour row rolled up from minute rows."""
+    return _expected_rollup(minute_rows, HOUR_MS, lambda rows: sum(r["windows"] for r in rows))
+
+
+def _expected_rollup(parts: Iterable[dict], period: int, windows_of) -> dict[tuple[str, int], dict]:
     groups: dict[tuple[str, int], list[dict]] = {}
-    for row in window_rows:
+    for row in parts:
         if row["tick_count"] <= 0:
             continue
-        minute = row["timestamp"] - row["timestamp"] % MINUTE_MS
-        groups.setdefault((row["symbol"], minute), []).append(row)
+        start = row["timestamp"] - row["timestamp"] % period
+        groups.setdefault((row["symbol"], start), []).append(row)
     out = {}
-    for (symbol, minute), rows in groups.items():
+    for (symbol, start), rows in groups.items():
         newest = max(rows, key=lambda r: r["timestamp"])
         ticks = sum(r["tick_count"] for r in rows)
-        minute_row = {
+        rolled = {
             "symbol": symbol,
             "market_index": newest["market_index"],
-            "timestamp": minute,
+            "timestamp": start,
             "tick_count": ticks,
-            "windows": len(rows),
+            "windows": windows_of(rows),
             "min_spread": min(r["min_spread"] for r in rows),
             "max_spread": max(r["max_spread"] for r in rows),
             "last_bid": newest["last_bid"],
             "last_ask": newest["last_ask"],
         }
         for name in _MEANS:
-            minute_row[name] = sum(r[name] * r["tick_count"] for r in rows) / ticks
-        minute_row["avg_mid"] = (minute_row["avg_bid"] + minute_row["avg_ask"]) / 2
+            rolled[name] = sum(r[name] * r["tick_count"] for r in rows) / ticks
+        rolled["avg_mid"] = (rolled["avg_bid"] + rolled["avg_ask"]) / 2
         timed = [r for r in rows if r["twap_mid"] is not None and r["covered_ms"] > 0]
         covered = sum(r["covered_ms"] for r in timed)
-        minute_row["covered_ms"] = covered
-        minute_row["twap_mid"] = sum(r["twap_mid"] * r["covered_ms"] for r in timed) / covered if covered else None
-        out[(symbol, minute)] = minute_row
+        rolled["covered_ms"] = covered
+        rolled["twap_mid"] = sum(r["twap_mid"] * r["covered_ms"] for r in timed) / covered if covered else None
+        if any("depth_samples" in r for r in rows):
+            sampled = [r for r in rows if (r.get("depth_samples") or 0) > 0]
+            n = sum(r["depth_samples"] for r in sampled)
+            for name in DEPTH_MEANS:
+                rolled[name] = sum(r[name] * r["depth_samples"] for r in sampled) / n if n else None
+            rolled["imbalance_50"] = _imbalance(rolled["bid_depth_50"], rolled["ask_depth_50"])
+            rolled["depth_samples"] = n
+        out[(symbol, start)] = rolled
     return out
 
 
@@ -393,9 +504,12 @@ def close_enough(a: Any, b: Any, rel: float = 1e-9, abs_tol: float = 1e-9) -> bo
 
 
 def row_mismatches(actual: dict, expected: dict, rel: float = 1e-9) -> list[str]:
-    """Field-by-field differences between a produced row and the reference's ('' if equal)."""
+    """Field-by-field differences between a produced row and the reference's ([] if equal).
+    Every column the reference computed is compared, the depth columns included when
+    it had depths; a column the produced row lacks is a mismatch even if expected None."""
     return [
-        f"{name}: got {actual.get(name)!r}, expected {value!r}"
+        f"{name}: missing, expected {value!r}" if name not in actual
+        else f"{name}: got {actual[name]!r}, expected {value!r}"
         for name, value in expected.items()
-        if not close_enough(actual.get(name), value, rel)
+        if name not in actual or not close_enough(actual[name], value, rel)
     ]

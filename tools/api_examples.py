@@ -292,8 +292,18 @@ def collect(base_url: str, token: str, sim_control: SimControl, log: Callable[[s
              "GET", "/api/health", expect=503)
     sim_control("reset")
 
-    rec.http("stop", "Control", "Stop tracking: closes the socket, flushes the open window and rolls its minute.",
-             "POST", "/api/stop", auth="admin", expect=200)
+    rec.http("stop", "Control", "Stop tracking: closes the socket, flushes the open window and rolls its minute "
+             "and its (partial) hour.", "POST", "/api/stop", auth="admin", expect=200)
+
+    # -- hours (written when an hour completes, and for the partial hour on stop) ----------
+    rec.http("hours", "Data",
+             "Hour rows, newest first (kept HOUR_RETENTION_DAYS, default 90): the minute columns, rolled up "
+             "from the hour's minutes (`windows` counts all their windows). Same parameters as /api/minutes. "
+             "Depth columns (in every row type): quote notional within 10/50/100 bps of the mid per side, "
+             "the mean of `depth_samples` (one per market and exchange second); `imbalance_50` = "
+             "(bid - ask) / (bid + ask) at 50 bps.", "GET", f"/api/hours?symbol={symbol}&limit=1", expect=200)
+    rec.http("export-hours", "Data", "Hour rows oldest first as a download: `resolution=hours` (default `minutes`).",
+             "GET", f"/api/export?symbol={symbol}&format=csv&resolution=hours", expect=200, text_lines=2)
     return rec.examples
 
 

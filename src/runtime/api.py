@@ -174,6 +174,10 @@ async def minutes(call: Call) -> Response:
     return await _page(call, "minutes", sql.API_MINUTES_PAGE, sql.API_MINUTES_PAGE_FOR_SYMBOL)
 
 
+async def hours(call: Call) -> Response:
+    return await _page(call, "hours", sql.API_HOURS_PAGE, sql.API_HOURS_PAGE_FOR_SYMBOL)
+
+
 async def snapshots(call: Call) -> Response:
     return await _page(call, "snapshots", sql.API_SNAPSHOTS_PAGE, sql.API_SNAPSHOTS_PAGE_FOR_SYMBOL)
 
@@ -206,7 +210,7 @@ async def export_minutes(call: Call) -> Response:
     q = parse_export_query(call.query)
     if q.symbol is not None:  # checked before the 200 goes out: a stream cannot turn into a 400
         await _require_symbol(call.env.DB, q.symbol)
-    filename = export.export_filename(q.symbol, q.from_ms, q.to_ms, q.format)
+    filename = export.export_filename(q.symbol, q.from_ms, q.to_ms, q.format, q.resolution)
     body = text_stream(_export_pieces(q), f"export {filename}")
     return Response(
         body,
@@ -222,14 +226,17 @@ async def export_minutes(call: Call) -> Response:
 
 async def _export_pieces(q: ExportQuery) -> AsyncIterator[str]:
     """The export document, one D1 page (keyset cursor) at a time."""
-    fmt = export.make_format(q.format)
+    fmt = export.make_format(q.format, q.resolution)
     yield fmt.begin()
     cursor = export.first_cursor(q.from_ms)
+    hourly = q.resolution == "hours"
+    all_symbols = sql.API_EXPORT_HOURS_PAGE if hourly else sql.API_EXPORT_MINUTES_PAGE
+    one_symbol = sql.API_EXPORT_HOURS_PAGE_FOR_SYMBOL if hourly else sql.API_EXPORT_MINUTES_PAGE_FOR_SYMBOL
     while True:
         if q.symbol is None:
-            statement, binds = sql.API_EXPORT_MINUTES_PAGE, (*cursor, q.to_ms, export.PAGE_SIZE)
+            statement, binds = all_symbols, (*cursor, q.to_ms, export.PAGE_SIZE)
         else:
-            statement, binds = sql.API_EXPORT_MINUTES_PAGE_FOR_SYMBOL, (q.symbol, *cursor, q.to_ms, export.PAGE_SIZE)
+            statement, binds = one_symbol, (q.symbol, *cursor, q.to_ms, export.PAGE_SIZE)
         rows = await d1_bulk.query_lists("DB", statement, *binds)
         if rows:
             yield fmt.page(rows)
@@ -298,6 +305,7 @@ HANDLERS: dict[str, Handler] = {
     "stats": stats,
     "markets": markets,
     "minutes": minutes,
+    "hours": hours,
     "snapshots": snapshots,
     "overview": overview,
     "export": export_minutes,

@@ -89,6 +89,7 @@ def page_context(config, symbol: str = "") -> dict:
         "shards": config.shards,
         "snapshot_retention_minutes": config.snapshot_retention_ms // 60_000,
         "minute_retention_hours": config.minute_retention_ms // 3_600_000,
+        "hour_retention_days": config.hour_retention_ms // 86_400_000,
         "control_enabled": bool(config.admin_token),
         "overview_poll_ms": 5000,
         "initial_symbol": symbol,

@@ -12,9 +12,12 @@ from what the code enforces.
 
 from __future__ import annotations
 
-from tracker.sql import MINUTE_COLUMNS, OVERVIEW_MINUTE_COLUMNS, OVERVIEW_WINDOW_COLUMNS, SNAPSHOT_COLUMNS
+from tracker.rows import DEPTH_COLUMNS
+from tracker.sql import HOUR_COLUMNS, MINUTE_COLUMNS, OVERVIEW_MINUTE_COLUMNS, OVERVIEW_WINDOW_COLUMNS, SNAPSHOT_COLUMNS
 from tracker.validation import (
     DEFAULT_EXPORT_FORMAT,
+    DEFAULT_EXPORT_RESOLUTION,
+    EXPORT_RESOLUTIONS,
     DEFAULT_LIMIT,
     EXPORT_FORMATS,
     MAX_LIMIT,
@@ -25,8 +28,9 @@ from tracker.validation import (
 
 VERSION = "1.0.0"
 
-_INTEGER_COLUMNS = {"market_index", "timestamp", "tick_count", "covered_ms", "window_ms", "windows"}
-_NULLABLE_COLUMNS = {"twap_mid"}
+_INTEGER_COLUMNS = {"market_index", "timestamp", "tick_count", "covered_ms", "window_ms", "windows", "depth_samples"}
+# Depth is NULL where a row has no depth sample (and imbalance where both bands are empty).
+_NULLABLE_COLUMNS = {"twap_mid", *DEPTH_COLUMNS} - {"depth_samples"}
 
 
 def _column(name: str) -> dict:
@@ -92,6 +96,12 @@ SCHEMAS: dict = {
     "MarketList": _list("markets", "Market"),
     "Minute": _row(MINUTE_COLUMNS, "One market's complete minute, rolled up from its windows."),
     "MinuteList": _list("minutes", "Minute", paged=True),
+    "Hour": _row(
+        HOUR_COLUMNS,
+        "One market's hour, rolled up from its minutes (the partial hour too when tracking stops); "
+        "`windows` counts the windows of all its minutes.",
+    ),
+    "HourList": _list("hours", "Hour", paged=True),
     "Snapshot": _row(SNAPSHOT_COLUMNS, "One market's closed window (WINDOW_SECONDS, 15 s by default)."),
     "SnapshotList": _list("snapshots", "Snapshot", paged=True),
     "Stats": {
@@ -237,6 +247,12 @@ PARAMETERS: dict = {
         "description": "csv (a header row, then one row per minute) or json.",
         "schema": {"enum": list(EXPORT_FORMATS), "default": DEFAULT_EXPORT_FORMAT},
     },
+    "resolution": {
+        "name": "resolution",
+        "in": "query",
+        "description": "minutes (lighter_minutes rows) or hours (lighter_hours rows, the same columns).",
+        "schema": {"enum": list(EXPORT_RESOLUTIONS), "default": DEFAULT_EXPORT_RESOLUTION},
+    },
 }
 
 
@@ -273,7 +289,7 @@ def _control(operation_id: str, summary: str) -> dict:
     }
 
 
-_CSV = {"type": "string", "description": "a header row of the Minute columns, then one line per minute"}
+_CSV = {"type": "string", "description": "a header row of the Minute (= Hour) columns, then one line per row"}
 
 PATHS: dict = {
     "/": {
@@ -300,6 +316,12 @@ PATHS: dict = {
         _json(_ref("MinuteList"), "Minutes"),
         params=("symbol", "limit", "offset", "from", "to"),
     ),
+    "/api/hours": _get(
+        "hours",
+        "Hour averages, newest first (kept HOUR_RETENTION_DAYS, default 90).",
+        _json(_ref("HourList"), "Hours"),
+        params=("symbol", "limit", "offset", "from", "to"),
+    ),
     "/api/snapshots": _get(
         "snapshots",
         "Window (15 s) averages, newest first.",
@@ -313,12 +335,16 @@ PATHS: dict = {
     ),
     "/api/export": _get(
         "export",
-        "Minute averages oldest first, streamed as a file download (Content-Disposition: attachment).",
+        "Minute (or, with resolution=hours, hour) averages oldest first, streamed as a file download "
+        "(Content-Disposition: attachment).",
         {
             "description": "The export, streamed",
-            "content": {"text/csv": {"schema": _CSV}, "application/json": {"schema": _ref("MinuteList")}},
+            "content": {
+                "text/csv": {"schema": _CSV},
+                "application/json": {"schema": {"oneOf": [_ref("MinuteList"), _ref("HourList")]}},
+            },
         },
-        params=("symbol", "from", "to", "format"),
+        params=("symbol", "from", "to", "format", "resolution"),
     ),
     "/api/health": _get(
         "health",
@@ -340,7 +366,8 @@ DOCUMENT: dict = {
         "title": "Lighter Orderbook Tracker",
         "version": VERSION,
         "description": (
-            "Lighter order-book top-of-book averages kept in D1: 15 s windows and one-minute rollups.\n\n"
+            "Lighter order-book top-of-book averages and depth within 10/50/100 bps kept in D1: 15 s windows, "
+            "one-minute and one-hour rollups.\n\n"
             "Timestamps are milliseconds since the Unix epoch. Every error is JSON {\"error\": \"...\"}: "
             "400 for a bad query parameter (unknown or repeated names included), 401/403 for control "
             "without a valid token, 404 for an unknown route, 405 (with Allow) for a wrong method.\n\n"

@@ -10,6 +10,12 @@ bounded by markets x open windows, not by message rate or run time. Besides the
 tick-weighted means we keep a time-weighted mid: each top of book weighted by how
 long it stood within the window. Time during which the book was invalid, crossed
 or one-sided is not covered (`covered_ms` says how much of the window was).
+
+Depth samples (`add_sample`, at most one per market and exchange second, taken by
+the feed) are summed separately from ticks: a window's depth columns are the means
+of its samples. A sample always comes with a tick in the same window, so a row has
+depth whenever it has samples; a row without any (none taken in that window) has
+NULL depth columns and depth_samples 0 rather than invented zeros.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .rows import WindowRow
+from .rows import WindowRow, imbalance
 
 # Windows are normally closed every window by the alarm; if alarms stop, this many
 # open windows at most are kept before the oldest is dropped (and counted lost).
@@ -36,6 +42,7 @@ class _Acc:
     __slots__ = (
         "ticks", "sum_bid", "sum_ask", "sum_spread", "sum_bps", "min_spread", "max_spread",
         "sum_bid_size", "sum_ask_size", "last_bid", "last_ask", "tw_sum", "covered",
+        "samples", "depth_sums",
     )
 
     def __init__(self) -> None:
@@ -47,9 +54,18 @@ class _Acc:
         self.last_bid = self.last_ask = 0.0
         self.tw_sum = 0.0
         self.covered = 0
+        self.samples = 0
+        self.depth_sums: list[float] | None = None  # bid/ask at 10, 50, 100 bps
+
+    def depth_means(self) -> list[float | None]:
+        if not self.samples:
+            return [None] * 6
+        n = self.samples
+        return [total / n for total in self.depth_sums]
 
     def row(self, symbol: str, market_id: int, start: int, window_ms: int) -> WindowRow:
         n = self.ticks
+        b10, a10, b50, a50, b100, a100 = self.depth_means()
         avg_bid = self.sum_bid / n
         avg_ask = self.sum_ask / n
         return WindowRow(
@@ -71,6 +87,14 @@ class _Acc:
             twap_mid=self.tw_sum / self.covered if self.covered else None,
             covered_ms=self.covered,
             window_ms=window_ms,
+            bid_depth_10=b10,
+            ask_depth_10=a10,
+            bid_depth_50=b50,
+            ask_depth_50=a50,
+            bid_depth_100=b100,
+            ask_depth_100=a100,
+            imbalance_50=imbalance(b50, a50),
+            depth_samples=self.samples,
         )
 
 
@@ -88,6 +112,9 @@ class WindowAggregator:
         self._cur_start = -1
         self._cur_end = -1
         self._cur: dict[int, _Acc] = {}
+        # market -> exchange second (timestamp // 1000) of its latest depth sample. Kept
+        # here, not in the feed, so the one-sample-per-second rule holds across reconnects.
+        self.sample_seconds: dict[int, int] = {}
 
     # -- ingest (hot path) -------------------------------------------------
 
@@ -133,6 +160,23 @@ class WindowAggregator:
                 self._credit(market_id, standing, ts)
             standing[0] = ts
         standing[1] = mid
+
+    def add_sample(self, market_id: int, ts: int, depths: list[float]) -> None:
+        """One depth sample (OrderBook.band_depths) of a frame stamped `ts`."""
+        if ts < self.flushed_until:
+            return  # its window is in D1; the frame's tick was counted late already
+        if not self._cur_start <= ts < self._cur_end:
+            self._switch_window(ts)
+        acc = self._cur.get(market_id)
+        if acc is None:
+            acc = self._cur[market_id] = _Acc()
+        sums = acc.depth_sums
+        if sums is None:
+            acc.depth_sums = list(depths)
+        else:
+            for i, value in enumerate(depths):
+                sums[i] += value
+        acc.samples += 1
 
     def invalidate(self, market_id: int, ts: int) -> None:
         """The market's top of book stops being valid at `ts` (gap, crossed, one side empty)."""

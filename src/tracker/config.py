@@ -28,6 +28,7 @@ class Config:
     flush_grace_ms: int = 1_500
     snapshot_retention_ms: int = 60 * 60_000
     minute_retention_ms: int = 24 * 3_600_000
+    hour_retention_ms: int = 90 * 86_400_000
     # No frame at all for this long means the feed is stale and is reconnected.
     stale_feed_ms: int = 30_000
     shards: int = 1
@@ -86,6 +87,7 @@ class Config:
             flush_grace_ms=int(number("FLUSH_GRACE_MS", 1500, 0, 10_000)),
             snapshot_retention_ms=int(number("SNAPSHOT_RETENTION_MINUTES", 60, 1, 7 * 24 * 60) * 60_000),
             minute_retention_ms=int(number("MINUTE_RETENTION_HOURS", 24, 1, 24 * 365) * 3_600_000),
+            hour_retention_ms=int(number("HOUR_RETENTION_DAYS", 90, 1, 10 * 365) * 86_400_000),
             stale_feed_ms=int(number("STALE_FEED_SECONDS", 30, 5, 3600) * 1000),
             shards=whole("SHARDS", 1, 1, 64),
             admin_token=text("ADMIN_TOKEN", None),

@@ -5,7 +5,9 @@ and hands each page to an `ExportFormat`; nothing here ever holds more than one
 page. A page is a list of rows, each a list of values in EXPORT_COLUMNS order (the
 SELECT's order): no dict per row on the bulk path. CSV is RFC 4180 (header row,
 CRLF line ends, quoting only when needed); JSON is the same document
-GET /api/minutes answers, {"minutes": [...], "count": n}, with rows oldest first.
+GET /api/minutes answers, {"minutes": [...], "count": n}, with rows oldest first
+(or, for ?resolution=hours, the one GET /api/hours answers, {"hours": [...], ...}).
+Hour rows have the minute rows' columns.
 """
 
 from __future__ import annotations
@@ -78,8 +80,12 @@ class CsvExport(ExportFormat):
 
 
 class JsonExport(ExportFormat):
+    def __init__(self, key: str = "minutes") -> None:
+        super().__init__()
+        self.key = key
+
     def begin(self) -> str:
-        return '{"minutes":['
+        return '{"' + self.key + '":['
 
     def page(self, rows: Sequence[Row]) -> str:
         if not rows:
@@ -94,17 +100,17 @@ class JsonExport(ExportFormat):
         return f'],"count":{self.count}}}'
 
 
-def make_format(name: str) -> ExportFormat:
-    return {"csv": CsvExport, "json": JsonExport}[name]()
+def make_format(name: str, resolution: str = "minutes") -> ExportFormat:
+    return CsvExport() if name == "csv" else JsonExport(resolution)
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def export_filename(symbol: str | None, from_ms: int, to_ms: int, fmt: str) -> str:
-    """lighter-minutes-<symbol|all>[-<from>][-<to>].<fmt>, safe in a header and on a disk
-    (symbols such as "ETH/USDC" must not become a path)."""
-    parts = ["lighter-minutes", _UNSAFE.sub("_", symbol) if symbol else "all"]
+def export_filename(symbol: str | None, from_ms: int, to_ms: int, fmt: str, resolution: str = "minutes") -> str:
+    """lighter-<minutes|hours>-<symbol|all>[-<from>][-<to>].<fmt>, safe in a header and on a
+    disk (symbols such as "ETH/USDC" must not become a path)."""
+    parts = [f"lighter-{resolution}", _UNSAFE.sub("_", symbol) if symbol else "all"]
     if from_ms > 0:
         parts.append(str(from_ms))
     if to_ms < MAX_TIMESTAMP_MS:

@@ -2,9 +2,10 @@
 
 `LighterFeed` is everything the tracker does per message, in pure Python: parse,
 apply to the market's book, check continuity, and hand the top of book to the
-window aggregator. It never reads the clock and never does I/O; what it wants to
-send (pongs, resubscriptions) is queued in its `SubscriptionPacer`, and the glue
-sends `drain(now)` when `on_text` returns True.
+window aggregator, plus a depth sample (OrderBook.band_depths) on the first tick
+of each exchange second per market. It never reads the clock and never does I/O;
+what it wants to send (pongs, resubscriptions) is queued in its
+`SubscriptionPacer`, and the glue sends `drain(now)` when `on_text` returns True.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class FeedCounters:
     gaps: int = 0
     crossed: int = 0  # frames after which best bid >= best ask
     one_sided: int = 0  # frames after which a side is empty
+    depth_samples: int = 0  # depth samples taken (at most one per market and second)
     errors: int = 0  # error frames from Lighter
     unknown_market: int = 0
     gaps_by_market: dict[int, int] = field(default_factory=dict)
@@ -60,13 +62,19 @@ class LighterFeed:
         self.connected = False  # Lighter's `connected` frame seen
         self.last_timestamp: int | None = None  # exchange ms of the newest book frame
         self._log = log
+        # The aggregator's market -> second of the latest depth sample (it outlives this
+        # connection). Every market has an entry (-1: none yet) so the hot path can
+        # index it instead of calling .get().
+        self._sample_seconds = aggregator.sample_seconds
         for market_id in self.books:
+            self._sample_seconds.setdefault(market_id, -1)
             self.pacer.subscribe(market_id)
 
     def add_market(self, market_id: int) -> None:
         """A market listed while this connection runs: subscribe it (paced)."""
         if market_id not in self.books:
             self.books[market_id] = OrderBook(market_id)
+            self._sample_seconds.setdefault(market_id, -1)
             self.pacer.subscribe(market_id)
 
     def remove_market(self, market_id: int) -> None:
@@ -129,6 +137,13 @@ class LighterFeed:
             ask = ask_prices[0]
             if bid < ask:
                 self.aggregator.add_tick(market_id, ts, bid, book.bids[bid], ask, book.asks[ask])
+                # Depth is sampled on the first tick of each exchange second: the
+                # per-message cost is one division and one dict lookup.
+                second = ts // 1000
+                if self._sample_seconds[market_id] != second:
+                    self._sample_seconds[market_id] = second
+                    self.counters.depth_samples += 1
+                    self.aggregator.add_sample(market_id, ts, book.band_depths())
                 return wake
             self.counters.crossed += 1
         else:

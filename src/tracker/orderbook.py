@@ -15,6 +15,14 @@ from bisect import bisect_left, insort
 
 from .protocol import Level
 
+# Depth bands, in basis points of the mid (the depth columns of every row).
+DEPTH_BANDS_BPS = (10, 50, 100)
+# Relative slack on a band's edge. Float rounding of mid * (1 +- B/1e4) is ~1e-16
+# relative; two distinct decimal prices differ relatively by at least
+# 5e-5 / (price in ticks), i.e. > 1e-14 for any price under 5e9 ticks. So with this
+# slack a level exactly on the edge is inside, and no level off the edge is.
+EDGE = 1e-14
+
 
 class OrderBook:
     __slots__ = ("market_id", "bids", "asks", "bid_prices", "ask_prices", "nonce", "valid")
@@ -65,6 +73,42 @@ class OrderBook:
 
     def depth(self) -> int:
         return len(self.bid_prices) + len(self.ask_prices)
+
+    def band_depths(self, bands_bps: tuple[int, ...] = DEPTH_BANDS_BPS) -> list[float]:
+        """Quote notional (sum of price * size) within each band of the mid, per side:
+        [bid_b1, ask_b1, bid_b2, ask_b2, ...] for `bands_bps` in ascending order.
+
+        Call only on a two-sided book. A bid level is inside band B when
+        `price >= mid * (1 - B/10000)`, an ask level when `price <= mid * (1 + B/10000)`.
+        Each side is walked once from its best level outwards, the narrowest band
+        first, so the cost is the number of levels within the widest band.
+        """
+        bid_prices = self.bid_prices
+        ask_prices = self.ask_prices
+        bids = self.bids
+        asks = self.asks
+        mid = (bid_prices[-1] + ask_prices[0]) * 0.5
+        out: list[float] = []
+        bid_i = len(bid_prices) - 1
+        ask_i = 0
+        ask_n = len(ask_prices)
+        bid_sum = ask_sum = 0.0
+        for band in bands_bps:
+            # EDGE widens the threshold by far less than any tick: a level exactly on
+            # the boundary (in decimal) stays inside despite float rounding of mid * (1 - B/1e4).
+            low = mid * (1.0 - band / 10_000.0) * (1.0 - EDGE)
+            while bid_i >= 0 and bid_prices[bid_i] >= low:
+                price = bid_prices[bid_i]
+                bid_sum += price * bids[price]
+                bid_i -= 1
+            high = mid * (1.0 + band / 10_000.0) * (1.0 + EDGE)
+            while ask_i < ask_n and ask_prices[ask_i] <= high:
+                price = ask_prices[ask_i]
+                ask_sum += price * asks[price]
+                ask_i += 1
+            out.append(bid_sum)
+            out.append(ask_sum)
+        return out
 
 
 def _apply_levels(side: dict[float, float], prices: list[float], levels: list[Level]) -> None:

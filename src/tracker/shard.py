@@ -38,7 +38,7 @@ from .memory import state_report
 from .outbox import Outbox
 from .pacing import Budget
 from .ports import Clock, Database, Http, Log, Peers, SocketFactory, Storage
-from .rollup import MINUTE_MS, rollup_minutes
+from .rollup import HOUR_MS, MINUTE_MS, hours_to_roll, rollup_hours, rollup_minutes
 from .state import TrackerState
 from .stats import ShardStats
 
@@ -56,6 +56,10 @@ RETRY_BASE_MS, RETRY_CAP_MS = 2_000, 30_000
 BATCHES_PER_ALARM = 5
 # Stopped with the last minutes waiting for another shard: look again this often.
 ROLLUP_RETRY_MS = 5_000
+
+
+def _floor_hour(ms: int) -> int:
+    return ms - ms % HOUR_MS
 
 
 def _ceil_minute(ms: int) -> int:
@@ -460,14 +464,17 @@ class ShardTracker:
         shards = self._shards()
         metas = await db.batch([
             (sql.PRUNE_WINDOWS, (windows_before, shards, self.shard)),
-            (sql.PRUNE_MINUTES, (now - self.config.minute_retention_ms, shards, self.shard)),
+            # A minute is kept until its hour is rolled (the hour holding the frontier).
+            (sql.PRUNE_MINUTES, (min(now - self.config.minute_retention_ms, _floor_hour(self._sealed_until())),
+                                 shards, self.shard)),
+            (sql.PRUNE_HOURS, (now - self.config.hour_retention_ms, shards, self.shard)),
             # The stats row again, now that minutes moved: other shards read it.
             self._stats_statement(now, self.outbox.entries),
         ])
-        pruned = [int(m.get("changes") or 0) for m in metas]
+        pruned = [int(m.get("changes") or 0) for m in metas[:3]]
         if any(pruned):
             self.log("info", "Aggregator", "pruned",
-                     f"cleaned {pruned[0]} window rows and {pruned[1]} minute rows past retention")
+                     f"cleaned {pruned[0]} window, {pruned[1]} minute and {pruned[2]} hour rows past retention")
 
     async def _roll_minutes(self, shards: int, since: int, until: int) -> int:
         """Roll [since, until) of this shard's markets (by `shards`), at most
@@ -482,6 +489,16 @@ class ShardTracker:
             await db.batch(sql.bulk(sql.UPSERT_MINUTES, [m.values() for m in minutes]))
             self.log("info", "Aggregator", "minutes",
                      f"minute averages: {len(minutes)} rows for {len({m.timestamp for m in minutes})} minute(s)")
+        # Hours whose minutes just completed (stopped: the partial hour too), rewritten
+        # from lighter_minutes. A failure raises: these minutes and hours are retried.
+        hours = []
+        starts = hours_to_roll(since, until, final=not self.state.tracking)
+        for start in starts:
+            rows = await db.query(sql.SELECT_MINUTES_FOR_ROLLUP, start, start + HOUR_MS, shards, self.shard)
+            hours += rollup_hours(rows)
+        if hours:
+            await db.batch(sql.bulk(sql.UPSERT_HOURS, [h.values() for h in hours]))
+            self.log("info", "Aggregator", "hours", f"hour averages: {len(hours)} rows for {len(starts)} hour(s)")
         return until
 
     async def _alert(self, now: int) -> None:

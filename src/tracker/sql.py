@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import json
 
+from .rows import DEPTH_COLUMNS
+
 _ROW_COLUMNS = (
     "symbol", "market_index", "timestamp", "avg_bid", "avg_ask", "avg_spread", "tick_count",
     "avg_mid", "avg_spread_bps", "min_spread", "max_spread", "avg_bid_size", "avg_ask_size",
     "last_bid", "last_ask", "twap_mid", "covered_ms",
 )
-SNAPSHOT_COLUMNS = _ROW_COLUMNS + ("window_ms",)
-MINUTE_COLUMNS = _ROW_COLUMNS + ("windows",)
+# Depth columns come last: that is where ALTER TABLE ... ADD COLUMN put them on
+# upgraded deployments (migrations/0003_depth_hours.sql).
+SNAPSHOT_COLUMNS = _ROW_COLUMNS + ("window_ms",) + DEPTH_COLUMNS
+MINUTE_COLUMNS = _ROW_COLUMNS + ("windows",) + DEPTH_COLUMNS
+HOUR_COLUMNS = MINUTE_COLUMNS
 
 
 def _upsert_json(table: str, columns: tuple[str, ...], keep_if: str = "") -> str:
@@ -40,9 +45,10 @@ def _upsert_json(table: str, columns: tuple[str, ...], keep_if: str = "") -> str
 # A 15 s row is a "window" in code; its table keeps the seed's name, lighter_snapshots
 # ("snapshot" in code means Lighter's full book).
 UPSERT_WINDOWS = _upsert_json("lighter_snapshots", SNAPSHOT_COLUMNS)
-# A minute's rollup only ever gains windows (none is pruned before it is rolled):
-# an older, smaller rollup landing late never replaces a newer one.
+# A minute's (an hour's) rollup only ever gains windows (none is pruned before it is
+# rolled): an older, smaller rollup landing late never replaces a newer one.
 UPSERT_MINUTES = _upsert_json("lighter_minutes", MINUTE_COLUMNS, " WHERE excluded.windows >= lighter_minutes.windows")
+UPSERT_HOURS = _upsert_json("lighter_hours", HOUR_COLUMNS, " WHERE excluded.windows >= lighter_hours.windows")
 # Rows per bulk statement: keeps one bound JSON text well under D1's size limits.
 BULK_ROWS = 500
 
@@ -95,6 +101,14 @@ PRUNE_MINUTES = "DELETE FROM lighter_minutes WHERE timestamp < ? AND market_inde
 # Shards that ever wrote a stats row: the start/stop fan-out stops those beyond SHARDS.
 SELECT_KNOWN_SHARDS = "SELECT shard FROM tracking_stats ORDER BY shard"
 
+# Binds: (hour_start, hour_end, shards, shard): the minutes of whole hours, for rollup_hours.
+SELECT_MINUTES_FOR_ROLLUP = (
+    f"SELECT {', '.join(MINUTE_COLUMNS)} FROM lighter_minutes "
+    "WHERE timestamp >= ? AND timestamp < ? AND market_index % ? = ? "
+    "ORDER BY market_index, timestamp"
+)
+PRUNE_HOURS = "DELETE FROM lighter_hours WHERE timestamp < ? AND market_index % ? = ?"
+
 STATS_COLUMNS = (
     "shard", "is_tracking", "markets", "connected", "messages_received", "last_message_at",
     "reconnects", "gaps", "malformed", "late_frames", "flush_failures", "windows_flushed",
@@ -122,6 +136,7 @@ UPSERT_STATS = (
 
 API_COUNT_SNAPSHOTS = "SELECT COUNT(*) AS n FROM lighter_snapshots"
 API_COUNT_MINUTES = "SELECT COUNT(*) AS n FROM lighter_minutes"
+API_COUNT_HOURS = "SELECT COUNT(*) AS n FROM lighter_hours"
 API_SELECT_MARKETS = "SELECT market_index, symbol, active FROM lighter_markets ORDER BY market_index"
 # Uses idx_markets_symbol.
 API_SYMBOL_EXISTS = "SELECT 1 AS found FROM lighter_markets WHERE symbol = ? LIMIT 1"
@@ -142,6 +157,8 @@ def _api_page(table: str, columns: tuple[str, ...], by_symbol: bool) -> str:
 # Binds: ([symbol,] from_ms, to_ms, limit, offset)
 API_MINUTES_PAGE = _api_page("lighter_minutes", MINUTE_COLUMNS, by_symbol=False)
 API_MINUTES_PAGE_FOR_SYMBOL = _api_page("lighter_minutes", MINUTE_COLUMNS, by_symbol=True)
+API_HOURS_PAGE = _api_page("lighter_hours", HOUR_COLUMNS, by_symbol=False)
+API_HOURS_PAGE_FOR_SYMBOL = _api_page("lighter_hours", HOUR_COLUMNS, by_symbol=True)
 API_SNAPSHOTS_PAGE = _api_page("lighter_snapshots", SNAPSHOT_COLUMNS, by_symbol=False)
 API_SNAPSHOTS_PAGE_FOR_SYMBOL = _api_page("lighter_snapshots", SNAPSHOT_COLUMNS, by_symbol=True)
 
@@ -163,14 +180,18 @@ API_EXPORT_MINUTES_PAGE_FOR_SYMBOL = (
     "ORDER BY timestamp, symbol LIMIT ?"
 )
 
+# The same keyset pages over lighter_hours (GET /api/export?resolution=hours).
+API_EXPORT_HOURS_PAGE = API_EXPORT_MINUTES_PAGE.replace("lighter_minutes", "lighter_hours")
+API_EXPORT_HOURS_PAGE_FOR_SYMBOL = API_EXPORT_MINUTES_PAGE_FOR_SYMBOL.replace("lighter_minutes", "lighter_hours")
+
 # The overview's columns of the latest window (w_*) and latest minute (m_*).
 OVERVIEW_WINDOW_COLUMNS = (
     "timestamp", "window_ms", "avg_bid", "avg_ask", "avg_mid", "avg_spread", "avg_spread_bps",
-    "tick_count", "last_bid", "last_ask",
+    "tick_count", "last_bid", "last_ask", "bid_depth_50", "ask_depth_50", "imbalance_50",
 )
 OVERVIEW_MINUTE_COLUMNS = (
     "timestamp", "windows", "avg_bid", "avg_ask", "avg_mid", "avg_spread", "avg_spread_bps",
-    "tick_count", "last_bid", "last_ask",
+    "tick_count", "last_bid", "last_ask", "bid_depth_50", "ask_depth_50", "imbalance_50",
 )
 # One row per active market, in one statement. Each market's latest row is found
 # by a correlated MAX(timestamp) over UNIQUE(market_index, timestamp): SQLite answers

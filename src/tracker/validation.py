@@ -28,13 +28,16 @@ MAX_OFFSET = 1_000_000
 MAX_SYMBOL_LENGTH = 64
 EXPORT_FORMATS = ("csv", "json")
 DEFAULT_EXPORT_FORMAT = "csv"
+# Which rows /api/export streams: minute rows (the default) or hour rows.
+EXPORT_RESOLUTIONS = ("minutes", "hours")
+DEFAULT_EXPORT_RESOLUTION = "minutes"
 # More fields than any route takes: a query string is never parsed without bound.
 _MAX_FIELDS = 16
 # Longer digit strings than any valid value are refused before int() sees them.
 _MAX_DIGITS = 20
 
 ROW_PARAMS = ("symbol", "limit", "offset", "from", "to")
-EXPORT_PARAMS = ("symbol", "from", "to", "format")
+EXPORT_PARAMS = ("symbol", "from", "to", "format", "resolution")
 
 
 class ValidationError(ValueError):
@@ -66,6 +69,7 @@ class ExportQuery:
     from_ms: int = 0
     to_ms: int = MAX_TIMESTAMP_MS
     format: str = DEFAULT_EXPORT_FORMAT
+    resolution: str = DEFAULT_EXPORT_RESOLUTION
 
 
 def parse_params(query: str, allowed: Collection[str]) -> dict[str, str]:
@@ -154,17 +158,23 @@ def parse_row_query(query: str) -> RowQuery:
 
 
 def parse_export_query(query: str) -> ExportQuery:
-    """?symbol=&from=&to=&format=csv|json of /api/export."""
+    """?symbol=&from=&to=&format=csv|json&resolution=minutes|hours of /api/export."""
     params = parse_params(query, EXPORT_PARAMS)
     from_ms, to_ms = parse_time_range(params)
     fmt = params.get("format", DEFAULT_EXPORT_FORMAT).lower()
     if fmt not in EXPORT_FORMATS:
         raise ValidationError(f"format must be one of {', '.join(EXPORT_FORMATS)}, got {_show(params['format'])}")
+    resolution = params.get("resolution", DEFAULT_EXPORT_RESOLUTION).lower()
+    if resolution not in EXPORT_RESOLUTIONS:
+        raise ValidationError(
+            f"resolution must be one of {', '.join(EXPORT_RESOLUTIONS)}, got {_show(params['resolution'])}"
+        )
     return ExportQuery(
         symbol=parse_symbol(params["symbol"]) if "symbol" in params else None,
         from_ms=from_ms,
         to_ms=to_ms,
         format=fmt,
+        resolution=resolution,
     )
 
 

@@ -289,3 +289,111 @@ def test_templates_are_not_served(worker):
         assert "{%" not in r.text
     assert worker.get("/static/js/main.js").status_code == 200
     assert worker.get("/static/vendor/chart.umd.min.js").status_code == 200
+
+
+DEPTH_SCREENSHOTS = {1400: ROOT / "tests" / "artifacts" / "dashboard-depth-1400.png",
+                     390: ROOT / "tests" / "artifacts" / "dashboard-depth-390.png"}
+
+
+def _depth_points(page: Page) -> int:
+    """Points chart.js placed inside the depth chart's plot area (0 when not drawn)."""
+    return page.evaluate(
+        """() => {
+            const chart = window.Chart && Chart.getChart(document.getElementById("depth-chart"));
+            if (!chart) return 0;
+            const area = chart.chartArea;
+            let inside = 0;
+            chart.data.datasets.forEach((_, i) => {
+                for (const p of chart.getDatasetMeta(i).data) {
+                    if (p.x >= area.left - 1 && p.x <= area.right + 1 && p.y >= area.top - 1 && p.y <= area.bottom + 1) inside++;
+                }
+            });
+            return inside;
+        }"""
+    )
+
+
+def _lines(page: Page, selector: str) -> int:
+    """Rendered lines of an element's text (a word broken in two makes 2)."""
+    return page.evaluate(
+        """(selector) => {
+            const range = document.createRange();
+            range.selectNodeContents(document.querySelector(selector));
+            const tops = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+            return tops.size;
+        }""",
+        selector,
+    )
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_depth_chart_and_columns(browser, worker, width):
+    """With tracking on: the depth chart of the chosen market (windows for 1 h, hours for
+    longer), the depth and imbalance columns sortable, "connected" on one line; a
+    screenshot at a desktop and a phone width."""
+    assert worker.admin_post("/api/start").status_code == 200
+    try:
+        overview = worker.wait_json(
+            "/api/overview",
+            lambda o: any(m["window"] and m["window"]["bid_depth_50"] is not None for m in o["markets"]),
+            timeout=60,
+        )
+        symbol = next(m["symbol"] for m in overview["markets"] if m["window"] and m["window"]["bid_depth_50"] is not None)
+        context = browser.new_context(viewport={"width": width, "height": 1000}, color_scheme="dark")
+        page = context.new_page()
+        watch = Watch(page)
+        assert page.goto(f"{worker.url}/?symbol={quote(symbol)}").status == 200
+        expect(page.locator("#stat-connected")).to_have_text("connected", timeout=30_000)
+        tile = page.evaluate(
+            "() => { const v = document.getElementById('stat-connected');"
+            " return {tile: v.clientWidth, font: getComputedStyle(v).fontSize, viewport: innerWidth}; }"
+        )
+        assert _lines(page, "#stat-connected") == 1, f"'connected' wraps in the feed tile: {tile}"
+
+        # The 1 h range draws windows: six series, points inside the plot.
+        expect(page.locator(".depth-panel button[data-range='1h']")).to_have_attribute("aria-pressed", "true")
+        expect(page.locator("#depth-source")).to_contain_text(f"{symbol} ·", timeout=30_000)
+        expect(page.locator("#depth-source")).to_contain_text("s windows")
+        page.wait_for_function(
+            "() => { const c = window.Chart && Chart.getChart(document.getElementById('depth-chart'));"
+            " return c && c.data.datasets.length === 6 && c.data.datasets.every((d) => d.data.length > 0); }",
+            timeout=30_000,
+        )
+        assert _depth_points(page) >= 6
+        expect(page.locator("#depth-empty")).to_be_hidden()
+        labels = page.evaluate("() => Chart.getChart(document.getElementById('depth-chart')).data.datasets.map((d) => d.label)")
+        assert labels == ["bid 10 bps", "bid 50 bps", "bid 100 bps", "ask 10 bps", "ask 50 bps", "ask 100 bps"]
+
+        # The market table: depth within 50 bps and imbalance, as numbers, sortable.
+        depth_cells = page.locator("#market-rows td.depth50", has_text=re.compile(r"\d"))
+        expect(depth_cells.first).to_be_visible(timeout=30_000)
+        imbalances = page.locator("#market-rows td.imbalance").all_inner_texts()
+        assert any(re.fullmatch(r"-?[01]\.\d\d", v) for v in imbalances), imbalances
+        page.click("#markets thead button[data-sort='depth50']")
+        expect(page.locator("#markets thead button[data-sort='depth50']")).to_have_attribute("aria-sort", "descending")
+        shown = page.evaluate(
+            """() => [...document.querySelectorAll('#market-rows tr')].map((tr) => tr.querySelector('td.depth50').textContent)"""
+        )
+        scale = {"k": 1e3, "M": 1e6, "B": 1e9}
+        values = [float(v[:-1].replace(",", "")) * scale[v[-1]] if v[-1] in scale else float(v.replace(",", ""))
+                  for v in shown if v != "—"]
+        assert values == sorted(values, reverse=True) and len(values) >= 2, shown
+
+        if width == 390:
+            # Nothing wider than the phone: the page does not scroll sideways.
+            assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+        page.wait_for_timeout(1000)  # a stats tick and the rows' flash settle
+        DEPTH_SCREENSHOTS[width].parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(DEPTH_SCREENSHOTS[width]), full_page=True)
+
+        # Longer ranges read hour rows (written when an hour completes or tracking stops).
+        page.click(".depth-panel button[data-range='7d']")
+        expect(page.locator(".depth-panel button[data-range='7d']")).to_have_attribute("aria-pressed", "true")
+        expect(page.locator(".depth-panel button[data-range='1h']")).to_have_attribute("aria-pressed", "false")
+        has_hours = bool(worker.get_json(f"/api/hours?symbol={quote(symbol)}")["hours"])
+        expect(page.locator("#depth-source")).to_contain_text("hourly averages" if has_hours else "no depth rows",
+                                                              timeout=15_000)
+        watch.check()
+        context.close()
+    finally:
+        worker.admin_post("/api/stop")

@@ -399,7 +399,8 @@ def test_export_pages_through_d1_beyond_one_page(api):
     now = int(time.time() * 1000)
     base = (now - 23 * 3_600_000) // 60_000 * 60_000
     last = base + (SYNTHETIC_MINUTES - 1) * 60_000
-    columns = ", ".join(MINUTE_COLUMNS)
+    # The columns up to `windows` (the depth columns keep their NULL / 0 defaults).
+    columns = ", ".join(MINUTE_COLUMNS[: MINUTE_COLUMNS.index("windows") + 1])
     d1_execute(
         api,
         f"INSERT INTO lighter_minutes ({columns}) "

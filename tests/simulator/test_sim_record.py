@@ -1,8 +1,11 @@
 """/_sim/record, /_sim/state and /_sim/book agree with what a client really received."""
 from __future__ import annotations
 
+import json
 import time
 
+import pytest
+from lighter_sim.testing import SimulatorError
 from simclient import Client
 
 SIM_ARGS = dict(markets=3, rate=60, seed=21, extra_args=["--snapshot-delay", "0"])
@@ -74,3 +77,33 @@ def test_record_limit_bounds_each_connection(start_sim) -> None:
         rec = sim.record()
         assert len(rec) == 10
         assert [r["nonce"] for r in rec] == [f["order_book"]["nonce"] for f in c.frames[-10:]]
+
+
+def test_record_frames_keeps_the_text_of_each_frame_sent(module_sim) -> None:
+    sim = module_sim
+    assert sim.control("record_frames", on=True)["on"] is True
+    try:
+        with Client(sim.ws_url) as c:
+            c.subscribe(1)
+            c.drain(0.3)
+            sim.control("rate", rate=0)
+            sim.wait_flushed()
+            cid = c.session_conn_id(sim)
+            rec = sim.record(conn=cid)
+            deadline = time.monotonic() + 5
+            while len([f for f in c.frames if isinstance(f, dict) and f.get("type") in BOOK_TYPES]) < len(rec) \
+                    and time.monotonic() < deadline:
+                c.drain(0.1)
+            got = [f for f in c.frames if isinstance(f, dict) and f.get("type") in BOOK_TYPES]
+            assert len(rec) == len(got) > 5
+            assert [json.loads(r["frame"]) for r in rec] == got  # the very frames, in order
+    finally:
+        sim.control("record_frames", on=False)
+        sim.control("rate", rate=60)
+    with Client(sim.ws_url) as c:
+        c.subscribe(1)
+        cid = c.session_conn_id(sim)
+        sim.wait_flushed()
+        assert sim.record(conn=cid) and all("frame" not in r for r in sim.record(conn=cid))
+    with pytest.raises(SimulatorError, match="400"):
+        sim.control("record_frames", on="yes")

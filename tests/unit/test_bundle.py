@@ -244,8 +244,8 @@ def test_wrangler_toml_is_production_config():
     assert cfg["assets"]["binding"] == "ASSETS"
     assert set(cfg["vars"]) == {
         "LIGHTER_API_URL", "LIGHTER_WS_URL", "WINDOW_SECONDS", "FLUSH_GRACE_MS",
-        "SNAPSHOT_RETENTION_MINUTES", "MINUTE_RETENTION_HOURS", "STALE_FEED_SECONDS", "SHARDS",
-        "MARKET_REFRESH_SECONDS",
+        "SNAPSHOT_RETENTION_MINUTES", "MINUTE_RETENTION_HOURS", "HOUR_RETENTION_DAYS", "STALE_FEED_SECONDS",
+        "SHARDS", "MARKET_REFRESH_SECONDS",
     }
     assert all(isinstance(v, str) for v in cfg["vars"].values())
     assert "ADMIN_TOKEN" not in cfg["vars"]  # a secret, never committed

@@ -112,3 +112,10 @@ def test_config_is_immutable():
     config = from_env()
     with pytest.raises(AttributeError):
         config.shards = 3  # type: ignore[misc]
+
+
+def test_hour_retention_days():
+    assert Config().hour_retention_ms == 90 * 86_400_000
+    assert from_env(HOUR_RETENTION_DAYS="400").hour_retention_ms == 400 * 86_400_000
+    with pytest.raises(ConfigError, match="HOUR_RETENTION_DAYS must be between 1 and 3650"):
+        from_env(HOUR_RETENTION_DAYS="0")

@@ -343,7 +343,7 @@ def test_random_session_matches_the_reference(seed):
                 text = exchange.snapshot_frame(m, now)
                 views[m].snapshot(*_levels(text), exchange.nonce[m])
                 feed.on_text(text)
-                events.append(views[m].top_event(m, now))
+                events.append(views[m].top_event(m, now, depth=True))
                 frames += 1
         m = rng.choice(MARKETS)
         roll = rng.random()
@@ -364,7 +364,7 @@ def test_random_session_matches_the_reference(seed):
         body = json.loads(text)["order_book"]
         ok = views[m].update(bids, asks, body["begin_nonce"], body["nonce"])
         wake = feed.on_text(text)
-        events.append(views[m].top_event(m, now))
+        events.append(views[m].top_event(m, now, depth=True))
         if was_valid and not ok:
             expected_gaps += 1
             assert wake is True
@@ -394,6 +394,9 @@ def test_random_session_matches_the_reference(seed):
     assert c.snapshots + c.updates == frames
     assert feed.aggregator.late_frames == expected.late_ticks
     assert sum(1 for e in events if e.kind == "invalid") >= expected_gaps
+    # Depth was compared row by row above; the feed sampled about once per market-second.
+    sampled = sum(row["depth_samples"] for row in expected.windows.values())
+    assert 0 < sampled <= c.depth_samples
 
 
 def _levels(text):

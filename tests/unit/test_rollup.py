@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tracker.aggregator import WindowAggregator
+from tracker import sql
 from tracker.rollup import MINUTE_MS, rollup_minutes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: reference_model
@@ -60,7 +61,7 @@ def check(windows):
         want = expected[(minute.symbol, minute.timestamp)]
         assert ref.row_mismatches(dataclasses.asdict(minute), want) == []
         assert minute.timestamp % MINUTE_MS == 0
-        assert len(minute.values()) == 18
+        assert len(minute.values()) == len(sql.MINUTE_COLUMNS)
     return got
 
 

@@ -7,6 +7,8 @@ What the Durable Object does per message, minus workerd and Pyodide: `LighterFee
 closed as the alarm would close them. Also timed on the same frames, to show where the
 time goes: `json.loads` alone, `protocol.parse_frame` alone (JSON + validation + floats),
 and the feed with a do-nothing aggregator (book + continuity, no window sums).
+Where the tracker samples depth (issue 11), the cost of one depth sample
+(`OrderBook.band_depths` on the run's final books) is timed on its own too.
 """
 from __future__ import annotations
 
@@ -90,6 +92,7 @@ def measure(markets: int = 200, messages: int = 300_000, seed: int = 1, window_m
         nulls.append(dt)
     t_full, t_null = min(full), min(nulls)
     c = feed.counters
+    depth = _depth_sample_cost(feed, repeats)
     us = lambda t: round(t / n * 1e6, 2)  # noqa: E731
     return {
         "frames": n,
@@ -106,9 +109,29 @@ def measure(markets: int = 200, messages: int = 300_000, seed: int = 1, window_m
         },
         "counters": {"messages": c.messages - 1, "snapshots": c.snapshots, "updates": c.updates,
                      "malformed": c.malformed, "gaps": c.gaps, "crossed": c.crossed,
-                     "one_sided": c.one_sided},
+                     "one_sided": c.one_sided, "depth_samples": getattr(c, "depth_samples", None)},
+        "depth_sample": depth,
         "repeats": repeats,
     }
+
+
+def _depth_sample_cost(feed: LighterFeed, repeats: int) -> dict | None:
+    """µs per OrderBook.band_depths call over the run's two-sided books (None before issue 11)."""
+    books = [b for b in feed.books.values()
+             if b.valid and b.bid_prices and b.ask_prices and b.bid_prices[-1] < b.ask_prices[0]]
+    if not books or not hasattr(books[0], "band_depths"):
+        return None
+    rounds = max(1, 20_000 // len(books))
+
+    def go():
+        for _ in range(rounds):
+            for book in books:
+                book.band_depths()
+
+    t = _best_of(repeats, go)
+    levels = sum(len(b.bid_prices) + len(b.ask_prices) for b in books) / len(books)
+    return {"us_per_sample": round(t / (rounds * len(books)) * 1e6, 3), "books": len(books),
+            "mean_levels_per_book": round(levels, 1)}
 
 
 def main(argv: list[str] | None = None) -> int:

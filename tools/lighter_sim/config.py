@@ -36,6 +36,7 @@ class SimConfig:
     rest_limit: int = 0  # REST requests per rolling minute before 429 (0 = no limit)
     unsubscribe_ack: bool = False  # send {"type":"unsubscribed/order_book"} on unsubscribe
     record_limit: int = 200_000  # record entries kept per connection
+    record_frames: bool = False  # keep each book frame's text in the record (memory: ~0.4 kB/entry)
     keep_closed: int = 100  # closed connections kept in /_sim/state and the record
     max_queue: int = 200_000  # queued outbound frames before closing 1011 (slow consumer)
     ws_compress: bool = False  # permessage-deflate (off: CPU goes to throughput)
@@ -83,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rest-limit", type=int, default=d.rest_limit)
     p.add_argument("--unsubscribe-ack", action="store_true")
     p.add_argument("--record-limit", type=int, default=d.record_limit)
+    p.add_argument("--record-frames", action="store_true",
+                   help="keep each book frame's JSON text in /_sim/record (field `frame`)")
     p.add_argument("--keep-closed", type=int, default=d.keep_closed)
     p.add_argument("--max-queue", type=int, default=d.max_queue)
     p.add_argument("--ws-compress", action="store_true")

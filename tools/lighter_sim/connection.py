@@ -14,7 +14,8 @@ from .market import Book, MarketSim
 
 # A record entry, kept as a tuple (cheap); turned into a dict by the /_sim/record view:
 # (market_id, type, timestamp_ms, nonce, begin_nonce, bid, bid size, ask, ask size,
-#  valid, sent_ms) with prices/sizes as integer ticks/lots (None for an empty side).
+#  valid, sent_ms, frame text or None) with prices/sizes as integer ticks/lots (None for an
+#  empty side); the text is kept only while `record_frames` is on.
 Rec = tuple
 
 
@@ -52,6 +53,7 @@ class Connection:
     close_code: Optional[int] = None
     close_reason: str = ""
     closed_ms: Optional[int] = None
+    record_frames: bool = False
 
     def __post_init__(self) -> None:
         self.wake = asyncio.Event()
@@ -102,7 +104,7 @@ class Connection:
                 self.writing = False
                 self.sent += 1
                 if rec is not None:
-                    record.append(rec + (int(time.time() * 1000),))
+                    record.append(rec + (int(time.time() * 1000), text if self.record_frames else None))
         except (ConnectionError, RuntimeError, asyncio.CancelledError):
             pass
 

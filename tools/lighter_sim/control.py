@@ -177,6 +177,17 @@ def set_status(sim: "Simulator", p: dict) -> dict:
     return {"affected": 1}
 
 
+def record_frames(sim: "Simulator", p: dict) -> dict:
+    """Keep (or stop keeping) each book frame's text in the record, on open and new connections."""
+    on = p.get("on", True)
+    if not isinstance(on, bool):
+        raise ValueError("on must be true or false")
+    sim.cfg.record_frames = on
+    for conn in sim.conns.values():
+        conn.record_frames = on
+    return {"affected": len(sim.conns), "on": on}
+
+
 ACTIONS: dict[str, Callable[["Simulator", dict], dict]] = {
     f.__name__: f for f in (close, gap, malformed, stall, refuse_subscriptions, rest_fail,
-                            rest_delay, reset, rate, step, set_status)}
+                            rest_delay, reset, rate, step, set_status, record_frames)}

@@ -78,6 +78,7 @@ class Simulator:
         conn = Connection(cid, ws, request.transport, request.remote or "?",
                           request.query.get("readonly") == "true", self.cfg.max_queue,
                           self.cfg.record_limit, session_id=uuid.uuid4().hex)
+        conn.record_frames = self.cfg.record_frames
         loop = asyncio.get_running_loop()
         conn.next_ping_at = loop.time() + self.cfg.ping_interval
         conn.writer_task = asyncio.ensure_future(conn.run_writer())

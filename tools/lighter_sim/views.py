@@ -34,8 +34,11 @@ def record(sim: "Simulator", market_id: Optional[int], since_ms: Optional[int],
                 continue
             m = sim.markets[mid]
             bb, bbs, ba, bas = m.fmt_top(r[5:9])
-            out.append(dict(zip(RECORD_FIELDS, (conn.conn_id, mid, m.spec.symbol, r[1], r[2],
-                                                r[3], r[4], bb, ba, bbs, bas, r[9], r[10]))))
+            entry = dict(zip(RECORD_FIELDS, (conn.conn_id, mid, m.spec.symbol, r[1], r[2],
+                                             r[3], r[4], bb, ba, bbs, bas, r[9], r[10])))
+            if r[11] is not None:  # recorded with record_frames on
+                entry["frame"] = r[11]
+            out.append(entry)
     return out
 
 

@@ -89,3 +89,13 @@ export function fmtAgo(ms, now = Date.now()) {
   if (!isNumber(ms)) return DASH;
   return `${fmtDuration(now - ms)} ago`;
 }
+
+/** A notional, compact: 950  12.3k  4.56M  1.20B (quote currency, no symbol). */
+export function fmtCompact(value) {
+  if (!isNumber(value)) return DASH;
+  const abs = Math.abs(value);
+  for (const [scale, suffix] of [[1e9, "B"], [1e6, "M"], [1e3, "k"]]) {
+    if (abs >= scale) return `${fixed(abs >= 100 * scale ? 0 : abs >= 10 * scale ? 1 : 2).format(value / scale)}${suffix}`;
+  }
+  return fixed(abs >= 100 ? 0 : 2).format(value);
+}

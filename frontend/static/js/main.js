@@ -6,6 +6,7 @@ import { getJSON } from "./api.js";
 import { Control, showLinkState } from "./control.js";
 import { byId } from "./dom.js";
 import { LiveSocket, socketUrl } from "./live.js";
+import { DepthChart } from "./depthchart.js";
 import { MarketTable } from "./markets.js";
 import { PriceChart } from "./pricechart.js";
 import { StatsPanel } from "./status.js";
@@ -22,6 +23,14 @@ const config = {
 const stats = new StatsPanel({ windowSeconds: config.windowSeconds });
 const activity = new ActivityView({ list: byId("log"), follow: byId("log-follow"), clear: byId("log-clear") });
 
+const depth = new DepthChart({
+  canvas: byId("depth-chart"),
+  source: byId("depth-source"),
+  empty: byId("depth-empty"),
+  buttons: [...document.querySelectorAll(".depth-panel button[data-range]")],
+  windowSeconds: config.windowSeconds,
+});
+
 const chart = new PriceChart({
   canvas: byId("price-chart"),
   select: byId("symbol-select"),
@@ -31,6 +40,7 @@ const chart = new PriceChart({
   initialSymbol: config.initialSymbol,
   onSymbol: (symbol, chosen) => {
     table.setSelected(symbol);
+    depth.setSymbol(symbol);
     if (!chosen) return;
     const url = new URL(window.location.href);
     url.searchParams.set("symbol", symbol);
@@ -63,6 +73,7 @@ function showStats(s) {
     // A window just landed in D1: show it now rather than at the next poll.
     refreshOverview();
     chart.refreshSoon(500);
+    depth.refreshSoon(700);
   }
   if (lastTracking === false && s.isTracking) chart.refreshSoon(500);
   lastFlushed = flushed;

@@ -2,10 +2,10 @@
 // and minute. Symbols come from the exchange: they are set as text only.
 
 import { el, setText } from "./dom.js";
-import { fmtAtPrecisionOf, fmtDuration, fmtFixed, fmtInt, fmtPrice, isNumber } from "./format.js";
+import { fmtAtPrecisionOf, fmtCompact, fmtDuration, fmtFixed, fmtInt, fmtPrice, isNumber } from "./format.js";
 
-const COLUMNS = ["symbol", "bid", "ask", "mid", "spread", "bps", "ticks", "age"];
-const NUMERIC = new Set(["bid", "ask", "mid", "spread", "bps", "ticks", "age"]);
+const COLUMNS = ["symbol", "bid", "ask", "mid", "spread", "bps", "depth50", "imbalance", "ticks", "age"];
+const NUMERIC = new Set(["bid", "ask", "mid", "spread", "bps", "depth50", "imbalance", "ticks", "age"]);
 
 function num(value) {
   const n = typeof value === "string" ? Number(value) : value;
@@ -18,6 +18,12 @@ export function rowValues(market, windowMs, serverNow) {
   const m = market.minute && typeof market.minute === "object" ? market.minute : {};
   const bid = num(w.last_bid) ?? num(w.avg_bid) ?? num(m.last_bid);
   const ask = num(w.last_ask) ?? num(w.avg_ask) ?? num(m.last_ask);
+  // Depth within 50 bps of the mid, both sides, of the latest window (else minute).
+  const depthOf = (row) => {
+    const bid = num(row.bid_depth_50);
+    const ask = num(row.ask_depth_50);
+    return bid !== null && ask !== null ? bid + ask : null;
+  };
   let age = num(market.age_ms);
   if (age === null && isNumber(serverNow) && num(w.timestamp) !== null) age = serverNow - (num(w.timestamp) + windowMs);
   return {
@@ -27,6 +33,8 @@ export function rowValues(market, windowMs, serverNow) {
     mid: num(w.avg_mid) ?? num(m.avg_mid) ?? (bid !== null && ask !== null ? (bid + ask) / 2 : null),
     spread: num(w.avg_spread) ?? num(m.avg_spread),
     bps: num(w.avg_spread_bps) ?? num(m.avg_spread_bps),
+    depth50: depthOf(w) ?? depthOf(m),
+    imbalance: num(w.imbalance_50) ?? num(m.imbalance_50),
     ticks: num(w.tick_count),
     minuteTicks: num(m.tick_count),
     age,
@@ -129,6 +137,10 @@ export class MarketTable {
     setText(cells.mid, fmtPrice(values.mid));
     setText(cells.spread, fmtAtPrecisionOf(values.spread, values.mid));
     setText(cells.bps, fmtFixed(values.bps, 2));
+    setText(cells.depth50, fmtCompact(values.depth50));
+    setText(cells.imbalance, fmtFixed(values.imbalance, 2));
+    const lean = values.imbalance === null ? "" : values.imbalance > 0 ? "bid" : values.imbalance < 0 ? "ask" : "";
+    if (cells.imbalance.dataset.lean !== lean) cells.imbalance.dataset.lean = lean;
     cells.ticks.replaceChildren(
       fmtInt(values.ticks),
       ...(values.minuteTicks !== null ? [el("span", { className: "sub", text: `/ ${fmtInt(values.minuteTicks)}` })] : []),

@@ -1,0 +1,231 @@
+// Order book depth of one market: quote notional within 10, 50 and 100 bps of the
+// mid, bid and ask, over a chosen range. The last hour is drawn from the 15 s
+// windows (GET /api/snapshots); longer ranges from the hourly rows (GET /api/hours,
+// kept HOUR_RETENTION_DAYS). chart.js comes from /static/vendor (window.Chart).
+
+import { getJSON, withQuery } from "./api.js";
+import { setText } from "./dom.js";
+import { fmtClock, fmtCompact, fmtDateTime, fmtFixed, fmtInt, isNumber } from "./format.js";
+
+const HOUR_MS = 3_600_000;
+const MAX_ROWS = 1000; // the API's MAX_LIMIT
+const MAX_PAGES = 3;
+// Range -> how far back, and which rows draw it.
+// The x axis always spans the whole range (ending now), ticked every `step`.
+const DAY_MS = 24 * HOUR_MS;
+export const RANGES = {
+  "1h": { ms: HOUR_MS, source: "snapshots", step: 10 * 60_000 },
+  "24h": { ms: DAY_MS, source: "hours", step: 3 * HOUR_MS },
+  "7d": { ms: 7 * DAY_MS, source: "hours", step: DAY_MS },
+  "30d": { ms: 30 * DAY_MS, source: "hours", step: 5 * DAY_MS },
+  "90d": { ms: 90 * DAY_MS, source: "hours", step: 15 * DAY_MS },
+};
+const SERIES = [
+  { key: "bid_depth_10", label: "bid 10 bps", side: "bid", dash: [] },
+  { key: "bid_depth_50", label: "bid 50 bps", side: "bid", dash: [6, 3] },
+  { key: "bid_depth_100", label: "bid 100 bps", side: "bid", dash: [2, 3] },
+  { key: "ask_depth_10", label: "ask 10 bps", side: "ask", dash: [] },
+  { key: "ask_depth_50", label: "ask 50 bps", side: "ask", dash: [6, 3] },
+  { key: "ask_depth_100", label: "ask 100 bps", side: "ask", dash: [2, 3] },
+];
+
+function num(value) {
+  const n = typeof value === "string" ? Number(value) : value;
+  return isNumber(n) ? n : null;
+}
+
+/** [{t, bid_depth_10, ..., imbalance_50}] ascending by time: rows with depth only. */
+export function depthPoints(rows) {
+  const out = [];
+  for (const row of Array.isArray(rows) ? rows : []) {
+    if (!row || typeof row !== "object") continue;
+    const t = num(row.timestamp);
+    if (t === null || !(num(row.depth_samples) > 0)) continue;
+    const point = { t, imbalance: num(row.imbalance_50) };
+    for (const { key } of SERIES) point[key] = num(row[key]);
+    out.push(point);
+  }
+  out.sort((a, b) => a.t - b.t);
+  return out;
+}
+
+function cssVar(name, fallback) {
+  const value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  return value || fallback;
+}
+
+export class DepthChart {
+  /** @param {{canvas, source, empty, buttons: HTMLButtonElement[], windowSeconds: number}} options */
+  constructor({ canvas, source, empty, buttons, windowSeconds }) {
+    this.canvas = canvas;
+    this.source = source;
+    this.empty = empty;
+    this.buttons = buttons;
+    this.windowSeconds = windowSeconds;
+    this.emptyText = empty.textContent;
+    this.range = "1h";
+    this.symbol = "";
+    this.chart = null;
+    this.seq = 0;
+    this.timer = null;
+    for (const button of buttons) {
+      button.addEventListener("click", () => this.setRange(button.dataset.range));
+    }
+    this.showRange();
+  }
+
+  setSymbol(symbol) {
+    if (!symbol || symbol === this.symbol) return;
+    this.symbol = symbol;
+    this.refresh();
+  }
+
+  setRange(range) {
+    if (!RANGES[range] || range === this.range) return;
+    this.range = range;
+    this.showRange();
+    this.refresh();
+  }
+
+  showRange() {
+    for (const button of this.buttons) button.setAttribute("aria-pressed", String(button.dataset.range === this.range));
+  }
+
+  refreshSoon(delay = 500) {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.refresh(), delay);
+  }
+
+  async refresh() {
+    clearTimeout(this.timer);
+    const { symbol, range } = this;
+    if (!symbol) return;
+    const seq = ++this.seq;
+    const { ms, source } = RANGES[range];
+    try {
+      const rows = [];
+      // 90 days of hours is 2160 rows: page through them (MAX_PAGES bounds the work).
+      for (let page = 0; page < MAX_PAGES; page += 1) {
+        const query = { symbol, limit: MAX_ROWS, offset: page * MAX_ROWS, from: Math.max(0, Date.now() - ms) };
+        const body = await getJSON(withQuery(`/api/${source}`, query));
+        if (seq !== this.seq) return; // the symbol or range changed meanwhile
+        const got = Array.isArray(body && body[source]) ? body[source] : [];
+        rows.push(...got);
+        if (got.length < MAX_ROWS) break;
+      }
+      this.draw(symbol, range, source, depthPoints(rows));
+    } catch (error) {
+      if (seq !== this.seq) return;
+      setText(this.source, `could not load depth of ${symbol}: ${error.message}`);
+    } finally {
+      if (seq === this.seq) {
+        // Windows land every WINDOW_SECONDS, hours once an hour: refresh accordingly.
+        const every = source === "snapshots" ? this.windowSeconds * 1000 : 5 * 60_000;
+        this.timer = setTimeout(() => this.refresh(), every);
+      }
+    }
+  }
+
+  draw(symbol, range, source, series) {
+    const has = series.length > 0;
+    this.empty.hidden = has;
+    if (!has) {
+      setText(
+        this.empty,
+        source === "hours"
+          ? `No hourly depth for ${symbol} yet: an hour row is written when an hour completes (or tracking stops).`
+          : this.emptyText,
+      );
+      setText(this.source, `${symbol}: no depth rows in the last ${range}`);
+      if (this.chart) {
+        for (const dataset of this.chart.data.datasets) dataset.data = [];
+        this.chart.update("none");
+      }
+      return;
+    }
+    const last = series[series.length - 1];
+    const what = source === "hours" ? "hourly averages" : `${this.windowSeconds} s windows`;
+    setText(
+      this.source,
+      `${symbol} · ${fmtInt(series.length)} ${what} · ${fmtDateTime(series[0].t)} → ${fmtClock(last.t)} · ` +
+        `latest within 50 bps: bid ${fmtCompact(last.bid_depth_50)}, ask ${fmtCompact(last.ask_depth_50)}, ` +
+        `imbalance ${fmtFixed(last.imbalance, 2)}`,
+    );
+    if (!this.ensureChart()) return;
+    SERIES.forEach(({ key }, i) => {
+      this.chart.data.datasets[i].data = series.filter((p) => p[key] !== null).map((p) => ({ x: p.t, y: p[key] }));
+    });
+    const { ms, step } = RANGES[range];
+    const now = Math.max(Date.now(), last.t);
+    const x = this.chart.options.scales.x;
+    x.min = Math.floor((now - ms) / step) * step;
+    x.max = Math.ceil(now / step) * step;
+    x.ticks.stepSize = step;
+    this.longRange = step >= DAY_MS;
+    this.chart.update("none");
+  }
+
+  ensureChart() {
+    if (this.chart) return true;
+    const Chart = window.Chart;
+    if (!Chart) {
+      setText(this.empty, "Chart library missing: /static/vendor/chart.umd.min.js (run scripts/setup).");
+      this.empty.hidden = false;
+      return false;
+    }
+    const text = cssVar("--text", "#e6edf3");
+    const border = cssVar("--border", "#262f3b");
+    const colors = { bid: cssVar("--up", "#3fb950"), ask: cssVar("--down", "#f85149") };
+    this.chart = new Chart(this.canvas, {
+      type: "line",
+      data: {
+        datasets: SERIES.map(({ label, side, dash }) => ({
+          label,
+          data: [],
+          borderColor: colors[side],
+          backgroundColor: colors[side],
+          borderDash: dash,
+          borderWidth: 1.6,
+          pointRadius: (context) => (context.dataset.data.length < 40 ? 2 : 0),
+          pointHoverRadius: 3,
+          tension: 0,
+        })),
+      },
+      options: {
+        animation: false,
+        parsing: false,
+        normalized: true,
+        responsive: true,
+        maintainAspectRatio: false,
+        interaction: { mode: "nearest", axis: "x", intersect: false },
+        scales: {
+          x: {
+            type: "linear",
+            ticks: {
+              callback: (value) => (this.longRange ? fmtDateTime(value).slice(5, 10) : fmtClock(value, false)),
+              maxTicksLimit: 10,
+              maxRotation: 0,
+            },
+            grid: { color: border },
+          },
+          y: {
+            beginAtZero: true,
+            title: { display: true, text: "depth (quote notional)" },
+            ticks: { callback: (value) => fmtCompact(value) },
+            grid: { color: border },
+          },
+        },
+        plugins: {
+          legend: { labels: { color: text, boxWidth: 14, boxHeight: 2 } },
+          tooltip: {
+            callbacks: {
+              title: (items) => (items.length ? fmtDateTime(items[0].parsed.x) : ""),
+              label: (item) => ` ${item.dataset.label}: ${fmtCompact(item.parsed.y)}`,
+            },
+          },
+        },
+      },
+    });
+    return true;
+  }
+}

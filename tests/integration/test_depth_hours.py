@@ -1,0 +1,183 @@
+"""Depth and hours end to end (issue 11): the real Worker under the session's wrangler dev.
+
+With the simulator keeping every frame's text (record_frames), the reference
+(tests/reference_model.py) replays each connection's books from the frames the
+tracker was sent and recomputes every window row, depth columns included; D1 must
+hold the same to 1e-9 relative. Then tracking stops: the minutes and the partial
+hour written then must equal the rollup of the windows and minutes beside them,
+and /api/hours and /api/export?resolution=hours must serve those hour rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+import reference_model as ref
+
+from conftest import wait_until
+
+pytestmark = pytest.mark.timeout(600)
+
+WINDOW_MS = 15_000
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+
+
+def d1_rows(worker, sql: str, *params) -> list[dict]:
+    """Read the local D1 database file directly (read-only), bypassing the API."""
+    files = [
+        p for p in Path(worker.persist_dir).glob("v3/d1/miniflare-D1DatabaseObject/*.sqlite")
+        if p.name != "metadata.sqlite"
+    ]
+    assert len(files) == 1, f"expected one local D1 database, found {files}"
+    con = sqlite3.connect(f"file:{files[0]}?mode=ro", uri=True, timeout=10)
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute(sql, params)]
+    finally:
+        con.close()
+
+
+def active_markets(simulator) -> dict[int, str]:
+    books = simulator.get("/api/v1/orderBooks")["order_books"]
+    return {b["market_id"]: b["symbol"] for b in books if b["status"] == "active"}
+
+
+@pytest.fixture(scope="module")
+def run(worker, simulator):
+    """One tracking run with frames recorded: (first conn id of the run, start ms)."""
+    worker.admin_post("/api/stop")
+    simulator.control("reset")
+    simulator.control("record_frames", on=True)
+    first_conn = max((c["conn"] for c in simulator.state()["connections"]), default=0) + 1
+    started = int(time.time() * 1000)
+    try:
+        response = worker.admin_post("/api/start")
+        assert response.status_code == 200, response.text
+        yield first_conn, started
+    finally:
+        worker.admin_post("/api/stop")
+        simulator.control("record_frames", on=False)
+
+
+def reference_windows(simulator, first_conn: int) -> tuple[dict, set]:
+    """Reference rows from this run's frames; windows that touch a connection's end are
+    uncertain (frames in flight then may or may not have reached the tracker)."""
+    by_conn: dict[int, list[dict]] = {}
+    for r in simulator.get("/_sim/record"):
+        if r["conn_id"] >= first_conn:
+            assert "frame" in r, "record_frames was on for this run's connections"
+            by_conn.setdefault(r["conn_id"], []).append(r)
+    events: list[ref.Event] = []
+    uncertain: set[tuple[int, int]] = set()
+    for conn_id in sorted(by_conn):
+        records = by_conn[conn_id]
+        events += ref.events_from_sim_record(records)
+        last_ts = max(r["timestamp_ms"] for r in records)
+        markets = {r["market_id"] for r in records}
+        events += [ref.Event(m, last_ts, "invalid") for m in markets]
+        uncertain |= {(m, last_ts - last_ts % WINDOW_MS) for m in markets}
+    return ref.expected_windows(events, WINDOW_MS), uncertain
+
+
+def test_window_depth_matches_the_reference_replayed_from_the_frames(worker, simulator, run):
+    first_conn, started = run
+    markets = active_markets(simulator)
+    since = started - started % WINDOW_MS
+    # A complete minute, rolled while tracking: the first minute boundary after the
+    # start plus the closing window's grace, and three more windows for margin.
+    wait_until(
+        lambda: len(d1_rows(worker, "SELECT DISTINCT timestamp FROM lighter_snapshots WHERE timestamp >= ?", since)) >= 5
+        and len(d1_rows(worker, "SELECT DISTINCT symbol FROM lighter_minutes WHERE timestamp >= ?",
+                        started - started % MINUTE_MS)) == len(markets),
+        timeout=150, interval=2, what="five windows and a minute row for every market",
+    )
+    # D1 first, then the record: every frame of a window already in D1 is in the record.
+    rows = d1_rows(worker, "SELECT * FROM lighter_snapshots WHERE timestamp >= ? ORDER BY timestamp, symbol", since)
+    expected, uncertain = reference_windows(simulator, first_conn)
+    problems, compared, samples = [], 0, 0
+    for row in rows:
+        key = (row["market_index"], row["timestamp"])
+        if key in uncertain:
+            continue
+        want = expected.get(key)
+        if want is None:
+            problems.append(f"{key}: written but the reference has no ticks there")
+            continue
+        assert "bid_depth_50" in want, "the reference computed depth"
+        problems += [f"{key}: {d}" for d in ref.row_mismatches(row, want, rel=1e-9)]
+        compared += 1
+        samples += row["depth_samples"]
+    assert not problems, "\n".join(problems[:20])
+    assert compared >= 3 * len(markets)
+    # About one sample per market and second (the simulator ticks every market 20 times a second).
+    assert samples >= compared * 10
+    assert all(r["bid_depth_100"] >= r["bid_depth_50"] >= r["bid_depth_10"] >= 0 for r in rows)
+    # Some depth was seen. (Not necessarily within 10 bps: the simulator's spreads widen
+    # the longer it runs, to tens of bps after a few minutes.)
+    assert any(r["bid_depth_100"] > 0 or r["ask_depth_100"] > 0 for r in rows)
+    assert all(-1 <= r["imbalance_50"] <= 1 for r in rows if r["imbalance_50"] is not None)
+
+
+def test_stop_rolls_minutes_and_the_partial_hour_from_what_is_stored(worker, simulator, run):
+    _, started = run
+    response = worker.admin_post("/api/stop")
+    assert response.status_code == 200 and response.json()["isTracking"] is False
+    first_minute = started - started % MINUTE_MS
+    first_hour = started - started % HOUR_MS
+    windows = d1_rows(worker, "SELECT * FROM lighter_snapshots WHERE timestamp >= ?", first_minute)
+    want_minutes = ref.expected_minutes(windows)
+    minutes = d1_rows(worker, "SELECT * FROM lighter_minutes WHERE timestamp >= ?", first_minute)
+    assert {(m["symbol"], m["timestamp"]) for m in minutes} == set(want_minutes)
+    for row in minutes:
+        diff = ref.row_mismatches(row, want_minutes[(row["symbol"], row["timestamp"])])
+        assert not diff, f"minute {row['symbol']} {row['timestamp']}: {diff}"
+    assert sum(m["depth_samples"] for m in minutes) == sum(w["depth_samples"] for w in windows) > 0
+
+    # The hours this run touched, rolled from every minute stored in them.
+    all_minutes = d1_rows(worker, "SELECT * FROM lighter_minutes WHERE timestamp >= ?", first_hour)
+    want_hours = ref.expected_hours(all_minutes)
+    hours = d1_rows(worker, "SELECT * FROM lighter_hours WHERE timestamp >= ? ORDER BY timestamp, symbol", first_hour)
+    assert {(h["symbol"], h["timestamp"]) for h in hours} == set(want_hours)
+    assert {h["symbol"] for h in hours} == set(active_markets(simulator).values())
+    for row in hours:
+        diff = ref.row_mismatches(row, want_hours[(row["symbol"], row["timestamp"])])
+        assert not diff, f"hour {row['symbol']} {row['timestamp']}: {diff}"
+        assert row["timestamp"] % HOUR_MS == 0 and row["depth_samples"] > 0 and row["bid_depth_50"] is not None
+
+
+def test_hours_api_serves_the_hour_rows(worker, simulator, run):
+    _, started = run
+    hour = started - started % HOUR_MS
+    stored = d1_rows(worker, "SELECT * FROM lighter_hours WHERE timestamp = ? ORDER BY symbol", hour)
+    assert stored
+    symbol = stored[0]["symbol"]
+    page = worker.get_json(f"/api/hours?symbol={symbol}&from={hour}&to={hour}")
+    assert page["count"] == 1 and page["limit"] == 60 and page["offset"] == 0
+    assert ref.row_mismatches(page["hours"][0], stored[0], rel=0) == []
+
+    everything = worker.get_json(f"/api/hours?from={hour}&to={hour}&limit=1000")
+    assert sorted(r["symbol"] for r in everything["hours"]) == [r["symbol"] for r in stored]
+
+    for query in ("limit=0", "from=5&to=4", "symbol=NOPE", "bogus=1"):
+        r = worker.get(f"/api/hours?{query}")
+        assert r.status_code == 400 and "error" in r.json(), query
+
+    r = worker.get(f"/api/export?resolution=hours&format=csv&from={hour}&to={hour}")
+    assert r.status_code == 200, r.text
+    assert "lighter-hours-all-" in r.headers["content-disposition"]
+    records = list(csv.DictReader(io.StringIO(r.text)))
+    assert sorted(rec["symbol"] for rec in records) == [row["symbol"] for row in stored]
+    by_symbol = {rec["symbol"]: rec for rec in records}
+    for row in stored:
+        assert float(by_symbol[row["symbol"]]["bid_depth_50"]) == pytest.approx(row["bid_depth_50"], rel=1e-12)
+        assert int(by_symbol[row["symbol"]]["depth_samples"]) == row["depth_samples"]
+    doc = worker.get_json(f"/api/export?resolution=hours&format=json&symbol={symbol}&from={hour}&to={hour}")
+    assert doc["count"] == 1 and doc["hours"][0]["timestamp"] == hour
+    r = worker.get("/api/export?resolution=days")
+    assert r.status_code == 400 and "resolution" in r.json()["error"]
