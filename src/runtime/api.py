@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from urllib.parse import urlparse
 import js
 from workers import Response
 
-from tracker import export, health, sql, views
+from tracker import export, health, history_cache, sql, views
 from tracker.config import Config, ConfigError
 from tracker.validation import (
     ExportQuery,
@@ -41,8 +42,9 @@ from tracker.validation import (
     parse_row_query,
 )
 
-from . import d1, d1_bulk, shards
+from . import d1, d1_bulk, edge_cache, shards
 from .http import JSON_HEADERS, error_response, json_response
+from .log import emit
 from .openapi import DOCUMENT, operations
 from .streams import text_stream
 
@@ -73,6 +75,9 @@ class Call:
 Handler = Callable[[Call], Awaitable[Response]]
 
 
+MINUTE_MS = 60_000
+
+
 def now_ms() -> int:
     return int(js.Date.now())
 
@@ -101,13 +106,29 @@ async def handle(request, env) -> Response:
     except ValidationError as exc:
         return error_response(exc.message, exc.status, {**headers, **exc.headers})
     except ConfigError as exc:
-        js.console.error(f"[API] configuration error: {exc}")
-        return error_response(f"configuration error: {exc}", 500, headers)
+        # The operator's problem, told in the logs; the client gets an id to quote.
+        rid = request_id(request)
+        emit("error", "API", f"configuration error (request {rid}): {exc}", event="config_error")
+        return json_response({"error": "server misconfigured", "requestId": rid}, 500, headers)
     except Exception as exc:
-        js.console.error(f"[API] {method} {path} failed: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
-        return json_response(
-            {"error": "internal error", "detail": f"{type(exc).__name__}: {exc}"[:500]}, 500, headers
+        # Never the exception's text to the client: it may name internals. The log
+        # line has it in full, findable by the request id the client is given.
+        rid = request_id(request)
+        emit(
+            "error", "API",
+            f"{method} {path} failed (request {rid}): {type(exc).__name__}: {exc}\n{traceback.format_exc()}",
+            event="request_failed",
         )
+        return json_response({"error": "internal error", "requestId": rid}, 500, headers)
+
+
+def request_id(request) -> str:
+    """Cloudflare's Ray ID when there is one (it also names the request in Workers Logs), else random."""
+    try:
+        ray = request.headers.get("cf-ray")
+    except Exception:
+        ray = None
+    return str(ray) if ray else secrets.token_hex(8)
 
 
 ROUTES = operations()  # {path: {METHOD: operationId}}
@@ -171,22 +192,58 @@ async def markets(call: Call) -> Response:
 
 
 async def minutes(call: Call) -> Response:
-    return await _page(call, "minutes", sql.API_MINUTES_PAGE, sql.API_MINUTES_PAGE_FOR_SYMBOL)
+    return await _page(call, "minutes", MINUTE_MS, sql.API_MINUTES_PAGE, sql.API_MINUTES_PAGE_FOR_SYMBOL)
 
 
 async def snapshots(call: Call) -> Response:
-    return await _page(call, "snapshots", sql.API_SNAPSHOTS_PAGE, sql.API_SNAPSHOTS_PAGE_FOR_SYMBOL)
+    window_ms = call.config.window_ms
+    return await _page(call, "snapshots", window_ms, sql.API_SNAPSHOTS_PAGE, sql.API_SNAPSHOTS_PAGE_FOR_SYMBOL)
 
 
-async def _page(call: Call, key: str, all_symbols: str, one_symbol: str) -> Response:
+async def _page(call: Call, key: str, row_ms: int, all_symbols: str, one_symbol: str) -> Response:
+    """A page of rows, newest first. A page of final history (tracker/history_cache.py)
+    is answered from the edge cache when it is there, without a D1 query."""
     q = parse_row_query(call.query)
+    cacheable = history_cache.may_be_cached(q.to_ms)
+    if cacheable:
+        hit = await edge_cache.lookup(str(call.request.url))
+        if hit is not None:
+            return edge_cache.answer_hit(hit, call.request.headers.get("if-none-match"))
     if q.symbol is None:
         statement, binds = all_symbols, ()
     else:
         await _require_symbol(call.env.DB, q.symbol)
         statement, binds = one_symbol, (q.symbol,)
-    rows = await d1.query(call.env.DB, statement, *binds, q.from_ms, q.to_ms, q.limit, q.offset)
-    return call.json({key: rows, "count": len(rows), "limit": q.limit, "offset": q.offset})
+    if cacheable:  # both at once: one D1 round trip's wait, not two
+        rows, sealed = await asyncio.gather(
+            d1.query(call.env.DB, statement, *binds, q.from_ms, q.to_ms, q.limit, q.offset),
+            sealed_until(call.env.DB),
+        )
+    else:
+        rows, sealed = await d1.query(call.env.DB, statement, *binds, q.from_ms, q.to_ms, q.limit, q.offset), None
+    body = json.dumps({key: rows, "count": len(rows), "limit": q.limit, "offset": q.offset})
+    if not history_cache.is_final(q.to_ms, row_ms, sealed):
+        extra = {"x-cache": "bypass"} if cacheable else {}
+        return Response(body, status=200, headers={**JSON_HEADERS, **call.headers, **extra})
+    return await _final(call, body)
+
+
+async def _final(call: Call, body: str) -> Response:
+    """Final history: validators, Cache-Control, and a copy in the edge cache."""
+    tag = history_cache.etag(body)
+    control = history_cache.cache_control(call.config.history_cache_s)
+    headers = {**JSON_HEADERS, **call.headers, "cache-control": control, "etag": tag}
+    await edge_cache.store(str(call.request.url), body, headers)
+    if history_cache.matches(call.request.headers.get("if-none-match"), tag):
+        return edge_cache.not_modified(tag, control, call.headers, "miss")
+    return Response(body, status=200, headers={**headers, "x-cache": "miss"})
+
+
+async def sealed_until(db) -> int | None:
+    """End (ms) of the history that is final in D1 for every shard; None before any flush."""
+    row = await d1.first(db, sql.API_SEALED_UNTIL)
+    value = row.get("sealed_until") if row else None
+    return int(value) if value is not None else None
 
 
 async def _require_symbol(db, symbol: str) -> None:
@@ -244,9 +301,11 @@ async def health_check(call: Call) -> Response:
     try:
         per_shard = await shards.call_all(call.env, call.config, "/stats")
     except Exception as exc:  # the tracker object itself failing is the worst health there is
-        js.console.error(f"[API] health: tracker unreachable: {type(exc).__name__}: {exc}")
-        body = {"status": "down", "reason": f"tracker unreachable: {exc}", "isTracking": None, "now": now_ms(),
-                "staleAfterMs": call.config.stale_feed_ms, "shards": []}
+        rid = request_id(call.request)
+        emit("error", "API", f"health: tracker unreachable (request {rid}): {type(exc).__name__}: {exc}",
+             event="tracker_unreachable")
+        body = {"status": "down", "reason": f"tracker unreachable (request {rid}; details in the logs)",
+                "isTracking": None, "now": now_ms(), "staleAfterMs": call.config.stale_feed_ms, "shards": []}
         return call.json(body, 503)
     status, body = health.assess(per_shard, now_ms(), call.config.stale_feed_ms)
     return call.json(body, status)

@@ -181,7 +181,7 @@ SCHEMAS: dict = {
         "properties": {
             "status": {"enum": ["down", "stale", "storage"]},
             "reason": {"type": "string"},
-            "isTracking": {"type": "boolean"},
+            "isTracking": {"type": ["boolean", "null"], "description": "null: the tracker could not be asked"},
             "now": {"type": "integer"},
             "staleAfterMs": {"type": "integer"},
             "shards": {"type": "array", "items": _ref("ShardHealth")},

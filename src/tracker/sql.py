@@ -155,3 +155,10 @@ API_OVERVIEW = (
     "(SELECT MAX(timestamp) FROM lighter_minutes WHERE symbol = m.symbol) "
     "WHERE m.active = 1 ORDER BY m.market_index"
 )
+
+# The end (ms) of the history that is final in D1 for every shard: windows and
+# minutes ending at or before it will never change (tracker/history_cache.py).
+# Until tracking_stats has its own `sealed_until` column, a minute is taken as
+# final one minute behind the slowest shard's flushed windows (the rollup runs
+# after the flush). NULL when no shard has reported yet.
+API_SEALED_UNTIL = "SELECT MIN(flushed_until) - 60000 AS sealed_until FROM tracking_stats"
