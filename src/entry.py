@@ -4,10 +4,11 @@ the LighterTracker Durable Object(s)."""
 from workers import Response, WorkerEntrypoint
 
 from runtime.api import handle
+from runtime.dashboard_hub import DashboardHub
 from runtime.durable_object import LighterTracker
 from tracker.config import BENCH_FLOOR_PATH, BENCH_FLOOR_VAR
 
-__all__ = ["Default", "LighterTracker"]
+__all__ = ["DashboardHub", "Default", "LighterTracker"]
 
 
 class Default(WorkerEntrypoint):

@@ -37,6 +37,7 @@ from tracker.validation import (
     ExportQuery,
     ValidationError,
     check_bearer,
+    check_origin,
     parse_export_query,
     parse_no_params,
     parse_row_query,
@@ -44,6 +45,7 @@ from tracker.validation import (
 
 from . import d1, d1_bulk, edge_cache, shards
 from .http import JSON_HEADERS, error_response, json_response
+from .hub_client import stub as hub_stub
 from .log import emit
 from .openapi import DOCUMENT, operations
 from .streams import text_stream
@@ -351,8 +353,9 @@ async def dashboard(call: Call) -> Response:
 async def live_socket(call: Call) -> Response:
     if (call.request.headers.get("upgrade") or "").lower() != "websocket":
         raise ValidationError("/ws is a WebSocket: send Upgrade: websocket", 426, {"upgrade": "websocket"})
-    # Shard 0 serves the dashboard's live socket; the Upgrade passes through.
-    return await shards.stub(call.env, 0).fetch(call.request)
+    check_origin(call.request.headers.get("origin"), str(call.request.url), call.config.allowed_origins)
+    # The DashboardHub object serves every dashboard socket; the Upgrade passes through.
+    return await hub_stub(call.env).fetch(call.request)
 
 
 HANDLERS: dict[str, Handler] = {

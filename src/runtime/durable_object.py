@@ -1,24 +1,20 @@
 """LighterTracker: one Durable Object per tracker shard ("shard-0", "shard-1", ...).
 
-The class is only its lifecycle hooks: `fetch` (control requests from the Worker
-and dashboard WebSocket upgrades), `alarm` (the window clock), and the dashboard
-socket events. All the work happens in `TrackingSession`; all the talking to
-dashboards in `DashboardHub` (on shard 0, which the other shards relay to).
+The class is only its lifecycle hooks: `fetch` (control requests from the Worker)
+and `alarm` (the window clock). All the work happens in `TrackingSession`. Its log
+lines go to the dashboards through the DashboardHub object (runtime/hub_client.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 from urllib.parse import urlparse
 
 from workers import DurableObject
 
 from tracker.config import Config
 
-from . import shards
-from .dashboard_hub import DashboardHub
 from .http import json_response
+from .hub_client import LogRelay, hub_sender
 from .log import ActivityLog
 from .session import TrackingSession
 
@@ -36,49 +32,19 @@ class LighterTracker(DurableObject):
         shard = shard_from_name(getattr(ctx.id, "name", None))
         self.log = ActivityLog(shard)
         self.session = TrackingSession(ctx.storage, env.DB, self.config, shard, self.log)
-        self.hub = DashboardHub(ctx, self.log, self._all_stats)
-        if shard != 0:
-            self.log.listeners.append(self._relay_to_hub)
+        self.log.listeners.append(LogRelay(hub_sender(env), shard))
         self.log.info("Lighter", f"tracker object created (shard {shard})")
 
     async def fetch(self, request):
         path = urlparse(request.url).path
         await self.session.ensure_running()
-        if path == "/ws":
-            return await self.hub.accept()
         if path == "/start":
             return json_response(await self.session.start())
         if path == "/stop":
             return json_response(await self.session.stop())
         if path == "/stats":
             return json_response(self.session.stats())
-        if path == "/relay":  # a log line from another shard, for the dashboards here
-            self.hub.push_log(json.loads(await request.text()))
-            return json_response({"ok": True})
         return json_response({"error": f"unknown tracker route {path}"}, 404)
 
     async def alarm(self, *args):
         await self.session.on_alarm()
-        await self.hub.push_stats()
-
-    async def webSocketMessage(self, ws, message):
-        await self.hub.on_message(ws, message)
-
-    async def webSocketClose(self, ws, code, reason, was_clean):
-        self.hub.on_close(ws, code)
-
-    async def webSocketError(self, ws, error):
-        self.hub.on_close(ws, 1011)
-
-    async def _all_stats(self) -> dict:
-        """Stats for dashboards: the same combined shape as /api/stats, however many shards."""
-        mine = self.session.stats()
-        others = []
-        if self.config.shards > 1:
-            others = await shards.call_all(self.env, self.config, "/stats", skip=self.session.shard)
-        return shards.combine(sorted([mine, *others], key=lambda s: s["shard"]))
-
-    def _relay_to_hub(self, entry: dict) -> None:
-        asyncio.ensure_future(
-            shards.stub(self.env, 0).fetch("https://tracker/relay", method="POST", body=json.dumps(entry))
-        )
