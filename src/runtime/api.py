@@ -168,8 +168,17 @@ def _method(request) -> str:
     return str(js_request.method).upper()
 
 
+# Vars and secrets cannot change within an isolate (a deploy or `wrangler secret
+# put` starts new ones), and reading them through the SDK's env wrapper costs a
+# JS round trip each: read once. A ConfigError is never kept, so it is raised
+# (and logged) on every request until the configuration is fixed.
+_CONFIG: list[Config] = []
+
+
 def _config(env) -> Config:
-    return Config.from_env(lambda name: getattr(env, name, None))
+    if not _CONFIG:
+        _CONFIG.append(Config.from_env(lambda name: getattr(env, name, None)))
+    return _CONFIG[0]
 
 
 # -- data ----------------------------------------------------------------------------
@@ -177,19 +186,18 @@ def _config(env) -> Config:
 
 async def stats(call: Call) -> Response:
     parse_no_params(call.query)
-    per_shard, snapshots, minutes = await asyncio.gather(
+    per_shard, counts = await asyncio.gather(
         shards.call_all(call.env, call.config, "/stats"),
-        d1.first(call.env.DB, sql.API_COUNT_SNAPSHOTS),
-        d1.first(call.env.DB, sql.API_COUNT_MINUTES),
+        d1_bulk.query("DB", sql.API_COUNT_ROWS),
     )
     combined = shards.combine(per_shard)
-    combined["database"] = {"snapshots": snapshots["n"], "minutes": minutes["n"]}
+    combined["database"] = {"snapshots": counts[0]["snapshots"], "minutes": counts[0]["minutes"]}
     return call.json(combined)
 
 
 async def markets(call: Call) -> Response:
     parse_no_params(call.query)
-    rows = [views.market_row(r) for r in await d1.query(call.env.DB, sql.API_SELECT_MARKETS)]
+    rows = [views.market_row(r) for r in await d1_bulk.query("DB", sql.API_SELECT_MARKETS)]
     return call.json({"markets": rows, "count": len(rows)})
 
 
@@ -216,14 +224,13 @@ async def _page(call: Call, key: str, row_ms: int, all_symbols: str, one_symbol:
     else:
         await _require_symbol(call.env.DB, q.symbol)
         statement, binds = one_symbol, (q.symbol,)
+    page = d1_bulk.query_json("DB", statement, *binds, q.from_ms, q.to_ms, q.limit, q.offset)
     if cacheable:  # both at once: one D1 round trip's wait, not two
-        rows, sealed = await asyncio.gather(
-            d1.query(call.env.DB, statement, *binds, q.from_ms, q.to_ms, q.limit, q.offset),
-            sealed_until(call.env.DB),
-        )
+        (rows, count), sealed = await asyncio.gather(page, sealed_until(call.env.DB))
     else:
-        rows, sealed = await d1.query(call.env.DB, statement, *binds, q.from_ms, q.to_ms, q.limit, q.offset), None
-    body = json.dumps({key: rows, "count": len(rows), "limit": q.limit, "offset": q.offset})
+        (rows, count), sealed = await page, None
+    # The rows go out as the runtime serialised them: no Python object per row or value.
+    body = f'{{"{key}": {rows}, "count": {count}, "limit": {q.limit}, "offset": {q.offset}}}'
     if not history_cache.is_final(q.to_ms, row_ms, sealed):
         extra = {"x-cache": "bypass"} if cacheable else {}
         return Response(body, status=200, headers={**JSON_HEADERS, **call.headers, **extra})
@@ -255,7 +262,7 @@ async def _require_symbol(db, symbol: str) -> None:
 
 async def overview(call: Call) -> Response:
     parse_no_params(call.query)
-    rows = await d1.query(call.env.DB, sql.API_OVERVIEW)
+    rows = await d1_bulk.query("DB", sql.API_OVERVIEW)
     now = now_ms()
     markets = [views.overview_row(r, now) for r in rows]
     return call.json({"markets": markets, "count": len(markets), "now": now})

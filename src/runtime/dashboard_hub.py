@@ -100,11 +100,17 @@ class DashboardHub(DurableObject):
         except Exception as exc:  # the next second tries again; the sockets stay
             emit("error", "API", f"hub stats push failed: {type(exc).__name__}: {exc}\n{traceback.format_exc()}",
                  event="hub_push_failed")
-        await self.ctx.storage.setAlarm(_now_ms() + PUSH_EVERY_MS)
+        finally:
+            # Always the next second, never the runtime's retry backoff of a failed alarm.
+            await self.ctx.storage.setAlarm(_now_ms() + PUSH_EVERY_MS)
 
     async def _ensure_alarm(self) -> None:
-        if await self.ctx.storage.getAlarm() is None:
-            await self.ctx.storage.setAlarm(_now_ms() + PUSH_EVERY_MS)
+        """An alarm within the next push period. One further away (a failed alarm's
+        retry backoff, a clock jump) is brought forward."""
+        due = await self.ctx.storage.getAlarm()
+        now = _now_ms()
+        if due is None or int(due) > now + PUSH_EVERY_MS:
+            await self.ctx.storage.setAlarm(now + PUSH_EVERY_MS)
 
     async def _refresh(self) -> None:
         """ONE stats fetch from the shards, whatever the number of sockets."""

@@ -88,6 +88,10 @@ UPSERT_STATS = (
 
 API_COUNT_SNAPSHOTS = "SELECT COUNT(*) AS n FROM lighter_snapshots"
 API_COUNT_MINUTES = "SELECT COUNT(*) AS n FROM lighter_minutes"
+# Both counts in one D1 round trip (GET /api/stats).
+API_COUNT_ROWS = (
+    "SELECT (SELECT COUNT(*) FROM lighter_snapshots) AS snapshots, (SELECT COUNT(*) FROM lighter_minutes) AS minutes"
+)
 API_SELECT_MARKETS = "SELECT market_index, symbol, active FROM lighter_markets ORDER BY market_index"
 # Uses idx_markets_symbol.
 API_SYMBOL_EXISTS = "SELECT 1 AS found FROM lighter_markets WHERE symbol = ? LIMIT 1"

@@ -58,8 +58,18 @@ class FakeStatement:
         if self.db.fail:
             raise RuntimeError("D1 is on fire")
         if self.text == sql.API_SYMBOL_EXISTS:
-            return {"results": [{"found": 1}] if self.params[0] in self.db.symbols else []}
-        return {"results": []}
+            return FakeResult(results=[{"found": 1}] if self.params[0] in self.db.symbols else [])
+        if self.text == sql.API_COUNT_ROWS:
+            return FakeResult(results=[{"snapshots": 0, "minutes": 0}])
+        return FakeResult(results=[])
+
+
+class FakeResult(dict):
+    """A D1 result both as the SDK wrapper gives it (a dict) and as the raw binding
+    does (`.results`, which the API serialises with JSON.stringify)."""
+
+    def __getattr__(self, name):
+        return self[name]
 
 
 class FakeCache:
@@ -103,7 +113,9 @@ def api(monkeypatch):
     js.caches = types.SimpleNamespace(default=FakeCache())
     workers = types.ModuleType("workers")
     workers.Response = FakeResponse
-    workers.import_from_javascript = lambda name: None
+    # The raw D1 binding (runtime/d1_bulk.py) is the same fake as env.DB: `call` sets it.
+    workers.import_from_javascript = lambda name: RAW_ENV
+    js.JSON = types.SimpleNamespace(stringify=json.dumps)
     pyodide = types.ModuleType("pyodide")
     ffi = types.ModuleType("pyodide.ffi")
     ffi.create_proxy = lambda x: x
@@ -121,8 +133,13 @@ def api(monkeypatch):
         del sys.modules[name]
 
 
+RAW_ENV = types.SimpleNamespace(env=None)
+
+
 def call(api, path, method="GET", env=None, headers=None) -> FakeResponse:
-    return asyncio.run(api.handle(FakeRequest(path, method, headers), env or FakeEnv()))
+    env = env or FakeEnv()
+    RAW_ENV.env = env
+    return asyncio.run(api.handle(FakeRequest(path, method, headers), env))
 
 
 def test_unknown_route_is_404_json(api):
