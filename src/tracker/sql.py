@@ -86,8 +86,6 @@ UPSERT_STATS = (
 # query has one fixed text per variant and SQLite plans it once.
 # =============================================================================
 
-API_COUNT_SNAPSHOTS = "SELECT COUNT(*) AS n FROM lighter_snapshots"
-API_COUNT_MINUTES = "SELECT COUNT(*) AS n FROM lighter_minutes"
 # Both counts in one D1 round trip (GET /api/stats).
 API_COUNT_ROWS = (
     "SELECT (SELECT COUNT(*) FROM lighter_snapshots) AS snapshots, (SELECT COUNT(*) FROM lighter_minutes) AS minutes"
