@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -30,19 +31,22 @@ from urllib.parse import urlparse
 import js
 from workers import Response
 
-from tracker import export, health, sql, views
+from tracker import export, health, history_cache, sql, views
 from tracker.config import Config, ConfigError
 from tracker.validation import (
     ExportQuery,
     ValidationError,
     check_bearer,
+    check_origin,
     parse_export_query,
     parse_no_params,
     parse_row_query,
 )
 
-from . import d1, d1_bulk, shards
+from . import d1_bulk, edge_cache, shards
 from .http import JSON_HEADERS, error_response, json_response
+from .hub_client import stub as hub_stub
+from .log import emit
 from .openapi import DOCUMENT, operations
 from .streams import text_stream
 
@@ -73,6 +77,9 @@ class Call:
 Handler = Callable[[Call], Awaitable[Response]]
 
 
+MINUTE_MS = 60_000
+
+
 def now_ms() -> int:
     return int(js.Date.now())
 
@@ -101,13 +108,29 @@ async def handle(request, env) -> Response:
     except ValidationError as exc:
         return error_response(exc.message, exc.status, {**headers, **exc.headers})
     except ConfigError as exc:
-        js.console.error(f"[API] configuration error: {exc}")
-        return error_response(f"configuration error: {exc}", 500, headers)
+        # The operator's problem, told in the logs; the client gets an id to quote.
+        rid = request_id(request)
+        emit("error", "API", f"configuration error (request {rid}): {exc}", event="config_error")
+        return json_response({"error": "server misconfigured", "requestId": rid}, 500, headers)
     except Exception as exc:
-        js.console.error(f"[API] {method} {path} failed: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
-        return json_response(
-            {"error": "internal error", "detail": f"{type(exc).__name__}: {exc}"[:500]}, 500, headers
+        # Never the exception's text to the client: it may name internals. The log
+        # line has it in full, findable by the request id the client is given.
+        rid = request_id(request)
+        emit(
+            "error", "API",
+            f"{method} {path} failed (request {rid}): {type(exc).__name__}: {exc}\n{traceback.format_exc()}",
+            event="request_failed",
         )
+        return json_response({"error": "internal error", "requestId": rid}, 500, headers)
+
+
+def request_id(request) -> str:
+    """Cloudflare's Ray ID when there is one (it also names the request in Workers Logs), else random."""
+    try:
+        ray = request.headers.get("cf-ray")
+    except Exception:
+        ray = None
+    return str(ray) if ray else secrets.token_hex(8)
 
 
 ROUTES = operations()  # {path: {METHOD: operationId}}
@@ -145,8 +168,17 @@ def _method(request) -> str:
     return str(js_request.method).upper()
 
 
+# Vars and secrets cannot change within an isolate (a deploy or `wrangler secret
+# put` starts new ones), and reading them through the SDK's env wrapper costs a
+# JS round trip each: read once. A ConfigError is never kept, so it is raised
+# (and logged) on every request until the configuration is fixed.
+_CONFIG: list[Config] = []
+
+
 def _config(env) -> Config:
-    return Config.from_env(lambda name: getattr(env, name, None))
+    if not _CONFIG:
+        _CONFIG.append(Config.from_env(lambda name: getattr(env, name, None)))
+    return _CONFIG[0]
 
 
 # -- data ----------------------------------------------------------------------------
@@ -154,24 +186,23 @@ def _config(env) -> Config:
 
 async def stats(call: Call) -> Response:
     parse_no_params(call.query)
-    per_shard, snapshots, minutes = await asyncio.gather(
+    per_shard, counts = await asyncio.gather(
         shards.call_all(call.env, call.config, "/stats"),
-        d1.first(call.env.DB, sql.API_COUNT_SNAPSHOTS),
-        d1.first(call.env.DB, sql.API_COUNT_MINUTES),
+        d1_bulk.query("DB", sql.API_COUNT_ROWS),
     )
     combined = shards.combine(per_shard)
-    combined["database"] = {"snapshots": snapshots["n"], "minutes": minutes["n"]}
+    combined["database"] = {"snapshots": counts[0]["snapshots"], "minutes": counts[0]["minutes"]}
     return call.json(combined)
 
 
 async def markets(call: Call) -> Response:
     parse_no_params(call.query)
-    rows = [views.market_row(r) for r in await d1.query(call.env.DB, sql.API_SELECT_MARKETS)]
+    rows = [views.market_row(r) for r in await d1_bulk.query("DB", sql.API_SELECT_MARKETS)]
     return call.json({"markets": rows, "count": len(rows)})
 
 
 async def minutes(call: Call) -> Response:
-    return await _page(call, "minutes", sql.API_MINUTES_PAGE, sql.API_MINUTES_PAGE_FOR_SYMBOL)
+    return await _page(call, "minutes", MINUTE_MS, sql.API_MINUTES_PAGE, sql.API_MINUTES_PAGE_FOR_SYMBOL)
 
 
 async def hours(call: Call) -> Response:
@@ -179,28 +210,76 @@ async def hours(call: Call) -> Response:
 
 
 async def snapshots(call: Call) -> Response:
-    return await _page(call, "snapshots", sql.API_SNAPSHOTS_PAGE, sql.API_SNAPSHOTS_PAGE_FOR_SYMBOL)
+    window_ms = call.config.window_ms
+    return await _page(call, "snapshots", window_ms, sql.API_SNAPSHOTS_PAGE, sql.API_SNAPSHOTS_PAGE_FOR_SYMBOL)
 
 
-async def _page(call: Call, key: str, all_symbols: str, one_symbol: str) -> Response:
+async def _page(call: Call, key: str, row_ms: int, all_symbols: str, one_symbol: str) -> Response:
+    """A page of rows, newest first. A page of final history (tracker/history_cache.py)
+    is answered from the edge cache when it is there, without a D1 query."""
     q = parse_row_query(call.query)
-    if q.symbol is None:
-        statement, binds = all_symbols, ()
-    else:
-        await _require_symbol(call.env.DB, q.symbol)
-        statement, binds = one_symbol, (q.symbol,)
-    rows = await d1.query(call.env.DB, statement, *binds, q.from_ms, q.to_ms, q.limit, q.offset)
-    return call.json({key: rows, "count": len(rows), "limit": q.limit, "offset": q.offset})
+    cacheable = history_cache.may_be_cached(q.to_ms)
+    if cacheable:
+        hit = await edge_cache.lookup(str(call.request.url))
+        if hit is not None:
+            return edge_cache.answer_hit(hit, call.request.headers.get("if-none-match"))
+    statement, binds = (all_symbols, ()) if q.symbol is None else (one_symbol, (q.symbol,))
+    # The page, the symbol check and (for a bounded page) the sealed point, all at
+    # once: one D1 round trip's wait, not three. An unknown symbol's page is empty.
+    (rows, count), known, sealed = await asyncio.gather(
+        d1_bulk.query_json("DB", statement, *binds, q.from_ms, q.to_ms, q.limit, q.offset),
+        _symbol_known(call.env.DB, q.symbol),
+        sealed_until() if cacheable else _nothing(),
+    )
+    if not known:
+        raise _unknown_symbol(q.symbol)
+    # The rows go out as the runtime serialised them: no Python object per row or value.
+    body = f'{{"{key}": {rows}, "count": {count}, "limit": {q.limit}, "offset": {q.offset}}}'
+    if not history_cache.is_final(q.to_ms, row_ms, sealed):
+        extra = {"x-cache": "bypass"} if cacheable else {}
+        return Response(body, status=200, headers={**JSON_HEADERS, **call.headers, **extra})
+    return await _final(call, body)
+
+
+async def _final(call: Call, body: str) -> Response:
+    """Final history: validators, Cache-Control, and a copy in the edge cache."""
+    tag = history_cache.etag(body)
+    control = history_cache.cache_control(call.config.history_cache_s)
+    headers = {**JSON_HEADERS, **call.headers, "cache-control": control, "etag": tag}
+    await edge_cache.store(str(call.request.url), body, headers)
+    if history_cache.matches(call.request.headers.get("if-none-match"), tag):
+        return edge_cache.not_modified(tag, control, call.headers, "miss")
+    return Response(body, status=200, headers={**headers, "x-cache": "miss"})
+
+
+async def sealed_until(binding: str = "DB") -> int | None:
+    """End (ms) of the history that is final in D1 for every shard; None before any flush."""
+    rows = await d1_bulk.query(binding, sql.API_SEALED_UNTIL)
+    value = rows[0].get("sealed_until") if rows else None
+    return int(value) if value is not None else None
 
 
 async def _require_symbol(db, symbol: str) -> None:
-    if await d1.first(db, sql.API_SYMBOL_EXISTS, symbol) is None:
-        raise ValidationError(f"unknown symbol {symbol[:64]!r}: /api/markets lists the symbols (case-sensitive)")
+    if not await _symbol_known(db, symbol):
+        raise _unknown_symbol(symbol)
+
+
+async def _symbol_known(db, symbol: str | None) -> bool:
+    """No symbol asked for is as good as a known one."""
+    return symbol is None or bool(await d1_bulk.query("DB", sql.API_SYMBOL_EXISTS, symbol))
+
+
+def _unknown_symbol(symbol: str) -> ValidationError:
+    return ValidationError(f"unknown symbol {symbol[:64]!r}: /api/markets lists the symbols (case-sensitive)")
+
+
+async def _nothing() -> None:
+    return None
 
 
 async def overview(call: Call) -> Response:
     parse_no_params(call.query)
-    rows = await d1.query(call.env.DB, sql.API_OVERVIEW)
+    rows = await d1_bulk.query("DB", sql.API_OVERVIEW)
     now = now_ms()
     markets = [views.overview_row(r, now) for r in rows]
     return call.json({"markets": markets, "count": len(markets), "now": now})
@@ -295,8 +374,9 @@ async def dashboard(call: Call) -> Response:
 async def live_socket(call: Call) -> Response:
     if (call.request.headers.get("upgrade") or "").lower() != "websocket":
         raise ValidationError("/ws is a WebSocket: send Upgrade: websocket", 426, {"upgrade": "websocket"})
-    # Shard 0 serves the dashboard's live socket; the Upgrade passes through.
-    return await shards.stub(call.env, 0).fetch(call.request)
+    check_origin(call.request.headers.get("origin"), str(call.request.url), call.config.allowed_origins)
+    # The DashboardHub object serves every dashboard socket; the Upgrade passes through.
+    return await hub_stub(call.env).fetch(call.request)
 
 
 HANDLERS: dict[str, Handler] = {

@@ -20,8 +20,25 @@ import js
 from workers import import_from_javascript
 
 
+def _raw(binding: str):
+    return getattr(import_from_javascript("cloudflare:workers").env, binding)
+
+
 async def query_lists(binding: str, sql: str, *params) -> list[list]:
     """The rows of `sql` as lists, columns in SELECT order."""
-    db = getattr(import_from_javascript("cloudflare:workers").env, binding)
-    rows = await db.prepare(sql).bind(*params).raw()
+    rows = await _raw(binding).prepare(sql).bind(*params).raw()
     return json.loads(str(js.JSON.stringify(rows)))
+
+
+async def query_json(binding: str, sql: str, *params) -> tuple[str, int]:
+    """The rows of `sql` as ONE JSON text (an array of objects, columns in SELECT
+    order) and how many there are. For answers that pass rows through unchanged:
+    no Python object is built per row or per value at all."""
+    results = (await _raw(binding).prepare(sql).bind(*params).all()).results
+    return str(js.JSON.stringify(results)), len(results)
+
+
+async def query(binding: str, sql: str, *params) -> list[dict]:
+    """The rows of `sql` as dicts, through the C JSON parser (see the module doc)."""
+    text, _ = await query_json(binding, sql, *params)
+    return json.loads(text)

@@ -3,7 +3,8 @@
 The class is only the runtime's hooks, each handing over to `tracker.shard.ShardTracker`
 (pure Python, tested in CPython and in the deterministic simulation): `fetch`
 (start, stop, stats and the market hand-over from shard 0) and `alarm`. The real
-clock, storage, D1, sockets and HTTP are plugged in here (runtime/ports.py).
+clock, storage, D1, sockets and HTTP are plugged in here (runtime/ports.py). Its log
+lines also go to the dashboards through the DashboardHub object (runtime/hub_client.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tracker.shard import Ports, ShardTracker
 
 from . import ports
 from .http import json_response
+from .hub_client import LogRelay, hub_sender
 from .log import ActivityLog
 
 
@@ -35,6 +37,8 @@ class LighterTracker(DurableObject):
         self.config = Config.from_env(lambda name: getattr(env, name, None))
         shard = shard_from_name(getattr(ctx.id, "name", None))
         self.log = ActivityLog(shard)
+        # Every line also goes to the dashboards, in batches, via the DashboardHub object.
+        self.log.listeners.append(LogRelay(hub_sender(env), shard))
         self.tracker = ShardTracker(self.config, shard, Ports(
             clock=ports.JsClock(),
             storage=ports.DoStorage(ctx.storage),

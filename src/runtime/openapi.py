@@ -81,7 +81,10 @@ SCHEMAS: dict = {
         "required": ["error"],
         "properties": {
             "error": {"type": "string", "description": "what was wrong, in words"},
-            "detail": {"type": "string", "description": "500 only: the exception, for the logs' sake"},
+            "requestId": {
+                "type": "string",
+                "description": "500 only: names the request in the Worker's logs (the Cloudflare Ray ID when there is one)",
+            },
         },
     },
     "Market": {
@@ -191,7 +194,7 @@ SCHEMAS: dict = {
         "properties": {
             "status": {"enum": ["down", "stale", "storage"]},
             "reason": {"type": "string"},
-            "isTracking": {"type": "boolean"},
+            "isTracking": {"type": ["boolean", "null"], "description": "null: the tracker could not be asked"},
             "now": {"type": "integer"},
             "staleAfterMs": {"type": "integer"},
             "shards": {"type": "array", "items": _ref("ShardHealth")},
@@ -260,14 +263,44 @@ def _params(*names: str) -> list[dict]:
     return [{"$ref": _PARAM + n} for n in names]
 
 
-def _get(operation_id: str, summary: str, ok: dict, *, params: tuple[str, ...] = (), extra: dict | None = None) -> dict:
-    responses = {"200": ok, **(extra or {}), "500": _ERROR}
-    if params:
-        responses["400"] = _ERROR
+def _get(
+    operation_id: str,
+    summary: str,
+    ok: dict,
+    *,
+    params: tuple[str, ...] = (),
+    extra: dict | None = None,
+    description: str | None = None,
+) -> dict:
+    # Every API route refuses query parameters it does not take (400), parameters or not.
+    responses = {"200": ok, **(extra or {}), "400": _ERROR, "500": _ERROR}
     op = {"operationId": operation_id, "summary": summary, "tags": ["data"], "responses": responses}
+    if description:
+        op["description"] = description
     if params:
         op["parameters"] = _params(*params)
     return {"get": op}
+
+
+_HISTORY = (
+    "A page bounded by an explicit `to` whose last possible row ends before the history "
+    "sealed in D1 (every shard's flushed windows, less a minute for the rollup) can never change: "
+    "it is answered with `Cache-Control: public, max-age=HISTORY_CACHE_SECONDS, immutable` and "
+    "an `ETag`, kept in the edge cache (`x-cache: miss`, then `hit` without a D1 query), and "
+    "`If-None-Match` gets 304. Anything else is `no-store` (`x-cache: bypass` when `to` was given)."
+)
+_CACHE_HEADERS = {
+    "ETag": {"description": "final history only", "schema": {"type": "string"}},
+    "Cache-Control": {"description": "`no-store`, or `public, max-age=N, immutable` for final history",
+                      "schema": {"type": "string"}},
+    "x-cache": {"description": "hit | miss | bypass, when `to` was given", "schema": {"type": "string"}},
+}
+_NOT_MODIFIED = {"304": {"description": "Not Modified (If-None-Match matched a final page's ETag)",
+                         "headers": {"ETag": _CACHE_HEADERS["ETag"]}}}
+
+
+def _history(ok: dict) -> dict:
+    return {**ok, "headers": _CACHE_HEADERS}
 
 
 def _control(operation_id: str, summary: str) -> dict:
@@ -281,6 +314,7 @@ def _control(operation_id: str, summary: str) -> dict:
             "security": [{"adminToken": []}],
             "responses": {
                 "200": _json(_ref("Control"), "Done; the shards' stats after it."),
+                "400": _ERROR,
                 "401": _ERROR,
                 "403": _ERROR,
                 "500": _ERROR,
@@ -303,9 +337,18 @@ PATHS: dict = {
     "/ws": {
         "get": {
             "operationId": "live_socket",
-            "summary": "The dashboard's live WebSocket (log lines and stats pushed by the tracker).",
+            "summary": "The dashboard's live WebSocket (log lines and stats pushed by the DashboardHub).",
+            "description": "Only from the dashboard's own origin or one listed in ALLOWED_ORIGINS (else 403). "
+            "Stats are pushed every second; log lines as the tracker shards relay them, in batches. "
+            "At MAX_LIVE_SOCKETS the socket is accepted and closed at once with code 1013 "
+            "(try again later) and a reason.",
             "tags": ["dashboard"],
-            "responses": {"101": {"description": "Switching Protocols"}, "426": _ERROR},
+            "responses": {
+                "101": {"description": "Switching Protocols"},
+                "403": _ERROR,
+                "426": _json(_ref("Error"), "Not a WebSocket upgrade (Upgrade: websocket missing)"),
+                "500": _ERROR,
+            },
         }
     },
     "/api/stats": _get("stats", "Tracker and database counters.", _json(_ref("Stats"), "Stats")),
@@ -313,8 +356,10 @@ PATHS: dict = {
     "/api/minutes": _get(
         "minutes",
         "Minute averages, newest first.",
-        _json(_ref("MinuteList"), "Minutes"),
+        _history(_json(_ref("MinuteList"), "Minutes")),
         params=("symbol", "limit", "offset", "from", "to"),
+        extra=_NOT_MODIFIED,
+        description=_HISTORY,
     ),
     "/api/hours": _get(
         "hours",
@@ -325,8 +370,10 @@ PATHS: dict = {
     "/api/snapshots": _get(
         "snapshots",
         "Window (15 s) averages, newest first.",
-        _json(_ref("SnapshotList"), "Snapshots"),
+        _history(_json(_ref("SnapshotList"), "Snapshots")),
         params=("symbol", "limit", "offset", "from", "to"),
+        extra=_NOT_MODIFIED,
+        description=_HISTORY,
     ),
     "/api/overview": _get(
         "overview",
@@ -370,7 +417,8 @@ DOCUMENT: dict = {
             "one-minute and one-hour rollups.\n\n"
             "Timestamps are milliseconds since the Unix epoch. Every error is JSON {\"error\": \"...\"}: "
             "400 for a bad query parameter (unknown or repeated names included), 401/403 for control "
-            "without a valid token, 404 for an unknown route, 405 (with Allow) for a wrong method.\n\n"
+            "without a valid token, 404 for an unknown route, 405 (with Allow) for a wrong method, "
+            "500 with a `requestId` (never the exception's text) for a failure on our side.\n\n"
             "CORS: GET /api/* answers any origin (Access-Control-Allow-Origin: *) and OPTIONS preflights "
             "with 204; the control routes (POST /api/start, /api/stop) send no CORS headers and refuse "
             "preflights."

@@ -10,6 +10,7 @@ from tracker.config import Config
 from tracker.shardstats import combine  # noqa: F401  (re-exported for the API)
 
 from . import d1
+from .log import emit
 
 
 def shard_name(shard: int) -> str:
@@ -46,4 +47,5 @@ async def control_all(env, config: Config, action: str) -> list[dict]:
 
 
 def _failed(shard: int, exc: Exception) -> dict:
-    return {"shard": shard, "failed": f"{type(exc).__name__}: {exc}"}
+    emit("error", "API", f"tracker shard {shard} unreachable: {type(exc).__name__}: {exc}", event="tracker_unreachable")
+    return {"shard": shard, "failed": "unreachable"}

@@ -13,6 +13,11 @@ MAINNET_WS_URL = "wss://mainnet.zklighter.elliot.ai/stream?readonly=true"
 # Window lengths that divide a minute evenly, so minutes roll up from whole windows.
 VALID_WINDOW_SECONDS = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)
 
+# The API benchmark's floor route (tools/bench/api.py): answered by src/entry.py
+# only when the BENCH_FLOOR var is set (never in wrangler.toml).
+BENCH_FLOOR_VAR = "BENCH_FLOOR"
+BENCH_FLOOR_PATH = "/_bench/floor"
+
 
 class ConfigError(ValueError):
     """A wrangler var holds a value the tracker cannot run with."""
@@ -40,6 +45,12 @@ class Config:
     # Closed windows kept in the outbox while D1 fails: 24 h of 15 s windows. Beyond
     # it the oldest are dropped and recorded lost (storage stays bounded).
     outbox_max_windows: int = 5_760
+    # How long browsers and the edge keep a page of final history (tracker/history_cache.py).
+    history_cache_s: int = 3600
+    # The dashboard hub (runtime/dashboard_hub.py): origins allowed on /ws besides the
+    # Worker's own, and how many live sockets one hub holds.
+    allowed_origins: tuple[str, ...] = ()
+    max_live_sockets: int = 100
 
     @classmethod
     def from_env(cls, get: Callable[[str], str | None]) -> Config:
@@ -69,6 +80,18 @@ class Config:
                 raise ConfigError(f"{name} must be a whole number, got {text(name, None)!r}")
             return int(value)
 
+        def origins(raw: str | None) -> tuple[str, ...]:
+            """Comma-separated `scheme://host[:port]`; a trailing slash is dropped."""
+            out = []
+            for item in (raw or "").split(","):
+                item = item.strip().rstrip("/")
+                if not item:
+                    continue
+                if not item.startswith(("http://", "https://")) or "/" in item.split("://", 1)[1]:
+                    raise ConfigError(f"ALLOWED_ORIGINS entries must be origins like https://example.com, got {item!r}")
+                out.append(item.lower())
+            return tuple(out)
+
         window_s = number("WINDOW_SECONDS", 15, 1, 60)
         if window_s not in VALID_WINDOW_SECONDS:
             raise ConfigError(
@@ -95,4 +118,7 @@ class Config:
             alert_after_ms=int(number("ALERT_AFTER_MINUTES", 5, 0.1, 24 * 60) * 60_000),
             market_refresh_ms=int(number("MARKET_REFRESH_SECONDS", 300, 5, 24 * 3600) * 1000),
             outbox_max_windows=whole("OUTBOX_MAX_WINDOWS", 5_760, 1, 100_000),
+            history_cache_s=whole("HISTORY_CACHE_SECONDS", 3600, 0, 365 * 86_400),
+            allowed_origins=origins(text("ALLOWED_ORIGINS", None)),
+            max_live_sockets=whole("MAX_LIVE_SOCKETS", 100, 1, 10_000),
         )

@@ -29,7 +29,7 @@ async def fan_out(action: str, shards: int, known: Iterable[int], call: Call) ->
         if isinstance(result, BaseException):
             if not isinstance(result, Exception):
                 raise result
-            out.append({"shard": shard, "failed": f"{type(result).__name__}: {result}"})
+            out.append({"shard": shard, "failed": f"{type(result).__name__}: {result}"[:200]})
         else:
             out.append(result)
     return out

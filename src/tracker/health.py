@@ -34,7 +34,8 @@ def shard_health(stats: dict, now_ms: int, stale_ms: int, tracking: bool) -> dic
         "lastError": stats.get("lastError"),
     }
     if "failed" in stats:  # the tracker object itself failing is the worst health there is
-        return {**verdict, "status": "down", "reason": f"tracker unreachable: {stats['failed']}"}
+        # The failure's text stays in the logs (runtime/shards.py logs it), not in answers.
+        return {**verdict, "status": "down", "reason": "tracker unreachable (details in the logs)"}
     if not stats.get("isTracking"):
         if tracking:  # the others track: this one was left behind
             return {**verdict, "status": "down", "reason": "this shard is not tracking"}

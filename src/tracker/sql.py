@@ -134,9 +134,11 @@ UPSERT_STATS = (
 # query has one fixed text per variant and SQLite plans it once.
 # =============================================================================
 
-API_COUNT_SNAPSHOTS = "SELECT COUNT(*) AS n FROM lighter_snapshots"
-API_COUNT_MINUTES = "SELECT COUNT(*) AS n FROM lighter_minutes"
-API_COUNT_HOURS = "SELECT COUNT(*) AS n FROM lighter_hours"
+# Every table's row count in one D1 round trip (GET /api/stats).
+API_COUNT_ROWS = (
+    "SELECT (SELECT COUNT(*) FROM lighter_snapshots) AS snapshots, (SELECT COUNT(*) FROM lighter_minutes) AS minutes, "
+    "(SELECT COUNT(*) FROM lighter_hours) AS hours"
+)
 API_SELECT_MARKETS = "SELECT market_index, symbol, active FROM lighter_markets ORDER BY market_index"
 # Uses idx_markets_symbol.
 API_SYMBOL_EXISTS = "SELECT 1 AS found FROM lighter_markets WHERE symbol = ? LIMIT 1"
@@ -209,4 +211,13 @@ API_OVERVIEW = (
     "LEFT JOIN lighter_minutes AS n ON n.market_index = m.market_index AND n.timestamp = "
     "(SELECT MAX(timestamp) FROM lighter_minutes WHERE market_index = m.market_index) "
     "WHERE m.active = 1 ORDER BY m.market_index"
+)
+
+# The end (ms) of the history that is final in D1 for every shard: windows, minutes
+# and hours ending at or before it will never change (tracker/history_cache.py).
+# Each shard reports its own `sealed_until` (windows written, minutes rolled); shards
+# with nothing left to do hold nothing back. NULL when no shard has reported yet.
+API_SEALED_UNTIL = (
+    "SELECT COALESCE(MIN(CASE WHEN is_tracking = 1 OR outbox_windows > 0 OR sealed_until < flushed_until "
+    "THEN sealed_until END), MAX(flushed_until)) AS sealed_until FROM tracking_stats"
 )

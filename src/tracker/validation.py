@@ -215,3 +215,22 @@ def check_bearer(authorization: str | None, admin_token: str | None) -> None:
 def _show(raw: str, keep: int = 40) -> str:
     """A client's value quoted back in an error message, cut short."""
     return repr(raw if len(raw) <= keep else raw[:keep] + "...")
+
+
+# -- the dashboard's live socket (GET /ws) ----------------------------------------
+
+
+def check_origin(origin: str | None, request_url: str, allowed: Collection[str]) -> None:
+    """Raise 403 unless `origin` is the Worker's own (the request's scheme and host)
+    or one of `allowed` (ALLOWED_ORIGINS). Browsers always send Origin on a
+    WebSocket; a page elsewhere must not read the live log of this deployment."""
+    scheme, _, rest = request_url.partition("://")
+    own = f"{scheme}://{rest.split('/', 1)[0]}".lower()
+    given = (origin or "").strip().rstrip("/").lower()
+    if not given:
+        raise ValidationError("/ws needs an Origin header: open it from the dashboard page", 403)
+    if given != own and given not in allowed:
+        raise ValidationError(
+            f"origin {_show(given, 80)} may not open /ws: only the dashboard's own origin "
+            "and those in ALLOWED_ORIGINS", 403,
+        )

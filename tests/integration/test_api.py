@@ -183,10 +183,11 @@ def test_every_route_is_documented(api, openapi):
 
 
 def test_live_socket_upgrades_through_the_router(api):
-    """GET /ws with an Upgrade reaches the tracker object (documented 101)."""
+    """GET /ws with an Upgrade reaches the DashboardHub object (documented 101)."""
     from websockets.sync.client import connect
 
-    with connect(api.url.replace("http://", "ws://", 1) + "/ws", open_timeout=30) as ws:
+    # The dashboard's own origin, as a browser on the page would send it.
+    with connect(api.url.replace("http://", "ws://", 1) + "/ws", origin=api.url, open_timeout=30) as ws:
         hello = json.loads(ws.recv(timeout=30))
     assert hello["type"] == "hello"
 

@@ -58,8 +58,28 @@ class FakeStatement:
         if self.db.fail:
             raise RuntimeError("D1 is on fire")
         if self.text == sql.API_SYMBOL_EXISTS:
-            return {"results": [{"found": 1}] if self.params[0] in self.db.symbols else []}
-        return {"results": []}
+            return FakeResult(results=[{"found": 1}] if self.params[0] in self.db.symbols else [])
+        if self.text == sql.API_COUNT_ROWS:
+            return FakeResult(results=[{"snapshots": 0, "minutes": 0}])
+        return FakeResult(results=[])
+
+
+class FakeResult(dict):
+    """A D1 result both as the SDK wrapper gives it (a dict) and as the raw binding
+    does (`.results`, which the API serialises with JSON.stringify)."""
+
+    def __getattr__(self, name):
+        return self[name]
+
+
+class FakeCache:
+    """caches.default: nothing is ever final here (no tracking_stats), so nothing is stored."""
+
+    async def match(self, url):
+        return None
+
+    async def put(self, url, response):
+        raise AssertionError(f"nothing should be cached here: {url}")
 
 
 class FakeDB:
@@ -86,15 +106,20 @@ def api(monkeypatch):
     and forgotten afterwards so no other test sees the fakes."""
     logged: list[str] = []
     js = types.ModuleType("js")
-    js.console = types.SimpleNamespace(error=logged.append, log=logged.append)
+    js.console = types.SimpleNamespace(error=lambda text, *_: logged.append(text), log=lambda text, *_: logged.append(text))
+    js.Object = types.SimpleNamespace(fromEntries=dict)
     js.Date = types.SimpleNamespace(now=lambda: 1_700_000_000_000)
     js.ReadableStream = types.SimpleNamespace(new=lambda **source: source)  # never pulled here
+    js.caches = types.SimpleNamespace(default=FakeCache())
     workers = types.ModuleType("workers")
     workers.Response = FakeResponse
-    workers.import_from_javascript = lambda name: None
+    # The raw D1 binding (runtime/d1_bulk.py) is the same fake as env.DB: `call` sets it.
+    workers.import_from_javascript = lambda name: RAW_ENV
+    js.JSON = types.SimpleNamespace(stringify=json.dumps)
     pyodide = types.ModuleType("pyodide")
     ffi = types.ModuleType("pyodide.ffi")
-    ffi.create_proxy = ffi.to_js = lambda x: x
+    ffi.create_proxy = lambda x: x
+    ffi.to_js = lambda x, **_: x
     pyodide.ffi = ffi
     for name, module in {"js": js, "workers": workers, "pyodide": pyodide, "pyodide.ffi": ffi}.items():
         monkeypatch.setitem(sys.modules, name, module)
@@ -108,8 +133,13 @@ def api(monkeypatch):
         del sys.modules[name]
 
 
+RAW_ENV = types.SimpleNamespace(env=None)
+
+
 def call(api, path, method="GET", env=None, headers=None) -> FakeResponse:
-    return asyncio.run(api.handle(FakeRequest(path, method, headers), env or FakeEnv()))
+    env = env or FakeEnv()
+    RAW_ENV.env = env
+    return asyncio.run(api.handle(FakeRequest(path, method, headers), env))
 
 
 def test_unknown_route_is_404_json(api):
@@ -136,30 +166,49 @@ def test_preflights(api):
 def test_an_unexpected_exception_is_a_logged_json_500(api):
     env = FakeEnv()
     env.DB.fail = True
-    r = call(api, "/api/markets", env=env)
+    r = call(api, "/api/markets", env=env, headers={"cf-ray": "8f00ba4-LHR"})
     assert r.status == 500
-    assert r.json() == {"error": "internal error", "detail": "RuntimeError: D1 is on fire"}
+    # The client gets an id to quote, never the exception's text; the log has both.
+    assert r.json() == {"error": "internal error", "requestId": "8f00ba4-LHR"}
+    assert "on fire" not in r.body
     assert r.headers["access-control-allow-origin"] == "*"
-    assert any(line.startswith("[API] GET /api/markets failed: RuntimeError") for line in api.logged)
+    assert any(
+        line.startswith("[API] GET /api/markets failed (request 8f00ba4-LHR): RuntimeError: D1 is on fire")
+        for line in api.logged
+    )
+
+
+def test_a_500_without_a_ray_id_gets_a_random_request_id(api):
+    env = FakeEnv()
+    env.DB.fail = True
+    first, second = call(api, "/api/markets", env=env).json(), call(api, "/api/markets", env=env).json()
+    assert len(first["requestId"]) == 16 and first["requestId"] != second["requestId"]
+    assert any(f"(request {first['requestId']})" in line for line in api.logged)
 
 
 def test_a_bad_configuration_is_a_json_500(api):
     r = call(api, "/api/markets", env=FakeEnv(WINDOW_SECONDS="7"))
-    assert r.status == 500 and r.json()["error"].startswith("configuration error: WINDOW_SECONDS")
+    assert r.status == 500 and r.json()["error"] == "server misconfigured" and "WINDOW_SECONDS" not in r.body
+    assert any("configuration error (request " in line and "WINDOW_SECONDS" in line for line in api.logged)
 
 
 def test_unknown_symbol_is_checked_with_a_bound_parameter(api):
     env = FakeEnv()
     r = call(api, "/api/minutes?symbol=" + quote("x' OR 1=1 --"), env=env)
     assert r.status == 400 and "unknown symbol" in r.json()["error"]
-    assert env.DB.executed == [(sql.API_SYMBOL_EXISTS, ("x' OR 1=1 --",))]
+    assert (sql.API_SYMBOL_EXISTS, ("x' OR 1=1 --",)) in env.DB.executed
+    # The page ran alongside the check (one round trip), with the symbol bound too.
+    assert all(text in API_STATEMENTS and text.count("?") == len(params) for text, params in env.DB.executed)
 
 
 def test_a_known_symbol_pages_with_bound_values(api):
     env = FakeEnv()
     r = call(api, "/api/snapshots?symbol=ETH&limit=5&offset=10&from=1&to=2", env=env)
     assert r.status == 200 and r.json() == {"snapshots": [], "count": 0, "limit": 5, "offset": 10}
-    assert env.DB.executed[-1] == (sql.API_SNAPSHOTS_PAGE_FOR_SYMBOL, ("ETH", 1, 2, 5, 10))
+    assert (sql.API_SNAPSHOTS_PAGE_FOR_SYMBOL, ("ETH", 1, 2, 5, 10)) in env.DB.executed
+    # An explicit `to` asks whether the page is final; without a flushed shard it is not.
+    assert (sql.API_SEALED_UNTIL, ()) in env.DB.executed
+    assert r.headers["cache-control"] == "no-store" and r.headers["x-cache"] == "bypass"
 
 
 def test_control_without_a_configured_token_is_403_before_touching_anything(api):

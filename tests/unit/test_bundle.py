@@ -238,8 +238,12 @@ def test_wrangler_toml_is_production_config():
     assert cfg["main"] == "src/entry.py"
     assert cfg["compatibility_flags"] == ["python_workers"]
     assert cfg["compatibility_date"] >= "2026-09-08"  # Python 3.14 / Pyodide 314
-    assert cfg["durable_objects"]["bindings"] == [{"name": "TRACKER", "class_name": "LighterTracker"}]
+    assert cfg["durable_objects"]["bindings"] == [
+        {"name": "TRACKER", "class_name": "LighterTracker"},
+        {"name": "HUB", "class_name": "DashboardHub"},
+    ]
     assert cfg["migrations"][0]["new_sqlite_classes"] == ["LighterTracker"]
+    assert cfg["migrations"][1] == {"tag": "v2", "new_sqlite_classes": ["DashboardHub"]}
     assert cfg["d1_databases"][0]["binding"] == "DB"
     assert cfg["assets"]["binding"] == "ASSETS"
     assert set(cfg["vars"]) == {

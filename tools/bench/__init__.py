@@ -3,6 +3,7 @@
     python -m bench run [--quick] [--messages N] [--markets M] ...   ingest, memory, API, start, D1, CPython floor
     python -m bench shards --shards 2 --markets 600                   sharding proof (also --shards 1 / 4)
     python -m bench sender ...                                        the stream server (started by `run`)
+    python -m bench api [--rounds 5]                                  API throughput vs a bare Python Worker (floor)
     python -m bench core ...                                          the CPython floor alone
     python -m bench profile [--quick]                                 where workerd's time per message goes
 

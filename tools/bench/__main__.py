@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-COMMANDS = ("run", "shards", "sender", "core", "profile")
+COMMANDS = ("run", "shards", "sender", "core", "profile", "api")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     if command == "shards":
         from .shards import main as shards_main
         return shards_main(rest)
+    if command == "api":
+        from .api import main as api_main
+        return api_main(rest)
     if command == "profile":
         from .profile import main as profile_main
         return profile_main(rest)

@@ -176,19 +176,13 @@ WRAPPER = '''
 
 API_PROFILE_WARMUP = 20
 API_PATHS = ("/api/stats", "/api/minutes", "/api/overview", "/api/no-such-route")
-ENTRY_OLD = """class Default(WorkerEntrypoint):
-    async def fetch(self, request):
-        return await handle(request, self.env)"""
-ENTRY_NEW = """_BENCH = {}
-
-
-class Default(WorkerEntrypoint):
-    async def fetch(self, request):
-        import cProfile
+ENTRY_OLD = """        return await handle(request, self.env)"""
+ENTRY_NEW = """        import cProfile
         from urllib.parse import urlparse
 
+        bench = globals().setdefault("_BENCH", {})
         path = urlparse(str(request.url)).path
-        entry = _BENCH.setdefault(path, [cProfile.Profile(), 0])
+        entry = bench.setdefault(path, [cProfile.Profile(), 0])
         entry[1] += 1
         if not %(warmup)d < entry[1] <= %(warmup)d + %(n)d:
             return await handle(request, self.env)

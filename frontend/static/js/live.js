@@ -1,15 +1,20 @@
-// The dashboard's live WebSocket to the tracker (served by its Durable Object).
+// The dashboard's live WebSocket (served by the DashboardHub Durable Object).
 //
 // Server -> page: {"type":"hello","log":[...],"stats":{...}} on open, then
-// {"type":"log","entry":{...}} as things happen and {"type":"stats","stats":{...}}
-// after every alarm and in answer to the page's {"type":"stats"}, sent every second.
-// A dropped socket is reopened with exponential backoff and jitter; a socket
-// that goes silent (no answer to the stats requests) is treated as dropped.
+// {"type":"stats","stats":{...}} pushed every second and {"type":"logs","entries":[...]}
+// as the tracker shards relay their log lines ({"type":"log","entry":{...}} is
+// still understood). The page asks for nothing on a timer: {"type":"stats"} is sent
+// only after a control action. A dropped socket is reopened with exponential
+// backoff and jitter; a socket that goes silent (no push for SILENT_MS) is treated
+// as dropped. A hub that is full closes with 1013 and a reason: shown, and retried
+// no sooner than FULL_RETRY_MS.
 
 const POLL_MS = 1000;
 const SILENT_MS = 10_000;
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 15_000;
+const CLOSE_TRY_AGAIN_LATER = 1013;
+const FULL_RETRY_MS = 30_000;
 
 export class LiveSocket {
   /**
@@ -89,9 +94,14 @@ export class LiveSocket {
       this.lastHeard = Date.now();
       this.dispatch(event.data);
     });
-    ws.addEventListener("close", () => {
+    ws.addEventListener("close", (event) => {
       if (this.ws !== ws) return;
       this.teardown();
+      if (event.code === CLOSE_TRY_AGAIN_LATER) {
+        console.warn(`live socket refused: ${event.reason}`);
+        this.scheduleReconnect(FULL_RETRY_MS, event.reason);
+        return;
+      }
       this.scheduleReconnect();
     });
     // An "error" is always followed by "close", which does the work.
@@ -108,9 +118,7 @@ export class LiveSocket {
       console.warn("live socket silent: reconnecting");
       this.teardown();
       this.scheduleReconnect();
-      return;
     }
-    this.send({ type: "stats" });
   }
 
   dispatch(data) {
@@ -128,6 +136,13 @@ export class LiveSocket {
         break;
       case "log":
         if (message.entry && typeof message.entry === "object") this.emit("onLog", message.entry);
+        break;
+      case "logs":
+        if (Array.isArray(message.entries)) {
+          for (const entry of message.entries) {
+            if (entry && typeof entry === "object") this.emit("onLog", entry);
+          }
+        }
         break;
       case "stats":
         if (message.stats && typeof message.stats === "object") this.emit("onStats", message.stats);
@@ -151,12 +166,12 @@ export class LiveSocket {
     }
   }
 
-  scheduleReconnect() {
+  scheduleReconnect(atLeastMs = 0, reason = "") {
     if (this.stopped) return;
     const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** this.attempt);
-    const delay = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+    const delay = Math.max(atLeastMs, Math.round(ceiling / 2 + Math.random() * (ceiling / 2)));
     this.attempt += 1;
-    this.emit("onState", "reconnecting", { retryAt: Date.now() + delay, attempt: this.attempt });
+    this.emit("onState", "reconnecting", { retryAt: Date.now() + delay, attempt: this.attempt, reason });
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => this.connect(), delay);
   }
