@@ -262,6 +262,8 @@ def worker(simulator: SimulatorHandle, webhook: WebhookReceiver, artifacts_dir: 
             "STALE_FEED_SECONDS": str(STALE_FEED_SECONDS),
             # Two tracker shards, so every integration test also exercises sharding.
             "SHARDS": str(SHARDS),
+            # Lighter's list is read again every 5 s: listing changes show in seconds.
+            "MARKET_REFRESH_SECONDS": "5",
             # Feed-down alerts go to a local receiver after 15 s of outage.
             "ALERT_WEBHOOK_URL": webhook.url,
             "ALERT_AFTER_MINUTES": str(ALERT_AFTER_MINUTES),

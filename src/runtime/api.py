@@ -191,7 +191,7 @@ async def stats(call: Call) -> Response:
         d1_bulk.query("DB", sql.API_COUNT_ROWS),
     )
     combined = shards.combine(per_shard)
-    combined["database"] = {"snapshots": counts[0]["snapshots"], "minutes": counts[0]["minutes"]}
+    combined["database"] = {"snapshots": counts[0]["snapshots"], "minutes": counts[0]["minutes"], "hours": counts[0]["hours"]}
     return call.json(combined)
 
 
