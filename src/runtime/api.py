@@ -84,6 +84,9 @@ async def handle(request, env) -> Response:
     method, path = "?", "?"
     headers: dict[str, str] = {}
     try:
+        # First, so that a bad var answers every route (404s and preflights included)
+        # with a JSON 500 naming it, not only the routes that happen to read it.
+        config = _config(env)
         method = _method(request)
         url = urlparse(str(request.url))
         path = url.path.rstrip("/") or "/"
@@ -96,7 +99,7 @@ async def handle(request, env) -> Response:
             raise ValidationError(
                 f"{path} accepts {', '.join(methods)}, not {method}", 405, {"allow": _allow(methods, public)}
             )
-        call = Call(request, env, _config(env), url.query, headers)
+        call = Call(request, env, config, url.query, headers)
         return await HANDLERS[methods[method]](call)
     except ValidationError as exc:
         return error_response(exc.message, exc.status, {**headers, **exc.headers})

@@ -14,13 +14,17 @@ from urllib.parse import urlparse
 
 from workers import DurableObject
 
-from tracker.config import Config
+from tracker.config import Config, ConfigError
 
 from . import shards
 from .dashboard_hub import DashboardHub
 from .http import json_response
 from .log import ActivityLog
-from .session import TrackingSession
+from .session import TrackingSession, now_ms
+
+# With a bad var the alarm only re-arms itself, this often, and logs why: once the var is
+# fixed and deployed, the next alarm finds a working object and resumes tracking.
+CONFIG_ERROR_RETRY_MS = 60_000
 
 
 def shard_from_name(name: str | None) -> int:
@@ -32,9 +36,16 @@ def shard_from_name(name: str | None) -> int:
 class LighterTracker(DurableObject):
     def __init__(self, ctx, env):
         super().__init__(ctx, env)
-        self.config = Config.from_env(lambda name: getattr(env, name, None))
         shard = shard_from_name(getattr(ctx.id, "name", None))
         self.log = ActivityLog(shard)
+        self.config_error: str | None = None
+        try:
+            self.config = Config.from_env(lambda name: getattr(env, name, None))
+        except ConfigError as exc:
+            # Without this, a bad var shows only as failing requests, never in the tracker's log.
+            self.config_error = str(exc)
+            self.log.error("Lighter", f"configuration error, tracking paused until it is fixed: {exc}")
+            return
         self.session = TrackingSession(ctx.storage, env.DB, self.config, shard, self.log)
         self.hub = DashboardHub(ctx, self.log, self._all_stats)
         if shard != 0:
@@ -43,6 +54,8 @@ class LighterTracker(DurableObject):
 
     async def fetch(self, request):
         path = urlparse(request.url).path
+        if self.config_error:
+            return json_response({"error": f"configuration error: {self.config_error}"}, 503)
         await self.session.ensure_running()
         if path == "/ws":
             return await self.hub.accept()
@@ -58,6 +71,10 @@ class LighterTracker(DurableObject):
         return json_response({"error": f"unknown tracker route {path}"}, 404)
 
     async def alarm(self, *args):
+        if self.config_error:
+            self.log.error("Lighter", f"configuration error, tracking paused until it is fixed: {self.config_error}")
+            await self.ctx.storage.setAlarm(now_ms() + CONFIG_ERROR_RETRY_MS)
+            return
         await self.session.on_alarm()
         await self.hub.push_stats()
 

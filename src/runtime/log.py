@@ -44,6 +44,7 @@ LEVELS = ("debug", "info", "warn", "error")
 # (component, pattern searched in the message, event). First match wins.
 EVENTS: tuple[tuple[str, str, str], ...] = (
     ("Lighter", r"^tracker object created", "object_created"),
+    ("Lighter", r"^configuration error", "config_error"),
     ("Lighter", r"^loaded state:", "state_loaded"),
     ("Lighter", r"^stored state unreadable", "state_unreadable"),
     ("Lighter", r"^starting:", "tracking_started"),

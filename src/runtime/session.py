@@ -453,7 +453,7 @@ class TrackingSession:
         raised = self.incidents.observe(healthy, now, self.last_error or "disconnected")
         if raised is not None:
             level = self.log.warn if raised.event == "feed_down" else self.log.info
-            level("Alert", raised.payload(self.shard)["text"])
+            level("Alert", raised.payload(self.shard, self.config.alert_service_name)["text"])
         url = self.config.alert_webhook_url
         if not url:
             self.incidents.unsent.clear()
@@ -462,7 +462,7 @@ class TrackingSession:
             try:
                 response = await fetch(
                     url, method="POST", headers={"content-type": "application/json"},
-                    body=json.dumps(alert.payload(self.shard)),
+                    body=json.dumps(alert.payload(self.shard, self.config.alert_service_name)),
                 )
                 if not 200 <= int(response.status) < 300:
                     raise RuntimeError(f"HTTP {response.status}")

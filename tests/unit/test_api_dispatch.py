@@ -148,6 +148,18 @@ def test_a_bad_configuration_is_a_json_500(api):
     assert r.status == 500 and r.json()["error"].startswith("configuration error: WINDOW_SECONDS")
 
 
+@pytest.mark.parametrize("path, method", [
+    ("/", "GET"), ("/api/openapi.json", "GET"), ("/api/health", "GET"), ("/ws", "GET"),
+    ("/api/nope", "GET"), ("/api/minutes", "PUT"), ("/api/minutes", "OPTIONS"), ("/api/start", "POST"),
+])
+def test_a_bad_configuration_answers_every_route_naming_the_var(api, path, method):
+    """Not only the routes that read the config: 404s, 405s and preflights too."""
+    r = call(api, path, method, env=FakeEnv(FLUSH_GRACE_MS="1500.5"))
+    assert r.status == 500
+    assert r.json() == {"error": "configuration error: FLUSH_GRACE_MS must be a whole number, got '1500.5'"}
+    assert any(line.startswith("[API] configuration error: FLUSH_GRACE_MS") for line in api.logged)
+
+
 def test_unknown_symbol_is_checked_with_a_bound_parameter(api):
     env = FakeEnv()
     r = call(api, "/api/minutes?symbol=" + quote("x' OR 1=1 --"), env=env)
