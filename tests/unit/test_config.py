@@ -247,3 +247,22 @@ def _measured_row_bytes(table: str, rows: int = 20_000) -> float:
 def test_row_bytes_is_a_close_upper_bound_of_a_real_row(table):
     measured = _measured_row_bytes(table)
     assert 100 < measured <= ROW_BYTES <= 1.5 * measured, f"{table}: {measured:.0f} B a row, ROW_BYTES {ROW_BYTES}"
+
+
+def test_staging_repeats_every_binding_and_var_with_its_own_database_and_name():
+    """wrangler does not inherit bindings or vars into [env.staging]: a missing one would
+    leave staging without it (or, for DB, writing nowhere), and the same database id
+    would write staging's rows into production's D1."""
+    import tomllib
+
+    cfg = tomllib.loads((SCHEMA.parent / "wrangler.toml").read_text())
+    staging = cfg["env"]["staging"]
+    assert staging["durable_objects"] == cfg["durable_objects"]
+    (prod_db,), (stage_db,) = cfg["d1_databases"], staging["d1_databases"]
+    assert stage_db["binding"] == prod_db["binding"] == "DB"
+    assert stage_db["database_name"] != prod_db["database_name"]
+    assert stage_db["database_id"] != prod_db["database_id"]
+    assert set(staging["vars"]) == set(cfg["vars"]) | {"ALERT_SERVICE_NAME"}
+    assert all(staging["vars"][k] == v for k, v in cfg["vars"].items())
+    assert staging["vars"]["ALERT_SERVICE_NAME"] == f"{cfg['name']}-staging"  # the Worker wrangler deploys
+    assert Config.from_env(staging["vars"].get).alert_service_name == "lighter-orderbook-tracker-staging"
