@@ -147,8 +147,26 @@ def derive(bench: dict) -> dict:
     return cost
 
 
+def calc(bench: dict) -> dict:
+    """Per-unit figures the guide quotes, divided out of the run's measured totals."""
+    run = bench["run"]
+    mem = run["memory"]["memoryBytes_end"]
+    markets = run["args"]["markets"]
+    sequential = [*run["api"]["sequential"].values(), *run["api"]["sequential_no_ingest"].values()]
+    return {
+        "markets": markets,
+        "books_bytes_per_level": round(mem["books"] / max(1, mem["levels"])),
+        "books_bytes_per_market": round(mem["books"] / markets),
+        "aggregator_bytes_per_market": round(mem["aggregator"] / markets),
+        "wasm_heap_mib": round(mem["wasmHeapMax"] / 2**20, 1),
+        "api_sequential_p50_ms_max": max(e["p50_ms"] for e in sequential),
+        "api_sequential_p99_ms_max": max(e["p99_ms"] for e in sequential),
+        "subscribe_minutes_600": round(600 / 180, 1),
+    }
+
+
 def figures(bench: dict) -> dict:
-    return {**bench, "cost": derive(bench)}
+    return {**bench, "cost": derive(bench), "calc": calc(bench)}
 
 
 def render(text: str, data: dict) -> tuple[str, list[str]]:

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 MAINNET_API_URL = "https://mainnet.zklighter.elliot.ai"
-MAINNET_WS_URL = "wss://mainnet.zklighter.elliot.ai/stream"
+# `?readonly=true`: Lighter's documented read-only stream, which serves market data even
+# where its regional restrictions apply (a Worker may run in such a region).
+MAINNET_WS_URL = "wss://mainnet.zklighter.elliot.ai/stream?readonly=true"
 
 # Window lengths that divide a minute evenly, so minutes roll up from whole windows.
 VALID_WINDOW_SECONDS = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)

@@ -33,7 +33,7 @@ def test_defaults_match_the_design():
     config = from_env()
     assert config == Config()
     assert config.api_url == MAINNET_API_URL == "https://mainnet.zklighter.elliot.ai"
-    assert config.ws_url == MAINNET_WS_URL == "wss://mainnet.zklighter.elliot.ai/stream"
+    assert config.ws_url == MAINNET_WS_URL == "wss://mainnet.zklighter.elliot.ai/stream?readonly=true"
     assert config.window_ms == 15_000
     assert config.flush_grace_ms == 1_500
     assert config.snapshot_retention_ms == 60 * 60_000

@@ -37,6 +37,8 @@ NUMBER_WITH_UNIT = re.compile(
 PUBLISHED = {
     "128 MB", "10 ms", "30 s", "10 GB", "500 MB", "5 GB", "15 s", "1.5 s", "60 s", "2 s", "7 days", "30 days",
     "24 h", "1 h", "90 days",
+    "13,000 GB-s", "400,000 GB-s",  # Durable Objects: Free plan a day, Workers Paid a month
+    "50 ms",  # the one report of Lighter's delta batching
 }
 
 
@@ -62,6 +64,12 @@ def data() -> dict:
     return gf.load()
 
 
+def test_every_marked_figure_is_the_jsons(data):
+    text = GUIDE.read_text()
+    assert len(gf.MARKER.findall(text)) >= 20, "the guide quotes its figures between <!-- fig:... --> markers"
+    assert gf.differences(text, data) == [], "run `bash scripts/guide-figures` to rewrite them from the JSON"
+
+
 def test_the_json_says_how_it_was_made():
     raw = json.loads(gf.BENCH_JSON.read_text())
     assert raw["command"].startswith("bash scripts/guide-figures --bench")
@@ -70,6 +78,15 @@ def test_the_json_says_how_it_was_made():
     assert all(r["command"].startswith("python -m bench ") for r in raw["runs"])
     assert raw["dry_run"]["command"] == "npx wrangler deploy --dry-run"
     assert raw["run"]["kind"] == "bench-run" and all(s["kind"] == "bench-shards" for s in raw["shards"].values())
+
+
+def test_measurement_sections_quote_no_number_outside_markers():
+    found = sections(GUIDE.read_text())
+    missing = [name for name in MEASURED_SECTIONS if name not in found]
+    assert not missing, f"sections renamed? {missing}"
+    stray = {name: unmarked(found[name]) for name in MEASURED_SECTIONS}
+    stray = {name: hits for name, hits in stray.items() if hits}
+    assert not stray, f"numbers with a unit outside <!-- fig --> markers: {stray}"
 
 
 # -- the machinery ---------------------------------------------------------------------
