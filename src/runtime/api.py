@@ -91,6 +91,9 @@ async def handle(request, env) -> Response:
     method, path = "?", "?"
     headers: dict[str, str] = {}
     try:
+        # First, so that a bad var answers every route (404s and preflights included)
+        # with a JSON 500 naming it, not only the routes that happen to read it.
+        config = _config(env)
         method = _method(request)
         url = urlparse(str(request.url))
         path = url.path.rstrip("/") or "/"
@@ -103,15 +106,16 @@ async def handle(request, env) -> Response:
             raise ValidationError(
                 f"{path} accepts {', '.join(methods)}, not {method}", 405, {"allow": _allow(methods, public)}
             )
-        call = Call(request, env, _config(env), url.query, headers)
+        call = Call(request, env, config, url.query, headers)
         return await HANDLERS[methods[method]](call)
     except ValidationError as exc:
         return error_response(exc.message, exc.status, {**headers, **exc.headers})
     except ConfigError as exc:
-        # The operator's problem, told in the logs; the client gets an id to quote.
+        # The operator's problem, named on every route: the message says which var is
+        # wrong and why, and never echoes a secret (tracker/config.py words them).
         rid = request_id(request)
-        emit("error", "API", f"configuration error (request {rid}): {exc}", event="config_error")
-        return json_response({"error": "server misconfigured", "requestId": rid}, 500, headers)
+        emit("error", "API", f"configuration error: {exc} (request {rid})", event="config_error")
+        return json_response({"error": f"configuration error: {exc}", "requestId": rid}, 500, headers)
     except Exception as exc:
         # Never the exception's text to the client: it may name internals. The log
         # line has it in full, findable by the request id the client is given.

@@ -14,13 +14,17 @@ from urllib.parse import urlparse
 
 from workers import DurableObject
 
-from tracker.config import Config
+from tracker.config import Config, ConfigError
 from tracker.shard import Ports, ShardTracker
 
 from . import ports
 from .http import json_response
 from .hub_client import LogRelay, hub_sender
 from .log import ActivityLog
+
+# With a bad var the alarm only re-arms itself, this often, and logs why: once the var is
+# fixed and deployed, the next alarm finds a working object and resumes tracking.
+CONFIG_ERROR_RETRY_MS = 60_000
 
 
 def shard_from_name(name: str | None) -> int:
@@ -34,11 +38,18 @@ def shard_from_name(name: str | None) -> int:
 class LighterTracker(DurableObject):
     def __init__(self, ctx, env):
         super().__init__(ctx, env)
-        self.config = Config.from_env(lambda name: getattr(env, name, None))
         shard = shard_from_name(getattr(ctx.id, "name", None))
         self.log = ActivityLog(shard)
         # Every line also goes to the dashboards, in batches, via the DashboardHub object.
         self.log.listeners.append(LogRelay(hub_sender(env), shard))
+        self.config_error: str | None = None
+        try:
+            self.config = Config.from_env(lambda name: getattr(env, name, None))
+        except ConfigError as exc:
+            # Without this, a bad var shows only as failing requests, never in the tracker's log.
+            self.config_error = str(exc)
+            self.log.error("Lighter", "config_error", f"configuration error, tracking paused until it is fixed: {exc}")
+            return
         self.tracker = ShardTracker(self.config, shard, Ports(
             clock=ports.JsClock(),
             storage=ports.DoStorage(ctx.storage),
@@ -53,6 +64,8 @@ class LighterTracker(DurableObject):
         self.log.info("Lighter", "object_created", f"tracker object created (shard {shard})")
 
     async def fetch(self, request):
+        if self.config_error:
+            return json_response({"error": f"configuration error: {self.config_error}"}, 503)
         path = urlparse(request.url).path
         await self.tracker.ensure_running()
         if path == "/start":
@@ -67,4 +80,9 @@ class LighterTracker(DurableObject):
         return json_response({"error": f"unknown tracker route {path}"}, 404)
 
     async def alarm(self, *args):
+        if self.config_error:
+            self.log.error("Lighter", "config_error",
+                           f"configuration error, tracking paused until it is fixed: {self.config_error}")
+            await self.ctx.storage.setAlarm(ports.JsClock().now_ms() + CONFIG_ERROR_RETRY_MS)
+            return
         await self.tracker.alarm()

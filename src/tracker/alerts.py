@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .config import SERVICE_NAME
+
 
 @dataclass
 class Alert:
@@ -18,7 +20,8 @@ class Alert:
     at: int  # ms: when this alert was raised
     reason: str
 
-    def payload(self, shard: int, service: str = "lighter-orderbook-tracker") -> dict:
+    def payload(self, shard: int, service: str = SERVICE_NAME) -> dict:
+        # `service` is Config.alert_service_name (ALERT_SERVICE_NAME): staging says staging.
         minutes = (self.at - self.since) / 60_000
         if self.event == "feed_down":
             text = f"{service} shard {shard}: Lighter feed down for {minutes:.1f} min ({self.reason})"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 MAINNET_API_URL = "https://mainnet.zklighter.elliot.ai"
 # `?readonly=true`: Lighter's documented way for read-only market data to bypass its
@@ -17,6 +18,35 @@ VALID_WINDOW_SECONDS = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)
 # only when the BENCH_FLOOR var is set (never in wrangler.toml).
 BENCH_FLOOR_VAR = "BENCH_FLOOR"
 BENCH_FLOOR_PATH = "/_bench/floor"
+# Default name in alert texts: the production Worker's name (wrangler.toml `name`).
+SERVICE_NAME = "lighter-orderbook-tracker"
+# Webhook URLs may be plain http only on this machine (the tests' local receiver):
+# anywhere else the alert would cross the internet in clear text.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+# D1's size limit per database on Workers Paid (developers.cloudflare.com/d1/platform/limits/).
+D1_MAX_DATABASE_BYTES = 10 * 1000**3
+# Bytes one window or minute row takes in D1's SQLite file, its two indexes included:
+# tests/unit/test_config.py measures a real row of schema.sql with sqlite3's dbstat
+# (about 275 B with the depth columns) and fails when this stops being an upper bound within 1.5x.
+ROW_BYTES = 320
+
+
+def estimate_d1_rows(markets: int, window_ms: int, snapshot_retention_ms: int, minute_retention_ms: int,
+                     hour_retention_ms: int = 0) -> int:
+    """Rows kept at steady state: each market has a row per window, minute and hour of retention."""
+    windows = -(-snapshot_retention_ms // window_ms)
+    minutes = -(-minute_retention_ms // 60_000)
+    hours = -(-hour_retention_ms // 3_600_000)
+    return markets * (windows + minutes + hours)
+
+
+def estimate_d1_bytes(markets: int, window_ms: int, snapshot_retention_ms: int, minute_retention_ms: int,
+                      hour_retention_ms: int = 0) -> int:
+    """Estimated size of the D1 database once retention is reached (the market list and
+    the stats rows are negligible beside the windows, minutes and hours)."""
+    return estimate_d1_rows(markets, window_ms, snapshot_retention_ms, minute_retention_ms,
+                            hour_retention_ms) * ROW_BYTES
 
 
 class ConfigError(ValueError):
@@ -51,6 +81,10 @@ class Config:
     # Worker's own, and how many live sockets one hub holds.
     allowed_origins: tuple[str, ...] = ()
     max_live_sockets: int = 100
+    # Who the alert says it is ("<name> shard 0: Lighter feed down ..."): staging says staging.
+    alert_service_name: str = SERVICE_NAME
+    # How many markets the D1 size check plans for (Lighter lists far fewer today).
+    expected_markets: int = 600
 
     @classmethod
     def from_env(cls, get: Callable[[str], str | None]) -> Config:
@@ -103,22 +137,63 @@ class Config:
             raise ConfigError(f"LIGHTER_API_URL must be an http(s) URL, got {api_url!r}")
         if not ws_url.startswith(("ws://", "wss://")):
             raise ConfigError(f"LIGHTER_WS_URL must be a ws(s) URL, got {ws_url!r}")
-        return cls(
+        webhook = text("ALERT_WEBHOOK_URL", None)
+        if webhook is not None:
+            _check_webhook(webhook)
+        config = cls(
             api_url=api_url,
             ws_url=ws_url,
             window_ms=int(window_s * 1000),
-            flush_grace_ms=int(number("FLUSH_GRACE_MS", 1500, 0, 10_000)),
+            # Whole milliseconds: 1500.7 must not silently become 1500.
+            flush_grace_ms=whole("FLUSH_GRACE_MS", 1500, 0, 10_000),
             snapshot_retention_ms=int(number("SNAPSHOT_RETENTION_MINUTES", 60, 1, 7 * 24 * 60) * 60_000),
             minute_retention_ms=int(number("MINUTE_RETENTION_HOURS", 24, 1, 24 * 365) * 3_600_000),
             hour_retention_ms=int(number("HOUR_RETENTION_DAYS", 90, 1, 10 * 365) * 86_400_000),
+            # Below one window is allowed: /api/health judges staleness at every request,
+            # but the reconnect waits for the alarm (once per window), so it acts within
+            # STALE_FEED_SECONDS + one window (DEPLOY.md says so).
             stale_feed_ms=int(number("STALE_FEED_SECONDS", 30, 5, 3600) * 1000),
             shards=whole("SHARDS", 1, 1, 64),
             admin_token=text("ADMIN_TOKEN", None),
-            alert_webhook_url=text("ALERT_WEBHOOK_URL", None),
+            alert_webhook_url=webhook,
             alert_after_ms=int(number("ALERT_AFTER_MINUTES", 5, 0.1, 24 * 60) * 60_000),
             market_refresh_ms=int(number("MARKET_REFRESH_SECONDS", 300, 5, 24 * 3600) * 1000),
             outbox_max_windows=whole("OUTBOX_MAX_WINDOWS", 5_760, 1, 100_000),
             history_cache_s=whole("HISTORY_CACHE_SECONDS", 3600, 0, 365 * 86_400),
             allowed_origins=origins(text("ALLOWED_ORIGINS", None)),
             max_live_sockets=whole("MAX_LIVE_SOCKETS", 100, 1, 10_000),
+            alert_service_name=text("ALERT_SERVICE_NAME", SERVICE_NAME),
+            expected_markets=whole("EXPECTED_MARKETS", 600, 1, 10_000),
+        )
+        _check_d1_size(config)
+        return config
+
+
+def _check_webhook(url: str) -> None:
+    # The URL is a secret (it carries the webhook's key): the error names only its scheme.
+    parts = urlsplit(url)
+    loopback = parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
+    if not (parts.scheme == "https" and parts.hostname) and not loopback:
+        if parts.scheme == "https":
+            detail = "without a host"
+        else:
+            detail = f"with scheme {parts.scheme!r}" if parts.scheme else "without a scheme"
+        raise ConfigError(
+            f"ALERT_WEBHOOK_URL must be an https URL (http only for 127.0.0.1/localhost), got one {detail}"
+        )
+
+
+def _check_d1_size(config: Config) -> None:
+    retention = (config.expected_markets, config.window_ms, config.snapshot_retention_ms,
+                 config.minute_retention_ms, config.hour_retention_ms)
+    size = estimate_d1_bytes(*retention)
+    if size > D1_MAX_DATABASE_BYTES:
+        rows = estimate_d1_rows(*retention)
+        raise ConfigError(
+            f"SNAPSHOT_RETENTION_MINUTES={config.snapshot_retention_ms // 60_000}, "
+            f"MINUTE_RETENTION_HOURS={config.minute_retention_ms / 3_600_000:g} and "
+            f"HOUR_RETENTION_DAYS={config.hour_retention_ms / 86_400_000:g} keep about {rows:,} rows for "
+            f"EXPECTED_MARKETS={config.expected_markets} markets, an estimated {size / 1e9:.1f} GB at "
+            f"{ROW_BYTES} B a row: above D1's {D1_MAX_DATABASE_BYTES / 1e9:.0f} GB per database. "
+            "Shorten the retention (or lower EXPECTED_MARKETS if you track fewer markets)"
         )

@@ -583,7 +583,8 @@ class ShardTracker:
                 wake=self._wake, on_drop=self._fold_counters, rng=self.rng,
             )
         if self.alerter is None:
-            self.alerter = Alerter(config.alert_after_ms, config.alert_webhook_url, ports.http, ports.log, self.shard)
+            self.alerter = Alerter(config.alert_after_ms, config.alert_webhook_url, ports.http, ports.log,
+                                   self.shard, config.alert_service_name)
 
     def _symbols(self) -> dict[int, str]:
         """Every symbol this object has known: a delisted market's last windows still

@@ -188,8 +188,20 @@ def test_a_500_without_a_ray_id_gets_a_random_request_id(api):
 
 def test_a_bad_configuration_is_a_json_500(api):
     r = call(api, "/api/markets", env=FakeEnv(WINDOW_SECONDS="7"))
-    assert r.status == 500 and r.json()["error"] == "server misconfigured" and "WINDOW_SECONDS" not in r.body
-    assert any("configuration error (request " in line and "WINDOW_SECONDS" in line for line in api.logged)
+    assert r.status == 500 and r.json()["error"].startswith("configuration error: WINDOW_SECONDS")
+    assert r.json()["requestId"] and any("WINDOW_SECONDS" in line and "(request " in line for line in api.logged)
+
+
+@pytest.mark.parametrize("path, method", [
+    ("/", "GET"), ("/api/openapi.json", "GET"), ("/api/health", "GET"), ("/ws", "GET"),
+    ("/api/nope", "GET"), ("/api/minutes", "PUT"), ("/api/minutes", "OPTIONS"), ("/api/start", "POST"),
+])
+def test_a_bad_configuration_answers_every_route_naming_the_var(api, path, method):
+    """Not only the routes that read the config: 404s, 405s and preflights too."""
+    r = call(api, path, method, env=FakeEnv(FLUSH_GRACE_MS="1500.5"))
+    assert r.status == 500
+    assert r.json()["error"] == "configuration error: FLUSH_GRACE_MS must be a whole number, got '1500.5'"
+    assert any(line.startswith("[API] configuration error: FLUSH_GRACE_MS") for line in api.logged)
 
 
 def test_unknown_symbol_is_checked_with_a_bound_parameter(api):

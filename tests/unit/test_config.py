@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import random
+import sqlite3
+from pathlib import Path
+
 import pytest
 
-from tracker.config import MAINNET_API_URL, MAINNET_WS_URL, VALID_WINDOW_SECONDS, Config, ConfigError
+from tracker.alerts import Alert
+from tracker.config import (
+    D1_MAX_DATABASE_BYTES,
+    MAINNET_API_URL,
+    MAINNET_WS_URL,
+    ROW_BYTES,
+    SERVICE_NAME,
+    VALID_WINDOW_SECONDS,
+    Config,
+    ConfigError,
+    estimate_d1_bytes,
+    estimate_d1_rows,
+)
+
+SCHEMA = Path(__file__).resolve().parents[2] / "schema.sql"
 
 
 def from_env(**env):
@@ -88,6 +106,13 @@ def test_every_window_that_divides_a_minute(seconds):
         ("WINDOW_SECONDS", "45", "WINDOW_SECONDS must divide a minute evenly"),
         ("FLUSH_GRACE_MS", "-1", "FLUSH_GRACE_MS must be between 0 and 10000, got '-1'"),
         ("FLUSH_GRACE_MS", "10001", "FLUSH_GRACE_MS must be between 0 and 10000"),
+        ("FLUSH_GRACE_MS", "1500.5", "FLUSH_GRACE_MS must be a whole number, got '1500.5'"),
+        ("ALERT_WEBHOOK_URL", "http://hooks.slack.com/services/T0/B0/x", "must be an https URL (http only for 127.0.0.1/localhost), got one with scheme 'http'"),
+        ("ALERT_WEBHOOK_URL", "hooks.slack.com/services/x", "ALERT_WEBHOOK_URL must be an https URL"),
+        ("ALERT_WEBHOOK_URL", "ftp://example.com/x", "got one with scheme 'ftp'"),
+        ("ALERT_WEBHOOK_URL", "https://", "got one without a host"),
+        ("ALERT_WEBHOOK_URL", "http://127.0.0.2.example.com/x", "ALERT_WEBHOOK_URL must be an https URL"),
+        ("EXPECTED_MARKETS", "0", "EXPECTED_MARKETS must be between 1 and 10000"),
         ("SNAPSHOT_RETENTION_MINUTES", "0", "SNAPSHOT_RETENTION_MINUTES must be between 1 and 10080"),
         ("MINUTE_RETENTION_HOURS", "1e9", "MINUTE_RETENTION_HOURS must be between 1 and 8760"),
         ("STALE_FEED_SECONDS", "4", "STALE_FEED_SECONDS must be between 5 and 3600, got '4'"),
@@ -119,3 +144,132 @@ def test_hour_retention_days():
     assert from_env(HOUR_RETENTION_DAYS="400").hour_retention_ms == 400 * 86_400_000
     with pytest.raises(ConfigError, match="HOUR_RETENTION_DAYS must be between 1 and 3650"):
         from_env(HOUR_RETENTION_DAYS="0")
+def test_webhook_https_anywhere_http_only_on_loopback():
+    """Local tests post to a receiver on 127.0.0.1; a real deployment must use https."""
+    for url in ("https://hooks.slack.com/services/T0/B0/x", "https://discord.com/api/webhooks/1/x"):
+        assert from_env(ALERT_WEBHOOK_URL=url).alert_webhook_url == url
+    for url in ("http://127.0.0.1:8799/hook", "http://localhost/hook", "http://[::1]:9/x"):
+        assert from_env(ALERT_WEBHOOK_URL=url).alert_webhook_url == url
+
+
+def test_webhook_error_does_not_echo_the_secret_url():
+    with pytest.raises(ConfigError) as info:
+        from_env(ALERT_WEBHOOK_URL="http://hooks.example/SECRET-KEY")
+    assert "SECRET-KEY" not in str(info.value) and "hooks.example" not in str(info.value)
+
+
+def test_flush_grace_in_whole_ms_also_as_a_float_that_is_whole():
+    assert from_env(FLUSH_GRACE_MS="2000.0").flush_grace_ms == 2000
+    assert from_env(FLUSH_GRACE_MS=0).flush_grace_ms == 0
+
+
+def test_stale_feed_below_one_window_is_accepted():
+    """Health judges staleness at every request; the reconnect waits for the alarm
+    (documented in DEPLOY.md's configuration table), so it is not refused."""
+    assert from_env(STALE_FEED_SECONDS="5", WINDOW_SECONDS="15").stale_feed_ms == 5_000
+
+
+def test_alert_service_name_defaults_to_the_worker_name_and_reaches_the_alert():
+    assert from_env().alert_service_name == SERVICE_NAME == "lighter-orderbook-tracker"
+    config = from_env(ALERT_SERVICE_NAME="lighter-orderbook-tracker-staging")
+    alert = Alert("feed_down", 0, 60_000, "socket error")
+    text = alert.payload(0, config.alert_service_name)["text"]
+    assert text == "lighter-orderbook-tracker-staging shard 0: Lighter feed down for 1.0 min (socket error)"
+    assert alert.payload(0)["text"].startswith("lighter-orderbook-tracker shard 0:")
+
+
+# -- D1 size: the estimator and the check at start ------------------------------------
+
+
+def test_estimated_rows_are_a_row_per_market_per_window_and_per_minute_kept():
+    # 60 min of 15 s windows = 240 rows, 24 h of minutes = 1440 rows, per market
+    assert estimate_d1_rows(1, 15_000, 60 * 60_000, 24 * 3_600_000) == 240 + 1440
+    assert estimate_d1_rows(600, 15_000, 60 * 60_000, 24 * 3_600_000) == 600 * 1680
+    # a retention that is not a whole number of windows keeps the partial one too
+    assert estimate_d1_rows(1, 15_000, 20_000, 60_000) == 2 + 1
+    assert estimate_d1_bytes(10, 15_000, 60 * 60_000, 24 * 3_600_000) == 10 * 1680 * ROW_BYTES
+
+
+def test_default_retention_fits_d1_with_room_to_spare():
+    config = from_env()
+    size = estimate_d1_bytes(config.expected_markets, config.window_ms,
+                             config.snapshot_retention_ms, config.minute_retention_ms)
+    assert size < D1_MAX_DATABASE_BYTES / 10
+
+
+def test_retention_beyond_d1s_size_is_refused_with_the_estimate():
+    with pytest.raises(ConfigError) as info:
+        from_env(MINUTE_RETENTION_HOURS="8760")
+    message = str(info.value)
+    rows = 600 * (240 + 8760 * 60 + 90 * 24)  # windows, minutes and hours of their retention
+    assert f"keep about {rows:,} rows" in message
+    assert f"an estimated {rows * ROW_BYTES / 1e9:.1f} GB" in message
+    assert "above D1's 10 GB per database" in message and "EXPECTED_MARKETS=600" in message
+
+
+def test_the_size_check_plans_for_expected_markets():
+    # a year of minutes: too much for 600 markets, fine for 50
+    assert from_env(MINUTE_RETENTION_HOURS="8760", EXPECTED_MARKETS="50").minute_retention_ms == 8760 * 3_600_000
+    # the boundary is the estimate itself
+    rows_per_market = D1_MAX_DATABASE_BYTES // (ROW_BYTES * 600)
+    # 240 rows of windows (an hour of 15 s) and 2160 of hours (90 days)
+    hours_that_fit = (rows_per_market - 240 - 90 * 24) // 60
+    from_env(MINUTE_RETENTION_HOURS=str(hours_that_fit))
+    with pytest.raises(ConfigError):
+        from_env(MINUTE_RETENTION_HOURS=str(hours_that_fit + 1))
+
+
+def _measured_row_bytes(table: str, rows: int = 20_000) -> float:
+    """Bytes a row of `table` takes in SQLite with its indexes, as the tracker writes
+    them (a window of every market at a time), measured with dbstat."""
+    db = sqlite3.connect(":memory:")
+    db.executescript(SCHEMA.read_text())
+    columns = [(r[1], r[2].upper()) for r in db.execute(f"PRAGMA table_info({table})")]
+    rnd = random.Random(1)
+    markets = 200
+    insert = f"INSERT INTO {table} VALUES ({', '.join('?' * len(columns))})"
+    for i in range(rows):
+        market, window = i % markets, i // markets
+        price = rnd.uniform(0.01, 100_000)
+        values = []
+        for name, kind in columns:
+            if name == "symbol":
+                values.append(f"SYM{market}")
+            elif name == "market_index":
+                values.append(market)
+            elif name == "timestamp":
+                values.append(1_795_484_700_000 + window * 15_000)
+            elif kind == "INTEGER":
+                values.append(rnd.randint(1, 15_000))
+            else:
+                values.append(price * rnd.uniform(0.99, 1.01))
+        db.execute(insert, values)
+    names = [table] + [r[1] for r in db.execute(f"PRAGMA index_list({table})")]
+    placeholders = ", ".join("?" * len(names))
+    used = db.execute(f"SELECT SUM(pgsize) FROM dbstat WHERE name IN ({placeholders})", names).fetchone()[0]
+    return used / rows
+
+
+@pytest.mark.parametrize("table", ["lighter_snapshots", "lighter_minutes"])
+def test_row_bytes_is_a_close_upper_bound_of_a_real_row(table):
+    measured = _measured_row_bytes(table)
+    assert 100 < measured <= ROW_BYTES <= 1.5 * measured, f"{table}: {measured:.0f} B a row, ROW_BYTES {ROW_BYTES}"
+
+
+def test_staging_repeats_every_binding_and_var_with_its_own_database_and_name():
+    """wrangler does not inherit bindings or vars into [env.staging]: a missing one would
+    leave staging without it (or, for DB, writing nowhere), and the same database id
+    would write staging's rows into production's D1."""
+    import tomllib
+
+    cfg = tomllib.loads((SCHEMA.parent / "wrangler.toml").read_text())
+    staging = cfg["env"]["staging"]
+    assert staging["durable_objects"] == cfg["durable_objects"]
+    (prod_db,), (stage_db,) = cfg["d1_databases"], staging["d1_databases"]
+    assert stage_db["binding"] == prod_db["binding"] == "DB"
+    assert stage_db["database_name"] != prod_db["database_name"]
+    assert stage_db["database_id"] != prod_db["database_id"]
+    assert set(staging["vars"]) == set(cfg["vars"]) | {"ALERT_SERVICE_NAME"}
+    assert all(staging["vars"][k] == v for k, v in cfg["vars"].items())
+    assert staging["vars"]["ALERT_SERVICE_NAME"] == f"{cfg['name']}-staging"  # the Worker wrangler deploys
+    assert Config.from_env(staging["vars"].get).alert_service_name == "lighter-orderbook-tracker-staging"

@@ -1,0 +1,148 @@
+"""DEPLOY.md's measured figures come from docs/bench/guide.json (tools/guide_figures.py).
+
+Fails when a marked figure differs from the committed JSON (regenerate with
+`bash scripts/guide-figures`), and when a section that quotes measurements carries a
+number with a unit outside the markers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tools"))
+
+import guide_figures as gf  # noqa: E402
+
+GUIDE = ROOT / "DEPLOY.md"
+
+# The sections whose numbers are measurements: each must come from the JSON.
+MEASURED_SECTIONS = (
+    "Plans and cost",
+    "12. Sharding: how many shards",
+    "13. Memory, CPU and D1: measured figures",
+)
+# A number followed by a unit of time, size, rate or count per time.
+NUMBER_WITH_UNIT = re.compile(
+    r"(?<![\w.,/-])\d[\d,]*(?:\.\d+)?\s?(?:msg/s|messages/s|requests/s|µs|us|ms|s|min|minutes?|h|hours?|days?|"
+    r"MiB|MB|KiB|KB|kB|GB-s|GB|B|%)(?![\w/])"
+)
+# Published figures (Cloudflare's and Lighter's limits and prices, config defaults) that
+# these sections may quote as they are: they are not measurements.
+PUBLISHED = {
+    "128 MB", "10 ms", "30 s", "10 GB", "500 MB", "5 GB", "15 s", "1.5 s", "60 s", "2 s", "7 days", "30 days",
+    "24 h", "1 h", "90 days",
+    "13,000 GB-s", "400,000 GB-s",  # Durable Objects: Free plan a day, Workers Paid a month
+    "50 ms",  # the one report of Lighter's delta batching
+}
+
+
+def sections(text: str) -> dict[str, str]:
+    """{heading: body} for every `##` heading."""
+    parts = re.split(r"^## (.+)$", text, flags=re.M)
+    return {parts[i].strip(): parts[i + 1] for i in range(1, len(parts), 2)}
+
+
+def unmarked(body: str) -> list[str]:
+    body = gf.MARKER.sub("", body)
+    body = re.sub(r"^```.*?^```", "", body, flags=re.M | re.S)  # quoted log lines and commands
+    body = re.sub(r"`[^`\n]*`", "", body)  # inline code: var names, values, commands
+    body = re.sub(r"\(https?://[^)]*\)", "", body)  # link targets
+    return [m.group(0) for m in NUMBER_WITH_UNIT.finditer(body) if m.group(0) not in PUBLISHED]
+
+
+# -- the committed guide against the committed JSON ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def data() -> dict:
+    return gf.load()
+
+
+def test_every_marked_figure_is_the_jsons(data):
+    text = GUIDE.read_text()
+    assert len(gf.MARKER.findall(text)) >= 20, "the guide quotes its figures between <!-- fig:... --> markers"
+    assert gf.differences(text, data) == [], "run `bash scripts/guide-figures` to rewrite them from the JSON"
+
+
+def test_the_json_says_how_it_was_made():
+    raw = json.loads(gf.BENCH_JSON.read_text())
+    assert raw["command"].startswith("bash scripts/guide-figures --bench")
+    keys = [r["key"] for r in raw["runs"]]
+    assert keys == ["run", *(f"shards.{n}" for n in gf.SHARD_COUNTS)]
+    assert all(r["command"].startswith("python -m bench ") for r in raw["runs"])
+    assert raw["dry_run"]["command"] == "npx wrangler deploy --dry-run"
+    assert raw["run"]["kind"] == "bench-run" and all(s["kind"] == "bench-shards" for s in raw["shards"].values())
+
+
+def test_measurement_sections_quote_no_number_outside_markers():
+    found = sections(GUIDE.read_text())
+    missing = [name for name in MEASURED_SECTIONS if name not in found]
+    assert not missing, f"sections renamed? {missing}"
+    stray = {name: unmarked(found[name]) for name in MEASURED_SECTIONS}
+    stray = {name: hits for name, hits in stray.items() if hits}
+    assert not stray, f"numbers with a unit outside <!-- fig --> markers: {stray}"
+
+
+# -- the machinery ---------------------------------------------------------------------
+
+
+BENCH = {"run": {"ingest": {"msgs_per_s": 16496, "workerd_cpu_us_per_msg": 61.43}}}
+
+
+def test_render_rewrites_each_marker_from_the_json():
+    text = ("x <!-- fig:run.ingest.msgs_per_s -->1<!-- /fig --> msg/s, "
+            "<!-- fig:run.ingest.workerd_cpu_us_per_msg|.1f -->0<!-- /fig --> µs")
+    new, problems = gf.render(text, BENCH)
+    assert problems == []
+    assert new == ("x <!-- fig:run.ingest.msgs_per_s -->16,496<!-- /fig --> msg/s, "
+                   "<!-- fig:run.ingest.workerd_cpu_us_per_msg|.1f -->61.4<!-- /fig --> µs")
+    assert gf.differences(new, BENCH) == []
+
+
+def test_differences_name_a_stale_figure_and_a_missing_path():
+    text = "<!-- fig:run.ingest.msgs_per_s -->16,000<!-- /fig --> <!-- fig:run.nope -->3<!-- /fig -->"
+    diff = gf.differences(text, BENCH)
+    assert diff[0] == "run.ingest.msgs_per_s: guide says '16,000', JSON says '16,496'"
+    assert diff[1].startswith("run.nope: not in the JSON")
+    _, problems = gf.render(text, BENCH)
+    assert problems and problems[0].startswith("run.nope")
+
+
+def test_the_stray_number_check_sees_units_and_ignores_markers_and_code():
+    body = ("ingest <!-- fig:a -->16,496<!-- /fig --> msg/s; flush took 17 ms; heap 36 MiB; "
+            "`WINDOW_SECONDS` `15`; limit 128 MB; 1,200 msg/s")
+    assert unmarked(body) == ["17 ms", "36 MiB", "1,200 msg/s"]
+
+
+def test_derived_cost_follows_the_published_prices():
+    cost = gf.derive({"run": {"ingest": {"msgs_per_s": 8_000}}})
+    # an outbound WebSocket keeps a shard awake all day at 128 MB: 0.125 GB x 86,400 s
+    assert cost["do_gb_s_per_shard_day"] == 10_800 < gf.DO_FREE_GB_S_PER_DAY
+    # a shard planned half busy takes 4,000 msg/s: 600 markets at 20 msg/s need 3
+    assert cost["shard_capacity_msgs_per_s"] == 4_000
+    assert cost["m600"]["shards"] == 3 and cost["m600"]["do_gb_s_month"] == 3 * 10_800 * 30
+    assert cost["m50"]["shards"] == 1 and cost["m50"]["do_usd_month"] == 0  # within 400,000 GB-s
+    # 3 x 324,000 GB-s - 400,000 included, at $12.50 a million
+    assert cost["m600"]["do_usd_month"] == round((3 * 324_000 - 400_000) * 12.5 / 1e6, 2)
+    # rows: 10 a market and window, 5,760 windows a day, 30 days; 50 M included, $1 a million
+    assert cost["m50"]["rows_written_month_millions"] == 86.4
+    assert cost["m50"]["usd_month"] == round(5 + 0 + (86.4 - 50), 2)
+    # without a measured ingest rate, only the 500 subscriptions per connection decide
+    assert gf.derive({"run": {}})["m600"]["shards"] == 2
+
+
+def test_the_rows_written_model_counts_the_schemas_indexes():
+    import sqlite3
+
+    db = sqlite3.connect(":memory:")
+    db.executescript((ROOT / "schema.sql").read_text())
+    for table in ("lighter_snapshots", "lighter_minutes"):
+        assert len(db.execute(f"PRAGMA index_list({table})").fetchall()) == gf.INDEXES_PER_ROW, table
+    # insert + delete of a window row, and of a minute row over its 4 windows
+    assert gf.derive({"run": {}})["rows_written_per_market_window"] == 2 * 4 + 2 * 4 / 4

@@ -1,0 +1,288 @@
+"""The guide's measured figures, from ONE committed benchmark JSON (docs/bench/guide.json).
+
+    bash scripts/guide-figures                 # rewrite every marked figure of DEPLOY.md from the JSON
+    bash scripts/guide-figures --check         # exit 1 (and list them) when a marked figure differs
+    bash scripts/guide-figures --bench         # run the benchmarks (full set), write the JSON, rewrite
+    bash scripts/guide-figures --bench --quick # the same, short (what the first committed JSON is)
+
+A figure in the guide is written between markers naming its path in the JSON and,
+optionally, a format:
+
+    <!-- fig:run.ingest.msgs_per_s -->16,496<!-- /fig -->
+    <!-- fig:run.ingest.workerd_cpu_us_per_msg|.1f -->61.4<!-- /fig -->
+
+Paths start with `run.` (python -m bench run), `shards.N.` (python -m bench shards
+--shards N) or `cost.` (figures derived here from measured ones and Cloudflare's
+published prices: `derive`). Integers print with thousands separators; floats with
+the given format (default `,.1f`). tests/unit/test_guide_figures.py fails when a marked
+figure differs from the JSON, and when a measurement section quotes a number with a
+unit outside markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from tracker.config import Config, estimate_d1_bytes  # noqa: E402
+GUIDE = ROOT / "DEPLOY.md"
+BENCH_JSON = ROOT / "docs" / "bench" / "guide.json"
+RESULTS = ROOT / "bench-results"
+
+MARKER = re.compile(r"<!-- fig:([A-Za-z0-9_.]+)(?:\|([^ ]+))? -->(.*?)<!-- /fig -->")
+
+# The benchmark commands of a full run and of a quick one (module `bench` under tools/).
+SHARD_COUNTS = (1, 2, 4)
+
+
+def bench_commands(quick: bool) -> list[tuple[str, list[str]]]:
+    """(key in the JSON, argv of `python -m bench ...`) for each benchmark run."""
+    run = ["run", "--output", "guide-run"] + (["--quick"] if quick else [])
+    out = [("run", run)]
+    for n in SHARD_COUNTS:
+        argv = ["shards", "--shards", str(n), "--markets", "600"]
+        if quick:  # fewer markets, one window: the same figures, minutes instead of a quarter hour
+            argv = ["shards", "--shards", str(n), "--markets", "200", "--windows", "1", "--plateau-seconds", "30"]
+        out.append((f"shards.{n}", argv))
+    return out
+
+
+# -- Cloudflare's published prices and allowances (checked 2026-11; cite in DEPLOY.md) -------
+# https://developers.cloudflare.com/durable-objects/platform/pricing/
+# https://developers.cloudflare.com/d1/platform/pricing/  and  /d1/platform/limits/
+# https://developers.cloudflare.com/workers/platform/pricing/  and  /workers/platform/limits/
+DO_MEMORY_GB = 128 / 1024  # duration is billed at 128 MB per object, whatever it uses
+SECONDS_PER_DAY = 86_400
+DAYS_PER_MONTH = 30
+DO_FREE_GB_S_PER_DAY = 13_000
+DO_PAID_GB_S_PER_MONTH = 400_000
+DO_PAID_USD_PER_MILLION_GB_S = 12.50
+D1_PAID_ROWS_WRITTEN_PER_MONTH = 50_000_000
+D1_PAID_USD_PER_MILLION_ROWS_WRITTEN = 1.00
+D1_FREE_ROWS_WRITTEN_PER_DAY = 100_000
+D1_PAID_STORAGE_GB = 5
+D1_PAID_USD_PER_GB_MONTH = 0.75
+WORKERS_PAID_USD_PER_MONTH = 5.00
+COST_MARKETS = (50, 200, 600)
+# D1 counts a written row for the table and one more per index the write touches
+# (developers.cloudflare.com/d1/platform/pricing/, FAQ); a DELETE counts like an INSERT.
+# schema.sql gives lighter_snapshots and lighter_minutes three indexes each (the UNIQUE
+# (market_index, timestamp) key, the timestamp index and the (symbol, timestamp) index the
+# API reads by): tests/unit/test_guide_figures.py checks that against the schema.
+INDEXES_PER_ROW = 3
+WINDOW_S = 15
+# Lighter does not document its update rate; one report has deltas batched every 50 ms:
+# at most ~20 messages a second per market, the ceiling the shard rule plans for.
+PEAK_MSGS_PER_MARKET_S = 20
+MAX_SUBSCRIPTIONS_PER_CONNECTION = 500
+def lookup(data: dict, path: str) -> Any:
+    node: Any = data
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(path)
+        node = node[part]
+    return node
+
+
+def fmt(value: Any, spec: str | None) -> str:
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"not a figure: {value!r}")
+    if spec:
+        return format(value, spec)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    return str(value)
+
+
+def derive(bench: dict) -> dict:
+    """Figures computed from measured ones (flat-out ingest of one shard) and the published
+    prices above: the guide's plans-and-cost table."""
+    ingest = bench["run"].get("ingest", {}).get("msgs_per_s") or 0
+    per_write = 1 + INDEXES_PER_ROW
+    windows_per_minute = 60 // WINDOW_S
+    windows_per_day = SECONDS_PER_DAY // WINDOW_S
+    # At steady state each window row is inserted and, once past retention, deleted; each
+    # minute row too, spread over the windows of its minute.
+    rows_per_market_window = 2 * per_write + 2 * per_write / windows_per_minute
+    # A shard should run at most half busy: the rest is its alarm, stats and dashboards.
+    shard_capacity = ingest // 2
+    cost: dict[str, Any] = {
+        "do_gb_s_per_shard_day": round(DO_MEMORY_GB * SECONDS_PER_DAY),
+        "shard_capacity_msgs_per_s": shard_capacity,
+        "rows_written_per_market_window": rows_per_market_window,
+        "rows_written_per_market_day": round(rows_per_market_window * windows_per_day),
+        "free_plan_markets": int(D1_FREE_ROWS_WRITTEN_PER_DAY // (rows_per_market_window * windows_per_day)),
+    }
+    for m in COST_MARKETS:
+        shards = max(1, math.ceil(m / MAX_SUBSCRIPTIONS_PER_CONNECTION),
+                     math.ceil(m * PEAK_MSGS_PER_MARKET_S / shard_capacity) if shard_capacity else 1)
+        gb_s_month = DO_MEMORY_GB * SECONDS_PER_DAY * DAYS_PER_MONTH * shards
+        rows_month = rows_per_market_window * windows_per_day * DAYS_PER_MONTH * m
+        do_usd = max(0.0, gb_s_month - DO_PAID_GB_S_PER_MONTH) / 1e6 * DO_PAID_USD_PER_MILLION_GB_S
+        rows_usd = max(0.0, rows_month - D1_PAID_ROWS_WRITTEN_PER_MONTH) / 1e6 * D1_PAID_USD_PER_MILLION_ROWS_WRITTEN
+        defaults = Config()
+        size = estimate_d1_bytes(m, defaults.window_ms, defaults.snapshot_retention_ms, defaults.minute_retention_ms,
+                                 defaults.hour_retention_ms)
+        cost[f"m{m}"] = {
+            "shards": shards,
+            "d1_mb_default_retention": round(size / 1e6),
+            "peak_msgs_per_s": m * PEAK_MSGS_PER_MARKET_S,
+            "do_gb_s_month": round(gb_s_month),
+            "do_usd_month": round(do_usd, 2),
+            "rows_written_month_millions": round(rows_month / 1e6, 1),
+            "rows_usd_month": round(rows_usd, 2),
+            "usd_month": round(WORKERS_PAID_USD_PER_MONTH + do_usd + rows_usd, 2),
+        }
+    return cost
+
+
+def calc(bench: dict) -> dict:
+    """Per-unit figures the guide quotes, divided out of the run's measured totals."""
+    run = bench["run"]
+    mem = run["memory"]["memoryBytes_end"]
+    markets = run["args"]["markets"]
+    sequential = [*run["api"]["sequential"].values(), *run["api"]["sequential_no_ingest"].values()]
+    return {
+        "markets": markets,
+        "books_bytes_per_level": round(mem["books"] / max(1, mem["levels"])),
+        "books_bytes_per_market": round(mem["books"] / markets),
+        "aggregator_bytes_per_market": round(mem["aggregator"] / markets),
+        "wasm_heap_mib": round(mem["wasmHeapMax"] / 2**20, 1),
+        "api_sequential_p50_ms_max": max(e["p50_ms"] for e in sequential),
+        "api_sequential_p99_ms_max": max(e["p99_ms"] for e in sequential),
+        "subscribe_minutes_600": round(600 / 180, 1),
+    }
+
+
+def figures(bench: dict) -> dict:
+    return {**bench, "cost": derive(bench), "calc": calc(bench)}
+
+
+def render(text: str, data: dict) -> tuple[str, list[str]]:
+    """The text with every marked figure rewritten from `data`, and the problems found
+    (a path missing from the JSON)."""
+    problems: list[str] = []
+
+    def one(m: re.Match) -> str:
+        path, spec = m.group(1), m.group(2)
+        try:
+            value = fmt(lookup(data, path), spec)
+        except (KeyError, ValueError) as exc:
+            problems.append(f"{path}: {exc}")
+            return m.group(0)
+        head = f"<!-- fig:{path}|{spec} -->" if spec else f"<!-- fig:{path} -->"
+        return f"{head}{value}<!-- /fig -->"
+
+    return MARKER.sub(one, text), problems
+
+
+def differences(text: str, data: dict) -> list[str]:
+    """Every marked figure whose text is not what the JSON says (or whose path is missing)."""
+    out: list[str] = []
+    for m in MARKER.finditer(text):
+        path, spec, shown = m.group(1), m.group(2), m.group(3)
+        try:
+            want = fmt(lookup(data, path), spec)
+        except (KeyError, ValueError) as exc:
+            out.append(f"{path}: not in the JSON ({exc})")
+            continue
+        if shown != want:
+            out.append(f"{path}: guide says {shown!r}, JSON says {want!r}")
+    return out
+
+
+def load(path: Path = BENCH_JSON) -> dict:
+    return figures(json.loads(path.read_text()))
+
+
+# -- running the benchmarks --------------------------------------------------------------
+
+
+def run_benchmarks(quick: bool, python: str) -> dict:
+    started = time.time()
+    out: dict[str, Any] = {
+        "command": "bash scripts/guide-figures --bench" + (" --quick" if quick else ""),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
+        "runs": [],
+        "shards": {},
+    }
+    for key, argv in bench_commands(quick):
+        t0 = time.time()
+        print(f"[guide-figures] python -m bench {shlex.join(argv)}", flush=True)
+        subprocess.run([python, "-m", "bench", *argv], cwd=ROOT, check=True)
+        name = "guide-run" if key == "run" else f"shards-{key.split('.')[1]}"
+        result = json.loads((RESULTS / f"{name}.json").read_text())
+        if key == "run":
+            out["run"] = result
+        else:
+            out["shards"][key.split(".")[1]] = result
+        out["runs"].append({"key": key, "command": "python -m bench " + shlex.join(argv),
+                            "seconds": round(time.time() - t0, 1)})
+    out["dry_run"] = dry_run_sizes()
+    out["duration_s"] = round(time.time() - started, 1)
+    return out
+
+
+DRY_RUN = ["node_modules/.bin/wrangler", "deploy", "--dry-run"]
+
+
+def dry_run_sizes() -> dict:
+    """What `wrangler deploy --dry-run` says it would upload (KiB), for section 2."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run([*DRY_RUN, "--outdir", tmp], cwd=ROOT, capture_output=True, text=True, check=True)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)
+    total = re.search(r"Total Upload: ([\d.]+) KiB / gzip: ([\d.]+) KiB", text)
+    vendored = re.search(r"Vendored Modules\s*│\s*│\s*([\d.]+) KiB", text)
+    if not total or not vendored:
+        raise RuntimeError("wrangler deploy --dry-run printed no sizes:\n" + text[-2000:])
+    return {"command": "npx wrangler deploy --dry-run", "total_kib": float(total.group(1)),
+            "gzip_kib": float(total.group(2)), "vendored_kib": float(vendored.group(1))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="scripts/guide-figures", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true", help="only compare; exit 1 on a difference")
+    ap.add_argument("--bench", action="store_true", help="run the benchmarks first and write the JSON")
+    ap.add_argument("--quick", action="store_true", help="with --bench: the short set")
+    ap.add_argument("--json", type=Path, default=BENCH_JSON)
+    ap.add_argument("--guide", type=Path, default=GUIDE)
+    args = ap.parse_args(argv)
+    if args.bench:
+        t0 = time.time()
+        bench = run_benchmarks(args.quick, sys.executable)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(bench, indent=1, default=str) + "\n")
+        print(f"[guide-figures] benchmarks took {(time.time() - t0) / 60:.1f} min; wrote {args.json}")
+    data = load(args.json)
+    text = args.guide.read_text()
+    if args.check:
+        diff = differences(text, data)
+        for line in diff:
+            print(line)
+        return 1 if diff else 0
+    new, problems = render(text, data)
+    for line in problems:
+        print(f"missing: {line}", file=sys.stderr)
+    if new != text:
+        args.guide.write_text(new)
+        print(f"[guide-figures] rewrote {args.guide.name}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
