@@ -167,7 +167,11 @@ class SubscriptionPacer:
             sent_at.popleft()
         for market_id, at in list(self.in_flight.items()):
             if at <= now_ms - ACK_TIMEOUT_MS:
-                self.resubscribe(market_id)
+                if market_id in self._drop_on_answer:  # removed, and never answered: forget it
+                    self._drop_on_answer.discard(market_id)
+                    del self.in_flight[market_id]
+                else:
+                    self.resubscribe(market_id)
         for market_id, at in list(self._retry_at.items()):
             if at is None:
                 refusals = self._refusals.get(market_id, 1)

@@ -360,12 +360,18 @@ class ShardTracker:
         return ids[offset:] + ids[:offset]
 
     async def _check_feed(self, now: int) -> None:
-        if self.connection.reconnect_due(now) or (self.connection.down and self.connection.connections == 0):
-            if not self.directory.markets:
-                return  # the market refresh retries; the feed opens once there are markets
-            self._open_feed()
+        connection = self.connection
+        if not self.directory.markets:
+            # Nothing to track on this shard (yet, or any more): no socket, no retries.
+            if not connection.down or connection.reconnect_at is not None:
+                connection.close("no markets to track")
+            return
+        if connection.down:
+            if connection.reconnect_at is None or now >= connection.reconnect_at:
+                connection.reconnect_at = None
+                self._open_feed()
         else:
-            self.connection.check(now)
+            connection.check(now)
 
     async def _close_windows(self, now: int) -> None:
         if self.aggregator is None:

@@ -154,14 +154,15 @@ class SimLighter:
             changes.append((price, size))
         begin = book.nonce
         book.nonce += self.rng.randint(1, 4)
-        now = self.loop.now_ms()
-        kw = {"bids": changes} if side == "bids" else {"asks": changes}
-        text = ref.book_frame(m, ts_ms=now, nonce=book.nonce, begin_nonce=begin, **kw)
         skip = m in self.skip_next
         self.skip_next.discard(m)
-        for conn in list(self.conns.values()):
-            if m in conn.subscribed and not skip and not conn.silenced:
-                self._deliver(conn, text)
+        targets = [c for c in self.conns.values() if m in c.subscribed and not c.silenced]
+        if skip or not targets:
+            return
+        kw = {"bids": changes} if side == "bids" else {"asks": changes}
+        text = ref.book_frame(m, ts_ms=self.loop.now_ms(), nonce=book.nonce, begin_nonce=begin, **kw)
+        for conn in targets:
+            self._deliver(conn, text)
 
     def _snapshot(self, conn: Conn, m: int) -> None:
         book = self.books.get(m)

@@ -97,7 +97,7 @@ def make_plan(seed: int) -> Plan:
             args["shards"] = rng.choice((1, 2, 3))
         events.append((at, kind, args))
     events.sort(key=lambda e: e[0])
-    return Plan(seed, shards, markets, (rng.randint(150, 600), rng.randint(700, 2500)), duration, config, events)
+    return Plan(seed, shards, markets, (rng.randint(250, 800), rng.randint(900, 3000)), duration, config, events)
 
 
 class World:
