@@ -310,7 +310,9 @@ def collect(base_url: str, token: str, sim_control: SimControl, log: Callable[[s
 def _websocket_example(ws_base: str) -> Example:
     from websockets.sync.client import connect
 
-    with connect(ws_base + "/ws", open_timeout=30) as ws:
+    # A browser on the dashboard's page sends its own origin; /ws refuses any other.
+    origin = ws_base.replace("ws://", "http://", 1).replace("wss://", "https://", 1)
+    with connect(ws_base + "/ws", open_timeout=30, origin=origin) as ws:
         hello = json.loads(ws.recv(timeout=30))
         ws.send('{"type":"ping"}')
         pong = json.loads(ws.recv(timeout=30))
@@ -320,10 +322,9 @@ def _websocket_example(ws_base: str) -> Example:
         "ws", "Dashboard", "GET /ws",
         "The dashboard's live socket. On connect: `hello` with the recent activity log and the stats; then "
         "`{\"type\":\"log\",\"entry\":{...}}` for every log line and `{\"type\":\"stats\",...}` after every "
-        "window. Send `{\"type\":\"stats\"}` for stats now, `{\"type\":\"ping\"}` for a pong. "
-        "With SHARDS=1 the `stats` are the one shard's own (keys `shard`, `aggregator.windowStart`, "
-        "`aggregator.openWindows`, and no `shards` list); with more, the sum as in /api/stats.",
-        'python -m websockets "wss://${WORKER#https://}/ws"', 101, {}, "ws", body, notes,
+        "second. Send `{\"type\":\"stats\"}` for stats now, `{\"type\":\"ping\"}` for a pong. "
+        "Only the dashboard's own origin (and ALLOWED_ORIGINS) may open it.",
+        'python -m websockets --origin "$WORKER" "wss://${WORKER#https://}/ws"', 101, {}, "ws", body, notes,
     )
 
 

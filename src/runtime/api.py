@@ -78,6 +78,7 @@ Handler = Callable[[Call], Awaitable[Response]]
 
 
 MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
 
 
 def now_ms() -> int:
@@ -210,7 +211,7 @@ async def minutes(call: Call) -> Response:
 
 
 async def hours(call: Call) -> Response:
-    return await _page(call, "hours", sql.API_HOURS_PAGE, sql.API_HOURS_PAGE_FOR_SYMBOL)
+    return await _page(call, "hours", HOUR_MS, sql.API_HOURS_PAGE, sql.API_HOURS_PAGE_FOR_SYMBOL)
 
 
 async def snapshots(call: Call) -> Response:

@@ -52,6 +52,7 @@ class Entry:
 class FlushResult:
     windows: int = 0
     rows: int = 0
+    markets: int = 0  # markets in the largest window written
     rows_written: int = 0
     error: str | None = None
 
@@ -146,6 +147,7 @@ class Outbox:
             return FlushResult(
                 windows=len(batch),
                 rows=sum(e.rows for e in batch),
+                markets=max((e.rows for e in batch), default=0),
                 rows_written=sum(int(m.get("rows_written") or 0) for m in metas[: len(texts)]),
             )
 

@@ -309,7 +309,8 @@ class ShardTracker:
                      f"symbols shared by several markets (rows are kept apart by market id): {directory.duplicates}")
         if first:
             where = f" ({len(directory.markets)} on shard {self.shard + 1}/{self.config.shards})" if self.config.shards > 1 else ""
-            self.log("info", "Lighter", "markets_loaded", f"markets loaded: {directory.listed} active{where}")
+            self.log("info", "Lighter", "markets_loaded",
+                     f"markets loaded: {directory.listed} active of {len(listing)} listed{where}")
         else:
             for market in change.added:
                 state.totals.markets_added += 1
@@ -421,7 +422,7 @@ class ShardTracker:
             if result.windows:
                 self.last_flush = {"at": started, "rows": result.rows, "windows": result.windows, "ms": elapsed}
                 self.log("info", "Aggregator", "flush",
-                         f"flushed {result.rows} rows in {result.windows} window(s), {elapsed} ms")
+                         f"flushing {result.markets} symbols: {result.rows} rows in {result.windows} window(s), {elapsed} ms")
             if not self.outbox.windows:
                 break
         await self._save()

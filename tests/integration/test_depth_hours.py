@@ -59,7 +59,9 @@ def run(worker, simulator):
     try:
         response = worker.admin_post("/api/start")
         assert response.status_code == 200, response.text
-        yield first_conn, started
+        # Windows are measured from here (a run started inside the window an earlier
+        # run's stop closed begins after it: that window belongs to the earlier run).
+        yield first_conn, max(started, response.json()["flushedUntil"])
     finally:
         worker.admin_post("/api/stop")
         simulator.control("record_frames", on=False)
@@ -89,13 +91,11 @@ def test_window_depth_matches_the_reference_replayed_from_the_frames(worker, sim
     first_conn, started = run
     markets = active_markets(simulator)
     since = started - started % WINDOW_MS
-    # A complete minute, rolled while tracking: the first minute boundary after the
-    # start plus the closing window's grace, and three more windows for margin.
+    # Three closed windows (the minutes and the partial hour are rolled by the stop in
+    # the next test: no need to wait for a whole minute here).
     wait_until(
-        lambda: len(d1_rows(worker, "SELECT DISTINCT timestamp FROM lighter_snapshots WHERE timestamp >= ?", since)) >= 5
-        and len(d1_rows(worker, "SELECT DISTINCT symbol FROM lighter_minutes WHERE timestamp >= ?",
-                        started - started % MINUTE_MS)) == len(markets),
-        timeout=150, interval=2, what="five windows and a minute row for every market",
+        lambda: len(d1_rows(worker, "SELECT DISTINCT timestamp FROM lighter_snapshots WHERE timestamp >= ?", since)) >= 3,
+        timeout=90, interval=1, what="three windows",
     )
     # D1 first, then the record: every frame of a window already in D1 is in the record.
     rows = d1_rows(worker, "SELECT * FROM lighter_snapshots WHERE timestamp >= ? ORDER BY timestamp, symbol", since)
@@ -114,7 +114,7 @@ def test_window_depth_matches_the_reference_replayed_from_the_frames(worker, sim
         compared += 1
         samples += row["depth_samples"]
     assert not problems, "\n".join(problems[:20])
-    assert compared >= 3 * len(markets)
+    assert compared >= 2 * len(markets)
     # About one sample per market and second (the simulator ticks every market 20 times a second).
     assert samples >= compared * 10
     assert all(r["bid_depth_100"] >= r["bid_depth_50"] >= r["bid_depth_10"] >= 0 for r in rows)

@@ -94,7 +94,7 @@ def _node_inspect_fits_one_line(fields: dict) -> bool:
 def _log_calls():
     """(file, line, component, event) of every tracker log call: `log(level, component,
     event, message)` / `self.log(...)` / `self._log(...)` / `log.info(component, event, message)`."""
-    for path in sorted(list((SRC / "tracker").glob("*.py")) + [SRC / "runtime" / "durable_object.py"]):
+    for path in sorted(list((SRC / "tracker").glob("*.py")) + [SRC / "runtime" / "durable_object.py", SRC / "runtime" / "ports.py"]):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call):
