@@ -26,8 +26,9 @@ import requests
 import devstack  # tools/ is on pythonpath (pyproject [tool.pytest.ini_options])
 
 ROOT = devstack.ROOT
-# LOT_ARTIFACTS lets concurrent test sessions keep their logs apart.
-ARTIFACTS = Path(os.environ.get("LOT_ARTIFACTS") or ROOT / "tests" / "artifacts")
+# LOT_ARTIFACTS lets concurrent test sessions keep their logs apart; so does each
+# pytest-xdist worker (its own session: its own simulator and wrangler dev).
+ARTIFACTS = Path(os.environ.get("LOT_ARTIFACTS") or ROOT / "tests" / "artifacts") / os.environ.get("PYTEST_XDIST_WORKER", "")
 ADMIN_TOKEN = "test-token"
 SIM_MARKETS = 6
 SIM_RATE = 20
@@ -57,6 +58,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if integration_dir in Path(item.path).parents:
             item.add_marker(pytest.mark.integration)
+        # Under pytest-xdist (scripts/test), a file's tests run together and in order on
+        # one worker: the integration files are stories over one tracking run.
+        item.add_marker(pytest.mark.xdist_group(Path(item.path).stem))
 
 
 @pytest.fixture(scope="session")

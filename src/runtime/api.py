@@ -362,7 +362,10 @@ async def _control(call: Call, action: str) -> Response:
     results = await shards.control_all(call.env, call.config, action.strip("/"))
     failed = [r for r in results if "failed" in r]
     # A shard that failed is reported in the answer, never as a 500 of the whole call.
-    return call.json({"ok": not failed, **shards.combine(results)})
+    body = {"ok": not failed, **shards.combine(results)}
+    if action.strip("/") == "stop":
+        body["wasTracking"] = any(r.get("wasTracking") for r in results)
+    return call.json(body)
 
 
 # -- dashboard -----------------------------------------------------------------------

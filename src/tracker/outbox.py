@@ -68,6 +68,7 @@ class Outbox:
         self._index_lock = asyncio.Lock()
         self._flush_lock = asyncio.Lock()
         self._writing: set[int] = set()  # window starts of the batch in flight
+        self._staging: list[int] = []  # window starts being added (awaiting storage)
         self.failures_in_a_row = 0
 
     # -- persistence ---------------------------------------------------------------
@@ -80,6 +81,18 @@ class Outbox:
         """Store newly closed windows, together with `also` (the tracker state saying
         they are closed) in ONE transaction. Returns the entries dropped (oldest
         first) to stay within `max_windows`: the caller records them lost."""
+        # Count the new windows as waiting from this moment on, before any await: the
+        # caller has already moved its state past them, and a rollup running meanwhile
+        # must not take their minutes for complete.
+        staging = [w.start for w in windows if w.rows]
+        self._staging.extend(staging)
+        try:
+            return await self._add(windows, also)
+        finally:
+            for start in staging:
+                self._staging.remove(start)
+
+    async def _add(self, windows: list[ClosedWindow], also: dict[str, str]) -> list[Entry]:
         async with self._index_lock:
             writes = dict(also)
             added = []
@@ -110,11 +123,16 @@ class Outbox:
 
     @property
     def windows(self) -> int:
-        return len(self.entries)
+        return len(self.entries) + len(self._staging)
+
+    @property
+    def staging(self) -> list[int]:
+        return list(self._staging)
 
     @property
     def oldest(self) -> int | None:
-        return self.entries[0].start if self.entries else None
+        starts = ([self.entries[0].start] if self.entries else []) + self._staging
+        return min(starts) if starts else None
 
     async def flush(self, db: Database, extra=lambda remaining: []) -> FlushResult:
         """Write the oldest FLUSH_WINDOWS windows in one D1 batch, with the statements

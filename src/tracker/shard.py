@@ -629,9 +629,13 @@ class ShardTracker:
 
     def _written_until(self, entries=None) -> int:
         """Every window before this is in D1 (or was never measured)."""
-        entries = self.outbox.entries if entries is None else entries
         flushed = self.state.flushed_until
-        return min(entries[0].start, flushed) if entries else flushed
+        if entries is None:
+            oldest = self.outbox.oldest
+        else:  # the outbox as it will be after a flush: those entries, and any being added
+            starts = ([entries[0].start] if entries else []) + self.outbox.staging
+            oldest = min(starts) if starts else None
+        return flushed if oldest is None else min(oldest, flushed)
 
     def _stats_statement(self, now: int, remaining) -> tuple:
         """The tracking_stats row as it will be once the batch carrying it is in D1

@@ -95,7 +95,16 @@ SELECT_OTHERS_FRONTIERS = (
     "THEN sealed_until END) AS sealed FROM tracking_stats WHERE shard != ?"
 )
 # Binds: (before_ms, shards, shard)
-PRUNE_WINDOWS = "DELETE FROM lighter_snapshots WHERE timestamp < ? AND market_index % ? = ?"
+# A window goes only once its minute row holds it: the minute exists and counts at
+# least as many windows as D1 has for that minute. This holds by construction, even
+# for a window another shard wrote late (after a SHARDS change during a D1 outage).
+PRUNE_WINDOWS = (
+    "DELETE FROM lighter_snapshots WHERE timestamp < ? AND market_index % ? = ? AND EXISTS ("
+    "SELECT 1 FROM lighter_minutes AS m WHERE m.market_index = lighter_snapshots.market_index "
+    "AND m.timestamp = lighter_snapshots.timestamp - lighter_snapshots.timestamp % 60000 "
+    "AND m.windows >= (SELECT COUNT(*) FROM lighter_snapshots AS w WHERE w.market_index = m.market_index "
+    "AND w.timestamp >= m.timestamp AND w.timestamp < m.timestamp + 60000))"
+)
 PRUNE_MINUTES = "DELETE FROM lighter_minutes WHERE timestamp < ? AND market_index % ? = ?"
 
 # Shards that ever wrote a stats row: the start/stop fan-out stops those beyond SHARDS.

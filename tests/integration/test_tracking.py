@@ -78,13 +78,19 @@ def wait_flushes(worker, count: int, timeout: float = 60) -> dict:
     return worker.wait_json("/api/stats", lambda s: s["windowsFlushed"] >= target, timeout=timeout)
 
 
+RUN = {"first_conn": 0}  # the story's run: its connections' ids start here
+
+
 def expected_from_record(simulator) -> tuple[dict, set[tuple[int, int]]]:
-    """Reference windows from every frame the simulator sent, and the windows that
+    """Reference windows (depth included: the simulator keeps every frame's text) from
+    every frame the simulator sent on this run's connections, and the windows that
     touch a connection's end (their coverage depends on frames in flight then)."""
     records = simulator.get("/_sim/record")
     by_conn: dict[int, list[dict]] = {}
     for r in records:
-        by_conn.setdefault(r["conn_id"], []).append(r)
+        if r["conn_id"] >= RUN["first_conn"]:
+            assert "frame" in r, "record_frames was on for this run's connections"
+            by_conn.setdefault(r["conn_id"], []).append(r)
     events: list[ref.Event] = []
     uncertain: set[tuple[int, int]] = set()
     markets = set(active_markets(simulator))
@@ -108,7 +114,7 @@ def assert_windows_match_reference(worker, simulator) -> int:
     problems = []
     for row in rows:
         key = (row["market_index"], row["timestamp"])
-        if key in uncertain:
+        if key in uncertain or row["timestamp"] < RUN.get("from", 0):
             continue
         want = expected.get(key)
         if want is None:
@@ -130,10 +136,15 @@ MARKET_REFRESH_SECONDS = 5  # the session worker's (tests/conftest.py)
 def test_start_tracks_every_market_into_windows(worker, simulator):
     worker.admin_post("/api/stop")
     simulator.control("reset")
-    started = int(time.time() * 1000)
+    simulator.control("record_frames", on=True)
+    RUN["first_conn"] = max((c["conn"] for c in simulator.state()["connections"]), default=0) + 1
     response = worker.admin_post("/api/start")
     assert response.status_code == 200, response.text
     assert response.json()["isTracking"] is True
+    # Windows are measured from here (a start inside the window an earlier run's stop
+    # closed begins after it: that window is the earlier run's).
+    started = response.json()["flushedUntil"]
+    RUN["from"] = started
 
     live = wait_live(worker, simulator)
     markets = active_markets(simulator)
@@ -268,3 +279,4 @@ def test_stop_rolls_up_writes_nothing_more_and_everything_matches(worker, simula
     s = stats(worker)
     assert s["isTracking"] is False and s["connected"] is False
     assert all(r["is_tracking"] == 0 for r in d1_rows(worker, "SELECT is_tracking FROM tracking_stats"))
+    simulator.control("record_frames", on=False)
