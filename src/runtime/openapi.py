@@ -13,6 +13,7 @@ from what the code enforces.
 from __future__ import annotations
 
 from tracker.rows import DEPTH_COLUMNS
+from tracker.stats import json_schema as shard_stats_schema
 from tracker.sql import HOUR_COLUMNS, MINUTE_COLUMNS, OVERVIEW_MINUTE_COLUMNS, OVERVIEW_WINDOW_COLUMNS, SNAPSHOT_COLUMNS
 from tracker.validation import (
     DEFAULT_EXPORT_FORMAT,
@@ -133,8 +134,17 @@ SCHEMAS: dict = {
                     "windowElapsed": {"type": "number", "description": "seconds into the open window"},
                 },
             },
-            "shards": {"type": "array", "items": {"type": "object", "required": ["shard", "isTracking"]}},
+            "shards": {"type": "array", "items": {"anyOf": [_ref("ShardStats"), _ref("ShardFailed")]}},
         },
+    },
+    # One shard's stats: generated from tracker.stats.ShardStats, the one type behind
+    # /api/stats, the dashboard and the tracking_stats row.
+    "ShardStats": shard_stats_schema(),
+    "ShardFailed": {
+        "type": "object",
+        "description": "A shard that did not answer (the reason is in the logs).",
+        "required": ["shard", "failed"],
+        "properties": {"shard": {"type": "integer"}, "failed": {"type": "string"}},
     },
     "OverviewWindow": _row(OVERVIEW_WINDOW_COLUMNS, "The market's latest closed window."),
     "OverviewMinute": _row(OVERVIEW_MINUTE_COLUMNS, "The market's latest complete minute."),

@@ -54,7 +54,8 @@ def run(worker, simulator):
     worker.admin_post("/api/stop")
     simulator.control("reset")
     simulator.control("record_frames", on=True)
-    first_conn = max((c["conn"] for c in simulator.state()["connections"]), default=0) + 1
+    seen = [c["conn"] for c in simulator.state()["connections"]] + [r["conn_id"] for r in simulator.get("/_sim/record")]
+    first_conn = max(seen, default=0) + 1
     started = int(time.time() * 1000)
     try:
         response = worker.admin_post("/api/start")
