@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import random
+from collections import deque
 from collections.abc import Callable
 
 from . import protocol
 from .aggregator import WindowAggregator
 from .feed import LighterFeed
-from .pacing import MAX_SUBSCRIPTIONS_PER_CONNECTION, Budget, SubscriptionPacer
+from .pacing import MAX_SUBSCRIPTIONS_PER_CONNECTION, RATE_WINDOW_MS, Budget, SubscriptionPacer
 from .ports import Clock, Log, Socket, SocketFactory
 from .reconnect import Backoff, FeedWatchdog
 
@@ -53,6 +54,9 @@ class FeedConnection:
         self.last_error: str | None = None
         self.frame_errors = 0
         self._should_run = False
+        # The shard's sends in the rate window, across its connections (and, restored
+        # from storage, across restarts): see SubscriptionPacer.
+        self.sent_at: deque[int] = deque()
 
     # -- what the shard asks ---------------------------------------------------------------
 
@@ -68,7 +72,7 @@ class FeedConnection:
                 f"per connection: only the first {MAX_SUBSCRIPTIONS_PER_CONNECTION} are tracked; raise SHARDS"
             )
             self.log("error", "Lighter", "too_many_markets", self.last_error)
-        pacer = SubscriptionPacer(self.budget.per_minute, self.budget.in_flight)
+        pacer = SubscriptionPacer(self.budget.per_minute, self.budget.in_flight, sent_at=self.sent_at)
         self.feed = LighterFeed(market_ids, aggregator, pacer=pacer, log=self.log)
         self.watchdog.reset(0, now)
         self.last_ping_at = now
@@ -78,6 +82,9 @@ class FeedConnection:
         except Exception as exc:  # a bad URL throws synchronously
             self.socket = None
             self._on_down(f"could not connect: {exc}")
+
+    def recent_sends(self, now: int) -> list[int]:
+        return [at for at in self.sent_at if at > now - RATE_WINDOW_MS]
 
     def close(self, reason: str) -> None:
         """Close from our side for good (tracking stopped)."""

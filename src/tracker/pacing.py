@@ -72,6 +72,7 @@ class SubscriptionPacer:
         self,
         max_per_minute: int = DEFAULT_MAX_PER_MINUTE,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        sent_at: deque[int] | None = None,
     ) -> None:
         self.max_per_minute = max_per_minute
         self.max_in_flight = max_in_flight
@@ -81,7 +82,11 @@ class SubscriptionPacer:
         self._queued: set[int] = set()
         self._urgent: list[str] = []  # pongs and pings: sent first, still counted
         self.in_flight: dict[int, int] = {}  # market_id -> sent at (ms)
-        self._sent_at: deque[int] = deque()  # send times within the rate window
+        # Send times within the rate window. Lighter counts per IP, not per connection:
+        # the caller passes the same history to every connection of the shard, so a
+        # reconnect does not start from an empty minute (a drop storm would otherwise
+        # resend a whole minute's budget at once: 30009).
+        self._sent_at: deque[int] = sent_at if sent_at is not None else deque()
         self.subscribed: set[int] = set()
         self.messages_sent = 0
         self._refusals: dict[int, int] = {}  # market_id -> refusals in a row
@@ -234,6 +239,10 @@ class SubscriptionPacer:
             elif excess <= len(live):
                 deadlines.append(live[excess - 1] + RATE_WINDOW_MS)
         return min(deadlines) if deadlines else None
+
+    def recent_sends(self, now_ms: int) -> list[int]:
+        """The send times still inside the rate window (saved with the shard's state)."""
+        return [at for at in self._sent_at if at > now_ms - RATE_WINDOW_MS]
 
     @property
     def pending(self) -> int:

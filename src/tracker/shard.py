@@ -138,7 +138,10 @@ class ShardTracker:
         # the window a stop just closed starts after it, so no window is written twice.
         state.flushed_until = max(now - now % window_ms, state.flushed_until)
         state.minutes_rolled_until = state.flushed_until - state.flushed_until % MINUTE_MS
-        self.connection = None  # a new run starts with a fresh connection and backoff
+        # A new run starts with a fresh connection and backoff (but keeps the send history).
+        if self.connection is not None:
+            state.sent_at = self.connection.recent_sends(now)
+        self.connection = None
         self._build_parts()
         self.aggregator = WindowAggregator(window_ms, state.flushed_until)
         await self._save()
@@ -589,6 +592,8 @@ class ShardTracker:
                 Budget.share(self._shards()), config.stale_feed_ms,
                 wake=self._wake, on_drop=self._fold_counters, rng=self.rng,
             )
+            if self.state is not None:  # what a previous instance sent still counts
+                self.connection.sent_at.extend(sorted(self.state.sent_at))
         if self.alerter is None:
             self.alerter = Alerter(config.alert_after_ms, config.alert_webhook_url, ports.http, ports.log,
                                    self.shard, config.alert_service_name)
@@ -611,6 +616,8 @@ class ShardTracker:
             setattr(totals, name, getattr(totals, name) + getattr(feed.counters, name))
 
     async def _save(self) -> None:
+        if self.connection is not None:
+            self.state.sent_at = self.connection.recent_sends(self.ports.clock.now_ms())
         await self.ports.storage.put_many({STATE_KEY: self.state.to_json()})
 
     def _rollup_pending(self) -> bool:

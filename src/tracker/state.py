@@ -45,6 +45,9 @@ class TrackerState:
     # Minutes a previous run still owes ([shards, since, until]): its outbox drained
     # after a new start; they are rolled with that run's split of markets.
     rollup_debts: list[list[int]] = field(default_factory=list)
+    # Lighter messages sent in the last rate window (ms): a restarted object must not
+    # spend a budget its previous instance already spent.
+    sent_at: list[int] = field(default_factory=list)
     totals: Totals = field(default_factory=Totals)
     # The most recent windows lost to an eviction/restart: [{"from": ms, "to": ms}]
     lost_ranges: list[dict] = field(default_factory=list)

@@ -330,3 +330,21 @@ def test_duplicate_requests_are_queued_once():
     assert pacer.pending == 1
     assert pacer.drain(T0) == [protocol.subscribe(1)]
     assert pacer.pending == 0 and pacer.drain(T0 + 1) == []
+
+
+def test_a_reconnect_does_not_start_from_an_empty_minute():
+    """Lighter counts messages per IP: the connection after a drop shares the minute
+    with the one before (a drop storm otherwise resends a whole budget: 30009)."""
+    from collections import deque
+
+    history: deque[int] = deque()
+    first = SubscriptionPacer(max_per_minute=10 + RESERVED_FOR_KEEPALIVE, max_in_flight=100, sent_at=history)
+    for m in range(20):
+        first.subscribe(m)
+    assert len(first.drain(T0)) == 10
+    second = SubscriptionPacer(max_per_minute=10 + RESERVED_FOR_KEEPALIVE, max_in_flight=100, sent_at=history)
+    for m in range(20):
+        second.subscribe(m)
+    assert second.drain(T0 + 5_000) == []  # the first connection's ten still count
+    assert second.next_send_at(T0 + 5_000) == T0 + RATE_WINDOW_MS
+    assert len(second.drain(T0 + RATE_WINDOW_MS)) == 10
