@@ -70,6 +70,10 @@ def test_message_budget_is_shared_by_one_ips_connections(start_sim) -> None:
         assert {c["remote"] for c in st["connections"]} == {IP1, IP2}
         assert st["errors_sent"]["30009"] == 3
         assert {k for k, n in st["errors_sent"].items() if n} == {"30009"}
+        # each connection says which refusals it got, and when (a benchmark attributes them)
+        got = {c["conn"]: {k: v["count"] for k, v in c["errors_sent"].items()} for c in st["connections"]}
+        assert list(got.values()) == [{"30009": 1}] * 3  # a (2 pings + 1 refused), b, c
+        assert all(v["first_ms"] <= v["last_ms"] for c in st["connections"] for v in c["errors_sent"].values())
         sim.control("reset")  # clears the error counter (not the budgets)
         st = sim.state()
         assert set(st["errors_sent"].values()) == {0} and "30009" in st["errors_sent"]
@@ -117,6 +121,8 @@ def test_in_flight_budget_is_shared_by_one_ips_connections(start_sim) -> None:
         assert sub_then_ping(b, [3]) == []
         assert _ips(sim)[IP1]["in_flight"] == 3
         assert sim.state()["errors_sent"]["30010"] == 1
+        # `asked`: every market a connection sent a subscribe for, the refused 3 included
+        assert [c["asked"] for c in sim.state()["connections"]] == [[0, 1], [2, 3], [3, 4, 5]]
 
 
 def test_subscriptions_are_limited_per_connection(start_sim) -> None:

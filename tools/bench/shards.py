@@ -12,14 +12,23 @@ has flushed --windows more windows, and checks:
                   active market; no market on two connections; each connection holds one
                   residue class of market_id % N
   D1 rows         lighter_snapshots has a row for every market in every complete window
-                  after full subscription; no (symbol, timestamp) twice; tick_count equals
+                  after full subscription; no (market_index, timestamp) twice; tick_count equals
                   the number of valid two-sided frames the simulator sent in that window
   lighter_markets every market once, shard == market_id % N
   /api/stats      `shards` has N entries; each summed counter equals the sum over shards;
                   each shard's `markets` is its residue class
 
-Subscribing is paced by the tracker to 180 messages/min per connection, so 300 markets
-on one connection take ~1 minute: the time to full subscription is reported.
+Subscribing is paced by the tracker within one per-IP budget shared by the shards
+(tracker.pacing.Budget.share: 180 messages a minute in all, 4 per shard kept for
+pings), so 600 markets take over 3 minutes whatever N: the time to full subscription
+is reported.
+
+    python -m bench shards --shards 4 --markets 600 --storm [--docs]
+
+runs the reconnect-storm proof of issue 10 instead (tools/bench/storm.py): two drops of
+every connection 30 s apart and a restart of wrangler dev, against the simulator's
+per-IP limits; zero refusals, every market live again, every row exact. It exits 1 when
+a check fails; --docs also copies the result to docs/bench/shards-<M>x<N>.json.
 """
 from __future__ import annotations
 
@@ -48,7 +57,7 @@ def _log(msg: str) -> None:
     print(f"[shards {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def _d1(persist: Path, sql: str, *args) -> list[tuple]:
+def d1_query(persist: Path, sql: str, *args) -> list[tuple]:
     folder = persist / "v3" / "d1" / "miniflare-D1DatabaseObject"
     files = [p for p in folder.glob("*.sqlite") if p.name != "metadata.sqlite"]
     if not files:
@@ -60,11 +69,38 @@ def _d1(persist: Path, sql: str, *args) -> list[tuple]:
         con.close()
 
 
-def _num(text) -> float | None:
+def num(text) -> float | None:
     try:
         return float(text) if text is not None else None
     except ValueError:
         return None
+
+
+def check_markets(persist: Path, markets: int, n: int) -> dict:
+    """lighter_markets: every market once, on shard market_id % N."""
+    rows = d1_query(persist, "SELECT market_index, shard FROM lighter_markets")
+    wrong = [(m, s) for m, s in rows if s != m % n]
+    out = {"rows": len(rows), "expected": markets, "wrong_shard": len(wrong), "wrong_sample": wrong[:5]}
+    out["ok"] = len(rows) == markets and not wrong
+    return out
+
+
+def check_stats(stats: dict, n: int, expected_ids: list[int]) -> dict:
+    """/api/stats: N shards listed, each total the sum over shards, each shard its residue class."""
+    per = sorted(stats.get("shards") or [], key=lambda s: s.get("shard", 0))
+    sums = {k: (stats.get(k), sum(s.get(k) or 0 for s in per)) for k in SUMMED}
+    bad_sums = {k: v for k, v in sums.items() if v[0] != v[1]}
+    per_markets = [s.get("markets") for s in per]
+    expected_per = [sum(1 for m in expected_ids if m % n == k) for k in range(n)]
+    out = {
+        "shards_listed": len(per), "sum_mismatches": bad_sums,
+        "markets_per_shard": per_markets, "expected_markets_per_shard": expected_per,
+        "subscribed_per_shard": [s.get("subscribed") for s in per],
+        "totals": {k: stats.get(k) for k in ("markets", "subscribed", "validBooks", "messagesReceived", "gaps",
+                                             "lateFrames", "windowsFlushed", "windowsLost", "lastError")},
+    }
+    out["ok"] = len(per) == n and not bad_sums and per_markets == expected_per
+    return out
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -165,10 +201,10 @@ def run(args: argparse.Namespace) -> dict:
                             and len(union) == expected_subscribed)
 
         windows = list(range(first_window, need_until, window_ms))
-        rows = _d1(persist, "SELECT market_index, timestamp, tick_count FROM lighter_snapshots WHERE timestamp >= ? "
+        rows = d1_query(persist, "SELECT market_index, timestamp, tick_count FROM lighter_snapshots WHERE timestamp >= ? "
                    "AND timestamp < ?", first_window, need_until)
-        dupes = _d1(persist, "SELECT COUNT(*) FROM (SELECT symbol, timestamp FROM lighter_snapshots "
-                    "GROUP BY symbol, timestamp HAVING COUNT(*) > 1)")[0][0]
+        dupes = d1_query(persist, "SELECT COUNT(*) FROM (SELECT market_index, timestamp FROM lighter_snapshots "
+                    "GROUP BY market_index, timestamp HAVING COUNT(*) > 1)")[0][0]
         by_window = defaultdict(set)
         ticks = {}
         for market, ts, tick_count in rows:
@@ -181,7 +217,7 @@ def run(args: argparse.Namespace) -> dict:
             ts = r["timestamp_ms"]
             if not first_window <= ts < need_until or not r.get("valid"):
                 continue
-            bid, ask = _num(r.get("best_bid")), _num(r.get("best_ask"))
+            bid, ask = num(r.get("best_bid")), num(r.get("best_ask"))
             if bid is None or ask is None or not bid < ask:
                 continue
             sent[(r["market_id"], ts - ts % window_ms)] += 1
@@ -192,7 +228,7 @@ def run(args: argparse.Namespace) -> dict:
             "windows_checked": len(windows),
             "markets_per_window": [len(by_window.get(w, ())) for w in windows],
             "expected_per_window": expected_subscribed,
-            "duplicate_symbol_timestamp": dupes,
+            "duplicate_market_timestamp": dupes,
             "rows_checked": len(rows),
             "tick_count_mismatches": len(mismatch),
             "tick_count_mismatch_sample": [list(m) for m in mismatch[:5]],
@@ -202,27 +238,9 @@ def run(args: argparse.Namespace) -> dict:
         check_d1["ok"] = (all(len(by_window.get(w, ())) == expected_subscribed for w in windows)
                           and dupes == 0 and not mismatch and not extra and bool(windows))
 
-        markets = _d1(persist, "SELECT market_index, shard FROM lighter_markets")
-        wrong = [(m, s) for m, s in markets if s != m % n]
-        check_markets = {"rows": len(markets), "expected": args.markets, "wrong_shard": len(wrong),
-                         "wrong_sample": wrong[:5]}
-        check_markets["ok"] = len(markets) == args.markets and not wrong
-
-        per = stats.get("shards") or []
-        sums = {k: (stats.get(k), sum(s.get(k) or 0 for s in per)) for k in SUMMED}
-        bad_sums = {k: v for k, v in sums.items() if v[0] != v[1]}
-        per_markets = [s.get("markets") for s in sorted(per, key=lambda s: s.get("shard", 0))]
-        expected_per = [sum(1 for m in expected_ids if m % n == k) for k in range(n)]
-        check_stats = {
-            "shards_listed": len(per), "sum_mismatches": bad_sums,
-            "markets_per_shard": per_markets, "expected_markets_per_shard": expected_per,
-            "subscribed_per_shard": [s.get("subscribed") for s in sorted(per, key=lambda s: s.get("shard", 0))],
-            "totals": {k: stats.get(k) for k in ("markets", "subscribed", "validBooks", "messagesReceived", "gaps",
-                                                 "lateFrames", "windowsFlushed", "windowsLost", "lastError")},
-        }
-        check_stats["ok"] = len(per) == n and not bad_sums and per_markets == expected_per
-        result["checks"] = {"subscriptions": check_subs, "d1": check_d1, "markets": check_markets,
-                            "stats": check_stats}
+        result["checks"] = {"subscriptions": check_subs, "d1": check_d1,
+                            "markets": check_markets(persist, args.markets, n),
+                            "stats": check_stats(stats, n, expected_ids)}
         if n == 1 or args.markets > n * PER_CONNECTION_CAP:
             log = worker.log_text()
             hints = [line.strip() for line in log.splitlines()
@@ -261,7 +279,7 @@ def report(r: dict) -> str:
          ok(s["one_residue_class_per_connection"])),
         ("D1: markets per window", f"{d['markets_per_window']} (expect {d['expected_per_window']})",
          ok(all(x == d["expected_per_window"] for x in d["markets_per_window"]) and d["markets_per_window"])),
-        ("D1: duplicate (symbol,timestamp)", d["duplicate_symbol_timestamp"], ok(d["duplicate_symbol_timestamp"] == 0)),
+        ("D1: duplicate (market,timestamp)", d["duplicate_market_timestamp"], ok(d["duplicate_market_timestamp"] == 0)),
         ("D1: tick_count == frames sim sent", f"{d['rows_checked']} rows, {d['tick_count_mismatches']} mismatches, "
                                              f"{d['rows_without_sent_frames']} unexplained",
          ok(not d["tick_count_mismatches"] and not d["rows_without_sent_frames"])),
@@ -295,10 +313,39 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--subscribe-timeout", type=float, default=300)
     ap.add_argument("--plateau-seconds", type=float, default=75,
                     help="with fewer than all markets subscribed, stop waiting after no change for this long")
+    ap.add_argument("--storm", action="store_true",
+                    help="the reconnect-storm proof (issue 10): two drops --drop-gap s apart, then a restart")
+    ap.add_argument("--drop-gap", type=float, default=30, help="--storm: seconds between the two drops")
+    ap.add_argument("--live-timeout", type=float, default=600,
+                    help="--storm: give up waiting for every market to be live after this long (per event)")
+    ap.add_argument("--docs", action="store_true",
+                    help="--storm: also copy the result to docs/bench/shards-<markets>x<shards>.json")
     args = ap.parse_args(argv)
+    if args.storm:
+        return _storm(args, argv)
     result = run(args)
     path = write_results(f"shards-{args.shards}", result)
     print()
     print(report(result))
     print(f"\nfigures: {path.relative_to(ROOT)}")
     return 0
+
+
+def _storm(args: argparse.Namespace, argv: list[str] | None) -> int:
+    import shlex
+    import sys
+
+    from . import storm
+
+    args.command = "bash scripts/bench shards " + shlex.join(sys.argv[2:] if argv is None else argv)
+    result = storm.run(args)
+    path = write_results(f"shards-storm-{args.shards}", result)
+    print()
+    print(storm.report(result))
+    print(f"\nfigures: {path.relative_to(ROOT)}")
+    if args.docs:
+        docs = ROOT / "docs" / "bench" / f"shards-{args.markets}x{args.shards}.json"
+        docs.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, docs)
+        print(f"copied to {docs.relative_to(ROOT)}")
+    return 0 if result.get("ok") else 1

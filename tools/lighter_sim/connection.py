@@ -54,6 +54,10 @@ class Connection:
     close_reason: str = ""
     closed_ms: Optional[int] = None
     record_frames: bool = False
+    # error code -> [count, first sent (ms), last sent (ms)]: which connection got
+    # which refusal, and when (the /_sim/state view; a benchmark attributes them)
+    errors: dict = field(default_factory=dict)
+    asked: set = field(default_factory=set)  # market ids of every subscribe received, refused or not
 
     def __post_init__(self) -> None:
         self.wake = asyncio.Event()

@@ -159,6 +159,10 @@ class Simulator:
         except ValueError:
             msg = None
         kind = msg.get("type") if isinstance(msg, dict) else None
+        if kind == "subscribe":  # even a refused one says which client (shard) asked
+            mid = P.parse_order_book_channel(msg.get("channel"))
+            if mid is not None:
+                conn.asked.add(mid)
         now = asyncio.get_running_loop().time()
         # Every client message counts against the budget, pongs included (Lighter counts
         # them); one over the limit gets 30009 and is not acted upon, so a pong refused
@@ -183,6 +187,10 @@ class Simulator:
 
     def _error(self, conn: Connection, code: int, channel: Optional[str] = None) -> None:
         self.errors_sent[code] += 1
+        now_ms = int(time.time() * 1000)
+        seen = conn.errors.setdefault(code, [0, now_ms, now_ms])
+        seen[0] += 1
+        seen[2] = now_ms
         conn.enqueue(P.error_frame(code, channel))
         if not self.cfg.quiet:
             self.log(f"conn {conn.conn_id} error {code} {P.MESSAGES.get(code, '')}"

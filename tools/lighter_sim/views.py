@@ -58,7 +58,10 @@ def connection(c: Connection) -> dict[str, Any]:
             "invalid": sorted(mid for mid, s in c.subs.items() if not s.valid),
             "sent": c.sent, "received": c.received, "queued": len(c.outq),
             "flushed": c.flushed(), "record_len": len(c.record),
-            "stalled": c.stalled_until > asyncio.get_running_loop().time()}
+            "stalled": c.stalled_until > asyncio.get_running_loop().time(),
+            "errors_sent": {str(code): {"count": n, "first_ms": first, "last_ms": last}
+                            for code, (n, first, last) in sorted(c.errors.items())},
+            "asked": sorted(c.asked)}
 
 
 def state(sim: "Simulator") -> dict[str, Any]:
