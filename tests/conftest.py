@@ -53,6 +53,7 @@ def _restore_recursion_limit():
     yield
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group markers
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     integration_dir = ROOT / "tests" / "integration"
     for item in items:
