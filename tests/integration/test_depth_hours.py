@@ -88,7 +88,7 @@ def reference_windows(simulator, first_conn: int) -> tuple[dict, set]:
     return ref.expected_windows(events, WINDOW_MS), uncertain
 
 
-def test_window_depth_matches_the_reference_replayed_from_the_frames(worker, simulator, run):
+def check_window_depth_matches_the_reference_replayed_from_the_frames(worker, simulator, run):
     first_conn, started = run
     markets = active_markets(simulator)
     since = started - started % WINDOW_MS
@@ -125,7 +125,7 @@ def test_window_depth_matches_the_reference_replayed_from_the_frames(worker, sim
     assert all(-1 <= r["imbalance_50"] <= 1 for r in rows if r["imbalance_50"] is not None)
 
 
-def test_stop_rolls_minutes_and_the_partial_hour_from_what_is_stored(worker, simulator, run):
+def check_stop_rolls_minutes_and_the_partial_hour_from_what_is_stored(worker, simulator, run):
     _, started = run
     response = worker.admin_post("/api/stop")
     assert response.status_code == 200 and response.json()["isTracking"] is False
@@ -152,7 +152,7 @@ def test_stop_rolls_minutes_and_the_partial_hour_from_what_is_stored(worker, sim
         assert row["timestamp"] % HOUR_MS == 0 and row["depth_samples"] > 0 and row["bid_depth_50"] is not None
 
 
-def test_hours_api_serves_the_hour_rows(worker, simulator, run):
+def check_hours_api_serves_the_hour_rows(worker, simulator, run):
     _, started = run
     hour = started - started % HOUR_MS
     stored = d1_rows(worker, "SELECT * FROM lighter_hours WHERE timestamp = ? ORDER BY symbol", hour)
@@ -182,3 +182,10 @@ def test_hours_api_serves_the_hour_rows(worker, simulator, run):
     assert doc["count"] == 1 and doc["hours"][0]["timestamp"] == hour
     r = worker.get("/api/export?resolution=days")
     assert r.status_code == 400 and "resolution" in r.json()["error"]
+
+
+def test_depth_and_hours_over_one_run(worker, simulator, run):
+    """The checks build on each other (windows, then the stop's rollups, then the API
+    over them): one function keeps them in order on whichever pytest worker runs it."""
+    for check in (check_window_depth_matches_the_reference_replayed_from_the_frames, check_stop_rolls_minutes_and_the_partial_hour_from_what_is_stored, check_hours_api_serves_the_hour_rows):
+        check(worker, simulator, run)

@@ -133,7 +133,7 @@ def assert_windows_match_reference(worker, simulator) -> int:
 MARKET_REFRESH_SECONDS = 5  # the session worker's (tests/conftest.py)
 
 
-def test_start_tracks_every_market_into_windows(worker, simulator):
+def step_start_tracks_every_market_into_windows(worker, simulator):
     worker.admin_post("/api/stop")
     simulator.control("reset")
     simulator.control("record_frames", on=True)
@@ -175,7 +175,7 @@ def test_start_tracks_every_market_into_windows(worker, simulator):
     assert sum(r["markets"] for r in stat_rows) == len(markets)
 
 
-def test_gap_and_malformed_frames_cost_one_book_and_nothing_else(worker, simulator):
+def step_gap_and_malformed_frames_cost_one_book_and_nothing_else(worker, simulator):
     market = min(active_markets(simulator))
     before = stats(worker)
     simulator.control("gap", market_id=market)
@@ -187,14 +187,14 @@ def test_gap_and_malformed_frames_cost_one_book_and_nothing_else(worker, simulat
     wait_live(worker, simulator)  # the gapped book is resubscribed, on the same connection
 
 
-def test_dropped_connection_is_reconnected(worker, simulator):
+def step_dropped_connection_is_reconnected(worker, simulator):
     before = stats(worker)
     simulator.control("close", code=1011, reason="simulated server restart")
     worker.wait_json("/api/stats", lambda s: s["reconnects"] > before["reconnects"], timeout=60)
     wait_live(worker, simulator, timeout=60)
 
 
-def test_a_market_delisted_and_listed_again_is_followed(worker, simulator):
+def step_a_market_delisted_and_listed_again_is_followed(worker, simulator):
     """Lighter's list changes while tracking runs: the next refresh (every
     MARKET_REFRESH_SECONDS) unsubscribes a delisted market and subscribes a listed one."""
     markets = active_markets(simulator)
@@ -211,7 +211,7 @@ def test_a_market_delisted_and_listed_again_is_followed(worker, simulator):
     assert "new market" in worker.log_text() and "delisted" in worker.log_text()
 
 
-def test_failed_d1_writes_wait_in_the_outbox_and_lose_nothing(worker, simulator):
+def step_failed_d1_writes_wait_in_the_outbox_and_lose_nothing(worker, simulator):
     """Lock the local D1 database file for a whole window: a real write failure.
     The closed windows wait in Durable Object storage and are written afterwards."""
     wait_live(worker, simulator)
@@ -237,7 +237,7 @@ def test_failed_d1_writes_wait_in_the_outbox_and_lose_nothing(worker, simulator)
     assert "will retry" in worker.log_text()
 
 
-def test_restart_of_wrangler_dev_resumes_tracking_by_itself(worker, simulator):
+def step_restart_of_wrangler_dev_resumes_tracking_by_itself(worker, simulator):
     before_rows = d1_rows(worker, "SELECT MAX(timestamp) AS t FROM lighter_snapshots")[0]["t"]
     worker.restart()
     # No request reaches the Worker: only the persisted alarm can bring tracking back.
@@ -250,7 +250,7 @@ def test_restart_of_wrangler_dev_resumes_tracking_by_itself(worker, simulator):
     assert "resum" in worker.log_text()
 
 
-def test_stop_rolls_up_writes_nothing_more_and_everything_matches(worker, simulator):
+def step_stop_rolls_up_writes_nothing_more_and_everything_matches(worker, simulator):
     response = worker.admin_post("/api/stop")
     assert response.status_code == 200 and response.json()["isTracking"] is False
     wait_until(lambda: not any(c["open"] for c in tracker_connections(simulator)),
@@ -284,3 +284,10 @@ def test_stop_rolls_up_writes_nothing_more_and_everything_matches(worker, simula
     assert s["isTracking"] is False and s["connected"] is False
     assert all(r["is_tracking"] == 0 for r in d1_rows(worker, "SELECT is_tracking FROM tracking_stats"))
     simulator.control("record_frames", on=False)
+
+
+def test_the_tracking_story(worker, simulator):
+    """One run, its steps in order (they build on each other: one function keeps them
+    together and in order on whichever pytest worker runs this file)."""
+    for step in (step_start_tracks_every_market_into_windows, step_gap_and_malformed_frames_cost_one_book_and_nothing_else, step_dropped_connection_is_reconnected, step_a_market_delisted_and_listed_again_is_followed, step_failed_d1_writes_wait_in_the_outbox_and_lose_nothing, step_restart_of_wrangler_dev_resumes_tracking_by_itself, step_stop_rolls_up_writes_nothing_more_and_everything_matches):
+        step(worker, simulator)
