@@ -36,9 +36,6 @@ class DoStorage:
         value = await self._s.get(key)
         return None if value is None else str(value)
 
-    async def list(self, prefix: str) -> dict[str, str]:
-        return {str(k): str(v) for k, v in dict(await self._s.list({"prefix": prefix})).items()}
-
     async def put_many(self, entries: dict[str, str]) -> None:
         # One put() of an object is one transaction; more keys than one call takes
         # cannot be atomic, and the tracker never writes that many at once.

@@ -108,9 +108,6 @@ class FeedConnection:
     def down(self) -> bool:
         return self.socket is None
 
-    def reconnect_due(self, now: int) -> bool:
-        return self._should_run and self.socket is None and (self.reconnect_at is None or now >= self.reconnect_at)
-
     def check(self, now: int) -> None:
         """From the alarm: declare a silent feed stale, ping, send what the pacer allows."""
         feed = self.feed

@@ -34,9 +34,6 @@ class Change:
     added: list[Market] = field(default_factory=list)
     removed: list[Market] = field(default_factory=list)
 
-    def __bool__(self) -> bool:
-        return bool(self.added or self.removed)
-
 
 class MarketDirectory:
     def __init__(self, shard: int, shards: int, refresh_ms: int) -> None:
@@ -73,10 +70,6 @@ class MarketDirectory:
         )
         self.markets = mine
         return change
-
-    def symbol(self, market_id: int) -> str:
-        market = self.markets.get(market_id)
-        return market.symbol if market else str(market_id)
 
     @property
     def symbols(self) -> dict[int, str]:

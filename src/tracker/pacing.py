@@ -240,10 +240,6 @@ class SubscriptionPacer:
                 deadlines.append(live[excess - 1] + RATE_WINDOW_MS)
         return min(deadlines) if deadlines else None
 
-    def recent_sends(self, now_ms: int) -> list[int]:
-        """The send times still inside the rate window (saved with the shard's state)."""
-        return [at for at in self._sent_at if at > now_ms - RATE_WINDOW_MS]
-
     @property
     def pending(self) -> int:
         return len(self._queue) + len(self._retry_at)

@@ -27,9 +27,6 @@ class Storage(Protocol):
 
     async def get(self, key: str) -> str | None: ...
 
-    async def list(self, prefix: str) -> dict[str, str]:
-        """Every key starting with `prefix`, in key order."""
-
     async def put_many(self, entries: dict[str, str]) -> None:
         """Write every entry in one transaction (all or nothing)."""
 

@@ -39,9 +39,6 @@ class TrackerState:
     started_at: int | None = None  # ms
     flushed_until: int = 0  # end of the newest window handed to D1 (ms)
     minutes_rolled_until: int = 0  # end of the newest minute rolled up (ms)
-    # When this shard next reads the market list (ms); survives evictions so a
-    # resumed object does not hit Lighter's REST again at once.
-    markets_refresh_at: int = 0
     # Minutes a previous run still owes ([shards, since, until]): its outbox drained
     # after a new start; they are rolled with that run's split of markets.
     rollup_debts: list[list[int]] = field(default_factory=list)

@@ -162,12 +162,6 @@ class SimStoragePort:
         await self._yield()
         return value
 
-    async def list(self, prefix: str) -> dict[str, str]:
-        self.life.check()
-        out = {k: v for k, v in sorted(self.s.data.items()) if k.startswith(prefix)}
-        await self._yield()
-        return out
-
     async def put_many(self, entries: dict[str, str]) -> None:
         self.life.check()
         self.s.data.update(entries)  # atomic: all at once
