@@ -193,7 +193,7 @@ async def stats(call: Call) -> Response:
     parse_no_params(call.query)
     per_shard, counts = await asyncio.gather(
         shards.call_all(call.env, call.config, "/stats"),
-        d1_bulk.query("DB", sql.API_COUNT_ROWS),
+        d1_bulk.query("DB", sql.LIGHTER.API_COUNT_ROWS),
     )
     combined = shards.combine(per_shard)
     combined["database"] = {"snapshots": counts[0]["snapshots"], "minutes": counts[0]["minutes"], "hours": counts[0]["hours"]}
@@ -202,21 +202,21 @@ async def stats(call: Call) -> Response:
 
 async def markets(call: Call) -> Response:
     parse_no_params(call.query)
-    rows = [views.market_row(r) for r in await d1_bulk.query("DB", sql.API_SELECT_MARKETS)]
+    rows = [views.market_row(r) for r in await d1_bulk.query("DB", sql.LIGHTER.API_SELECT_MARKETS)]
     return call.json({"markets": rows, "count": len(rows)})
 
 
 async def minutes(call: Call) -> Response:
-    return await _page(call, "minutes", MINUTE_MS, sql.API_MINUTES_PAGE, sql.API_MINUTES_PAGE_FOR_SYMBOL)
+    return await _page(call, "minutes", MINUTE_MS, sql.LIGHTER.API_MINUTES_PAGE, sql.LIGHTER.API_MINUTES_PAGE_FOR_SYMBOL)
 
 
 async def hours(call: Call) -> Response:
-    return await _page(call, "hours", HOUR_MS, sql.API_HOURS_PAGE, sql.API_HOURS_PAGE_FOR_SYMBOL)
+    return await _page(call, "hours", HOUR_MS, sql.LIGHTER.API_HOURS_PAGE, sql.LIGHTER.API_HOURS_PAGE_FOR_SYMBOL)
 
 
 async def snapshots(call: Call) -> Response:
     window_ms = call.config.window_ms
-    return await _page(call, "snapshots", window_ms, sql.API_SNAPSHOTS_PAGE, sql.API_SNAPSHOTS_PAGE_FOR_SYMBOL)
+    return await _page(call, "snapshots", window_ms, sql.LIGHTER.API_SNAPSHOTS_PAGE, sql.LIGHTER.API_SNAPSHOTS_PAGE_FOR_SYMBOL)
 
 
 async def _page(call: Call, key: str, row_ms: int, all_symbols: str, one_symbol: str) -> Response:
@@ -259,7 +259,7 @@ async def _final(call: Call, body: str) -> Response:
 
 async def sealed_until(binding: str = "DB") -> int | None:
     """End (ms) of the history that is final in D1 for every shard; None before any flush."""
-    rows = await d1_bulk.query(binding, sql.API_SEALED_UNTIL)
+    rows = await d1_bulk.query(binding, sql.LIGHTER.API_SEALED_UNTIL)
     value = rows[0].get("sealed_until") if rows else None
     return int(value) if value is not None else None
 
@@ -271,7 +271,7 @@ async def _require_symbol(db, symbol: str) -> None:
 
 async def _symbol_known(db, symbol: str | None) -> bool:
     """No symbol asked for is as good as a known one."""
-    return symbol is None or bool(await d1_bulk.query("DB", sql.API_SYMBOL_EXISTS, symbol))
+    return symbol is None or bool(await d1_bulk.query("DB", sql.LIGHTER.API_SYMBOL_EXISTS, symbol))
 
 
 def _unknown_symbol(symbol: str) -> ValidationError:
@@ -284,7 +284,7 @@ async def _nothing() -> None:
 
 async def overview(call: Call) -> Response:
     parse_no_params(call.query)
-    rows = await d1_bulk.query("DB", sql.API_OVERVIEW)
+    rows = await d1_bulk.query("DB", sql.LIGHTER.API_OVERVIEW)
     now = now_ms()
     markets = [views.overview_row(r, now) for r in rows]
     return call.json({"markets": markets, "count": len(markets), "now": now})
@@ -314,8 +314,8 @@ async def _export_pieces(q: ExportQuery) -> AsyncIterator[str]:
     yield fmt.begin()
     cursor = export.first_cursor(q.from_ms)
     hourly = q.resolution == "hours"
-    all_symbols = sql.API_EXPORT_HOURS_PAGE if hourly else sql.API_EXPORT_MINUTES_PAGE
-    one_symbol = sql.API_EXPORT_HOURS_PAGE_FOR_SYMBOL if hourly else sql.API_EXPORT_MINUTES_PAGE_FOR_SYMBOL
+    all_symbols = sql.LIGHTER.API_EXPORT_HOURS_PAGE if hourly else sql.LIGHTER.API_EXPORT_MINUTES_PAGE
+    one_symbol = sql.LIGHTER.API_EXPORT_HOURS_PAGE_FOR_SYMBOL if hourly else sql.LIGHTER.API_EXPORT_MINUTES_PAGE_FOR_SYMBOL
     while True:
         if q.symbol is None:
             statement, binds = all_symbols, (*cursor, q.to_ms, export.PAGE_SIZE)

@@ -40,7 +40,7 @@ async def control_all(env, config: Config, action: str) -> list[dict]:
     """start/stop every shard, and stop the objects beyond SHARDS that tracking_stats
     knows (left tracking when SHARDS was lowered)."""
     try:
-        known = [r["shard"] for r in await d1.query(env.DB, sql.SELECT_KNOWN_SHARDS)]
+        known = [r["shard"] for r in await d1.query(env.DB, sql.LIGHTER.SELECT_KNOWN_SHARDS)]
     except Exception:  # D1 down: the current shards still get the action
         known = []
     return await control.fan_out(action, config.shards, known, lambda s, a: call(env, s, f"/{a}", "POST"))

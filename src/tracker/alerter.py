@@ -12,7 +12,9 @@ from .ports import Http, Log
 
 
 class Alerter:
-    def __init__(self, after_ms: int, url: str | None, http: Http, log: Log, shard: int, service: str) -> None:
+    def __init__(self, after_ms: int, url: str | None, http: Http, log: Log, shard: int, service: str,
+                 exchange: str = "Lighter") -> None:
+        self.exchange = exchange  # the exchange's label: "Paradex feed down ..."
         self.watch = IncidentWatch(after_ms)
         self.service = service  # ALERT_SERVICE_NAME: staging's alerts say staging
         self.url = url
@@ -23,7 +25,7 @@ class Alerter:
     async def observe(self, healthy: bool, now: int, reason: str) -> None:
         raised = self.watch.observe(healthy, now, reason)
         if raised is not None:
-            text = raised.payload(self.shard, self.service)["text"]
+            text = raised.payload(self.shard, self.service, self.exchange)["text"]
             if raised.event == "feed_down":
                 self.log("warn", "Alert", "feed_down", text)
             else:
@@ -33,7 +35,7 @@ class Alerter:
             return
         for alert in list(self.watch.unsent):
             try:
-                status = await self.http.post_json(self.url, alert.payload(self.shard, self.service))
+                status = await self.http.post_json(self.url, alert.payload(self.shard, self.service, self.exchange))
                 if not 200 <= status < 300:
                     raise RuntimeError(f"HTTP {status}")
             except Exception as exc:

@@ -20,15 +20,15 @@ class Alert:
     at: int  # ms: when this alert was raised
     reason: str
 
-    def payload(self, shard: int, service: str = SERVICE_NAME) -> dict:
+    def payload(self, shard: int, service: str = SERVICE_NAME, exchange: str = "Lighter") -> dict:
         # `service` is Config.alert_service_name (ALERT_SERVICE_NAME): staging says staging.
         minutes = (self.at - self.since) / 60_000
         if self.event == "feed_down":
-            text = f"{service} shard {shard}: Lighter feed down for {minutes:.1f} min ({self.reason})"
+            text = f"{service} shard {shard}: {exchange} feed down for {minutes:.1f} min ({self.reason})"
         else:
-            text = f"{service} shard {shard}: Lighter feed recovered after {minutes:.1f} min"
+            text = f"{service} shard {shard}: {exchange} feed recovered after {minutes:.1f} min"
         # `text` is what Slack/Discord-style webhooks show; the rest is for machines.
-        return {"text": text, "content": text, "event": self.event, "shard": shard,
+        return {"text": text, "content": text, "event": self.event, "shard": shard, "exchange": exchange.lower(),
                 "since": self.since, "at": self.at, "reason": self.reason}
 
 

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 MAINNET_API_URL = "https://mainnet.zklighter.elliot.ai"
 # `?readonly=true`: Lighter's documented way for read-only market data to bypass its
 # regional access restrictions (a Worker may run in a restricted region).
 MAINNET_WS_URL = "wss://mainnet.zklighter.elliot.ai/stream?readonly=true"
+
+# Paradex (issue 14): REST and the SBE WebSocket (schema 1, version 1: the templates the
+# tracker reads are the same in versions 0, 1 and 2).
+PARADEX_API_URL = "https://api.prod.paradex.trade/v1"
+PARADEX_WS_URL = "wss://ws.api.prod.paradex.trade/v1?sbeSchemaId=1&sbeSchemaVersion=1"
+PARADEX_ASSET_KINDS = ("PERP", "PERP_OPTION", "SPOT", "OPTION", "FUTURE")
+EXCHANGES = ("lighter", "paradex")
 
 # Window lengths that divide a minute evenly, so minutes roll up from whole windows.
 VALID_WINDOW_SECONDS = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)
@@ -85,6 +92,21 @@ class Config:
     alert_service_name: str = SERVICE_NAME
     # How many markets the D1 size check plans for (Lighter lists far fewer today).
     expected_markets: int = 600
+    # Which exchanges run (ENABLED_EXCHANGES): Lighter only unless the owner opts in.
+    enabled_exchanges: tuple[str, ...] = ("lighter",)
+    # Paradex's settings; `for_exchange("paradex")` puts them in api_url/ws_url/shards.
+    paradex_api_url: str = PARADEX_API_URL
+    paradex_ws_url: str = PARADEX_WS_URL
+    paradex_shards: int = 1
+    paradex_asset_kinds: frozenset[str] = frozenset({"PERP"})
+    # "deltas" (the API book) or "interactive_deltas" (RPI orders included).
+    paradex_book_channel: str = "deltas"
+
+    def for_exchange(self, name: str) -> Config:
+        """This config as one exchange's tracker sees it: its URLs and its SHARDS."""
+        if name == "paradex":
+            return replace(self, api_url=self.paradex_api_url, ws_url=self.paradex_ws_url, shards=self.paradex_shards)
+        return self
 
     @classmethod
     def from_env(cls, get: Callable[[str], str | None]) -> Config:
@@ -137,6 +159,21 @@ class Config:
             raise ConfigError(f"LIGHTER_API_URL must be an http(s) URL, got {api_url!r}")
         if not ws_url.startswith(("ws://", "wss://")):
             raise ConfigError(f"LIGHTER_WS_URL must be a ws(s) URL, got {ws_url!r}")
+        paradex_api_url = text("PARADEX_API_URL", PARADEX_API_URL).rstrip("/")
+        paradex_ws_url = text("PARADEX_WS_URL", PARADEX_WS_URL)
+        if not paradex_api_url.startswith(("http://", "https://")):
+            raise ConfigError(f"PARADEX_API_URL must be an http(s) URL, got {paradex_api_url!r}")
+        if not paradex_ws_url.startswith(("ws://", "wss://")):
+            raise ConfigError(f"PARADEX_WS_URL must be a ws(s) URL, got {paradex_ws_url!r}")
+        enabled = _names("ENABLED_EXCHANGES", text("ENABLED_EXCHANGES", "lighter"), EXCHANGES, lower=True)
+        if not enabled:
+            raise ConfigError("ENABLED_EXCHANGES must name at least one exchange: lighter, paradex")
+        asset_kinds = _names("PARADEX_ASSET_KINDS", text("PARADEX_ASSET_KINDS", "PERP"), PARADEX_ASSET_KINDS)
+        if not asset_kinds:
+            raise ConfigError(f"PARADEX_ASSET_KINDS must name at least one of {', '.join(PARADEX_ASSET_KINDS)}")
+        channel = text("PARADEX_BOOK_CHANNEL", "deltas")
+        if channel not in ("deltas", "interactive_deltas"):
+            raise ConfigError(f"PARADEX_BOOK_CHANNEL must be deltas or interactive_deltas, got {channel!r}")
         webhook = text("ALERT_WEBHOOK_URL", None)
         if webhook is not None:
             _check_webhook(webhook)
@@ -164,9 +201,31 @@ class Config:
             max_live_sockets=whole("MAX_LIVE_SOCKETS", 100, 1, 10_000),
             alert_service_name=text("ALERT_SERVICE_NAME", SERVICE_NAME),
             expected_markets=whole("EXPECTED_MARKETS", 600, 1, 10_000),
+            enabled_exchanges=enabled,
+            paradex_api_url=paradex_api_url,
+            paradex_ws_url=paradex_ws_url,
+            # Paradex allows 20 new connections a second per IP: even a reconnect storm
+            # of every shard at once stays under it.
+            paradex_shards=whole("PARADEX_SHARDS", 1, 1, 16),
+            paradex_asset_kinds=frozenset(asset_kinds),
+            paradex_book_channel=channel,
         )
         _check_d1_size(config)
         return config
+
+
+def _names(var: str, raw: str, known: tuple[str, ...], lower: bool = False) -> tuple[str, ...]:
+    """A comma-separated list of known names (order kept, duplicates dropped)."""
+    out: list[str] = []
+    for item in raw.split(","):
+        item = item.strip().lower() if lower else item.strip().upper()
+        if not item:
+            continue
+        if item not in known:
+            raise ConfigError(f"{var} may name only {', '.join(known)}; got {item!r}")
+        if item not in out:
+            out.append(item)
+    return tuple(out)
 
 
 def _check_webhook(url: str) -> None:

@@ -1,6 +1,7 @@
-"""The feed connection: one WebSocket to Lighter, its recovery and its keepalive.
+"""The feed connection: one WebSocket to the exchange, its recovery and its keepalive.
 
-It owns the socket, the per-connection `LighterFeed` (books, pacing), the
+It owns the socket, the per-connection `BookFeed` (books, pacing, the exchange's
+`Wire`), the
 reconnect backoff, the stale-feed watchdog and the pings. The shard tells it
 which markets to carry and checks it from the alarm; socket events arrive on
 their own (`_on_text`, `_on_down`) and never await anything: what they need
@@ -9,19 +10,17 @@ later (a reconnect) they ask for through `wake(at_ms)`, which moves the alarm.
 
 from __future__ import annotations
 
-import json
 import random
 from collections import deque
 from collections.abc import Callable
 
-from . import protocol
 from .aggregator import WindowAggregator
-from .feed import LighterFeed
-from .pacing import MAX_SUBSCRIPTIONS_PER_CONNECTION, RATE_WINDOW_MS, Budget, SubscriptionPacer
+from .exchange import LIGHTER, Exchange, Wire
+from .feed import BookFeed
+from .pacing import RATE_WINDOW_MS, Budget, SubscriptionPacer
 from .ports import Clock, Log, Socket, SocketFactory
 from .reconnect import Backoff, FeedWatchdog
 
-PING_EVERY_MS = 45_000  # Lighter wants a client message at least every 2 minutes
 
 
 class FeedConnection:
@@ -34,10 +33,15 @@ class FeedConnection:
         budget: Budget,
         stale_ms: int,
         wake: Callable[[int], None],
-        on_drop: Callable[[LighterFeed], None],
+        on_drop: Callable[[BookFeed], None],
         rng: random.Random | None = None,
+        exchange: Exchange = LIGHTER,
+        new_wire: Callable[[], Wire] | None = None,
     ) -> None:
         self.url = url
+        self.exchange = exchange
+        self.label = exchange.label
+        self.new_wire = new_wire or (lambda: exchange.new_wire(None, {}))
         self.sockets = sockets
         self.clock = clock
         self.log = log
@@ -45,7 +49,7 @@ class FeedConnection:
         self.wake = wake  # "run the alarm by then"
         self.on_drop = on_drop  # a connection ends: fold its counters
         self.socket: Socket | None = None
-        self.feed: LighterFeed | None = None
+        self.feed: BookFeed | None = None
         self.backoff = Backoff(rng=rng)
         self.watchdog = FeedWatchdog(stale_ms)
         self.reconnect_at: int | None = None
@@ -66,19 +70,22 @@ class FeedConnection:
         self.reconnect_at = None
         self.connections += 1
         now = self.clock.now_ms()
-        if len(market_ids) > MAX_SUBSCRIPTIONS_PER_CONNECTION:
+        cap = self.exchange.max_subscriptions
+        if len(market_ids) > cap:
             self.last_error = (
-                f"{len(market_ids)} markets exceed Lighter's {MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions "
-                f"per connection: only the first {MAX_SUBSCRIPTIONS_PER_CONNECTION} are tracked; raise SHARDS"
+                f"{len(market_ids)} markets exceed {self.label}'s {cap} subscriptions "
+                f"per connection: only the first {cap} are tracked; raise SHARDS"
             )
-            self.log("error", "Lighter", "too_many_markets", self.last_error)
-        pacer = SubscriptionPacer(self.budget.per_minute, self.budget.in_flight, sent_at=self.sent_at)
-        self.feed = LighterFeed(market_ids, aggregator, pacer=pacer, log=self.log)
+            self.log("error", self.label, "too_many_markets", self.last_error)
+        wire = self.new_wire()
+        pacer = SubscriptionPacer(self.budget.per_minute, self.budget.in_flight, sent_at=self.sent_at,
+                                  wire=wire, max_subscriptions=cap)
+        self.feed = BookFeed(market_ids, aggregator, pacer=pacer, log=self.log, wire=wire, label=self.label)
         self.watchdog.reset(0, now)
         self.last_ping_at = now
-        self.log("info", "Lighter", "connecting", f"connecting to {self.url} (connection #{self.connections})")
+        self.log("info", self.label, "connecting", f"connecting to {self.url} (connection #{self.connections})")
         try:
-            self.socket = self.sockets(self.url, self._on_text, self._on_open, self._on_down)
+            self.socket = self.sockets(self.url, self._on_frame, self._on_open, self._on_down)
         except Exception as exc:  # a bad URL throws synchronously
             self.socket = None
             self._on_down(f"could not connect: {exc}")
@@ -120,8 +127,9 @@ class FeedConnection:
             return
         if feed.pacer.subscribed:
             self.backoff.reset()  # the connection has proven itself
-        if now - self.last_ping_at >= PING_EVERY_MS:
-            feed.pacer.send_now(protocol.PING)
+        ping_every = self.exchange.ping_every_ms
+        if ping_every is not None and now - self.last_ping_at >= ping_every:
+            feed.pacer.send_now(feed.wire.ping)
             self.last_ping_at = now
         self._send(feed.drain(now))
 
@@ -137,31 +145,38 @@ class FeedConnection:
             send_at = self.feed.pacer.next_send_at(now)
             if send_at is not None:
                 due.append(send_at)
-            due.append(self.last_ping_at + PING_EVERY_MS)
+            if self.exchange.ping_every_ms is not None:
+                due.append(self.last_ping_at + self.exchange.ping_every_ms)
         return min(due) if due else None
 
     # -- socket events -----------------------------------------------------------------------
 
     def _on_open(self) -> None:
-        self.log("info", "Lighter", "socket_open", "socket open, waiting for connected")
+        feed = self.feed
+        if feed is not None and feed.on_open():
+            self.log("info", self.label, "socket_open", "socket open")
+            self._send(feed.drain(self.clock.now_ms()))
+        else:
+            self.log("info", self.label, "socket_open", "socket open, waiting for connected")
 
-    def _on_text(self, text: str) -> None:
+    def _on_frame(self, data: str | bytes) -> None:
         # The hot path: one call into the pure feed; the clock is read only when
         # the feed has something to send (an ack freed a slot, a pong, a resubscribe).
         try:
-            if self.feed.on_text(text):
+            if self.feed.on_frame(data):
                 self._send(self.feed.drain(self.clock.now_ms()))
         except Exception as exc:  # a bug must cost one frame, never the connection
-            self._frame_failed(exc, text)
+            self._frame_failed(exc, data)
 
-    def _frame_failed(self, exc: Exception, text: str) -> None:
+    def _frame_failed(self, exc: Exception, data: str | bytes) -> None:
         self.frame_errors += 1
         self.last_error = f"frame handling failed: {exc!r}"
-        self.log("error", "Lighter", "frame_failed", f"frame handling failed ({exc!r}); frame: {str(text)[:300]}")
-        market_id = protocol.channel_market_id(_channel_of(text))
+        shown = data[:300] if type(data) is str else bytes(data[:120]).hex()
+        self.log("error", self.label, "frame_failed", f"frame handling failed ({exc!r}); frame: {shown}")
+        market_id = self.feed.wire.market_of(data) if self.feed else None
         book = self.feed.books.get(market_id) if market_id is not None and self.feed else None
         if book is not None:
-            self.log("error", "Lighter", "frame_failed", f"market {market_id} book dropped; resubscribing")
+            self.log("error", self.label, "frame_failed", f"market {market_id} book dropped; resubscribing")
             book.invalidate()
             self.feed.aggregator.invalidate(market_id, self.feed.last_timestamp or 0)
             self.feed.pacer.resubscribe(market_id)
@@ -173,7 +188,7 @@ class FeedConnection:
             return
         delay = self.backoff.next_delay_ms()
         self.reconnect_at = self.clock.now_ms() + delay
-        self.log("warn", "Lighter", "connection_lost", f"connection lost: {why}; reconnecting in {delay / 1000:.1f}s")
+        self.log("warn", self.label, "connection_lost", f"connection lost: {why}; reconnecting in {delay / 1000:.1f}s")
         self.wake(self.reconnect_at)
 
     def _send(self, messages: list[str]) -> None:
@@ -194,9 +209,3 @@ class FeedConnection:
         if socket is not None and reason:
             socket.close(1000, reason)
 
-
-def _channel_of(text: str) -> str | None:
-    try:
-        return json.loads(text).get("channel")
-    except Exception:
-        return None

@@ -1,6 +1,6 @@
-"""The market directory: which of Lighter's markets this shard tracks, kept current.
+"""The market directory: which of the exchange's markets this shard tracks, kept current.
 
-Lighter lists new markets regularly and delists others. The directory reads the
+Exchanges list new markets regularly and delist others. The directory reads the
 list every MARKET_REFRESH_SECONDS and says what changed, so the feed subscribes
 new markets and unsubscribes delisted ones while tracking runs.
 
@@ -20,9 +20,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+from typing import TYPE_CHECKING
+
 from . import sql
-from .markets import ORDER_BOOKS_PATH, Market, MarketListError, parse_order_books, shard_of
-from .ports import Database, Http
+from .exchange import LIGHTER, Exchange
+from .markets import Market, MarketListError, shard_of
+from .ports import Database, Http, Statement
+
+if TYPE_CHECKING:
+    from .config import Config
 
 STORAGE_KEY = "markets"
 # After a failed read, try again after this long (doubling), never later than a refresh.
@@ -36,7 +42,8 @@ class Change:
 
 
 class MarketDirectory:
-    def __init__(self, shard: int, shards: int, refresh_ms: int) -> None:
+    def __init__(self, shard: int, shards: int, refresh_ms: int, exchange: Exchange = LIGHTER) -> None:
+        self.exchange = exchange
         self.shard = shard
         self.shards = shards
         self.refresh_ms = refresh_ms
@@ -77,9 +84,9 @@ class MarketDirectory:
 
     # -- where the listing comes from ---------------------------------------------------
 
-    async def from_exchange(self, http: Http, api_url: str) -> list[Market]:
-        """Lighter's REST list (shard 0 only). Raises MarketListError on any failure."""
-        url = api_url + ORDER_BOOKS_PATH
+    async def from_exchange(self, http: Http, config: Config, now: int) -> list[Market]:
+        """The exchange's REST list (shard 0 only). Raises MarketListError on any failure."""
+        url = config.api_url + self.exchange.markets_path
         try:
             status, text = await http.get_text(url)
         except Exception as exc:
@@ -87,13 +94,13 @@ class MarketDirectory:
         if status != 200:
             raise MarketListError(f"GET {url}: HTTP {status}: {text[:120]}")
         try:
-            return parse_order_books(json.loads(text))
+            return self.exchange.parse_markets(json.loads(text), config, now)
         except ValueError as exc:
             raise MarketListError(f"GET {url}: {exc}") from None
 
     async def from_d1(self, db: Database) -> tuple[list[Market], int]:
         """The list shard 0 saved last, and when it was read from Lighter."""
-        rows = await db.query(sql.SELECT_ACTIVE_MARKETS)
+        rows = await db.query(self.exchange.sql.SELECT_ACTIVE_MARKETS)
         markets = [
             Market(r["market_index"], r["symbol"], r["market_type"], r["status"],
                    r.get("price_decimals"), r.get("size_decimals"))
@@ -102,17 +109,18 @@ class MarketDirectory:
         return markets, max((int(r["updated_at"]) for r in rows), default=0)
 
     @staticmethod
-    def save_statements(listing: list[Market], shards: int, now: int) -> list[sql.Statement]:
+    def save_statements(listing: list[Market], shards: int, now: int,
+                        statements_of: sql.Statements = sql.LIGHTER) -> list[Statement]:
         """Upsert every listed market, then mark the ones no longer listed inactive."""
-        statements: list[sql.Statement] = [
+        statements: list[Statement] = [
             (
-                sql.UPSERT_MARKET,
+                statements_of.UPSERT_MARKET,
                 (m.market_index, m.symbol, m.market_type, m.status, 1 if m.active else 0,
                  m.price_decimals, m.size_decimals, shard_of(m.market_index, shards), now),
             )
             for m in listing
         ]
-        statements.append((sql.DEACTIVATE_MISSING_MARKETS, (now, now)))
+        statements.append((statements_of.DEACTIVATE_MISSING_MARKETS, (now, now)))
         return statements
 
     # -- when -----------------------------------------------------------------------------

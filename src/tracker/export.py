@@ -1,6 +1,6 @@
 """GET /api/export's body, as text pieces written one page of rows at a time.
 
-Pure: the Worker pages through D1 (keyset cursor, see sql.API_EXPORT_MINUTES_PAGE)
+Pure: the Worker pages through D1 (keyset cursor, see sql.LIGHTER.API_EXPORT_MINUTES_PAGE)
 and hands each page to an `ExportFormat`; nothing here ever holds more than one
 page. A page is a list of rows, each a list of values in EXPORT_COLUMNS order (the
 SELECT's order): no dict per row on the bulk path. CSV is RFC 4180 (header row,

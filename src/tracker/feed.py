@@ -1,11 +1,12 @@
-"""One connection's worth of Lighter feed: frames in, books and ticks out.
+"""One connection's worth of feed: frames in, books and ticks out.
 
-`LighterFeed` is everything the tracker does per message, in pure Python: parse,
+`BookFeed` is everything the tracker does per message, in pure Python: parse
+(through the exchange's `Wire`, tracker/exchange.py),
 apply to the market's book, check continuity, and hand the top of book to the
 window aggregator, plus a depth sample (OrderBook.band_depths) on the first tick
 of each exchange second per market. It never reads the clock and never does I/O;
 what it wants to send (pongs, resubscriptions) is queued in its
-`SubscriptionPacer`, and the glue sends `drain(now)` when `on_text` returns True.
+`SubscriptionPacer`, and the glue sends `drain(now)` when `on_frame` returns True.
 """
 
 from __future__ import annotations
@@ -13,20 +14,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from typing import TYPE_CHECKING
+
 from . import protocol
 from .aggregator import WindowAggregator
 from .orderbook import OrderBook
 from .pacing import SubscriptionPacer
-from .protocol import BookFrame, MalformedFrame, parse_frame
-
 from .ports import Log, no_log
+from .protocol import BookFrame, MalformedFrame
 
-# Lighter's error codes (see the protocol reference).
-ERR_FAILED_TO_SUBSCRIBE = 30012
-ERR_ALREADY_SUBSCRIBED = 30003
-ERR_TOO_MANY_SUBSCRIPTIONS = 23001
-ERR_TOO_MANY_MESSAGES = 30009
-ERR_TOO_MANY_INFLIGHT = 30010
+if TYPE_CHECKING:
+    from .exchange import Wire
 
 # Malformed frames are logged one by one at first, then only every Nth.
 MALFORMED_LOG_EVERY = 100
@@ -42,24 +40,30 @@ class FeedCounters:
     crossed: int = 0  # frames after which best bid >= best ask
     one_sided: int = 0  # frames after which a side is empty
     depth_samples: int = 0  # depth samples taken (at most one per market and second)
-    errors: int = 0  # error frames from Lighter
+    errors: int = 0  # error frames from the exchange
     unknown_market: int = 0
+    skipped: int = 0  # binary messages of templates the tracker does not use (Paradex)
     gaps_by_market: dict[int, int] = field(default_factory=dict)
 
 
-class LighterFeed:
+class BookFeed:
     def __init__(
         self,
         market_ids: Iterable[int],
         aggregator: WindowAggregator,
         pacer: SubscriptionPacer | None = None,
         log: Log = no_log,
+        wire: Wire | None = None,
+        label: str = "Lighter",
     ) -> None:
         self.books: dict[int, OrderBook] = {m: OrderBook(m) for m in market_ids}
         self.aggregator = aggregator
-        self.pacer = pacer or SubscriptionPacer()
+        self.wire = wire or protocol.LighterWire()
+        self.pacer = pacer or SubscriptionPacer(wire=self.wire)
         self.counters = FeedCounters()
-        self.connected = False  # Lighter's `connected` frame seen
+        self.label = label  # the log component: the exchange's name
+        # Subscribing may start: Lighter's `connected` frame seen, or (Paradex) the socket is open.
+        self.connected = False
         self.last_timestamp: int | None = None  # exchange ms of the newest book frame
         self._log = log
         # The aggregator's market -> second of the latest depth sample (it outlives this
@@ -85,11 +89,18 @@ class LighterFeed:
                 self.aggregator.invalidate(market_id, self.last_timestamp)
             self.pacer.unsubscribe(market_id)
 
-    def on_text(self, text: str) -> bool:
-        """Handle one frame. True when the pacer has something to send now."""
+    def on_open(self) -> bool:
+        """The socket is open. True when subscribing may start now (no `connected` frame to wait for)."""
+        if self.wire.ready_on_open:
+            self._connected()
+            return True
+        return False
+
+    def on_frame(self, data: str | bytes) -> bool:
+        """Handle one frame (text or binary). True when the pacer has something to send now."""
         self.counters.messages += 1
         try:
-            frame = parse_frame(text)
+            frame = self.wire.parse(data)
         except MalformedFrame as exc:
             self._malformed(str(exc))
             return False
@@ -121,7 +132,7 @@ class LighterFeed:
             book.apply_snapshot(frame.bids, frame.asks, frame.nonce)
             wake = self.pacer.ack(market_id)
             if wake and not self.pacer.in_flight and not self.pacer.pending:
-                self._log("info", "Lighter", "subscribed", f"subscribed: {len(self.pacer.subscribed)} order books live")
+                self._log("info", self.label, "subscribed", f"subscribed: {len(self.pacer.subscribed)} order books live")
         else:
             self.counters.updates += 1
             was_valid = book.valid
@@ -159,10 +170,9 @@ class LighterFeed:
         self.pacer.resubscribe(book.market_id)
         self._log(
             "warn",
-            "Lighter",
+            self.label,
             "gap",
-            f"nonce gap on market {book.market_id}: expected begin_nonce {book.nonce}, "
-            f"got {frame.begin_nonce}; book dropped, resubscribing",
+            f"{self.wire.describe_gap(book.market_id, book.nonce, frame.begin_nonce)}; book dropped, resubscribing",
         )
 
     # -- everything else ---------------------------------------------------------------
@@ -170,36 +180,43 @@ class LighterFeed:
     def _on_control(self, frame: protocol.ControlFrame) -> bool:
         kind = frame.type
         if kind == "connected":
-            self.connected = True
-            self._log("info", "Lighter", "connected", f"connected; subscribing to {len(self.books)} order books")
+            self._connected()
             return True
-        if kind == "ping":
-            self.pacer.send_now(protocol.PONG)
+        if kind == "ping" and self.wire.pong is not None:
+            self.pacer.send_now(self.wire.pong)
             return True
         if kind == "error":
             return self._on_error(frame)
-        # pong, unsubscribed/*, subscribed/* of other channels: nothing to do.
+        if kind == "skipped":
+            self.counters.skipped += 1
+        # pong, heartbeats, acks (a subscribe is answered by its snapshot): nothing to do.
         return False
+
+    def _connected(self) -> None:
+        self.connected = True
+        self._log("info", self.label, "connected", f"connected; subscribing to {len(self.books)} order books")
 
     def _on_error(self, frame: protocol.ControlFrame) -> bool:
         self.counters.errors += 1
         market_id = frame.market_id
         where = f" on market {market_id}" if market_id is not None else ""
-        self._log("warn", "Lighter", "lighter_error", f"error {frame.code}{where}: {frame.message}")
-        if market_id is not None and market_id not in self.books and self.pacer.awaits_answer(market_id):
-            self.pacer.failed(market_id, held=frame.code == ERR_ALREADY_SUBSCRIBED)
-            return True
-        if market_id is not None and market_id in self.books:
-            if frame.code in (ERR_FAILED_TO_SUBSCRIBE, ERR_ALREADY_SUBSCRIBED):
-                self.books[market_id].invalidate()
-                if self.last_timestamp is not None:
-                    self.aggregator.invalidate(market_id, self.last_timestamp)
-                self.pacer.failed(market_id, held=frame.code == ERR_ALREADY_SUBSCRIBED)
+        self._log("warn", self.label, "exchange_error", f"error {frame.code}{where}: {frame.message}")
+        if frame.refusal is None or market_id is None:
+            return False
+        held = frame.refusal == "held"
+        if market_id not in self.books:
+            if self.pacer.awaits_answer(market_id):
+                self.pacer.failed(market_id, held=held)
                 return True
-        return False
+            return False
+        self.books[market_id].invalidate()
+        if self.last_timestamp is not None:
+            self.aggregator.invalidate(market_id, self.last_timestamp)
+        self.pacer.failed(market_id, held=held)
+        return True
 
     def _malformed(self, reason: str) -> None:
         self.counters.malformed += 1
         n = self.counters.malformed
         if n <= 10 or n % MALFORMED_LOG_EVERY == 0:
-            self._log("warn", "Lighter", "malformed", f"malformed frame #{n} skipped: {reason}")
+            self._log("warn", self.label, "malformed", f"malformed frame #{n} skipped: {reason}")

@@ -58,8 +58,9 @@ class FlushResult:
 
 
 class Outbox:
-    def __init__(self, storage: Storage, max_windows: int) -> None:
+    def __init__(self, storage: Storage, max_windows: int, upsert: str = sql.LIGHTER.UPSERT_WINDOWS) -> None:
         self.storage = storage
+        self.upsert = upsert  # the exchange's bulk upsert of window rows
         self.max_windows = max_windows
         self.entries: list[Entry] = []
         # Two locks: the index changes under a short one (storage writes only), a
@@ -149,7 +150,7 @@ class Outbox:
                 if missing:  # only if storage lost data: say so loudly
                     raise RuntimeError(f"outbox chunks missing from storage: {missing[:3]}")
                 remaining = [e for e in self.entries if e.start not in done]
-                statements = [(sql.UPSERT_WINDOWS, (text,)) for text in texts] + list(extra(remaining))
+                statements = [(self.upsert, (text,)) for text in texts] + list(extra(remaining))
                 metas = await db.batch(statements)
             except Exception as exc:
                 self.failures_in_a_row += 1

@@ -1,4 +1,6 @@
-"""Subscription pacing: stay inside Lighter's limits, which are per IP.
+"""Subscription pacing: stay inside the exchange's limits, which are per IP.
+
+(Written for Lighter's, the tightest; Paradex gets its own budget, tracker/exchange.py.)
 
 Lighter allows, per IP, 200 client messages per rolling minute (subscribes,
 unsubscribes, pings and pongs all count) and 50 messages in flight (a subscribe is
@@ -73,7 +75,13 @@ class SubscriptionPacer:
         max_per_minute: int = DEFAULT_MAX_PER_MINUTE,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         sent_at: deque[int] | None = None,
+        wire=None,
+        max_subscriptions: int = MAX_SUBSCRIPTIONS_PER_CONNECTION,
     ) -> None:
+        # The exchange's subscribe/unsubscribe messages (tracker/exchange.py Wire):
+        # Lighter's by default.
+        self.wire = wire if wire is not None else protocol.LighterWire()
+        self.max_subscriptions = max_subscriptions
         self.max_per_minute = max_per_minute
         self.max_in_flight = max_in_flight
         # Subscribes and unsubscribes may use the share less the keepalive reserve.
@@ -194,21 +202,21 @@ class SubscriptionPacer:
             sent_at.append(now_ms)
         limit = self.max_subscribes_per_minute
         while self._unsubscribes and len(sent_at) + 1 <= limit:
-            out.append(protocol.unsubscribe(self._unsubscribes.popleft()))
+            out.append(self.wire.unsubscribe(self._unsubscribes.popleft()))
             sent_at.append(now_ms)
         while self._queue and len(self.in_flight) < self.max_in_flight:
             market_id, resubscribe = self._queue[0]
             cost = 2 if resubscribe else 1
             if len(sent_at) + cost > limit:
                 break
-            if len(self.subscribed) + len(self.in_flight) >= MAX_SUBSCRIPTIONS_PER_CONNECTION:
+            if len(self.subscribed) + len(self.in_flight) >= self.max_subscriptions:
                 break
             self._queue.popleft()
             self._queued.discard(market_id)
             if resubscribe:
-                out.append(protocol.unsubscribe(market_id))
+                out.append(self.wire.unsubscribe(market_id))
                 sent_at.append(now_ms)
-            out.append(protocol.subscribe(market_id))
+            out.append(self.wire.subscribe(market_id))
             sent_at.append(now_ms)
             self.in_flight[market_id] = now_ms
         self.messages_sent += len(out)
@@ -230,7 +238,7 @@ class SubscriptionPacer:
         if (
             self._queue
             and len(self.in_flight) < self.max_in_flight
-            and len(self.subscribed) + len(self.in_flight) < MAX_SUBSCRIPTIONS_PER_CONNECTION
+            and len(self.subscribed) + len(self.in_flight) < self.max_subscriptions
         ):
             cost = 2 if self._queue[0][1] else 1
             excess = len(live) + cost - self.max_subscribes_per_minute  # sends that must leave the window

@@ -43,6 +43,9 @@ class ControlFrame:
     market_id: int | None = None  # for errors/acks about an order_book channel
     code: int | None = None
     message: str = ""
+    # An answer refusing one of our subscribes: "refused" (retry it later) or "held"
+    # (the exchange says it holds the subscription already: unsubscribe, then retry).
+    refusal: str | None = None
 
 
 def subscribe(market_id: int) -> str:
@@ -52,6 +55,11 @@ def subscribe(market_id: int) -> str:
 def unsubscribe(market_id: int) -> str:
     return '{"type":"unsubscribe","channel":"order_book/%d"}' % market_id
 
+
+# Lighter's answers refusing a subscribe: 30012 failed to subscribe, 30003 already subscribed.
+ERR_FAILED_TO_SUBSCRIBE = 30012
+ERR_ALREADY_SUBSCRIBED = 30003
+REFUSALS = {ERR_FAILED_TO_SUBSCRIBE: "refused", ERR_ALREADY_SUBSCRIBED: "held"}
 
 PING = '{"type":"ping"}'
 PONG = '{"type":"pong"}'
@@ -168,5 +176,29 @@ def parse_frame(text: str | bytes) -> BookFrame | ControlFrame:
             market_id=channel_market_id(msg.get("channel", detail.get("channel"))),
             code=code if type(code) is int else None,
             message=str(detail.get("message", ""))[:200],
+            refusal=REFUSALS.get(code),
         )
     return ControlFrame(type=kind, market_id=channel_market_id(msg.get("channel")))
+
+
+class LighterWire:
+    """Lighter behind the exchange interface (tracker/exchange.py `Wire`)."""
+
+    ready_on_open = False  # subscribing starts at Lighter's `connected` frame
+    ping = PING
+    pong = PONG
+
+    subscribe = staticmethod(subscribe)
+    unsubscribe = staticmethod(unsubscribe)
+    parse = staticmethod(parse_frame)
+
+    @staticmethod
+    def describe_gap(market_id: int, nonce: int, begin_nonce: int) -> str:
+        return f"nonce gap on market {market_id}: expected begin_nonce {nonce}, got {begin_nonce}"
+
+    @staticmethod
+    def market_of(data: str | bytes) -> int | None:
+        try:
+            return channel_market_id(json.loads(data).get("channel"))
+        except Exception:
+            return None

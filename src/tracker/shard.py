@@ -32,11 +32,11 @@ from .config import Config
 from .connection import FeedConnection
 from .directory import STORAGE_KEY as MARKETS_KEY
 from .directory import MarketDirectory
-from .feed import LighterFeed
+from .exchange import LIGHTER, Exchange
+from .feed import BookFeed
 from .markets import MarketListError
 from .memory import state_report
 from .outbox import Outbox
-from .pacing import Budget
 from .ports import Clock, Database, Http, Log, Peers, SocketFactory, Storage
 from .rollup import HOUR_MS, MINUTE_MS, hours_to_roll, rollup_hours, rollup_minutes
 from .state import TrackerState
@@ -92,14 +92,20 @@ class Ports:
 
 
 class ShardTracker:
-    def __init__(self, config: Config, shard: int, ports: Ports, rng: random.Random | None = None) -> None:
+    def __init__(self, config: Config, shard: int, ports: Ports, rng: random.Random | None = None,
+                 exchange: Exchange = LIGHTER) -> None:
+        # What differs per exchange (market list, wire protocol, limits, tables); the
+        # config's api_url/ws_url/shards are this exchange's (Config.for_exchange).
+        self.exchange = exchange
+        self.sql = exchange.sql
+        self.label = exchange.label  # the log component of everything about the feed
         self.config = config
         self.shard = shard  # replaced by the saved identity once state is loaded
         self.ports = ports
         self.log = ports.log
         self.rng = rng or random.Random()
         self.state: TrackerState | None = None
-        self.outbox = Outbox(ports.storage, config.outbox_max_windows)
+        self.outbox = Outbox(ports.storage, config.outbox_max_windows, self.sql.UPSERT_WINDOWS)
         self.aggregator: WindowAggregator | None = None  # None: not measuring (stopped, or not resumed yet)
         self.directory: MarketDirectory | None = None
         self.connection: FeedConnection | None = None
@@ -145,7 +151,7 @@ class ShardTracker:
         self._build_parts()
         self.aggregator = WindowAggregator(window_ms, state.flushed_until)
         await self._save()
-        self.log("info", "Lighter", "tracking_started",
+        self.log("info", self.label, "tracking_started",
                  f"starting: shard {self.shard + 1}/{self.config.shards}, {self.config.ws_url}")
         await self._step("markets", self._refresh_markets, now)
         self._open_feed()
@@ -171,7 +177,7 @@ class ShardTracker:
                 self._record_unmeasured(self.ports.clock.now_ms())
             await self._save()
         if was_tracking:
-            self.log("info", "Lighter", "tracking_stopped", "tracking stopped")
+            self.log("info", self.label, "tracking_stopped", "tracking stopped")
         await self._step("flush", self._flush, True)
         await self._schedule()
         return {"ok": True, "wasTracking": was_tracking, **self.stats().to_json()}
@@ -241,7 +247,7 @@ class ShardTracker:
             if self.state is not None:
                 self.state.totals.alarm_errors += 1
             self.last_error = f"{name}: {type(exc).__name__}: {exc}"
-            self.log("error", "Lighter", "step_failed", f"{name} failed: {type(exc).__name__}: {exc}")
+            self.log("error", self.label, "step_failed", f"{name} failed: {type(exc).__name__}: {exc}")
 
     async def _resume(self, now: int) -> None:
         """A fresh object while tracking is on (eviction, deploy, restart): the windows
@@ -252,7 +258,7 @@ class ShardTracker:
         self._build_parts()
         self.aggregator = WindowAggregator(self.config.window_ms, state.flushed_until)
         await self._save()
-        self.log("info", "Lighter", "tracking_resumed", "resuming tracking")
+        self.log("info", self.label, "tracking_resumed", "resuming tracking")
         if not self.directory.markets:
             await self._refresh_markets(now)
         self._open_feed()
@@ -277,7 +283,7 @@ class ShardTracker:
         directory = self.directory
         try:
             if self.shard == 0:
-                listing = await directory.from_exchange(self.ports.http, self.config.api_url)
+                listing = await directory.from_exchange(self.ports.http, self.config, now)
                 as_of = now
                 self.markets_unsaved = listing
                 await self._save_markets(now)
@@ -290,14 +296,14 @@ class ShardTracker:
             directory.failures += 1
             directory.refreshed_at = now
             self.last_error = f"market list: {exc}"
-            self.log("warn", "Lighter", "markets_failed", f"could not load markets: {exc}")
+            self.log("warn", self.label, "markets_failed", f"could not load markets: {exc}")
             if directory.markets or self.shard != 0:
                 return
             # Shard 0 without any list: the one saved last time beats not tracking.
             listing, as_of = await directory.from_d1(self.ports.db)
             if not listing:
                 return
-            self.log("info", "Lighter", "markets_from_d1", f"using {len(listing)} markets saved in D1")
+            self.log("info", self.label, "markets_from_d1", f"using {len(listing)} markets saved in D1")
         await self._adopt(listing, as_of, now)
 
     async def _adopt(self, listing, as_of: int, now: int) -> None:
@@ -308,20 +314,21 @@ class ShardTracker:
         directory.failures = 0
         state = self.state
         if directory.duplicates:
-            self.log("warn", "Lighter", "duplicate_symbols",
+            self.log("warn", self.label, "duplicate_symbols",
                      f"symbols shared by several markets (rows are kept apart by market id): {directory.duplicates}")
         if first:
             where = f" ({len(directory.markets)} on shard {self.shard + 1}/{self.config.shards})" if self.config.shards > 1 else ""
-            self.log("info", "Lighter", "markets_loaded",
+            self.log("info", self.label, "markets_loaded",
                      f"markets loaded: {directory.listed} active of {len(listing)} listed{where}")
         else:
             for market in change.added:
                 state.totals.markets_added += 1
-                self.log("info", "Lighter", "market_listed", f"new market {market.market_index} {market.symbol}: subscribing")
+                self.log("info", self.label, "market_listed", f"new market {market.market_index} {market.symbol}: subscribing")
             for market in change.removed:
                 state.totals.markets_removed += 1
-                self.log("info", "Lighter", "market_delisted", f"market {market.market_index} {market.symbol} delisted: unsubscribing")
+                self.log("info", self.label, "market_delisted", f"market {market.market_index} {market.symbol} delisted: unsubscribing")
         if self.connection is not None and self.connection.feed is not None:
+            self._symbols()  # the wire names new markets by symbol (Paradex)
             for market in change.added:
                 self.connection.add_market(market.market_index)
             for market in change.removed:
@@ -331,9 +338,9 @@ class ShardTracker:
     async def _save_markets(self, now: int) -> None:
         listing = self.markets_unsaved
         try:
-            await self.ports.db.batch(MarketDirectory.save_statements(listing, self.config.shards, now))
+            await self.ports.db.batch(MarketDirectory.save_statements(listing, self.config.shards, now, self.sql))
         except Exception as exc:
-            self.log("error", "Lighter", "d1_error", f"could not save markets to D1, will retry: {exc}")
+            self.log("error", self.label, "d1_error", f"could not save markets to D1, will retry: {exc}")
             return
         self.markets_unsaved = None
 
@@ -343,7 +350,7 @@ class ShardTracker:
             try:
                 await self.ports.peers.send_markets(shard, payload)
             except Exception as exc:  # that shard reads D1 at its own refresh instead
-                self.log("warn", "Lighter", "handover_failed", f"could not hand the market list to shard {shard}: {exc}")
+                self.log("warn", self.label, "handover_failed", f"could not hand the market list to shard {shard}: {exc}")
 
     def _open_feed(self) -> None:
         if self.aggregator is None or not self.directory.markets or not self.connection.down:
@@ -449,7 +456,7 @@ class ShardTracker:
         (its outbox drained after a new start) are rolled with that run's split."""
         state = self.state
         db = self.ports.db
-        others = (await db.query(sql.SELECT_OTHERS_FRONTIERS, self.shard) or [{}])[0]
+        others = (await db.query(self.sql.SELECT_OTHERS_FRONTIERS, self.shard) or [{}])[0]
         # Every window before `limit` is in D1, all shards'. Stopped with an empty
         # outbox, this shard writes no more windows: it sets no limit of its own.
         producing = state.tracking or self.outbox.windows
@@ -473,11 +480,11 @@ class ShardTracker:
             windows_before = min(windows_before, others["sealed"])
         shards = self._shards()
         metas = await db.batch([
-            (sql.PRUNE_WINDOWS, (windows_before, shards, self.shard)),
+            (self.sql.PRUNE_WINDOWS, (windows_before, shards, self.shard)),
             # A minute is kept until its hour is rolled (the hour holding the frontier).
-            (sql.PRUNE_MINUTES, (min(now - self.config.minute_retention_ms, _floor_hour(self._sealed_until())),
+            (self.sql.PRUNE_MINUTES, (min(now - self.config.minute_retention_ms, _floor_hour(self._sealed_until())),
                                  shards, self.shard)),
-            (sql.PRUNE_HOURS, (now - self.config.hour_retention_ms, shards, self.shard)),
+            (self.sql.PRUNE_HOURS, (now - self.config.hour_retention_ms, shards, self.shard)),
             # The stats row again, now that minutes moved: other shards read it.
             self._stats_statement(now, self.outbox.entries),
         ])
@@ -493,10 +500,10 @@ class ShardTracker:
         if until <= since:
             return since
         db = self.ports.db
-        windows = await db.query(sql.SELECT_WINDOWS_FOR_ROLLUP, since, until, shards, self.shard)
+        windows = await db.query(self.sql.SELECT_WINDOWS_FOR_ROLLUP, since, until, shards, self.shard)
         minutes = rollup_minutes(windows)
         if minutes:
-            await db.batch(sql.bulk(sql.UPSERT_MINUTES, [m.values() for m in minutes]))
+            await db.batch(sql.bulk(self.sql.UPSERT_MINUTES, [m.values() for m in minutes]))
             self.log("info", "Aggregator", "minutes",
                      f"minute averages: {len(minutes)} rows for {len({m.timestamp for m in minutes})} minute(s)")
         # Hours whose minutes just completed (stopped: the partial hour too), rewritten
@@ -504,10 +511,10 @@ class ShardTracker:
         hours = []
         starts = hours_to_roll(since, until, final=not self.state.tracking)
         for start in starts:
-            rows = await db.query(sql.SELECT_MINUTES_FOR_ROLLUP, start, start + HOUR_MS, shards, self.shard)
+            rows = await db.query(self.sql.SELECT_MINUTES_FOR_ROLLUP, start, start + HOUR_MS, shards, self.shard)
             hours += rollup_hours(rows)
         if hours:
-            await db.batch(sql.bulk(sql.UPSERT_HOURS, [h.values() for h in hours]))
+            await db.batch(sql.bulk(self.sql.UPSERT_HOURS, [h.values() for h in hours]))
             self.log("info", "Aggregator", "hours", f"hour averages: {len(hours)} rows for {len(starts)} hour(s)")
         return until
 
@@ -567,7 +574,7 @@ class ShardTracker:
         try:
             state = TrackerState.from_json(await storage.get(STATE_KEY))
         except ValueError as exc:  # unreadable: start clean rather than never start
-            self.log("error", "Lighter", "state_unreadable", f"stored state unreadable, starting clean: {exc}")
+            self.log("error", self.label, "state_unreadable", f"stored state unreadable, starting clean: {exc}")
             state = TrackerState()
         if state.shard is not None:
             self.shard = state.shard  # the saved identity wins over the object's name
@@ -575,7 +582,7 @@ class ShardTracker:
         self.state = state
         self._build_parts()
         self.directory.restore(await storage.get(MARKETS_KEY))
-        self.log("info", "Lighter", "state_loaded", f"loaded state: tracking={'on' if state.tracking else 'off'}")
+        self.log("info", self.label, "state_loaded", f"loaded state: tracking={'on' if state.tracking else 'off'}")
         return state
 
     def _build_parts(self) -> None:
@@ -583,20 +590,21 @@ class ShardTracker:
         config, ports = self.config, self.ports
         if self.directory is None or self.directory.shards != self._shards():
             old = self.directory
-            self.directory = MarketDirectory(self.shard, self._shards(), config.market_refresh_ms)
+            self.directory = MarketDirectory(self.shard, self._shards(), config.market_refresh_ms, self.exchange)
             if old is not None and old.shards == self.directory.shards:
                 self.directory.markets = old.markets
         if self.connection is None:
             self.connection = FeedConnection(
                 config.ws_url, ports.sockets, ports.clock, ports.log,
-                Budget.share(self._shards()), config.stale_feed_ms,
+                self.exchange.budget(self._shards()), config.stale_feed_ms,
                 wake=self._wake, on_drop=self._fold_counters, rng=self.rng,
+                exchange=self.exchange, new_wire=lambda: self.exchange.new_wire(self.config, self._symbols()),
             )
             if self.state is not None:  # what a previous instance sent still counts
                 self.connection.sent_at.extend(sorted(self.state.sent_at))
         if self.alerter is None:
             self.alerter = Alerter(config.alert_after_ms, config.alert_webhook_url, ports.http, ports.log,
-                                   self.shard, config.alert_service_name)
+                                   self.shard, config.alert_service_name, self.label)
 
     def _symbols(self) -> dict[int, str]:
         """Every symbol this object has known: a delisted market's last windows still
@@ -610,7 +618,7 @@ class ShardTracker:
         state = self.state
         return state.shards if state is not None and state.started_at is not None else self.config.shards
 
-    def _fold_counters(self, feed: LighterFeed) -> None:
+    def _fold_counters(self, feed: BookFeed) -> None:
         totals = self.state.totals
         for name in FEED_COUNTERS:
             setattr(totals, name, getattr(totals, name) + getattr(feed.counters, name))
@@ -651,7 +659,7 @@ class ShardTracker:
         stats.pending_windows = len(remaining)
         stats.written_until = self._written_until(remaining)
         stats.sealed_until = min(stats.written_until, self._sealed_until())
-        return (sql.UPSERT_STATS, stats.row(now))
+        return (self.sql.UPSERT_STATS, stats.row(now))
 
     # =====================================================================================
     # Reporting

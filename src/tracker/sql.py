@@ -42,13 +42,6 @@ def _upsert_json(table: str, columns: tuple[str, ...], keep_if: str = "") -> str
     )
 
 
-# A 15 s row is a "window" in code; its table keeps the seed's name, lighter_snapshots
-# ("snapshot" in code means Lighter's full book).
-UPSERT_WINDOWS = _upsert_json("lighter_snapshots", SNAPSHOT_COLUMNS)
-# A minute's (an hour's) rollup only ever gains windows (none is pruned before it is
-# rolled): an older, smaller rollup landing late never replaces a newer one.
-UPSERT_MINUTES = _upsert_json("lighter_minutes", MINUTE_COLUMNS, " WHERE excluded.windows >= lighter_minutes.windows")
-UPSERT_HOURS = _upsert_json("lighter_hours", HOUR_COLUMNS, " WHERE excluded.windows >= lighter_hours.windows")
 # Rows per bulk statement: keeps one bound JSON text well under D1's size limits.
 BULK_ROWS = 500
 
@@ -57,66 +50,6 @@ def bulk(statement: str, rows: list[tuple]) -> list[tuple[str, tuple[str]]]:
     """(statement, (json_rows,)) pairs for `rows`, BULK_ROWS at a time."""
     return [(statement, (json.dumps(rows[i : i + BULK_ROWS]),)) for i in range(0, len(rows), BULK_ROWS)]
 
-UPSERT_MARKET = (
-    "INSERT INTO lighter_markets (market_index, symbol, market_type, status, active, "
-    "price_decimals, size_decimals, shard, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT(market_index) DO UPDATE SET symbol = excluded.symbol, "
-    "market_type = excluded.market_type, status = excluded.status, active = excluded.active, "
-    "price_decimals = excluded.price_decimals, size_decimals = excluded.size_decimals, "
-    "shard = excluded.shard, updated_at = excluded.updated_at"
-)
-# Markets Lighter no longer lists are kept (their history stays readable) but inactive.
-DEACTIVATE_MISSING_MARKETS = "UPDATE lighter_markets SET active = 0, updated_at = ? WHERE updated_at < ?"
-# The saved list, for a shard that cannot reach Lighter's REST (or is not shard 0).
-SELECT_ACTIVE_MARKETS = (
-    "SELECT market_index, symbol, market_type, status, price_decimals, size_decimals, updated_at "
-    "FROM lighter_markets WHERE active = 1 ORDER BY market_index"
-)
-
-# A shard owns the markets whose id % SHARDS is its number. The rollup and the prune
-# select rows by that rule, never through lighter_markets (whose save may have failed).
-# Binds: (from_ms, to_ms, shards, shard)
-SELECT_WINDOWS_FOR_ROLLUP = (
-    f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM lighter_snapshots "
-    "WHERE timestamp >= ? AND timestamp < ? AND market_index % ? = ? "
-    "ORDER BY market_index, timestamp"
-)
-# How far every OTHER shard's windows are surely in D1: shards that track or still
-# hold windows in their outbox. A minute is rolled up only below this (after a
-# SHARDS change a market's windows of one minute can come from two shards).
-# And how far their history is final (windows written and minutes rolled): windows
-# are pruned only below that. A shard that neither tracks nor holds windows writes
-# none any more (it does not hold the rollup back); once its minutes are rolled too
-# (sealed_until >= flushed_until) it holds nothing back.
-# Binds: (shard,)
-SELECT_OTHERS_FRONTIERS = (
-    "SELECT MIN(CASE WHEN is_tracking = 1 OR outbox_windows > 0 THEN written_until END) AS written, "
-    "MIN(CASE WHEN is_tracking = 1 OR outbox_windows > 0 OR sealed_until < flushed_until "
-    "THEN sealed_until END) AS sealed FROM tracking_stats WHERE shard != ?"
-)
-# Binds: (before_ms, shards, shard)
-# A window goes only once its minute row holds it: the minute exists and counts at
-# least as many windows as D1 has for that minute. This holds by construction, even
-# for a window another shard wrote late (after a SHARDS change during a D1 outage).
-PRUNE_WINDOWS = (
-    "DELETE FROM lighter_snapshots WHERE timestamp < ? AND market_index % ? = ? AND EXISTS ("
-    "SELECT 1 FROM lighter_minutes AS m WHERE m.market_index = lighter_snapshots.market_index "
-    "AND m.timestamp = lighter_snapshots.timestamp - lighter_snapshots.timestamp % 60000 "
-    "AND m.windows >= (SELECT COUNT(*) FROM lighter_snapshots AS w WHERE w.market_index = m.market_index "
-    "AND w.timestamp >= m.timestamp AND w.timestamp < m.timestamp + 60000))"
-)
-PRUNE_MINUTES = "DELETE FROM lighter_minutes WHERE timestamp < ? AND market_index % ? = ?"
-
-# Shards that ever wrote a stats row: the start/stop fan-out stops those beyond SHARDS.
-SELECT_KNOWN_SHARDS = "SELECT shard FROM tracking_stats ORDER BY shard"
-
-# Binds: (hour_start, hour_end, shards, shard): the minutes of whole hours, for rollup_hours.
-SELECT_MINUTES_FOR_ROLLUP = (
-    f"SELECT {', '.join(MINUTE_COLUMNS)} FROM lighter_minutes "
-    "WHERE timestamp >= ? AND timestamp < ? AND market_index % ? = ? "
-    "ORDER BY market_index, timestamp"
-)
-PRUNE_HOURS = "DELETE FROM lighter_hours WHERE timestamp < ? AND market_index % ? = ?"
 
 STATS_COLUMNS = (
     "shard", "is_tracking", "markets", "connected", "messages_received", "last_message_at",
@@ -126,31 +59,16 @@ STATS_COLUMNS = (
     # D1 for this shard (windows written, minutes rolled); rows_written and the outbox.
     "sealed_until", "rows_written", "outbox_windows", "written_until",
 )
-UPSERT_STATS = (
-    f"INSERT INTO tracking_stats ({', '.join(STATS_COLUMNS)}) VALUES ({', '.join('?' * len(STATS_COLUMNS))}) "
-    "ON CONFLICT(shard) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in STATS_COLUMNS if c != "shard")
-    # A row from a batch that landed late (its object was evicted meanwhile) never
-    # replaces a newer one: other shards read frontiers from these rows.
-    + " WHERE excluded.updated_at >= tracking_stats.updated_at"
+
+# The overview's columns of the latest window (w_*) and latest minute (m_*).
+OVERVIEW_WINDOW_COLUMNS = (
+    "timestamp", "window_ms", "avg_bid", "avg_ask", "avg_mid", "avg_spread", "avg_spread_bps",
+    "tick_count", "last_bid", "last_ask", "bid_depth_50", "ask_depth_50", "imbalance_50",
 )
-
-
-# =============================================================================
-# API queries (owned by the JSON API, src/runtime/api.py). Read-only. Every value
-# is bound; only the fixed column lists and table names here are interpolated.
-# Time bounds are always bound (0 and year 9999 when the client gave none), so each
-# query has one fixed text per variant and SQLite plans it once.
-# =============================================================================
-
-# Every table's row count in one D1 round trip (GET /api/stats).
-API_COUNT_ROWS = (
-    "SELECT (SELECT COUNT(*) FROM lighter_snapshots) AS snapshots, (SELECT COUNT(*) FROM lighter_minutes) AS minutes, "
-    "(SELECT COUNT(*) FROM lighter_hours) AS hours"
+OVERVIEW_MINUTE_COLUMNS = (
+    "timestamp", "windows", "avg_bid", "avg_ask", "avg_mid", "avg_spread", "avg_spread_bps",
+    "tick_count", "last_bid", "last_ask", "bid_depth_50", "ask_depth_50", "imbalance_50",
 )
-API_SELECT_MARKETS = "SELECT market_index, symbol, active FROM lighter_markets ORDER BY market_index"
-# Uses idx_markets_symbol.
-API_SYMBOL_EXISTS = "SELECT 1 AS found FROM lighter_markets WHERE symbol = ? LIMIT 1"
 
 
 def _api_page(table: str, columns: tuple[str, ...], by_symbol: bool) -> str:
@@ -165,68 +83,172 @@ def _api_page(table: str, columns: tuple[str, ...], by_symbol: bool) -> str:
     )
 
 
-# Binds: ([symbol,] from_ms, to_ms, limit, offset)
-API_MINUTES_PAGE = _api_page("lighter_minutes", MINUTE_COLUMNS, by_symbol=False)
-API_MINUTES_PAGE_FOR_SYMBOL = _api_page("lighter_minutes", MINUTE_COLUMNS, by_symbol=True)
-API_HOURS_PAGE = _api_page("lighter_hours", HOUR_COLUMNS, by_symbol=False)
-API_HOURS_PAGE_FOR_SYMBOL = _api_page("lighter_hours", HOUR_COLUMNS, by_symbol=True)
-API_SNAPSHOTS_PAGE = _api_page("lighter_snapshots", SNAPSHOT_COLUMNS, by_symbol=False)
-API_SNAPSHOTS_PAGE_FOR_SYMBOL = _api_page("lighter_snapshots", SNAPSHOT_COLUMNS, by_symbol=True)
+class Statements:
+    """One exchange's statements over its own tables (same shapes, same code).
 
-# /api/export pages through minutes oldest first with a keyset cursor on
-# (timestamp, symbol): every page is an index seek past the previous page's last
-# row, so page 150 costs what page 1 does (OFFSET would rescan all skipped rows).
-# Binds: (cursor_timestamp, cursor_symbol, to_ms, page_size); the first cursor is
-# (from_ms, "") and every symbol sorts after "".
-API_EXPORT_MINUTES_PAGE = (
-    f"SELECT {', '.join(MINUTE_COLUMNS)} FROM lighter_minutes "
-    "WHERE (timestamp, symbol) > (?, ?) AND timestamp <= ? "
-    "ORDER BY timestamp, symbol LIMIT ?"
-)
-# Binds: (symbol, cursor_timestamp, cursor_symbol, to_ms, page_size). One symbol
-# walks UNIQUE(symbol, timestamp) directly.
-API_EXPORT_MINUTES_PAGE_FOR_SYMBOL = (
-    f"SELECT {', '.join(MINUTE_COLUMNS)} FROM lighter_minutes "
-    "WHERE symbol = ? AND (timestamp, symbol) > (?, ?) AND timestamp <= ? "
-    "ORDER BY timestamp, symbol LIMIT ?"
-)
+    Lighter keeps the seed's table names (`lighter_*`, `tracking_stats`): its users
+    query them. Paradex gets `paradex_*` and `paradex_tracking_stats`.
+    """
 
-# The same keyset pages over lighter_hours (GET /api/export?resolution=hours).
-API_EXPORT_HOURS_PAGE = API_EXPORT_MINUTES_PAGE.replace("lighter_minutes", "lighter_hours")
-API_EXPORT_HOURS_PAGE_FOR_SYMBOL = API_EXPORT_MINUTES_PAGE_FOR_SYMBOL.replace("lighter_minutes", "lighter_hours")
+    def __init__(self, prefix: str, stats_table: str) -> None:
+        k, w, m, h = f"{prefix}_markets", f"{prefix}_snapshots", f"{prefix}_minutes", f"{prefix}_hours"
+        s = stats_table
+        self.prefix = prefix
+        self.tables = (k, w, m, h, s)
+        # A 15 s row is a "window" in code; its table keeps the seed's name, *_snapshots
+        # ("snapshot" in code means Lighter's full book).
+        self.UPSERT_WINDOWS = _upsert_json(w, SNAPSHOT_COLUMNS)
+        # A minute's (an hour's) rollup only ever gains windows (none is pruned before it is
+        # rolled): an older, smaller rollup landing late never replaces a newer one.
+        self.UPSERT_MINUTES = _upsert_json(m, MINUTE_COLUMNS, f" WHERE excluded.windows >= {m}.windows")
+        self.UPSERT_HOURS = _upsert_json(h, HOUR_COLUMNS, f" WHERE excluded.windows >= {h}.windows")
 
-# The overview's columns of the latest window (w_*) and latest minute (m_*).
-OVERVIEW_WINDOW_COLUMNS = (
-    "timestamp", "window_ms", "avg_bid", "avg_ask", "avg_mid", "avg_spread", "avg_spread_bps",
-    "tick_count", "last_bid", "last_ask", "bid_depth_50", "ask_depth_50", "imbalance_50",
-)
-OVERVIEW_MINUTE_COLUMNS = (
-    "timestamp", "windows", "avg_bid", "avg_ask", "avg_mid", "avg_spread", "avg_spread_bps",
-    "tick_count", "last_bid", "last_ask", "bid_depth_50", "ask_depth_50", "imbalance_50",
-)
-# One row per active market, in one statement. Each market's latest row is found
-# by a correlated MAX(timestamp) over UNIQUE(market_index, timestamp): SQLite answers
-# that with one index seek (its min/max optimisation), so the cost is two seeks
-# per market however many rows the tables hold. A window function
-# (ROW_NUMBER() OVER (PARTITION BY symbol ...)) would read every retained row.
-API_OVERVIEW = (
-    "SELECT m.market_index, m.symbol, "
-    + ", ".join(f"w.{c} AS w_{c}" for c in OVERVIEW_WINDOW_COLUMNS)
-    + ", "
-    + ", ".join(f"n.{c} AS m_{c}" for c in OVERVIEW_MINUTE_COLUMNS)
-    + " FROM lighter_markets AS m "
-    "LEFT JOIN lighter_snapshots AS w ON w.market_index = m.market_index AND w.timestamp = "
-    "(SELECT MAX(timestamp) FROM lighter_snapshots WHERE market_index = m.market_index) "
-    "LEFT JOIN lighter_minutes AS n ON n.market_index = m.market_index AND n.timestamp = "
-    "(SELECT MAX(timestamp) FROM lighter_minutes WHERE market_index = m.market_index) "
-    "WHERE m.active = 1 ORDER BY m.market_index"
-)
+        self.UPSERT_MARKET = (
+            f"INSERT INTO {k} (market_index, symbol, market_type, status, active, "
+            "price_decimals, size_decimals, shard, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(market_index) DO UPDATE SET symbol = excluded.symbol, "
+            "market_type = excluded.market_type, status = excluded.status, active = excluded.active, "
+            "price_decimals = excluded.price_decimals, size_decimals = excluded.size_decimals, "
+            "shard = excluded.shard, updated_at = excluded.updated_at"
+        )
+        # Markets Lighter no longer lists are kept (their history stays readable) but inactive.
+        self.DEACTIVATE_MISSING_MARKETS = f"UPDATE {k} SET active = 0, updated_at = ? WHERE updated_at < ?"
+        # The saved list, for a shard that cannot reach Lighter's REST (or is not shard 0).
+        self.SELECT_ACTIVE_MARKETS = (
+            "SELECT market_index, symbol, market_type, status, price_decimals, size_decimals, updated_at "
+            f"FROM {k} WHERE active = 1 ORDER BY market_index"
+        )
 
-# The end (ms) of the history that is final in D1 for every shard: windows, minutes
-# and hours ending at or before it will never change (tracker/history_cache.py).
-# Each shard reports its own `sealed_until` (windows written, minutes rolled); shards
-# with nothing left to do hold nothing back. NULL when no shard has reported yet.
-API_SEALED_UNTIL = (
-    "SELECT COALESCE(MIN(CASE WHEN is_tracking = 1 OR outbox_windows > 0 OR sealed_until < flushed_until "
-    "THEN sealed_until END), MAX(flushed_until)) AS sealed_until FROM tracking_stats"
-)
+        # A shard owns the markets whose id % SHARDS is its number. The rollup and the prune
+        # select rows by that rule, never through *_markets (whose save may have failed).
+        # Binds: (from_ms, to_ms, shards, shard)
+        self.SELECT_WINDOWS_FOR_ROLLUP = (
+            f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM {w} "
+            "WHERE timestamp >= ? AND timestamp < ? AND market_index % ? = ? "
+            "ORDER BY market_index, timestamp"
+        )
+        # How far every OTHER shard's windows are surely in D1: shards that track or still
+        # hold windows in their outbox. A minute is rolled up only below this (after a
+        # SHARDS change a market's windows of one minute can come from two shards).
+        # And how far their history is final (windows written and minutes rolled): windows
+        # are pruned only below that. A shard that neither tracks nor holds windows writes
+        # none any more (it does not hold the rollup back); once its minutes are rolled too
+        # (sealed_until >= flushed_until) it holds nothing back.
+        # Binds: (shard,)
+        self.SELECT_OTHERS_FRONTIERS = (
+            "SELECT MIN(CASE WHEN is_tracking = 1 OR outbox_windows > 0 THEN written_until END) AS written, "
+            "MIN(CASE WHEN is_tracking = 1 OR outbox_windows > 0 OR sealed_until < flushed_until "
+            f"THEN sealed_until END) AS sealed FROM {s} WHERE shard != ?"
+        )
+        # Binds: (before_ms, shards, shard)
+        # A window goes only once its minute row holds it: the minute exists and counts at
+        # least as many windows as D1 has for that minute. This holds by construction, even
+        # for a window another shard wrote late (after a SHARDS change during a D1 outage).
+        self.PRUNE_WINDOWS = (
+            f"DELETE FROM {w} WHERE timestamp < ? AND market_index % ? = ? AND EXISTS ("
+            f"SELECT 1 FROM {m} AS m WHERE m.market_index = {w}.market_index "
+            f"AND m.timestamp = {w}.timestamp - {w}.timestamp % 60000 "
+            f"AND m.windows >= (SELECT COUNT(*) FROM {w} AS w WHERE w.market_index = m.market_index "
+            "AND w.timestamp >= m.timestamp AND w.timestamp < m.timestamp + 60000))"
+        )
+        self.PRUNE_MINUTES = f"DELETE FROM {m} WHERE timestamp < ? AND market_index % ? = ?"
+
+        # Shards that ever wrote a stats row: the start/stop fan-out stops those beyond SHARDS.
+        self.SELECT_KNOWN_SHARDS = f"SELECT shard FROM {s} ORDER BY shard"
+
+        # Binds: (hour_start, hour_end, shards, shard): the minutes of whole hours, for rollup_hours.
+        self.SELECT_MINUTES_FOR_ROLLUP = (
+            f"SELECT {', '.join(MINUTE_COLUMNS)} FROM {m} "
+            "WHERE timestamp >= ? AND timestamp < ? AND market_index % ? = ? "
+            "ORDER BY market_index, timestamp"
+        )
+        self.PRUNE_HOURS = f"DELETE FROM {h} WHERE timestamp < ? AND market_index % ? = ?"
+
+        self.UPSERT_STATS = (
+            f"INSERT INTO {s} ({', '.join(STATS_COLUMNS)}) VALUES ({', '.join('?' * len(STATS_COLUMNS))}) "
+            "ON CONFLICT(shard) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in STATS_COLUMNS if c != "shard")
+            # A row from a batch that landed late (its object was evicted meanwhile) never
+            # replaces a newer one: other shards read frontiers from these rows.
+            + f" WHERE excluded.updated_at >= {s}.updated_at"
+        )
+
+
+        # =============================================================================
+        # API queries (owned by the JSON API, src/runtime/api.py). Read-only. Every value
+        # is bound; only the fixed column lists and table names here are interpolated.
+        # Time bounds are always bound (0 and year 9999 when the client gave none), so each
+        # query has one fixed text per variant and SQLite plans it once.
+        # =============================================================================
+
+        # Every table's row count in one D1 round trip (GET /api/stats).
+        self.API_COUNT_ROWS = (
+            f"SELECT (SELECT COUNT(*) FROM {w}) AS snapshots, (SELECT COUNT(*) FROM {m}) AS minutes, "
+            f"(SELECT COUNT(*) FROM {h}) AS hours"
+        )
+        self.API_SELECT_MARKETS = f"SELECT market_index, symbol, active FROM {k} ORDER BY market_index"
+        # Uses idx_markets_symbol.
+        self.API_SYMBOL_EXISTS = f"SELECT 1 AS found FROM {k} WHERE symbol = ? LIMIT 1"
+
+
+
+
+        # Binds: ([symbol,] from_ms, to_ms, limit, offset)
+        self.API_MINUTES_PAGE = _api_page(m, MINUTE_COLUMNS, by_symbol=False)
+        self.API_MINUTES_PAGE_FOR_SYMBOL = _api_page(m, MINUTE_COLUMNS, by_symbol=True)
+        self.API_HOURS_PAGE = _api_page(h, HOUR_COLUMNS, by_symbol=False)
+        self.API_HOURS_PAGE_FOR_SYMBOL = _api_page(h, HOUR_COLUMNS, by_symbol=True)
+        self.API_SNAPSHOTS_PAGE = _api_page(w, SNAPSHOT_COLUMNS, by_symbol=False)
+        self.API_SNAPSHOTS_PAGE_FOR_SYMBOL = _api_page(w, SNAPSHOT_COLUMNS, by_symbol=True)
+
+        # /api/export pages through minutes oldest first with a keyset cursor on
+        # (timestamp, symbol): every page is an index seek past the previous page's last
+        # row, so page 150 costs what page 1 does (OFFSET would rescan all skipped rows).
+        # Binds: (cursor_timestamp, cursor_symbol, to_ms, page_size); the first cursor is
+        # (from_ms, "") and every symbol sorts after "".
+        self.API_EXPORT_MINUTES_PAGE = (
+            f"SELECT {', '.join(MINUTE_COLUMNS)} FROM {m} "
+            "WHERE (timestamp, symbol) > (?, ?) AND timestamp <= ? "
+            "ORDER BY timestamp, symbol LIMIT ?"
+        )
+        # Binds: (symbol, cursor_timestamp, cursor_symbol, to_ms, page_size). One symbol
+        # walks UNIQUE(symbol, timestamp) directly.
+        self.API_EXPORT_MINUTES_PAGE_FOR_SYMBOL = (
+            f"SELECT {', '.join(MINUTE_COLUMNS)} FROM {m} "
+            "WHERE symbol = ? AND (timestamp, symbol) > (?, ?) AND timestamp <= ? "
+            "ORDER BY timestamp, symbol LIMIT ?"
+        )
+
+        # The same keyset pages over *_hours (GET /api/export?resolution=hours).
+        self.API_EXPORT_HOURS_PAGE = self.API_EXPORT_MINUTES_PAGE.replace(m, h)
+        self.API_EXPORT_HOURS_PAGE_FOR_SYMBOL = self.API_EXPORT_MINUTES_PAGE_FOR_SYMBOL.replace(m, h)
+
+        # One row per active market, in one statement. Each market's latest row is found
+        # by a correlated MAX(timestamp) over UNIQUE(market_index, timestamp): SQLite answers
+        # that with one index seek (its min/max optimisation), so the cost is two seeks
+        # per market however many rows the tables hold. A window function
+        # (ROW_NUMBER() OVER (PARTITION BY symbol ...)) would read every retained row.
+        self.API_OVERVIEW = (
+            "SELECT m.market_index, m.symbol, "
+            + ", ".join(f"w.{c} AS w_{c}" for c in OVERVIEW_WINDOW_COLUMNS)
+            + ", "
+            + ", ".join(f"n.{c} AS m_{c}" for c in OVERVIEW_MINUTE_COLUMNS)
+            + f" FROM {k} AS m "
+            f"LEFT JOIN {w} AS w ON w.market_index = m.market_index AND w.timestamp = "
+            f"(SELECT MAX(timestamp) FROM {w} WHERE market_index = m.market_index) "
+            f"LEFT JOIN {m} AS n ON n.market_index = m.market_index AND n.timestamp = "
+            f"(SELECT MAX(timestamp) FROM {m} WHERE market_index = m.market_index) "
+            "WHERE m.active = 1 ORDER BY m.market_index"
+        )
+
+        # The end (ms) of the history that is final in D1 for every shard: windows, minutes
+        # and hours ending at or before it will never change (tracker/history_cache.py).
+        # Each shard reports its own `sealed_until` (windows written, minutes rolled); shards
+        # with nothing left to do hold nothing back. NULL when no shard has reported yet.
+        self.API_SEALED_UNTIL = (
+            "SELECT COALESCE(MIN(CASE WHEN is_tracking = 1 OR outbox_windows > 0 OR sealed_until < flushed_until "
+            f"THEN sealed_until END), MAX(flushed_until)) AS sealed_until FROM {s}"
+        )
+
+LIGHTER = Statements("lighter", "tracking_stats")
+PARADEX = Statements("paradex", "paradex_tracking_stats")

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from tracker import sql
 
-API_STATEMENTS = {value for name, value in vars(sql).items() if name.startswith("API_") and isinstance(value, str)}
+API_STATEMENTS = {value for statements in (sql.LIGHTER, sql.PARADEX) for name, value in vars(statements).items()
+                  if name.startswith("API_") and isinstance(value, str)}
 
 
 class FakeResponse:
@@ -57,9 +58,9 @@ class FakeStatement:
         self.db.executed.append((self.text, self.params))
         if self.db.fail:
             raise RuntimeError("D1 is on fire")
-        if self.text == sql.API_SYMBOL_EXISTS:
+        if self.text == sql.LIGHTER.API_SYMBOL_EXISTS:
             return FakeResult(results=[{"found": 1}] if self.params[0] in self.db.symbols else [])
-        if self.text == sql.API_COUNT_ROWS:
+        if self.text == sql.LIGHTER.API_COUNT_ROWS:
             return FakeResult(results=[{"snapshots": 0, "minutes": 0}])
         return FakeResult(results=[])
 
@@ -208,7 +209,7 @@ def test_unknown_symbol_is_checked_with_a_bound_parameter(api):
     env = FakeEnv()
     r = call(api, "/api/minutes?symbol=" + quote("x' OR 1=1 --"), env=env)
     assert r.status == 400 and "unknown symbol" in r.json()["error"]
-    assert (sql.API_SYMBOL_EXISTS, ("x' OR 1=1 --",)) in env.DB.executed
+    assert (sql.LIGHTER.API_SYMBOL_EXISTS, ("x' OR 1=1 --",)) in env.DB.executed
     # The page ran alongside the check (one round trip), with the symbol bound too.
     assert all(text in API_STATEMENTS and text.count("?") == len(params) for text, params in env.DB.executed)
 
@@ -217,9 +218,9 @@ def test_a_known_symbol_pages_with_bound_values(api):
     env = FakeEnv()
     r = call(api, "/api/snapshots?symbol=ETH&limit=5&offset=10&from=1&to=2", env=env)
     assert r.status == 200 and r.json() == {"snapshots": [], "count": 0, "limit": 5, "offset": 10}
-    assert (sql.API_SNAPSHOTS_PAGE_FOR_SYMBOL, ("ETH", 1, 2, 5, 10)) in env.DB.executed
+    assert (sql.LIGHTER.API_SNAPSHOTS_PAGE_FOR_SYMBOL, ("ETH", 1, 2, 5, 10)) in env.DB.executed
     # An explicit `to` asks whether the page is final; without a flushed shard it is not.
-    assert (sql.API_SEALED_UNTIL, ()) in env.DB.executed
+    assert (sql.LIGHTER.API_SEALED_UNTIL, ()) in env.DB.executed
     assert r.headers["cache-control"] == "no-store" and r.headers["x-cache"] == "bypass"
 
 

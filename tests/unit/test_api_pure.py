@@ -202,11 +202,11 @@ def db() -> sqlite3.Connection:
         for k in range(8):
             ts = 60_000 * 100 + k * 15_000
             snap = minute(symbol, ts, market_index=i, window_ms=15_000, avg_bid=100 + k)
-            conn.execute(sql.UPSERT_WINDOWS, [json.dumps([[snap[c] for c in sql.SNAPSHOT_COLUMNS]])])
+            conn.execute(sql.LIGHTER.UPSERT_WINDOWS, [json.dumps([[snap[c] for c in sql.SNAPSHOT_COLUMNS]])])
         for k in range(3):
             ts = 60_000 * (100 + k)
             row = minute(symbol, ts, market_index=i, avg_bid=200 + k)
-            conn.execute(sql.UPSERT_MINUTES, [json.dumps([[row[c] for c in sql.MINUTE_COLUMNS]])])
+            conn.execute(sql.LIGHTER.UPSERT_MINUTES, [json.dumps([[row[c] for c in sql.MINUTE_COLUMNS]])])
     return conn
 
 
@@ -219,15 +219,15 @@ def plan(conn, statement) -> str:
 
 
 def test_pages_are_newest_first_with_a_symbol_tie_break(db):
-    got = rows(db, sql.API_MINUTES_PAGE, 0, MAX_TIMESTAMP_MS, 4, 0)
+    got = rows(db, sql.LIGHTER.API_MINUTES_PAGE, 0, MAX_TIMESTAMP_MS, 4, 0)
     assert [(r["timestamp"], r["symbol"]) for r in got] == [(6_120_000, "BTC"), (6_120_000, "ETH"), (6_060_000, "BTC"), (6_060_000, "ETH")]
     assert list(got[0]) == list(sql.MINUTE_COLUMNS)
-    got = rows(db, sql.API_SNAPSHOTS_PAGE_FOR_SYMBOL, "ETH", 6_015_000, 6_045_000, 10, 1)
+    got = rows(db, sql.LIGHTER.API_SNAPSHOTS_PAGE_FOR_SYMBOL, "ETH", 6_015_000, 6_045_000, 10, 1)
     assert [r["timestamp"] for r in got] == [6_030_000, 6_015_000]
 
 
 def test_overview_is_one_row_per_active_market_with_its_latest_rows(db):
-    got = rows(db, sql.API_OVERVIEW)
+    got = rows(db, sql.LIGHTER.API_OVERVIEW)
     assert [r["symbol"] for r in got] == ["ETH", "BTC"]
     assert got[0]["w_timestamp"] == 6_000_000 + 7 * 15_000 and got[0]["w_avg_bid"] == 107
     assert got[0]["m_timestamp"] == 6_120_000 and got[0]["m_avg_bid"] == 202
@@ -240,18 +240,18 @@ def test_export_keyset_pages_cover_everything_once(db, page_size):
     # Two symbols per timestamp: odd page sizes end pages between them.
     seen, cursor = [], first_cursor(0)
     while True:
-        page = [list(r) for r in db.execute(sql.API_EXPORT_MINUTES_PAGE, (*cursor, MAX_TIMESTAMP_MS, page_size))]
+        page = [list(r) for r in db.execute(sql.LIGHTER.API_EXPORT_MINUTES_PAGE, (*cursor, MAX_TIMESTAMP_MS, page_size))]
         seen += [(r[2], r[0]) for r in page]
         if len(page) < page_size:
             break
         cursor = next_cursor(page)
     assert seen == sorted(seen) and len(seen) == len(set(seen)) == 6
-    one = rows(db, sql.API_EXPORT_MINUTES_PAGE_FOR_SYMBOL, "BTC", *first_cursor(6_060_000), 6_120_000, 10)
+    one = rows(db, sql.LIGHTER.API_EXPORT_MINUTES_PAGE_FOR_SYMBOL, "BTC", *first_cursor(6_060_000), 6_120_000, 10)
     assert [r["timestamp"] for r in one] == [6_060_000, 6_120_000]
 
 
 def test_symbol_lookup(db):
-    assert rows(db, sql.API_SYMBOL_EXISTS, "OLD") and not rows(db, sql.API_SYMBOL_EXISTS, "eth")
+    assert rows(db, sql.LIGHTER.API_SYMBOL_EXISTS, "OLD") and not rows(db, sql.LIGHTER.API_SYMBOL_EXISTS, "eth")
 
 
 @pytest.mark.parametrize(
@@ -261,13 +261,13 @@ def test_symbol_lookup(db):
      "API_SYMBOL_EXISTS"],
 )
 def test_api_queries_use_indexes_not_table_scans(db, name):
-    text = plan(db, getattr(sql, name))
+    text = plan(db, getattr(sql.LIGHTER, name))
     scans = [step for step in text.split(" | ") if step.startswith("SCAN") and step != "SCAN m"]
     assert not scans, text  # the overview walks the (small) markets table, nothing else
 
 
 def test_overview_finds_latest_rows_by_index_seek(db):
-    text = plan(db, sql.API_OVERVIEW)
+    text = plan(db, sql.LIGHTER.API_OVERVIEW)
     assert "SEARCH lighter_snapshots USING COVERING INDEX sqlite_autoindex_lighter_snapshots_1 (market_index=?)" in text
     assert "SEARCH lighter_minutes USING COVERING INDEX sqlite_autoindex_lighter_minutes_1 (market_index=?)" in text
 

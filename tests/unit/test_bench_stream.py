@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bench.stream import generate
 from tracker.aggregator import WindowAggregator
-from tracker.feed import LighterFeed
+from tracker.feed import BookFeed
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "lighter" / "ws_order_book_update.json"
 
@@ -60,10 +60,10 @@ def test_frames_have_the_fixture_shape_and_a_nonce_chain():
 def test_the_pure_feed_takes_the_stream_without_malformed_frames_or_gaps():
     stream = generate(markets=20, deltas=5_000, seed=2)
     aggregator = WindowAggregator(15_000, stream.base_ts_ms - stream.base_ts_ms % 15_000)
-    feed = LighterFeed(stream.market_ids(), aggregator)
-    feed.on_text('{"session_id":"t","type":"connected"}')
+    feed = BookFeed(stream.market_ids(), aggregator)
+    feed.on_frame('{"session_id":"t","type":"connected"}')
     for text in stream.text_frames():
-        feed.on_text(text)
+        feed.on_frame(text)
     c = feed.counters
     assert (c.malformed, c.gaps, c.crossed, c.one_sided, c.unknown_market) == (0, 0, 0, 0, 0)
     assert (c.snapshots, c.updates) == (20, 5_000)

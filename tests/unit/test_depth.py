@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tracker.aggregator import WindowAggregator
-from tracker.feed import LighterFeed
+from tracker.feed import BookFeed
 from tracker.orderbook import OrderBook
 from tracker.pacing import SubscriptionPacer
 
@@ -116,11 +116,11 @@ def test_band_depths_match_the_reference(book):
 
 
 class Run:
-    """Frames through a LighterFeed and, for the reference, the same frames through a NaiveBook."""
+    """Frames through a BookFeed and, for the reference, the same frames through a NaiveBook."""
 
     def __init__(self, window_ms: int = 15_000) -> None:
-        self.feed = LighterFeed([0, 1], WindowAggregator(window_ms, T0), SubscriptionPacer())
-        self.feed.on_text(CONNECTED)
+        self.feed = BookFeed([0, 1], WindowAggregator(window_ms, T0), SubscriptionPacer())
+        self.feed.on_frame(CONNECTED)
         self.books = {0: ref.NaiveBook(), 1: ref.NaiveBook()}
         self.nonce = {0: 100, 1: 500}
         self.events: list[ref.Event] = []
@@ -136,7 +136,7 @@ class Run:
         self.nonce[market] += 1
         text = ref.book_frame(market, ts_ms=ts, nonce=self.nonce[market], begin_nonce=begin,
                               bids=bids, asks=asks, snapshot=snapshot)
-        self.feed.on_text(text)
+        self.feed.on_frame(text)
         self.books[market].apply_frame(text)
         self.events.append(self.books[market].top_event(market, ts, depth=True))
 
@@ -211,8 +211,8 @@ def test_no_sample_means_null_depth_not_zero():
 def test_the_sample_rule_holds_across_reconnects():
     # The aggregator outlives a connection's feed: a new feed in the same second takes no sample.
     agg = WindowAggregator(15_000, T0)
-    first = LighterFeed([0], agg, SubscriptionPacer())
-    first.on_text(ref.book_frame(0, ts_ms=T0 + 10, nonce=1, bids=[("99", "1")], asks=[("101", "1")], snapshot=True))
-    second = LighterFeed([0], agg, SubscriptionPacer())
-    second.on_text(ref.book_frame(0, ts_ms=T0 + 20, nonce=9, bids=[("99", "1")], asks=[("101", "1")], snapshot=True))
+    first = BookFeed([0], agg, SubscriptionPacer())
+    first.on_frame(ref.book_frame(0, ts_ms=T0 + 10, nonce=1, bids=[("99", "1")], asks=[("101", "1")], snapshot=True))
+    second = BookFeed([0], agg, SubscriptionPacer())
+    second.on_frame(ref.book_frame(0, ts_ms=T0 + 20, nonce=9, bids=[("99", "1")], asks=[("101", "1")], snapshot=True))
     assert (first.counters.depth_samples, second.counters.depth_samples) == (1, 0)

@@ -1,4 +1,4 @@
-"""LighterFeed end to end in CPython: Lighter-shaped frames in, books, counters, rows out."""
+"""BookFeed end to end in CPython: Lighter-shaped frames in, books, counters, rows out."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 from tracker import protocol
 from tracker.aggregator import WindowAggregator
-from tracker.feed import LighterFeed
+from tracker.feed import BookFeed
 from tracker.pacing import RESERVED_FOR_KEEPALIVE, RETRY_BASE_MS, SubscriptionPacer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: reference_model
@@ -36,12 +36,12 @@ def unsub(m):
 
 def make_feed(markets=MARKETS, window_ms=1_000, log=None):
     kwargs = {"log": log} if log else {}
-    return LighterFeed(markets, WindowAggregator(window_ms), SubscriptionPacer(), **kwargs)
+    return BookFeed(markets, WindowAggregator(window_ms), SubscriptionPacer(), **kwargs)
 
 
 def connect(feed, now=T0):
     assert feed.drain(now) == []  # nothing goes out before Lighter says `connected`
-    assert feed.on_text(CONNECTED) is True
+    assert feed.on_frame(CONNECTED) is True
     assert feed.connected
     return feed.drain(now)
 
@@ -64,7 +64,7 @@ def rows_of(closed):
 def test_connected_gates_the_first_subscriptions():
     feed = make_feed()
     assert feed.drain(T0) == [] and feed.drain(T0 + 60_000) == []
-    assert feed.on_text('{"type":"pong"}') is False and feed.drain(T0) == []
+    assert feed.on_frame('{"type":"pong"}') is False and feed.drain(T0) == []
     out = connect(feed, T0 + 60_000)
     assert out == [sub(m) for m in MARKETS]
     assert feed.drain(T0 + 60_001) == []  # each subscription once
@@ -73,15 +73,15 @@ def test_connected_gates_the_first_subscriptions():
 def test_captured_snapshot_and_update_through_the_feed():
     feed = make_feed(markets=[0, 39])
     connect(feed)
-    assert feed.on_text((FIXTURES / "ws_order_book_subscribed.json").read_text()) is True  # ack frees a slot
+    assert feed.on_frame((FIXTURES / "ws_order_book_subscribed.json").read_text()) is True  # ack frees a slot
     book = feed.books[0]
     assert book.valid and book.best_bid() == (2000.0, 0.02) and book.best_ask() == (2325.0, 99.0)
-    assert feed.on_text((FIXTURES / "ws_order_book_subscribed_empty.json").read_text()) is True
+    assert feed.on_frame((FIXTURES / "ws_order_book_subscribed_empty.json").read_text()) is True
     assert feed.books[39].valid and feed.books[39].depth() == 0
     assert feed.counters.snapshots == 2 and feed.counters.one_sided == 1
     assert feed.aggregator.current_markets() == 1  # only market 0 ticked
     # The update capture does not continue this snapshot's nonce: a gap.
-    assert feed.on_text((FIXTURES / "ws_order_book_update.json").read_text()) is True
+    assert feed.on_frame((FIXTURES / "ws_order_book_update.json").read_text()) is True
     assert feed.counters.gaps == 1 and feed.counters.gaps_by_market == {0: 1}
     assert not feed.books[0].valid
     assert feed.last_timestamp == 1774884082326
@@ -90,10 +90,10 @@ def test_captured_snapshot_and_update_through_the_feed():
 def test_bad_body_capture_is_counted_and_skipped():
     feed = make_feed(markets=[4095])
     connect(feed)
-    assert feed.on_text((FIXTURES / "ws_order_book_subscribed_bad_body.json").read_text()) is False
+    assert feed.on_frame((FIXTURES / "ws_order_book_subscribed_bad_body.json").read_text()) is False
     assert feed.counters.malformed == 1 and feed.counters.messages == 2
     assert not feed.books[4095].valid
-    assert feed.on_text(snapshot(4095, T0, 5)) is True
+    assert feed.on_frame(snapshot(4095, T0, 5)) is True
     assert feed.books[4095].valid and feed.counters.snapshots == 1
 
 
@@ -105,27 +105,27 @@ def test_gap_resubscribes_exactly_once_and_drops_ticks_until_a_fresh_snapshot():
     feed = make_feed(log=lambda level, component, event, msg: logs.append((level, msg)))
     connect(feed)
     for m in MARKETS:
-        feed.on_text(snapshot(m, T0 + 10, 100))
+        feed.on_frame(snapshot(m, T0 + 10, 100))
     assert feed.valid_books() == 4 and feed.drain(T0 + 20) == []
-    assert feed.on_text(update(1, T0 + 100, 100, 110, bids=[("100.50", "1")])) is False
-    assert feed.on_text(update(1, T0 + 200, 111, 120, bids=[("100.60", "1")])) is True  # gap: 111 != 110
+    assert feed.on_frame(update(1, T0 + 100, 100, 110, bids=[("100.50", "1")])) is False
+    assert feed.on_frame(update(1, T0 + 200, 111, 120, bids=[("100.60", "1")])) is True  # gap: 111 != 110
     assert feed.counters.gaps == 1 and feed.counters.gaps_by_market == {1: 1}
     assert any(level == "warn" and "nonce gap on market 1" in msg for level, msg in logs)
     # More deltas while waiting: neither ticks nor more resubscriptions.
     ticks_before = _ticks(feed, 1)
     for i, (b, n) in enumerate([(120, 130), (130, 140), (110, 150)]):
-        assert feed.on_text(update(1, T0 + 300 + i, b, n, asks=[("100.70", "3")])) is False
+        assert feed.on_frame(update(1, T0 + 300 + i, b, n, asks=[("100.70", "3")])) is False
     assert _ticks(feed, 1) == ticks_before and feed.counters.gaps == 1
     assert feed.drain(T0 + 400) == [unsub(1), sub(1)]
     assert feed.drain(T0 + 500) == []
     # Other markets keep ticking meanwhile.
-    assert feed.on_text(update(0, T0 + 600, 100, 101, bids=[("100.10", "1")])) is False
+    assert feed.on_frame(update(0, T0 + 600, 100, 101, bids=[("100.10", "1")])) is False
     assert _ticks(feed, 0) == 2
     # The fresh snapshot brings market 1 back.
-    assert feed.on_text(snapshot(1, T0 + 700, 999, bids=[("99.00", "1")], asks=[("99.50", "1")])) is True
+    assert feed.on_frame(snapshot(1, T0 + 700, 999, bids=[("99.00", "1")], asks=[("99.50", "1")])) is True
     assert feed.books[1].valid and feed.books[1].best_ask() == (99.5, 1.0)
     assert _ticks(feed, 1) == ticks_before + 1
-    assert feed.on_text(update(1, T0 + 800, 999, 1005, bids=[("99.10", "2")])) is False
+    assert feed.on_frame(update(1, T0 + 800, 999, 1005, bids=[("99.10", "2")])) is False
     assert feed.books[1].best_bid() == (99.1, 2.0) and feed.counters.gaps == 1
 
 
@@ -138,9 +138,9 @@ def _ticks(feed, market):
 def test_gap_stops_the_time_weighting_at_the_gap_frame():
     feed = make_feed(window_ms=1_000)
     connect(feed)
-    feed.on_text(snapshot(0, T0 + 100, 1, bids=[("10.00", "1")], asks=[("12.00", "1")]))  # mid 11
-    feed.on_text(update(0, T0 + 400, 7, 9))  # gap at +400: 11 stood 300 ms
-    feed.on_text(snapshot(0, T0 + 900, 20, bids=[("20.00", "1")], asks=[("22.00", "1")]))  # mid 21
+    feed.on_frame(snapshot(0, T0 + 100, 1, bids=[("10.00", "1")], asks=[("12.00", "1")]))  # mid 11
+    feed.on_frame(update(0, T0 + 400, 7, 9))  # gap at +400: 11 stood 300 ms
+    feed.on_frame(snapshot(0, T0 + 900, 20, bids=[("20.00", "1")], asks=[("22.00", "1")]))  # mid 21
     row = rows_of(feed.aggregator.close_all(T0 + 1_000, SYMBOLS))[(0, T0)]
     assert row["tick_count"] == 2 and row["covered_ms"] == 300 + 100
     assert row["twap_mid"] == pytest.approx((11 * 300 + 21 * 100) / 400)
@@ -152,19 +152,19 @@ def test_gap_stops_the_time_weighting_at_the_gap_frame():
 def test_server_ping_gets_a_pong():
     feed = make_feed()
     connect(feed)
-    assert feed.on_text('{"type":"ping"}') is True
+    assert feed.on_frame('{"type":"ping"}') is True
     assert feed.drain(T0 + 5) == [protocol.PONG]
     assert feed.drain(T0 + 6) == []
-    assert feed.on_text('{"type":"pong"}') is False  # a reply to our own ping: nothing to do
+    assert feed.on_frame('{"type":"pong"}') is False  # a reply to our own ping: nothing to do
 
 
 def test_pong_goes_out_even_when_subscriptions_have_used_the_rate_budget():
     markets = list(range(300))
     pacer = SubscriptionPacer(max_per_minute=180, max_in_flight=1_000)
-    feed = LighterFeed(markets, WindowAggregator(15_000), pacer)
-    feed.on_text(CONNECTED)
+    feed = BookFeed(markets, WindowAggregator(15_000), pacer)
+    feed.on_frame(CONNECTED)
     assert len(feed.drain(T0)) == 180 - RESERVED_FOR_KEEPALIVE
-    feed.on_text('{"type":"ping"}')
+    feed.on_frame('{"type":"ping"}')
     assert feed.drain(T0 + 1) == [protocol.PONG]
 
 
@@ -172,15 +172,15 @@ def test_malformed_frames_are_counted_and_the_feed_carries_on():
     logs = []
     feed = make_feed(markets=[0], log=lambda *a: logs.append(a))
     connect(feed)
-    feed.on_text(snapshot(0, T0, 10))
+    feed.on_frame(snapshot(0, T0, 10))
     bad = ["{", "[]", '{"type":"update/order_book","channel":"order_book:0"}', b"\xff",
            update(0, T0 + 1, 10, 11, bids=[("NaN", "1")]), update(0, T0 + 1, 10, 11, asks=[("1e999", "1")]),
            '{"type":"update/order_book","channel":"order_book:²","timestamp":1,"order_book":{}}']
     for i in range(250):
-        assert feed.on_text(bad[i % len(bad)]) is False
+        assert feed.on_frame(bad[i % len(bad)]) is False
     assert feed.counters.malformed == 250 and feed.counters.messages == 252
     assert feed.books[0].valid and feed.books[0].nonce == 10  # untouched by the junk
-    assert feed.on_text(update(0, T0 + 2, 10, 11, bids=[("100.50", "1")])) is False
+    assert feed.on_frame(update(0, T0 + 2, 10, 11, bids=[("100.50", "1")])) is False
     assert feed.books[0].best_bid() == (100.5, 1.0)
     warned = [a for a in logs if "malformed" in a[2]]
     assert len(warned) == 10 + 2  # the first ten, then every 100th (#100, #200)
@@ -189,7 +189,7 @@ def test_malformed_frames_are_counted_and_the_feed_carries_on():
 def test_frames_for_unknown_markets_are_counted_not_applied():
     feed = make_feed(markets=[0])
     connect(feed)
-    assert feed.on_text(snapshot(5, T0, 1)) is False
+    assert feed.on_frame(snapshot(5, T0, 1)) is False
     assert feed.counters.unknown_market == 1 and 5 not in feed.books
     assert feed.aggregator.open_windows() == 0
 
@@ -197,13 +197,13 @@ def test_frames_for_unknown_markets_are_counted_not_applied():
 def test_crossed_and_one_sided_books_are_counted_and_not_ticks():
     feed = make_feed(markets=[0])
     connect(feed)
-    feed.on_text(snapshot(0, T0, 1, bids=[("100.00", "1")], asks=[("101.00", "1")]))
-    feed.on_text(update(0, T0 + 1, 1, 2, bids=[("101.00", "1")]))  # bid == ask: crossed
-    feed.on_text(update(0, T0 + 2, 2, 3, bids=[("102.00", "1")]))  # bid > ask: crossed
-    feed.on_text(update(0, T0 + 3, 3, 4, bids=[("102.00", "0"), ("101.00", "0"), ("100.00", "0")]))  # no bids
+    feed.on_frame(snapshot(0, T0, 1, bids=[("100.00", "1")], asks=[("101.00", "1")]))
+    feed.on_frame(update(0, T0 + 1, 1, 2, bids=[("101.00", "1")]))  # bid == ask: crossed
+    feed.on_frame(update(0, T0 + 2, 2, 3, bids=[("102.00", "1")]))  # bid > ask: crossed
+    feed.on_frame(update(0, T0 + 3, 3, 4, bids=[("102.00", "0"), ("101.00", "0"), ("100.00", "0")]))  # no bids
     assert (feed.counters.crossed, feed.counters.one_sided, feed.counters.gaps) == (2, 1, 0)
     assert feed.books[0].valid
-    feed.on_text(update(0, T0 + 4, 4, 5, bids=[("99.00", "1")]))
+    feed.on_frame(update(0, T0 + 4, 4, 5, bids=[("99.00", "1")]))
     row = rows_of(feed.aggregator.close_all(T0 + 10, SYMBOLS))[(0, T0)]
     assert row["tick_count"] == 2  # the snapshot and the last delta
     assert row["covered_ms"] == 1 + 6 and row["symbol"] == "ETH"
@@ -222,11 +222,11 @@ def failed(m, nested=False):
 def test_refused_subscription_is_retried_with_backoff(nested):
     feed = make_feed(markets=[0, 50000])
     assert connect(feed) == [sub(0), sub(50000)]
-    feed.on_text(snapshot(0, T0 + 5, 1))
+    feed.on_frame(snapshot(0, T0 + 5, 1))
     now = T0 + 10
     delays = []
     for refusal in range(1, 5):
-        assert feed.on_text(failed(50000, nested)) is True
+        assert feed.on_frame(failed(50000, nested)) is True
         assert feed.counters.errors == refusal and not feed.books[50000].valid
         assert feed.drain(now) == []  # not at once
         wake = feed.pacer.next_send_at(now)
@@ -237,9 +237,9 @@ def test_refused_subscription_is_retried_with_backoff(nested):
         now = wake + 10
     assert delays == [RETRY_BASE_MS * 2**k for k in range(4)]
     # Accepted at last: the snapshot resets the backoff.
-    assert feed.on_text(snapshot(50000, now, 7)) is True
+    assert feed.on_frame(snapshot(50000, now, 7)) is True
     assert feed.books[50000].valid
-    assert feed.on_text(failed(50000, nested)) is True
+    assert feed.on_frame(failed(50000, nested)) is True
     feed.drain(now + 1)
     assert feed.pacer.next_send_at(now + 1) == now + 1 + RETRY_BASE_MS
 
@@ -247,8 +247,8 @@ def test_refused_subscription_is_retried_with_backoff(nested):
 def test_error_frames_that_need_no_action():
     feed = make_feed(markets=[0])
     connect(feed)
-    assert feed.on_text('{"type":"error","code":30009,"message":"too many websocket messages"}') is False
-    assert feed.on_text(failed(12345)) is False  # not one of ours
+    assert feed.on_frame('{"type":"error","code":30009,"message":"too many websocket messages"}') is False
+    assert feed.on_frame(failed(12345)) is False  # not one of ours
     assert feed.counters.errors == 2
     assert feed.drain(T0 + 1) == [] and feed.pacer.next_send_at(T0 + 1) == T0 + 30_000  # only the ack timeout
 
@@ -257,9 +257,9 @@ def test_snapshot_after_a_refusal_cancels_the_retry():
     """Lighter refused, then delivered the book anyway: no pointless resubscribe later."""
     feed = make_feed(markets=[0])
     connect(feed)
-    feed.on_text(failed(0))
+    feed.on_frame(failed(0))
     feed.drain(T0 + 1)  # the retry is scheduled
-    feed.on_text(snapshot(0, T0 + 2, 5))
+    feed.on_frame(snapshot(0, T0 + 2, 5))
     assert feed.books[0].valid
     assert feed.drain(T0 + 60_000) == []
     assert feed.pacer.pending == 0
@@ -342,17 +342,17 @@ def test_random_session_matches_the_reference(seed):
                 del awaiting_snapshot[m]
                 text = exchange.snapshot_frame(m, now)
                 views[m].snapshot(*_levels(text), exchange.nonce[m])
-                feed.on_text(text)
+                feed.on_frame(text)
                 events.append(views[m].top_event(m, now, depth=True))
                 frames += 1
         m = rng.choice(MARKETS)
         roll = rng.random()
         if roll < 0.01:
-            assert feed.on_text('{"type":"ping"}') is True
+            assert feed.on_frame('{"type":"ping"}') is True
             assert feed.drain(now) == [protocol.PONG]
             continue
         if roll < 0.02:
-            feed.on_text('{"type":"update/order_book","channel":"order_book:%d","order_book":7}' % m)
+            feed.on_frame('{"type":"update/order_book","channel":"order_book:%d","order_book":7}' % m)
             expected_malformed += 1
             continue
         text = exchange.delta_frame(m, now)
@@ -363,7 +363,7 @@ def test_random_session_matches_the_reference(seed):
         bids, asks = _levels(text)
         body = json.loads(text)["order_book"]
         ok = views[m].update(bids, asks, body["begin_nonce"], body["nonce"])
-        wake = feed.on_text(text)
+        wake = feed.on_frame(text)
         events.append(views[m].top_event(m, now, depth=True))
         if was_valid and not ok:
             expected_gaps += 1

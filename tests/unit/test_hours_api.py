@@ -30,17 +30,17 @@ def db() -> sqlite3.Connection:
             values |= {"symbol": symbol, "market_index": market, "timestamp": k * H, "tick_count": 10,
                        "covered_ms": 5, "windows": 240, "depth_samples": 3600, "imbalance_50": None}
             rows.append([values[c] for c in sql.HOUR_COLUMNS])
-    conn.execute(sql.UPSERT_HOURS, (json.dumps(rows),))
+    conn.execute(sql.LIGHTER.UPSERT_HOURS, (json.dumps(rows),))
     return conn
 
 
 def test_hours_pages_are_newest_first(db):
-    got = [dict(r) for r in db.execute(sql.API_HOURS_PAGE, (0, MAX_TIMESTAMP_MS, 3, 0))]
+    got = [dict(r) for r in db.execute(sql.LIGHTER.API_HOURS_PAGE, (0, MAX_TIMESTAMP_MS, 3, 0))]
     assert [(r["timestamp"], r["symbol"]) for r in got] == [(2 * H, "BTC"), (2 * H, "ETH"), (H, "BTC")]
     assert list(got[0]) == list(sql.HOUR_COLUMNS)
-    got = [dict(r) for r in db.execute(sql.API_HOURS_PAGE_FOR_SYMBOL, ("ETH", H, 2 * H, 10, 1))]
+    got = [dict(r) for r in db.execute(sql.LIGHTER.API_HOURS_PAGE_FOR_SYMBOL, ("ETH", H, 2 * H, 10, 1))]
     assert [r["timestamp"] for r in got] == [H]
-    export = [list(r) for r in db.execute(sql.API_EXPORT_HOURS_PAGE_FOR_SYMBOL, ("BTC", 0, "", MAX_TIMESTAMP_MS, 10))]
+    export = [list(r) for r in db.execute(sql.LIGHTER.API_EXPORT_HOURS_PAGE_FOR_SYMBOL, ("BTC", 0, "", MAX_TIMESTAMP_MS, 10))]
     assert [r[2] for r in export] == [0, H, 2 * H]
 
 
@@ -48,7 +48,7 @@ def test_hours_pages_are_newest_first(db):
     "name", ["API_HOURS_PAGE", "API_HOURS_PAGE_FOR_SYMBOL", "API_EXPORT_HOURS_PAGE", "API_EXPORT_HOURS_PAGE_FOR_SYMBOL"]
 )
 def test_hour_queries_use_indexes(db, name):
-    statement = getattr(sql, name)
+    statement = getattr(sql.LIGHTER, name)
     plan = " | ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN " + statement, [1] * statement.count("?")))
     assert not [step for step in plan.split(" | ") if step.startswith("SCAN")], plan
 

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tracker.exchange import LIGHTER
+from tracker.paradex import EXCHANGE as PARADEX
+
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 MAX_SHARD = 63  # SHARDS is at most 64 (tracker/config.py)
@@ -117,10 +120,14 @@ def test_every_tracker_log_line_names_its_event_where_it_is_logged(log):
     survives any rewording), and each prints on one line in wrangler tail."""
     calls = list(_log_calls())
     assert len(calls) >= 30, f"found only {len(calls)} log calls: has the logging style changed?"
+    # The component is a literal, or the exchange's label (`self.label`: "Lighter" or
+    # "Paradex") in the parts shared by both exchanges.
+    labels = [exchange.label for exchange in (LIGHTER, PARADEX)]
     bad = [f"{f}:{line}" for f, line, component, event in calls
-           if not (isinstance(component, ast.Constant) and isinstance(event, ast.Constant)
-                   and isinstance(event.value, str) and event.value.isidentifier())]
+           if not ((isinstance(component, ast.Constant) or ast.unparse(component) == "self.label")
+                   and isinstance(event, ast.Constant) and isinstance(event.value, str) and event.value.isidentifier())]
     assert not bad, "log calls without a literal component and event name: " + ", ".join(bad)
     for _, _, component, event in calls:
-        fields = log.fields(component.value, MAX_SHARD, event.value)
-        assert _node_inspect_fits_one_line(fields), f"{fields} would break over several lines"
+        for value in [component.value] if isinstance(component, ast.Constant) else labels:
+            fields = log.fields(value, MAX_SHARD, event.value)
+            assert _node_inspect_fits_one_line(fields), f"{fields} would break over several lines"

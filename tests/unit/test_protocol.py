@@ -73,17 +73,17 @@ def test_bad_body_capture_is_malformed():
 
 def test_subscribe_failed_capture_is_an_error_frame():
     frame = parse_frame(fixture_text("ws_order_book_subscribe_failed.json"))
-    assert frame == ControlFrame(type="error", market_id=0, code=30012, message="failed to subscribe")
+    assert frame == ControlFrame(type="error", market_id=0, code=30012, message="failed to subscribe", refusal="refused")
 
 
 def test_nested_error_shape():
     text = json.dumps({"type": "error", "error": {"code": 30012, "message": "failed to subscribe", "channel": "order_book:77"}})
-    assert parse_frame(text) == ControlFrame(type="error", market_id=77, code=30012, message="failed to subscribe")
+    assert parse_frame(text) == ControlFrame(type="error", market_id=77, code=30012, message="failed to subscribe", refusal="refused")
 
 
 def test_nested_error_shape_with_channel_outside():
     text = json.dumps({"type": "error", "channel": "order_book:70000", "error": {"code": 30003, "message": "already subscribed"}})
-    assert parse_frame(text) == ControlFrame(type="error", market_id=70000, code=30003, message="already subscribed")
+    assert parse_frame(text) == ControlFrame(type="error", market_id=70000, code=30003, message="already subscribed", refusal="held")
 
 
 def test_error_without_channel_or_integer_code():

@@ -64,7 +64,7 @@ def test_migration_upgrades_a_v1_database_without_losing_rows():
     # Rows are keyed on (market_index, timestamp) now: a second market with the same
     # symbol gets rows of its own instead of overwriting the first one's.
     twin = v1_window("ETH", 7, T0) + (None,) * 7 + (0,)
-    con.execute(sql.UPSERT_WINDOWS, (json.dumps([twin]),))
+    con.execute(sql.LIGHTER.UPSERT_WINDOWS, (json.dumps([twin]),))
     assert con.execute("SELECT COUNT(*) FROM lighter_snapshots WHERE symbol = 'ETH' AND timestamp = ?", (T0,)).fetchone() == (2,)
     con.execute("DELETE FROM lighter_snapshots WHERE market_index = 7")
     indexes = lambda c: sorted(r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'index'"))  # noqa: E731
@@ -73,14 +73,14 @@ def test_migration_upgrades_a_v1_database_without_losing_rows():
     # The new Worker's statements run on the upgraded database: a window with depth
     # next to the old ones, the minute re-rolled from both, the hour from the minute.
     new_window = v1_window("ETH", 0, T0 + 60_000) + (1e5, 2e5, 5e5, 6e5, 9e5, 1e6, -1 / 11, 15)
-    con.execute(sql.UPSERT_WINDOWS, (json.dumps([new_window]),))
+    con.execute(sql.LIGHTER.UPSERT_WINDOWS, (json.dumps([new_window]),))
     con.row_factory = sqlite3.Row
-    windows = [dict(r) for r in con.execute(sql.SELECT_WINDOWS_FOR_ROLLUP, (T0, T0 + 120_000, 1, 0))]
+    windows = [dict(r) for r in con.execute(sql.LIGHTER.SELECT_WINDOWS_FOR_ROLLUP, (T0, T0 + 120_000, 1, 0))]
     minutes = rollup_minutes(windows)
-    con.execute(sql.UPSERT_MINUTES, (json.dumps([m.values() for m in minutes]),))
+    con.execute(sql.LIGHTER.UPSERT_MINUTES, (json.dumps([m.values() for m in minutes]),))
     assert [(m.timestamp, m.depth_samples, m.bid_depth_50) for m in minutes] == [(T0, 0, None), (T0 + 60_000, 15, 5e5)]
     hours = rollup_hours([dict(r) for r in con.execute(f"SELECT {', '.join(sql.MINUTE_COLUMNS)} FROM lighter_minutes")])
-    con.execute(sql.UPSERT_HOURS, (json.dumps([h.values() for h in hours]),))
+    con.execute(sql.LIGHTER.UPSERT_HOURS, (json.dumps([h.values() for h in hours]),))
     (hour,) = [dict(r) for r in con.execute("SELECT * FROM lighter_hours")]
     assert hour["timestamp"] == T0 and hour["windows"] == 5 and hour["tick_count"] == 25
     assert hour["depth_samples"] == 15 and hour["bid_depth_50"] == 5e5 and hour["ask_depth_50"] == 6e5
@@ -100,7 +100,7 @@ def test_schema_is_reappliable_and_keeps_rows():
     con = sqlite3.connect(":memory:")
     con.executescript(SCHEMA)
     row = v1_window("BTC", 1, T0) + (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, -1 / 7, 3)
-    con.execute(sql.UPSERT_HOURS, (json.dumps([row[:17] + (4,) + row[18:]]),))
+    con.execute(sql.LIGHTER.UPSERT_HOURS, (json.dumps([row[:17] + (4,) + row[18:]]),))
     con.executescript(SCHEMA)
     con.executescript(SCHEMA)
     assert con.execute("SELECT COUNT(*), SUM(depth_samples) FROM lighter_hours").fetchone() == (1, 3)

@@ -45,7 +45,7 @@ def test_row_fields_are_the_table_columns_in_order():
 def test_bulk_snapshot_upsert_writes_every_value_exactly():
     conn = database()
     rows = window_rows()
-    run(conn, sql.bulk(sql.UPSERT_WINDOWS, [r.values() for r in rows]))
+    run(conn, sql.bulk(sql.LIGHTER.UPSERT_WINDOWS, [r.values() for r in rows]))
     stored = conn.execute(
         f"SELECT {', '.join(sql.SNAPSHOT_COLUMNS)} FROM lighter_snapshots ORDER BY timestamp, symbol"
     ).fetchall()
@@ -56,12 +56,12 @@ def test_bulk_snapshot_upsert_writes_every_value_exactly():
 def test_a_retried_flush_never_duplicates_and_keeps_the_newest_values():
     conn = database()
     rows = window_rows()
-    statements = sql.bulk(sql.UPSERT_WINDOWS, [r.values() for r in rows])
+    statements = sql.bulk(sql.LIGHTER.UPSERT_WINDOWS, [r.values() for r in rows])
     run(conn, statements)
     run(conn, statements)  # the same flush again, as after a lost D1 acknowledgement
     assert conn.execute("SELECT COUNT(*) FROM lighter_snapshots").fetchone()[0] == len(rows)
     changed = rows[0].values()[:3] + (999.0,) + rows[0].values()[4:]
-    run(conn, sql.bulk(sql.UPSERT_WINDOWS, [changed]))
+    run(conn, sql.bulk(sql.LIGHTER.UPSERT_WINDOWS, [changed]))
     assert conn.execute("SELECT COUNT(*) FROM lighter_snapshots").fetchone()[0] == len(rows)
     assert conn.execute(
         "SELECT avg_bid FROM lighter_snapshots WHERE symbol = ? AND timestamp = ?", (changed[0], changed[2])
@@ -70,11 +70,11 @@ def test_a_retried_flush_never_duplicates_and_keeps_the_newest_values():
 
 def test_bulk_statements_are_chunked_and_minutes_roll_through_the_same_path():
     rows = window_rows(markets=sql.BULK_ROWS // 2 + 1, windows=4)
-    statements = sql.bulk(sql.UPSERT_WINDOWS, [r.values() for r in rows])
+    statements = sql.bulk(sql.LIGHTER.UPSERT_WINDOWS, [r.values() for r in rows])
     assert len(statements) == -(-len(rows) // sql.BULK_ROWS) >= 2
     conn = database()
     run(conn, statements)
     stored = [dict(r) for r in conn.execute("SELECT * FROM lighter_snapshots")]
     minutes = rollup_minutes(stored)
-    run(conn, sql.bulk(sql.UPSERT_MINUTES, [m.values() for m in minutes]))
+    run(conn, sql.bulk(sql.LIGHTER.UPSERT_MINUTES, [m.values() for m in minutes]))
     assert tuple(conn.execute("SELECT COUNT(*), SUM(windows) FROM lighter_minutes").fetchone()) == (len(minutes), len(rows))

@@ -2,7 +2,7 @@
 
     python -m bench core [--markets 200] [--messages 300000] [--seed 1]
 
-What the Durable Object does per message, minus workerd and Pyodide: `LighterFeed.on_text`
+What the Durable Object does per message, minus workerd and Pyodide: `BookFeed.on_frame`
 (parse, book, continuity, top of book into the `WindowAggregator`), with the windows
 closed as the alarm would close them. Also timed on the same frames, to show where the
 time goes: `json.loads` alone, `protocol.parse_frame` alone (JSON + validation + floats),
@@ -19,7 +19,7 @@ import time
 
 from tracker import protocol
 from tracker.aggregator import WindowAggregator
-from tracker.feed import LighterFeed
+from tracker.feed import BookFeed
 
 from .stream import Stream, generate
 
@@ -45,18 +45,18 @@ def _best_of(repeats: int, fn) -> float:
     return best
 
 
-def _feed_run(stream: Stream, frames: list[str], aggregator_cls, window_ms: int) -> tuple[float, LighterFeed]:
+def _feed_run(stream: Stream, frames: list[str], aggregator_cls, window_ms: int) -> tuple[float, BookFeed]:
     start = stream.base_ts_ms - stream.base_ts_ms % window_ms
     aggregator = aggregator_cls(window_ms, start)
-    feed = LighterFeed(stream.market_ids(), aggregator)
-    feed.on_text(CONNECTED)
+    feed = BookFeed(stream.market_ids(), aggregator)
+    feed.on_frame(CONNECTED)
     symbols = {s.market_id: s.symbol for s in stream.specs}
-    on_text = feed.on_text
+    on_frame = feed.on_frame
     n_snap = stream.markets
     t0 = time.perf_counter()
     for i in range(0, len(frames), CHUNK):
         for text in frames[i:i + CHUNK]:
-            on_text(text)
+            on_frame(text)
         # the alarm: close what ended (1.5 s grace) by the newest frame's exchange time
         position = max(0, i + CHUNK - n_snap)
         aggregator.close_until(stream.synthetic_ts(position) - 1_500, symbols)
@@ -115,7 +115,7 @@ def measure(markets: int = 200, messages: int = 300_000, seed: int = 1, window_m
     }
 
 
-def _depth_sample_cost(feed: LighterFeed, repeats: int) -> dict | None:
+def _depth_sample_cost(feed: BookFeed, repeats: int) -> dict | None:
     """µs per OrderBook.band_depths call over the run's two-sided books (None before issue 11)."""
     books = [b for b in feed.books.values()
              if b.valid and b.bid_prices and b.ask_prices and b.bid_prices[-1] < b.ask_prices[0]]
