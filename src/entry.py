@@ -1,14 +1,14 @@
 """The Worker: JSON API, dashboard and its live WebSocket; tracking work goes to
-the LighterTracker Durable Object(s)."""
+the LighterTracker and ParadexTracker Durable Objects (one per exchange and shard)."""
 
 from workers import Response, WorkerEntrypoint
 
 from runtime.api import handle
 from runtime.dashboard_hub import DashboardHub
-from runtime.durable_object import LighterTracker
+from runtime.durable_object import LighterTracker, ParadexTracker
 from tracker.config import BENCH_FLOOR_PATH, BENCH_FLOOR_VAR
 
-__all__ = ["DashboardHub", "Default", "LighterTracker"]
+__all__ = ["DashboardHub", "Default", "LighterTracker", "ParadexTracker"]
 
 
 _floor: list[bool] = []  # BENCH_FLOOR, read once per isolate

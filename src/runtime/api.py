@@ -31,13 +31,18 @@ from urllib.parse import urlparse
 import js
 from workers import Response
 
-from tracker import export, health, history_cache, sql, views
+from tracker import export, health, history_cache, views
 from tracker.config import Config, ConfigError
+from tracker.exchange import by_name
+from tracker.sql import Statements
 from tracker.validation import (
+    DEFAULT_EXCHANGE,
     ExportQuery,
     ValidationError,
     check_bearer,
     check_origin,
+    parse_exchange,
+    parse_exchange_query,
     parse_export_query,
     parse_no_params,
     parse_row_query,
@@ -189,40 +194,65 @@ def _config(env) -> Config:
 # -- data ----------------------------------------------------------------------------
 
 
+def _sql(exchange: str) -> Statements:
+    return by_name(exchange).sql
+
+
+def _answering(config: Config, asked: str | None) -> list[str]:
+    """The exchanges a stats/health/control call is about: the one asked for, or every
+    enabled one."""
+    return [asked] if asked else list(config.enabled_exchanges)
+
+
+def _merged(per_exchange: dict[str, dict]) -> dict:
+    """One answer for several exchanges: the default exchange's fields at the top (as
+    before Paradex), every exchange's under `exchanges`."""
+    first = DEFAULT_EXCHANGE if DEFAULT_EXCHANGE in per_exchange else next(iter(per_exchange))
+    return {**per_exchange[first], "exchange": first, "exchanges": per_exchange}
+
+
 async def stats(call: Call) -> Response:
-    parse_no_params(call.query)
+    names = _answering(call.config, parse_exchange_query(call.query))
+    answers = await asyncio.gather(*(_exchange_stats(call, name) for name in names))
+    return call.json(_merged(dict(zip(names, answers))))
+
+
+async def _exchange_stats(call: Call, exchange: str) -> dict:
     per_shard, counts = await asyncio.gather(
-        shards.call_all(call.env, call.config, "/stats"),
-        d1_bulk.query("DB", sql.LIGHTER.API_COUNT_ROWS),
+        shards.call_all(call.env, call.config, "/stats", exchange=exchange),
+        d1_bulk.query("DB", _sql(exchange).API_COUNT_ROWS),
     )
     combined = shards.combine(per_shard)
     combined["database"] = {"snapshots": counts[0]["snapshots"], "minutes": counts[0]["minutes"], "hours": counts[0]["hours"]}
-    return call.json(combined)
+    combined["enabled"] = exchange in call.config.enabled_exchanges
+    return combined
 
 
 async def markets(call: Call) -> Response:
-    parse_no_params(call.query)
-    rows = [views.market_row(r) for r in await d1_bulk.query("DB", sql.LIGHTER.API_SELECT_MARKETS)]
-    return call.json({"markets": rows, "count": len(rows)})
+    exchange = parse_exchange_query(call.query) or DEFAULT_EXCHANGE
+    rows = [views.market_row(r) for r in await d1_bulk.query("DB", _sql(exchange).API_SELECT_MARKETS)]
+    return call.json({"markets": rows, "count": len(rows), "exchange": exchange})
 
 
 async def minutes(call: Call) -> Response:
-    return await _page(call, "minutes", MINUTE_MS, sql.LIGHTER.API_MINUTES_PAGE, sql.LIGHTER.API_MINUTES_PAGE_FOR_SYMBOL)
+    return await _page(call, "minutes", MINUTE_MS, "API_MINUTES_PAGE")
 
 
 async def hours(call: Call) -> Response:
-    return await _page(call, "hours", HOUR_MS, sql.LIGHTER.API_HOURS_PAGE, sql.LIGHTER.API_HOURS_PAGE_FOR_SYMBOL)
+    return await _page(call, "hours", HOUR_MS, "API_HOURS_PAGE")
 
 
 async def snapshots(call: Call) -> Response:
-    window_ms = call.config.window_ms
-    return await _page(call, "snapshots", window_ms, sql.LIGHTER.API_SNAPSHOTS_PAGE, sql.LIGHTER.API_SNAPSHOTS_PAGE_FOR_SYMBOL)
+    return await _page(call, "snapshots", call.config.window_ms, "API_SNAPSHOTS_PAGE")
 
 
-async def _page(call: Call, key: str, row_ms: int, all_symbols: str, one_symbol: str) -> Response:
+async def _page(call: Call, key: str, row_ms: int, statement_name: str) -> Response:
     """A page of rows, newest first. A page of final history (tracker/history_cache.py)
     is answered from the edge cache when it is there, without a D1 query."""
     q = parse_row_query(call.query)
+    statements = _sql(q.exchange)
+    all_symbols = getattr(statements, statement_name)
+    one_symbol = getattr(statements, statement_name + "_FOR_SYMBOL")
     cacheable = history_cache.may_be_cached(q.to_ms)
     if cacheable:
         hit = await edge_cache.lookup(str(call.request.url))
@@ -233,8 +263,8 @@ async def _page(call: Call, key: str, row_ms: int, all_symbols: str, one_symbol:
     # once: one D1 round trip's wait, not three. An unknown symbol's page is empty.
     (rows, count), known, sealed = await asyncio.gather(
         d1_bulk.query_json("DB", statement, *binds, q.from_ms, q.to_ms, q.limit, q.offset),
-        _symbol_known(call.env.DB, q.symbol),
-        sealed_until() if cacheable else _nothing(),
+        _symbol_known(statements, q.symbol),
+        sealed_until(statements) if cacheable else _nothing(),
     )
     if not known:
         raise _unknown_symbol(q.symbol)
@@ -257,21 +287,22 @@ async def _final(call: Call, body: str) -> Response:
     return Response(body, status=200, headers={**headers, "x-cache": "miss"})
 
 
-async def sealed_until(binding: str = "DB") -> int | None:
-    """End (ms) of the history that is final in D1 for every shard; None before any flush."""
-    rows = await d1_bulk.query(binding, sql.LIGHTER.API_SEALED_UNTIL)
+async def sealed_until(statements: Statements, binding: str = "DB") -> int | None:
+    """End (ms) of the history that is final in D1 for every shard of the exchange;
+    None before any flush."""
+    rows = await d1_bulk.query(binding, statements.API_SEALED_UNTIL)
     value = rows[0].get("sealed_until") if rows else None
     return int(value) if value is not None else None
 
 
-async def _require_symbol(db, symbol: str) -> None:
-    if not await _symbol_known(db, symbol):
+async def _require_symbol(statements: Statements, symbol: str) -> None:
+    if not await _symbol_known(statements, symbol):
         raise _unknown_symbol(symbol)
 
 
-async def _symbol_known(db, symbol: str | None) -> bool:
+async def _symbol_known(statements: Statements, symbol: str | None) -> bool:
     """No symbol asked for is as good as a known one."""
-    return symbol is None or bool(await d1_bulk.query("DB", sql.LIGHTER.API_SYMBOL_EXISTS, symbol))
+    return symbol is None or bool(await d1_bulk.query("DB", statements.API_SYMBOL_EXISTS, symbol))
 
 
 def _unknown_symbol(symbol: str) -> ValidationError:
@@ -283,17 +314,17 @@ async def _nothing() -> None:
 
 
 async def overview(call: Call) -> Response:
-    parse_no_params(call.query)
-    rows = await d1_bulk.query("DB", sql.LIGHTER.API_OVERVIEW)
+    exchange = parse_exchange_query(call.query) or DEFAULT_EXCHANGE
+    rows = await d1_bulk.query("DB", _sql(exchange).API_OVERVIEW)
     now = now_ms()
     markets = [views.overview_row(r, now) for r in rows]
-    return call.json({"markets": markets, "count": len(markets), "now": now})
+    return call.json({"markets": markets, "count": len(markets), "now": now, "exchange": exchange})
 
 
 async def export_minutes(call: Call) -> Response:
     q = parse_export_query(call.query)
     if q.symbol is not None:  # checked before the 200 goes out: a stream cannot turn into a 400
-        await _require_symbol(call.env.DB, q.symbol)
+        await _require_symbol(_sql(q.exchange), q.symbol)
     filename = export.export_filename(q.symbol, q.from_ms, q.to_ms, q.format, q.resolution)
     body = text_stream(_export_pieces(q), f"export {filename}")
     return Response(
@@ -314,8 +345,9 @@ async def _export_pieces(q: ExportQuery) -> AsyncIterator[str]:
     yield fmt.begin()
     cursor = export.first_cursor(q.from_ms)
     hourly = q.resolution == "hours"
-    all_symbols = sql.LIGHTER.API_EXPORT_HOURS_PAGE if hourly else sql.LIGHTER.API_EXPORT_MINUTES_PAGE
-    one_symbol = sql.LIGHTER.API_EXPORT_HOURS_PAGE_FOR_SYMBOL if hourly else sql.LIGHTER.API_EXPORT_MINUTES_PAGE_FOR_SYMBOL
+    statements = _sql(q.exchange)
+    all_symbols = statements.API_EXPORT_HOURS_PAGE if hourly else statements.API_EXPORT_MINUTES_PAGE
+    one_symbol = statements.API_EXPORT_HOURS_PAGE_FOR_SYMBOL if hourly else statements.API_EXPORT_MINUTES_PAGE_FOR_SYMBOL
     while True:
         if q.symbol is None:
             statement, binds = all_symbols, (*cursor, q.to_ms, export.PAGE_SIZE)
@@ -331,10 +363,18 @@ async def _export_pieces(q: ExportQuery) -> AsyncIterator[str]:
 
 
 async def health_check(call: Call) -> Response:
-    parse_no_params(call.query)
-    per_shard = await shards.call_all(call.env, call.config, "/stats")
-    status, body = health.assess(per_shard, now_ms(), call.config.stale_feed_ms)
-    return call.json(body, status)
+    names = _answering(call.config, parse_exchange_query(call.query))
+    answers = await asyncio.gather(*(shards.call_all(call.env, call.config, "/stats", exchange=n) for n in names))
+    now = now_ms()
+    verdicts = {name: health.assess(per_shard, now, call.config.stale_feed_ms) for name, per_shard in zip(names, answers)}
+    # The worst exchange decides the HTTP status (a monitor watches one URL).
+    status = max(code for code, _ in verdicts.values())
+    merged = _merged({name: body for name, (_, body) in verdicts.items()})
+    worst = max(verdicts, key=lambda name: health.rank(verdicts[name][1]["status"]))
+    if health.rank(verdicts[worst][1]["status"]) > health.rank(merged["status"]):
+        merged["status"] = verdicts[worst][1]["status"]
+        merged["reason"] = f"{worst}: {verdicts[worst][1].get('reason', '')}"
+    return call.json(merged, status)
 
 
 _OPENAPI_JSON = json.dumps(DOCUMENT)
@@ -357,15 +397,52 @@ async def stop(call: Call) -> Response:
 
 
 async def _control(call: Call, action: str) -> Response:
+    """Start or stop every enabled exchange, or the one named by ?exchange= (or a JSON
+    body `{"exchange": "paradex"}`). Stop without an exchange also stops a disabled
+    exchange's shards that still report in D1."""
     check_bearer(call.request.headers.get("authorization"), call.config.admin_token)
-    parse_no_params(call.query)
-    results = await shards.control_all(call.env, call.config, action.strip("/"))
-    failed = [r for r in results if "failed" in r]
-    # A shard that failed is reported in the answer, never as a 500 of the whole call.
-    body = {"ok": not failed, **shards.combine(results)}
-    if action.strip("/") == "stop":
-        body["wasTracking"] = any(r.get("wasTracking") for r in results)
-    return call.json(body)
+    asked = parse_exchange_query(call.query) or await _exchange_in_body(call)
+    action = action.strip("/")
+    if asked and asked not in call.config.enabled_exchanges and action == "start":
+        raise ValidationError(
+            f"{asked} is not enabled: ENABLED_EXCHANGES is {','.join(call.config.enabled_exchanges)!r}")
+    names = _answering(call.config, asked)
+    if action == "stop" and not asked:
+        names += [n for n in ("lighter", "paradex") if n not in names]
+    results = await asyncio.gather(*(shards.control_all(call.env, call.config, action, n,
+                                                        enabled=n in call.config.enabled_exchanges) for n in names))
+    per_exchange = {}
+    for name, shard_results in zip(names, results):
+        failed = [r for r in shard_results if "failed" in r]
+        # A shard that failed is reported in the answer, never as a 500 of the whole call.
+        body = {"ok": not failed, **shards.combine(shard_results)}
+        if action == "stop":
+            body["wasTracking"] = any(r.get("wasTracking") for r in shard_results)
+        per_exchange[name] = body
+    merged = _merged(per_exchange)
+    merged["ok"] = all(body["ok"] for body in per_exchange.values())
+    if action == "stop":
+        merged["wasTracking"] = any(body["wasTracking"] for body in per_exchange.values())
+    return call.json(merged)
+
+
+async def _exchange_in_body(call: Call) -> str | None:
+    try:
+        text = await call.request.text()
+    except Exception:
+        return None
+    if not text or not text.strip():
+        return None
+    try:
+        body = json.loads(text)
+    except ValueError:
+        raise ValidationError("the body must be JSON, e.g. {\"exchange\": \"paradex\"}, or empty") from None
+    if not isinstance(body, dict) or set(body) - {"exchange"}:
+        raise ValidationError("the body may only hold {\"exchange\": \"lighter\" | \"paradex\"}")
+    value = body.get("exchange")
+    if value is not None and not isinstance(value, str):
+        raise ValidationError("exchange must be a string: lighter or paradex")
+    return parse_exchange(value)
 
 
 # -- dashboard -----------------------------------------------------------------------

@@ -1,4 +1,9 @@
-"""LighterTracker: one Durable Object per tracker shard ("shard-0", "shard-1", ...).
+"""LighterTracker and ParadexTracker: one Durable Object per exchange and tracker shard
+("shard-0", "shard-1", ... under each class's binding, TRACKER and PARADEX_TRACKER).
+
+One class per exchange, not one class with the exchange in the object's name: an
+alarm can wake a fresh instance whose name is undefined, and the class still says
+which exchange it tracks.
 
 The class is only the runtime's hooks, each handing over to `tracker.shard.ShardTracker`
 (pure Python, tested in CPython and in the deterministic simulation): `fetch`
@@ -15,6 +20,7 @@ from urllib.parse import urlparse
 from workers import DurableObject
 
 from tracker.config import Config, ConfigError
+from tracker.exchange import by_name
 from tracker.shard import Ports, ShardTracker
 
 from . import ports
@@ -35,20 +41,24 @@ def shard_from_name(name: str | None) -> int:
     return 0
 
 
-class LighterTracker(DurableObject):
+class TrackerObject(DurableObject):
+    EXCHANGE = "lighter"
+
     def __init__(self, ctx, env):
         super().__init__(ctx, env)
         shard = shard_from_name(getattr(ctx.id, "name", None))
-        self.log = ActivityLog(shard)
+        exchange = by_name(self.EXCHANGE)
+        self.label = exchange.label
+        self.log = ActivityLog(shard, exchange=self.EXCHANGE)
         # Every line also goes to the dashboards, in batches, via the DashboardHub object.
         self.log.listeners.append(LogRelay(hub_sender(env), shard))
         self.config_error: str | None = None
         try:
-            self.config = Config.from_env(lambda name: getattr(env, name, None))
+            self.config = Config.from_env(lambda name: getattr(env, name, None)).for_exchange(self.EXCHANGE)
         except ConfigError as exc:
             # Without this, a bad var shows only as failing requests, never in the tracker's log.
             self.config_error = str(exc)
-            self.log.error("Lighter", "config_error", f"configuration error, tracking paused until it is fixed: {exc}")
+            self.log.error(self.label, "config_error", f"configuration error, tracking paused until it is fixed: {exc}")
             return
         self.tracker = ShardTracker(self.config, shard, Ports(
             clock=ports.JsClock(),
@@ -56,12 +66,12 @@ class LighterTracker(DurableObject):
             db=ports.D1Database(env.DB),
             sockets=ports.open_socket,
             http=ports.JsHttp(),
-            peers=ports.ShardPeers(env),
+            peers=ports.ShardPeers(env, self.EXCHANGE),
             log=self.log,
             spawn=ports.spawn(self.log),
             heap_bytes=ports.wasm_heap_bytes,
-        ))
-        self.log.info("Lighter", "object_created", f"tracker object created (shard {shard})")
+        ), exchange=exchange)
+        self.log.info(self.label, "object_created", f"tracker object created (shard {shard})")
 
     async def fetch(self, request):
         if self.config_error:
@@ -81,8 +91,25 @@ class LighterTracker(DurableObject):
 
     async def alarm(self, *args):
         if self.config_error:
-            self.log.error("Lighter", "config_error",
+            self.log.error(self.label, "config_error",
                            f"configuration error, tracking paused until it is fixed: {self.config_error}")
             await self.ctx.storage.setAlarm(ports.JsClock().now_ms() + CONFIG_ERROR_RETRY_MS)
             return
+        if self.EXCHANGE not in self.config.enabled_exchanges:
+            # Taken out of ENABLED_EXCHANGES while tracking: stop (what is measured is
+            # kept: the outbox still drains into D1 at the next alarms).
+            await self.tracker.ready()
+            if self.tracker.state.tracking:
+                self.log.warn(self.label, "exchange_disabled",
+                              f"{self.EXCHANGE} is not in ENABLED_EXCHANGES any more: stopping")
+                await self.tracker.stop()
+                return
         await self.tracker.alarm()
+
+
+class LighterTracker(TrackerObject):
+    EXCHANGE = "lighter"
+
+
+class ParadexTracker(TrackerObject):
+    EXCHANGE = "paradex"

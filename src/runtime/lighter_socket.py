@@ -1,9 +1,12 @@
-"""The outbound WebSocket to Lighter: a js.WebSocket with Python handlers.
+"""The outbound WebSocket to the exchange (Lighter or Paradex): a js.WebSocket with
+Python handlers.
 
 Each connection gets a number; events from a socket that has since been replaced
 are ignored, so a late `close` from an old socket cannot tear down a new one.
 The message handler is synchronous and does the least JS work possible per frame
-(one read of `evt.data`), since crossing into JS costs ~9 µs per call.
+(one read of `evt.data`), since crossing into JS costs ~9 µs per call. Text frames
+arrive as str; binary frames (Paradex's SBE) as an ArrayBuffer, copied into bytes
+once (`to_bytes`; tools/bench/sbe_decode.py measures what that copy costs).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ class LighterSocket:
         self,
         url: str,
         number: int,
-        on_text: Callable[[str], None],
+        on_frame: Callable[[str | bytes], None],
         on_open: Callable[[], None],
         on_down: Callable[[str], None],
     ) -> None:
@@ -31,9 +34,10 @@ class LighterSocket:
         self.closed = False
         self._on_down = on_down
         self._ws = js.WebSocket.new(url)
+        self._ws.binaryType = "arraybuffer"  # binary frames as ArrayBuffer, never Blob
         self._proxies = [
             self._listen("open", lambda evt: self._opened(on_open)),
-            self._listen("message", lambda evt: on_text(evt.data)),
+            self._listen("message", lambda evt: on_frame(_data(evt.data))),
             self._listen("close", lambda evt: self._down(f"closed by server (code {evt.code}{_reason(evt)})")),
             self._listen("error", lambda evt: self._down("socket error")),
         ]
@@ -89,3 +93,8 @@ class LighterSocket:
 def _reason(evt) -> str:
     reason = getattr(evt, "reason", "") or ""
     return f", {reason}" if reason else ""
+
+
+def _data(data):
+    """A frame's payload: str stays str; an ArrayBuffer becomes bytes."""
+    return data if type(data) is str else data.to_bytes()

@@ -40,14 +40,19 @@ Listener = Callable[[dict], None]
 
 LEVELS = ("debug", "info", "warn", "error")
 
-def prefix(component: str, shard: int | None) -> str:
-    """`[Lighter]` for shard 0 (and lines from no shard), `[Lighter:2]` for shard 2."""
+def prefix(component: str, shard: int | None, exchange: str | None = None) -> str:
+    """`[Lighter]` for shard 0 (and lines from no shard), `[Lighter:2]` for shard 2; a
+    Paradex tracker's lines from shared parts say so: `[Aggregator@paradex:2]`."""
+    if exchange and exchange != "lighter" and component.lower() != exchange:
+        component = f"{component}@{exchange}"
     return f"[{component}]" if not shard else f"[{component}:{shard}]"
 
 
-def fields(component: str, shard: int | None, event: str | None) -> dict:
+def fields(component: str, shard: int | None, event: str | None, exchange: str | None = None) -> dict:
     """What Workers Logs indexes for a line (the object passed after the text)."""
     out: dict = {"component": component}
+    if exchange:
+        out["exchange"] = exchange
     if shard is not None:
         out["shard"] = shard
     if event:
@@ -55,21 +60,23 @@ def fields(component: str, shard: int | None, event: str | None) -> dict:
     return out
 
 
-def emit(level: str, component: str, message: str, shard: int | None = None, event: str | None = None) -> None:
+def emit(level: str, component: str, message: str, shard: int | None = None, event: str | None = None,
+         exchange: str | None = None) -> None:
     """Write one line to the console: the readable text, then its indexed fields.
 
     Usable on its own (no ring buffer, no listeners), e.g. by the Worker's routes:
     `emit("error", "API", "GET /api/stats failed: ...", event="request_failed")`.
     """
     method = getattr(js.console, level, None) if level in LEVELS else None
-    text = f"{prefix(component, shard)} {message}"
-    data = to_js(fields(component, shard, event), dict_converter=js.Object.fromEntries)
+    text = f"{prefix(component, shard, exchange)} {message}"
+    data = to_js(fields(component, shard, event, exchange), dict_converter=js.Object.fromEntries)
     (method or js.console.log)(text, data)
 
 
 class ActivityLog:
-    def __init__(self, shard: int, keep: int = 200) -> None:
+    def __init__(self, shard: int, keep: int = 200, exchange: str = "lighter") -> None:
         self.shard = shard
+        self.exchange = exchange
         self.recent: deque[dict] = deque(maxlen=keep)
         self.listeners: list[Listener] = []
 
@@ -79,12 +86,13 @@ class ActivityLog:
             "level": level,
             "component": component,
             "shard": self.shard,
+            "exchange": self.exchange,
             "message": message,
         }
         if event:
             entry["event"] = event
         self.recent.append(entry)
-        emit(level, component, message, self.shard, event)
+        emit(level, component, message, self.shard, event, self.exchange)
         for listener in self.listeners:
             listener(entry)
 

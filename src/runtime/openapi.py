@@ -135,6 +135,8 @@ SCHEMAS: dict = {
                 },
             },
             "shards": {"type": "array", "items": {"anyOf": [_ref("ShardStats"), _ref("ShardFailed")]}},
+            "exchange": {"enum": ["lighter", "paradex"], "description": "whose fields these are (the top level)"},
+            "exchanges": {"type": "object", "description": "the same answer for each exchange asked (by name)"},
         },
     },
     # One shard's stats: generated from tracker.stats.ShardStats, the one type behind
@@ -196,6 +198,8 @@ SCHEMAS: dict = {
             "staleAfterMs": {"type": "integer"},
             "lastMessageAt": {"type": ["integer", "null"]},
             "shards": {"type": "array", "items": _ref("ShardHealth")},
+            "exchange": {"enum": ["lighter", "paradex"], "description": "whose fields these are (the top level)"},
+            "exchanges": {"type": "object", "description": "the same answer for each exchange asked (by name)"},
         },
     },
     "Unhealthy": {
@@ -208,6 +212,8 @@ SCHEMAS: dict = {
             "now": {"type": "integer"},
             "staleAfterMs": {"type": "integer"},
             "shards": {"type": "array", "items": _ref("ShardHealth")},
+            "exchange": {"enum": ["lighter", "paradex"], "description": "whose fields these are (the top level)"},
+            "exchanges": {"type": "object", "description": "the same answer for each exchange asked (by name)"},
         },
     },
     "Control": {
@@ -219,6 +225,8 @@ SCHEMAS: dict = {
             "markets": {"type": "integer"},
             "connected": {"type": "boolean"},
             "shards": {"type": "array", "items": {"type": "object"}},
+            "exchange": {"enum": ["lighter", "paradex"], "description": "whose fields these are (the top level)"},
+            "exchanges": {"type": "object", "description": "the same answer for each exchange asked (by name)"},
         },
     },
 }
@@ -260,10 +268,18 @@ PARAMETERS: dict = {
         "description": "csv (a header row, then one row per minute) or json.",
         "schema": {"enum": list(EXPORT_FORMATS), "default": DEFAULT_EXPORT_FORMAT},
     },
+    "exchange": {
+        "name": "exchange",
+        "in": "query",
+        "description": "Which exchange's tables: lighter (lighter_* tables, the default) or paradex (paradex_*). "
+        "On stats, health, start and stop: only that exchange (default: every enabled one, "
+        "ENABLED_EXCHANGES; the default exchange's fields at the top, every exchange's under `exchanges`).",
+        "schema": {"enum": ["lighter", "paradex"], "default": "lighter"},
+    },
     "resolution": {
         "name": "resolution",
         "in": "query",
-        "description": "minutes (lighter_minutes rows) or hours (lighter_hours rows, the same columns).",
+        "description": "minutes (*_minutes rows) or hours (*_hours rows, the same columns).",
         "schema": {"enum": list(EXPORT_RESOLUTIONS), "default": DEFAULT_EXPORT_RESOLUTION},
     },
 }
@@ -322,6 +338,10 @@ def _control(operation_id: str, summary: str) -> dict:
             "Not available cross-origin (no CORS headers, preflight refused).",
             "tags": ["control"],
             "security": [{"adminToken": []}],
+            "parameters": _params("exchange"),
+            "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                "type": "object", "additionalProperties": False,
+                "properties": {"exchange": {"enum": ["lighter", "paradex"]}}}}}},
             "responses": {
                 "200": _json(_ref("Control"), "Done; the shards' stats after it."),
                 "400": _ERROR,
@@ -361,13 +381,15 @@ PATHS: dict = {
             },
         }
     },
-    "/api/stats": _get("stats", "Tracker and database counters.", _json(_ref("Stats"), "Stats")),
-    "/api/markets": _get("markets", "Every market ever listed, active or not.", _json(_ref("MarketList"), "Markets")),
+    "/api/stats": _get("stats", "Tracker and database counters.", _json(_ref("Stats"), "Stats"),
+                       params=("exchange",)),
+    "/api/markets": _get("markets", "Every market ever listed, active or not.", _json(_ref("MarketList"), "Markets"),
+                         params=("exchange",)),
     "/api/minutes": _get(
         "minutes",
         "Minute averages, newest first.",
         _history(_json(_ref("MinuteList"), "Minutes")),
-        params=("symbol", "limit", "offset", "from", "to"),
+        params=("symbol", "limit", "offset", "from", "to", "exchange"),
         extra=_NOT_MODIFIED,
         description=_HISTORY,
     ),
@@ -375,13 +397,13 @@ PATHS: dict = {
         "hours",
         "Hour averages, newest first (kept HOUR_RETENTION_DAYS, default 90).",
         _json(_ref("HourList"), "Hours"),
-        params=("symbol", "limit", "offset", "from", "to"),
+        params=("symbol", "limit", "offset", "from", "to", "exchange"),
     ),
     "/api/snapshots": _get(
         "snapshots",
         "Window (15 s) averages, newest first.",
         _history(_json(_ref("SnapshotList"), "Snapshots")),
-        params=("symbol", "limit", "offset", "from", "to"),
+        params=("symbol", "limit", "offset", "from", "to", "exchange"),
         extra=_NOT_MODIFIED,
         description=_HISTORY,
     ),
@@ -389,6 +411,7 @@ PATHS: dict = {
         "overview",
         "Each active market's latest window and minute, and how old the window is.",
         _json(_ref("Overview"), "Overview"),
+        params=("exchange",),
     ),
     "/api/export": _get(
         "export",
@@ -401,7 +424,7 @@ PATHS: dict = {
                 "application/json": {"schema": {"oneOf": [_ref("MinuteList"), _ref("HourList")]}},
             },
         },
-        params=("symbol", "from", "to", "format", "resolution"),
+        params=("symbol", "from", "to", "format", "resolution", "exchange"),
     ),
     "/api/health": _get(
         "health",
@@ -409,6 +432,7 @@ PATHS: dict = {
         "or D1 writes keep failing (windows piling up).",
         _json(_ref("Health"), "Healthy (or idle)"),
         extra={"503": _json(_ref("Unhealthy"), "Tracking is on but the feed is down or stale")},
+        params=("exchange",),
     ),
     "/api/openapi.json": _get(
         "openapi", "This document.", {"description": "OpenAPI 3.1", "content": {"application/json": {}}}

@@ -70,9 +70,9 @@ class D1Database:
         return await d1.run_batch(self._db, list(statements))
 
 
-def open_socket(url, on_text, on_open, on_down) -> LighterSocket:
+def open_socket(url, on_frame, on_open, on_down) -> LighterSocket:
     LighterSocket.count += 1
-    return LighterSocket(url, LighterSocket.count, on_text, on_open, on_down)
+    return LighterSocket(url, LighterSocket.count, on_frame, on_open, on_down)
 
 
 class JsHttp:
@@ -87,11 +87,12 @@ class JsHttp:
 
 
 class ShardPeers:
-    def __init__(self, env) -> None:
+    def __init__(self, env, exchange: str = "lighter") -> None:
         self.env = env
+        self.exchange = exchange
 
     async def send_markets(self, shard: int, payload: dict) -> None:
-        response = await shards.stub(self.env, shard).fetch(
+        response = await shards.stub(self.env, shard, self.exchange).fetch(
             "https://tracker/markets", method="POST", body=json.dumps(payload))
         if int(response.status) != 200:
             raise RuntimeError(f"shard {shard} answered HTTP {response.status}")
@@ -105,7 +106,7 @@ def spawn(log):
 
         def done(t: asyncio.Task) -> None:
             if not t.cancelled() and t.exception() is not None:
-                log("error", "Lighter", "background_failed", f"{what} failed: {t.exception()!r}")
+                log("error", "Tracker", "background_failed", f"{what} failed: {t.exception()!r}")
 
         task.add_done_callback(done)
 

@@ -23,6 +23,11 @@ PENDING_WINDOWS_LIMIT = 2
 HEALTHY = ("idle", "ok")
 
 
+def rank(status: str) -> int:
+    """How bad a status is (the worst wins when several are combined)."""
+    return _RANK.get(status, len(_RANK))
+
+
 def shard_health(stats: dict, now_ms: int, stale_ms: int, tracking: bool) -> dict:
     """One shard's verdict: {"shard", "status", "reason", ...the signals used}."""
     verdict = {

@@ -36,8 +36,11 @@ _MAX_FIELDS = 16
 # Longer digit strings than any valid value are refused before int() sees them.
 _MAX_DIGITS = 20
 
-ROW_PARAMS = ("symbol", "limit", "offset", "from", "to")
-EXPORT_PARAMS = ("symbol", "from", "to", "format", "resolution")
+# Every data route takes ?exchange=lighter (the default) or paradex.
+EXCHANGES = ("lighter", "paradex")
+DEFAULT_EXCHANGE = "lighter"
+ROW_PARAMS = ("symbol", "limit", "offset", "from", "to", "exchange")
+EXPORT_PARAMS = ("symbol", "from", "to", "format", "resolution", "exchange")
 
 
 class ValidationError(ValueError):
@@ -59,6 +62,7 @@ class RowQuery:
     offset: int = 0
     from_ms: int = 0
     to_ms: int = MAX_TIMESTAMP_MS
+    exchange: str = DEFAULT_EXCHANGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,7 @@ class ExportQuery:
     to_ms: int = MAX_TIMESTAMP_MS
     format: str = DEFAULT_EXPORT_FORMAT
     resolution: str = DEFAULT_EXPORT_RESOLUTION
+    exchange: str = DEFAULT_EXCHANGE
 
 
 def parse_params(query: str, allowed: Collection[str]) -> dict[str, str]:
@@ -154,6 +159,7 @@ def parse_row_query(query: str) -> RowQuery:
         offset=parse_integer("offset", params["offset"], 0, MAX_OFFSET) if "offset" in params else 0,
         from_ms=from_ms,
         to_ms=to_ms,
+        exchange=parse_exchange(params.get("exchange")) or DEFAULT_EXCHANGE,
     )
 
 
@@ -175,12 +181,29 @@ def parse_export_query(query: str) -> ExportQuery:
         to_ms=to_ms,
         format=fmt,
         resolution=resolution,
+        exchange=parse_exchange(params.get("exchange")) or DEFAULT_EXCHANGE,
     )
 
 
 def parse_no_params(query: str) -> None:
     """Routes that take no parameters say so instead of ignoring them."""
     parse_params(query, ())
+
+
+def parse_exchange(raw: str | None) -> str | None:
+    """`lighter` or `paradex` (any case); None when not given."""
+    if raw is None:
+        return None
+    name = raw.strip().lower()
+    if name not in EXCHANGES:
+        raise ValidationError(f"exchange must be one of {', '.join(EXCHANGES)}, got {_show(raw)}")
+    return name
+
+
+def parse_exchange_query(query: str) -> str | None:
+    """Routes whose only parameter is ?exchange= (stats, markets, overview, health,
+    start, stop); None when not given."""
+    return parse_exchange(parse_params(query, ("exchange",)).get("exchange"))
 
 
 # -- control (POST /api/start, /api/stop) ----------------------------------------

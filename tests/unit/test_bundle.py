@@ -240,16 +240,22 @@ def test_wrangler_toml_is_production_config():
     assert cfg["compatibility_date"] >= "2026-09-08"  # Python 3.14 / Pyodide 314
     assert cfg["durable_objects"]["bindings"] == [
         {"name": "TRACKER", "class_name": "LighterTracker"},
+        {"name": "PARADEX_TRACKER", "class_name": "ParadexTracker"},
         {"name": "HUB", "class_name": "DashboardHub"},
     ]
     assert cfg["migrations"][0]["new_sqlite_classes"] == ["LighterTracker"]
     assert cfg["migrations"][1] == {"tag": "v2", "new_sqlite_classes": ["DashboardHub"]}
+    assert cfg["migrations"][2] == {"tag": "v3", "new_sqlite_classes": ["ParadexTracker"]}
+    # Staging binds the same classes under the same names.
+    assert cfg["env"]["staging"]["durable_objects"]["bindings"] == cfg["durable_objects"]["bindings"]
     assert cfg["d1_databases"][0]["binding"] == "DB"
     assert cfg["assets"]["binding"] == "ASSETS"
     assert set(cfg["vars"]) == {
         "LIGHTER_API_URL", "LIGHTER_WS_URL", "WINDOW_SECONDS", "FLUSH_GRACE_MS",
         "SNAPSHOT_RETENTION_MINUTES", "MINUTE_RETENTION_HOURS", "HOUR_RETENTION_DAYS", "STALE_FEED_SECONDS",
-        "SHARDS", "MARKET_REFRESH_SECONDS",
+        "SHARDS", "MARKET_REFRESH_SECONDS", "ENABLED_EXCHANGES", "PARADEX_API_URL", "PARADEX_WS_URL",
+        "PARADEX_SHARDS", "PARADEX_ASSET_KINDS", "PARADEX_BOOK_CHANNEL",
     }
+    assert cfg["vars"]["ENABLED_EXCHANGES"] == "lighter"  # an existing deployment is unchanged until opted in
     assert all(isinstance(v, str) for v in cfg["vars"].values())
     assert "ADMIN_TOKEN" not in cfg["vars"]  # a secret, never committed

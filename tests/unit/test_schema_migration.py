@@ -22,6 +22,7 @@ SCHEMA_V1 = (ROOT / "tests/fixtures/schema_v1.sql").read_text()
 # An existing deployment runs every migration once, in order (DEPLOY.md, "Upgrading").
 MIGRATIONS = [p.read_text() for p in sorted((ROOT / "migrations").glob("*.sql"))]
 MIGRATION = "\n".join(MIGRATIONS)
+DEPTH_HOURS_MIGRATION = (ROOT / "migrations" / "0003_depth_hours.sql").read_text()
 T0 = 1_778_137_200_000  # a whole hour
 
 
@@ -92,7 +93,7 @@ def test_migration_refuses_to_run_twice_and_changes_nothing_then():
     con.executescript(MIGRATION)
     shape = {t: columns(con, t) for t in ("lighter_snapshots", "lighter_minutes", "lighter_hours")}
     with pytest.raises(sqlite3.OperationalError, match="duplicate column name"):
-        con.executescript(MIGRATIONS[-1])
+        con.executescript(DEPTH_HOURS_MIGRATION)
     assert {t: columns(con, t) for t in shape} == shape
 
 
@@ -106,3 +107,21 @@ def test_schema_is_reappliable_and_keeps_rows():
     assert con.execute("SELECT COUNT(*), SUM(depth_samples) FROM lighter_hours").fetchone() == (1, 3)
     tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"lighter_markets", "lighter_snapshots", "lighter_minutes", "lighter_hours", "tracking_stats"} <= tables
+
+
+def test_the_paradex_migration_adds_the_same_tables_as_the_schema_and_may_run_again():
+    """migrations/0004_paradex.sql on an upgraded database gives exactly schema.sql's
+    Paradex tables, the shapes of Lighter's; applying it again changes nothing."""
+    upgraded = sqlite3.connect(":memory:")
+    upgraded.executescript(SCHEMA_V1)
+    upgraded.executescript(MIGRATION)
+    upgraded.executescript(MIGRATIONS[-1])
+    fresh = sqlite3.connect(":memory:")
+    fresh.executescript(SCHEMA)
+    for table in ("paradex_markets", "paradex_snapshots", "paradex_minutes", "paradex_hours", "paradex_tracking_stats"):
+        assert columns(upgraded, table) == columns(fresh, table), table
+    for paradex, lighter in (("paradex_snapshots", "lighter_snapshots"), ("paradex_minutes", "lighter_minutes"),
+                             ("paradex_tracking_stats", "tracking_stats")):
+        assert columns(fresh, paradex) == columns(fresh, lighter)
+    upgraded.executescript(MIGRATIONS[-1])
+    assert columns(upgraded, "paradex_snapshots") == columns(fresh, "paradex_snapshots")
