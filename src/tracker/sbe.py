@@ -55,9 +55,10 @@ PKG_SNAPSHOT = 0
 PKG_DELTA = 1
 
 _HEADER = Struct("<HHHH")  # blockLength, templateId, schemaId, version
-_BOOK_ROOT = Struct("<qqB")  # ts, seq, pkgType
+_HEADER_BOOK_ROOT = Struct("<HHHHqqB")  # the header, then ts, seq, pkgType
 _TS_SEQ = Struct("<qq")
 _GROUP = Struct("<HH")  # blockLength, numInGroup
+_TWO_GROUPS = Struct("<HHHH")  # the bids group header, and the asks one when bids are empty
 _LEVEL = Struct("<qq")  # price, size
 
 
@@ -98,6 +99,23 @@ def _flat_struct(count: int) -> Struct:
     return s
 
 
+# Market symbols seen, by their UTF-8 bytes (bounded: the bytes come from the wire).
+_MARKETS: dict[bytes, str] = {}
+_MARKETS_CACHE_MAX = 4096
+
+
+def _market(raw: bytes) -> str:
+    if not raw:
+        raise MalformedFrame("BookEvent with an empty market")
+    try:
+        market = str(raw, "utf-8")
+    except UnicodeDecodeError:
+        raise MalformedFrame(f"BookEvent market is not UTF-8: {raw!r}") from None
+    if len(_MARKETS) < _MARKETS_CACHE_MAX:
+        _MARKETS[raw] = market
+    return market
+
+
 def _bad_level(vals: tuple[int, ...], side: str) -> MalformedFrame:
     """The error for the first level that is not a (price > 0, size >= 0) pair."""
     for i in range(0, len(vals), 2):
@@ -132,33 +150,59 @@ def _levels(frame: bytes | bytearray | memoryview, off: int, stride: int, count:
     return [(p / 100_000_000, s / 100_000_000) for p, s in zip(it, it)]
 
 
-def decode(frame: bytes | bytearray | memoryview) -> BookEvent | Heartbeat | Skipped:
-    """Decode one SBE binary frame; raises MalformedFrame with the reason.
-
-    `frame` is any bytes-like object (a memoryview must be of unsigned bytes)."""
-    n = len(frame)
+def _short(frame: bytes | bytearray | memoryview, n: int) -> Heartbeat | Skipped:
+    """A frame of fewer than 25 bytes: too short for a BookEvent; a heartbeat is 24."""
     if n < HEADER_SIZE:
         raise MalformedFrame(f"frame of {n} bytes is shorter than the {HEADER_SIZE}-byte SBE header")
     block, template, schema, version = _HEADER.unpack_from(frame)
+    _check_schema(schema, version)
+    if template == TEMPLATE_BOOK:
+        if block < BOOK_BLOCK:
+            raise MalformedFrame(f"BookEvent blockLength {block} < {BOOK_BLOCK}")
+        raise MalformedFrame(f"BookEvent truncated: {n} bytes")
+    if template == TEMPLATE_HEARTBEAT:
+        if block < HEARTBEAT_BLOCK:
+            raise MalformedFrame(f"HeartbeatEvent blockLength {block} < {HEARTBEAT_BLOCK}")
+        if n < HEADER_SIZE + block:
+            raise MalformedFrame(f"HeartbeatEvent truncated: {n} bytes, root block needs {HEADER_SIZE + block}")
+        return Heartbeat(*_TS_SEQ.unpack_from(frame, HEADER_SIZE))
+    return Skipped(template, version)
+
+
+def _check_schema(schema: int, version: int) -> None:
     if schema != SCHEMA_ID:
         raise MalformedFrame(f"SBE schema id {schema}, expected {SCHEMA_ID}")
     if version > MAX_SCHEMA_VERSION:
         raise MalformedFrame(f"SBE schema version {version} not supported (0..{MAX_SCHEMA_VERSION})")
 
-    if template == TEMPLATE_BOOK:
-        if block < BOOK_BLOCK:
+
+def decode(frame: bytes | bytearray | memoryview) -> BookEvent | Heartbeat | Skipped:
+    """Decode one SBE binary frame; raises MalformedFrame with the reason.
+
+    `frame` is any bytes-like object (a memoryview must be of unsigned bytes)."""
+    n = len(frame)
+    if n < 25:
+        return _short(frame, n)
+    # One unpack for the header and a BookEvent's ts, seq and pkgType (meaningless,
+    # and unused, for other templates; a heartbeat's ts and seq are at the same place).
+    block, template, schema, version, ts, seq, pkg = _HEADER_BOOK_ROOT.unpack_from(frame)
+    if schema != 1 or version > 2:
+        _check_schema(schema, version)
+
+    if template == 3:  # TEMPLATE_BOOK
+        if block < 89:
             raise MalformedFrame(f"BookEvent blockLength {block} < {BOOK_BLOCK}")
-        off = HEADER_SIZE + block  # groups start after the root block, whatever its length
-        if n < off + 4:
-            raise MalformedFrame(f"BookEvent truncated: {n} bytes, root block and bids group header need {off + 4}")
-        ts, seq, pkg = _BOOK_ROOT.unpack_from(frame, HEADER_SIZE)
-        if pkg > PKG_DELTA:
+        if pkg > 1:
             raise MalformedFrame(f"BookEvent pkgType {pkg} is neither SNAPSHOT (0) nor DELTA (1)")
         if ts < 0 or seq < 0:
             raise MalformedFrame(f"BookEvent ts {ts} / seq {seq} negative or null")
-
-        stride, count = _GROUP.unpack_from(frame, off)
-        if stride < LEVEL_BLOCK:
+        off = 8 + block  # groups start after the root block, whatever its length
+        # Any BookEvent holds two group headers and the market's length byte after the
+        # root block; reading both headers at once saves an unpack when bids are empty.
+        if n < off + 9:
+            raise MalformedFrame(f"BookEvent truncated: {n} bytes, root block, group headers and market need {off + 9}")
+        stride, count, ask_stride, ask_count = _TWO_GROUPS.unpack_from(frame, off)
+        if stride < 16:
             raise MalformedFrame(f"bids group blockLength {stride} < {LEVEL_BLOCK}")
         off += 4
         if count:
@@ -173,26 +217,24 @@ def decode(frame: bytes | bytearray | memoryview) -> BookEvent | Heartbeat | Ski
             else:
                 bids = _levels(frame, off, stride, count, "bids")
             off = end
+            ask_stride, ask_count = _GROUP.unpack_from(frame, off)
         else:
-            if n < off + 4:
-                raise MalformedFrame(f"BookEvent truncated: {n} bytes, the asks group header needs {off + 4}")
             bids = []
 
-        stride, count = _GROUP.unpack_from(frame, off)
-        if stride < LEVEL_BLOCK:
-            raise MalformedFrame(f"asks group blockLength {stride} < {LEVEL_BLOCK}")
+        if ask_stride < 16:
+            raise MalformedFrame(f"asks group blockLength {ask_stride} < {LEVEL_BLOCK}")
         off += 4
-        if count:
-            end = off + stride * count
+        if ask_count:
+            end = off + ask_stride * ask_count
             if n <= end:
-                raise MalformedFrame(f"BookEvent truncated: {n} bytes, {count} asks and the market need more than {end}")
-            if count == 1:
+                raise MalformedFrame(f"BookEvent truncated: {n} bytes, {ask_count} asks and the market need more than {end}")
+            if ask_count == 1:
                 price, size = _LEVEL.unpack_from(frame, off)
                 if price <= 0 or size < 0:
                     raise _bad_level((price, size), "asks")
                 asks = [(price / 100_000_000, size / 100_000_000)]
             else:
-                asks = _levels(frame, off, stride, count, "asks")
+                asks = _levels(frame, off, ask_stride, ask_count, "asks")
             off = end
         else:
             if n <= off:
@@ -203,20 +245,20 @@ def decode(frame: bytes | bytearray | memoryview) -> BookEvent | Heartbeat | Ski
         end = off + 1 + length
         if n < end:
             raise MalformedFrame(f"BookEvent truncated: market of {length} bytes needs {end}, frame has {n}")
-        if not length:
-            raise MalformedFrame("BookEvent with an empty market")
-        try:
-            market = str(frame[off + 1 : end], "utf-8")
-        except UnicodeDecodeError:
-            raise MalformedFrame(f"BookEvent market is not UTF-8: {bytes(frame[off + 1 : end])!r}") from None
-        return BookEvent(ts, seq, pkg == PKG_SNAPSHOT, market, bids, asks)
+        raw = frame[off + 1 : end]
+        if type(raw) is not bytes:  # a memoryview or bytearray slice: hashable bytes for the cache
+            raw = bytes(raw)
+        # A handful of symbols recur in every frame: a dict hit is cheaper than decoding.
+        market = _MARKETS.get(raw)
+        if market is None:
+            market = _market(raw)
+        return BookEvent(ts, seq, pkg == 0, market, bids, asks)
 
-    if template == TEMPLATE_HEARTBEAT:
+    if template == 40:  # TEMPLATE_HEARTBEAT
         if block < HEARTBEAT_BLOCK:
             raise MalformedFrame(f"HeartbeatEvent blockLength {block} < {HEARTBEAT_BLOCK}")
         if n < HEADER_SIZE + block:
             raise MalformedFrame(f"HeartbeatEvent truncated: {n} bytes, root block needs {HEADER_SIZE + block}")
-        ts, seq = _TS_SEQ.unpack_from(frame, HEADER_SIZE)
         return Heartbeat(ts, seq)
 
     # BboEvent and every other template: not used, so not validated past the header.

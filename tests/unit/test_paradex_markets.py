@@ -226,7 +226,7 @@ entries = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=500, derandomize=True, deadline=None)
+@settings(max_examples=200, derandomize=True, deadline=None)
 @given(st.one_of(json_values, st.fixed_dictionaries({"results": st.lists(entries, max_size=5)})), st.integers())
 def test_anything_raises_only_market_list_error(payload, now_ms):
     try:

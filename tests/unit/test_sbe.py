@@ -350,3 +350,15 @@ def test_mutated_frames_raise_only_malformed():
         if rng.random() < 0.2:
             del frame[rng.randrange(len(frame)) :]
         _only_malformed(bytes(frame))
+
+
+def test_market_cache_is_bounded_and_holds_only_valid_symbols():
+    for container in (bytes, bytearray, memoryview):
+        assert decode(container(_book(market="ETH-USD-PERP"))).market == "ETH-USD-PERP"
+    assert sbe._MARKETS[b"ETH-USD-PERP"] == "ETH-USD-PERP"
+    with pytest.raises(MalformedFrame):
+        decode(_book(market=b"\xff"))
+    assert b"\xff" not in sbe._MARKETS
+    for i in range(sbe._MARKETS_CACHE_MAX + 10):
+        assert decode(_book(market=f"M{i}")).market == f"M{i}"
+    assert len(sbe._MARKETS) <= sbe._MARKETS_CACHE_MAX
