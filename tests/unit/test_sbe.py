@@ -214,9 +214,10 @@ def test_heartbeat():
     assert len(pf.encode_heartbeat(ts_us=0, seq=0)) == 24
 
 
+@pytest.mark.parametrize("body", [b"", b"\x00" * 3, b"\xff" * 60])  # short and long frames take two paths
 @pytest.mark.parametrize("template", [0, 1, 2, 4, 5, 6, 20, 21, 22, 23, 41, 255, 65535])
-def test_unknown_and_unused_templates_are_skipped(template):
-    frame = pf.header(7, template, version=2) + b"\x00" * 3  # not validated past the header
+def test_unknown_and_unused_templates_are_skipped(template, body):
+    frame = pf.header(7, template, version=2) + body  # not validated past the header
     assert decode(frame) == Skipped(template=template, version=2)
 
 
@@ -284,8 +285,7 @@ def test_group_stride_below_16_is_refused():
 
 
 def _valid_frames() -> list[bytes]:
-    frames = pf.binary_frames(DELTAS)[:12]  # the snapshot, one-level, two-level and empty deltas
-    return frames + [
+    return pf.binary_frames(DELTAS) + [
         _book(),
         _book(bids=[], asks=[]),
         _book(bids=[("1", "2"), ("3", "4"), ("5", "6")], asks=[("7", "8")] * 2),
@@ -303,6 +303,24 @@ def test_every_truncation_is_refused():
             for prefix in (frame[:cut], memoryview(frame)[:cut]):
                 with pytest.raises(MalformedFrame):
                     decode(prefix)
+
+
+@settings(max_examples=200, derandomize=True, deadline=None)
+@given(
+    bids=st.lists(st.tuples(prices, sizes), max_size=5),
+    asks=st.lists(st.tuples(prices, sizes), max_size=5),
+    market=markets,
+    root_extra=st.binary(max_size=12),
+    entry_extra=st.binary(max_size=12),
+    data=st.data(),
+)
+def test_generated_truncations_are_refused(bids, asks, market, root_extra, entry_extra, data):
+    frame = pf.encode_book(ts_us=1, seq=1, bids=bids, asks=asks, market=market, raw=True,
+                           root_extra=root_extra, entry_extra=entry_extra)
+    decode(frame)
+    cut = data.draw(st.integers(0, len(frame) - 1))
+    with pytest.raises(MalformedFrame):
+        decode(frame[:cut])
 
 
 def test_group_counts_past_the_end_are_refused():
