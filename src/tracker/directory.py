@@ -50,6 +50,7 @@ class MarketDirectory:
         self.markets: dict[int, Market] = {}  # this shard's active markets
         self.listed = 0  # active markets in the whole listing
         self.duplicates: dict[str, list[int]] = {}  # symbol -> market ids sharing it
+        self.collisions: dict[int, list[str]] = {}  # market id -> symbols sharing it (a hash collision)
         self.refreshed_at: int | None = None
         self.as_of = 0  # when the listing in use was read from Lighter (ms)
         self.failures = 0
@@ -70,6 +71,13 @@ class MarketDirectory:
         for m in active:
             by_symbol.setdefault(m.symbol, []).append(m.market_index)
         self.duplicates = {s: ids for s, ids in by_symbol.items() if len(ids) > 1}
+        # The reverse, for exchanges whose ids are a hash of the symbol (Paradex): two
+        # symbols with one id would share rows. Reported; the first symbol is kept.
+        by_id: dict[int, list[str]] = {}
+        for m in active:
+            by_id.setdefault(m.market_index, []).append(m.symbol)
+        self.collisions = {i: symbols for i, symbols in by_id.items() if len(set(symbols)) > 1}
+        active = [m for m in active if by_id[m.market_index][0] == m.symbol]
         mine = {m.market_index: m for m in active if shard_of(m.market_index, self.shards) == self.shard}
         change = Change(
             added=[m for i, m in sorted(mine.items()) if i not in self.markets],

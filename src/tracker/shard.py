@@ -316,6 +316,9 @@ class ShardTracker:
         if directory.duplicates:
             self.log("warn", self.label, "duplicate_symbols",
                      f"symbols shared by several markets (rows are kept apart by market id): {directory.duplicates}")
+        if directory.collisions:
+            self.log("error", self.label, "id_collision",
+                     f"symbols sharing one market id (only the first is tracked): {directory.collisions}")
         if first:
             where = f" ({len(directory.markets)} on shard {self.shard + 1}/{self.config.shards})" if self.config.shards > 1 else ""
             self.log("info", self.label, "markets_loaded",

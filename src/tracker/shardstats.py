@@ -3,11 +3,14 @@
 How each key combines is declared once, on `tracker.stats.ShardStats`; this module
 only applies those rules. A shard that could not answer appears in `shards` as
 `{"shard": n, "failed": "why"}` and is left out of the sums (it is reported, not hidden).
+`merge_exchanges` puts several exchanges' answers into one (/api/stats, /api/health
+and the dashboard hub's pushes).
 """
 
 from __future__ import annotations
 
 from .stats import ShardStats, combine_rules
+from .validation import DEFAULT_EXCHANGE
 
 _RULES = combine_rules()
 
@@ -57,3 +60,13 @@ def _memory(per_shard: list[dict]) -> dict:
     heaps = [m["wasmHeap"] for m in per_shard if m.get("wasmHeap")]
     out["wasmHeapMax"] = max(heaps) if heaps else None
     return out
+
+
+def merge_exchanges(per_exchange: dict[str, dict]) -> dict:
+    """One answer for several exchanges: the default exchange's fields at the top (as
+    before Paradex), plus `exchange` (which one that is) and every exchange's answer
+    under `exchanges`. The first exchange's when the default is not among them."""
+    if not per_exchange:
+        raise ValueError("merge_exchanges needs at least one exchange")
+    first = DEFAULT_EXCHANGE if DEFAULT_EXCHANGE in per_exchange else next(iter(per_exchange))
+    return {**per_exchange[first], "exchange": first, "exchanges": per_exchange}

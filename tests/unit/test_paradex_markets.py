@@ -234,3 +234,16 @@ def test_anything_raises_only_market_list_error(payload, now_ms):
     except MarketListError:
         return
     assert all(isinstance(m, Market) and m.market_type == "perp" for m in markets)
+
+
+def test_a_hash_collision_is_reported_and_only_the_first_symbol_is_tracked():
+    """Two symbols with one id would share rows: the directory reports them
+    (`collisions`, logged as id_collision) and keeps the first."""
+    from tracker.directory import MarketDirectory
+    from tracker.markets import Market
+
+    directory = MarketDirectory(0, 1, 300_000)
+    directory.apply([Market(7, "AAA-USD-PERP", "perp", "active"), Market(7, "BBB-USD-PERP", "perp", "active"),
+                     Market(8, "CCC-USD-PERP", "perp", "active")], as_of=1)
+    assert directory.collisions == {7: ["AAA-USD-PERP", "BBB-USD-PERP"]}
+    assert directory.symbols == {7: "AAA-USD-PERP", 8: "CCC-USD-PERP"}
