@@ -6,6 +6,7 @@
     python -m bench api [--rounds 5]                                  API throughput vs a bare Python Worker (floor)
     python -m bench core ...                                          the CPython floor alone
     python -m bench profile [--quick]                                 where workerd's time per message goes
+    python -m bench paradex [--rounds 7]                              Paradex SBE beside Lighter JSON: decode, JS->Python, ingest
 
 Every command runs wrangler dev from a temporary COPY of wrangler.toml, src/, frontend/ and
 python_modules/ (wrangler reloads on any source edit; the copy pins the code measured).

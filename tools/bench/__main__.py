@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-COMMANDS = ("run", "shards", "sender", "core", "profile", "api")
+COMMANDS = ("run", "shards", "sender", "core", "profile", "api", "paradex")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     if command == "profile":
         from .profile import main as profile_main
         return profile_main(rest)
+    if command == "paradex":
+        # Paradex's binary frames beside Lighter's JSON: CPython, then Pyodide (the
+        # Worker's runtime, under node), with the JS-to-Python crossing of each.
+        from .sbe_decode import main as sbe_main
+        return sbe_main(rest) or sbe_main([*rest, "--pyodide"])
     if command == "sender":
         from .sender import main as sender_main
         return sender_main(rest)

@@ -130,7 +130,83 @@ def main(argv: list[str] | None = None) -> int:
     print("The runtime's copy, separately (134-byte 1-level delta):")
     for label, (best, median) in r.items():
         print(row(label, len(frame), best, median))
+    if sys.platform == "emscripten":
+        print("Crossing from JS into Python, as runtime/lighter_socket.py does per frame:")
+        for label, (size, best, median) in js_crossing(frame, a.rounds, a.min_time).items():
+            print(row(label, size, best, median))
+    print("Ingest: BookFeed.on_frame, the whole per-message path (parse, book, continuity, window sums):")
+    for label, (size, best, median) in ingest(a.rounds, a.min_time).items():
+        print(row(label, size, best, median))
     return 0
+
+
+def js_crossing(frame: bytes, rounds: int, min_time: float) -> dict[str, tuple[int, float, float]]:
+    """The message event's `evt.data` read from Python: a JS string becomes a Python
+    str (Lighter), an ArrayBuffer is copied into bytes with `to_bytes()` (Paradex)."""
+    import js
+    from pyodide.ffi import to_js
+
+    event = paradex_frames()["1-level delta"]
+    text = lighter_frame(decode(event).bids, decode(event).asks)
+    binary = js.Object.fromEntries(to_js([["data", to_js(frame).buffer]]))
+    textual = js.Object.fromEntries(to_js([["data", text]]))
+    r = measure({"text": lambda: textual.data, "binary": lambda: binary.data.to_bytes()}, rounds, min_time)
+    return {"evt.data -> str (Lighter JSON frame)": (len(text.encode()), *r["text"]),
+            "evt.data.to_bytes() (Paradex SBE frame)": (len(frame), *r["binary"])}
+
+
+def ingest(rounds: int, min_time: float, n: int = 20_000) -> dict[str, tuple[int, float, float]]:
+    """The same book changes as Lighter JSON frames and as Paradex SBE frames, through the
+    real feed with each exchange's wire: one level replaced per delta, alternately on
+    each side, so the book keeps its size."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import paradex_frames as pf
+    import reference_model as ref
+
+    from tracker.aggregator import WindowAggregator
+    from tracker.feed import BookFeed
+    from tracker.paradex import ParadexWire
+    from tracker.paradex_markets import market_index_of
+    from tracker.pacing import SubscriptionPacer
+
+    symbol, market = "BTC-USD-PERP", market_index_of("BTC-USD-PERP")
+    ts = 1_791_421_535_000
+    bids = [(f"{100 - i * 0.5:.1f}", "1") for i in range(20)]
+    asks = [(f"{101 + i * 0.5:.1f}", "1") for i in range(20)]
+    changes = []
+    for i in range(n):
+        side, price = ("bid", bids[i % 20][0]) if i % 2 else ("ask", asks[i % 20][0])
+        changes.append((side, price, str(1 + i % 7)))
+    lighter = [ref.book_frame(market, ts_ms=ts, nonce=1, bids=bids, asks=asks, snapshot=True)]
+    paradex = [pf.encode_book(ts_us=ts * 1000, seq=1, snapshot=True, market=symbol, bids=bids, asks=asks)]
+    for i, (side, price, size) in enumerate(changes):
+        t = ts + i // 10  # ten frames a millisecond
+        levels = {"bids": [(price, size)]} if side == "bid" else {"asks": [(price, size)]}
+        lighter.append(ref.book_frame(market, ts_ms=t, nonce=i + 2, begin_nonce=i + 1, **levels))
+        paradex.append(pf.encode_book(ts_us=t * 1000, seq=i + 2, market=symbol, **levels))
+
+    def run(frames, wire, connected):
+        feed = BookFeed([market], WindowAggregator(15_000, ts - ts % 15_000), SubscriptionPacer(wire=wire), wire=wire)
+        if connected:
+            feed.on_frame(connected)
+        else:
+            feed.on_open()
+        on_frame = feed.on_frame
+        for frame in frames:
+            on_frame(frame)
+        assert feed.counters.gaps == 0 and feed.counters.malformed == 0
+
+    from tracker.protocol import LighterWire
+    connected = '{"session_id":"bench","type":"connected"}'
+    timing = measure({
+        "lighter": lambda: run(lighter, LighterWire(), connected),
+        "paradex": lambda: run(paradex, ParadexWire({market: symbol}), None),
+    }, max(3, rounds // 2), min_time)
+    per = len(lighter)
+    return {
+        "Lighter JSON frames, per message": (len(lighter[1].encode()), timing["lighter"][0] / per, timing["lighter"][1] / per),
+        "Paradex SBE frames, per message": (len(paradex[1]), timing["paradex"][0] / per, timing["paradex"][1] / per),
+    }
 
 
 def run_in_pyodide(args: list[str]) -> int:
