@@ -48,11 +48,12 @@ def prefix(component: str, shard: int | None, exchange: str | None = None) -> st
     return f"[{component}]" if not shard else f"[{component}:{shard}]"
 
 
-def fields(component: str, shard: int | None, event: str | None, exchange: str | None = None) -> dict:
-    """What Workers Logs indexes for a line (the object passed after the text)."""
+def fields(component: str, shard: int | None, event: str | None) -> dict:
+    """What Workers Logs indexes for a line (the object passed after the text). No
+    `exchange` field: the object must stay on one line in wrangler tail (Node breaks it
+    past 80 characters); a Paradex line says so in its component (`Paradex`) or its
+    text's prefix (`[Aggregator@paradex]`), which Workers Logs searches too."""
     out: dict = {"component": component}
-    if exchange:
-        out["exchange"] = exchange
     if shard is not None:
         out["shard"] = shard
     if event:
@@ -69,7 +70,7 @@ def emit(level: str, component: str, message: str, shard: int | None = None, eve
     """
     method = getattr(js.console, level, None) if level in LEVELS else None
     text = f"{prefix(component, shard, exchange)} {message}"
-    data = to_js(fields(component, shard, event, exchange), dict_converter=js.Object.fromEntries)
+    data = to_js(fields(component, shard, event), dict_converter=js.Object.fromEntries)
     (method or js.console.log)(text, data)
 
 
