@@ -80,11 +80,38 @@ def requested_symbol(url: str) -> str:
     return values[0].strip()[:MAX_SYMBOL_LENGTH]
 
 
-def page_context(config, symbol: str = "") -> dict:
+# How the page names each exchange (the switch, the feed tile, the log).
+EXCHANGE_LABELS = {"lighter": "Lighter", "paradex": "Paradex"}
+DEFAULT_EXCHANGE = "lighter"
+
+
+def requested_exchange(url: str, enabled) -> str:
+    """The exchange the page opens on: ?exchange=... when it names an enabled one
+    (case-insensitive), else the default exchange when enabled, else the first enabled.
+    The page's script may still prefer the one remembered in the browser when the URL
+    names none."""
+    enabled = list(enabled) or [DEFAULT_EXCHANGE]
+    asked = (parse_qs(urlparse(url).query).get("exchange") or [""])[0].strip().lower()
+    if asked in enabled:
+        return asked
+    return DEFAULT_EXCHANGE if DEFAULT_EXCHANGE in enabled else enabled[0]
+
+
+def page_context(config, symbol: str = "", exchange: str = "") -> dict:
     """What the page template gets. Never the admin token itself: only whether one is set."""
+    enabled = list(config.enabled_exchanges) or [DEFAULT_EXCHANGE]
+    if exchange not in enabled:
+        exchange = DEFAULT_EXCHANGE if DEFAULT_EXCHANGE in enabled else enabled[0]
+    exchanges = [
+        {"name": name, "label": EXCHANGE_LABELS.get(name, name), "feed_url": config.for_exchange(name).ws_url}
+        for name in enabled
+    ]
     return {
         "ws_path": "/ws",
-        "feed_url": config.ws_url,
+        "feed_url": config.for_exchange(exchange).ws_url,
+        "exchanges": exchanges,
+        "exchange": exchange,
+        "exchange_label": EXCHANGE_LABELS.get(exchange, exchange),
         "window_seconds": config.window_ms // 1000,
         "shards": config.shards,
         "snapshot_retention_minutes": config.snapshot_retention_ms // 60_000,
@@ -127,5 +154,5 @@ async def render_dashboard(request, env, config):
             status=500,
             headers={"content-type": "text/plain; charset=utf-8", "cache-control": "no-store"},
         )
-    html = template.render(page_context(config, requested_symbol(url)))
+    html = template.render(page_context(config, requested_symbol(url), requested_exchange(url, config.enabled_exchanges)))
     return Response(html, status=200, headers=PAGE_HEADERS)

@@ -7,8 +7,11 @@ One object (bound as HUB, named "hub") for the whole deployment, with one job:
   reason that says so (a browser cannot read an HTTP error body on a WebSocket,
   but it does see a close code and reason);
 - pushes the shards' combined stats to all its sockets once a second from its
-  own alarm, with ONE stats fetch from the shards per push whatever the number
-  of sockets; the alarm runs only while sockets are connected;
+  own alarm, with ONE stats fetch from the shards of each enabled exchange per push
+  whatever the number of sockets; the alarm runs only while sockets are connected.
+  The stats are shaped as /api/stats answers without ?exchange=: the default
+  exchange's fields at the top, every enabled exchange's under `exchanges`
+  (tracker.shardstats.combine_exchanges), each with `enabled`;
 - receives log lines from the tracker shards in batches (runtime/hub_client.py)
   and relays each batch to every socket as one message; the last lines are kept
   in memory for the hello of a dashboard that connects.
@@ -21,6 +24,7 @@ From the page: {"type":"stats"} (answered from the last push, no fetch) and
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import traceback
@@ -30,6 +34,7 @@ from js import WebSocketPair
 from workers import DurableObject, Response
 
 from tracker.config import Config
+from tracker.shardstats import combine_exchanges
 
 from . import shards
 from .http import json_response
@@ -113,9 +118,13 @@ class DashboardHub(DurableObject):
             await self.ctx.storage.setAlarm(now + PUSH_EVERY_MS)
 
     async def _refresh(self) -> None:
-        """ONE stats fetch from the shards, whatever the number of sockets."""
+        """ONE stats fetch from the shards of each enabled exchange (together), whatever
+        the number of sockets. `statsFetches` counts these refreshes."""
         self.fetches += 1
-        self.stats = shards.combine(await shards.call_all(self.env, self.config, "/stats"))
+        names = list(self.config.enabled_exchanges)
+        answers = await asyncio.gather(
+            *(shards.call_all(self.env, self.config, "/stats", exchange=name) for name in names))
+        self.stats = combine_exchanges(dict(zip(names, answers)))
         self.stats_at = _now_ms()
 
     async def _latest_stats(self) -> dict:

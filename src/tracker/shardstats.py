@@ -70,3 +70,10 @@ def merge_exchanges(per_exchange: dict[str, dict]) -> dict:
         raise ValueError("merge_exchanges needs at least one exchange")
     first = DEFAULT_EXCHANGE if DEFAULT_EXCHANGE in per_exchange else next(iter(per_exchange))
     return {**per_exchange[first], "exchange": first, "exchanges": per_exchange}
+
+
+def combine_exchanges(per_exchange_shards: dict[str, list[dict]]) -> dict:
+    """{exchange: its shards' /stats answers} of the enabled exchanges -> what the
+    dashboard hub pushes: each exchange's shards combined and marked `enabled`, then
+    merged as /api/stats answers (without /api/stats's D1 row counts)."""
+    return merge_exchanges({name: {**combine(answers), "enabled": True} for name, answers in per_exchange_shards.items()})

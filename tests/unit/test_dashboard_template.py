@@ -177,3 +177,77 @@ def test_content_security_policy():
     assert "unsafe" not in csp
     assert dashboard.PAGE_HEADERS["content-security-policy"] == csp
     assert dashboard.PAGE_HEADERS["content-type"].startswith("text/html")
+
+
+# -- the exchange switch -----------------------------------------------------------------
+
+
+def render_at(config: Config, url: str) -> str:
+    """The page as render_dashboard makes it for this URL."""
+    template = dashboard.build_environment(sources()).get_template(dashboard.PAGE)
+    return template.render(dashboard.page_context(
+        config, dashboard.requested_symbol(url), dashboard.requested_exchange(url, config.enabled_exchanges)))
+
+
+def switch_buttons(page: Page) -> list[dict[str, str | None]]:
+    return [a for t, a in page.tags if t == "button" and "data-exchange" in a]
+
+
+def test_one_exchange_has_no_switch(config):
+    page = parse(render_at(config, "https://h/?exchange=paradex"))
+    assert not [a for _, a in page.tags if a.get("id") in ("exchange-switch", "log-exchange")]
+    assert not switch_buttons(page)
+    app = page.by_id("app")
+    assert app["data-exchanges"] == "lighter" and app["data-exchange"] == "lighter"
+    html = render(config)
+    assert "Lighter feed" in html
+
+
+def test_two_exchanges_have_a_switch_and_a_log_picker():
+    config = Config(admin_token="t", enabled_exchanges=("lighter", "paradex"),
+                    paradex_ws_url="wss://paradex.example/v1?a=1&b=2")
+    page = parse(render_at(config, "https://h/"))
+    buttons = switch_buttons(page)
+    assert [(b["data-exchange"], b["aria-pressed"]) for b in buttons] == [("lighter", "true"), ("paradex", "false")]
+    assert buttons[1]["data-feed-url"] == "wss://paradex.example/v1?a=1&b=2"
+    assert page.by_id("app")["data-exchanges"] == "lighter,paradex"
+    assert [a["value"] for t, a in page.tags if t == "option" and "value" in a][-3:] == ["", "lighter", "paradex"]
+    page.by_id("log-exchange")
+
+    # ?exchange=paradex opens on Paradex: pressed, its feed, its name on the feed tile.
+    html = render_at(config, "https://h/?exchange=Paradex&symbol=BTC-USD-PERP")
+    page = parse(html)
+    assert [b["aria-pressed"] for b in switch_buttons(page)] == ["false", "true"]
+    assert page.by_id("app")["data-exchange"] == "paradex"
+    assert page.by_id("app")["data-initial-symbol"] == "BTC-USD-PERP"
+    assert "Paradex feed" in html and "wss://paradex.example/v1?a=1&amp;b=2</span>" in html
+
+
+@pytest.mark.parametrize("url, enabled, expected", [
+    ("https://h/", ("lighter", "paradex"), "lighter"),
+    ("https://h/?exchange=paradex", ("lighter", "paradex"), "paradex"),
+    ("https://h/?exchange=%20PARADEX%20", ("lighter", "paradex"), "paradex"),
+    ("https://h/?exchange=paradex", ("lighter",), "lighter"),
+    ("https://h/?exchange=" + "%3Cimg%3E", ("lighter", "paradex"), "lighter"),
+    ("https://h/", ("paradex",), "paradex"),
+    ("https://h/?exchange=lighter", ("paradex",), "paradex"),
+    ("https://h/?exchange=paradex&exchange=lighter", ("lighter", "paradex"), "paradex"),
+])
+def test_requested_exchange(url, enabled, expected):
+    assert dashboard.requested_exchange(url, enabled) == expected
+
+
+def test_paradex_only_opens_on_paradex_without_a_switch():
+    config = Config(admin_token="t", enabled_exchanges=("paradex",), paradex_ws_url="wss://paradex.example/ws")
+    html = render_at(config, "https://h/")
+    page = parse(html)
+    assert not switch_buttons(page)
+    assert page.by_id("app")["data-exchange"] == "paradex"
+    assert "Paradex feed" in html and "wss://paradex.example/ws" in html
+
+
+def test_hostile_exchange_in_the_url_never_reaches_the_page():
+    config = Config(admin_token="t", enabled_exchanges=("lighter", "paradex"))
+    html = render_at(config, "https://h/?exchange=" + HOSTILE.replace(" ", "%20"))
+    assert HOSTILE not in html and "onerror" not in html
+    assert parse(html).by_id("app")["data-exchange"] == "lighter"

@@ -1,16 +1,20 @@
 // START / STOP TRACKING, with the admin token asked for inline (no prompt()).
+// It acts on the exchange the page shows: POST /api/start?exchange=<name>.
 
-import { postControl } from "./api.js";
+import { postControl, withQuery } from "./api.js";
 import { byId, setState, setText } from "./dom.js";
+import { exchangeLabel } from "./exchange.js";
 import { tokenStore } from "./token.js";
 
 export class Control {
   /**
-   * @param {{enabled: boolean, onResult: (body) => void}} options
-   *   onResult gets the JSON answer of /api/start|stop (it carries the new stats).
+   * @param {{enabled: boolean, exchange: string, onResult: (body, exchange) => void}} options
+   *   onResult gets the JSON answer of /api/start|stop (it carries the new stats) and
+   *   the exchange it was about.
    */
-  constructor({ enabled, onResult }) {
+  constructor({ enabled, exchange = "lighter", onResult }) {
     this.enabled = enabled;
+    this.exchange = exchange;
     this.onResult = onResult;
     this.tracking = null; // unknown until the first stats
     this.busy = false;
@@ -38,6 +42,14 @@ export class Control {
     this.render();
   }
 
+  /** Act on another exchange from now on; its state is unknown until its stats arrive. */
+  setExchange(exchange) {
+    if (exchange === this.exchange) return;
+    this.exchange = exchange;
+    this.tracking = null;
+    this.render();
+  }
+
   setTracking(tracking) {
     this.tracking = Boolean(tracking);
     this.render();
@@ -48,7 +60,9 @@ export class Control {
     this.button.dataset.action = action;
     setText(this.button, this.busy ? (action === "stop" ? "STOPPING…" : "STARTING…") : `${action.toUpperCase()} TRACKING`);
     this.button.disabled = !this.enabled || this.busy || this.tracking === null;
-    if (!this.enabled) this.button.title = "ADMIN_TOKEN is not set on this deployment";
+    this.button.title = this.enabled
+      ? `${action === "stop" ? "Stop" : "Start"} tracking ${exchangeLabel(this.exchange)}`
+      : "ADMIN_TOKEN is not set on this deployment";
     this.tokenState.hidden = !tokenStore.get() || !this.form.hidden;
   }
 
@@ -93,14 +107,16 @@ export class Control {
       this.askToken(action, `Enter the admin token to ${action} tracking.`);
       return;
     }
+    const exchange = this.exchange;
     this.busy = true;
     this.render();
     try {
-      const body = await postControl(`/api/${action}`, token);
+      const body = await postControl(withQuery(`/api/${action}`, { exchange }), token);
       this.note.hidden = true;
       if (body && typeof body === "object") {
-        if ("isTracking" in body) this.tracking = Boolean(body.isTracking);
-        this.onResult(body);
+        // The answer's top level is the exchange acted on (the only one it holds).
+        if ("isTracking" in body && exchange === this.exchange) this.tracking = Boolean(body.isTracking);
+        this.onResult(body, exchange);
       }
     } catch (error) {
       if (error.status === 401) {

@@ -4,6 +4,7 @@
 // kept HOUR_RETENTION_DAYS). chart.js comes from /static/vendor (window.Chart).
 
 import { getJSON, withQuery } from "./api.js";
+import { exchangeParams } from "./exchange.js";
 import { setText } from "./dom.js";
 import { fmtClock, fmtCompact, fmtDateTime, fmtFixed, fmtInt, isNumber } from "./format.js";
 
@@ -56,7 +57,8 @@ function cssVar(name, fallback) {
 
 export class DepthChart {
   /** @param {{canvas, source, empty, buttons: HTMLButtonElement[], windowSeconds: number}} options */
-  constructor({ canvas, source, empty, buttons, windowSeconds }) {
+  constructor({ canvas, source, empty, buttons, windowSeconds, exchange = "lighter" }) {
+    this.exchange = exchange;
     this.canvas = canvas;
     this.source = source;
     this.empty = empty;
@@ -72,6 +74,22 @@ export class DepthChart {
       button.addEventListener("click", () => this.setRange(button.dataset.range));
     }
     this.showRange();
+  }
+
+  /** Show another exchange: nothing until its symbol is set. */
+  setExchange(exchange) {
+    if (exchange === this.exchange) return;
+    this.exchange = exchange;
+    this.seq += 1; // a fetch of the previous exchange in flight is dropped
+    clearTimeout(this.timer);
+    this.symbol = "";
+    setText(this.source, "—");
+    setText(this.empty, this.emptyText);
+    this.empty.hidden = false;
+    if (this.chart) {
+      for (const dataset of this.chart.data.datasets) dataset.data = [];
+      this.chart.update("none");
+    }
   }
 
   setSymbol(symbol) {
@@ -102,11 +120,12 @@ export class DepthChart {
     if (!symbol) return;
     const seq = ++this.seq;
     const { ms, source } = RANGES[range];
+    const exchange = exchangeParams(this.exchange);
     try {
       const rows = [];
       // 90 days of hours is 2160 rows: page through them (MAX_PAGES bounds the work).
       for (let page = 0; page < MAX_PAGES; page += 1) {
-        const query = { symbol, limit: MAX_ROWS, offset: page * MAX_ROWS, from: Math.max(0, Date.now() - ms) };
+        const query = { symbol, limit: MAX_ROWS, offset: page * MAX_ROWS, from: Math.max(0, Date.now() - ms), ...exchange };
         const body = await getJSON(withQuery(`/api/${source}`, query));
         if (seq !== this.seq) return; // the symbol or range changed meanwhile
         const got = Array.isArray(body && body[source]) ? body[source] : [];

@@ -1,10 +1,23 @@
 // The dashboard: wires the live socket, the API polls and the views together.
 // Settings come from the data- attributes of #app (rendered by Jinja2, escaped).
+// The market table, the charts, the stats and start/stop are those of one exchange,
+// chosen with the switch in the header when several are enabled; the activity log
+// shows every exchange's lines.
 
 import { ActivityView } from "./activity.js";
-import { getJSON } from "./api.js";
+import { getJSON, withQuery } from "./api.js";
 import { Control, showLinkState } from "./control.js";
-import { byId } from "./dom.js";
+import { byId, setText } from "./dom.js";
+import {
+  ExchangeSwitch,
+  chooseExchange,
+  exchangeLabel,
+  exchangeParams,
+  exchangeStore,
+  parseExchanges,
+  statsFor,
+  urlForExchange,
+} from "./exchange.js";
 import { LiveSocket, socketUrl } from "./live.js";
 import { DepthChart } from "./depthchart.js";
 import { MarketTable } from "./markets.js";
@@ -18,10 +31,39 @@ const config = {
   overviewPollMs: Number(app.dataset.overviewPollMs) || 5000,
   controlEnabled: app.dataset.controlEnabled === "true",
   initialSymbol: app.dataset.initialSymbol || "",
+  exchanges: parseExchanges(app.dataset.exchanges),
 };
 
+// ---- the exchange ------------------------------------------------------------
+// The URL's ?exchange=, else this browser's last choice, else the server's. A link
+// with a ?symbol= but no ?exchange= is Lighter's (it predates the switch).
+
+const pageParams = new URL(window.location.href).searchParams;
+let exchange = chooseExchange(config.exchanges, {
+  url: pageParams.get("exchange") || "",
+  stored: pageParams.has("symbol") ? "" : exchangeStore.get(),
+  server: app.dataset.exchange || "",
+});
+
+const switchButtons = [...document.querySelectorAll("#exchange-switch button[data-exchange]")];
+const exchangeSwitch = new ExchangeSwitch({ buttons: switchButtons, current: exchange, onChange: (name) => switchTo(name) });
+
+/** The header and the feed tile name the exchange shown. */
+function showExchange(name) {
+  exchangeSwitch.show(name);
+  setText(byId("stat-connected-label"), `${exchangeLabel(name)} feed`);
+  const button = switchButtons.find((b) => b.dataset.exchange === name);
+  if (button && button.dataset.feedUrl) setText(byId("feed-url"), button.dataset.feedUrl);
+}
+
 const stats = new StatsPanel({ windowSeconds: config.windowSeconds });
-const activity = new ActivityView({ list: byId("log"), follow: byId("log-follow"), clear: byId("log-clear") });
+const activity = new ActivityView({
+  list: byId("log"),
+  follow: byId("log-follow"),
+  clear: byId("log-clear"),
+  picker: document.getElementById("log-exchange"),
+  exchanges: config.exchanges,
+});
 
 const depth = new DepthChart({
   canvas: byId("depth-chart"),
@@ -29,6 +71,7 @@ const depth = new DepthChart({
   empty: byId("depth-empty"),
   buttons: [...document.querySelectorAll(".depth-panel button[data-range]")],
   windowSeconds: config.windowSeconds,
+  exchange,
 });
 
 const chart = new PriceChart({
@@ -38,6 +81,7 @@ const chart = new PriceChart({
   empty: byId("chart-empty"),
   windowSeconds: config.windowSeconds,
   initialSymbol: config.initialSymbol,
+  exchange,
   onSymbol: (symbol, chosen) => {
     table.setSelected(symbol);
     depth.setSymbol(symbol);
@@ -59,11 +103,18 @@ const table = new MarketTable({
 });
 
 // ---- tracker stats ---------------------------------------------------------
-// Pushed by the live socket (shard 0's object; with several shards it sums
-// their stats and relays their log lines).
+// Pushed by the live socket (the DashboardHub object: every shard's stats summed,
+// per exchange, and their log lines relayed).
 
 let lastFlushed = null;
 let lastTracking = null;
+let lastPush = null; // the last stats message: every enabled exchange's
+
+/** A stats message (or a start/stop answer): the shown exchange's part of it, if any. */
+function showStatsOf(message) {
+  const s = statsFor(message, exchange);
+  if (s) showStats(s);
+}
 
 function showStats(s) {
   stats.update(s);
@@ -82,38 +133,67 @@ function showStats(s) {
 
 const control = new Control({
   enabled: config.controlEnabled,
-  onResult: (body) => {
-    if (body && typeof body === "object" && "isTracking" in body) showStats(body);
+  exchange,
+  onResult: (body, about) => {
+    const s = about === exchange ? statsFor(body, about) : null;
+    if (s && "isTracking" in s) showStats(s);
     live.send({ type: "stats" });
   },
 });
 
+function onPush(message) {
+  lastPush = message;
+  showStatsOf(message);
+}
+
 const live = new LiveSocket(socketUrl(config.wsPath), {
   onHello: (entries, s) => {
     activity.replace(entries);
-    if (s) showStats(s);
+    if (s) onPush(s);
   },
   onLog: (entry) => activity.add(entry),
-  onStats: showStats,
+  onStats: onPush,
   onState: (state, detail) => showLinkState(state, detail),
 });
 
 // ---- market overview ---------------------------------------------------------
 
-let overviewBusy = false;
+let overviewBusy = null; // the exchange whose overview is being fetched
 
 async function refreshOverview() {
-  if (overviewBusy) return;
-  overviewBusy = true;
+  const asked = exchange;
+  if (overviewBusy === asked) return;
+  overviewBusy = asked;
   try {
-    const overview = await getJSON("/api/overview");
+    // Lighter's is plain /api/overview (the API's default), another's ?exchange=<name>.
+    const overview = await getJSON(withQuery("/api/overview", exchangeParams(asked)));
+    if (asked !== exchange) return; // switched meanwhile
     table.update(overview);
     chart.setSymbols(table.symbols(), table.busiest());
   } catch (error) {
-    table.showError(error.message);
+    if (asked === exchange) table.showError(error.message);
   } finally {
-    overviewBusy = false;
+    if (overviewBusy === asked) overviewBusy = null;
   }
+}
+
+// ---- switching exchange --------------------------------------------------------
+
+function switchTo(name) {
+  if (name === exchange || !config.exchanges.includes(name)) return;
+  exchange = name;
+  exchangeStore.set(name);
+  window.history.replaceState(null, "", urlForExchange(window.location.href, name));
+  showExchange(name);
+  stats.reset();
+  lastFlushed = null;
+  lastTracking = null;
+  control.setExchange(name);
+  table.clear();
+  chart.setExchange(name);
+  depth.setExchange(name);
+  if (lastPush) showStatsOf(lastPush); // the last push has every exchange's stats
+  refreshOverview();
 }
 
 setInterval(() => {
@@ -135,6 +215,7 @@ document.addEventListener("visibilitychange", () => {
   }
 });
 
+showExchange(exchange);
 live.start();
 refreshOverview();
 if (config.initialSymbol) chart.choose(config.initialSymbol, { remember: false });

@@ -214,6 +214,14 @@ export class MarketTable {
     }
   }
 
+  /** Forget every row: another exchange (its market indexes are not these). */
+  clear() {
+    for (const row of this.rows.values()) row.tr.remove();
+    this.rows.clear();
+    this.selected = "";
+    this.applyFilter();
+  }
+
   /** Show why the table could not be refreshed (keeps the last rows). */
   showError(message) {
     if (this.rows.size === 0) {

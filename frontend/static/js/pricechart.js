@@ -1,10 +1,12 @@
 // Mid price and spread of one market over the retained minutes (GET /api/minutes),
 // followed by the 15 s windows newer than the last minute (GET /api/snapshots),
-// so the chart is drawn within the first minute of tracking.
+// so the chart is drawn within the first minute of tracking. Of the exchange the
+// page shows (setExchange starts over on another one).
 // chart.js comes from /static/vendor/chart.umd.min.js (window.Chart), never a CDN.
 
 import { getJSON, withQuery } from "./api.js";
 import { setText } from "./dom.js";
+import { exchangeParams, symbolKey } from "./exchange.js";
 import { fmtAtPrecisionOf, fmtClock, fmtDateTime, fmtFixed, fmtInt, fmtPrice, isNumber } from "./format.js";
 
 const MINUTE_MS = 60_000;
@@ -70,16 +72,17 @@ function cssVar(name, fallback) {
   return value || fallback;
 }
 
-function storedSymbol() {
+function storedSymbol(exchange) {
   try {
-    return window.localStorage.getItem(SYMBOL_KEY) || "";
+    return window.localStorage.getItem(symbolKey(SYMBOL_KEY, exchange)) || "";
   } catch {
     return "";
   }
 }
 
 export class PriceChart {
-  constructor({ canvas, select, source, empty, windowSeconds, initialSymbol, onSymbol }) {
+  constructor({ canvas, select, source, empty, windowSeconds, initialSymbol, onSymbol, exchange = "lighter" }) {
+    this.exchange = exchange;
     this.canvas = canvas;
     this.select = select;
     this.source = source;
@@ -87,7 +90,7 @@ export class PriceChart {
     this.windowSeconds = windowSeconds;
     this.onSymbol = onSymbol;
     this.requested = initialSymbol || ""; // ?symbol=... : kept even before it has data
-    this.preferred = storedSymbol(); // last choice in this browser: used if the market exists
+    this.preferred = storedSymbol(exchange); // last choice in this browser: used if the market exists
     this.symbol = this.requested;
     this.known = []; // symbols in the picker
     this.chart = null;
@@ -98,6 +101,28 @@ export class PriceChart {
 
     this.auto = false; // the symbol was picked by the page, not by the user
     select.addEventListener("change", () => this.choose(select.value));
+  }
+
+  /** Show another exchange: no symbol until its markets arrive (setSymbols). */
+  setExchange(exchange) {
+    if (exchange === this.exchange) return;
+    this.exchange = exchange;
+    this.seq += 1; // a fetch of the previous exchange in flight is dropped
+    clearTimeout(this.timer);
+    this.requested = "";
+    this.preferred = storedSymbol(exchange);
+    this.symbol = "";
+    this.known = [];
+    this.auto = false;
+    this.hasData = false;
+    this.select.replaceChildren(new Option("no markets yet", ""));
+    this.select.disabled = true;
+    setText(this.source, "—");
+    this.empty.hidden = false;
+    if (this.chart) {
+      for (const dataset of this.chart.data.datasets) dataset.data = [];
+      this.chart.update("none");
+    }
   }
 
   /**
@@ -137,7 +162,7 @@ export class PriceChart {
     if (remember) {
       this.auto = false;
       try {
-        window.localStorage.setItem(SYMBOL_KEY, symbol);
+        window.localStorage.setItem(symbolKey(SYMBOL_KEY, this.exchange), symbol);
       } catch {
         /* not remembered */
       }
@@ -170,12 +195,18 @@ export class PriceChart {
       return;
     }
     const seq = ++this.seq;
+    const exchange = exchangeParams(this.exchange);
     try {
-      const minutes = points(rowsOf(await getJSON(withQuery("/api/minutes", { symbol, limit: MAX_ROWS })), "minutes"));
-      if (seq !== this.seq) return; // the symbol changed meanwhile
+      const minutes = points(
+        rowsOf(await getJSON(withQuery("/api/minutes", { symbol, limit: MAX_ROWS, ...exchange })), "minutes"),
+      );
+      if (seq !== this.seq) return; // the symbol or the exchange changed meanwhile
       // Then the windows not yet rolled into a minute (all of them in the first minute).
       const lastMinuteEnd = minutes.length ? minutes[minutes.length - 1].t + MINUTE_MS : null;
-      const query = lastMinuteEnd === null ? { symbol, limit: MAX_ROWS } : { symbol, limit: MAX_ROWS, from: lastMinuteEnd };
+      const query =
+        lastMinuteEnd === null
+          ? { symbol, limit: MAX_ROWS, ...exchange }
+          : { symbol, limit: MAX_ROWS, from: lastMinuteEnd, ...exchange };
       const snapshots = await getJSON(withQuery("/api/snapshots", query)).catch(() => null);
       if (seq !== this.seq) return;
       const windows = points(rowsOf(snapshots, "snapshots")).filter((p) => lastMinuteEnd === null || p.t >= lastMinuteEnd);

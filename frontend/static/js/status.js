@@ -22,6 +22,13 @@ export class StatsPanel {
     }
   }
 
+  /** Another exchange: its counters start over (no message rate across exchanges). */
+  reset() {
+    this.stats = null;
+    this.prev = null;
+    this.rate = null;
+  }
+
   update(stats, at = Date.now()) {
     this.stats = stats;
     this.receivedAt = at;
