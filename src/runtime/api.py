@@ -34,6 +34,7 @@ from workers import Response
 from tracker import export, health, history_cache, views
 from tracker.config import Config, ConfigError
 from tracker.exchange import by_name
+from tracker.shardstats import merge_exchanges
 from tracker.sql import Statements
 from tracker.validation import (
     DEFAULT_EXCHANGE,
@@ -204,17 +205,10 @@ def _answering(config: Config, asked: str | None) -> list[str]:
     return [asked] if asked else list(config.enabled_exchanges)
 
 
-def _merged(per_exchange: dict[str, dict]) -> dict:
-    """One answer for several exchanges: the default exchange's fields at the top (as
-    before Paradex), every exchange's under `exchanges`."""
-    first = DEFAULT_EXCHANGE if DEFAULT_EXCHANGE in per_exchange else next(iter(per_exchange))
-    return {**per_exchange[first], "exchange": first, "exchanges": per_exchange}
-
-
 async def stats(call: Call) -> Response:
     names = _answering(call.config, parse_exchange_query(call.query))
     answers = await asyncio.gather(*(_exchange_stats(call, name) for name in names))
-    return call.json(_merged(dict(zip(names, answers))))
+    return call.json(merge_exchanges(dict(zip(names, answers))))
 
 
 async def _exchange_stats(call: Call, exchange: str) -> dict:
@@ -369,7 +363,7 @@ async def health_check(call: Call) -> Response:
     verdicts = {name: health.assess(per_shard, now, call.config.stale_feed_ms) for name, per_shard in zip(names, answers)}
     # The worst exchange decides the HTTP status (a monitor watches one URL).
     status = max(code for code, _ in verdicts.values())
-    merged = _merged({name: body for name, (_, body) in verdicts.items()})
+    merged = merge_exchanges({name: body for name, (_, body) in verdicts.items()})
     worst = max(verdicts, key=lambda name: health.rank(verdicts[name][1]["status"]))
     if health.rank(verdicts[worst][1]["status"]) > health.rank(merged["status"]):
         merged["status"] = verdicts[worst][1]["status"]
@@ -419,7 +413,7 @@ async def _control(call: Call, action: str) -> Response:
         if action == "stop":
             body["wasTracking"] = any(r.get("wasTracking") for r in shard_results)
         per_exchange[name] = body
-    merged = _merged(per_exchange)
+    merged = merge_exchanges(per_exchange)
     merged["ok"] = all(body["ok"] for body in per_exchange.values())
     if action == "stop":
         merged["wasTracking"] = any(body["wasTracking"] for body in per_exchange.values())
