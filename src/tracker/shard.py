@@ -459,7 +459,16 @@ class ShardTracker:
         (its outbox drained after a new start) are rolled with that run's split."""
         state = self.state
         db = self.ports.db
+        # A start() can begin the next run while this rollup awaits D1 (a stopped run's
+        # last flush, its `final` included): what it worked out from the old run is then
+        # stale, and written into the new run's state it would mark the new run's first
+        # minute rolled before that run's windows of it exist (seed 5200). Overtaken so,
+        # it stops at once and records nothing: start() made the old run's unrolled
+        # minutes a debt, rolled later (a minute's upsert only ever gains windows).
+        run = state.started_at
         others = (await db.query(self.sql.SELECT_OTHERS_FRONTIERS, self.shard) or [{}])[0]
+        if state.started_at != run:
+            return
         # Every window before `limit` is in D1, all shards'. Stopped with an empty
         # outbox, this shard writes no more windows: it sets no limit of its own.
         producing = state.tracking or self.outbox.windows
@@ -469,13 +478,20 @@ class ShardTracker:
         frontier = min(limit - limit % MINUTE_MS, _ceil_minute(state.flushed_until))
         for debt in list(state.rollup_debts):  # [shards, since, until]
             debt_until = debt[2] if limit >= debt[2] else frontier
-            debt[1] = await self._roll_minutes(debt[0], debt[1], debt_until)
+            rolled = await self._roll_minutes(debt[0], debt[1], debt_until)
+            if state.started_at != run:
+                return
+            debt[1] = rolled
             if debt[1] >= debt[2]:
                 state.rollup_debts.remove(debt)
         until = frontier
-        if final and not self.outbox.windows and limit >= state.flushed_until:
+        # `final` as the caller saw it: a start() since (while the outbox drained) voids it.
+        if final and not state.tracking and not self.outbox.windows and limit >= state.flushed_until:
             until = _ceil_minute(state.flushed_until)  # stopped: the partial minute is all there will be
-        state.minutes_rolled_until = await self._roll_minutes(self._shards(), state.minutes_rolled_until, until)
+        rolled = await self._roll_minutes(self._shards(), state.minutes_rolled_until, until)
+        if state.started_at != run:
+            return
+        state.minutes_rolled_until = rolled
         await self._save()
         now = self.ports.clock.now_ms()
         windows_before = min(now - self.config.snapshot_retention_ms, self._sealed_until())

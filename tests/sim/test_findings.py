@@ -174,3 +174,45 @@ def test_one_rest_read_of_the_market_list_per_refresh_for_the_whole_deployment()
     refreshes = 150_000 // 30_000
     assert world.exchange.rest_calls <= refreshes + 3, world.exchange.rest_calls  # not x4 shards
     assert any(e[4] == "markets_loaded" and e[1] == 3 for e in world.logs)
+
+
+@pytest.mark.parametrize("during", [sql.UPSERT_WINDOWS, sql.SELECT_OTHERS_FRONTIERS, sql.SELECT_WINDOWS_FOR_ROLLUP],
+                         ids=["outbox-drain", "frontiers", "own-roll"])
+def test_a_start_while_a_stopped_shard_still_rolls_up_leaves_the_new_runs_minute_open(monkeypatch, during):
+    """Seed 5200: after a stop with D1 failing, a stopped shard's alarm drained its outbox
+    and rolled up its run's last minutes (stopped: the partial minute is final); the
+    start of the next run (a new SHARDS) landed while that flush awaited D1. The new
+    run's first minute was then marked rolled with only the old run's windows of it,
+    and never rolled again with the windows the new run wrote into it: the stale
+    `final` rolled it (start while the outbox drained, or while the rollup read the
+    frontiers, the seed's case), or the old run's frontier was written over the new
+    run's (start while the old run's minutes were rolled). Here shard 0's stopped
+    flush awaits `during` until the start has run."""
+    import cloud
+
+    world: sim.World | None = None
+    held = []
+
+    def hold(real):
+        async def call(self, *args):
+            text = args[0] if isinstance(args[0], str) else args[0][0][0]  # a query, or a batch's first
+            shard_0 = world.instances.get(0, (None,))[0]
+            if (not held and world.config.shards == 1 and not world.tracking and self.life is shard_0
+                    and world.loop.now_ms() >= world.d1.failing_until and text.startswith(during[:60])):
+                held.append(text)
+                while not world.tracking:  # this call stays in flight until the start has run
+                    await asyncio.sleep(0.05)
+            return await real(self, *args)
+        return call
+
+    monkeypatch.setattr(cloud.SimD1Port, "query", hold(cloud.SimD1Port.query))
+    monkeypatch.setattr(cloud.SimD1Port, "batch", hold(cloud.SimD1Port.batch))
+    plan = sim.make_plan(1)
+    # D1 fails across the stop of SHARDS 2: shard 0's alarm drains and rolls up afterwards.
+    plan = replace(plan, shards=2, markets=dict(SYMBOLS), duration_ms=150_000, frame_ms=(300, 900),
+                   events=[(40_000, "d1_outage", {"seconds": 12}), (45_000, "shards_change", {"shards": 1})],
+                   config=replace(plan.config, shards=2))
+    world = sim.World(plan)
+    world.run()
+    assert held, "no start landed inside shard 0's stopped flush: the scenario tests nothing"
+    assert_invariants(world)
