@@ -176,7 +176,7 @@ def test_one_rest_read_of_the_market_list_per_refresh_for_the_whole_deployment()
     assert any(e[4] == "markets_loaded" and e[1] == 3 for e in world.logs)
 
 
-@pytest.mark.parametrize("during", [sql.UPSERT_WINDOWS, sql.SELECT_OTHERS_FRONTIERS, sql.SELECT_WINDOWS_FOR_ROLLUP],
+@pytest.mark.parametrize("during", [sql.LIGHTER.UPSERT_WINDOWS, sql.LIGHTER.SELECT_OTHERS_FRONTIERS, sql.LIGHTER.SELECT_WINDOWS_FOR_ROLLUP],
                          ids=["outbox-drain", "frontiers", "own-roll"])
 def test_a_start_while_a_stopped_shard_still_rolls_up_leaves_the_new_runs_minute_open(monkeypatch, during):
     """Seed 5200: after a stop with D1 failing, a stopped shard's alarm drained its outbox
