@@ -130,6 +130,8 @@ class ParadexSimulator(Simulator):
         conn = Connection(cid, ws, request.transport, request.remote or "?", False, self.cfg.max_queue,
                           self.cfg.record_limit, session_id=uuid.uuid4().hex)
         conn.record_frames = self.cfg.record_frames
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        conn.peer_port = peer[1] if peer else None  # lets a test find its own connection
         conn.sbe_version = version  # echoed in every frame header
         conn.layout = None  # [block_length, group_stride, book frames left]: the sbe_layout fault
         loop = asyncio.get_running_loop()

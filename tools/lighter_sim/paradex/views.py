@@ -78,6 +78,7 @@ def state(sim: "ParadexSimulator") -> dict[str, Any]:
         view = lighter_views.connection(c)
         view.pop("readonly", None)
         view["channels"] = {sim.px[mid].symbol: sub.channel for mid, sub in sorted(c.subs.items())}
+        view["port"] = c.peer_port
         view["sbe_version"] = c.sbe_version
         view["layout"] = list(c.layout) if c.layout else None
         conns.append(view)
