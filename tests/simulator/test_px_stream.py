@@ -232,3 +232,17 @@ def test_step_with_and_without_empty_deltas(start_sim) -> None:
         assert len(deltas) >= 8 and all(f["bids"] or f["asks"] for f in deltas[3:])
     st = sim.state()
     assert st["empty_deltas"] == 3 and st["updates_generated"] == 5
+
+
+def test_hostile_symbol_streams_like_any_market(start_sim) -> None:
+    from urllib.parse import quote
+    hostile = "<img src=x onerror=alert(1)>"
+    sim = start_sim(exchange="paradex", markets=1, rate=30, seed=4, extra_args=["--hostile-symbol"])
+    assert hostile in [r["symbol"] for r in sim.get("/v1/markets")["results"]]
+    with PxClient(sim.ws_url) as c:
+        snap = c.subscribe(hostile)
+        assert snap["market"] == hostile and snap["size"] == 8 + 89 + 8 + 1 + len(hostile) + 16 * (
+            len(snap["bids"]) + len(snap["asks"]))
+        c.drain(0.3)
+        assert c.gaps == [] and len(c.book_frames()) > 3
+    assert sim.get(f"/v1/orderbook/{quote(hostile)}?depth=1")["market"] == hostile
