@@ -28,7 +28,7 @@ from ..config import SimConfig
 from ..connection import Connection, ProtocolFrame, Sub
 from ..engine import Simulator
 from ..limits import IpUsage, Limits, Window
-from ..market import BID, Book, Change, MarketSim
+from ..market import BID, Change, MarketSim
 from . import protocol as PP
 from . import sbe, views
 from .catalog import ParadexMarket, build_catalog

@@ -12,7 +12,7 @@ from aiohttp import WSMsgType, web
 from ..limits import Window
 from ..server import SIM_KEY, _json
 from . import protocol as PP
-from .catalog import dec_str, market_row
+from .catalog import market_row
 from .engine import ParadexSimulator
 from .views import fmt_top, levels
 
@@ -182,6 +182,3 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/v1/orderbook/{market}/interactive", orderbook)
     r.add_get("/v1/bbo/{market}", bbo)
     r.add_get("/v1/bbo/{market}/interactive", bbo)
-
-
-__all__ = ["add_routes", "dec_str"]
