@@ -12,6 +12,13 @@ Order book
     equal the previous frame's nonce, otherwise the book is invalid until the next
     snapshot.
 
+Paradex frames
+    A Paradex book frame is one SBE BookEvent (binary). `decode_paradex_book` reads it
+    the plain way (layout restated there); NaiveBook.apply_sbe applies it: a SNAPSHOT
+    replaces the book, a DELTA must carry seq = previous seq + 1 (the same chain as a
+    Lighter update whose begin_nonce is seq - 1), otherwise the book is invalid until
+    the next SNAPSHOT.
+
 Window statistics (`expected_windows`)
     Input: events in arrival order. An event is (market, ts_ms, kind, bid, bid_size,
     ask, ask_size) with kind:
@@ -63,7 +70,9 @@ Minute rows (`expected_minutes`) and hour rows (`expected_hours`)
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from typing import Any, Iterable, NamedTuple
@@ -160,6 +169,89 @@ class NaiveBook:
         else:
             self.update(bids, asks, body["begin_nonce"], body["nonce"])
 
+    def apply_sbe(self, frame: bytes) -> None:
+        """Apply a Paradex SBE frame the obvious way (frames of other templates change
+        nothing): a DELTA chains onto the previous frame when its seq is one more."""
+        event = decode_paradex_book(frame)
+        if event is None:
+            return
+        if event["snapshot"]:
+            self.snapshot(event["bids"], event["asks"], event["seq"])
+        else:
+            self.update(event["bids"], event["asks"], event["seq"] - 1, event["seq"])
+
+
+# ---------------------------------------------------------------------------
+# Paradex SBE book frames, read (and written, for tests) the plain way
+# ---------------------------------------------------------------------------
+#
+# Every number is little-endian; nothing is padded. A frame is:
+#   offset 0   blockLength  uint16  length of the fixed part after this 8-byte header
+#   offset 2   templateId   uint16  3 = BookEvent (40 = heartbeat, others: not a book frame)
+#   offset 4   schemaId     uint16  1
+#   offset 6   version      uint16  1
+#   offset 8   ts           int64   microseconds
+#   offset 16  seq          int64   the market's order-book sequence number
+#   offset 24  pkgType      uint8   0 = SNAPSHOT, 1 = DELTA
+#   offset 25  nine int64 best-price fields (not needed to rebuild the book)
+#   offset 8 + blockLength: the bids, then the asks, each as
+#       entryLength uint16, count uint16, then `count` entries of entryLength bytes
+#       whose first 16 bytes are price int64, size int64
+#   then the market symbol: length uint8, then that many UTF-8 bytes.
+# Prices and sizes are integers to be multiplied by 10^-8. Size 0 removes a level.
+
+
+def decode_paradex_book(frame: bytes) -> dict | None:
+    """One Paradex binary frame -> {"ts_us", "seq", "snapshot", "market", "bids", "asks"}
+    with Decimal (price, size) pairs, or None when it is not a book frame (template
+    other than 3). Raises ValueError for a frame that cannot be read."""
+    try:
+        block_length, template, schema, _version = struct.unpack_from("<HHHH", frame, 0)
+        if schema != 1:
+            raise ValueError(f"schema {schema}, not 1")
+        if template != 3:
+            return None
+        ts_us, seq = struct.unpack_from("<qq", frame, 8)
+        pkg_type = frame[24]
+        position = 8 + block_length
+        sides = []
+        for _side in ("bids", "asks"):
+            entry_length, count = struct.unpack_from("<HH", frame, position)
+            position += 4
+            levels = []
+            for i in range(count):
+                price, size = struct.unpack_from("<qq", frame, position + i * entry_length)
+                levels.append((Decimal(price).scaleb(-8), Decimal(size).scaleb(-8)))
+            position += count * entry_length
+            sides.append(levels)
+        length = frame[position]
+        market = frame[position + 1:position + 1 + length]
+        if len(market) != length:
+            raise ValueError("market symbol cut short")
+    except (struct.error, IndexError) as e:
+        raise ValueError(f"unreadable frame: {e}") from None
+    return {"ts_us": ts_us, "seq": seq, "snapshot": pkg_type == 0, "market": market.decode("utf-8"),
+            "bids": sides[0], "asks": sides[1]}
+
+
+def paradex_book_frame(market: str, *, ts_us: int, seq: int, bids: Iterable[tuple[str, str]] = (),
+                       asks: Iterable[tuple[str, str]] = (), snapshot: bool = False,
+                       block_length: int = 89, entry_length: int = 16) -> bytes:
+    """A Paradex BookEvent with the best-price fields null, (price, size) given as
+    decimal strings; a longer block_length / entry_length appends filler bytes."""
+    def group(levels: Iterable[tuple[str, str]]) -> bytes:
+        levels = list(levels)
+        out = struct.pack("<HH", entry_length, len(levels))
+        for price, size in levels:
+            out += struct.pack("<qq", int(Decimal(price).scaleb(8)), int(Decimal(size).scaleb(8)))
+            out += b"\xee" * (entry_length - 16)
+        return out
+    fixed = struct.pack("<qqB", ts_us, seq, 0 if snapshot else 1) + struct.pack("<q", -(2**63)) * 9
+    fixed += b"\xee" * (block_length - 89)
+    name = market.encode("utf-8")
+    return (struct.pack("<HHHH", block_length, 3, 1, 1) + fixed + group(bids) + group(asks)
+            + bytes([len(name)]) + name)
+
 
 # ---------------------------------------------------------------------------
 # Lighter frames, in the exact JSON shape of the captures
@@ -228,9 +320,10 @@ def events_from_sim_record(records: Iterable[dict], *, split_connections: bool =
     A record with `valid` true and both sides present with bid < ask is a tick of
     its top of book; anything else is an invalidation of that market.
 
-    Records carrying `frame` (the simulator's record_frames): each connection's books
-    are replayed from the frames with NaiveBook, every tick carries the band depths of
-    the replayed book, and the replayed top of book must equal the record's.
+    Records carrying `frame` (the simulator's record_frames: a Lighter frame's text) or
+    `frame_b64` (a Paradex SBE frame's bytes, base64): each connection's books are
+    replayed from the frames with NaiveBook, every tick carries the band depths of the
+    replayed book, and the replayed top of book must equal the record's.
 
     With `split_connections` (and records carrying `conn_id`), where one
     connection's records end and the next one's begin, every market seen on the
@@ -260,9 +353,9 @@ def events_from_sim_record(records: Iterable[dict], *, split_connections: bool =
             and Decimal(str(bid)) < Decimal(str(ask))
         ):
             depths = None
-            if "frame" in r:
+            if "frame" in r or "frame_b64" in r:
                 book = books.setdefault((r.get("conn_id"), market), NaiveBook())
-                book.apply_frame(r["frame"])
+                _apply_recorded_frame(book, r)
                 replayed = (book.best_bid(), book.best_ask())
                 recorded = ((Decimal(str(bid)), Decimal(str(bid_size))), (Decimal(str(ask)), Decimal(str(ask_size))))
                 if not book.valid or replayed != recorded:
@@ -271,10 +364,21 @@ def events_from_sim_record(records: Iterable[dict], *, split_connections: bool =
                 depths = book.band_depths()
             events.append(Event(market, ts, "tick", float(bid), float(bid_size), float(ask), float(ask_size), depths))
         else:
-            if "frame" in r and r.get("type") in ("subscribed/order_book", "update/order_book"):
-                books.setdefault((r.get("conn_id"), market), NaiveBook()).apply_frame(r["frame"])
+            if r.get("type") in BOOK_RECORD_TYPES and ("frame" in r or "frame_b64" in r):
+                _apply_recorded_frame(books.setdefault((r.get("conn_id"), market), NaiveBook()), r)
             events.append(Event(market, ts, "invalid"))
     return events
+
+
+# record types of real book frames: Lighter's, then Paradex's (malformed/... are not)
+BOOK_RECORD_TYPES = ("subscribed/order_book", "update/order_book", "snapshot", "delta")
+
+
+def _apply_recorded_frame(book: NaiveBook, record: dict) -> None:
+    if "frame_b64" in record:
+        book.apply_sbe(base64.b64decode(record["frame_b64"]))
+    else:
+        book.apply_frame(record["frame"])
 
 
 @dataclass

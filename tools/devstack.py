@@ -1,4 +1,4 @@
-"""Start and stop the local stack: the Lighter simulator and `wrangler dev`.
+"""Start and stop the local stack: the exchange simulator(s) and `wrangler dev`.
 
 Shared by `scripts/run` (``python -m devstack ...``) and the pytest fixtures in
 tests/conftest.py. Standard library only. Everything it runs was installed by
@@ -43,6 +43,8 @@ DEV_COMPAT_FLAGS = ("python_workers", "python_workers_development")
 
 LIGHTER_MAINNET = ("https://mainnet.zklighter.elliot.ai", "wss://mainnet.zklighter.elliot.ai/stream?readonly=true")
 LIGHTER_TESTNET = ("https://testnet.zklighter.elliot.ai", "wss://testnet.zklighter.elliot.ai/stream?readonly=true")
+EXCHANGES = ("lighter", "paradex")
+PARADEX_SBE_QUERY = "?sbeSchemaId=1&sbeSchemaVersion=1"
 
 WRANGLER_READY_TIMEOUT = 90.0  # wrangler Ready ~3 s + first Python request ~6 s; CI is slow
 SIMULATOR_READY_TIMEOUT = 30.0
@@ -293,7 +295,8 @@ class ManagedProcess:
 
 
 class Simulator(ManagedProcess):
-    """`python -m lighter_sim --port P --markets N --rate R --seed S` (tools/lighter_sim)."""
+    """`python -m lighter_sim --port P --markets N --rate R --seed S` (tools/lighter_sim);
+    exchange="paradex" adds `--exchange paradex` (REST base .../v1, SBE WebSocket /v1)."""
 
     name = "sim"
 
@@ -308,8 +311,14 @@ class Simulator(ManagedProcess):
         extra_args: Sequence[str] = (),
         python: str = sys.executable,
         echo: bool = False,
+        exchange: str = "lighter",
     ):
         super().__init__(log_path, echo=echo)
+        if exchange not in EXCHANGES:
+            raise ValueError(f"exchange must be one of {EXCHANGES}, not {exchange!r}")
+        self.exchange = exchange
+        if exchange != "lighter":
+            self.name = f"sim-{exchange}"
         self.port = port or free_port()
         self.markets = markets
         self.rate = rate
@@ -318,16 +327,24 @@ class Simulator(ManagedProcess):
         self.python = python
 
     @property
-    def url(self) -> str:
+    def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def url(self) -> str:
+        """The exchange's REST base (Paradex's ends in /v1)."""
+        return self.base_url + ("/v1" if self.exchange == "paradex" else "")
+
+    @property
     def ws_url(self) -> str:
+        if self.exchange == "paradex":
+            return f"ws://127.0.0.1:{self.port}/v1{PARADEX_SBE_QUERY}"
         return f"ws://127.0.0.1:{self.port}/stream"
 
     def argv(self) -> list[str]:
+        exchange = ["--exchange", self.exchange] if self.exchange != "lighter" else []
         return [
-            self.python, "-m", "lighter_sim", "--port", str(self.port),
+            self.python, "-m", "lighter_sim", *exchange, "--port", str(self.port),
             "--markets", str(self.markets), "--rate", str(self.rate), "--seed", str(self.seed),
             *self.extra_args,
         ]
@@ -455,18 +472,27 @@ class WranglerDev(ManagedProcess):
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         prog="scripts/run",
-        description="Run the tracker locally: Lighter simulator + wrangler dev with local D1.",
+        description="Run the tracker locally: exchange simulator(s) + wrangler dev with local D1.",
     )
+    ap.add_argument("--exchange", choices=(*EXCHANGES, "both"), default="lighter",
+                    help="exchanges the Worker tracks (ENABLED_EXCHANGES; default lighter)")
     ap.add_argument("--port", type=int, default=8787, help="dashboard / Worker port (default 8787)")
     ap.add_argument("--markets", type=int, default=12, help="simulated markets (default 12)")
     ap.add_argument("--rate", type=float, default=20, help="simulated book updates per second (default 20)")
     ap.add_argument("--seed", type=int, default=1, help="simulator seed (default 1)")
-    ap.add_argument("--sim-port", type=int, default=None, help="simulator port (default: a free one)")
+    ap.add_argument("--sim-port", type=int, default=None, help="Lighter simulator port (default: a free one)")
+    ap.add_argument("--paradex-sim-port", type=int, default=None,
+                    help="Paradex simulator port (default: a free one)")
     src = ap.add_mutually_exclusive_group()
     src.add_argument("--mainnet", action="store_true", help="track real Lighter mainnet (no simulator)")
     src.add_argument("--testnet", action="store_true", help="track real Lighter testnet (no simulator)")
     ap.add_argument("--api-url", help="any Lighter-compatible REST base URL (no simulator)")
     ap.add_argument("--ws-url", help="its WebSocket URL (default: derived from --api-url + /stream)")
+    ap.add_argument("--paradex-api-url",
+                    help="a Paradex-compatible REST base URL ending in /v1 (no Paradex simulator)")
+    ap.add_argument("--paradex-ws-url",
+                    help="its SBE WebSocket URL (default: derived from --paradex-api-url, "
+                         "api.HOST -> ws.api.HOST, + ?sbeSchemaId=1&sbeSchemaVersion=1)")
     ap.add_argument("--persist", default=str(ROOT / ".wrangler" / "state-dev"),
                     help="local D1 / Durable Object state (default .wrangler/state-dev)")
     ap.add_argument("--fresh", action="store_true", help="delete --persist first")
@@ -478,7 +504,19 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         ap.error("--api-url/--ws-url cannot be combined with --mainnet/--testnet")
     if args.ws_url and not args.api_url:
         ap.error("--ws-url needs --api-url")
+    if args.paradex_ws_url and not args.paradex_api_url:
+        ap.error("--paradex-ws-url needs --paradex-api-url")
+    enabled = enabled_exchanges(args.exchange)
+    if "lighter" not in enabled and (args.mainnet or args.testnet or args.api_url or args.sim_port):
+        ap.error("--mainnet/--testnet/--api-url/--ws-url/--sim-port are Lighter's: add --exchange both")
+    if "paradex" not in enabled and (args.paradex_api_url or args.paradex_sim_port):
+        ap.error("--paradex-* options need --exchange paradex or both")
     return args
+
+
+def enabled_exchanges(choice: str) -> list[str]:
+    """--exchange lighter|paradex|both -> the ENABLED_EXCHANGES list."""
+    return list(EXCHANGES) if choice == "both" else [choice]
 
 
 def _derive_ws_url(api_url: str) -> str:
@@ -490,6 +528,20 @@ def _derive_ws_url(api_url: str) -> str:
     raise SystemExit(f"--api-url must start with http:// or https://: {api_url}")
 
 
+def _derive_paradex_ws_url(api_url: str) -> str:
+    """https://api.prod.paradex.trade/v1 -> wss://ws.api.prod.paradex.trade/v1?sbeSchemaId=1&sbeSchemaVersion=1
+    (Paradex's socket host is ws.api.{env}); http://127.0.0.1:P/v1 -> ws://127.0.0.1:P/v1?..."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(api_url.rstrip("/"))
+    if parts.scheme not in ("http", "https"):
+        raise SystemExit(f"--paradex-api-url must start with http:// or https://: {api_url}")
+    host = parts.netloc
+    if host.startswith("api."):
+        host = "ws." + host
+    return f"{'wss' if parts.scheme == 'https' else 'ws'}://{host}{parts.path}{PARADEX_SBE_QUERY}"
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     check_setup()
@@ -497,18 +549,34 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.fresh and persist.exists():
         shutil.rmtree(persist)
     logs = ROOT / ".wrangler" / "logs"
+    enabled = enabled_exchanges(args.exchange)
     sim: Simulator | None = None
-    if args.mainnet:
-        api_url, ws_url = LIGHTER_MAINNET
-    elif args.testnet:
-        api_url, ws_url = LIGHTER_TESTNET
-    elif args.api_url:
-        api_url, ws_url = args.api_url.rstrip("/"), args.ws_url or _derive_ws_url(args.api_url)
-    else:
-        sim = Simulator(logs / "simulator.log", port=args.sim_port, markets=args.markets,
-                        rate=args.rate, seed=args.seed, echo=True)
-        api_url, ws_url = sim.url, sim.ws_url
-    wvars = {"LIGHTER_API_URL": api_url, "LIGHTER_WS_URL": ws_url, "ADMIN_TOKEN": args.admin_token}
+    px_sim: Simulator | None = None
+    api_url = ws_url = px_api_url = px_ws_url = None
+    wvars: dict[str, str] = {}
+    if "lighter" in enabled:
+        if args.mainnet:
+            api_url, ws_url = LIGHTER_MAINNET
+        elif args.testnet:
+            api_url, ws_url = LIGHTER_TESTNET
+        elif args.api_url:
+            api_url, ws_url = args.api_url.rstrip("/"), args.ws_url or _derive_ws_url(args.api_url)
+        else:
+            sim = Simulator(logs / "simulator.log", port=args.sim_port, markets=args.markets,
+                            rate=args.rate, seed=args.seed, echo=True)
+            api_url, ws_url = sim.url, sim.ws_url
+        wvars.update({"LIGHTER_API_URL": api_url, "LIGHTER_WS_URL": ws_url})
+    if "paradex" in enabled:
+        if args.paradex_api_url:
+            px_api_url = args.paradex_api_url.rstrip("/")
+            px_ws_url = args.paradex_ws_url or _derive_paradex_ws_url(px_api_url)
+        else:
+            px_sim = Simulator(logs / "simulator-paradex.log", port=args.paradex_sim_port,
+                               markets=args.markets, rate=args.rate, seed=args.seed, echo=True,
+                               exchange="paradex")
+            px_api_url, px_ws_url = px_sim.url, px_sim.ws_url
+        wvars.update({"PARADEX_API_URL": px_api_url, "PARADEX_WS_URL": px_ws_url})
+    wvars.update({"ENABLED_EXCHANGES": ",".join(enabled), "ADMIN_TOKEN": args.admin_token})
     for item in args.var:
         name, sep, value = item.partition(":")
         if not sep:
@@ -531,13 +599,19 @@ def run(argv: Sequence[str] | None = None) -> int:
         if sim is not None:
             print(f"[run] starting the Lighter simulator on {sim.url}", flush=True)
             sim.start()
+        if px_sim is not None:
+            print(f"[run] starting the Paradex simulator on {px_sim.url}", flush=True)
+            px_sim.start()
         print(f"[run] starting wrangler dev on {worker.url} (the first request boots Python, ~6 s)", flush=True)
         worker.start()
         print(
             "\n"
             f"  Dashboard:  {worker.url}/\n"
             f"  API:        {worker.url}/api/stats   {worker.url}/api/markets\n"
-            f"  Lighter:    {api_url}  ({'simulator' if sim else 'remote'})\n"
+            + (f"  Lighter:    {api_url}  ({'simulator' if sim else 'remote'})\n" if api_url else "")
+            + (f"  Paradex:    {px_api_url}  ({'simulator' if px_sim else 'remote'}; {px_ws_url})\n"
+               if px_api_url else "")
+            + f"  Exchanges:  {','.join(enabled)}\n"
             f"  Start:      curl -X POST -H 'Authorization: Bearer {args.admin_token}' {worker.url}/api/start\n"
             f"  State:      {persist}\n"
             f"  Logs:       {logs}\n"
@@ -545,7 +619,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
         while True:
-            for p in (sim, worker):
+            for p in (sim, px_sim, worker):
                 if p is not None and not p.alive:
                     print(f"[run] {p.name} exited unexpectedly (code {p.proc.returncode}); stopping", flush=True)
                     return 1
@@ -560,8 +634,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip cleanup
         worker.stop()
-        if sim is not None:
-            sim.stop()
+        for p in (sim, px_sim):
+            if p is not None:
+                p.stop()
         if stopping:
             print("[run] stopped", flush=True)
 

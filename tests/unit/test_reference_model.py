@@ -161,3 +161,48 @@ def test_naive_book_and_frame_builder_shape():
     assert set(frame) == set(fixture)
     assert set(frame["order_book"]) == set(fixture["order_book"])
     assert frame["channel"] == "order_book:4095" and frame["order_book"]["begin_nonce"] == 0
+
+
+def test_paradex_frames_decode_and_replay_with_the_seq_chain():
+    D = ref.Decimal
+    snap = ref.paradex_book_frame("BTC-USD-PERP", ts_us=1_000_000, seq=100, snapshot=True,
+                                  bids=[("83412.2", "0.5"), ("83410", "1")], asks=[("83415.7", "0.25")])
+    # the layout by hand: header, 89-byte block, two groups of 16-byte entries, the symbol
+    assert snap[:8] == bytes([89, 0, 3, 0, 1, 0, 1, 0]) and len(snap) == 118 + 16 * 3
+    assert snap[24] == 0 and snap[-13:] == b"\x0cBTC-USD-PERP"
+    event = ref.decode_paradex_book(snap)
+    assert event["seq"] == 100 and event["snapshot"] and event["market"] == "BTC-USD-PERP"
+    assert event["bids"][0] == (D("83412.2"), D("0.5")) and event["asks"] == [(D("83415.7"), D("0.25"))]
+    book = ref.NaiveBook()
+    book.apply_sbe(snap)
+    # a longer root block and 24-byte entries read the same (the extra bytes are skipped)
+    book.apply_sbe(ref.paradex_book_frame("BTC-USD-PERP", ts_us=1_001_000, seq=101, bids=[("83412.2", "0")],
+                                          asks=[("83415", "2")], block_length=97, entry_length=24))
+    assert book.valid and book.best_bid() == (D("83410"), D("1")) and book.best_ask() == (D("83415"), D("2"))
+    book.apply_sbe(ref.paradex_book_frame("BTC-USD-PERP", ts_us=1_001_000, seq=102))  # empty DELTA
+    assert book.valid and book.nonce == 102
+    assert ref.decode_paradex_book(bytes([16, 0, 40, 0, 1, 0, 1, 0]) + bytes(16)) is None  # a heartbeat
+    book.apply_sbe(ref.paradex_book_frame("BTC-USD-PERP", ts_us=1_002_000, seq=104))  # 103 never came
+    assert not book.valid
+    with pytest.raises(ValueError):
+        ref.decode_paradex_book(snap[:-3])
+
+
+def test_events_from_sim_record_replays_paradex_frames():
+    import base64
+
+    def rec(seq, frame, bid, ask, valid=True, kind="delta"):
+        return {"conn_id": 1, "market_id": 77, "timestamp_ms": seq, "type": kind, "seq": seq, "valid": valid,
+                "best_bid": bid[0], "best_bid_size": bid[1], "best_ask": ask[0], "best_ask_size": ask[1],
+                "frame_b64": base64.b64encode(frame).decode()}
+
+    snap = ref.paradex_book_frame("ETH-USD-PERP", ts_us=10_000, seq=5, snapshot=True,
+                                  bids=[("100", "1")], asks=[("101", "2"), ("102", "4")])
+    delta = ref.paradex_book_frame("ETH-USD-PERP", ts_us=11_000, seq=6, asks=[("101", "0")])
+    records = [rec(5, snap, ("100", "1"), ("101", "2"), kind="snapshot"), rec(6, delta, ("100", "1"), ("102", "4"))]
+    events = ref.events_from_sim_record(records)
+    assert [(e.kind, e.bid, e.ask) for e in events] == [("tick", 100.0, 101.0), ("tick", 100.0, 102.0)]
+    assert events[1].depths[1] == 0.0 and events[1].depths[5] == pytest.approx(408.0)  # ask within 100 bps
+    records[1]["best_ask"] = "101"  # a record that disagrees with its own frame
+    with pytest.raises(ValueError):
+        ref.events_from_sim_record(records)

@@ -6,8 +6,24 @@ from dataclasses import dataclass
 from typing import Sequence
 
 
+EXCHANGES = ("lighter", "paradex")
+
+# Settings whose default depends on the exchange simulated: (Lighter's, Paradex's).
+# SimConfig() holds Lighter's; parse_args fills in Paradex's unless the flag was given.
+EXCHANGE_DEFAULTS: dict[str, tuple] = {
+    "spot": (0, 1),  # Paradex: one SPOT row beside the PERPs, so asset_kind filtering matters
+    "rest_limit": (0, 1500),  # Paradex: 1500 public requests a minute per IP
+    "max_connections": (255, 0),  # Paradex documents no cap on open connections (0 = none)
+    "max_new_connections": (255, 600),  # Paradex: 600 new connections a minute per IP
+    "max_new_connections_per_second": (0, 20),  # Paradex: and 20 a second
+    "ping_interval": (60.0, 55.0),  # Paradex: a WebSocket protocol ping every 55 s
+    "pong_timeout": (20.0, 5.0),  # Paradex: pong within 5 s or the connection is closed
+}
+
+
 @dataclass
 class SimConfig:
+    exchange: str = "lighter"  # "lighter" or "paradex" (tools/lighter_sim/paradex/)
     host: str = "127.0.0.1"
     port: int = 0  # 0 = pick a free port; the chosen one is logged ("[Sim] listening on ...")
     markets: int = 3  # perp markets, ids 0..N-1
@@ -33,6 +49,7 @@ class SimConfig:
     max_connections: int = 255  # open connections per IP (23003 above)
     max_new_connections: int = 255  # connection attempts per IP per rolling conn_window (23003)
     conn_window: float = 60.0
+    max_new_connections_per_second: int = 0  # connection attempts per IP per second (0 = none)
     rest_limit: int = 0  # REST requests per rolling minute before 429 (0 = no limit)
     unsubscribe_ack: bool = False  # send {"type":"unsubscribed/order_book"} on unsubscribe
     record_limit: int = 200_000  # record entries kept per connection
@@ -41,16 +58,24 @@ class SimConfig:
     max_queue: int = 200_000  # queued outbound frames before closing 1011 (slow consumer)
     ws_compress: bool = False  # permessage-deflate (off: CPU goes to throughput)
     quiet: bool = False  # no per-subscription log lines
+    # Paradex mode only
+    options: int = 2  # PERP_OPTION markets listed beside the PERPs
+    heartbeat_interval: float = 20.0  # HeartbeatEvent after this long with nothing sent (0 = never)
+    empty_deltas: float = 0.3  # share of book updates that are empty DELTAs (seq advances, no level)
+    sbe_versions: str = "1"  # schema versions accepted in ?sbeSchemaVersion= (comma-separated)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m lighter_sim",
                                 description="Local simulator of Lighter's public market-data API.")
     d = SimConfig()
+    p.add_argument("--exchange", choices=EXCHANGES, default=d.exchange,
+                   help="which exchange's API to simulate (paradex: REST /v1, SBE WebSocket /v1)")
     p.add_argument("--host", default=d.host)
     p.add_argument("--port", type=int, default=d.port)
     p.add_argument("--markets", type=int, default=d.markets, help="perp markets (ids from 0)")
-    p.add_argument("--spot", type=int, default=d.spot, help="spot markets (ids from 2048)")
+    p.add_argument("--spot", type=int, default=None,
+                   help="spot markets (Lighter: ids from 2048, default 0; Paradex: default 1)")
     p.add_argument("--wide-ids", action="store_true", help="add markets 4095, 50000 and 70000")
     p.add_argument("--hostile-symbol", action="store_true",
                    help="add a perp named <img src=x onerror=alert(1)>")
@@ -63,8 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="levels per side in a snapshot (0 = all)")
     p.add_argument("--snapshot-delay", type=float, default=d.snapshot_delay)
     p.add_argument("--tick", type=float, default=d.tick)
-    p.add_argument("--ping-interval", type=float, default=d.ping_interval)
-    p.add_argument("--pong-timeout", type=float, default=d.pong_timeout)
+    p.add_argument("--ping-interval", type=float, default=None,
+                   help="server ping period in s (Lighter: JSON ping, 60; Paradex: protocol ping, 55)")
+    p.add_argument("--pong-timeout", type=float, default=None,
+                   help="close when no pong within this (Lighter 20 s, Paradex 5 s)")
     p.add_argument("--limits-per", choices=("ip", "connection"), default=d.limits_per,
                    help="count the message and in-flight limits per client IP (Lighter) "
                         "or per connection")
@@ -76,12 +103,16 @@ def build_parser() -> argparse.ArgumentParser:
                    default=d.max_subs, help="subscriptions per connection (23001 above)")
     p.add_argument("--max-inflight", type=int, default=d.max_inflight,
                    help="subscribes awaiting their snapshot (30010 above)")
-    p.add_argument("--max-connections", type=int, default=d.max_connections,
-                   help="open connections per IP (23003 above)")
-    p.add_argument("--max-new-connections", type=int, default=d.max_new_connections,
-                   help="connection attempts per IP per --conn-window (23003 above)")
+    p.add_argument("--max-connections", type=int, default=None,
+                   help="open connections per IP (Lighter: 255, 23003 above; Paradex: 0 = no cap)")
+    p.add_argument("--max-new-connections", type=int, default=None,
+                   help="connection attempts per IP per --conn-window (Lighter 255, Paradex 600)")
+    p.add_argument("--max-new-connections-per-second", type=int, default=None,
+                   help="connection attempts per IP per second (Lighter: 0 = none, Paradex 20)")
     p.add_argument("--conn-window", type=float, default=d.conn_window)
-    p.add_argument("--rest-limit", type=int, default=d.rest_limit)
+    p.add_argument("--rest-limit", type=int, default=None,
+                   help="REST requests per rolling minute (Lighter: 0 = none, all clients together; "
+                        "Paradex: 1500 per IP)")
     p.add_argument("--unsubscribe-ack", action="store_true")
     p.add_argument("--record-limit", type=int, default=d.record_limit)
     p.add_argument("--record-frames", action="store_true",
@@ -90,19 +121,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-queue", type=int, default=d.max_queue)
     p.add_argument("--ws-compress", action="store_true")
     p.add_argument("--quiet", action="store_true")
+    px = p.add_argument_group("Paradex mode (--exchange paradex)")
+    px.add_argument("--options", type=int, default=d.options, help="PERP_OPTION markets (default 2)")
+    px.add_argument("--heartbeat-interval", type=float, default=d.heartbeat_interval,
+                    help="HeartbeatEvent after this many seconds with nothing sent (0 = never)")
+    px.add_argument("--empty-deltas", type=float, default=d.empty_deltas,
+                    help="share of book updates sent as empty DELTAs (default 0.3)")
+    px.add_argument("--sbe-versions", default=d.sbe_versions,
+                    help="schema versions accepted on the upgrade, comma-separated (default 1)")
     return p
 
 
 def parse_args(argv: Sequence[str] | None = None) -> SimConfig:
     ns = build_parser().parse_args(argv)
-    cfg = SimConfig(**{k: v for k, v in vars(ns).items()})
+    values = vars(ns)
+    which = EXCHANGES.index(ns.exchange)
+    for name, defaults in EXCHANGE_DEFAULTS.items():
+        if values.get(name) is None:
+            values[name] = defaults[which]
+    cfg = SimConfig(**values)
+    paradex = cfg.exchange == "paradex"
     if not 1 <= cfg.markets <= 2000:
         raise SystemExit("--markets must be 1..2000 (spot ids start at 2048)")
     if not 0 <= cfg.spot <= 1000:
         raise SystemExit("--spot must be 0..1000")
     if cfg.levels < 4:
         raise SystemExit("--levels must be at least 4")
-    if min(cfg.msg_limit, cfg.max_subs, cfg.max_inflight, cfg.max_connections,
-           cfg.max_new_connections) < 1 or min(cfg.msg_window, cfg.conn_window) <= 0:
+    if min(cfg.msg_limit, cfg.max_subs, cfg.max_inflight, cfg.max_new_connections) < 1 \
+            or cfg.max_connections < (0 if paradex else 1) or cfg.max_new_connections_per_second < 0 \
+            or min(cfg.msg_window, cfg.conn_window) <= 0:
         raise SystemExit("limits must be at least 1 and windows above 0")
+    if paradex:
+        if cfg.wide_ids or cfg.inactive:
+            raise SystemExit("--wide-ids and --inactive are Lighter-only")
+        if not 0 <= cfg.options <= 200:
+            raise SystemExit("--options must be 0..200")
+        if not 0.0 <= cfg.empty_deltas < 1.0:
+            raise SystemExit("--empty-deltas must be in [0, 1)")
+        try:
+            versions = [int(v) for v in cfg.sbe_versions.split(",")]
+        except ValueError:
+            raise SystemExit("--sbe-versions: comma-separated integers") from None
+        if not versions or min(versions) < 0 or max(versions) > 65535:
+            raise SystemExit("--sbe-versions: versions are 0..65535")
     return cfg

@@ -12,11 +12,25 @@ from aiohttp import web
 from .limits import Window
 from .market import Book, MarketSim
 
-# A record entry, kept as a tuple (cheap); turned into a dict by the /_sim/record view:
-# (market_id, type, timestamp_ms, nonce, begin_nonce, bid, bid size, ask, ask size,
-#  valid, sent_ms, frame text or None) with prices/sizes as integer ticks/lots (None for an
-#  empty side); the text is kept only while `record_frames` is on.
+# A record entry, kept as a tuple (cheap); turned into a dict by the /_sim/record view.
+# Lighter: (market_id, type, timestamp_ms, nonce, begin_nonce, bid, bid size, ask, ask size,
+#  valid) with prices/sizes as integer ticks/lots (None for an empty side); Paradex
+#  (paradex/engine.py) has its own fields in front. The writer appends (sent_ms, frame or
+#  None) when the frame really goes out: the text or bytes, kept only while
+#  `record_frames` is on.
 Rec = tuple
+
+
+class ProtocolFrame:
+    """A WebSocket control frame (protocol ping or pong) queued like any other frame,
+    so that a stall holds it too."""
+    __slots__ = ("kind", "data")
+
+    def __init__(self, kind: str, data: bytes = b""):
+        self.kind, self.data = kind, data
+
+    async def send(self, ws: web.WebSocketResponse) -> None:
+        await (ws.ping(self.data) if self.kind == "ping" else ws.pong(self.data))
 
 
 @dataclass(eq=False)
@@ -26,6 +40,7 @@ class Sub:
     valid: bool = True  # False from a gap until the next snapshot on this connection
     view: Optional[Book] = None  # the client's book when it differs from the market's
     drop_next: bool = False  # gap fault armed: swallow the next update
+    channel: str = ""  # Paradex: the channel subscribed (order_book.{m}.deltas or .interactive_deltas)
 
 
 @dataclass(eq=False)
@@ -67,8 +82,11 @@ class Connection:
         self.overflowed = False
         self.writing = False
         self.peer_closed = False  # the client sent its close frame
+        self.last_write = 0.0  # loop time of the last frame written (Paradex heartbeats)
 
-    def enqueue(self, text: str, rec: Optional[Rec] = None) -> None:
+    def enqueue(self, text: Any, rec: Optional[Rec] = None) -> None:
+        """Queue a frame: a str goes out as a text frame, bytes as a binary frame, a
+        ProtocolFrame as a WebSocket ping/pong."""
         if self.closed or self.peer_closed:
             return
         if len(self.outq) >= self.max_queue:
@@ -104,8 +122,17 @@ class Connection:
                     continue
                 text, rec = q.popleft()
                 self.writing = True
-                await ws.send_str(text)
+                kind = type(text)
+                if kind is str:
+                    await ws.send_str(text)
+                elif kind is bytes:
+                    await ws.send_bytes(text)
+                else:  # a protocol ping/pong: not a message, not counted
+                    await text.send(ws)
+                    self.writing = False
+                    continue
                 self.writing = False
+                self.last_write = loop.time()
                 self.sent += 1
                 if rec is not None:
                     record.append(rec + (int(time.time() * 1000), text if self.record_frames else None))

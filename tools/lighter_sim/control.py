@@ -11,7 +11,6 @@ import json
 import time
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from . import protocol as P
 from .connection import Connection
 from .faults import RefuseRule
 from .market import MarketSim
@@ -25,7 +24,7 @@ class UnknownAction(LookupError):
 
 
 def run(sim: "Simulator", action: str, params: dict) -> dict[str, Any]:
-    fn = ACTIONS.get(action)
+    fn = ACTIONS.get(action) or sim.extra_actions.get(action)
     if fn is None:
         raise UnknownAction(action)
     out = fn(sim, params)
@@ -42,14 +41,11 @@ def _targets(sim: "Simulator", p: dict) -> list[Connection]:
 
 
 def _market(sim: "Simulator", p: dict) -> Optional[int]:
-    """market_id from the body: None for "all" or absent."""
-    v = p.get("market_id", "all")
+    """market_id (or `market`, a symbol) from the body: None for "all" or absent."""
+    v = p.get("market_id", p.get("market", "all"))
     if v in ("all", None):
         return None
-    mid = int(v)
-    if mid not in sim.markets:
-        raise ValueError(f"unknown market_id {mid}")
-    return mid
+    return sim.market_ref(v)
 
 
 def close(sim: "Simulator", p: dict) -> dict:
@@ -67,21 +63,16 @@ def close(sim: "Simulator", p: dict) -> dict:
 
 
 def gap(sim: "Simulator", p: dict) -> dict:
-    """Arm each matching subscription to swallow its next update (emit_update does it)."""
-    mid = _market(sim, p)
-    n = 0
-    for conn in _targets(sim, p):
-        for sid, sub in conn.subs.items():
-            if mid is None or sid == mid:
-                sub.drop_next = True
-                n += 1
-    return {"affected": n}
+    """Lighter: each matching subscription swallows its next update. Paradex: the same
+    (mode "drop"), or the market's seq skips a number for every subscriber (mode "skip")."""
+    return {"affected": sim.arm_gap(_targets(sim, p), _market(sim, p), p)}
 
 
 def malformed(sim: "Simulator", p: dict) -> dict:
-    kind = p.get("kind", "not_json")
-    if kind not in P.MALFORMED_KINDS:
-        raise ValueError(f"kind must be one of {P.MALFORMED_KINDS}")
+    kinds = sim.malformed_kinds
+    kind = p.get("kind", kinds[0])
+    if kind not in kinds:
+        raise ValueError(f"kind must be one of {kinds}")
     count = int(p.get("count", 1))
     mid = _market(sim, p)
     n = 0
@@ -91,9 +82,7 @@ def malformed(sim: "Simulator", p: dict) -> dict:
             continue
         m = sim.markets[target]
         for i in range(count):
-            ts = int(time.time() * 1000)
-            conn.enqueue(P.malformed_frame(kind, m, ts, i),
-                         (target, f"malformed/{kind}", ts, None, None, None, None, None, None, False))
+            sim.send_malformed(conn, kind, m, i)
             sim.faults.counts[f"malformed_{kind}"] += 1
             n += 1
     return {"affected": n}
@@ -140,6 +129,7 @@ def reset(sim: "Simulator", p: dict) -> dict:
         conn.stalled_until = 0.0
         for sub in conn.subs.values():
             sub.drop_next = False
+    sim.reset_faults()
     return {"affected": len(sim.conns)}
 
 
@@ -155,6 +145,9 @@ def step(sim: "Simulator", p: dict) -> dict:
     """Produce n updates now, whatever the rate: step-exact tests run at rate 0."""
     mid = _market(sim, p)
     n = int(p.get("n", 1))
+    empty = p.get("empty")
+    if empty is not None and (sim.exchange != "paradex" or not isinstance(empty, bool)):
+        raise ValueError("empty (true or false) is for Paradex only")
     ms: list[MarketSim] = ([sim.markets[mid]] if mid is not None
                            else sorted(sim.live, key=lambda m: m.market_id))
     for m in ms:
@@ -163,7 +156,7 @@ def step(sim: "Simulator", p: dict) -> dict:
     ts_ms, now_us = sim.stamps()
     for m in ms:
         for _ in range(n):
-            sim.emit_update(m, ts_ms, now_us)
+            sim.emit_update(m, ts_ms, now_us, empty=empty)
     sim.close_overflowed()
     return {"affected": len(ms) * n}
 

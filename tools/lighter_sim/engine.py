@@ -18,6 +18,7 @@ from typing import Any, Optional
 from aiohttp import web
 
 from . import protocol as P
+from . import views
 from .catalog import MarketSpec, build_catalog
 from .config import SimConfig
 from .connection import Connection, Sub
@@ -34,11 +35,18 @@ def _stamps() -> tuple[int, int]:
 
 
 class Simulator:
+    """Lighter's exchange. paradex/engine.py's ParadexSimulator reuses its books, ticker,
+    faults, limits and record with Paradex's wire protocol."""
+    exchange = "lighter"
+    ws_path = "/stream"
+    views = views  # the /_sim/state, /_sim/record and /_sim/book views
+    malformed_kinds = P.MALFORMED_KINDS
+    extra_actions: dict = {}  # exchange-specific /_sim/ actions beside control.ACTIONS
     stamps = staticmethod(_stamps)
 
     def __init__(self, cfg: SimConfig):
         self.cfg = cfg
-        self.specs: list[MarketSpec] = build_catalog(cfg)
+        self.specs: list[MarketSpec] = self.build_specs()
         self.markets: dict[int, MarketSim] = {
             s.market_id: MarketSim(s, cfg.seed, cfg.levels) for s in self.specs}
         self.rate = cfg.rate
@@ -50,8 +58,26 @@ class Simulator:
         self.rest_times: deque[float] = deque()
         self.counters: Counter = Counter()
         self.errors_sent: Counter = Counter()  # error code -> frames/bodies sent since reset
-        self.limits = Limits(cfg)
+        self.limits = self.make_limits()
         self.tasks: list[asyncio.Task] = []
+
+    def build_specs(self) -> list[MarketSpec]:
+        return build_catalog(self.cfg)
+
+    def make_limits(self) -> Limits:
+        return Limits(self.cfg)
+
+    def market_ref(self, value: Any) -> int:
+        """A market id from a control or view parameter: its id, or its symbol."""
+        if isinstance(value, str) and not value.lstrip("-").isdigit():
+            for mid, m in self.markets.items():
+                if m.spec.symbol == value:
+                    return mid
+            raise ValueError(f"unknown market {value!r}")
+        mid = int(value)
+        if mid not in self.markets:
+            raise ValueError(f"unknown market_id {mid}")
+        return mid
 
     def log(self, msg: str) -> None:
         print(f"[Sim] {msg}", flush=True)
@@ -277,7 +303,9 @@ class Simulator:
                         self.emit_update(m, ts_ms, now_us)
                 self.close_overflowed()
 
-    def emit_update(self, m: MarketSim, ts_ms: int, now_us: int) -> None:
+    def emit_update(self, m: MarketSim, ts_ms: int, now_us: int, empty: Optional[bool] = None) -> None:
+        """One book update of market m to its subscribers (`empty` is Paradex's: Lighter
+        has no update without a level)."""
         begin = m.nonce
         changes = m.step(now_us)
         self.counters["updates"] += 1
@@ -308,6 +336,27 @@ class Simulator:
         for conn in list(self.conns.values()):
             if conn.overflowed and conn.close_code is None:
                 self.request_close(conn, 1011, "slow consumer")
+
+    # ---- faults the control plane asks for ----------------------------------------------
+    def arm_gap(self, targets: list[Connection], mid: Optional[int], params: dict) -> int:
+        """Arm each matching subscription to swallow its next update (emit_update does it)."""
+        if params.get("mode", "drop") != "drop":
+            raise ValueError("Lighter's gap has one mode: drop")
+        n = 0
+        for conn in targets:
+            for sid, sub in conn.subs.items():
+                if mid is None or sid == mid:
+                    sub.drop_next = True
+                    n += 1
+        return n
+
+    def reset_faults(self) -> None:
+        """What /_sim/reset clears beyond faults.reset(), connections' stalls and gaps."""
+
+    def send_malformed(self, conn: Connection, kind: str, m: MarketSim, variant: int) -> None:
+        ts = int(time.time() * 1000)
+        conn.enqueue(P.malformed_frame(kind, m, ts, variant),
+                     (m.market_id, f"malformed/{kind}", ts, None, None, None, None, None, None, False))
 
     # ---- keepalive --------------------------------------------------------------------
     async def _housekeeping(self) -> None:

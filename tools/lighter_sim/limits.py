@@ -67,12 +67,23 @@ class Limits:
         u = self.usage(conn.remote)
         u.attempts.count(now, cfg.conn_window)
         u.attempts.times.append(now)
-        if len(u.conns) >= cfg.max_connections:
+        if cfg.max_connections and len(u.conns) >= cfg.max_connections:
             return "too many connections"
-        if len(u.attempts.times) > cfg.max_new_connections:
+        if self.too_many_attempts(u, now):
             return "too many new connections"
         u.conns.add(conn)
         return None
+
+    def too_many_attempts(self, u: IpUsage, now: float) -> bool:
+        """Over the new-connection allowances, counting the attempt just appended."""
+        cfg = self.cfg
+        if len(u.attempts.times) > cfg.max_new_connections:
+            return True
+        per_second = cfg.max_new_connections_per_second
+        if per_second:
+            last_second = sum(1 for t in reversed(u.attempts.times) if t > now - 1.0)
+            return last_second > per_second
+        return False
 
     def release(self, conn: "Connection") -> None:
         u = self.ips.get(conn.remote)

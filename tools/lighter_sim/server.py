@@ -1,4 +1,5 @@
-"""HTTP side: Lighter's REST endpoints, the /stream WebSocket and the /_sim control plane."""
+"""HTTP side: Lighter's REST endpoints, the /stream WebSocket and the /_sim control plane.
+(Paradex mode: paradex/routes.py provides the exchange's routes; the control plane is this one.)"""
 from __future__ import annotations
 
 import asyncio
@@ -13,7 +14,7 @@ from aiohttp import WSMsgType, web
 from . import protocol as P
 from .catalog import details_row, order_books_row
 from .config import SimConfig
-from . import control, views
+from . import control
 from .engine import Simulator
 from .control import UnknownAction
 
@@ -138,14 +139,24 @@ def _int_arg(request: web.Request, name: str) -> Optional[int]:
 
 
 async def sim_state(request: web.Request) -> web.Response:
-    return _json(views.state(request.app[SIM_KEY]))
+    sim = request.app[SIM_KEY]
+    return _json(sim.views.state(sim))
+
+
+def _market_arg(sim: Simulator, request: web.Request) -> Optional[int]:
+    """?market_id=ID or ?market=SYMBOL (None: absent or "all")."""
+    q = request.query
+    v = q.get("market_id", q.get("market", ""))
+    if v in ("", "all"):
+        return None
+    return int(v) if v.lstrip("-").isdigit() else sim.market_ref(v)
 
 
 async def sim_record(request: web.Request) -> web.Response:
     sim = request.app[SIM_KEY]
     try:
-        rows = views.record(sim, _int_arg(request, "market_id"), _int_arg(request, "since_ms"),
-                            _int_arg(request, "conn"))
+        rows = sim.views.record(sim, _market_arg(sim, request), _int_arg(request, "since_ms"),
+                                _int_arg(request, "conn"))
     except ValueError:
         return _json({"ok": False, "error": "bad query"}, status=400)
     return _json(rows)
@@ -154,10 +165,12 @@ async def sim_record(request: web.Request) -> web.Response:
 async def sim_book(request: web.Request) -> web.Response:
     sim = request.app[SIM_KEY]
     try:
-        mid = int(request.query["market_id"])
-        return _json(views.book(sim, mid))
+        mid = _market_arg(sim, request)
+        if mid is None:
+            raise KeyError("market_id")
+        return _json(sim.views.book(sim, mid))
     except (KeyError, ValueError):
-        return _json({"ok": False, "error": "market_id required and must exist"}, status=404)
+        return _json({"ok": False, "error": "market_id (or market) required and must exist"}, status=404)
 
 
 async def sim_control(request: web.Request) -> web.Response:
@@ -181,17 +194,25 @@ async def sim_control(request: web.Request) -> web.Response:
 
 async def index(request: web.Request) -> web.Response:
     sim = request.app[SIM_KEY]
-    return _json({"simulator": "lighter_sim", "markets": len(sim.markets), "rate": sim.rate})
+    return _json({"simulator": "lighter_sim", "exchange": sim.exchange, "markets": len(sim.markets),
+                  "rate": sim.rate})
 
 
 def build_app(cfg: SimConfig) -> web.Application:
     app = web.Application()
-    sim = Simulator(cfg)
-    app[SIM_KEY] = sim
+    if cfg.exchange == "paradex":
+        from .paradex import routes as paradex_routes
+        from .paradex.engine import ParadexSimulator
+        sim: Simulator = ParadexSimulator(cfg)
+        app[SIM_KEY] = sim
+        paradex_routes.add_routes(app)
+    else:
+        sim = Simulator(cfg)
+        app[SIM_KEY] = sim
+        app.router.add_get("/api/v1/orderBooks", order_books)
+        app.router.add_get("/api/v1/orderBookDetails", order_book_details)
+        app.router.add_get("/stream", stream)
     app.router.add_get("/", index)
-    app.router.add_get("/api/v1/orderBooks", order_books)
-    app.router.add_get("/api/v1/orderBookDetails", order_book_details)
-    app.router.add_get("/stream", stream)
     app.router.add_get("/_sim/state", sim_state)
     app.router.add_get("/_sim/record", sim_record)
     app.router.add_get("/_sim/book", sim_book)
@@ -218,8 +239,8 @@ async def serve(cfg: SimConfig) -> None:
     site = web.SockSite(runner, sock)
     await site.start()
     sim = app[SIM_KEY]
-    sim.log(f"listening on http://{cfg.host}:{port} (ws://{cfg.host}:{port}/stream) "
-            f"markets={len(sim.markets)} rate={cfg.rate} seed={cfg.seed}")
+    sim.log(f"listening on http://{cfg.host}:{port} (ws://{cfg.host}:{port}{sim.ws_path}) "
+            f"exchange={sim.exchange} markets={len(sim.markets)} rate={cfg.rate} seed={cfg.seed}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):  # close sockets with 1001, then exit

@@ -4,6 +4,11 @@
         sim.get("/api/v1/orderBooks")
         sim.control("gap", market_id=0)
 
+    with ParadexSimulatorProcess(markets=5, rate=10, seed=1) as px:  # --exchange paradex
+        px.url         # http://127.0.0.1:PORT/v1 (the REST base)
+        px.ws_url      # ws://127.0.0.1:PORT/v1?sbeSchemaId=1&sbeSchemaVersion=1
+        px.get("/v1/markets")  # paths are from the server root, like /_sim/...
+
 The simulator binds port 0 itself and logs the port it got, so there is no race
 between picking a free port and binding it.
 """
@@ -18,6 +23,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -34,7 +40,10 @@ class SimulatorProcess:
     def __init__(self, markets: int = 3, rate: float = 2.0, seed: int = 1,
                  extra_args: Sequence[str] = (), host: str = "127.0.0.1",
                  port: int = 0, startup_timeout: float = 20.0,
-                 python: Optional[str] = None):
+                 python: Optional[str] = None, exchange: str = "lighter"):
+        if exchange not in ("lighter", "paradex"):
+            raise ValueError(f"exchange must be lighter or paradex, not {exchange!r}")
+        self.exchange = exchange
         self.markets, self.rate, self.seed = markets, rate, seed
         self.extra_args = list(extra_args)
         self.host, self.requested_port = host, port
@@ -48,7 +57,7 @@ class SimulatorProcess:
     # ---- lifecycle ---------------------------------------------------------------------
     @property
     def args(self) -> list[str]:
-        return [self.python, "-m", "lighter_sim", "--host", self.host,
+        return [self.python, "-m", "lighter_sim", "--exchange", self.exchange, "--host", self.host,
                 "--port", str(self.requested_port), "--markets", str(self.markets),
                 "--rate", str(self.rate), "--seed", str(self.seed), *self.extra_args]
 
@@ -113,13 +122,21 @@ class SimulatorProcess:
 
     # ---- addresses -----------------------------------------------------------------------
     @property
-    def url(self) -> str:
+    def base_url(self) -> str:
+        """http://HOST:PORT: the server root (request paths, /_sim/..., start from it)."""
         if self.port is None:
             raise SimulatorError("not started")
         return f"http://{self.host}:{self.port}"
 
     @property
+    def url(self) -> str:
+        """The exchange's REST base: the root for Lighter, .../v1 for Paradex."""
+        return self.base_url + ("/v1" if self.exchange == "paradex" else "")
+
+    @property
     def ws_url(self) -> str:
+        if self.exchange == "paradex":
+            return f"ws://{self.host}:{self.port}/v1?sbeSchemaId=1&sbeSchemaVersion=1"
         return f"ws://{self.host}:{self.port}/stream"
 
     # ---- HTTP helpers --------------------------------------------------------------------
@@ -127,7 +144,7 @@ class SimulatorProcess:
                 timeout: float = 10.0) -> tuple[int, dict[str, str], Any]:
         """(status, headers, parsed JSON body) - does not raise on HTTP errors."""
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method,
+        req = urllib.request.Request(self.base_url + path, data=data, method=method,
                                      headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
@@ -156,13 +173,16 @@ class SimulatorProcess:
     def state(self) -> dict:
         return self.get("/_sim/state")
 
-    def book(self, market_id: int) -> dict:
-        return self.get(f"/_sim/book?market_id={market_id}")
+    def book(self, market_id: "int | str") -> dict:
+        """The simulator's whole book of a market (by id, or for Paradex also by symbol)."""
+        key = "market" if isinstance(market_id, str) else "market_id"
+        return self.get(f"/_sim/book?{key}={urllib.parse.quote(str(market_id))}")
 
-    def record(self, market_id: Optional[int] = None, since_ms: Optional[int] = None,
+    def record(self, market_id: "int | str | None" = None, since_ms: Optional[int] = None,
                conn: Optional[int] = None) -> list[dict]:
-        q = [f"{k}={v}" for k, v in (("market_id", market_id), ("since_ms", since_ms),
-                                     ("conn", conn)) if v is not None]
+        mkey = "market" if isinstance(market_id, str) else "market_id"
+        q = [f"{k}={urllib.parse.quote(str(v))}" for k, v in ((mkey, market_id), ("since_ms", since_ms),
+                                                              ("conn", conn)) if v is not None]
         return self.get("/_sim/record" + ("?" + "&".join(q) if q else ""))
 
     def wait_flushed(self, timeout: float = 5.0) -> dict:
@@ -175,3 +195,11 @@ class SimulatorProcess:
             if time.monotonic() > deadline:
                 raise SimulatorError("outbound queues did not drain")
             time.sleep(0.02)
+
+
+class ParadexSimulatorProcess(SimulatorProcess):
+    """The simulator in Paradex mode (`--exchange paradex`)."""
+
+    def __init__(self, markets: int = 3, rate: float = 2.0, seed: int = 1, **kw: Any):
+        kw.setdefault("exchange", "paradex")
+        super().__init__(markets, rate, seed, **kw)
