@@ -2,8 +2,6 @@
 Paradex simulator sends (book frames in both layouts, heartbeats, an unknown template)
 and rejects the malformed ones; the books it rebuilds have, frame after frame, the top of
 book the simulator recorded, and at the end the simulator's REST order book at the same seq.
-
-tracker.sbe is written on another branch: until it is merged this module is skipped.
 """
 from __future__ import annotations
 
@@ -12,9 +10,8 @@ import base64
 import pytest
 from pxclient import PxClient
 
-# TODO(merge): drop this skip once src/tracker/sbe.py is on this branch.
-sbe = pytest.importorskip("tracker.sbe")
-from tracker.protocol import MalformedFrame  # noqa: E402
+from tracker import sbe
+from tracker.protocol import MalformedFrame
 
 BTC, ETH, SOL = "BTC-USD-PERP", "ETH-USD-PERP", "SOL-USD-PERP"
 
