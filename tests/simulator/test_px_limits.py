@@ -27,20 +27,27 @@ def _refused(url: str, source: str | None = None) -> int:
 def test_default_twenty_new_connections_a_second(start_sim) -> None:
     sim = start_sim(exchange="paradex", markets=1, rate=0, seed=1)
     # attempts are counted before the upgrade: plain requests on one keep-alive connection
-    # are 21 attempts within a few milliseconds
-    http_conn = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=5)
-    statuses = []
-    for _ in range(21):
-        http_conn.request("GET", SBE)
-        resp = http_conn.getresponse()
-        body = resp.read()
-        statuses.append(resp.status)
-    http_conn.close()
+    # are 21 attempts within a few milliseconds (tried again on a machine so busy that
+    # they took most of a second)
+    for attempt in range(3):
+        http_conn = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=5)
+        statuses = []
+        t0 = time.monotonic()
+        for _ in range(21):
+            http_conn.request("GET", SBE)
+            resp = http_conn.getresponse()
+            body = resp.read()
+            statuses.append(resp.status)
+        took = time.monotonic() - t0
+        http_conn.close()
+        if took < 0.8:
+            break
+        time.sleep(1.05)
     assert statuses[:20] == [400] * 20  # counted, then not a WebSocket handshake
     assert statuses[20] == 429 and b"TOO_MANY_CONNECTIONS" in body
     st = sim.state()
-    assert st["errors_sent"]["TOO_MANY_CONNECTIONS"] == 1
-    assert st["ips"]["127.0.0.1"]["new_connections_in_window"] == 21
+    assert st["errors_sent"]["TOO_MANY_CONNECTIONS"] >= 1
+    assert st["ips"]["127.0.0.1"]["new_connections_in_window"] == 21 * (attempt + 1)
     time.sleep(1.05)  # the second is over; 22 of 600 in the minute
     with PxClient(sim.ws_url) as c:
         c.subscribe("BTC-USD-PERP")
