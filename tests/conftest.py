@@ -36,6 +36,9 @@ SIM_SEED = 7
 STALE_FEED_SECONDS = 10
 ALERT_AFTER_MINUTES = 0.25
 SHARDS = 2
+# The Paradex simulator: a few PERPs (plus options and a spot market the tracker filters out).
+PARADEX_MARKETS = 3
+PARADEX_RATE = 10
 
 
 # lighter-sdk imports py_ecc, which raises the recursion limit to 100000 for
@@ -98,12 +101,13 @@ class SimulatorHandle:
     def __init__(self, proc: devstack.Simulator):
         self.proc = proc
         self.port = proc.port
-        self.url = proc.url
+        self.url = proc.url  # the exchange's REST base (Paradex's ends in /v1)
         self.ws_url = proc.ws_url
+        self.base_url = proc.base_url  # where /_sim/ and every path below is
         self.http = requests.Session()
 
     def request(self, method: str, path: str, json: Any = None, timeout: float = 10.0) -> requests.Response:
-        return self.http.request(method, self.url + path, json=json, timeout=timeout)
+        return self.http.request(method, self.base_url + path, json=json, timeout=timeout)
 
     def get(self, path: str, timeout: float = 10.0) -> Any:
         """GET ``path`` (e.g. "/api/v1/orderBooks"), raise unless 200, return the parsed JSON."""
@@ -211,6 +215,21 @@ def simulator(artifacts_dir: Path):
         proc.stop()
 
 
+@pytest.fixture(scope="session")
+def paradex_simulator(artifacts_dir: Path):
+    """The same simulator in Paradex mode (SBE WebSocket, JSON-RPC, REST under /v1):
+    the session's Worker tracks both exchanges at once."""
+    proc = devstack.Simulator(
+        _fresh_log(artifacts_dir, "simulator-paradex.log"), markets=PARADEX_MARKETS, rate=PARADEX_RATE,
+        seed=SIM_SEED, exchange="paradex",
+    )
+    proc.start()
+    try:
+        yield SimulatorHandle(proc)
+    finally:
+        proc.stop()
+
+
 class WebhookReceiver:
     """A local HTTP endpoint that records every JSON body POSTed to it (alert tests)."""
 
@@ -252,7 +271,8 @@ def webhook():
 
 
 @pytest.fixture(scope="session")
-def worker(simulator: SimulatorHandle, webhook: WebhookReceiver, artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+def worker(simulator: SimulatorHandle, paradex_simulator: SimulatorHandle, webhook: WebhookReceiver, artifacts_dir: Path,
+           tmp_path_factory: pytest.TempPathFactory):
     persist = tmp_path_factory.mktemp("wrangler-state")
     devstack.check_setup()
     devstack.apply_schema(persist)
@@ -272,6 +292,10 @@ def worker(simulator: SimulatorHandle, webhook: WebhookReceiver, artifacts_dir: 
             # Feed-down alerts go to a local receiver after 15 s of outage.
             "ALERT_WEBHOOK_URL": webhook.url,
             "ALERT_AFTER_MINUTES": str(ALERT_AFTER_MINUTES),
+            # Both exchanges, as a deployment that opted in to Paradex (DEPLOY.md, section 20).
+            "ENABLED_EXCHANGES": "lighter,paradex",
+            "PARADEX_API_URL": paradex_simulator.url,
+            "PARADEX_WS_URL": paradex_simulator.ws_url,
         },
     )
     proc.start()

@@ -318,7 +318,10 @@ def events_from_sim_record(records: Iterable[dict], *, split_connections: bool =
     """Simulator record entries (in the order sent) -> events.
 
     A record with `valid` true and both sides present with bid < ask is a tick of
-    its top of book; anything else is an invalidation of that market.
+    its top of book; anything else is an invalidation of that market, except an
+    injected malformed frame (type `malformed/<kind>`): the tracker counts it and
+    skips it, and so does the reference (it is no book frame, and its timestamp is
+    the simulator's clock, not the book's).
 
     Records carrying `frame` (the simulator's record_frames: a Lighter frame's text) or
     `frame_b64` (a Paradex SBE frame's bytes, base64): each connection's books are
@@ -337,6 +340,8 @@ def events_from_sim_record(records: Iterable[dict], *, split_connections: bool =
     last_ts = None
     books: dict[tuple[Any, int], NaiveBook] = {}
     for r in records:
+        if str(r.get("type", "")).startswith("malformed/"):
+            continue
         market, ts = int(r["market_id"]), int(r["timestamp_ms"])
         if split_connections and r.get("conn_id") != conn:
             if conn is not None and last_ts is not None:

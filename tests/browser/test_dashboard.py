@@ -418,9 +418,7 @@ def test_exchange_switch(browser, worker):
     reload (URL) and a visit without it (localStorage); the activity log names each
     line's exchange and can show one exchange's lines."""
     stats = worker.get_json("/api/stats")
-    if "paradex" not in (stats.get("exchanges") or {}):
-        # TODO(session): remove once tests/conftest.py runs ENABLED_EXCHANGES=lighter,paradex.
-        pytest.skip("the session's wrangler dev does not enable Paradex (no 'paradex' in /api/stats exchanges)")
+    assert set(stats["exchanges"]) == {"lighter", "paradex"}  # the session enables both (tests/conftest.py)
 
     # Lighter stopped, Paradex tracking: the stats panel tells them apart.
     assert worker.admin_post("/api/stop?exchange=lighter").status_code == 200

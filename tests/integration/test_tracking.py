@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 import pytest
-import reference_model as ref
 
 from conftest import wait_until
+from simrecord import d1_rows, expected_from_record, minute_mismatches, next_connection, window_mismatches
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -32,21 +32,6 @@ STALE_SECONDS = 10  # the session worker runs with STALE_FEED_SECONDS=10
 
 
 # -- helpers ---------------------------------------------------------------------
-
-
-def d1_rows(worker, sql: str, *params) -> list[dict]:
-    """Read the local D1 database file directly (read-only), bypassing the API."""
-    files = [
-        p for p in Path(worker.persist_dir).glob("v3/d1/miniflare-D1DatabaseObject/*.sqlite")
-        if p.name != "metadata.sqlite"
-    ]
-    assert len(files) == 1, f"expected one local D1 database, found {files}"
-    con = sqlite3.connect(f"file:{files[0]}?mode=ro", uri=True, timeout=10)
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute(sql, params)]
-    finally:
-        con.close()
 
 
 def stats(worker) -> dict:
@@ -81,49 +66,12 @@ def wait_flushes(worker, count: int, timeout: float = 60) -> dict:
 RUN = {"first_conn": 0}  # the story's run: its connections' ids start here
 
 
-def expected_from_record(simulator) -> tuple[dict, set[tuple[int, int]]]:
-    """Reference windows (depth included: the simulator keeps every frame's text) from
-    every frame the simulator sent on this run's connections, and the windows that
-    touch a connection's end (their coverage depends on frames in flight then)."""
-    records = simulator.get("/_sim/record")
-    by_conn: dict[int, list[dict]] = {}
-    for r in records:
-        if r["conn_id"] >= RUN["first_conn"]:
-            assert "frame" in r, "record_frames was on for this run's connections"
-            by_conn.setdefault(r["conn_id"], []).append(r)
-    events: list[ref.Event] = []
-    uncertain: set[tuple[int, int]] = set()
-    markets = set(active_markets(simulator))
-    for conn_id in sorted(by_conn):
-        conn_records = by_conn[conn_id]
-        events += ref.events_from_sim_record(conn_records)
-        last_ts = max(r["timestamp_ms"] for r in conn_records)
-        # The tracker drops every book when a connection goes: nothing stands through it.
-        events += [ref.Event(m, last_ts, "invalid") for m in markets]
-        for m in markets:
-            uncertain.add((m, last_ts - last_ts % WINDOW_MS))
-    return ref.expected_windows(events, WINDOW_MS), uncertain
-
-
 def assert_windows_match_reference(worker, simulator) -> int:
     """Every window row in D1 equals the reference's; returns how many were compared."""
-    expected, uncertain = expected_from_record(simulator)
+    expected, uncertain = expected_from_record(simulator, RUN["first_conn"], set(active_markets(simulator)))
     rows = d1_rows(worker, "SELECT * FROM lighter_snapshots ORDER BY timestamp, symbol")
     assert rows, "no window rows in D1"
-    compared = 0
-    problems = []
-    for row in rows:
-        key = (row["market_index"], row["timestamp"])
-        if key in uncertain or row["timestamp"] < RUN.get("from", 0):
-            continue
-        want = expected.get(key)
-        if want is None:
-            problems.append(f"{key}: written but the reference has no ticks there")
-            continue
-        diff = ref.row_mismatches(row, want)
-        if diff:
-            problems.append(f"{key}: {diff}")
-        compared += 1
+    compared, problems = window_mismatches(rows, expected, uncertain, RUN.get("from", 0))
     assert not problems, "\n".join(problems[:20])
     return compared
 
@@ -137,9 +85,7 @@ def step_start_tracks_every_market_into_windows(worker, simulator):
     worker.admin_post("/api/stop")
     simulator.control("reset")
     simulator.control("record_frames", on=True)
-    # Connections are numbered in order: this run's are those after every one so far.
-    seen = [c["conn"] for c in simulator.state()["connections"]] + [r["conn_id"] for r in simulator.get("/_sim/record")]
-    RUN["first_conn"] = max(seen, default=0) + 1
+    RUN["first_conn"] = next_connection(simulator)
     response = worker.admin_post("/api/start")
     assert response.status_code == 200, response.text
     assert response.json()["isTracking"] is True
@@ -260,18 +206,10 @@ def step_stop_rolls_up_writes_nothing_more_and_everything_matches(worker, simula
     assert_windows_match_reference(worker, simulator)
     windows = d1_rows(worker, "SELECT * FROM lighter_snapshots")
     minutes = d1_rows(worker, "SELECT * FROM lighter_minutes")
-    by_market: dict[int, list[dict]] = {}
-    for w in windows:
-        by_market.setdefault(w["market_index"], []).append(w)
-    want = {}
-    for rows in by_market.values():
-        want.update({(r["market_index"], minute): r for (_, minute), r in ref.expected_minutes(rows).items()})
-    assert {(m["market_index"], m["timestamp"]) for m in minutes} == set(want)
-    for row in minutes:
-        diff = ref.row_mismatches(row, want[(row["market_index"], row["timestamp"])])
-        assert not diff, f"minute {row['market_index']} {row['timestamp']}: {diff}"
+    problems = minute_mismatches(windows, minutes)
+    assert not problems, "\n".join(problems[:20])
     hours = d1_rows(worker, "SELECT * FROM lighter_hours")
-    assert {h["market_index"] for h in hours} == set(by_market)
+    assert {h["market_index"] for h in hours} == {w["market_index"] for w in windows}
     assert all(h["windows"] == sum(m["windows"] for m in minutes if m["market_index"] == h["market_index"]
                                    and h["timestamp"] <= m["timestamp"] < h["timestamp"] + 3_600_000) for h in hours)
 
