@@ -411,6 +411,12 @@ EXCHANGE_SCREENSHOTS = {1400: ROOT / "tests" / "artifacts" / "dashboard-paradex-
                         390: ROOT / "tests" / "artifacts" / "dashboard-exchanges-390.png"}
 
 
+def _request_started_ms(request) -> float:
+    """When the browser issued a request (epoch ms; known once its response came)."""
+    request.response()  # waits for it to finish
+    return request.timing["startTime"]
+
+
 def test_exchange_switch(browser, worker):
     """With Lighter and Paradex enabled: the switch is shown, and choosing Paradex puts
     its markets in the table, its stats in the panel, ?exchange=paradex in the URL and
@@ -431,8 +437,8 @@ def test_exchange_switch(browser, worker):
         context = browser.new_context(viewport={"width": 1400, "height": 1000}, color_scheme="dark")
         page = context.new_page()
         watch = Watch(page)
-        data_requests: list[str] = []
-        page.on("request", lambda r: data_requests.append(r.url) if re.search(r"/api/(overview|minutes|snapshots|hours)", r.url) else None)
+        data_requests: list = []
+        page.on("request", lambda r: data_requests.append(r) if re.search(r"/api/(overview|minutes|snapshots|hours)", r.url) else None)
         assert page.goto(worker.url + "/").status == 200
 
         switch = page.locator("#exchange-switch")
@@ -450,8 +456,11 @@ def test_exchange_switch(browser, worker):
 
         # Paradex: its markets, its stats, its name; the URL says so.
         page.evaluate("t => localStorage.setItem('lighterTracker.adminToken', t)", TOKEN)
-        switched_at = len(data_requests)
+        clicking_ms = time.time() * 1000
         paradex_button.click()
+        # Requests the page issued once the click was dispatched (a Lighter refresh that
+        # started just before it may reach this process after the click: not counted).
+        switched_ms = time.time() * 1000
         expect(paradex_button).to_have_attribute("aria-pressed", "true")
         expect(lighter_button).to_have_attribute("aria-pressed", "false")
         expect(page).to_have_url(re.compile(r"[?&]exchange=paradex"))
@@ -469,9 +478,10 @@ def test_exchange_switch(browser, worker):
         options = set(page.locator("#symbol-select option").all_inner_texts())
         assert options and options <= paradex, options
         page.wait_for_timeout(1500)  # the chart's and the depth chart's fetches for a Paradex market
-        after = data_requests[switched_at:]
+        after = [r.url for r in data_requests if _request_started_ms(r) > switched_ms]
         assert after and all("exchange=paradex" in url for url in after), after
-        assert any("/api/minutes" in url for url in after), after
+        since_click = [r.url for r in data_requests if _request_started_ms(r) > clicking_ms]
+        assert any("/api/minutes" in url and "exchange=paradex" in url for url in since_click), since_click
 
         EXCHANGE_SCREENSHOTS[1400].parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(EXCHANGE_SCREENSHOTS[1400]), full_page=True)
