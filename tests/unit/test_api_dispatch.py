@@ -40,10 +40,14 @@ class FakeHeaders(dict):
 
 
 class FakeRequest:
-    def __init__(self, path: str, method: str = "GET", headers: dict | None = None):
+    def __init__(self, path: str, method: str = "GET", headers: dict | None = None, body: str = ""):
         self.url = "https://tracker.test" + path
         self.js_object = types.SimpleNamespace(method=method)
         self.headers = FakeHeaders({k.lower(): v for k, v in (headers or {}).items()})
+        self.body = body
+
+    async def text(self):
+        return self.body
 
 
 class FakeStatement:
@@ -58,9 +62,9 @@ class FakeStatement:
         self.db.executed.append((self.text, self.params))
         if self.db.fail:
             raise RuntimeError("D1 is on fire")
-        if self.text == sql.LIGHTER.API_SYMBOL_EXISTS:
+        if self.text in (sql.LIGHTER.API_SYMBOL_EXISTS, sql.PARADEX.API_SYMBOL_EXISTS):
             return FakeResult(results=[{"found": 1}] if self.params[0] in self.db.symbols else [])
-        if self.text == sql.LIGHTER.API_COUNT_ROWS:
+        if self.text in (sql.LIGHTER.API_COUNT_ROWS, sql.PARADEX.API_COUNT_ROWS):
             return FakeResult(results=[{"snapshots": 0, "minutes": 0}])
         return FakeResult(results=[])
 
@@ -137,10 +141,45 @@ def api(monkeypatch):
 RAW_ENV = types.SimpleNamespace(env=None)
 
 
-def call(api, path, method="GET", env=None, headers=None) -> FakeResponse:
+def call(api, path, method="GET", env=None, headers=None, body="") -> FakeResponse:
     env = env or FakeEnv()
     RAW_ENV.env = env
-    return asyncio.run(api.handle(FakeRequest(path, method, headers), env))
+    return asyncio.run(api.handle(FakeRequest(path, method, headers, body), env))
+
+
+def test_exchange_chooses_the_tables_and_lighter_stays_the_default(api):
+    env = FakeEnv()
+    env.DB.symbols = {"BTC-USD-PERP"}
+    r = call(api, "/api/minutes?exchange=paradex&symbol=BTC-USD-PERP", env=env)
+    assert r.status == 200, r.body
+    texts = [text for text, _ in env.DB.executed]
+    assert sql.PARADEX.API_SYMBOL_EXISTS in texts and sql.PARADEX.API_MINUTES_PAGE_FOR_SYMBOL in texts
+    assert not any("lighter_" in text for text in texts)
+    env = FakeEnv()
+    assert call(api, "/api/overview", env=env).status == 200
+    assert [text for text, _ in env.DB.executed] == [sql.LIGHTER.API_OVERVIEW]
+    env = FakeEnv()
+    assert call(api, "/api/markets?exchange=PARADEX", env=env).json()["exchange"] == "paradex"
+    assert [text for text, _ in env.DB.executed] == [sql.PARADEX.API_SELECT_MARKETS]
+
+
+@pytest.mark.parametrize("path", ["/api/minutes?exchange=kraken", "/api/stats?exchange=", "/api/health?exchange=x",
+                                  "/api/export?exchange=binance", "/api/markets?exchange=lighter&exchange=paradex"])
+def test_an_unknown_exchange_is_a_400_naming_the_choices(api, path):
+    r = call(api, path)
+    assert r.status == 400 and ("lighter, paradex" in r.json()["error"] or "more than once" in r.json()["error"])
+
+
+def test_starting_an_exchange_that_is_not_enabled_is_refused_before_any_tracker_is_called(api):
+    # FakeEnv has no tracker bindings: reaching a shard would fail differently.
+    auth = {"authorization": "Bearer secret"}
+    r = call(api, "/api/start?exchange=paradex", "POST", headers=auth)
+    assert r.status == 400 and "paradex is not enabled" in r.json()["error"]
+    r = call(api, "/api/start", "POST", headers=auth, body='{"exchange": "paradex"}')
+    assert r.status == 400 and "ENABLED_EXCHANGES" in r.json()["error"]
+    for body in ('{"exchange": "kraken"}', '{"exchange": 3}', '{"other": 1}', "not json"):
+        r = call(api, "/api/start", "POST", headers=auth, body=body)
+        assert r.status == 400, body
 
 
 def test_unknown_route_is_404_json(api):
