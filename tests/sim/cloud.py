@@ -12,6 +12,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = (ROOT / "schema.sql").read_text()
+# Each exchange's window table and the minute table its windows roll up into.
+WINDOW_TABLES = {"lighter_snapshots": "lighter_minutes", "paradex_snapshots": "paradex_minutes"}
 
 
 class Evicted(BaseException):
@@ -42,11 +44,19 @@ class SimD1:
         self.hanging_until = 0  # calls started before then take until then (+ a bit)
         self.slow_ms = (1, 30)
         self.batches = 0
-        self.writes: dict[tuple[str, int, int], tuple] = {}  # (table, market, ts) -> row values written
+        self.writes: dict[tuple[str, int, int], tuple] = {}  # (table, market, ts) -> window row values written
         self.rewrites_differing: list[str] = []
         self.prune_violations: list[str] = []
         self.on_batch = None  # hook: called with the statements as a batch starts
-        self.pruned: set[tuple[int, int]] = set()
+        self.pruned: set[tuple[str, int, int]] = set()  # (table, market, ts) of windows pruned
+        # Every window row a batch touches is noted by a trigger (SQLite's own account of
+        # what changed, whatever the statement), so each batch costs what it wrote.
+        self.conn.execute("CREATE TEMP TABLE touched (tbl TEXT, market_index INTEGER, timestamp INTEGER)")
+        for table in WINDOW_TABLES:
+            for op, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
+                self.conn.execute(
+                    f"CREATE TEMP TRIGGER touched_{table}_{op.lower()} AFTER {op} ON main.{table} BEGIN "
+                    f"INSERT INTO touched VALUES ('{table}', {row}.market_index, {row}.timestamp); END")
 
     def port(self, life: Incarnation) -> SimD1Port:
         return SimD1Port(self, life)
@@ -67,9 +77,9 @@ class SimD1:
         cur.execute("BEGIN")
         try:
             for sql, params in statements:
-                before = self.conn.total_changes
                 cur.execute(sql, tuple(params))
-                metas.append({"changes": self.conn.total_changes - before, "rows_written": self.conn.total_changes - before})
+                changed = max(cur.rowcount, 0)  # the statement's own rows, not its triggers'
+                metas.append({"changes": changed, "rows_written": changed})
             cur.execute("COMMIT")
         except Exception:
             cur.execute("ROLLBACK")
@@ -78,24 +88,27 @@ class SimD1:
         return metas
 
     def _record(self, statements) -> None:
-        """Keep every window/minute value ever written; a rewrite must be identical
-        (idempotent retries), and a pruned window must have its minute rolled."""
-        for table in ("lighter_snapshots", "lighter_minutes"):
-            for row in self.conn.execute(f"SELECT * FROM {table}"):
-                key = (table, row["market_index"], row["timestamp"])
+        """Keep every window value ever written; a rewrite must be identical (idempotent
+        retries), and a pruned window must have its minute rolled."""
+        touched = self.conn.execute("SELECT DISTINCT tbl, market_index, timestamp FROM touched").fetchall()
+        self.conn.execute("DELETE FROM touched")
+        for table, market, ts in touched:
+            key = (table, market, ts)
+            row = self.conn.execute(f"SELECT * FROM {table} WHERE market_index = ? AND timestamp = ?",
+                                    (market, ts)).fetchone()
+            if row is not None:
                 values = tuple(row)
                 old = self.writes.get(key)
-                if old is not None and old != values and table == "lighter_snapshots":
+                if old is not None and old != values:
                     self.rewrites_differing.append(f"{key}: {old} -> {values}")
                 self.writes[key] = values
-        present = {(r[0], r[1]) for r in self.conn.execute("SELECT market_index, timestamp FROM lighter_snapshots")}
-        minutes = {(r[0], r[1]) for r in self.conn.execute("SELECT market_index, timestamp FROM lighter_minutes")}
-        for (table, market, ts) in list(self.writes):
-            if table == "lighter_snapshots" and (market, ts) not in present and (market, ts) not in self.pruned:
-                self.pruned.add((market, ts))
+            elif key in self.writes and key not in self.pruned:
+                self.pruned.add(key)
                 minute = ts - ts % 60_000
-                if (market, minute) not in minutes:
-                    self.prune_violations.append(f"window {market}@{ts} pruned before minute {minute} was rolled")
+                minutes = WINDOW_TABLES[table]
+                if self.conn.execute(f"SELECT 1 FROM {minutes} WHERE market_index = ? AND timestamp = ?",
+                                     (market, minute)).fetchone() is None:
+                    self.prune_violations.append(f"{table}: window {market}@{ts} pruned before minute {minute} was rolled")
 
     def rows(self, sql: str, *params) -> list[dict]:
         return [dict(r) for r in self.conn.execute(sql, params)]

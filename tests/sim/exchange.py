@@ -1,16 +1,34 @@
-"""A simulated Lighter for the deterministic simulation: its REST list, its
-WebSocket protocol, its per-IP limits and its faults, as callbacks on the
-virtual loop.
+"""Simulated exchanges for the deterministic simulation, as callbacks on the virtual
+loop: what every venue shares in `SimVenue`, Lighter's specifics in `SimLighter`
+(Paradex's are in paradex.py, `SimParadex`).
 
-Frames have the exact JSON shape of Lighter's (built by the reference model's
-`book_frame`), so the tracker's real parser handles them. Every frame handed to a
-tracker's socket handler is appended to `trace`, in delivery order, with the
-connection it arrived on: the reference model recomputes the expected windows
-from that trace alone.
+`SimVenue`: connections (opened after a little latency, each delivering in order,
+acting on the client's messages in order), the trace, drops of every connection
+or one shard's, stalls (a silenced connection is sent no book frames), the books'
+generators, markets listed and delisted, REST latency and failure windows, and a
+watch on the tracker's stale-feed closes (a connection closed as stale must have
+been sent nothing for the stale period).
+
+`SimLighter`: Lighter's REST list, its JSON WebSocket protocol (frames in the exact
+shape of Lighter's, built by the reference model's `book_frame`, so the tracker's
+real parser handles them), its per-IP limits and its malformed frames.
+
+Trace: every frame handed to a tracker's socket handler is appended to `trace`, in
+delivery order, with the connection it arrived on; the reference model recomputes
+the expected windows from the trace alone:
+
+    ("frame", shard, conn, payload)   Lighter: the frame's JSON text; Paradex: what
+                                      the frame says (paradex.py), None if not a book
+    ("end", shard, conn, ms)          the connection ended (either side)
+    ("from", shard, ms)               the shard measures from this window on (world.py)
+    ("flush", shard, ms)              the shard closes every window ending at or before ms
+    ("delisted", None, market, ms)    the exchange stops the market's book (frames already
+                                      on their way still arrive, the tracker may drop them)
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from collections import Counter, deque
@@ -27,9 +45,10 @@ SUBSCRIPTIONS_PER_CONNECTION = 500
 @dataclass
 class Book:
     market: int
-    bids: dict[str, str] = field(default_factory=dict)
-    asks: dict[str, str] = field(default_factory=dict)
-    nonce: int = 1
+    bids: dict = field(default_factory=dict)
+    asks: dict = field(default_factory=dict)
+    nonce: int = 1  # Lighter's nonce; Paradex's seq
+    changed_ms: int = 0  # when the book last changed (Paradex stamps its snapshots with it)
 
 
 @dataclass
@@ -45,13 +64,18 @@ class Conn:
     in_flight: dict = field(default_factory=dict)  # market -> sent at (ms)
     deliver_at: int = 0  # FIFO: nothing is delivered before the previous delivery
     act_at: int = 0  # FIFO the other way: client messages are acted on in order
-    silenced: bool = False  # a stall: frames are not sent to it
+    silenced: bool = False  # a stall: book frames are not sent to it
+    created_ms: int = 0
+    sent_ms: int = 0  # when the exchange last sent it something
+    delivered_ms: int = 0  # when its handler last got a frame
+    delivered_data_ms: int = 0  # ... a frame other than a heartbeat
+    alive: object = None
 
 
 class SimSocket:
     """What the tracker holds: send and close; its handlers are called by the exchange."""
 
-    def __init__(self, exchange: SimLighter, conn: Conn, alive) -> None:
+    def __init__(self, exchange: SimVenue, conn: Conn, alive) -> None:
         self.exchange = exchange
         self.conn = conn
         self.alive = alive
@@ -65,148 +89,109 @@ class SimSocket:
             self.exchange.receive(self.conn, text)
 
     def close(self, code: int, reason: str) -> None:
-        self.exchange.end(self.conn, notify=False)
+        self.exchange.closed_by_client(self.conn, code, reason)
 
 
-class SimLighter:
-    def __init__(self, loop, rng: random.Random, markets: dict[int, str], frame_ms: tuple[int, int]) -> None:
+class SimVenue:
+    """What every simulated exchange shares. Subclasses say how a connection opens
+    (`_opened`), what a client message does (`_act`), how books start and change
+    (`_start_market`, `_update`) and what REST answers (`get_text`)."""
+
+    name = "venue"
+    ws_host = ""  # every connection's URL must name this host (a shard of another exchange must not come here)
+
+    def __init__(self, loop, rng: random.Random, frame_ms: tuple[int, int]) -> None:
         self.loop = loop
         self.rng = rng
-        self.listing: dict[int, dict] = {
-            m: {"symbol": s, "market_id": m, "market_type": "perp", "status": "active",
-                "supported_size_decimals": 4, "supported_price_decimals": 2}
-            for m, s in markets.items()
-        }
-        self.books: dict[int, Book] = {}
         self.frame_ms = frame_ms
+        self.books: dict[int, Book] = {}
         self.conns: dict[int, Conn] = {}
         self.next_conn = 1
-        self.sent_at: deque[int] = deque()  # client messages in the rolling minute (the IP's)
         self.errors_sent: Counter = Counter()
-        self.trace: list[tuple] = []  # ("frame", shard, conn, text) | ("end", shard, conn) | ("from", shard, ms)
+        self.refusals: Counter = Counter()  # the exchange's limits or protocol, broken by the tracker
+        self.violations: list[str] = []  # what those were, and other misbehaviour seen from here
+        self.trace: list[tuple] = []
         self.rest_failing_until = 0
         self.rest_calls = 0
-        self.generating = True
+        self.generating = True  # False: the books stop changing (after the final stop)
         self.skip_next: set[int] = set()  # markets whose next delta is not delivered (a gap)
         self.first_snapshot: dict[int, int] = {}  # market -> when first delivered
         self.connections_made = 0
-        for m in markets:
-            self._start_market(m)
+        self.stale_ms: int | None = None  # the trackers' STALE_FEED_SECONDS (the world sets it)
+        self.early_stale_closes: list[str] = []  # connections closed as stale that were not
 
-    # -- markets ---------------------------------------------------------------------
+    def _violation(self, kind: str, detail: str) -> None:
+        self.refusals[kind] += 1
+        if len(self.violations) < 10:
+            self.violations.append(f"{self.name}: {kind}: {detail}")
 
-    def _start_market(self, m: int) -> None:
-        mid = 100 + 10 * (m % 7) + self.rng.randint(0, 50)
-        book = Book(m)
-        for i in range(1, 5):
-            book.bids[f"{mid - i * 0.5:.2f}"] = f"{self.rng.randint(1, 40) / 4:.4f}"
-            book.asks[f"{mid + i * 0.5:.2f}"] = f"{self.rng.randint(1, 40) / 4:.4f}"
-        self.books[m] = book
-        self._schedule_update(m)
+    # -- books -----------------------------------------------------------------------
 
-    def list_market(self, m: int, symbol: str) -> None:
-        self.listing[m] = {"symbol": symbol, "market_id": m, "market_type": "perp", "status": "active",
-                           "supported_size_decimals": 4, "supported_price_decimals": 2}
-        self._start_market(m)
-
-    def delist_market(self, m: int) -> None:
-        self.listing[m]["status"] = "inactive"
-        self.books.pop(m, None)  # no frames for it any more
-
-    def active(self) -> set[int]:
-        return {m for m, e in self.listing.items() if e["status"] == "active"}
+    def _frame_ms(self, m: int) -> tuple[int, int]:
+        return self.frame_ms
 
     def _schedule_update(self, m: int) -> None:
-        delay = self.rng.randint(*self.frame_ms)
+        delay = self.rng.randint(*self._frame_ms(m))
         self.loop.call_later(delay / 1000, self._update, m)
 
-    def _update(self, m: int) -> None:
-        book = self.books.get(m)
-        if book is None:
-            return
-        self._schedule_update(m)
-        if not self.generating:
-            return
-        side = self.rng.choice(("bids", "asks"))
-        levels = getattr(book, side)
-        changes = []
-        roll = self.rng.random()
-        prices = sorted(levels, key=float)
-        if roll < 0.3 and len(levels) > 1:
-            price = self.rng.choice(prices)
-            del levels[price]
-            changes.append((price, "0.0000"))
-        else:
-            best_bid = max(map(float, book.bids)) if book.bids else 100.0
-            best_ask = min(map(float, book.asks)) if book.asks else best_bid + 1
-            if side == "bids":
-                price = f"{best_bid + self.rng.choice((-1.0, -0.5, 0.0, 0.5)):.2f}"
-                if float(price) >= best_ask and self.rng.random() < 0.9:
-                    price = f"{best_ask - 0.5:.2f}"
-            else:
-                price = f"{best_ask + self.rng.choice((-0.5, 0.0, 0.5, 1.0)):.2f}"
-                if float(price) <= best_bid and self.rng.random() < 0.9:
-                    price = f"{best_bid + 0.5:.2f}"
-            if float(price) <= 0:
-                return
-            size = f"{self.rng.randint(1, 40) / 4:.4f}"
-            levels[price] = size
-            changes.append((price, size))
-        begin = book.nonce
-        book.nonce += self.rng.randint(1, 4)
-        skip = m in self.skip_next
-        self.skip_next.discard(m)
-        targets = [c for c in self.conns.values() if m in c.subscribed and not c.silenced]
-        if skip or not targets:
-            return
-        kw = {"bids": changes} if side == "bids" else {"asks": changes}
-        text = ref.book_frame(m, ts_ms=self.loop.now_ms(), nonce=book.nonce, begin_nonce=begin, **kw)
-        for conn in targets:
-            self._deliver(conn, text)
+    def _targets(self, m: int) -> list[Conn]:
+        return [c for c in self.conns.values() if m in c.subscribed and not c.silenced]
 
-    def _snapshot(self, conn: Conn, m: int) -> None:
-        book = self.books.get(m)
-        if book is None or conn.closed or m not in conn.in_flight:
-            return
-        del conn.in_flight[m]
-        conn.subscribed.add(m)
-        text = ref.book_frame(m, ts_ms=self.loop.now_ms(), nonce=book.nonce, snapshot=True,
-                              bids=list(book.bids.items()), asks=list(book.asks.items()))
-        self._deliver(conn, text)
+    def stop_generating(self) -> None:
+        """After the final stop: no socket should be open; the books stop changing
+        (their timers cost most of the drain period otherwise)."""
+        self.generating = False
 
     # -- connections ------------------------------------------------------------------
 
-    def connect(self, shard: int, on_text, on_open, on_down, alive) -> SimSocket:
+    def connect(self, shard: int, on_text, on_open, on_down, alive, url: str | None = None) -> SimSocket:
         conn = Conn(self.next_conn, shard, on_text, on_open, on_down)
         self.next_conn += 1
         self.connections_made += 1
         self.conns[conn.id] = conn
         socket = SimSocket(self, conn, alive)
         conn.alive = alive
+        conn.created_ms = conn.sent_ms = self.loop.now_ms()
+        if url is not None and self.ws_host not in url:
+            self._violation("wrong url", f"shard {shard} connected to {url}")
+        if not self._admit(conn):
+            return socket
 
         def opened() -> None:
             if conn.closed:
                 return
             conn.open = True
             on_open()
-            self._deliver(conn, '{"type":"connected","session_id":"sim-%d"}' % conn.id)
+            self._opened(conn)
 
         self.loop.call_later(self.rng.randint(5, 80) / 1000, opened)
         return socket
 
-    def _deliver(self, conn: Conn, text: str) -> None:
+    def _admit(self, conn: Conn) -> bool:
+        """False: the exchange refuses the connection (it ends instead of opening)."""
+        return True
+
+    def _opened(self, conn: Conn) -> None:
+        """The socket is open (the tracker's on_open has run)."""
+
+    def _deliver(self, conn: Conn, data, payload, snapshot_of: int | None = None) -> None:
+        """Send `data` (what the tracker's handler gets) on `conn`; `payload` is what the
+        trace records of it; `snapshot_of`: the market whose snapshot this is."""
         now = self.loop.now_ms()
         at = max(conn.deliver_at + 1, now + self.rng.randint(5, 400))
         conn.deliver_at = at
+        conn.sent_ms = now
 
         def deliver() -> None:
             if conn.closed or not conn.alive():
                 return
-            self.trace.append(("frame", conn.shard, conn.id, text))
-            if '"subscribed/order_book"' in text:
-                m = int(json.loads(text)["channel"].split(":")[1])
-                self.first_snapshot.setdefault(m, self.loop.now_ms())
-            conn.on_text(text)
+            self.trace.append(("frame", conn.shard, conn.id, payload))
+            conn.delivered_ms = self.loop.now_ms()
+            if payload != "heartbeat":
+                conn.delivered_data_ms = conn.delivered_ms
+            if snapshot_of is not None:
+                self.first_snapshot.setdefault(snapshot_of, conn.delivered_ms)
+            conn.on_text(data)
 
         self.loop.at_ms(at, deliver)
 
@@ -217,48 +202,20 @@ class SimLighter:
         self.loop.at_ms(at, self._act, conn, text)
 
     def _act(self, conn: Conn, text: str) -> None:
-        if conn.closed:
-            return
-        now = self.loop.now_ms()
-        while self.sent_at and self.sent_at[0] <= now - 60_000:
-            self.sent_at.popleft()
-        self.sent_at.append(now)
-        msg = json.loads(text)
-        kind = msg.get("type")
-        if len(self.sent_at) > MESSAGES_PER_MINUTE:
-            return self._error(conn, 30009, "Too Many Websocket Messages")
-        if kind == "ping":
-            return self._deliver(conn, '{"type":"pong"}')
-        if kind == "pong":
-            return None
-        channel = msg.get("channel", "")
-        m = int(channel.split("/")[1])
-        if kind == "subscribe":
-            in_flight = sum(len(c.in_flight) for c in self.conns.values() if not c.closed)
-            if in_flight >= IN_FLIGHT:
-                return self._error(conn, 30010, "Too Many Inflight Messages", m)
-            if len(conn.subscribed) + len(conn.in_flight) >= SUBSCRIPTIONS_PER_CONNECTION:
-                return self._error(conn, 23001, "Too Many Subscriptions", m)
-            if m in conn.subscribed or m in conn.in_flight:
-                return self._error(conn, 30003, "Already Subscribed", m)
-            if m not in self.books:
-                return self._error(conn, 30012, "Failed To Subscribe", m)
-            conn.in_flight[m] = now
-            self.loop.call_later(self.rng.randint(20, 300) / 1000, self._snapshot, conn, m)
-        elif kind == "unsubscribe":
-            if m not in conn.subscribed and m not in conn.in_flight:
-                return self._error(conn, 30002, "Not Subscribed", m)
-            conn.subscribed.discard(m)
-            conn.in_flight.pop(m, None)
-            self._deliver(conn, json.dumps({"type": "unsubscribed/order_book", "channel": f"order_book:{m}"}))
-        return None
+        raise NotImplementedError
 
-    def _error(self, conn: Conn, code: int, message: str, m: int | None = None) -> None:
-        self.errors_sent[code] += 1
-        frame = {"type": "error", "code": code, "message": message}
-        if m is not None:
-            frame["channel"] = f"order_book:{m}"
-        self._deliver(conn, json.dumps(frame))
+    def closed_by_client(self, conn: Conn, code: int, reason: str) -> None:
+        if code == 4000 and not conn.closed and self.stale_ms is not None:
+            # The tracker's watchdog: stale only after stale_ms without any frame.
+            now = self.loop.now_ms()
+            quiet_since = max(conn.created_ms, conn.delivered_ms)
+            if now - quiet_since < self.stale_ms:
+                data_since = max(conn.created_ms, conn.delivered_data_ms)
+                self.early_stale_closes.append(
+                    f"{self.name}: connection {conn.id} (shard {conn.shard}) closed as stale at {now}, "
+                    f"{now - quiet_since} ms after its last frame ({now - data_since} ms after its last "
+                    f"frame but heartbeats; STALE_FEED_SECONDS {self.stale_ms // 1000})")
+        self.end(conn, notify=False)
 
     def end(self, conn: Conn, notify: bool, why: str = "closed by server (code 1006)") -> None:
         """A connection ends: the tracker closed it (notify=False), or we drop it."""
@@ -291,9 +248,10 @@ class SimLighter:
     def gap(self, m: int) -> None:
         self.skip_next.add(m)
 
-    def malformed(self) -> None:
-        for conn in list(self.conns.values()):
-            self._deliver(conn, self.rng.choice(('{"type":"update/order_book"', "not json", '{"type":"update/order_book","channel":"order_book:1","order_book":{"bids":[{"price":"x","size":"1"}]}}')))
+    def _stop_book(self, m: int) -> None:
+        """A delisted market: no frames for it any more (but those already sent)."""
+        self.books.pop(m, None)
+        self.trace.append(("delisted", None, m, self.loop.now_ms()))
 
     def silence(self, seconds: float) -> None:
         for conn in self.conns.values():
@@ -305,21 +263,172 @@ class SimLighter:
 
         self.loop.call_later(seconds, unsilence)
 
-    # -- REST --------------------------------------------------------------------------------
-
-    async def get_text(self, url: str) -> tuple[int, str]:
-        import asyncio
-
-        self.rest_calls += 1
-        await asyncio.sleep(self.rng.randint(10, 200) / 1000)
-        if self.loop.now_ms() < self.rest_failing_until:
-            return self.rng.choice((429, 500)), '{"code":23000,"message":"Too Many Requests!"}'
-        books = [dict(e) for _, e in sorted(self.listing.items())]
-        return 200, json.dumps({"code": 200, "order_books": books})
-
     def live_subscriptions(self) -> dict[int, set[int]]:
         out: dict[int, set[int]] = {}
         for conn in self.conns.values():
             for m in conn.subscribed:
                 out.setdefault(m, set()).add(conn.id)
         return out
+
+    async def _rest_latency(self) -> None:
+        self.rest_calls += 1
+        await asyncio.sleep(self.rng.randint(10, 200) / 1000)
+
+
+class SimLighter(SimVenue):
+    name = "lighter"
+    ws_host = "lighter.sim"
+
+    def __init__(self, loop, rng: random.Random, markets: dict[int, str], frame_ms: tuple[int, int]) -> None:
+        super().__init__(loop, rng, frame_ms)
+        self.listing: dict[int, dict] = {
+            m: {"symbol": s, "market_id": m, "market_type": "perp", "status": "active",
+                "supported_size_decimals": 4, "supported_price_decimals": 2}
+            for m, s in markets.items()
+        }
+        self.sent_at: deque[int] = deque()  # client messages in the rolling minute (the IP's)
+        for m in markets:
+            self._start_market(m)
+
+    # -- markets ---------------------------------------------------------------------
+
+    def _start_market(self, m: int) -> None:
+        mid = 100 + 10 * (m % 7) + self.rng.randint(0, 50)
+        book = Book(m)
+        for i in range(1, 5):
+            book.bids[f"{mid - i * 0.5:.2f}"] = f"{self.rng.randint(1, 40) / 4:.4f}"
+            book.asks[f"{mid + i * 0.5:.2f}"] = f"{self.rng.randint(1, 40) / 4:.4f}"
+        self.books[m] = book
+        self._schedule_update(m)
+
+    def list_market(self, m: int, symbol: str) -> None:
+        self.listing[m] = {"symbol": symbol, "market_id": m, "market_type": "perp", "status": "active",
+                           "supported_size_decimals": 4, "supported_price_decimals": 2}
+        self._start_market(m)
+
+    def delist_market(self, m: int) -> None:
+        self.listing[m]["status"] = "inactive"
+        self._stop_book(m)
+
+    def active(self) -> set[int]:
+        return {m for m, e in self.listing.items() if e["status"] == "active"}
+
+    def _update(self, m: int) -> None:
+        book = self.books.get(m)
+        if book is None or not self.generating:
+            return
+        self._schedule_update(m)
+        side = self.rng.choice(("bids", "asks"))
+        levels = getattr(book, side)
+        changes = []
+        roll = self.rng.random()
+        prices = sorted(levels, key=float)
+        if roll < 0.3 and len(levels) > 1:
+            price = self.rng.choice(prices)
+            del levels[price]
+            changes.append((price, "0.0000"))
+        else:
+            best_bid = max(map(float, book.bids)) if book.bids else 100.0
+            best_ask = min(map(float, book.asks)) if book.asks else best_bid + 1
+            if side == "bids":
+                price = f"{best_bid + self.rng.choice((-1.0, -0.5, 0.0, 0.5)):.2f}"
+                if float(price) >= best_ask and self.rng.random() < 0.9:
+                    price = f"{best_ask - 0.5:.2f}"
+            else:
+                price = f"{best_ask + self.rng.choice((-0.5, 0.0, 0.5, 1.0)):.2f}"
+                if float(price) <= best_bid and self.rng.random() < 0.9:
+                    price = f"{best_bid + 0.5:.2f}"
+            if float(price) <= 0:
+                return
+            size = f"{self.rng.randint(1, 40) / 4:.4f}"
+            levels[price] = size
+            changes.append((price, size))
+        begin = book.nonce
+        book.nonce += self.rng.randint(1, 4)
+        skip = m in self.skip_next
+        self.skip_next.discard(m)
+        targets = self._targets(m)
+        if skip or not targets:
+            return
+        kw = {"bids": changes} if side == "bids" else {"asks": changes}
+        text = ref.book_frame(m, ts_ms=self.loop.now_ms(), nonce=book.nonce, begin_nonce=begin, **kw)
+        for conn in targets:
+            self._deliver(conn, text, text)
+
+    def _snapshot(self, conn: Conn, m: int) -> None:
+        book = self.books.get(m)
+        if book is None or conn.closed or m not in conn.in_flight:
+            return
+        del conn.in_flight[m]
+        conn.subscribed.add(m)
+        text = ref.book_frame(m, ts_ms=self.loop.now_ms(), nonce=book.nonce, snapshot=True,
+                              bids=list(book.bids.items()), asks=list(book.asks.items()))
+        self._deliver(conn, text, text, snapshot_of=m)
+
+    # -- the protocol ---------------------------------------------------------------------
+
+    def _opened(self, conn: Conn) -> None:
+        text = '{"type":"connected","session_id":"sim-%d"}' % conn.id
+        self._deliver(conn, text, text)
+
+    def _act(self, conn: Conn, text: str) -> None:
+        if conn.closed:
+            return
+        now = self.loop.now_ms()
+        while self.sent_at and self.sent_at[0] <= now - 60_000:
+            self.sent_at.popleft()
+        self.sent_at.append(now)
+        msg = json.loads(text)
+        kind = msg.get("type")
+        if len(self.sent_at) > MESSAGES_PER_MINUTE:
+            return self._error(conn, 30009, "Too Many Websocket Messages")
+        if kind == "ping":
+            return self._deliver(conn, '{"type":"pong"}', '{"type":"pong"}')
+        if kind == "pong":
+            return None
+        channel = msg.get("channel", "")
+        m = int(channel.split("/")[1])
+        if kind == "subscribe":
+            in_flight = sum(len(c.in_flight) for c in self.conns.values() if not c.closed)
+            if in_flight >= IN_FLIGHT:
+                return self._error(conn, 30010, "Too Many Inflight Messages", m)
+            if len(conn.subscribed) + len(conn.in_flight) >= SUBSCRIPTIONS_PER_CONNECTION:
+                return self._error(conn, 23001, "Too Many Subscriptions", m)
+            if m in conn.subscribed or m in conn.in_flight:
+                return self._error(conn, 30003, "Already Subscribed", m)
+            if m not in self.books:
+                return self._error(conn, 30012, "Failed To Subscribe", m)
+            conn.in_flight[m] = now
+            self.loop.call_later(self.rng.randint(20, 300) / 1000, self._snapshot, conn, m)
+        elif kind == "unsubscribe":
+            if m not in conn.subscribed and m not in conn.in_flight:
+                return self._error(conn, 30002, "Not Subscribed", m)
+            conn.subscribed.discard(m)
+            conn.in_flight.pop(m, None)
+            text = json.dumps({"type": "unsubscribed/order_book", "channel": f"order_book:{m}"})
+            self._deliver(conn, text, text)
+        return None
+
+    def _error(self, conn: Conn, code: int, message: str, m: int | None = None) -> None:
+        self.errors_sent[code] += 1
+        frame = {"type": "error", "code": code, "message": message}
+        if m is not None:
+            frame["channel"] = f"order_book:{m}"
+        text = json.dumps(frame)
+        self._deliver(conn, text, text)
+
+    # -- faults -----------------------------------------------------------------------------
+
+    def malformed(self) -> None:
+        for conn in list(self.conns.values()):
+            text = self.rng.choice(('{"type":"update/order_book"', "not json", '{"type":"update/order_book","channel":"order_book:1","order_book":{"bids":[{"price":"x","size":"1"}]}}'))
+            self._deliver(conn, text, text)
+
+    # -- REST --------------------------------------------------------------------------------
+
+    async def get_text(self, url: str) -> tuple[int, str]:
+        await self._rest_latency()
+        if self.loop.now_ms() < self.rest_failing_until:
+            return self.rng.choice((429, 500)), '{"code":23000,"message":"Too Many Requests!"}'
+        books = [dict(e) for _, e in sorted(self.listing.items())]
+        return 200, json.dumps({"code": 200, "order_books": books})

@@ -1,6 +1,8 @@
 """The deterministic simulation in the normal test suite: the real shard trackers
 (tracker/shard.py and its parts) through a thousand seeded fault schedules, each
-checked against every invariant of tests/sim/invariants.py.
+checked against every invariant of tests/sim/invariants.py. Two seeds in three run
+Lighter alone, one in six Paradex alone, one in six both exchanges on one D1
+(world.make_plan).
 
 A failing seed prints the one-line command that replays it with its whole log:
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 
 import pytest
 
@@ -21,28 +24,36 @@ import world as sim_world
 SEEDS = int(os.environ.get("SIM_SEEDS", "1000"))
 
 
-def _violations(seed: int) -> tuple[int, list[str]]:
-    result = sim_world.run(seed)
-    return seed, result.violations
-
-
 def test_every_seed_holds_every_invariant():
     # One process: scripts/test already runs pytest workers side by side (and a forked
     # pool would inherit, and close, their channel to the controller).
-    results = [_violations(seed) for seed in range(SEEDS)]
-    failed = [(seed, v) for seed, v in results if v]
+    failed, known = [], {}
+    for seed in range(SEEDS):
+        result = sim_world.run(seed)
+        if result.violations:
+            failed.append((seed, result.violations))
+        if result.known:  # reported, not yet fixed: listed, not failed (SIM_STRICT=1 fails them)
+            known[seed] = result.known
+    if known:
+        warnings.warn(f"{len(known)} of {SEEDS} seeds showed known tracker bugs (invariants.KNOWN_BUGS), "
+                      f"e.g. seed {min(known)}: {known[min(known)][0]}")
     report = "\n".join(f"seed {seed}: {v[:3]}\n  replay: bash scripts/simulate --seed {seed}" for seed, v in failed[:10])
     assert not failed, f"{len(failed)} of {SEEDS} seeds broke an invariant:\n{report}"
 
 
-def test_a_seed_replays_exactly():
+@pytest.mark.parametrize("exchanges", ["lighter", "paradex", "paradex+lighter"])
+def test_a_seed_replays_exactly(exchanges):
     """One seed is one run: the same frames, the same D1 rows, the same logs."""
     def fingerprint(seed: int) -> str:
         w = sim_world.run(seed).world
-        rows = w.d1.rows("SELECT * FROM lighter_snapshots ORDER BY market_index, timestamp")
-        return json.dumps([w.exchange.trace, rows, w.logs], default=str)
+        rows = [w.d1.rows(f"SELECT * FROM {table} ORDER BY market_index, timestamp")
+                for table in ("lighter_snapshots", "paradex_snapshots")]
+        return json.dumps([[v.ex.trace for v in w.venues], rows, w.logs], default=str)
 
-    seed = next(s for s in range(100) if sim_world.make_plan(s).events)  # one with faults
+    def mix(plan) -> str:
+        return "+".join(v.exchange for v in plan.venues())
+
+    seed = next(s for s in range(100) if sim_world.make_plan(s).events and mix(sim_world.make_plan(s)) == exchanges)
     assert fingerprint(seed) == fingerprint(seed)
 
 

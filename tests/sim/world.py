@@ -1,17 +1,27 @@
 """The deterministic simulation: the real shard trackers, on virtual time, against a
-simulated Lighter, D1 and Durable Object storage, through a fault schedule drawn
-from one seed.
+simulated Lighter and/or Paradex, D1 and Durable Object storage, through a fault
+schedule drawn from one seed.
 
     result = run(seed)          # everything below is a function of `seed`
     assert not result.violations, result.replay
 
-What a seed decides: the number of shards and markets, the frame rate, the
-retention settings, and a schedule of events at random moments: feed drops
-(one shard's or all), nonce gaps, malformed frames, a silent feed, D1 outages,
-hangs and slow spells, REST failures, evictions of one object, restarts of all
-(wrangler dev restarts, deploys), stop/start cycles (landing inside flushes),
-SHARDS changes, markets listed and delisted. Then a final stop, D1 healthy again,
-and time for the outbox to drain. `invariants.check` says what must hold.
+Which exchanges a seed runs (`make_plan`):
+    seed % 3 in (0, 1)   Lighter alone (the plans of the first release, unchanged)
+    seed % 6 == 2        Paradex alone
+    seed % 6 == 5        Paradex and Lighter at once, on one D1, each with its own
+                         shards, storage and simulated exchange (one deployment with
+                         ENABLED_EXCHANGES=lighter,paradex)
+
+What a seed decides: per exchange the number of shards and markets (Paradex: which
+of its listed markets are PERP, and whether PERP_OPTION is tracked too; which
+markets are quiet), the frame rate, the retention settings, and a schedule of
+events at random moments: feed drops (one shard's or all; Paradex: bursts of
+them), gaps, malformed frames, a silent feed, D1 outages, hangs and slow spells,
+REST failures, evictions of one object, restarts of all (wrangler dev restarts,
+deploys), stop/start cycles (landing inside flushes), SHARDS changes, markets
+listed and delisted; Paradex also truncated deltas and frames of other templates.
+Then a final stop, D1 healthy again, and time for the outbox to drain.
+`invariants.check` says what must hold.
 """
 
 from __future__ import annotations
@@ -19,22 +29,46 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tracker import control
 from tracker.config import Config
+from tracker.exchange import by_name
 from tracker.shard import STATE_KEY, Ports, ShardTracker
 
-from exchange import SimLighter
 from cloud import Evicted, Incarnation, SimD1, SimStorage
+from exchange import SimLighter
+from paradex import NEW_MARKETS, OTHERS, PERPS, SPECS, SimParadex, market_id_of
 from vloop import VirtualLoop
 
 WINDOW_MS = 15_000
 EPOCH_MS = 1_780_000_000_000
+LIGHTER_URLS = dict(api_url="http://lighter.sim", ws_url="ws://lighter.sim/stream?readonly=true")
+PARADEX_URLS = dict(paradex_api_url=SimParadex.api_url,
+                    paradex_ws_url="ws://paradex.sim/v1?sbeSchemaId=1&sbeSchemaVersion=1")
+
+# Events on one exchange (args["ex"]; the plan's own exchange when absent), on both.
+VENUE_KINDS = ("drop_all", "drop_shard", "gap", "malformed", "silence", "rest_fail", "evict", "stop_start",
+               "list", "delist", "stop_in_flush", "shards_change")
+PARADEX_KINDS = ("truncate", "junk", "flap")
+GLOBAL_KINDS = ("d1_outage", "d1_hang", "d1_slow", "restart")
+
+
+@dataclass
+class VenuePlan:
+    exchange: str  # "lighter" | "paradex"
+    shards: int
+    markets: dict[int, str]  # every market listed at the start, id -> symbol (Paradex: any asset kind)
+    frame_ms: tuple[int, int]
+    config: Config  # as this exchange's shards see it (Config.for_exchange)
+    extra: dict = field(default_factory=dict)  # Paradex: {"quiet": symbols changing every 8-40 s}
 
 
 @dataclass
 class Plan:
+    """The primary exchange's settings (the fields a scenario replaces), the schedule,
+    and any other exchange running alongside (`also`)."""
+
     seed: int
     shards: int
     markets: dict[int, str]
@@ -42,6 +76,13 @@ class Plan:
     duration_ms: int
     config: Config
     events: list[tuple[int, str, dict]]  # (at ms from start, kind, args)
+    exchange: str = "lighter"
+    extra: dict = field(default_factory=dict)
+    also: tuple[VenuePlan, ...] = ()
+
+    def venues(self) -> list[VenuePlan]:
+        return [VenuePlan(self.exchange, self.shards, self.markets, self.frame_ms, self.config, self.extra),
+                *self.also]
 
 
 @dataclass
@@ -50,9 +91,12 @@ class Result:
     world: World
     violations: list[str] = field(default_factory=list)
     replay: str = ""
+    known: list[str] = field(default_factory=list)  # known tracker bugs seen (invariants.KNOWN_BUGS)
 
 
 def make_plan(seed: int) -> Plan:
+    if seed % 3 == 2:
+        return _paradex_plan(seed, with_lighter=seed % 6 == 5)
     rng = random.Random(seed)
     shards = rng.choice((1, 1, 2, 2, 3))
     n = rng.randint(2, 5)
@@ -60,8 +104,7 @@ def make_plan(seed: int) -> Plan:
     markets = {m: f"M{m}" for m in ids}
     duration = rng.randint(150, 260) * 1000
     config = Config(
-        api_url="http://lighter.sim",
-        ws_url="ws://lighter.sim/stream?readonly=true",
+        **LIGHTER_URLS,
         window_ms=WINDOW_MS,
         flush_grace_ms=1_500,
         snapshot_retention_ms=rng.choice((60_000, 3_600_000)),
@@ -100,31 +143,123 @@ def make_plan(seed: int) -> Plan:
     return Plan(seed, shards, markets, (rng.randint(250, 800), rng.randint(900, 3000)), duration, config, events)
 
 
-class World:
-    def __init__(self, plan: Plan) -> None:
+def _paradex_plan(seed: int, with_lighter: bool) -> Plan:
+    rng = random.Random(seed)
+    duration = rng.randint(150, 260) * 1000
+    paradex_shards = rng.choice((1, 1, 2, 2, 3))
+    perps = rng.sample(PERPS, rng.randint(2, 5))
+    others = rng.sample(OTHERS, rng.randint(1, 3))  # listed, of other asset kinds
+    kinds = frozenset({"PERP"}) if rng.random() < 0.75 else frozenset({"PERP", "PERP_OPTION"})
+    quiet = frozenset(s for s in perps if rng.random() < 0.15)
+    lighter_shards = rng.choice((1, 2, 3)) if with_lighter else 1
+    lighter_ids = rng.sample(range(0, 60), rng.randint(2, 4)) if with_lighter else []
+    base = Config(
+        **LIGHTER_URLS,
+        **PARADEX_URLS,
+        window_ms=WINDOW_MS,
+        flush_grace_ms=1_500,
+        snapshot_retention_ms=rng.choice((60_000, 3_600_000)),
+        minute_retention_ms=rng.choice((3_600_000, 86_400_000)),
+        # Above Paradex's 20 s heartbeat period on idle connections (tracker/paradex.py).
+        stale_feed_ms=rng.choice((25_000, 30_000)),
+        shards=lighter_shards,
+        alert_after_ms=30_000,
+        market_refresh_ms=rng.choice((30_000, 60_000)),
+        outbox_max_windows=rng.choice((4, 5_760)),
+        enabled_exchanges=("lighter", "paradex") if with_lighter else ("paradex",),
+        paradex_shards=paradex_shards,
+        paradex_asset_kinds=kinds,
+        paradex_book_channel=rng.choice(("deltas", "interactive_deltas")),
+    )
+    listed = perps + others
+    tracked = [market_id_of(s) for s in listed if SPECS[s][0] in kinds]
+    frame_ms = (rng.randint(250, 800), rng.randint(900, 3000))
+    venues = {"paradex": (paradex_shards, tracked)}
+    also: tuple[VenuePlan, ...] = ()
+    if with_lighter:
+        venues["lighter"] = (lighter_shards, lighter_ids)
+        also = (VenuePlan("lighter", lighter_shards, {m: f"M{m}" for m in lighter_ids},
+                          (rng.randint(250, 800), rng.randint(900, 3000)), base.for_exchange("lighter")),)
+    events = []
+    every = VENUE_KINDS + GLOBAL_KINDS + PARADEX_KINDS
+    for _ in range(rng.randint(0, 8 if with_lighter else 7)):
+        kind = rng.choice(every)
+        at = rng.randint(8_000, duration - 20_000)
+        args: dict = {}
+        if kind not in GLOBAL_KINDS:
+            args["ex"] = rng.choice(sorted(venues)) if kind in VENUE_KINDS else "paradex"
+        shards, ids = venues.get(args.get("ex"), (1, []))
+        if kind in ("drop_shard", "evict"):
+            args["shard"] = rng.randrange(shards)
+        elif kind in ("gap", "truncate"):
+            args["market"] = rng.choice(ids)
+        elif kind == "delist":
+            args["market"] = rng.choice(ids)
+            if args["ex"] == "paradex":
+                args["how"] = rng.choice(("expire", "remove"))
+        elif kind == "list" and args["ex"] == "lighter":
+            args["market"] = rng.randrange(60, 120)
+        elif kind == "list":
+            args["symbol"] = rng.choice(sorted(NEW_MARKETS))
+            args["open_in_ms"] = rng.choice((0, 0, rng.randint(5, 40) * 1000))
+        elif kind == "silence":
+            args["seconds"] = rng.randint(5, 40)
+        elif kind in ("d1_outage", "d1_hang", "rest_fail"):
+            args["seconds"] = rng.randint(5, 120)
+        elif kind == "d1_slow":
+            args["seconds"] = rng.randint(10, 60)
+        elif kind == "stop_start":
+            args["pause"] = rng.randint(WINDOW_MS // 1000, 40)
+        elif kind == "shards_change":
+            args["shards"] = rng.choice((1, 2, 3))
+        elif kind == "flap":
+            args["times"] = rng.randint(3, 8)
+            args["every_ms"] = rng.randint(200, 3_000)
+        events.append((at, kind, args))
+    events.sort(key=lambda e: e[0])
+    return Plan(seed, paradex_shards, {market_id_of(s): s for s in listed}, frame_ms, duration,
+                base.for_exchange("paradex"), events, exchange="paradex", extra={"quiet": quiet}, also=also)
+
+
+class Venue:
+    """One exchange's deployment in the world: its simulated exchange, its shard
+    objects (instances, storage, alarms) and what the world asked of it."""
+
+    def __init__(self, world: World, plan: VenuePlan, index: int) -> None:
+        self.world = world
         self.plan = plan
-        self.rng = random.Random(plan.seed * 7919 + 1)
-        self.loop = VirtualLoop(EPOCH_MS + self.rng.randint(0, 59_999))
-        self.loop.set_exception_handler(self._loop_exception)
+        self.name = plan.exchange
+        self.spec = by_name(self.name)  # the tracker's Exchange
         self.config = plan.config
-        self.exchange = SimLighter(self.loop, random.Random(plan.seed + 17), plan.markets, plan.frame_ms)
-        self.d1 = SimD1(self.loop, random.Random(plan.seed + 23))
+        rng = random.Random(world.plan.seed + 17 + 1_000 * index)
+        if self.name == "lighter":
+            self.ex = SimLighter(world.loop, rng, plan.markets, plan.frame_ms)
+        else:
+            self.ex = SimParadex(world.loop, rng, list(plan.markets.values()), plan.frame_ms,
+                                 tracked_kinds=plan.config.paradex_asset_kinds,
+                                 quiet=plan.extra.get("quiet", frozenset()))
+        self.ex.stale_ms = plan.config.stale_feed_ms
         self.storages: dict[int, SimStorage] = {}
         self.instances: dict[int, tuple[Incarnation, ShardTracker]] = {}
-        self.incarnations = 0
         self.needs_resume: set[int] = set()
         self.alarm_handles: dict[int, asyncio.TimerHandle] = {}
         self.alarm_running: dict[int, bool] = {}
-        self.logs: list[tuple] = []
-        self.errors: list[str] = []
         self.tracking = False  # as the world asked (start/stop)
         self.tracking_spans: list[list[int]] = []  # [from, to] of each run
         self.listed_at: dict[int, int] = {}
         self.delisted_at: dict[int, int] = {}
-        self.probes: list[str] = []
         self.control_results: list[list[dict]] = []
         self.lost_ranges: dict[int, set[tuple[int, int]]] = {}
-        self.loop_end_ms = 0
+        self.max_shards = plan.config.shards
+
+    @property
+    def loop(self) -> VirtualLoop:
+        return self.world.loop
+
+    def owns(self, statements) -> bool:
+        """Whether a D1 batch is this exchange's (its tables)."""
+        paradex = any("paradex_" in text for text, _ in statements)
+        return paradex == (self.name == "paradex")
 
     # -- the Durable Object runtime ------------------------------------------------------------
 
@@ -139,25 +274,42 @@ class World:
     def instance(self, shard: int) -> ShardTracker:
         if shard in self.instances:
             return self.instances[shard][1]
-        self.incarnations += 1
-        life = Incarnation(self.incarnations)
+        world = self.world
+        world.incarnations += 1
+        life = Incarnation(world.incarnations)
         storage = self.storage(shard)
         ports = Ports(
             clock=self.loop,
             storage=storage.port(life),
-            db=self.d1.port(life),
-            sockets=lambda url, on_text, on_open, on_down, shard=shard, life=life: self.exchange.connect(
-                shard, on_text, on_open, on_down, lambda: life.alive),
+            db=world.d1.port(life),
+            sockets=lambda url, on_text, on_open, on_down, shard=shard, life=life: self.ex.connect(
+                shard, on_text, on_open, on_down, lambda: life.alive, url=url),
             http=_Http(self, life),
             peers=_Peers(self),
-            log=lambda level, component, event, message, shard=shard: self.logs.append(
-                (self.loop.now_ms(), shard, level, component, event, message)),
-            spawn=self._spawn,
+            log=lambda level, component, event, message, shard=shard: world.logs.append(
+                (self.loop.now_ms(), shard, level, component, event, message, self.name)),
+            spawn=world._spawn,
         )
-        tracker = ShardTracker(self.config, shard, ports, rng=random.Random(self.plan.seed * 31 + self.incarnations))
+        tracker = ShardTracker(self.config, shard, ports, rng=random.Random(world.plan.seed * 31 + world.incarnations),
+                               exchange=self.spec)
+        self._watch_closing(tracker, shard)
         self.instances[shard] = (life, tracker)
         self.needs_resume.add(shard)
         return tracker
+
+    def _watch_closing(self, tracker: ShardTracker, shard: int) -> None:
+        """Tell the reference when the shard closes windows: the alarm's step closes every
+        window ending at or before (the alarm's time - FLUSH_GRACE_MS); a frame stamped
+        before that and delivered after is late (Paradex stamps a snapshot with the book's
+        last change, which can be long before)."""
+        real = tracker._close_windows
+
+        async def close_windows(now: int) -> None:
+            if tracker.aggregator is not None:
+                self.ex.trace.append(("flush", shard, now - tracker.config.flush_grace_ms))
+            await real(now)
+
+        tracker._close_windows = close_windows
 
     def _saw_put(self, shard: int, entries: dict) -> None:
         raw = entries.get(STATE_KEY)
@@ -171,9 +323,9 @@ class World:
             return
         life, _ = entry
         life.alive = False
-        for conn in list(self.exchange.conns.values()):
+        for conn in list(self.ex.conns.values()):
             if conn.shard == shard:
-                self.exchange.end(conn, notify=False)
+                self.ex.end(conn, notify=False)
         self.alarm_running[shard] = False
 
     def _stored_tracking(self, shard: int) -> bool:
@@ -188,13 +340,13 @@ class World:
             boundary = now - now % WINDOW_MS
         else:
             boundary = now - now % WINDOW_MS + WINDOW_MS
-        self.exchange.trace.append(("from", shard, boundary))
+        self.ex.trace.append(("from", shard, boundary))
 
     async def request(self, shard: int, method: str, *args):
         """A request into the object, as its fetch() handles it."""
         tracker = self.instance(shard)
         life = self.instances[shard][0]
-        await asyncio.sleep(self.rng.randint(1, 30) / 1000)
+        await asyncio.sleep(self.world.rng.randint(1, 30) / 1000)
         if not life.alive:
             raise RuntimeError("object reset")
         await tracker.ensure_running()
@@ -237,7 +389,7 @@ class World:
                 if storage.alarm is None:
                     storage.alarm = self.loop.now_ms() + 1_000
             except Exception as exc:  # the tracker promises never to raise from alarm()
-                self.errors.append(f"alarm of shard {shard} raised {exc!r}")
+                self.world.errors.append(f"{self.name}: alarm of shard {shard} raised {exc!r}")
                 if storage.alarm is None:  # the runtime retries a failed alarm
                     storage.alarm = self.loop.now_ms() + 1_000
             finally:
@@ -246,22 +398,6 @@ class World:
                 self._rearm(shard)
 
         asyncio.ensure_future(run())
-
-    def _spawn(self, coro, what: str) -> None:
-        task = asyncio.ensure_future(coro)
-
-        def done(t: asyncio.Task) -> None:
-            exc = t.exception()
-            if exc is not None and not isinstance(exc, Evicted):
-                self.errors.append(f"background {what} raised {exc!r}")
-
-        task.add_done_callback(done)
-
-    def _loop_exception(self, loop, context) -> None:
-        exc = context.get("exception")
-        if isinstance(exc, Evicted):
-            return
-        self.errors.append(f"loop: {context.get('message')} {exc!r}")
 
     # -- the Worker: start/stop fan-out ----------------------------------------------------------
 
@@ -282,6 +418,66 @@ class World:
             if self.tracking_spans and self.tracking_spans[-1][1] is None:
                 self.tracking_spans[-1][1] = now
 
+
+class World:
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.rng = random.Random(plan.seed * 7919 + 1)
+        self.loop = VirtualLoop(EPOCH_MS + self.rng.randint(0, 59_999))
+        self.loop.set_exception_handler(self._loop_exception)
+        self.venues = [Venue(self, p, i) for i, p in enumerate(plan.venues())]
+        self.d1 = SimD1(self.loop, random.Random(plan.seed + 23))
+        self.incarnations = 0
+        self.logs: list[tuple] = []  # (ms, shard, level, component, event, message, exchange)
+        self.errors: list[str] = []
+        self.probes: list[str] = []
+        self.known_bugs: list[str] = []  # set by invariants.check
+        self.loop_end_ms = 0
+
+    # The primary exchange's (the plan's own), as the scenarios read them.
+    exchange = property(lambda self: self.venues[0].ex)
+    config = property(lambda self: self.venues[0].config)
+    storages = property(lambda self: self.venues[0].storages)
+    instances = property(lambda self: self.venues[0].instances)
+    tracking = property(lambda self: self.venues[0].tracking)
+    tracking_spans = property(lambda self: self.venues[0].tracking_spans)
+    listed_at = property(lambda self: self.venues[0].listed_at)
+    delisted_at = property(lambda self: self.venues[0].delisted_at)
+    lost_ranges = property(lambda self: self.venues[0].lost_ranges)
+    control_results = property(lambda self: self.venues[0].control_results)
+
+    def venue(self, name: str | None) -> Venue:
+        return next(v for v in self.venues if v.name == name) if name else self.venues[0]
+
+    def _spawn(self, coro, what: str) -> None:
+        task = asyncio.ensure_future(coro)
+
+        def done(t: asyncio.Task) -> None:
+            exc = t.exception()
+            if exc is not None and not isinstance(exc, Evicted):
+                self.errors.append(f"background {what} raised {exc!r}")
+
+        task.add_done_callback(done)
+
+    def _loop_exception(self, loop, context) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, Evicted):
+            return
+        self.errors.append(f"loop: {context.get('message')} {exc!r}")
+
+    async def control(self, action: str, venues: list[Venue] | None = None) -> None:
+        """/api/start or /api/stop: every exchange's shards at once (or those of `venues`)."""
+        venues = venues or self.venues
+        if len(venues) == 1:
+            await venues[0].control(action)
+        else:
+            await asyncio.gather(*(v.control(action) for v in venues))
+
+    def evict_all(self) -> None:
+        for venue in self.venues:
+            for shard in list(venue.instances):
+                venue.evict(shard)
+
     # -- the schedule ------------------------------------------------------------------------------
 
     async def script(self) -> None:
@@ -298,21 +494,33 @@ class World:
         await self.control("stop")
         # D1 comes back; the outbox drains; nothing else should happen.
         self.d1.failing_until = self.d1.hanging_until = 0
-        self.exchange.rest_failing_until = 0
+        for venue in self.venues:
+            venue.ex.rest_failing_until = 0
+            venue.ex.stop_generating()
         await asyncio.sleep(240)
 
     async def apply(self, kind: str, args: dict) -> None:
-        ex, d1, now = self.exchange, self.d1, self.loop.now_ms()
+        d1, now = self.d1, self.loop.now_ms()
+        venue = self.venue(args.get("ex"))
+        ex = venue.ex
         if kind == "drop_all":
             ex.drop_all()
         elif kind == "drop_shard":
-            ex.drop_shard(args["shard"] % self.config.shards)
+            ex.drop_shard(args["shard"] % venue.config.shards)
         elif kind == "gap":
             ex.gap(args["market"])
+        elif kind == "truncate":
+            ex.truncate(args["market"])
         elif kind == "malformed":
             ex.malformed()
+        elif kind == "junk":
+            ex.junk()
         elif kind == "silence":
             ex.silence(args["seconds"])
+        elif kind == "flap":  # a burst of drops: every shard reconnects again and again
+            for _ in range(args["times"]):
+                ex.drop_all()
+                await asyncio.sleep(args["every_ms"] / 1000)
         elif kind == "d1_outage":
             d1.failing_until = now + args["seconds"] * 1000
         elif kind == "d1_hang":
@@ -323,77 +531,86 @@ class World:
         elif kind == "rest_fail":
             ex.rest_failing_until = now + args["seconds"] * 1000
         elif kind == "evict":
-            self.evict(args["shard"] % self.config.shards)
+            venue.evict(args["shard"] % venue.config.shards)
         elif kind == "restart":
-            for shard in list(self.instances):
-                self.evict(shard)
-        elif kind == "stop_start" and self.tracking:
-            await self.control("stop")
+            self.evict_all()
+        elif kind == "stop_start" and venue.tracking:
+            await self.control("stop", [venue])
             await asyncio.sleep(args["pause"])
-            await self.control("start")
-        elif kind == "stop_in_flush" and self.tracking:
+            await self.control("start", [venue])
+        elif kind == "stop_in_flush" and venue.tracking:
             # Stop exactly while a D1 batch is in flight (the race of the first release).
             fired = asyncio.get_event_loop().create_future()
 
             def hook(statements) -> None:
-                if not fired.done():
+                if not fired.done() and venue.owns(statements):
                     fired.set_result(None)
 
             d1.on_batch = hook
             try:
                 await asyncio.wait_for(fired, 120)
             except asyncio.TimeoutError:
-                self.errors.append("no D1 batch within 120 s while tracking")
+                self.errors.append(f"{venue.name}: no D1 batch within 120 s while tracking")
             d1.on_batch = None
-            await self.control("stop")
+            await self.control("stop", [venue])
             await asyncio.sleep(WINDOW_MS / 1000 + 1)
-            await self.control("start")
-        elif kind == "shards_change" and self.tracking:
-            await self.control("stop")
-            for shard in list(self.instances):
-                self.evict(shard)  # a deploy with the new setting
-            self.config = _with(self.config, shards=args["shards"])
+            await self.control("start", [venue])
+        elif kind == "shards_change" and venue.tracking:
+            await self.control("stop", [venue])
+            self.evict_all()  # a deploy with the new setting restarts every object
+            venue.config = replace(venue.config, shards=args["shards"])
+            venue.max_shards = max(venue.max_shards, args["shards"])
             await asyncio.sleep(WINDOW_MS / 1000 + 1)
-            await self.control("start")
-        elif kind == "list" and args["market"] not in ex.listing:
+            await self.control("start", [venue])
+        elif kind == "list" and venue.name == "lighter" and args["market"] not in ex.listing:
             ex.list_market(args["market"], f"M{args['market']}")
-            self.listed_at[args["market"]] = now
-            self._probe_listed(args["market"], now)
+            venue.listed_at[args["market"]] = now
+            self._probe_listed(venue, args["market"], now)
+        elif kind == "list" and venue.name == "paradex" and args["symbol"] not in ex.listing:
+            opens = now + args["open_in_ms"]
+            m = ex.list_market(args["symbol"], open_at=opens)
+            if SPECS[args["symbol"]][0] in venue.config.paradex_asset_kinds:
+                venue.listed_at[m] = opens
+                self._probe_listed(venue, m, opens)
         elif kind == "delist" and args["market"] in ex.books:
-            ex.delist_market(args["market"])
-            self.delisted_at[args["market"]] = now
-            self._probe_delisted(args["market"], now)
+            if venue.name == "lighter":
+                ex.delist_market(args["market"])
+            else:
+                ex.delist_market(ex.symbols[args["market"]], args["how"])
+            venue.delisted_at[args["market"]] = now
+            self._probe_delisted(venue, args["market"], now)
 
-    def _tracking_throughout(self, since: int, until: int) -> bool:
-        return any(a <= since and (b is None or b >= until) for a, b in self.tracking_spans)
+    def _tracking_throughout(self, venue: Venue, since: int, until: int) -> bool:
+        return any(a <= since and (b is None or b >= until) for a, b in venue.tracking_spans)
 
-    def _quiet_between(self, since: int, until: int) -> bool:
+    def _quiet_between(self, venue: Venue, since: int, until: int) -> bool:
         """No fault that delays subscriptions (evictions, restarts, REST/D1 trouble) in the span."""
         t0 = self._t0
         noisy = {"evict", "restart", "rest_fail", "d1_outage", "d1_hang", "d1_slow", "shards_change",
-                 "stop_start", "stop_in_flush", "drop_all", "drop_shard", "silence"}
-        return not any(kind in noisy and since - 130_000 <= t0 + at <= until for at, kind, _ in self.plan.events)
+                 "stop_start", "stop_in_flush", "drop_all", "drop_shard", "silence", "flap"}
+        return not any(kind in noisy and args.get("ex") in (None, venue.name) and since - 130_000 <= t0 + at <= until
+                       for at, kind, args in self.plan.events)
 
-    def _probe_listed(self, market: int, listed: int) -> None:
-        deadline = listed + self.config.market_refresh_ms + 20_000
+    def _probe_listed(self, venue: Venue, market: int, listed: int) -> None:
+        deadline = listed + venue.config.market_refresh_ms + 20_000
 
         def probe() -> None:
-            if not self._tracking_throughout(listed, deadline) or not self._quiet_between(listed, deadline):
+            if not self._tracking_throughout(venue, listed, deadline) or not self._quiet_between(venue, listed, deadline):
                 return
-            first = self.exchange.first_snapshot.get(market)
+            first = venue.ex.first_snapshot.get(market)
             if first is None or first > deadline:
-                self.probes.append(f"market {market} listed at {listed} not subscribed by {deadline}")
+                self.probes.append(f"{venue.name}: market {market} listed at {listed} not subscribed by {deadline}")
 
         self.loop.at_ms(deadline, probe)
 
-    def _probe_delisted(self, market: int, delisted: int) -> None:
-        deadline = delisted + self.config.market_refresh_ms + 20_000
+    def _probe_delisted(self, venue: Venue, market: int, delisted: int) -> None:
+        deadline = delisted + venue.config.market_refresh_ms + 20_000
 
         def probe() -> None:
-            if not self._tracking_throughout(delisted, deadline) or not self._quiet_between(delisted, deadline):
+            if not self._tracking_throughout(venue, delisted, deadline) or not self._quiet_between(venue, delisted, deadline):
                 return
-            if market in self.exchange.live_subscriptions():
-                self.probes.append(f"market {market} delisted at {delisted} still subscribed at {deadline}")
+            if market in venue.ex.live_subscriptions():
+                self.probes.append(f"{venue.name}: market {market} delisted at {delisted} still subscribed at {deadline}")
 
         self.loop.at_ms(deadline, probe)
 
@@ -408,20 +625,14 @@ class World:
         self.loop.close()
 
 
-def _with(config: Config, **changes) -> Config:
-    from dataclasses import replace
-
-    return replace(config, **changes)
-
-
 class _Http:
-    def __init__(self, world: World, life: Incarnation) -> None:
-        self.world = world
+    def __init__(self, venue: Venue, life: Incarnation) -> None:
+        self.venue = venue
         self.life = life
 
     async def get_text(self, url: str) -> tuple[int, str]:
         self.life.check()
-        result = await self.world.exchange.get_text(url)
+        result = await self.venue.ex.get_text(url)
         self.life.check()
         return result
 
@@ -433,11 +644,11 @@ class _Http:
 
 
 class _Peers:
-    def __init__(self, world: World) -> None:
-        self.world = world
+    def __init__(self, venue: Venue) -> None:
+        self.venue = venue
 
     async def send_markets(self, shard: int, payload: dict) -> None:
-        await self.world.request(shard, "receive_markets", payload)
+        await self.venue.request(shard, "receive_markets", payload)
 
 
 def run(seed: int) -> Result:
@@ -448,4 +659,5 @@ def run(seed: int) -> Result:
     world.run()
     result = Result(plan, world, replay=f"bash scripts/simulate --seed {seed}")
     result.violations = check(world)
+    result.known = world.known_bugs
     return result
