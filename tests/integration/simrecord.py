@@ -33,7 +33,7 @@ def next_connection(simulator) -> int:
     return max(seen, default=0) + 1
 
 
-def expected_from_record(simulator, first_conn: int, markets: set[int]) -> tuple[dict, set[tuple[int, int]]]:
+def expected_from_record(simulator, first_conn: int) -> tuple[dict, set[tuple[int, int]]]:
     """Reference windows (depth included: the simulator keeps every frame) from every
     frame the simulator sent on connections from `first_conn` on, and the windows that
     touch a connection's end (their coverage depends on frames in flight then)."""
@@ -48,10 +48,11 @@ def expected_from_record(simulator, first_conn: int, markets: set[int]) -> tuple
         conn_records = by_conn[conn_id]
         events += ref.events_from_sim_record(conn_records)
         last_ts = max(r["timestamp_ms"] for r in conn_records)
-        # The tracker drops every book when a connection goes: nothing stands through it.
+        # The tracker drops every book of a connection when it goes: nothing stands
+        # through it (another shard's connection and its markets carry on).
+        markets = {r["market_id"] for r in conn_records}
         events += [ref.Event(m, last_ts, "invalid") for m in markets]
-        for m in markets:
-            uncertain.add((m, last_ts - last_ts % WINDOW_MS))
+        uncertain |= {(m, last_ts - last_ts % WINDOW_MS) for m in markets}
     return ref.expected_windows(events, WINDOW_MS), uncertain
 
 

@@ -12,35 +12,19 @@ from __future__ import annotations
 
 import csv
 import io
-import sqlite3
 import time
-from pathlib import Path
 
 import pytest
 import reference_model as ref
 
 from conftest import wait_until
+from simrecord import d1_rows, expected_from_record, next_connection
 
 pytestmark = pytest.mark.timeout(600)
 
 WINDOW_MS = 15_000
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
-
-
-def d1_rows(worker, sql: str, *params) -> list[dict]:
-    """Read the local D1 database file directly (read-only), bypassing the API."""
-    files = [
-        p for p in Path(worker.persist_dir).glob("v3/d1/miniflare-D1DatabaseObject/*.sqlite")
-        if p.name != "metadata.sqlite"
-    ]
-    assert len(files) == 1, f"expected one local D1 database, found {files}"
-    con = sqlite3.connect(f"file:{files[0]}?mode=ro", uri=True, timeout=10)
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute(sql, params)]
-    finally:
-        con.close()
 
 
 def active_markets(simulator) -> dict[int, str]:
@@ -54,8 +38,7 @@ def run(worker, simulator):
     worker.admin_post("/api/stop")
     simulator.control("reset")
     simulator.control("record_frames", on=True)
-    seen = [c["conn"] for c in simulator.state()["connections"]] + [r["conn_id"] for r in simulator.get("/_sim/record")]
-    first_conn = max(seen, default=0) + 1
+    first_conn = next_connection(simulator)
     started = int(time.time() * 1000)
     try:
         response = worker.admin_post("/api/start")
@@ -66,26 +49,6 @@ def run(worker, simulator):
     finally:
         worker.admin_post("/api/stop")
         simulator.control("record_frames", on=False)
-
-
-def reference_windows(simulator, first_conn: int) -> tuple[dict, set]:
-    """Reference rows from this run's frames; windows that touch a connection's end are
-    uncertain (frames in flight then may or may not have reached the tracker)."""
-    by_conn: dict[int, list[dict]] = {}
-    for r in simulator.get("/_sim/record"):
-        if r["conn_id"] >= first_conn:
-            assert "frame" in r, "record_frames was on for this run's connections"
-            by_conn.setdefault(r["conn_id"], []).append(r)
-    events: list[ref.Event] = []
-    uncertain: set[tuple[int, int]] = set()
-    for conn_id in sorted(by_conn):
-        records = by_conn[conn_id]
-        events += ref.events_from_sim_record(records)
-        last_ts = max(r["timestamp_ms"] for r in records)
-        markets = {r["market_id"] for r in records}
-        events += [ref.Event(m, last_ts, "invalid") for m in markets]
-        uncertain |= {(m, last_ts - last_ts % WINDOW_MS) for m in markets}
-    return ref.expected_windows(events, WINDOW_MS), uncertain
 
 
 def check_window_depth_matches_the_reference_replayed_from_the_frames(worker, simulator, run):
@@ -100,7 +63,7 @@ def check_window_depth_matches_the_reference_replayed_from_the_frames(worker, si
     )
     # D1 first, then the record: every frame of a window already in D1 is in the record.
     rows = d1_rows(worker, "SELECT * FROM lighter_snapshots WHERE timestamp >= ? ORDER BY timestamp, symbol", since)
-    expected, uncertain = reference_windows(simulator, first_conn)
+    expected, uncertain = expected_from_record(simulator, first_conn)
     problems, compared, samples = [], 0, 0
     for row in rows:
         key = (row["market_index"], row["timestamp"])
