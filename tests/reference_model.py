@@ -43,7 +43,10 @@ Window statistics (`expected_windows`)
         crediting any time), cut at window boundaries, at each flush boundary and at
         the final close (`close_at`; None: windows simply end at their ends).
         Time while a market has no standing top (after an invalidation, before its
-        first tick) is not covered. twap_mid = sum(mid * ms) / covered_ms, None when
+        first tick) is not covered. After an invalidation that ended a standing mid,
+        the market's time is credited up to it: a tick stamped earlier (a Paradex
+        snapshot carries its book's last change) stands from there, never crediting
+        the same time twice. twap_mid = sum(mid * ms) / covered_ms, None when
         covered_ms is 0;
       * rows exist only for (market, window) pairs with at least one tick.
 
@@ -413,6 +416,7 @@ def replay(
     with_depth: set[bool] = set()  # whether ticks carried depths (must be all or none)
     segments: list[tuple[int, int, int, float]] = []
     standing: dict[int, list] = {}  # market -> [since_ms, mid]
+    credited: dict[int, int] = {}  # market -> how far its time was credited when its top was invalidated
     late = 0
 
     for e in map(_event, events):
@@ -429,6 +433,8 @@ def replay(
             old = standing.pop(e.market, None)
             if old is not None and e.ts_ms > old[0]:
                 segments.append((e.market, old[0], e.ts_ms, old[1]))
+            if old is not None:  # a later tick stamped before this point credits nothing twice
+                credited[e.market] = max(e.ts_ms, old[0], credited.get(e.market, e.ts_ms))
             continue
         if e.kind != "tick":
             raise ValueError(f"unknown event kind {e.kind!r}")
@@ -441,14 +447,14 @@ def replay(
             sample = e.depths
         if e.ts_ms < flushed_until:
             late += 1
-            standing[e.market] = [flushed_until if old is None else old[0], mid]
+            standing[e.market] = [max(flushed_until, credited.get(e.market, 0)) if old is None else old[0], mid]
             continue
         start = e.ts_ms - e.ts_ms % window_ms
         ticks.setdefault((e.market, start), []).append((e.bid, e.bid_size, e.ask, e.ask_size))
         if sample is not None:
             samples.setdefault((e.market, start), []).append(sample)
-        if old is None:
-            standing[e.market] = [e.ts_ms, mid]
+        if old is None:  # its mid stands from its stamp, or from where time was credited to, if later
+            standing[e.market] = [max(e.ts_ms, credited.get(e.market, e.ts_ms)), mid]
         elif e.ts_ms > old[0]:
             segments.append((e.market, old[0], e.ts_ms, old[1]))
             standing[e.market] = [e.ts_ms, mid]

@@ -109,6 +109,11 @@ class WindowAggregator:
         # market -> [since_ms, mid]: the top of book standing since `since_ms`,
         # whose time has not yet been credited to a window.
         self._standing: dict[int, list] = {}
+        # market -> how far its time was credited when its top of book was invalidated.
+        # A tick stamped before that (a Paradex snapshot is stamped with the book's last
+        # change, which can precede the frame that ended the previous book) starts its
+        # mid there, so no time is credited twice.
+        self._credited: dict[int, int] = {}
         self._cur_start = -1
         self._cur_end = -1
         self._cur: dict[int, _Acc] = {}
@@ -148,7 +153,8 @@ class WindowAggregator:
 
         standing = self._standing.get(market_id)
         if standing is None:
-            self._standing[market_id] = [ts, mid]
+            credited = self._credited.get(market_id, ts)
+            self._standing[market_id] = [credited if credited > ts else ts, mid]
             return
         since = standing[0]
         if ts > since:
@@ -181,6 +187,8 @@ class WindowAggregator:
     def invalidate(self, market_id: int, ts: int) -> None:
         """The market's top of book stops being valid at `ts` (gap, crossed, one side empty)."""
         standing = self._standing.pop(market_id, None)
+        if standing is not None:  # its time is credited up to ts (or its since, if later)
+            self._credited[market_id] = max(ts, standing[0], self._credited.get(market_id, ts))
         if standing is not None and ts > standing[0] and ts >= self.flushed_until:
             # The time up to `ts` is credited to ts's window even when the market has
             # not ticked there yet (it may later in that window): make sure it has an
@@ -216,6 +224,7 @@ class WindowAggregator:
             closed.append(self._close(start, min(end, max(now_ms, start)), symbols))
             self.flushed_until = max(self.flushed_until, end)
         self._standing.clear()
+        self._credited.clear()
         return closed
 
     # -- introspection -------------------------------------------------------
@@ -248,7 +257,7 @@ class WindowAggregator:
     def _restart_standing(self, market_id: int, mid: float) -> None:
         standing = self._standing.get(market_id)
         if standing is None:
-            self._standing[market_id] = [self.flushed_until, mid]
+            self._standing[market_id] = [max(self.flushed_until, self._credited.get(market_id, 0)), mid]
         else:
             standing[1] = mid
 

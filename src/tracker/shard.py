@@ -385,7 +385,9 @@ class ShardTracker:
                 connection.reconnect_at = None
                 self._open_feed()
         else:
-            connection.check(now)
+            # The clock now, not the alarm's start: earlier steps may have waited seconds
+            # on D1 or REST, and a stale reading would make a live feed look silent.
+            connection.check(self.ports.clock.now_ms())
 
     async def _close_windows(self, now: int) -> None:
         if self.aggregator is None:

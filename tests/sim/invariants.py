@@ -27,17 +27,12 @@ exchange the world ran (Lighter, Paradex or both), on that exchange's own tables
    (Paradex's only those of the kinds tracked) and stats rows of its own shards;
    an exchange the world did not run has empty tables.
 9. Every window row covers at most its own length (0 <= covered_ms <= window_ms).
-
-Known tracker bugs (KNOWN_BUGS): what this simulation found in the tracker and
-reported, not fixed yet. When one shows, it is listed apart (`world.known_bugs`,
-printed by scripts/simulate) and fails the run only with SIM_STRICT=1. Once the
-tracker is fixed, delete its entry: the invariant is then enforced everywhere.
+10. A live feed is never closed as stale: a frame came within STALE_FEED_SECONDS.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from decimal import Decimal, InvalidOperation
 
 import reference_model as ref
@@ -91,59 +86,23 @@ def _paradex_book(payload):
 
 BOOK_READERS = {"lighter": _lighter_book, "paradex": _paradex_book}
 
-KNOWN_BUGS = {
-    # tracker/connection.py FeedConnection.check(now) gets the alarm's start time; when
-    # the alarm's earlier steps awaited D1 or REST for seconds, the watchdog restarts the
-    # silence clock at that stale time, and the next alarm declares a live feed stale.
-    "stale-close": "a connection closed as stale although a frame came within STALE_FEED_SECONDS",
-    # tracker/aggregator.py: an invalidation forgets the market's clock, so a tick stamped
-    # before it (Paradex stamps a snapshot with the book's last change, often before the
-    # frame that ended the previous book: an empty delta, or another market's frame at a
-    # reconnect) starts a new standing mid from its own, earlier, time: [ts, invalidation)
-    # is credited twice (covered_ms can exceed the window), or, when the market had no
-    # tick in that window yet, not at all. The reference model (replay) forgets the clock
-    # the same way, so those windows' twap_mid and covered_ms are not compared.
-    "clock-backwards": "a window covering more than its length after a tick stamped before the market's "
-                       "last invalidation",
-}
-
-
-def _known(bug: str, detail: str) -> str:
-    assert bug in KNOWN_BUGS, bug
-    return f"known tracker bug [{bug}]: {detail}"
-
 
 def reference_windows(trace: list[tuple], read=_lighter_book):
     """Per shard: (market, window start) -> the row the reference expects; the
     windows whose covered time is ambiguous: between a connection's last frame and
     the moment its end was noticed (the tracker cannot know whether a silent book
     stood; it credits time up to each window it closes meanwhile); and the windows
-    whose covered time is disputed (KNOWN_BUGS "clock-backwards"): from a tick
-    stamped before its market's latest invalidation, when no mid stood, to that
-    invalidation; and the windows the reference cannot tell: those of frames of a
+    the reference cannot tell: those of frames of a
     delisted market delivered after the exchange stopped it (the tracker drops them
     once its refresh has seen the delisting, which may come first)."""
     events: dict[int, list] = {}
     unsure: set[tuple[int, int]] = set()
     stopped: set[int] = set()
     ambiguous: set[tuple[int, int]] = set()
-    disputed: set[tuple[int, int]] = set()
     books: dict[tuple[int, int], ref.NaiveBook] = {}
     last_ts: dict[int, int] = {}
     seen: dict[int, set[int]] = {}
-    standing: dict[tuple[int, int], bool] = {}  # (shard, market) -> a mid stands
-    clock: dict[tuple[int, int], int] = {}  # (shard, market) -> latest invalidation
-
     def add(stream: list, shard: int, event: ref.Event) -> None:
-        key = (shard, event.market)
-        if event.kind == "tick":
-            if not standing.get(key) and event.ts_ms < clock.get(key, event.ts_ms):
-                first = event.ts_ms - event.ts_ms % WINDOW_MS
-                disputed.update((event.market, start) for start in range(first, clock[key] + 1, WINDOW_MS))
-            standing[key] = True
-        else:
-            standing[key] = False
-            clock[key] = max(clock.get(key, event.ts_ms), event.ts_ms)
         stream.append(event)
 
     for entry in trace:
@@ -179,14 +138,12 @@ def reference_windows(trace: list[tuple], read=_lighter_book):
         elif kind in ("from", "flush"):  # measuring from / windows closed until (floored to a window)
             stream.append(ref.Event(-1, entry[2], "flush"))
     expected = {shard: ref.expected_windows(stream, WINDOW_MS) for shard, stream in events.items()}
-    return expected, ambiguous, disputed, unsure
+    return expected, ambiguous, unsure
 
 
 def check(world) -> list[str]:
-    """The violations of a finished world (those of known tracker bugs are kept in
-    `world.known_bugs`, and count only with SIM_STRICT=1)."""
+    """The violations of a finished world."""
     v: list[str] = []
-    known: list[str] = []
 
     # 7. nothing escaped, and no step failed but for the simulated faults
     v += world.errors[:5]
@@ -194,16 +151,15 @@ def check(world) -> list[str]:
           if entry[4] == "step_failed" and "simulated" not in entry[5]][:3]
 
     for venue in world.venues:
-        v += check_venue(world, venue, known)
+        v += check_venue(world, venue)
     v += check_separation(world)
 
     # 5. listings
     v += world.probes
-    world.known_bugs = known
-    return v + known if os.environ.get("SIM_STRICT") == "1" else v
+    return v
 
 
-def check_venue(world, venue, known: list[str]) -> list[str]:
+def check_venue(world, venue) -> list[str]:
     v: list[str] = []
     ex, d1 = venue.ex, world.d1
     _, snapshots, minutes_table, _, _ = TABLES[venue.name]
@@ -216,7 +172,8 @@ def check_venue(world, venue, known: list[str]) -> list[str]:
     for kind, n in sorted(ex.refusals.items()):
         v.append(f"{venue.name}: {kind}: {n} time(s)")
     v += ex.violations[:3]
-    known += [_known("stale-close", line) for line in ex.early_stale_closes[:3]]
+    # A live feed is never closed as stale (a frame came within STALE_FEED_SECONDS).
+    v += [f"{say}{line}" for line in ex.early_stale_closes[:3]]
 
     # 2-3. windows
     lost: dict[int, list[tuple[int, int]]] = {s: sorted(r) for s, r in venue.lost_ranges.items()}
@@ -224,7 +181,7 @@ def check_venue(world, venue, known: list[str]) -> list[str]:
     def in_lost(shard: int, start: int) -> bool:
         return any(a <= start < b for a, b in lost.get(shard, ()))
 
-    expected, ambiguous, disputed, unsure = reference_windows(ex.trace, BOOK_READERS[venue.name])
+    expected, ambiguous, unsure = reference_windows(ex.trace, BOOK_READERS[venue.name])
     columns = _columns(d1, snapshots)
     written = {(k[1], k[2]): dict(zip(columns, vals)) for k, vals in d1.writes.items() if k[0] == snapshots}
     delisted_last: set[tuple[int, int]] = set()
@@ -248,7 +205,7 @@ def check_venue(world, venue, known: list[str]) -> list[str]:
             if got is None:
                 v.append(f"{say}window {key} of shard {shard} had ticks but is neither in D1 nor recorded lost")
                 continue
-            if key in delisted_last or key in ambiguous or key in disputed:
+            if key in delisted_last or key in ambiguous:
                 want = {k: x for k, x in want.items() if k not in ("twap_mid", "covered_ms")}
             diff = ref.row_mismatches(got, want)
             if diff:
@@ -258,11 +215,7 @@ def check_venue(world, venue, known: list[str]) -> list[str]:
             v.append(f"{say}window {key} in D1 but the reference has no ticks there")
         # 9. a window covers at most its own length
         if not 0 <= row["covered_ms"] <= row["window_ms"]:
-            line = f"{say}window {key} covers {row['covered_ms']} ms of {row['window_ms']}"
-            if key in disputed:
-                known.append(_known("clock-backwards", line))
-            else:
-                v.append(line)
+            v.append(f"{say}window {key} covers {row['covered_ms']} ms of {row['window_ms']}")
     v += [f"{say}{line}" for line in d1.rewrites_differing if f"'{snapshots}'" in line][:3]
 
     # 4. minutes

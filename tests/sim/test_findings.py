@@ -397,14 +397,12 @@ def test_a_tracker_that_ignores_paradex_asset_kinds_is_caught(monkeypatch):
     assert any("paradex_markets holds market" in v for v in violations), violations
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="tracker bug [clock-backwards] (invariants.KNOWN_BUGS): a snapshot stamped "
-                   "before the market's invalidation is credited time twice")
-def test_known_bug_a_snapshot_stamped_before_a_reconnect_never_covers_more_than_its_window():
+def test_a_snapshot_stamped_before_a_reconnect_never_covers_more_than_its_window():
     """A quiet market (SOL) beside a busy one on one connection; the connection drops:
     both books end at the newest frame (BTC's); SOL's new snapshot is stamped with its
-    book's last change, seconds earlier, and its mid is credited [that change, the
-    drop) a second time: the window covers more than its 15 s. (Fixed, this passes: remove
-    'clock-backwards' from KNOWN_BUGS and this mark.)"""
+    book's last change, seconds earlier. Its mid stands from the drop on (a market's
+    clock never runs backwards), not from that change: before the fix [that change,
+    the drop) was credited twice and the window covered more than its 15 s."""
     world = paradex_scenario([(40_000, "drop_all", {})], symbols=(BTC, SOL), quiet=(SOL,), seed=14,
                              stale_feed_ms=30_000)
     at = [r["name"] for r in world.d1.rows("PRAGMA table_info(paradex_snapshots)")].index("covered_ms")
@@ -413,13 +411,11 @@ def test_known_bug_a_snapshot_stamped_before_a_reconnect_never_covers_more_than_
     assert not too_long, too_long
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="tracker bug [stale-close] (invariants.KNOWN_BUGS): the watchdog restarts "
-                   "its silence clock at the alarm's start time")
-def test_known_bug_a_feed_is_never_declared_stale_while_frames_arrive():
+def test_a_feed_is_never_declared_stale_while_frames_arrive():
     """Seed 108 (Lighter; its plan is the first release's): D1 hangs, a restart, the
-    resuming alarm's markets step awaits D1 for 14 s while frames arrive; its feed step
-    then resets the watchdog to the alarm's start time, and the next alarm, 82 ms
-    later, closes the live feed as 'no message for 14s'. (Fixed, this passes: remove
-    'stale-close' from KNOWN_BUGS and this mark.)"""
+    resuming alarm's markets step awaits D1 for 14 s while frames arrive. Before the
+    fix its feed step reset the watchdog to the alarm's start time, and the next
+    alarm, 82 ms later, closed the live feed as 'no message for 14s'; the check now
+    reads the clock when it runs."""
     world = sim.run(108).world
     assert not world.exchange.early_stale_closes, world.exchange.early_stale_closes

@@ -91,7 +91,6 @@ class Result:
     world: World
     violations: list[str] = field(default_factory=list)
     replay: str = ""
-    known: list[str] = field(default_factory=list)  # known tracker bugs seen (invariants.KNOWN_BUGS)
 
 
 def make_plan(seed: int) -> Plan:
@@ -431,7 +430,6 @@ class World:
         self.logs: list[tuple] = []  # (ms, shard, level, component, event, message, exchange)
         self.errors: list[str] = []
         self.probes: list[str] = []
-        self.known_bugs: list[str] = []  # set by invariants.check
         self.loop_end_ms = 0
 
     # The primary exchange's (the plan's own), as the scenarios read them.
@@ -659,5 +657,4 @@ def run(seed: int) -> Result:
     world.run()
     result = Result(plan, world, replay=f"bash scripts/simulate --seed {seed}")
     result.violations = check(world)
-    result.known = world.known_bugs
     return result

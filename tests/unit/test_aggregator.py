@@ -118,6 +118,21 @@ def test_invalidation_before_the_market_ticks_in_a_window_still_covers_that_wind
     assert row["twap_mid"] == pytest.approx(150.0)
 
 
+def test_a_tick_stamped_before_the_invalidation_that_ended_its_market_credits_nothing_twice():
+    """Paradex stamps a snapshot with its book's last change, which can precede the
+    frame that ended the previous book (a reconnect ends every book at the newest frame
+    of any market). The old mid's time is credited up to that end; the new mid stands
+    from there, not from its earlier stamp: covered_ms never exceeds the window."""
+    d = Driver(15_000)
+    d.tick(0, T0 + 1_000, 99.0, 1.0, 101.0, 1.0)  # mid 100 from 1 s
+    d.invalid(0, T0 + 9_000)  # the connection drops at another market's newest frame
+    d.tick(0, T0 + 4_000, 199.0, 1.0, 201.0, 1.0)  # the new snapshot, stamped 4 s: mid 200 from 9 s
+    d.close_all(T0 + 15_000)
+    row = d.check(close_at=T0 + 15_000)[(0, T0)]
+    assert row["covered_ms"] == 14_000  # 1..9 s at 100, 9..15 s at 200
+    assert row["twap_mid"] == pytest.approx((100 * 8_000 + 200 * 6_000) / 14_000)
+
+
 def test_invalidation_in_a_window_nobody_has_ticked_in_yet():
     d = Driver(1_000)
     d.tick(0, T0 + 500, 9.0, 1.0, 11.0, 1.0)
