@@ -262,7 +262,11 @@ class WindowAggregator:
             standing[1] = mid
 
     def _credit(self, market_id: int, standing: list, until: int) -> None:
-        """Credit the standing mid's time [since, until) to the windows it spans."""
+        """Credit the standing mid's time [since, until) to the windows it spans, those
+        where the market has not ticked (yet) included: a tick can still land there (a
+        Paradex snapshot is stamped with its book's last change, often in an earlier
+        window), and its row must then cover the time the old mid stood. A window gets
+        a row only if the market ticks in it."""
         since, mid = standing
         window_ms = self.window_ms
         start = max(since, self.flushed_until)
@@ -270,8 +274,12 @@ class WindowAggregator:
             window_start = start - start % window_ms
             end = min(until, window_start + window_ms)
             accs = self._windows.get(window_start)
-            acc = accs.get(market_id) if accs is not None else None
-            if acc is not None:
+            if accs is None and len(self._windows) < MAX_OPEN_WINDOWS:
+                accs = self._windows[window_start] = {}
+            if accs is not None:
+                acc = accs.get(market_id)
+                if acc is None:
+                    acc = accs[market_id] = _Acc()
                 acc.tw_sum += mid * (end - start)
                 acc.covered += end - start
             start = end

@@ -153,6 +153,9 @@ class ShardTracker:
         await self._save()
         self.log("info", self.label, "tracking_started",
                  f"starting: shard {self.shard + 1}/{self.config.shards}, {self.config.ws_url}")
+        # The new run's frontier in D1 at once, not at its first flush: other shards
+        # read it before pruning windows of minutes this run may still add to.
+        await self._step("stats", self._publish_stats, now)
         await self._step("markets", self._refresh_markets, now)
         self._open_feed()
         await self._schedule()
@@ -496,7 +499,11 @@ class ShardTracker:
         state.minutes_rolled_until = rolled
         await self._save()
         now = self.ports.clock.now_ms()
-        windows_before = min(now - self.config.snapshot_retention_ms, self._sealed_until())
+        windows_before = min(now - self.config.snapshot_retention_ms, self._sealed_until(),
+                             # Never a window of this minute or the last: a run starting now
+                             # measures from the last window on, and its minute's rollup
+                             # reads every window of it from D1.
+                             now - now % MINUTE_MS - MINUTE_MS)
         if others.get("sealed") is not None:
             windows_before = min(windows_before, others["sealed"])
         shards = self._shards()
@@ -538,6 +545,9 @@ class ShardTracker:
             await db.batch(sql.bulk(self.sql.UPSERT_HOURS, [h.values() for h in hours]))
             self.log("info", "Aggregator", "hours", f"hour averages: {len(hours)} rows for {len(starts)} hour(s)")
         return until
+
+    async def _publish_stats(self, now: int) -> None:
+        await self.ports.db.batch([self._stats_statement(now, self.outbox.entries)])
 
     async def _alert(self, now: int) -> None:
         # Healthy: connected, and at least one book is live (a connection whose every
