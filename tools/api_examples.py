@@ -246,6 +246,19 @@ def collect(base_url: str, token: str, sim_control: SimControl, log: Callable[[s
     rec.http("overview", "Data",
              "Each active market's latest window and minute; `age_ms` is how long ago its latest window "
              "ended (1.5-16.5 s when healthy).", "GET", "/api/overview", expect=200)
+    log("waiting for a Paradex minute")
+    client.wait("/api/minutes?exchange=paradex", lambda b: b["count"] > 0, minute_timeout, "a Paradex minute row")
+    rec.http("paradex-markets", "Paradex",
+             "Every route takes `exchange=paradex` (`lighter`, the default, is the tables named "
+             "`lighter_*`): Paradex's markets, ids being a hash of the symbol.",
+             "GET", "/api/markets?exchange=paradex", expect=200)
+    rec.http("paradex-minutes", "Paradex", "Paradex's minute rows, the same columns as Lighter's.",
+             "GET", "/api/minutes?exchange=paradex&symbol=BTC-USD-PERP&limit=1", expect=200)
+    rec.http("paradex-stats", "Paradex", "Paradex's shards alone (without `exchange`, /api/stats answers every "
+             "enabled exchange: Lighter's fields at the top, each exchange's under `exchanges`).",
+             "GET", "/api/stats?exchange=paradex", expect=200)
+    rec.http("error-exchange", "Paradex", "An unknown exchange: 400.", "GET", "/api/minutes?exchange=kraken",
+             expect=400)
     rec.http("export-csv", "Data",
              "Minute rows oldest first as a CSV download (streamed; a day of every market is fine).",
              "GET", f"/api/export?symbol={symbol}&format=csv", expect=200, text_lines=2)
@@ -330,7 +343,7 @@ def _websocket_example(ws_base: str) -> Example:
 
 # -- markdown ----------------------------------------------------------------------------
 
-SECTIONS = ("Control", "Data", "Health", "Dashboard", "Errors")
+SECTIONS = ("Control", "Data", "Paradex", "Health", "Dashboard", "Errors")
 
 
 def render(examples: list[Example], context: str) -> str:
@@ -481,10 +494,14 @@ def generate(out: Path, log_copy: Path | None = None, keep: bool = False) -> Pat
     print(f"[api-examples] working in {work}", flush=True)
     devstack.apply_schema(persist)
     sim = devstack.Simulator(work / "simulator.log", markets=SIM_MARKETS, rate=SIM_RATE, seed=SIM_SEED)
+    # Both exchanges, as the test session runs them (tests/conftest.py).
+    paradex = devstack.Simulator(work / "simulator-paradex.log", markets=3, rate=SIM_RATE, seed=SIM_SEED,
+                                 exchange="paradex")
     worker = devstack.WranglerDev(
         work / "wrangler.log", persist_dir=persist,
         vars={"LIGHTER_API_URL": sim.url, "LIGHTER_WS_URL": sim.ws_url, "ADMIN_TOKEN": EXAMPLE_TOKEN,
-              "SHARDS": str(SHARDS)},
+              "SHARDS": str(SHARDS), "ENABLED_EXCHANGES": "lighter,paradex",
+              "PARADEX_API_URL": paradex.url, "PARADEX_WS_URL": paradex.ws_url},
     )
 
     def sim_control(action: str, **params: Any) -> Any:
@@ -495,6 +512,7 @@ def generate(out: Path, log_copy: Path | None = None, keep: bool = False) -> Pat
 
     try:
         sim.start()
+        paradex.start()
         worker.start()
         print(f"[api-examples] wrangler dev on {worker.url}, simulator on {sim.url}", flush=True)
         examples = collect(worker.url, EXAMPLE_TOKEN, sim_control,
@@ -503,9 +521,11 @@ def generate(out: Path, log_copy: Path | None = None, keep: bool = False) -> Pat
     finally:
         worker.stop()
         sim.stop()
+        paradex.stop()
     version = json.loads((ROOT / "node_modules" / "wrangler" / "package.json").read_text())["version"]
     context = (f"{time.strftime('%Y-%m-%d')}, wrangler {version} (`wrangler dev --local`), SHARDS={SHARDS}, "
-               f"simulator with {SIM_MARKETS} markets at {SIM_RATE:g} updates/s each (seed {SIM_SEED}).")
+               f"simulator with {SIM_MARKETS} markets at {SIM_RATE:g} updates/s each (seed {SIM_SEED}); "
+               "ENABLED_EXCHANGES=lighter,paradex, Paradex's simulator with 3 perpetuals.")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(examples, context))
     print(f"[api-examples] wrote {out} ({len(examples)} examples)", flush=True)
