@@ -17,7 +17,7 @@ from workers import fetch
 from tracker.ports import Statement
 
 from . import d1, shards
-from .lighter_socket import LighterSocket
+from .feed_socket import FeedSocket
 
 # Durable Object storage takes at most 128 keys per put/delete call.
 KEYS_PER_CALL = 128
@@ -70,9 +70,9 @@ class D1Database:
         return await d1.run_batch(self._db, list(statements))
 
 
-def open_socket(url, on_frame, on_open, on_down) -> LighterSocket:
-    LighterSocket.count += 1
-    return LighterSocket(url, LighterSocket.count, on_frame, on_open, on_down)
+def open_socket(url, on_frame, on_open, on_down) -> FeedSocket:
+    FeedSocket.count += 1
+    return FeedSocket(url, FeedSocket.count, on_frame, on_open, on_down)
 
 
 class JsHttp:

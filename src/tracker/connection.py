@@ -18,6 +18,7 @@ from .aggregator import WindowAggregator
 from .exchange import LIGHTER, Exchange, Wire
 from .feed import BookFeed
 from .pacing import RATE_WINDOW_MS, Budget, SubscriptionPacer
+from .protocol import LighterWire
 from .ports import Clock, Log, Socket, SocketFactory
 from .reconnect import Backoff, FeedWatchdog
 
@@ -36,12 +37,12 @@ class FeedConnection:
         on_drop: Callable[[BookFeed], None],
         rng: random.Random | None = None,
         exchange: Exchange = LIGHTER,
-        new_wire: Callable[[], Wire] | None = None,
+        new_wire: Callable[[], Wire] = LighterWire,
     ) -> None:
         self.url = url
         self.exchange = exchange
         self.label = exchange.label
-        self.new_wire = new_wire or (lambda: exchange.new_wire(None, {}))
+        self.new_wire = new_wire  # a fresh Wire per connection (the shard binds its config and symbols)
         self.sockets = sockets
         self.clock = clock
         self.log = log

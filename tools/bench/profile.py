@@ -216,11 +216,11 @@ def patch_tree(app: Path, variant: str, profile_messages: int, api_requests: int
         return
     if VARIANT_BODIES[variant] is None:
         return
-    sock = app / "src" / "runtime" / "lighter_socket.py"
+    sock = app / "src" / "runtime" / "feed_socket.py"
     text = sock.read_text()
     old = 'self._listen("message", lambda evt: on_text(evt.data))'
     if old not in text:
-        raise RuntimeError(f"profile patch: {old!r} not found in lighter_socket.py (source changed)")
+        raise RuntimeError(f"profile patch: {old!r} not found in feed_socket.py (source changed)")
     sock.write_text(text.replace(old, 'self._listen("message", lambda evt: on_text(evt))'))
     sess = app / "src" / "runtime" / "session.py"
     text = sess.read_text()

@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     for label, (best, median) in r.items():
         print(row(label, len(frame), best, median))
     if sys.platform == "emscripten":
-        print("Crossing from JS into Python, as runtime/lighter_socket.py does per frame:")
+        print("Crossing from JS into Python, as runtime/feed_socket.py does per frame:")
         for label, (size, best, median) in js_crossing(frame, a.rounds, a.min_time).items():
             print(row(label, size, best, median))
     print("Ingest: BookFeed.on_frame, the whole per-message path (parse, book, continuity, window sums):")

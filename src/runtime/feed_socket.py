@@ -17,7 +17,7 @@ import js
 from pyodide.ffi import create_once_callable, create_proxy
 
 
-class LighterSocket:
+class FeedSocket:
     count = 0  # connections opened by this isolate: numbers them for the logs
 
     def __init__(
