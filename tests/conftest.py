@@ -222,6 +222,9 @@ def paradex_simulator(artifacts_dir: Path):
     proc = devstack.Simulator(
         _fresh_log(artifacts_dir, "simulator-paradex.log"), markets=PARADEX_MARKETS, rate=PARADEX_RATE,
         seed=SIM_SEED, exchange="paradex",
+        # Protocol pings every 5 s (Paradex: 55 s), a pong due within 3 s: the Worker's
+        # socket must answer them (workerd does, for the Python code) or be closed.
+        extra_args=("--ping-interval", "5", "--pong-timeout", "3"),
     )
     proc.start()
     try:

@@ -144,5 +144,9 @@ def test_lighter_and_paradex_at_once_with_faults_on_both(worker, simulator, para
     assert worker.get_json("/api/markets?exchange=paradex")["count"] >= len(paradex)
     wait_until(lambda: not any(c["open"] for c in paradex_simulator.state()["connections"]),
                timeout=15, what="the Paradex sockets to close")
+    # The server's protocol pings (every 5 s in this session) were answered by the
+    # runtime: pongs came, and no connection was closed for want of one.
+    state = paradex_simulator.state()
+    assert state["pongs_received"] >= 3 and state["no_pong_closes"] == 0, state
     for sim in (simulator, paradex_simulator):
         sim.control("record_frames", on=False)

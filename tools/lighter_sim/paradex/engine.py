@@ -148,6 +148,7 @@ class ParadexSimulator(Simulator):
 
     def on_pong(self, conn: Connection) -> None:
         conn.ping_sent_at = None
+        self.counters["pongs_received"] += 1
 
     # ---- client messages (JSON-RPC) -----------------------------------------------------
     def handle_text(self, conn: Connection, text: Optional[str], us_in: Optional[int] = None) -> None:

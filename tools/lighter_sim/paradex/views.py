@@ -93,6 +93,7 @@ def state(sim: "ParadexSimulator") -> dict[str, Any]:
         "empty_deltas": sim.counters["empty_deltas"],
         "heartbeats_sent": sim.counters["heartbeats"],
         "no_pong_closes": sim.counters["no_pong_closes"],
+        "pongs_received": sim.counters["pongs_received"],  # answers to the server's protocol pings
         # JSON-RPC codes (WebSocket) and REST error codes, every one listed, zeros included
         "errors_sent": {str(code): sim.errors_sent.get(code, 0)
                         for code in [*PP.MESSAGES, *PP.REST_ERRORS,
