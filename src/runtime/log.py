@@ -77,8 +77,7 @@ def emit(level: str, component: str, message: str, shard: int | None = None, eve
 class ActivityLog:
     def __init__(self, shard: int, keep: int = 200, exchange: str = "lighter") -> None:
         self.shard = shard
-        # Lighter's lines keep the shape they had before Paradex: no exchange field.
-        self.exchange = None if exchange == "lighter" else exchange
+        self.exchange = exchange  # every line the dashboard gets says whose it is
         self.recent: deque[dict] = deque(maxlen=keep)
         self.listeners: list[Listener] = []
 
@@ -88,10 +87,9 @@ class ActivityLog:
             "level": level,
             "component": component,
             "shard": self.shard,
+            "exchange": self.exchange,
             "message": message,
         }
-        if self.exchange:
-            entry["exchange"] = self.exchange
         if event:
             entry["event"] = event
         self.recent.append(entry)

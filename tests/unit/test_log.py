@@ -77,8 +77,19 @@ def test_ring_buffer_and_listeners_keep_their_shape(log):
         activity.info("Aggregator", "flush", f"flushed {n} rows in 1 window(s), 5 ms")
     assert len(activity.recent) == 2 and seen[-1] is activity.recent[-1]
     entry = activity.recent[-1]
-    assert set(entry) == {"ts", "level", "component", "shard", "message", "event"}
+    assert set(entry) == {"ts", "level", "component", "shard", "exchange", "message", "event"}
     assert entry["message"] == "flushed 2 rows in 1 window(s), 5 ms" and entry["event"] == "flush"
+    assert entry["exchange"] == "lighter"  # a Paradex tracker's log says paradex
+
+
+def test_a_paradex_trackers_shared_parts_say_so_in_the_prefix(log):
+    activity = log.ActivityLog(shard=2, exchange="paradex")
+    activity.info("Aggregator", "flush", "flushing 3 symbols")
+    activity.info("Paradex", "connected", "connected")
+    assert [args[0] for _, args in log.calls[-2:]] == ["[Aggregator@paradex:2] flushing 3 symbols",
+                                                       "[Paradex:2] connected"]
+    assert log.calls[-1][1][1] == {"component": "Paradex", "shard": 2, "event": "connected"}
+    assert activity.recent[-1]["exchange"] == "paradex"
 
 
 def test_emit_without_a_shard(log):
