@@ -6,6 +6,10 @@ import { byId, setState, setText } from "./dom.js";
 import { exchangeLabel } from "./exchange.js";
 import { tokenStore } from "./token.js";
 
+// After a start/stop, pushed stats that contradict its answer are ignored this long (ms):
+// the hub pushes every second, so a stale one can only be that recent.
+const HOLD_MS = 2500;
+
 export class Control {
   /**
    * @param {{enabled: boolean, exchange: string, onResult: (body, exchange) => void}} options
@@ -19,6 +23,7 @@ export class Control {
     this.tracking = null; // unknown until the first stats
     this.busy = false;
     this.pending = null; // the action waiting for a token
+    this.held = null; // {tracking, until}: the last action's answer, held against stale pushes
     this.button = byId("toggle");
     this.note = byId("control-note");
     this.form = byId("token-form");
@@ -51,7 +56,13 @@ export class Control {
   }
 
   setTracking(tracking) {
-    this.tracking = Boolean(tracking);
+    tracking = Boolean(tracking);
+    // A push fetched just before our action landed can arrive just after its answer:
+    // for a moment, an answer contradicting the action is taken for that, not news.
+    const held = this.held;
+    if (held && Date.now() < held.until && tracking !== held.tracking) return;
+    this.held = null;
+    this.tracking = tracking;
     this.render();
   }
 
@@ -115,7 +126,10 @@ export class Control {
       this.note.hidden = true;
       if (body && typeof body === "object") {
         // The answer's top level is the exchange acted on (the only one it holds).
-        if ("isTracking" in body && exchange === this.exchange) this.tracking = Boolean(body.isTracking);
+        if ("isTracking" in body && exchange === this.exchange) {
+          this.tracking = Boolean(body.isTracking);
+          this.held = { tracking: this.tracking, until: Date.now() + HOLD_MS };
+        }
         this.onResult(body, exchange);
       }
     } catch (error) {

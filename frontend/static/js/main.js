@@ -137,7 +137,9 @@ const control = new Control({
   onResult: (body, about) => {
     const s = about === exchange ? statsFor(body, about) : null;
     if (s && "isTracking" in s) showStats(s);
-    live.send({ type: "stats" });
+    // Not `live.send({type: "stats"})`: the hub answers that from its last push, which
+    // can predate this action and would flip the button back for a second. The next
+    // push (within a second) is fetched after it.
   },
 });
 
