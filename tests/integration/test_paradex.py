@@ -97,8 +97,8 @@ def test_lighter_and_paradex_at_once_with_faults_on_both(worker, simulator, para
     wait_live(worker, "paradex", len(paradex))
     wait_live(worker, "lighter", len(lighter))
 
-    # Three more windows on both, then stop both: the partial window and minute are flushed.
-    target = {name: exchange_stats(worker, name)["windowsFlushed"] + 3 for name in ("lighter", "paradex")}
+    # Two more windows on both, then stop both: the partial window and minute are flushed.
+    target = {name: exchange_stats(worker, name)["windowsFlushed"] + 2 for name in ("lighter", "paradex")}
     for name in ("lighter", "paradex"):
         worker.wait_json(f"/api/stats?exchange={name}", lambda s, n=name: s["windowsFlushed"] >= target[n], timeout=60)
     stopped = worker.admin_post("/api/stop").json()
@@ -120,7 +120,7 @@ def test_lighter_and_paradex_at_once_with_faults_on_both(worker, simulator, para
                     c[0].add(r["market_id"]); c[2] = r["timestamp_ms"]
             problems.append(f"since {since[name]}; connections: {conns}")
         assert not problems, f"{name}:\n" + "\n".join(problems[:20])
-        assert compared >= 2 * len(markets), (name, compared)
+        assert compared >= len(markets), (name, compared)  # every market, in a window no connection's end touches
         problems = minute_mismatches(rows, d1_rows(worker, f"SELECT * FROM {minutes_table}"))
         assert not problems, f"{name}:\n" + "\n".join(problems[:20])
         assert all(r["is_tracking"] == 0 for r in d1_rows(worker, f"SELECT is_tracking FROM {stats_table}"))
