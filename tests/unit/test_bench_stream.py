@@ -68,3 +68,46 @@ def test_the_pure_feed_takes_the_stream_without_malformed_frames_or_gaps():
     assert (c.malformed, c.gaps, c.crossed, c.one_sided, c.unknown_market) == (0, 0, 0, 0, 0)
     assert (c.snapshots, c.updates) == (20, 5_000)
     assert feed.valid_books() == 20
+
+
+def test_the_sbe_stream_carries_the_same_changes_and_the_paradex_feed_takes_it_clean():
+    """bench.stream.sbe_frames (the Paradex sender's frames): the same levels as the
+    Lighter frames, seq + 1 per market, and no gap or malformed frame through the
+    pure feed with Paradex's wire."""
+    from bench.stream import SNAPSHOT_TAIL, UPDATE_TAIL, paradex_markets_json, sbe_frames
+    from tracker.pacing import SubscriptionPacer
+    from tracker.paradex import ParadexWire
+    from tracker.paradex_markets import parse_markets
+    from tracker.protocol import parse_frame
+    from tracker.sbe import decode
+
+    stream = generate(markets=6, deltas=2_000, seed=5)
+    sbe = sbe_frames(stream)
+    markets = parse_markets(paradex_markets_json(stream), now_ms=0)
+    assert sorted(m.symbol for m in markets) == sorted(sbe.symbols)
+    for k in range(stream.markets):
+        pairs = [(stream.snapshots[k], SNAPSHOT_TAIL, sbe.snapshots[k])]
+        pairs += [(head, UPDATE_TAIL, split) for head, split in zip(stream.chains[k], sbe.chains[k])]
+        seqs = []
+        for head, tail, split in pairs:
+            lighter = parse_frame((head + b"1774884082326" + tail).decode())
+            event = decode(sbe.frame(split, 1_774_884_082_326_000))
+            assert (event.bids, event.asks, event.market) == (lighter.bids, lighter.asks, sbe.symbols[k])
+            seqs.append(event.seq)
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+
+    symbols = {m.market_index: m.symbol for m in markets}
+    wire = ParadexWire(symbols)
+    aggregator = WindowAggregator(15_000, stream.base_ts_ms - stream.base_ts_ms % 15_000)
+    feed = BookFeed(list(symbols), aggregator, SubscriptionPacer(wire=wire), wire=wire)
+    feed.on_open()
+    cursor = [0] * stream.markets
+    for k in range(stream.markets):
+        feed.on_frame(sbe.frame(sbe.snapshots[k], stream.base_ts_ms * 1000))
+    for position, k in enumerate(stream.order):
+        feed.on_frame(sbe.frame(sbe.chains[k][cursor[k]], stream.synthetic_ts(position) * 1000))
+        cursor[k] += 1
+    c = feed.counters
+    assert (c.malformed, c.gaps, c.crossed, c.one_sided, c.unknown_market) == (0, 0, 0, 0, 0)
+    assert (c.snapshots, c.updates) == (6, 2_000)
+    assert feed.valid_books() == 6

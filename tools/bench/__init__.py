@@ -7,12 +7,14 @@
     python -m bench core ...                                          the CPython floor alone
     python -m bench profile [--quick]                                 where workerd's time per message goes
     python -m bench paradex [--rounds 7]                              Paradex SBE beside Lighter JSON: decode, JS->Python, ingest
+    python -m bench ingest-compare [--markets 50] [--messages 300000] ingest in workerd, Lighter then Paradex, same changes
 
 Every command runs wrangler dev from a temporary COPY of wrangler.toml, src/, frontend/ and
 python_modules/ (wrangler reloads on any source edit; the copy pins the code measured).
 `run --proto NAME` applies a prototype fix from bench/protos.py to that copy only.
 
-Figures go to bench-results/<name>.json (latest.json for `run`; shards-N.json; profile.json)
+Figures go to bench-results/<name>.json (latest.json for `run`; shards-N.json; profile.json;
+ingest-compare.json)
 plus a timestamped copy in bench-results/history/; logs in bench-results/logs/. The folder
 ignores itself (bench-results/.gitignore is `*`).
 """

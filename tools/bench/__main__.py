@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-COMMANDS = ("run", "shards", "sender", "core", "profile", "api", "paradex")
+COMMANDS = ("run", "shards", "sender", "core", "profile", "api", "paradex", "ingest-compare")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
         # Worker's runtime, under node), with the JS-to-Python crossing of each.
         from .sbe_decode import main as sbe_main
         return sbe_main(rest) or sbe_main([*rest, "--pyodide"])
+    if command == "ingest-compare":
+        # Ingest inside workerd: Lighter, then Paradex, on the same book changes.
+        from .compare import main as compare_main
+        return compare_main(rest)
     if command == "sender":
         from .sender import main as sender_main
         return sender_main(rest)

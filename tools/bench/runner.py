@@ -56,8 +56,10 @@ API_ENDPOINTS = ("/api/stats", "/api/minutes", "/api/overview")
 class Sampler(threading.Thread):
     """Samples workerd CPU/RSS every `period` s and the tracker's stats every `stats_every` s."""
 
-    def __init__(self, pids: list[int], base_url: str, period: float = 1.0, group: int | None = None) -> None:
+    def __init__(self, pids: list[int], base_url: str, period: float = 1.0, group: int | None = None,
+                 stats_path: str = "/api/stats") -> None:
         super().__init__(daemon=True)
+        self.stats_path = stats_path  # e.g. /api/stats?exchange=paradex
         self.pids = pids
         self.group = group
         self.restarts: list[dict] = []
@@ -79,7 +81,7 @@ class Sampler(threading.Thread):
         s = procstat.sample(self.pids)
         row = {"t": now, "cpu": s["cpu"], "rss": s["rss"]}
         try:
-            stats = get_json(self.base_url + "/api/stats", timeout=20)
+            stats = get_json(self.base_url + self.stats_path, timeout=20)
             row["t_stats"] = time.monotonic()
             row["messages"] = stats.get("messagesReceived")
             row["subscribed"] = stats.get("subscribed")
@@ -119,10 +121,11 @@ class Sampler(threading.Thread):
 
 
 class SenderProcess:
-    def __init__(self, log_path: Path, markets: int, deltas: int, seed: int) -> None:
+    def __init__(self, log_path: Path, markets: int, deltas: int, seed: int, exchange: str = "lighter") -> None:
         self.log_path = log_path
+        self.exchange = exchange
         argv = [sys.executable, "-m", "bench", "sender", "--markets", str(markets),
-                "--deltas", str(deltas), "--seed", str(seed)]
+                "--deltas", str(deltas), "--seed", str(seed), "--exchange", exchange]
         self.log = open(log_path, "w")
         self.proc = subprocess.Popen(argv, cwd=str(ROOT), env=devstack.python_env(), stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -152,7 +155,16 @@ class SenderProcess:
 
     @property
     def ws_url(self) -> str:
+        if self.exchange == "paradex":
+            return self.url.replace("http://", "ws://") + "/v1?sbeSchemaId=1&sbeSchemaVersion=1"
         return self.url.replace("http://", "ws://") + "/stream"
+
+    def worker_vars(self) -> dict[str, str]:
+        """wrangler dev --var's pointing the Worker at this sender (and only its exchange)."""
+        if self.exchange == "paradex":
+            return {"ENABLED_EXCHANGES": "paradex", "PARADEX_API_URL": self.url + "/v1",
+                    "PARADEX_WS_URL": self.ws_url}
+        return {"LIGHTER_API_URL": self.url, "LIGHTER_WS_URL": self.ws_url}
 
     def stats(self) -> dict:
         return get_json(self.url + "/_bench/stats", timeout=10)

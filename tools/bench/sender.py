@@ -1,6 +1,7 @@
-"""Serve a pre-generated stream (bench.stream) as Lighter's API, as cheaply as possible.
+"""Serve a pre-generated stream (bench.stream) as Lighter's API, or Paradex's, as cheaply as possible.
 
     python -m bench sender --markets 200 --deltas 2500000 --seed 1 [--port P] [--rate 5000]
+    python -m bench sender --exchange paradex ...     the same book changes as Paradex SBE
 
 Runs in its own process (the runner talks to it over HTTP). One asyncio server, no
 framework, so that sending costs little: every frame is kept pre-framed as a
@@ -8,10 +9,18 @@ WebSocket text frame (server frames are unmasked and the 13-digit timestamp keep
 the length fixed), and a batch of frames is one ``transport.write`` of
 ``head + timestamp + tail`` pieces, with one clock read per batch.
 
-Routes
+Routes (Lighter, the default)
   GET  /api/v1/orderBooks     Lighter's market list for the stream's markets
   GET  /stream                WebSocket: `connected`, then a snapshot per subscribe,
                               then the deltas of the subscribed markets
+Routes (--exchange paradex: the stream's frames re-encoded once as SBE BookEvents by
+tests/paradex_frames.py, see bench.stream.sbe_frames, and sent as binary frames)
+  GET  /v1/markets            Paradex's market list (`{"results": [...]}`, every market a PERP
+                              named `<Lighter symbol>-USD-PERP`)
+  GET  /v1?...                WebSocket: JSON-RPC `subscribe` of `order_book.<SYMBOL>.deltas`
+                              answered by a `result`, then the market's SNAPSHOT, then its
+                              DELTAs (seq = previous + 1)
+Both
   GET  /_bench/stats          counters (frames written, per connection, mode, ...)
   POST /_bench/mode?rate=R    R deltas/s per connection; rate=0: flat out (drain-bound);
                               rate=pause: send nothing
@@ -35,7 +44,7 @@ import sys
 import time
 from urllib.parse import parse_qs, urlsplit
 
-from .stream import SNAPSHOT_TAIL, TS_DIGITS, UPDATE_TAIL, Stream, generate
+from .stream import SNAPSHOT_TAIL, UPDATE_TAIL, Stream, generate, paradex_markets_json, sbe_frames
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 HIGH_WATER = 64 * 1024
@@ -59,16 +68,14 @@ def ws_text(text: str | bytes) -> bytes:
 
 
 class Sender:
+    """Lighter. A frame on the wire is ``heads[k][i] + stamp() + tails[k][i]``, the head
+    starting with its WebSocket header (snapshots: ``snapshots[k]`` = (head, tail))."""
+
+    ws_path = "/stream"
+
     def __init__(self, stream: Stream, rate: float | None) -> None:
         self.stream = stream
-        n_tail = TS_DIGITS + len(UPDATE_TAIL)
-        # Pre-frame every delta head: WebSocket header + head (timestamp + tail follow).
-        for chain in stream.chains:
-            chain[:] = [ws_header(len(h) + n_tail) + h for h in chain]
-        s_tail = TS_DIGITS + len(SNAPSHOT_TAIL)
-        self.snapshots = [ws_header(len(h) + s_tail) + h for h in stream.snapshots]
-        self.ids = {spec.market_id: k for k, spec in enumerate(stream.specs)}
-        self.order_books = json.dumps(stream.order_books_json(), separators=(",", ":")).encode()
+        self.prepare(stream)
         self.rate: float | None = rate  # None: paused; 0: flat out
         self.mode_changed = asyncio.Event()
         self.conns: dict[int, Conn] = {}
@@ -76,6 +83,28 @@ class Sender:
         self.next_conn = 1
         self.rest_requests = 0
         self.started = time.time()
+
+    def prepare(self, stream: Stream) -> None:
+        n_ts = len(self.stamp())
+        # Pre-frame every delta head: WebSocket header + head (timestamp + tail follow).
+        # The chains are replaced in place (the stream's heads are not kept twice).
+        n_tail = n_ts + len(UPDATE_TAIL)
+        for chain in stream.chains:
+            chain[:] = [ws_header(len(h) + n_tail) + h for h in chain]
+        self.heads = stream.chains
+        self.tails = [[UPDATE_TAIL] * len(chain) for chain in stream.chains]  # one shared object
+        s_tail = n_ts + len(SNAPSHOT_TAIL)
+        self.snapshots = [(ws_header(len(h) + s_tail) + h, SNAPSHOT_TAIL) for h in stream.snapshots]
+        self.ids = {spec.market_id: k for k, spec in enumerate(stream.specs)}
+        self.rest = {"/api/v1/orderBooks": json.dumps(stream.order_books_json(), separators=(",", ":")).encode()}
+
+    @staticmethod
+    def stamp() -> bytes:
+        """Now, as the frames carry it: 13 ASCII digits of ms."""
+        return b"%d" % (time.time() * 1000)
+
+    def new_conn(self, number: int, reader, writer) -> Conn:
+        return Conn(self, number, reader, writer)
 
     def set_rate(self, rate: float | None) -> None:
         self.rate = rate
@@ -126,15 +155,15 @@ class Sender:
                 headers[name.strip().lower()] = value.strip()
         url = urlsplit(target)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-        if url.path == "/stream" and headers.get("upgrade", "").lower() == "websocket":
+        if url.path == self.ws_path and headers.get("upgrade", "").lower() == "websocket":
             await self.websocket(reader, writer, headers)
             return
         length = int(headers.get("content-length", "0") or 0)
         if length:
             await reader.readexactly(length)
-        if url.path == "/api/v1/orderBooks":
+        if url.path in self.rest:
             self.rest_requests += 1
-            status, body = 200, self.order_books
+            status, body = 200, self.rest[url.path]
         elif url.path == "/_bench/stats":
             status, body = 200, json.dumps(self.stats()).encode()
         elif url.path == "/_bench/mode" and method == "POST":
@@ -168,7 +197,7 @@ class Sender:
             # here, not in megabytes of loopback buffers (keeps "flat out" honest and
             # the frames' timestamps close to when they are read).
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SNDBUF)
-        conn = Conn(self, self.next_conn, reader, writer)
+        conn = self.new_conn(self.next_conn, reader, writer)
         self.next_conn += 1
         self.conns[conn.number] = conn
         try:
@@ -214,8 +243,13 @@ class Conn:
         self.frames_sent += frames
         self.bytes_sent += len(data)
 
+    def greeting(self) -> bytes | None:
+        return ws_text('{"session_id":"bench-%d","type":"connected"}' % self.number)
+
     async def run(self) -> None:
-        self.write(ws_text('{"session_id":"bench-%d","type":"connected"}' % self.number), 1)
+        greeting = self.greeting()
+        if greeting:
+            self.write(greeting, 1)
         pump = asyncio.ensure_future(self.pump())
         try:
             await self.read_loop()
@@ -277,20 +311,23 @@ class Conn:
         if kind == "unsubscribe":
             self.subscribed[k] = 0
             return
-        # Subscribed: the snapshot now, and this market's deltas from the chain's start.
+        self.subscribe(k)
+
+    def subscribe(self, k: int) -> None:
+        """Subscribed: the snapshot now, and this market's deltas from the chain's start."""
         self.subscribed[k] = 1
         self.cursor[k] = 0
-        ts = b"%d" % (time.time() * 1000)
-        self.write(self.sender.snapshots[k] + ts + SNAPSHOT_TAIL, 1)
+        head, tail = self.sender.snapshots[k]
+        self.write(head + self.sender.stamp() + tail, 1)
         self.snapshots_sent += 1
 
     def batch(self, want: int) -> int:
         """Write up to `want` deltas of subscribed markets, stamped now; how many."""
         order = self.sender.stream.order
-        chains = self.sender.stream.chains
+        heads, tails = self.sender.heads, self.sender.tails
         subscribed, cursor = self.subscribed, self.cursor
         pos, end = self.position, len(order)
-        ts = b"%d" % (time.time() * 1000)
+        ts = self.sender.stamp()
         parts = []
         got = 0
         while got < want and pos < end:
@@ -299,7 +336,7 @@ class Conn:
             if subscribed[k]:
                 c = cursor[k]
                 cursor[k] = c + 1
-                parts += (chains[k][c], ts, UPDATE_TAIL)
+                parts += (heads[k][c], ts, tails[k][c])
                 got += 1
         self.position = pos
         if pos >= end:
@@ -335,17 +372,80 @@ class Conn:
             await asyncio.sleep(RATE_TICK)
 
 
+class ParadexSender(Sender):
+    """Paradex: the stream's frames as SBE BookEvents in binary WebSocket frames; a
+    frame is ``head + ts_us (8 bytes LE) + tail`` (the head ends with the SBE header)."""
+
+    ws_path = "/v1"
+
+    def prepare(self, stream: Stream) -> None:
+        sbe = sbe_frames(stream)
+        stream.chains[:] = [[] for _ in stream.chains]  # the JSON heads are not needed any more
+
+        def frame(split: tuple[bytes, bytes]) -> tuple[bytes, bytes]:
+            head, tail = split
+            return ws_header(len(head) + 8 + len(tail), 0x2) + head, tail
+
+        self.snapshots = [frame(s) for s in sbe.snapshots]
+        self.heads, self.tails = [], []
+        for chain in sbe.chains:
+            framed = [frame(s) for s in chain]
+            self.heads.append([h for h, _ in framed])
+            self.tails.append([t for _, t in framed])
+        self.ids = {symbol: k for k, symbol in enumerate(sbe.symbols)}
+        self.rest = {"/v1/markets": json.dumps(paradex_markets_json(stream), separators=(",", ":")).encode()}
+
+    @staticmethod
+    def stamp() -> bytes:
+        """Now in µs, as BookEvent's int64 ts (little-endian)."""
+        return int(time.time() * 1_000_000).to_bytes(8, "little")
+
+    def new_conn(self, number: int, reader, writer) -> Conn:
+        return ParadexConn(self, number, reader, writer)
+
+
+class ParadexConn(Conn):
+    """JSON-RPC subscriptions of `order_book.<SYMBOL>.deltas`; no greeting."""
+
+    def greeting(self) -> bytes | None:
+        return None
+
+    def on_message(self, payload: bytes) -> None:
+        try:
+            msg = json.loads(payload)
+            method, rid = msg.get("method"), msg.get("id")
+            channel = (msg.get("params") or {}).get("channel", "")
+        except (ValueError, AttributeError):
+            return
+        if method not in ("subscribe", "unsubscribe"):
+            return
+        parts = channel.split(".")
+        k = self.sender.ids.get(parts[1]) if len(parts) == 3 and parts[0] == "order_book" else None
+        if k is None or parts[2] not in ("deltas", "interactive_deltas"):
+            self.write(ws_text(json.dumps({"jsonrpc": "2.0", "id": rid, "error": {
+                "code": -32602, "message": "invalid channel", "data": channel}})), 1)
+            return
+        self.write(ws_text(json.dumps({"jsonrpc": "2.0", "id": rid, "result": {"channel": channel}})), 1)
+        if method == "unsubscribe":
+            self.subscribed[k] = 0
+            return
+        self.subscribe(k)
+
+
 async def serve(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     stream = generate(args.markets, args.deltas, seed=args.seed)
+    deltas = stream.deltas
+    kind = ParadexSender if args.exchange == "paradex" else Sender
+    sender = kind(stream, None if args.rate is None else args.rate)
     gen_s = time.perf_counter() - t0
-    sender = Sender(stream, None if args.rate is None else args.rate)
     server = await asyncio.start_server(sender.handle, args.host, args.port, backlog=512)
     port = server.sockets[0].getsockname()[1]
-    mb = stream.nbytes() / 1e6
+    mb = (sum(len(h) + len(t) for c in zip(sender.heads, sender.tails) for h, t in zip(*c))
+          + sum(len(h) + len(t) for h, t in sender.snapshots)) / 1e6
     print(
-        f"[bench-sender] listening on http://{args.host}:{port} markets={stream.markets} "
-        f"deltas={stream.deltas} ({mb:.0f} MB) generated in {gen_s:.1f}s pid={os.getpid()}",
+        f"[bench-sender] listening on http://{args.host}:{port} exchange={args.exchange} markets={stream.markets} "
+        f"deltas={deltas} ({mb:.0f} MB) generated in {gen_s:.1f}s pid={os.getpid()}",
         flush=True,
     )
     async with server:
@@ -359,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markets", type=int, default=200)
     ap.add_argument("--deltas", type=int, default=500_000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--exchange", choices=("lighter", "paradex"), default="lighter",
+                    help="the protocol served (same markets and book changes either way)")
     ap.add_argument("--rate", type=float, default=None, help="initial deltas/s (0 = flat out; default paused)")
     args = ap.parse_args(argv)
     try:

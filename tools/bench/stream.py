@@ -231,3 +231,74 @@ def generate(
     for position, k in enumerate(order):
         appends[k](deltas_fn[k](base_us + int(position * step_us)))
     return Stream(seed, specs, snapshots, chains, order, base_ts_ms, rate_hint)
+
+
+# -- the same book changes as Paradex SBE frames -------------------------------------------
+
+SBE_TS = slice(8, 16)  # BookEvent: 8-byte SBE header, then ts_us (int64 LE) at 8..16
+PARADEX_SEQ_BASE = 1_000  # a market's snapshot has this seq; its i-th delta seq + 1 + i
+
+
+def paradex_symbol(spec: MarketSpec) -> str:
+    return f"{spec.symbol}-USD-PERP"
+
+
+def paradex_markets_json(stream: Stream) -> dict:
+    """The answer of GET /v1/markets for the stream's markets (Paradex's shape, all PERP)."""
+    def step(decimals: int) -> str:
+        return "1" if decimals <= 0 else "0." + "0" * (decimals - 1) + "1"
+
+    return {"results": [
+        {"symbol": paradex_symbol(s), "asset_kind": "PERP", "price_tick_size": step(s.price_decimals),
+         "order_size_increment": step(s.size_decimals), "open_at": 0, "expiry_at": 0}
+        for s in stream.specs]}
+
+
+def _levels_of(head: bytes, tail: bytes) -> tuple[list, list]:
+    import json
+
+    book = json.loads(head + b"0" + tail)["order_book"]
+    return ([(lv["price"], lv["size"]) for lv in book["bids"]],
+            [(lv["price"], lv["size"]) for lv in book["asks"]])
+
+
+@dataclass
+class SbeFrames:
+    """The stream's frames as Paradex BookEvents (tests/paradex_frames.py's encoder),
+    each split around its timestamp: ``head + ts_us (8 bytes LE) + tail``. Same
+    markets, same levels, same order as the Lighter frames; seq continues per market."""
+    symbols: list[str]  # market k's symbol
+    snapshots: list[tuple[bytes, bytes]]
+    chains: list[list[tuple[bytes, bytes]]]
+
+    def frame(self, split: tuple[bytes, bytes], ts_us: int) -> bytes:
+        return split[0] + ts_us.to_bytes(8, "little", signed=True) + split[1]
+
+
+def sbe_frames(stream: Stream) -> SbeFrames:
+    """Encode every snapshot and delta of `stream` as a Paradex SBE BookEvent (~15 µs a frame)."""
+    import sys
+    from pathlib import Path
+
+    tests = str(Path(__file__).resolve().parents[2] / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    from paradex_frames import encode_book
+
+    def split(frame: bytes) -> tuple[bytes, bytes]:
+        return frame[:SBE_TS.start], frame[SBE_TS.stop:]
+
+    symbols = [paradex_symbol(s) for s in stream.specs]
+    snapshots = []
+    chains = []
+    for k, symbol in enumerate(symbols):
+        bids, asks = _levels_of(stream.snapshots[k], SNAPSHOT_TAIL)
+        snapshots.append(split(encode_book(ts_us=0, seq=PARADEX_SEQ_BASE, snapshot=True, market=symbol,
+                                           bids=bids, asks=asks)))
+        chain = []
+        for i, head in enumerate(stream.chains[k]):
+            bids, asks = _levels_of(head, UPDATE_TAIL)
+            chain.append(split(encode_book(ts_us=0, seq=PARADEX_SEQ_BASE + 1 + i, market=symbol,
+                                           bids=bids, asks=asks)))
+        chains.append(chain)
+    return SbeFrames(symbols, snapshots, chains)
