@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--messages", type=int, default=300_000, help="messages measured per exchange")
     ap.add_argument("--ramp-seconds", type=float, default=5, help="flat out before measuring")
     ap.add_argument("--max-seconds", type=float, default=300, help="per exchange, measuring")
-    ap.add_argument("--flat-guess", type=int, default=80_000,
+    ap.add_argument("--flat-guess", type=int, default=200_000,
                     help="msg/s, only to size the stream (ramp + measured messages; an exhausted stream ends early)")
     ap.add_argument("--subscribe-timeout", type=float, default=150)
     ap.add_argument("--sample-period", type=float, default=1.0)
