@@ -32,7 +32,7 @@ import js
 from workers import Response
 
 from tracker import export, health, history_cache, views
-from tracker.config import Config, ConfigError
+from tracker.config import EXCHANGES, Config, ConfigError
 from tracker.exchange import by_name
 from tracker.shardstats import merge_exchanges
 from tracker.sql import Statements
@@ -402,7 +402,7 @@ async def _control(call: Call, action: str) -> Response:
             f"{asked} is not enabled: ENABLED_EXCHANGES is {','.join(call.config.enabled_exchanges)!r}")
     names = _answering(call.config, asked)
     if action == "stop" and not asked:
-        names += [n for n in ("lighter", "paradex") if n not in names]
+        names += [n for n in EXCHANGES if n not in names]
     results = await asyncio.gather(*(shards.control_all(call.env, call.config, action, n,
                                                         enabled=n in call.config.enabled_exchanges) for n in names))
     per_exchange = {}

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from tracker.rows import DEPTH_COLUMNS
 from tracker.stats import json_schema as shard_stats_schema
+from tracker.config import EXCHANGES
 from tracker.sql import HOUR_COLUMNS, MINUTE_COLUMNS, OVERVIEW_MINUTE_COLUMNS, OVERVIEW_WINDOW_COLUMNS, SNAPSHOT_COLUMNS
 from tracker.validation import (
+    DEFAULT_EXCHANGE,
     DEFAULT_EXPORT_FORMAT,
     DEFAULT_EXPORT_RESOLUTION,
     EXPORT_RESOLUTIONS,
@@ -75,6 +77,12 @@ def _list(key: str, item: str, paged: bool = False) -> dict:
 
 _ERROR = {"$ref": "#/components/responses/Error"}
 _PARAM = "#/components/parameters/"
+_EXCHANGE = {"enum": list(EXCHANGES)}
+# The fields an answer about several exchanges adds (shardstats.merge_exchanges).
+_BY_EXCHANGE = {
+    "exchange": {**_EXCHANGE, "description": "whose fields these are (the top level)"},
+    "exchanges": {"type": "object", "description": "the same answer for each exchange asked (by name)"},
+}
 
 SCHEMAS: dict = {
     "Error": {
@@ -135,8 +143,7 @@ SCHEMAS: dict = {
                 },
             },
             "shards": {"type": "array", "items": {"anyOf": [_ref("ShardStats"), _ref("ShardFailed")]}},
-            "exchange": {"enum": ["lighter", "paradex"], "description": "whose fields these are (the top level)"},
-            "exchanges": {"type": "object", "description": "the same answer for each exchange asked (by name)"},
+            **_BY_EXCHANGE,
         },
     },
     # One shard's stats: generated from tracker.stats.ShardStats, the one type behind
@@ -198,8 +205,7 @@ SCHEMAS: dict = {
             "staleAfterMs": {"type": "integer"},
             "lastMessageAt": {"type": ["integer", "null"]},
             "shards": {"type": "array", "items": _ref("ShardHealth")},
-            "exchange": {"enum": ["lighter", "paradex"], "description": "whose fields these are (the top level)"},
-            "exchanges": {"type": "object", "description": "the same answer for each exchange asked (by name)"},
+            **_BY_EXCHANGE,
         },
     },
     "Unhealthy": {
@@ -212,8 +218,7 @@ SCHEMAS: dict = {
             "now": {"type": "integer"},
             "staleAfterMs": {"type": "integer"},
             "shards": {"type": "array", "items": _ref("ShardHealth")},
-            "exchange": {"enum": ["lighter", "paradex"], "description": "whose fields these are (the top level)"},
-            "exchanges": {"type": "object", "description": "the same answer for each exchange asked (by name)"},
+            **_BY_EXCHANGE,
         },
     },
     "Control": {
@@ -225,8 +230,7 @@ SCHEMAS: dict = {
             "markets": {"type": "integer"},
             "connected": {"type": "boolean"},
             "shards": {"type": "array", "items": {"type": "object"}},
-            "exchange": {"enum": ["lighter", "paradex"], "description": "whose fields these are (the top level)"},
-            "exchanges": {"type": "object", "description": "the same answer for each exchange asked (by name)"},
+            **_BY_EXCHANGE,
         },
     },
 }
@@ -274,7 +278,7 @@ PARAMETERS: dict = {
         "description": "Which exchange's tables: lighter (lighter_* tables, the default) or paradex (paradex_*). "
         "On stats, health, start and stop: only that exchange (default: every enabled one, "
         "ENABLED_EXCHANGES; the default exchange's fields at the top, every exchange's under `exchanges`).",
-        "schema": {"enum": ["lighter", "paradex"], "default": "lighter"},
+        "schema": {**_EXCHANGE, "default": DEFAULT_EXCHANGE},
     },
     "resolution": {
         "name": "resolution",
@@ -341,7 +345,7 @@ def _control(operation_id: str, summary: str) -> dict:
             "parameters": _params("exchange"),
             "requestBody": {"required": False, "content": {"application/json": {"schema": {
                 "type": "object", "additionalProperties": False,
-                "properties": {"exchange": {"enum": ["lighter", "paradex"]}}}}}},
+                "properties": {"exchange": _EXCHANGE}}}}},
             "responses": {
                 "200": _json(_ref("Control"), "Done; the shards' stats after it."),
                 "400": _ERROR,

@@ -22,15 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from . import protocol, sql
+from . import pacing, protocol, sql
+from .config import EXCHANGES, Config
 from .markets import ORDER_BOOKS_PATH, Market, parse_order_books
 from .pacing import Budget
 from .protocol import BookFrame, ControlFrame, LighterWire
-
-if TYPE_CHECKING:
-    from .config import Config
 
 
 class Wire(Protocol):
@@ -87,9 +85,9 @@ LIGHTER = Exchange(
     parse_markets=lambda payload, config, now: parse_order_books(payload),
     new_wire=lambda config, symbols: LighterWire(),
     # Lighter: 200 messages a minute and 50 in flight per IP; kept 10% / 20% below.
-    budget_per_minute=180,
-    budget_in_flight=40,
-    max_subscriptions=500,
+    budget_per_minute=pacing.DEFAULT_MAX_PER_MINUTE,
+    budget_in_flight=pacing.DEFAULT_MAX_IN_FLIGHT,
+    max_subscriptions=pacing.MAX_SUBSCRIPTIONS_PER_CONNECTION,
     ping_every_ms=45_000,  # Lighter wants a client message at least every 2 minutes
 )
 
@@ -100,12 +98,9 @@ def _paradex() -> Exchange:
     return paradex.EXCHANGE
 
 
-EXCHANGE_NAMES = ("lighter", "paradex")
-
-
 def by_name(name: str) -> Exchange:
     if name == "lighter":
         return LIGHTER
     if name == "paradex":
         return _paradex()
-    raise KeyError(f"unknown exchange {name!r} (known: {', '.join(EXCHANGE_NAMES)})")
+    raise KeyError(f"unknown exchange {name!r} (known: {', '.join(EXCHANGES)})")

@@ -93,8 +93,6 @@ class Statements:
     def __init__(self, prefix: str, stats_table: str) -> None:
         k, w, m, h = f"{prefix}_markets", f"{prefix}_snapshots", f"{prefix}_minutes", f"{prefix}_hours"
         s = stats_table
-        self.prefix = prefix
-        self.tables = (k, w, m, h, s)
         # A 15 s row is a "window" in code; its table keeps the seed's name, *_snapshots
         # ("snapshot" in code means Lighter's full book).
         self.UPSERT_WINDOWS = _upsert_json(w, SNAPSHOT_COLUMNS)

@@ -17,6 +17,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
+from .config import EXCHANGES
+
 # The latest timestamp accepted: 9999-12-31T23:59:59.999Z. Far below 2^53-1, the
 # point from which D1 refuses a bound integer (Pyodide passes it as a JS BigInt).
 MAX_TIMESTAMP_MS = 253_402_300_799_999
@@ -36,8 +38,7 @@ _MAX_FIELDS = 16
 # Longer digit strings than any valid value are refused before int() sees them.
 _MAX_DIGITS = 20
 
-# Every data route takes ?exchange=lighter (the default) or paradex.
-EXCHANGES = ("lighter", "paradex")
+# Every data route takes ?exchange=lighter (the default) or paradex (config.EXCHANGES).
 DEFAULT_EXCHANGE = "lighter"
 ROW_PARAMS = ("symbol", "limit", "offset", "from", "to", "exchange")
 EXPORT_PARAMS = ("symbol", "from", "to", "format", "resolution", "exchange")
