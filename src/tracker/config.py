@@ -136,6 +136,16 @@ class Config:
                 raise ConfigError(f"{name} must be a whole number, got {text(name, None)!r}")
             return int(value)
 
+        def url(name: str, default: str, scheme: str) -> str:
+            """An http(s) or ws(s) URL; a REST base loses its trailing slash."""
+            value = text(name, default)
+            if scheme == "http":
+                value = value.rstrip("/")
+            if not value.startswith((f"{scheme}://", f"{scheme}s://")):
+                article = "an" if scheme == "http" else "a"
+                raise ConfigError(f"{name} must be {article} {scheme}(s) URL, got {value!r}")
+            return value
+
         def origins(raw: str | None) -> tuple[str, ...]:
             """Comma-separated `scheme://host[:port]`; a trailing slash is dropped."""
             out = []
@@ -153,18 +163,10 @@ class Config:
             raise ConfigError(
                 f"WINDOW_SECONDS must divide a minute evenly {VALID_WINDOW_SECONDS}, got {window_s:g}"
             )
-        api_url = text("LIGHTER_API_URL", MAINNET_API_URL).rstrip("/")
-        ws_url = text("LIGHTER_WS_URL", MAINNET_WS_URL)
-        if not api_url.startswith(("http://", "https://")):
-            raise ConfigError(f"LIGHTER_API_URL must be an http(s) URL, got {api_url!r}")
-        if not ws_url.startswith(("ws://", "wss://")):
-            raise ConfigError(f"LIGHTER_WS_URL must be a ws(s) URL, got {ws_url!r}")
-        paradex_api_url = text("PARADEX_API_URL", PARADEX_API_URL).rstrip("/")
-        paradex_ws_url = text("PARADEX_WS_URL", PARADEX_WS_URL)
-        if not paradex_api_url.startswith(("http://", "https://")):
-            raise ConfigError(f"PARADEX_API_URL must be an http(s) URL, got {paradex_api_url!r}")
-        if not paradex_ws_url.startswith(("ws://", "wss://")):
-            raise ConfigError(f"PARADEX_WS_URL must be a ws(s) URL, got {paradex_ws_url!r}")
+        api_url = url("LIGHTER_API_URL", MAINNET_API_URL, "http")
+        ws_url = url("LIGHTER_WS_URL", MAINNET_WS_URL, "ws")
+        paradex_api_url = url("PARADEX_API_URL", PARADEX_API_URL, "http")
+        paradex_ws_url = url("PARADEX_WS_URL", PARADEX_WS_URL, "ws")
         enabled = _names("ENABLED_EXCHANGES", text("ENABLED_EXCHANGES", "lighter"), EXCHANGES, lower=True)
         if not enabled:
             raise ConfigError("ENABLED_EXCHANGES must name at least one exchange: lighter, paradex")
