@@ -60,18 +60,25 @@ class Limits:
     # ---- connections ------------------------------------------------------------------
     def admit(self, conn: "Connection", now: float) -> Optional[str]:
         """Counts a connection attempt from conn.remote. None if it may stay open, else
-        the close reason. Refused attempts count as new connections too: a client that
-        hammers a full server keeps its own allowance used up, as a rate limiter in front
-        of the exchange would."""
+        the close reason."""
+        refused = self.attempt(conn.remote, now)
+        if refused is None:
+            self.usage(conn.remote).conns.add(conn)
+        return refused
+
+    def attempt(self, ip: str, now: float) -> Optional[str]:
+        """Counts a connection attempt from `ip`: None if within the limits, else why not.
+        Refused attempts count as new connections too: a client that hammers a full
+        server keeps its own allowance used up, as a rate limiter in front of the
+        exchange would."""
         cfg = self.cfg
-        u = self.usage(conn.remote)
+        u = self.usage(ip)
         u.attempts.count(now, cfg.conn_window)
         u.attempts.times.append(now)
         if cfg.max_connections and len(u.conns) >= cfg.max_connections:
             return "too many connections"
         if self.too_many_attempts(u, now):
             return "too many new connections"
-        u.conns.add(conn)
         return None
 
     def too_many_attempts(self, u: IpUsage, now: float) -> bool:

@@ -121,15 +121,21 @@ async def stream(request: web.Request) -> web.WebSocketResponse:
                 sim.handle_text(conn, None)
             elif msg.type == WSMsgType.ERROR:
                 break
-        conn.peer_closed = True  # nothing more is written after the peer's close frame
-        loop = asyncio.get_running_loop()
-        while not ws.closed and conn.stalled_until > loop.time():
-            await asyncio.sleep(min(0.05, conn.stalled_until - loop.time()))
-        if not ws.closed:
-            await ws.close()
+        await close_after_peer(ws, conn)
     finally:
         sim.conn_closed(conn, ws.close_code)
     return ws
+
+
+async def close_after_peer(ws: web.WebSocketResponse, conn) -> None:
+    """The client went (or errored): nothing more is written after its close frame; a
+    stalled server answers only once its stall is over."""
+    conn.peer_closed = True
+    loop = asyncio.get_running_loop()
+    while not ws.closed and conn.stalled_until > loop.time():
+        await asyncio.sleep(min(0.05, conn.stalled_until - loop.time()))
+    if not ws.closed:
+        await ws.close()
 
 
 # ---- control plane -------------------------------------------------------------------

@@ -20,25 +20,33 @@ def all_conns(sim: "Simulator") -> list[Connection]:
     return sorted(list(sim.closed_conns) + list(sim.conns.values()), key=lambda c: c.conn_id)
 
 
-def record(sim: "Simulator", market_id: Optional[int], since_ms: Optional[int],
-           conn_id: Optional[int]) -> list[dict[str, Any]]:
-    out = []
+def recorded(sim: "Simulator", market_id: Optional[int], since_ms: Optional[int],
+             conn_id: Optional[int]):
+    """(connection, record tuple) of every recorded frame that passes the filters, oldest
+    first per connection (the tuple's [0] is the market, [2] the timestamp in ms)."""
     for conn in all_conns(sim):
         if conn_id is not None and conn.conn_id != conn_id:
             continue
         for r in conn.record:
-            mid = r[0]
-            if market_id is not None and mid != market_id:
+            if market_id is not None and r[0] != market_id:
                 continue
             if since_ms is not None and r[2] < since_ms:
                 continue
-            m = sim.markets[mid]
-            bb, bbs, ba, bas = m.fmt_top(r[5:9])
-            entry = dict(zip(RECORD_FIELDS, (conn.conn_id, mid, m.spec.symbol, r[1], r[2],
-                                             r[3], r[4], bb, ba, bbs, bas, r[9], r[10])))
-            if r[11] is not None:  # recorded with record_frames on
-                entry["frame"] = r[11]
-            out.append(entry)
+            yield conn, r
+
+
+def record(sim: "Simulator", market_id: Optional[int], since_ms: Optional[int],
+           conn_id: Optional[int]) -> list[dict[str, Any]]:
+    out = []
+    for conn, r in recorded(sim, market_id, since_ms, conn_id):
+        mid = r[0]
+        m = sim.markets[mid]
+        bb, bbs, ba, bas = m.fmt_top(r[5:9])
+        entry = dict(zip(RECORD_FIELDS, (conn.conn_id, mid, m.spec.symbol, r[1], r[2],
+                                         r[3], r[4], bb, ba, bbs, bas, r[9], r[10])))
+        if r[11] is not None:  # recorded with record_frames on
+            entry["frame"] = r[11]
+        out.append(entry)
     return out
 
 

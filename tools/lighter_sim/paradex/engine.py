@@ -49,17 +49,6 @@ class ParadexLimits(Limits):
     minute per IP (no message, in-flight or subscription limit). The attempt is counted
     before the upgrade, and refused with HTTP 429 (the refusal's form is undocumented)."""
 
-    def attempt(self, ip: str, now: float) -> Optional[str]:
-        cfg = self.cfg
-        u = self.usage(ip)
-        u.attempts.count(now, cfg.conn_window)
-        u.attempts.times.append(now)
-        if cfg.max_connections and len(u.conns) >= cfg.max_connections:
-            return "too many connections"
-        if self.too_many_attempts(u, now):
-            return "too many new connections"
-        return None
-
     def admit(self, conn: Connection, now: float) -> Optional[str]:
         self.usage(conn.remote).conns.add(conn)  # counted (and let through) by attempt()
         return None
@@ -367,13 +356,7 @@ class ParadexSimulator(Simulator):
         jump; no level is lost)."""
         mode = params.get("mode", "drop")
         if mode == "drop":
-            n = 0
-            for conn in targets:
-                for sid, sub in conn.subs.items():
-                    if mid is None or sid == mid:
-                        sub.drop_next = True
-                        n += 1
-            return n
+            return super().arm_gap(targets, mid, params)
         if mode != "skip":
             raise ValueError("mode must be drop or skip")
         mids = {mid} if mid is not None else {sid for conn in targets for sid in conn.subs}

@@ -10,7 +10,7 @@ from typing import Optional
 from aiohttp import WSMsgType, web
 
 from ..limits import Window
-from ..server import SIM_KEY, _json
+from ..server import SIM_KEY, _json, close_after_peer
 from . import protocol as PP
 from .catalog import market_row
 from .engine import ParadexSimulator
@@ -164,11 +164,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
                 sim.on_pong(conn)
             elif msg.type == WSMsgType.ERROR:
                 break
-        conn.peer_closed = True
-        while not ws.closed and conn.stalled_until > loop.time():
-            await asyncio.sleep(min(0.05, conn.stalled_until - loop.time()))
-        if not ws.closed:
-            await ws.close()
+        await close_after_peer(ws, conn)
     finally:
         sim.conn_closed(conn, ws.close_code)
     return ws

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Optional
 
 from .. import views as lighter_views
-from ..views import all_conns
+from ..views import all_conns, recorded
 from . import protocol as PP
 from .catalog import ParadexMarket, dec_str
 
@@ -39,27 +39,20 @@ def record(sim: "ParadexSimulator", market_id: Optional[int], since_ms: Optional
     """One entry per book frame written (and per injected malformed frame), oldest first
     per connection. best_* is the book as that client rebuilds it after the frame."""
     out = []
-    for conn in all_conns(sim):
-        if conn_id is not None and conn.conn_id != conn_id:
-            continue
-        for r in conn.record:
-            mid = r[0]
-            if market_id is not None and mid != market_id:
-                continue
-            if since_ms is not None and r[2] < since_ms:
-                continue
-            px = sim.px[mid]
-            bb, bbs, ba, bas = fmt_top(px, r[5:9])
-            feed = r[10]
-            entry = dict(zip(RECORD_FIELDS, (
-                conn.conn_id, mid, px.symbol, PP.book_channel(px.symbol, feed) if feed else None, r[1],
-                r[2], r[4], r[3], bb, ba, bbs, bas, r[9], r[11])))
-            frame = r[12]
-            if isinstance(frame, bytes):
-                entry["frame_b64"] = base64.b64encode(frame).decode()
-            elif isinstance(frame, str):  # a text frame (the not_json fault)
-                entry["frame_text"] = frame
-            out.append(entry)
+    for conn, r in recorded(sim, market_id, since_ms, conn_id):
+        mid = r[0]
+        px = sim.px[mid]
+        bb, bbs, ba, bas = fmt_top(px, r[5:9])
+        feed = r[10]
+        entry = dict(zip(RECORD_FIELDS, (
+            conn.conn_id, mid, px.symbol, PP.book_channel(px.symbol, feed) if feed else None, r[1],
+            r[2], r[4], r[3], bb, ba, bbs, bas, r[9], r[11])))
+        frame = r[12]
+        if isinstance(frame, bytes):
+            entry["frame_b64"] = base64.b64encode(frame).decode()
+        elif isinstance(frame, str):  # a text frame (the not_json fault)
+            entry["frame_text"] = frame
+        out.append(entry)
     return out
 
 
