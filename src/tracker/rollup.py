@@ -1,6 +1,13 @@
-"""Roll 15 s window rows up into minute rows, and minute rows up into hour rows.
+"""Roll 15 s window rows up into minute rows, and minute rows up into hour rows, and
+keep a shard's history within its retention.
 
-A rolled-up row is the tick-weighted average of its parts (each part's means
+`Rollup` is a shard's part that does it against D1 (`run`, called after each flush):
+which minutes may be rolled (every window of them in D1, all shards'), the minutes
+and hours themselves, the minutes a previous run still owes, and the prune. It
+keeps its frontiers in the shard's `TrackerState` (saved with it).
+
+The arithmetic is pure (`rollup_minutes`, `rollup_hours`, `hours_to_roll`): a
+rolled-up row is the tick-weighted average of its parts (each part's means
 weighted by its tick count), the min/max of their spreads, the last bid/ask of
 its newest part, a time-weighted mid weighted by the time each part covered, and
 depth means weighted by each part's depth samples (parts without samples carry no
@@ -9,12 +16,23 @@ depth and weigh nothing). Input rows are dicts as D1 returns them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING
 
+from . import sql
 from .rows import DEPTH_MEANS, HourRow, MinuteRow, imbalance
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .outbox import Entry, Outbox
+    from .ports import Clock, Database, Log, Statement
+    from .state import TrackerState
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
+# A rollup catches up at most this much history per run (after a long outage it
+# advances hour by hour; nothing is skipped).
+ROLLUP_CHUNK_MS = 60 * MINUTE_MS
 
 _WEIGHTED = ("avg_bid", "avg_ask", "avg_spread", "avg_spread_bps", "avg_bid_size", "avg_ask_size")
 
@@ -102,3 +120,182 @@ def _roll(start: int, rows: list[dict]) -> dict:
         "imbalance_50": imbalance(depth["bid_depth_50"], depth["ask_depth_50"]),
         "depth_samples": samples,
     }
+
+
+def _floor_hour(ms: int) -> int:
+    return ms - ms % HOUR_MS
+
+
+def _ceil_minute(ms: int) -> int:
+    return -(-ms // MINUTE_MS) * MINUTE_MS
+
+
+def _owe(debts: list[list[int]], shards: int, since: int, until: int) -> None:
+    """Add minutes [since, until) owed under `shards`, merged with what is owed already."""
+    for debt in debts:
+        if debt[0] == shards and since <= debt[2] and debt[1] <= until:
+            debt[1], debt[2] = min(debt[1], since), max(debt[2], until)
+            return
+    debts.append([shards, since, until])
+
+
+class Rollup:
+    """One shard's minutes and hours from its windows in D1, and its retention.
+
+    A minute is rolled up only once every window of it is in D1: below this shard's
+    outbox AND below every other shard's (after a SHARDS change one market's minute
+    can hold windows written by two shards; `tracking_stats` says how far each
+    shard's windows are in D1). A window is pruned only below the minutes every
+    shard has rolled. A previous run's minutes still owed (its outbox drained after
+    a new start) are rolled with that run's split of markets.
+
+    The shard supplies what it owns: the state (saved by `save`), the outbox, the
+    run's SHARDS (`shards`) and its stats row (`stats_row(now, remaining)`, written
+    in the prune batch so other shards read the frontiers this run just moved).
+    """
+
+    def __init__(self, state: TrackerState, outbox: Outbox, db: Database, clock: Clock, log: Log,
+                 statements: sql.Statements, config: Config, shard: int, shards: Callable[[], int],
+                 save: Callable[[], Awaitable[None]], stats_row: Callable[[int, list[Entry]], Statement]) -> None:
+        self.state = state
+        self.outbox = outbox
+        self.db = db
+        self.clock = clock
+        self.log = log
+        self.sql = statements
+        self.config = config
+        self.shard = shard
+        self.shards = shards
+        self.save = save
+        self.stats_row = stats_row
+
+    # -- a run's frontiers -------------------------------------------------------------
+
+    def start_run(self, measured_from: int) -> None:
+        """A new run measures windows from `measured_from` (its first window's start).
+        The previous run's last minutes, if not rolled yet (its outbox may still
+        drain), stay owed and are rolled with that run's split of markets; the new
+        run rolls from its first minute. Call before the state takes the new run's
+        SHARDS and start."""
+        state = self.state
+        if state.started_at is not None and state.minutes_rolled_until < _ceil_minute(state.flushed_until):
+            _owe(state.rollup_debts, state.shards, state.minutes_rolled_until, _ceil_minute(state.flushed_until))
+        state.minutes_rolled_until = measured_from - measured_from % MINUTE_MS
+
+    @property
+    def pending(self) -> bool:
+        """Stopped, and the last (partial) minute is not rolled up yet: another shard's
+        windows of it are not all in D1."""
+        state = self.state
+        if state.tracking or state.started_at is None:
+            return False
+        return bool(state.rollup_debts) or state.minutes_rolled_until < _ceil_minute(state.flushed_until)
+
+    def sealed_until(self) -> int:
+        """History ending at or before this is final in D1: windows written, and their
+        minutes rolled (this run's and any still owed by a previous run)."""
+        state = self.state
+        return min([self.written_until(), state.minutes_rolled_until] + [d[1] for d in state.rollup_debts])
+
+    def written_until(self, entries: list[Entry] | None = None) -> int:
+        """Every window before this is in D1 (or was never measured)."""
+        flushed = self.state.flushed_until
+        if entries is None:
+            oldest = self.outbox.oldest
+        else:  # the outbox as it will be after a flush: those entries, and any being added
+            starts = ([entries[0].start] if entries else []) + self.outbox.staging
+            oldest = min(starts) if starts else None
+        return flushed if oldest is None else min(oldest, flushed)
+
+    # -- rolling up ----------------------------------------------------------------------
+
+    async def run(self, final: bool) -> None:
+        """Minutes from windows that are in D1, then retention. `final`: the caller
+        flushed after a stop (the partial minute is all there will be). Raises on a
+        D1 failure: what was not rolled is rolled at the next run."""
+        state = self.state
+        db = self.db
+        # A start() can begin the next run while this rollup awaits D1 (a stopped run's
+        # last flush, its `final` included): what it worked out from the old run is then
+        # stale, and written into the new run's state it would mark the new run's first
+        # minute rolled before that run's windows of it exist (seed 5200). Overtaken so,
+        # it stops at once and records nothing: start() made the old run's unrolled
+        # minutes a debt, rolled later (a minute's upsert only ever gains windows).
+        run = state.started_at
+        others = (await db.query(self.sql.SELECT_OTHERS_FRONTIERS, self.shard) or [{}])[0]
+        if state.started_at != run:
+            return
+        # Every window before `limit` is in D1, all shards'. Stopped with an empty
+        # outbox, this shard writes no more windows: it sets no limit of its own.
+        producing = state.tracking or self.outbox.windows
+        limit = self.written_until() if producing else 2**62
+        if others.get("written") is not None:
+            limit = min(limit, others["written"])
+        frontier = min(limit - limit % MINUTE_MS, _ceil_minute(state.flushed_until))
+        for debt in list(state.rollup_debts):  # [shards, since, until]
+            debt_until = debt[2] if limit >= debt[2] else frontier
+            rolled = await self._roll_minutes(debt[0], debt[1], debt_until)
+            if state.started_at != run:
+                return
+            debt[1] = rolled
+            if debt[1] >= debt[2]:
+                state.rollup_debts.remove(debt)
+        until = frontier
+        # `final` as the caller saw it: a start() since (while the outbox drained) voids it.
+        if final and not state.tracking and not self.outbox.windows and limit >= state.flushed_until:
+            until = _ceil_minute(state.flushed_until)  # stopped: the partial minute is all there will be
+        rolled = await self._roll_minutes(self.shards(), state.minutes_rolled_until, until)
+        if state.started_at != run:
+            return
+        state.minutes_rolled_until = rolled
+        await self.save()
+        await self._prune(others.get("sealed"))
+
+    async def _prune(self, others_sealed: int | None) -> None:
+        now = self.clock.now_ms()
+        windows_before = min(now - self.config.snapshot_retention_ms, self.sealed_until(),
+                             # Never a window of this minute or the last: a run starting now
+                             # measures from the last window on, and its minute's rollup
+                             # reads every window of it from D1.
+                             now - now % MINUTE_MS - MINUTE_MS)
+        if others_sealed is not None:
+            windows_before = min(windows_before, others_sealed)
+        shards = self.shards()
+        metas = await self.db.batch([
+            (self.sql.PRUNE_WINDOWS, (windows_before, shards, self.shard)),
+            # A minute is kept until its hour is rolled (the hour holding the frontier).
+            (self.sql.PRUNE_MINUTES, (min(now - self.config.minute_retention_ms, _floor_hour(self.sealed_until())),
+                                      shards, self.shard)),
+            (self.sql.PRUNE_HOURS, (now - self.config.hour_retention_ms, shards, self.shard)),
+            # The stats row again, now that minutes moved: other shards read it.
+            self.stats_row(now, self.outbox.entries),
+        ])
+        pruned = [int(m.get("changes") or 0) for m in metas[:3]]
+        if any(pruned):
+            self.log("info", "Aggregator", "pruned",
+                     f"cleaned {pruned[0]} window, {pruned[1]} minute and {pruned[2]} hour rows past retention")
+
+    async def _roll_minutes(self, shards: int, since: int, until: int) -> int:
+        """Roll [since, until) of this shard's markets (by `shards`), at most
+        ROLLUP_CHUNK_MS per call; returns how far it got."""
+        until = min(until, since + ROLLUP_CHUNK_MS)
+        if until <= since:
+            return since
+        db = self.db
+        windows = await db.query(self.sql.SELECT_WINDOWS_FOR_ROLLUP, since, until, shards, self.shard)
+        minutes = rollup_minutes(windows)
+        if minutes:
+            await db.batch(sql.bulk(self.sql.UPSERT_MINUTES, [m.values() for m in minutes]))
+            self.log("info", "Aggregator", "minutes",
+                     f"minute averages: {len(minutes)} rows for {len({m.timestamp for m in minutes})} minute(s)")
+        # Hours whose minutes just completed (stopped: the partial hour too), rewritten
+        # from lighter_minutes. A failure raises: these minutes and hours are retried.
+        hours = []
+        starts = hours_to_roll(since, until, final=not self.state.tracking)
+        for start in starts:
+            rows = await db.query(self.sql.SELECT_MINUTES_FOR_ROLLUP, start, start + HOUR_MS, shards, self.shard)
+            hours += rollup_hours(rows)
+        if hours:
+            await db.batch(sql.bulk(self.sql.UPSERT_HOURS, [h.values() for h in hours]))
+            self.log("info", "Aggregator", "hours", f"hour averages: {len(hours)} rows for {len(starts)} hour(s)")
+        return until

@@ -25,7 +25,6 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from . import sql
 from .aggregator import WindowAggregator
 from .alerter import Alerter
 from .config import Config
@@ -38,16 +37,13 @@ from .markets import MarketListError
 from .memory import state_report
 from .outbox import Outbox
 from .ports import Clock, Database, Http, Log, Peers, SocketFactory, Storage
-from .rollup import HOUR_MS, MINUTE_MS, hours_to_roll, rollup_hours, rollup_minutes
+from .rollup import Rollup
 from .state import TrackerState
 from .stats import ShardStats
 
 STATE_KEY = "tracker-state"
 # Per-connection counters that add up into the run's totals (same names in both).
 FEED_COUNTERS = ("messages", "gaps", "malformed", "errors", "crossed", "one_sided")
-# A rollup catches up at most this much history per alarm (after a long outage it
-# advances hour by hour; nothing is skipped).
-ROLLUP_CHUNK_MS = 60 * MINUTE_MS
 # While the outbox holds a backlog and D1 answers, drain it this often.
 DRAIN_EVERY_MS = 1_000
 # After a failed D1 write, retry after 2 s, 4 s, ... at most 30 s.
@@ -56,23 +52,6 @@ RETRY_BASE_MS, RETRY_CAP_MS = 2_000, 30_000
 BATCHES_PER_ALARM = 5
 # Stopped with the last minutes waiting for another shard: look again this often.
 ROLLUP_RETRY_MS = 5_000
-
-
-def _floor_hour(ms: int) -> int:
-    return ms - ms % HOUR_MS
-
-
-def _ceil_minute(ms: int) -> int:
-    return -(-ms // MINUTE_MS) * MINUTE_MS
-
-
-def _owe(debts: list[list[int]], shards: int, since: int, until: int) -> None:
-    """Add minutes [since, until) owed under `shards`, merged with what is owed already."""
-    for debt in debts:
-        if debt[0] == shards and since <= debt[2] and debt[1] <= until:
-            debt[1], debt[2] = min(debt[1], since), max(debt[2], until)
-            return
-    debts.append([shards, since, until])
 
 
 @dataclass
@@ -110,6 +89,7 @@ class ShardTracker:
         self.directory: MarketDirectory | None = None
         self.connection: FeedConnection | None = None
         self.alerter: Alerter | None = None
+        self.rollup: Rollup | None = None  # built once the state is loaded
         self.markets_unsaved: list | None = None  # a listing whose D1 save failed: saved again
         self.last_flush: dict = {}
         self.last_error: str | None = None
@@ -130,20 +110,17 @@ class ShardTracker:
             return {"ok": True, "alreadyTracking": True, **self.stats().to_json()}
         now = self.ports.clock.now_ms()
         window_ms = self.config.window_ms
-        if state.started_at is not None and state.minutes_rolled_until < _ceil_minute(state.flushed_until):
-            # The previous run's last minutes are not rolled yet (its outbox may
-            # still drain): they stay owed, rolled with that run's split of markets.
-            _owe(state.rollup_debts, state.shards, state.minutes_rolled_until, _ceil_minute(state.flushed_until))
+        # Windows before now were never tracked: nothing is lost. A run started inside
+        # the window a stop just closed starts after it, so no window is written twice.
+        measured_from = max(now - now % window_ms, state.flushed_until)
+        self.rollup.start_run(measured_from)
         state.shard = self.shard
         state.shards = self.config.shards
         state.tracking = True
         state.started_at = now
         state.totals = type(state.totals)()
         state.lost_ranges = []
-        # Windows before now were never tracked: nothing is lost. A run started inside
-        # the window a stop just closed starts after it, so no window is written twice.
-        state.flushed_until = max(now - now % window_ms, state.flushed_until)
-        state.minutes_rolled_until = state.flushed_until - state.flushed_until % MINUTE_MS
+        state.flushed_until = measured_from
         # A new run starts with a fresh connection and backoff (but keeps the send history).
         if self.connection is not None:
             state.sent_at = self.connection.recent_sends(now)
@@ -195,7 +172,7 @@ class ShardTracker:
             if not state.tracking:
                 # Stopped: the outbox may still hold windows for D1, and the last
                 # minutes may wait for another shard's windows.
-                if self.outbox.windows or self._rollup_pending():
+                if self.outbox.windows or self.rollup.pending:
                     await self._step("flush", self._flush, True)
                 return
             now = self.ports.clock.now_ms()
@@ -447,104 +424,11 @@ class ShardTracker:
         if failed:
             return  # D1 is failing: the rollup waits for the next flush that succeeds
         try:
-            await self._roll_up(final)
+            await self.rollup.run(final)
         except Exception as exc:
             state.totals.flush_failures += 1
             self.last_error = f"D1 rollup: {exc}"
             self.log("error", "Aggregator", "rollup_failed", f"minute rollup failed, will retry: {exc}")
-
-    async def _roll_up(self, final: bool) -> None:
-        """Minutes from windows that are in D1, then retention.
-
-        A minute is rolled up only once every window of it is in D1: below this
-        shard's outbox AND below every other shard's (after a SHARDS change one
-        market's minute can hold windows written by two shards; `tracking_stats`
-        says how far each shard's windows are in D1). A window is pruned only below
-        the minutes every shard has rolled. A previous run's minutes still owed
-        (its outbox drained after a new start) are rolled with that run's split."""
-        state = self.state
-        db = self.ports.db
-        # A start() can begin the next run while this rollup awaits D1 (a stopped run's
-        # last flush, its `final` included): what it worked out from the old run is then
-        # stale, and written into the new run's state it would mark the new run's first
-        # minute rolled before that run's windows of it exist (seed 5200). Overtaken so,
-        # it stops at once and records nothing: start() made the old run's unrolled
-        # minutes a debt, rolled later (a minute's upsert only ever gains windows).
-        run = state.started_at
-        others = (await db.query(self.sql.SELECT_OTHERS_FRONTIERS, self.shard) or [{}])[0]
-        if state.started_at != run:
-            return
-        # Every window before `limit` is in D1, all shards'. Stopped with an empty
-        # outbox, this shard writes no more windows: it sets no limit of its own.
-        producing = state.tracking or self.outbox.windows
-        limit = self._written_until() if producing else 2**62
-        if others.get("written") is not None:
-            limit = min(limit, others["written"])
-        frontier = min(limit - limit % MINUTE_MS, _ceil_minute(state.flushed_until))
-        for debt in list(state.rollup_debts):  # [shards, since, until]
-            debt_until = debt[2] if limit >= debt[2] else frontier
-            rolled = await self._roll_minutes(debt[0], debt[1], debt_until)
-            if state.started_at != run:
-                return
-            debt[1] = rolled
-            if debt[1] >= debt[2]:
-                state.rollup_debts.remove(debt)
-        until = frontier
-        # `final` as the caller saw it: a start() since (while the outbox drained) voids it.
-        if final and not state.tracking and not self.outbox.windows and limit >= state.flushed_until:
-            until = _ceil_minute(state.flushed_until)  # stopped: the partial minute is all there will be
-        rolled = await self._roll_minutes(self._shards(), state.minutes_rolled_until, until)
-        if state.started_at != run:
-            return
-        state.minutes_rolled_until = rolled
-        await self._save()
-        now = self.ports.clock.now_ms()
-        windows_before = min(now - self.config.snapshot_retention_ms, self._sealed_until(),
-                             # Never a window of this minute or the last: a run starting now
-                             # measures from the last window on, and its minute's rollup
-                             # reads every window of it from D1.
-                             now - now % MINUTE_MS - MINUTE_MS)
-        if others.get("sealed") is not None:
-            windows_before = min(windows_before, others["sealed"])
-        shards = self._shards()
-        metas = await db.batch([
-            (self.sql.PRUNE_WINDOWS, (windows_before, shards, self.shard)),
-            # A minute is kept until its hour is rolled (the hour holding the frontier).
-            (self.sql.PRUNE_MINUTES, (min(now - self.config.minute_retention_ms, _floor_hour(self._sealed_until())),
-                                 shards, self.shard)),
-            (self.sql.PRUNE_HOURS, (now - self.config.hour_retention_ms, shards, self.shard)),
-            # The stats row again, now that minutes moved: other shards read it.
-            self._stats_statement(now, self.outbox.entries),
-        ])
-        pruned = [int(m.get("changes") or 0) for m in metas[:3]]
-        if any(pruned):
-            self.log("info", "Aggregator", "pruned",
-                     f"cleaned {pruned[0]} window, {pruned[1]} minute and {pruned[2]} hour rows past retention")
-
-    async def _roll_minutes(self, shards: int, since: int, until: int) -> int:
-        """Roll [since, until) of this shard's markets (by `shards`), at most
-        ROLLUP_CHUNK_MS per call; returns how far it got."""
-        until = min(until, since + ROLLUP_CHUNK_MS)
-        if until <= since:
-            return since
-        db = self.ports.db
-        windows = await db.query(self.sql.SELECT_WINDOWS_FOR_ROLLUP, since, until, shards, self.shard)
-        minutes = rollup_minutes(windows)
-        if minutes:
-            await db.batch(sql.bulk(self.sql.UPSERT_MINUTES, [m.values() for m in minutes]))
-            self.log("info", "Aggregator", "minutes",
-                     f"minute averages: {len(minutes)} rows for {len({m.timestamp for m in minutes})} minute(s)")
-        # Hours whose minutes just completed (stopped: the partial hour too), rewritten
-        # from lighter_minutes. A failure raises: these minutes and hours are retried.
-        hours = []
-        starts = hours_to_roll(since, until, final=not self.state.tracking)
-        for start in starts:
-            rows = await db.query(self.sql.SELECT_MINUTES_FOR_ROLLUP, start, start + HOUR_MS, shards, self.shard)
-            hours += rollup_hours(rows)
-        if hours:
-            await db.batch(sql.bulk(self.sql.UPSERT_HOURS, [h.values() for h in hours]))
-            self.log("info", "Aggregator", "hours", f"hour averages: {len(hours)} rows for {len(starts)} hour(s)")
-        return until
 
     async def _publish_stats(self, now: int) -> None:
         await self.ports.db.batch([self._stats_statement(now, self.outbox.entries)])
@@ -576,7 +460,7 @@ class ShardTracker:
             failures = self.outbox.failures_in_a_row
             retry = DRAIN_EVERY_MS if not failures else min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** min(failures - 1, 10))
             due.append(now + retry)
-        elif self._rollup_pending():
+        elif self.rollup is not None and self.rollup.pending:
             due.append(now + ROLLUP_RETRY_MS)
         due = [d for d in due if d is not None]
         if due:
@@ -636,6 +520,9 @@ class ShardTracker:
         if self.alerter is None:
             self.alerter = Alerter(config.alert_after_ms, config.alert_webhook_url, ports.http, ports.log,
                                    self.shard, config.alert_service_name, self.label)
+        if self.rollup is None and self.state is not None:
+            self.rollup = Rollup(self.state, self.outbox, ports.db, ports.clock, ports.log, self.sql, config,
+                                 self.shard, self._shards, self._save, self._stats_statement)
 
     def _symbols(self) -> dict[int, str]:
         """Every symbol this object has known: a delisted market's last windows still
@@ -659,37 +546,13 @@ class ShardTracker:
             self.state.sent_at = self.connection.recent_sends(self.ports.clock.now_ms())
         await self.ports.storage.put_many({STATE_KEY: self.state.to_json()})
 
-    def _rollup_pending(self) -> bool:
-        """Stopped, and the last (partial) minute is not rolled up yet: another shard's
-        windows of it are not all in D1."""
-        state = self.state
-        if state is None or state.tracking or state.started_at is None:
-            return False
-        return bool(state.rollup_debts) or state.minutes_rolled_until < _ceil_minute(state.flushed_until)
-
-    def _sealed_until(self) -> int:
-        """History ending at or before this is final in D1: windows written, and their
-        minutes rolled (this run's and any still owed by a previous run)."""
-        state = self.state
-        return min([self._written_until(), state.minutes_rolled_until] + [d[1] for d in state.rollup_debts])
-
-    def _written_until(self, entries=None) -> int:
-        """Every window before this is in D1 (or was never measured)."""
-        flushed = self.state.flushed_until
-        if entries is None:
-            oldest = self.outbox.oldest
-        else:  # the outbox as it will be after a flush: those entries, and any being added
-            starts = ([entries[0].start] if entries else []) + self.outbox.staging
-            oldest = min(starts) if starts else None
-        return flushed if oldest is None else min(oldest, flushed)
-
     def _stats_statement(self, now: int, remaining) -> tuple:
         """The tracking_stats row as it will be once the batch carrying it is in D1
         (`remaining`: the outbox after it), so other shards read a true frontier."""
         stats = self.stats()
         stats.pending_windows = len(remaining)
-        stats.written_until = self._written_until(remaining)
-        stats.sealed_until = min(stats.written_until, self._sealed_until())
+        stats.written_until = self.rollup.written_until(remaining)
+        stats.sealed_until = min(stats.written_until, self.rollup.sealed_until())
         return (self.sql.UPSERT_STATS, stats.row(now))
 
     # =====================================================================================
@@ -742,8 +605,8 @@ class ShardTracker:
             alarm_errors=totals.alarm_errors,
             started_at=state.started_at,
             flushed_until=state.flushed_until,
-            sealed_until=self._sealed_until() if self.state else None,
-            written_until=self._written_until() if self.state else None,
+            sealed_until=self.rollup.sealed_until() if self.rollup else None,
+            written_until=self.rollup.written_until() if self.rollup else None,
             last_flush=self.last_flush,
             reconnect_at=connection.reconnect_at if connection else None,
             last_error=self.last_error or (connection.last_error if connection else None),

@@ -54,7 +54,7 @@ def test_a_seed_replays_exactly(exchanges):
 @pytest.mark.parametrize("bug", ["lose_windows_silently", "prune_before_rollup", "unsubscribe_everything"])
 def test_the_invariants_catch_a_planted_bug(monkeypatch, bug):
     """The checks can fail: plant a bug of each kind they exist for, and see it reported."""
-    from tracker import outbox, pacing, shard, sql
+    from tracker import outbox, pacing, rollup, sql
 
     if bug == "lose_windows_silently":
         real = outbox.Outbox.add
@@ -66,7 +66,7 @@ def test_the_invariants_catch_a_planted_bug(monkeypatch, bug):
     elif bug == "prune_before_rollup":
         # Neither the rollup frontier nor the statement's own guard (the minute row must
         # hold every window of its minute) holds a prune back.
-        monkeypatch.setattr(shard.ShardTracker, "_sealed_until", lambda self: 2**62)
+        monkeypatch.setattr(rollup.Rollup, "sealed_until", lambda self: 2**62)
         monkeypatch.setattr(sql.LIGHTER, "PRUNE_WINDOWS",
                             "DELETE FROM lighter_snapshots WHERE timestamp < ? AND market_index % ? = ?")
     else:
