@@ -6,7 +6,12 @@ which minutes may be rolled (every window of them in D1, all shards'), the minut
 and hours themselves, the minutes a previous run still owes, and the prune. It
 keeps its frontiers in the shard's `TrackerState` (saved with it).
 
-The arithmetic is pure (`rollup_minutes`, `rollup_hours`, `hours_to_roll`): a
+An hour row is written from the hour's minutes in D1, again whenever a minute of
+it changed (a later run in the same hour, a previous run's minutes rolled late),
+once no minute of it is still owed (`ripe_hours`); a stop thus always ends with
+the partial hour written from all of its minutes.
+
+The arithmetic is pure (`rollup_minutes`, `rollup_hours`, `ripe_hours`): a
 rolled-up row is the tick-weighted average of its parts (each part's means
 weighted by its tick count), the min/max of their spreads, the last bid/ask of
 its newest part, a time-weighted mid weighted by the time each part covered, and
@@ -54,21 +59,21 @@ def rollup_hours(minutes: Iterable[dict]) -> list[HourRow]:
     ]
 
 
-def hours_to_roll(since: int, until: int, final: bool) -> list[int]:
-    """Starts of the hours to (re)write after minutes [since, until) were rolled: each
-    hour that completes in (since, until], and on `final` (tracking stopped) the
-    partial hour holding until - 1 too. Re-rolling an hour rewrites its row."""
-    hours = list(range(_ceil(since, HOUR_MS), until + 1, HOUR_MS))
-    starts = [end - HOUR_MS for end in hours if end > since]
-    if final and until > since:
-        partial = (until - 1) - (until - 1) % HOUR_MS
-        if partial not in starts:
-            starts.append(partial)
-    return starts
+def mark_stale(stale: list[list[int]], shards: int, minute_starts: Iterable[int]) -> None:
+    """The hours of minutes just (re)written under `shards` need their rows (re)written:
+    add each to `stale` ([shards, hour start]) once."""
+    for hour in sorted({ms - ms % HOUR_MS for ms in minute_starts}):
+        if [shards, hour] not in stale:
+            stale.append([shards, hour])
 
 
-def _ceil(ms: int, period: int) -> int:
-    return -(-ms // period) * period
+def ripe_hours(stale: list[list[int]], owed: list[tuple[int, int]]) -> list[list[int]]:
+    """The stale hours ([shards, hour start]) that no owed minute ([since, until): still
+    to be rolled, so still to change) falls in: every minute of them is as final as
+    it will be, and their rows can be written. While tracking, an hour ripens when the
+    run's minutes pass its end; once stopped, the partial hour ripens with the run's
+    last minute (or at once, when no minute was left to roll)."""
+    return [h for h in stale if not any(since < h[1] + HOUR_MS and h[1] < until for since, until in owed)]
 
 
 def _groups(rows: Iterable[dict], period: int) -> list[tuple[tuple[int, int], list[dict]]]:
@@ -184,18 +189,35 @@ class Rollup:
 
     @property
     def pending(self) -> bool:
-        """Stopped, and the last (partial) minute is not rolled up yet: another shard's
-        windows of it are not all in D1."""
+        """Stopped, and the last (partial) minute is not rolled up yet (another shard's
+        windows of it are not all in D1), or an hour row not rewritten yet."""
         state = self.state
         if state.tracking or state.started_at is None:
             return False
-        return bool(state.rollup_debts) or state.minutes_rolled_until < _ceil_minute(state.flushed_until)
+        return (bool(state.rollup_debts or state.stale_hours)
+                or state.minutes_rolled_until < _ceil_minute(state.flushed_until))
 
     def sealed_until(self) -> int:
-        """History ending at or before this is final in D1: windows written, and their
-        minutes rolled (this run's and any still owed by a previous run)."""
+        """History ending at or before this is final in D1: windows written, their
+        minutes rolled (this run's and any still owed by a previous run), and the
+        hours of those minutes written (an hour whose minutes are all rolled but whose
+        row is not rewritten yet, after a failed write, holds it back)."""
         state = self.state
-        return min([self.written_until(), state.minutes_rolled_until] + [d[1] for d in state.rollup_debts])
+        unwritten = [hour for _, hour in ripe_hours(state.stale_hours, self._owed())]
+        return min([self.written_until(), state.minutes_rolled_until] + [d[1] for d in state.rollup_debts]
+                   + unwritten)
+
+    def _owed(self) -> list[tuple[int, int]]:
+        """Minutes this shard may still roll (so still change): the current run's from
+        its frontier on (up to the end of its last window once stopped), and the
+        minutes previous runs still owe."""
+        state = self.state
+        owed = [(since, until) for _, since, until in state.rollup_debts]
+        if state.tracking:
+            owed.append((state.minutes_rolled_until, 2**62))
+        elif state.minutes_rolled_until < _ceil_minute(state.flushed_until):
+            owed.append((state.minutes_rolled_until, _ceil_minute(state.flushed_until)))
+        return owed
 
     def written_until(self, entries: list[Entry] | None = None) -> int:
         """Every window before this is in D1 (or was never measured)."""
@@ -248,6 +270,7 @@ class Rollup:
         if state.started_at != run:
             return
         state.minutes_rolled_until = rolled
+        await self._roll_hours()
         await self.save()
         await self._prune(others.get("sealed"))
 
@@ -286,16 +309,24 @@ class Rollup:
         minutes = rollup_minutes(windows)
         if minutes:
             await db.batch(sql.bulk(self.sql.UPSERT_MINUTES, [m.values() for m in minutes]))
+            # Their hours' rows are rewritten once no minute of them is owed any more
+            # (`_roll_hours`), even if this shard or run never rolls another minute.
+            mark_stale(self.state.stale_hours, shards, (m.timestamp for m in minutes))
             self.log("info", "Aggregator", "minutes",
                      f"minute averages: {len(minutes)} rows for {len({m.timestamp for m in minutes})} minute(s)")
-        # Hours whose minutes just completed (stopped: the partial hour too), rewritten
-        # from lighter_minutes. A failure raises: these minutes and hours are retried.
+        return until
+
+    async def _roll_hours(self) -> None:
+        """(Re)write every stale hour whose minutes are all rolled, from its minutes in
+        D1 (every shard's, by the split the minutes were rolled with). A failure
+        raises: the hours stay stale, and are written at the next run."""
+        ripe = ripe_hours(self.state.stale_hours, self._owed())
         hours = []
-        starts = hours_to_roll(since, until, final=not self.state.tracking)
-        for start in starts:
-            rows = await db.query(self.sql.SELECT_MINUTES_FOR_ROLLUP, start, start + HOUR_MS, shards, self.shard)
+        for shards, start in ripe:
+            rows = await self.db.query(self.sql.SELECT_MINUTES_FOR_ROLLUP, start, start + HOUR_MS, shards, self.shard)
             hours += rollup_hours(rows)
         if hours:
-            await db.batch(sql.bulk(self.sql.UPSERT_HOURS, [h.values() for h in hours]))
-            self.log("info", "Aggregator", "hours", f"hour averages: {len(hours)} rows for {len(starts)} hour(s)")
-        return until
+            await self.db.batch(sql.bulk(self.sql.UPSERT_HOURS, [h.values() for h in hours]))
+            self.log("info", "Aggregator", "hours", f"hour averages: {len(hours)} rows for {len(ripe)} hour(s)")
+        for hour in ripe:
+            self.state.stale_hours.remove(hour)

@@ -42,6 +42,9 @@ class TrackerState:
     # Minutes a previous run still owes ([shards, since, until]): its outbox drained
     # after a new start; they are rolled with that run's split of markets.
     rollup_debts: list[list[int]] = field(default_factory=list)
+    # Hours ([shards, hour start]) whose minutes were (re)written since their row was:
+    # rewritten once no minute of them is owed (rollup.ripe_hours).
+    stale_hours: list[list[int]] = field(default_factory=list)
     # Lighter messages sent in the last rate window (ms): a restarted object must not
     # spend a budget its previous instance already spent.
     sent_at: list[int] = field(default_factory=list)

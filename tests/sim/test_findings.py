@@ -219,6 +219,124 @@ def test_a_start_while_a_stopped_shard_still_rolls_up_leaves_the_new_runs_minute
 
 
 # =====================================================================================
+# Hours (issue 18, defect 1): the partial hour after a stop, and hours whose minutes
+# changed after their row was written
+# =====================================================================================
+
+MINUTE_MS, HOUR_MS = 60_000, 3_600_000
+HOUR = sim.EPOCH_MS - sim.EPOCH_MS % HOUR_MS  # a whole hour near the simulation's epoch
+
+
+def hours_scenario(events, *, start_ms, duration_s, **config) -> sim.World:
+    """A Lighter run (one shard, three markets) whose clock starts at `start_ms`; the
+    feed's stale watchdog is slow enough for a `silence` to leave the feed quiet."""
+    plan = sim.make_plan(1)
+    plan = replace(plan, shards=1, markets=dict(SYMBOLS), duration_ms=duration_s * 1000, events=events,
+                   frame_ms=(300, 900), start_ms=start_ms,
+                   config=replace(plan.config, shards=1, stale_feed_ms=90_000, **config))
+    world = sim.World(plan)
+    world.run()
+    return world
+
+
+def stale_hours(world: sim.World, table: str = "lighter_hours", minutes: str = "lighter_minutes") -> list[str]:
+    """Every hour row against the rollup of its minutes in D1, and every minute's hour."""
+    import reference_model as ref
+
+    rows = world.d1.rows(f"SELECT * FROM {minutes}")
+    hours = {(r["symbol"], r["timestamp"]): r for r in world.d1.rows(f"SELECT * FROM {table}")}
+    wrong = []
+    for key, want in ref.expected_hours(rows).items():
+        got = hours.get(key)
+        if got is None:
+            wrong.append(f"hour {key} missing")
+        elif ref.row_mismatches(got, want):
+            wrong.append(f"hour {key}: {ref.row_mismatches(got, want)[:2]}")
+    return wrong
+
+
+def rolled_after(world: sim.World, ms: int, event: str = "minutes") -> list[tuple]:
+    return [e for e in world.logs if e[0] >= ms and e[4] == event]
+
+
+def test_a_stop_with_no_new_minute_to_roll_still_writes_the_partial_hour():
+    """The feed went quiet 25 s before the stop, 5 s into a minute: the last alarm had
+    rolled every minute up to that minute's start, so the stop found no minute to roll
+    and returned before it wrote the hour: no hour row at all."""
+    start = HOUR + 10 * MINUTE_MS
+    world = hours_scenario([(160_000, "silence", {"seconds": 40})], start_ms=start, duration_s=185)
+    stop = start + 185_000
+    assert not rolled_after(world, stop), "the stop rolled a minute: the scenario tests nothing"
+    assert world.d1.rows("SELECT COUNT(*) AS n FROM lighter_minutes")[0]["n"] >= len(SYMBOLS)
+    assert stale_hours(world) == []
+    assert_invariants(world)
+
+
+def test_a_second_stop_in_the_same_hour_rewrites_the_hour_row_of_the_first():
+    """The first stop wrote the partial hour; the second run added minutes to it but
+    its stop found nothing new to roll, leaving the first stop's row (fewer windows
+    and ticks than its minutes hold) as the hour, for good."""
+    start = HOUR + 10 * MINUTE_MS
+    world = hours_scenario([(40_000, "stop_start", {"pause": 20}), (160_000, "silence", {"seconds": 40})],
+                           start_ms=start, duration_s=185)
+    assert not rolled_after(world, start + 185_000), "the stop rolled a minute: the scenario tests nothing"
+    assert stale_hours(world) == []
+    assert_invariants(world)
+
+
+def test_minutes_a_previous_run_still_owed_get_their_hour_rewritten():
+    """D1 fails across a stop at :58 and a start in the next hour: the stopped run's
+    last minutes are rolled later, as a debt, by the new run (tracking, so not
+    "final"): their hour never completes inside the debt, and its row was never
+    written from them."""
+    start = HOUR + 55 * MINUTE_MS
+    world = hours_scenario([(100_000, "d1_outage", {"seconds": 250}), (190_000, "stop_start", {"pause": 130})],
+                           start_ms=start, duration_s=400)
+    hours = {r["timestamp"] for r in world.d1.rows("SELECT DISTINCT timestamp FROM lighter_hours")}
+    assert hours == {HOUR, HOUR + HOUR_MS}, hours
+    assert stale_hours(world) == []
+    assert_invariants(world)
+
+
+def test_an_hour_whose_row_could_not_be_written_is_not_served_as_final():
+    """The hour completes while its row cannot be written (D1 refuses the hour batch
+    for 90 s): the minutes are rolled, but the sealed point the API reads must stay
+    at the hour's start until its row is in D1, or the history cache would keep a
+    page without that hour as final."""
+    from tracker import history_cache
+
+    start = HOUR + 58 * MINUTE_MS
+    plan = sim.make_plan(1)
+    plan = replace(plan, shards=1, markets=dict(SYMBOLS), duration_ms=240_000, events=[], frame_ms=(300, 900),
+                   start_ms=start, config=replace(plan.config, shards=1))
+    world = sim.World(plan)
+    real = world.d1.execute_batch
+    refuse_until = HOUR + HOUR_MS + 90_000
+
+    def refuse_hours(statements):
+        if world.loop.now_ms() < refuse_until and any("INTO lighter_hours" in text for text, _ in statements):
+            raise RuntimeError("D1_ERROR: simulated failure of the hour write")
+        return real(statements)
+
+    world.d1.execute_batch = refuse_hours
+    seen = []
+
+    def probe() -> None:
+        sealed = world.d1.rows(sql.LIGHTER.API_SEALED_UNTIL)[0]["sealed_until"]
+        rows = world.d1.rows("SELECT COUNT(*) AS n FROM lighter_hours WHERE timestamp = ?", HOUR)[0]["n"]
+        seen.append((sealed, rows))
+
+    world.loop.at_ms(HOUR + HOUR_MS + 60_000, probe)
+    world.run()
+    (sealed, rows), = seen
+    assert rows == 0, "the hour row was written: the scenario tests nothing"
+    assert world.d1.rows("SELECT MAX(timestamp) AS t FROM lighter_minutes")[0]["t"] >= HOUR + HOUR_MS - MINUTE_MS
+    assert not history_cache.is_final(HOUR, HOUR_MS, sealed), f"sealed at {sealed - HOUR} ms past the hour"
+    assert stale_hours(world) == []
+    assert_invariants(world)
+
+
+# =====================================================================================
 # Paradex (tests/sim/paradex.py), alone and beside Lighter on one D1
 # =====================================================================================
 

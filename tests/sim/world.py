@@ -79,6 +79,8 @@ class Plan:
     exchange: str = "lighter"
     extra: dict = field(default_factory=dict)
     also: tuple[VenuePlan, ...] = ()
+    # When the world's clock starts (ms); None: within a minute of EPOCH_MS.
+    start_ms: int | None = None
 
     def venues(self) -> list[VenuePlan]:
         return [VenuePlan(self.exchange, self.shards, self.markets, self.frame_ms, self.config, self.extra),
@@ -422,7 +424,8 @@ class World:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.rng = random.Random(plan.seed * 7919 + 1)
-        self.loop = VirtualLoop(EPOCH_MS + self.rng.randint(0, 59_999))
+        start = EPOCH_MS + self.rng.randint(0, 59_999)
+        self.loop = VirtualLoop(start if plan.start_ms is None else plan.start_ms)
         self.loop.set_exception_handler(self._loop_exception)
         self.venues = [Venue(self, p, i) for i, p in enumerate(plan.venues())]
         self.d1 = SimD1(self.loop, random.Random(plan.seed + 23))

@@ -1,5 +1,5 @@
-"""Depth in the minute rollup (sample-weighted), rollup_hours and which hours to roll,
-against the reference's expected_minutes / expected_hours."""
+"""Depth in the minute rollup (sample-weighted) and rollup_hours against the reference's
+expected_minutes / expected_hours; which hours are rewritten when."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracker.rollup import HOUR_MS, MINUTE_MS, hours_to_roll, rollup_hours, rollup_minutes
+from tracker.rollup import HOUR_MS, MINUTE_MS, mark_stale, ripe_hours, rollup_hours, rollup_minutes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: reference_model
 import reference_model as ref  # noqa: E402
@@ -95,13 +95,26 @@ def test_no_samples_anywhere_gives_null_depth():
     assert hour.depth_samples == 0 and hour.bid_depth_50 is None and hour.imbalance_50 is None
 
 
-def test_which_hours_to_roll():
+def test_the_hours_of_minutes_just_rolled_become_stale_once():
     m = MINUTE_MS
-    assert hours_to_roll(T0 + 5 * m, T0 + 6 * m, final=False) == []  # mid-hour: nothing complete
-    assert hours_to_roll(T0 + 59 * m, T0 + HOUR_MS, final=False) == [T0]  # the hour just completed
-    assert hours_to_roll(T0, T0 + 3 * HOUR_MS + m, final=False) == [T0, T0 + HOUR_MS, T0 + 2 * HOUR_MS]
-    # Stopping: the partial hour too, once.
-    assert hours_to_roll(T0 + 5 * m, T0 + 6 * m, final=True) == [T0]
-    assert hours_to_roll(T0 + 59 * m, T0 + HOUR_MS + m, final=True) == [T0, T0 + HOUR_MS]
-    assert hours_to_roll(T0 + 59 * m, T0 + HOUR_MS, final=True) == [T0]
-    assert hours_to_roll(T0, T0, final=True) == []
+    stale = [[1, T0 - HOUR_MS]]
+    mark_stale(stale, 2, [T0 + 59 * m, T0 + 5 * m, T0 + HOUR_MS])
+    mark_stale(stale, 2, [T0 + 7 * m])  # already stale under this split
+    mark_stale(stale, 1, [T0])  # another split of markets: its own rows
+    assert stale == [[1, T0 - HOUR_MS], [2, T0], [2, T0 + HOUR_MS], [1, T0]]
+
+
+def test_an_hour_is_ripe_once_no_minute_of_it_is_owed():
+    m = MINUTE_MS
+    this, last = [1, T0], [1, T0 - HOUR_MS]
+    # Tracking, the run's minutes rolled up to T0 + 5 min: the hour in progress waits.
+    assert ripe_hours([last, this], [(T0 + 5 * m, 2**62)]) == [last]
+    # The hour's last minute rolled: it is complete.
+    assert ripe_hours([this], [(T0 + HOUR_MS, 2**62)]) == [this]
+    # Stopped: the partial hour waits for its last minute, then is ripe (nothing owed),
+    # also when the stop found no minute to roll at all.
+    assert ripe_hours([this], [(T0 + 5 * m, T0 + 6 * m)]) == []
+    assert ripe_hours([this], []) == [this]
+    # A previous run's minutes still owed in the hour hold it back, whatever the split.
+    assert ripe_hours([this], [(T0 + 50 * m, T0 + 52 * m), (T0 + HOUR_MS + m, 2**62)]) == []
+    assert ripe_hours([this], [(T0 - 2 * m, T0)]) == [this]  # owed up to the hour's start only

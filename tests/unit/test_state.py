@@ -23,6 +23,8 @@ def test_round_trip_keeps_everything():
         started_at=1_778_138_580_123,
         flushed_until=1_778_138_595_000,
         minutes_rolled_until=1_778_138_580_000,
+        rollup_debts=[[3, 1_778_138_400_000, 1_778_138_460_000]],
+        stale_hours=[[3, 1_778_137_200_000]],
         totals=Totals(messages=10**12, reconnects=3, gaps=2, malformed=1, late_frames=4, errors=5,
                       crossed=6, one_sided=7, flush_failures=8, windows_flushed=9, windows_lost=10, rows_written=11),
         lost_ranges=[{"from": 1, "to": 2}],
