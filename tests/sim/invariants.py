@@ -28,6 +28,13 @@ exchange the world ran (Lighter, Paradex or both), on that exchange's own tables
    an exchange the world did not run has empty tables.
 9. Every window row covers at most its own length (0 <= covered_ms <= window_ms).
 10. A live feed is never closed as stale: a frame came within STALE_FEED_SECONDS.
+11. Every hour row equals the rollup (reference model) of its minutes in D1, and
+   every minute's hour was rolled, the partial hour after the final stop included.
+   Judged on the hours whose minutes were all retained: those starting at or after
+   the end of the run minus MINUTE_RETENTION, which no minute prune could reach
+   (each prune's cutoff is at most its own time minus the retention). That is sound
+   without keeping pruned minutes, and today it is every hour: no run is as long as
+   the shortest retention (1 h). An hour row pruned by its own retention is not missed.
 """
 
 from __future__ import annotations
@@ -242,6 +249,9 @@ def check_venue(world, venue) -> list[str]:
                     v.append(f"{say}minute {market}@{minute} differs from its windows' rollup: {diff[:3]}")
     v += [line for line in d1.prune_violations if line.startswith(snapshots)][:3]
 
+    # 11. hours
+    v += check_hours(world, venue, say)
+
     # 6. after the final stop
     if ex.conns:
         v.append(f"{say}{len(ex.conns)} connection(s) still open after stop")
@@ -259,6 +269,34 @@ def check_venue(world, venue) -> list[str]:
             if counted != reported:
                 v.append(f"{say}shard {shard}: windowsLost {reported} but its lost ranges hold {counted} windows")
     return v
+
+
+def check_hours(world, venue, say: str = "") -> list[str]:
+    """11. Every hour row is the rollup of its minutes in D1; every minute's hour is there."""
+    v: list[str] = []
+    _, _, minutes_table, hours_table, _ = TABLES[venue.name]
+    d1, end, config = world.d1, world.loop_end_ms, venue.config
+    hours = {(r["market_index"], r["timestamp"]): r for r in d1.rows(f"SELECT * FROM {hours_table}")}
+    minutes: dict[int, list[dict]] = {}
+    for row in d1.rows(f"SELECT * FROM {minutes_table}"):
+        minutes.setdefault(row["market_index"], []).append(row)
+    expected = {(market, hour): want for market, rows in minutes.items()
+                for (_, hour), want in ref.expected_hours(rows).items()}
+    for (market, hour), want in sorted(expected.items()):
+        if hour < end - config.minute_retention_ms:
+            continue  # some minutes of it may be pruned
+        got = hours.get((market, hour))
+        if got is None:
+            if hour >= end - config.hour_retention_ms:
+                v.append(f"{say}hour {market}@{hour} never rolled up from its minutes")
+            continue
+        diff = ref.row_mismatches(got, want)
+        if diff:
+            v.append(f"{say}hour {market}@{hour} differs from its minutes' rollup: {diff[:3]}")
+    for market, hour in sorted(hours.keys() - expected.keys()):
+        if hour >= end - config.minute_retention_ms:
+            v.append(f"{say}hour {market}@{hour} in D1 but it has no minutes")
+    return v[:5]
 
 
 def check_separation(world) -> list[str]:

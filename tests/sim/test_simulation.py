@@ -51,7 +51,8 @@ def test_a_seed_replays_exactly(exchanges):
     assert fingerprint(seed) == fingerprint(seed)
 
 
-@pytest.mark.parametrize("bug", ["lose_windows_silently", "prune_before_rollup", "unsubscribe_everything"])
+@pytest.mark.parametrize("bug", ["lose_windows_silently", "prune_before_rollup", "unsubscribe_everything",
+                                 "no_hours_after_stop", "hour_without_its_first_minute"])
 def test_the_invariants_catch_a_planted_bug(monkeypatch, bug):
     """The checks can fail: plant a bug of each kind they exist for, and see it reported."""
     from tracker import outbox, pacing, rollup, sql
@@ -69,6 +70,20 @@ def test_the_invariants_catch_a_planted_bug(monkeypatch, bug):
         monkeypatch.setattr(rollup.Rollup, "sealed_until", lambda self: 2**62)
         monkeypatch.setattr(sql.LIGHTER, "PRUNE_WINDOWS",
                             "DELETE FROM lighter_snapshots WHERE timestamp < ? AND market_index % ? = ?")
+    elif bug == "no_hours_after_stop":
+        real_roll_hours = rollup.Rollup._roll_hours
+
+        async def roll_hours(self):  # the first release's hours: written only while tracking
+            if self.state.tracking:
+                await real_roll_hours(self)
+
+        monkeypatch.setattr(rollup.Rollup, "_roll_hours", roll_hours)
+    elif bug == "hour_without_its_first_minute":
+        # An hour rolled from part of its minutes: only a run that holds an hour's first
+        # minute (one that crosses an hour boundary) can notice.
+        for statements in (sql.LIGHTER, sql.PARADEX):
+            monkeypatch.setattr(statements, "SELECT_MINUTES_FOR_ROLLUP",
+                                statements.SELECT_MINUTES_FOR_ROLLUP.replace("timestamp >= ?", "timestamp > ?"))
     else:
         real_resub = pacing.SubscriptionPacer.resubscribe
 

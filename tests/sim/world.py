@@ -12,7 +12,8 @@ Which exchanges a seed runs (`make_plan`):
                          shards, storage and simulated exchange (one deployment with
                          ENABLED_EXCHANGES=lighter,paradex)
 
-What a seed decides: per exchange the number of shards and markets (Paradex: which
+What a seed decides: when in the hour the world starts (half the seeds cross an hour
+boundary, `_start_ms`); per exchange the number of shards and markets (Paradex: which
 of its listed markets are PERP, and whether PERP_OPTION is tracked too; which
 markets are quiet), the frame rate, the retention settings, and a schedule of
 events at random moments: feed drops (one shard's or all; Paradex: bursts of
@@ -42,7 +43,8 @@ from paradex import NEW_MARKETS, OTHERS, PERPS, SPECS, SimParadex, market_id_of
 from vloop import VirtualLoop
 
 WINDOW_MS = 15_000
-EPOCH_MS = 1_780_000_000_000
+HOUR_MS = 3_600_000
+EPOCH_MS = 1_780_000_000_000  # 26 min 40 s into an hour
 LIGHTER_URLS = dict(api_url="http://lighter.sim", ws_url="ws://lighter.sim/stream?readonly=true")
 PARADEX_URLS = dict(paradex_api_url=SimParadex.api_url,
                     paradex_ws_url="ws://paradex.sim/v1?sbeSchemaId=1&sbeSchemaVersion=1")
@@ -96,8 +98,24 @@ class Result:
 
 
 def make_plan(seed: int) -> Plan:
-    if seed % 3 == 2:
-        return _paradex_plan(seed, with_lighter=seed % 6 == 5)
+    plan = _paradex_plan(seed, with_lighter=seed % 6 == 5) if seed % 3 == 2 else _lighter_plan(seed)
+    return replace(plan, start_ms=_start_ms(seed, plan.duration_ms))
+
+
+def _start_ms(seed: int, duration_ms: int) -> int | None:
+    """Half the seeds start shortly before an hour boundary, which then falls anywhere
+    from their first seconds to a minute after their final stop (so hours complete
+    while tracking, and stops leave partial hours on either side of a boundary); the
+    other half start within a minute of EPOCH_MS, mid-hour, as the first release's
+    plans did. Drawn apart from the plan, which stays as it was."""
+    rng = random.Random(seed * 7_927 + 36)
+    if rng.random() < 0.5:
+        return None
+    boundary = EPOCH_MS - EPOCH_MS % HOUR_MS + HOUR_MS
+    return boundary - rng.randint(5_000, duration_ms + 60_000)
+
+
+def _lighter_plan(seed: int) -> Plan:
     rng = random.Random(seed)
     shards = rng.choice((1, 1, 2, 2, 3))
     n = rng.randint(2, 5)
