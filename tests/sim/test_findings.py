@@ -336,6 +336,13 @@ def test_an_hour_whose_row_could_not_be_written_is_not_served_as_final():
     assert_invariants(world)
 
 
+@pytest.mark.parametrize("seed", [37, 53, 92])
+def test_seeds_whose_hours_were_missing_or_stale_after_a_stop(seed):
+    """Seeds of the hour-crossing world the first hours rollup failed: 37 (hours never
+    written), 53 and 92 (Lighter, Paradex: an earlier stop's row left stale)."""
+    assert sim.run(seed).violations == []
+
+
 # =====================================================================================
 # Paradex (tests/sim/paradex.py), alone and beside Lighter on one D1
 # =====================================================================================
