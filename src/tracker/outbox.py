@@ -11,7 +11,8 @@ hours loses nothing: the next instance reads the index and carries on writing.
 - One flush at a time (a lock): an alarm and a `stop()` never write the same
   windows concurrently, and never clear each other's.
 - Bounded: beyond `max_windows` the oldest windows are dropped, counted lost and
-  their range recorded (memory and storage stay bounded through any outage).
+  their range recorded in the same storage transaction as the drop (memory and
+  storage stay bounded through any outage; an eviction cannot separate the two).
 
 Storage layout: `outbox-index` holds `[[start, chunks, rows], ...]` oldest first;
 each window's rows are stored as `outbox/<start>/<chunk>` JSON texts of at most
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import sql
@@ -78,10 +80,11 @@ class Outbox:
         raw = await self.storage.get(INDEX_KEY)
         self.entries = [Entry(*e) for e in json.loads(raw)] if raw else []
 
-    async def add(self, windows: list[ClosedWindow], also: dict[str, str]) -> list[Entry]:
-        """Store newly closed windows, together with `also` (the tracker state saying
-        they are closed) in ONE transaction. Returns the entries dropped (oldest
-        first) to stay within `max_windows`: the caller records them lost."""
+    async def add(self, windows: list[ClosedWindow], also: Callable[[list[Entry]], dict[str, str]]) -> list[Entry]:
+        """Store newly closed windows in ONE transaction with `also(dropped)`: the
+        caller's writes (the tracker state saying the windows are closed) given the
+        entries dropped (oldest first) to stay within `max_windows`, which the caller
+        records lost there. Returns the dropped entries."""
         # Count the new windows as waiting from this moment on, before any await: the
         # caller has already moved its state past them, and a rollup running meanwhile
         # must not take their minutes for complete.
@@ -93,9 +96,9 @@ class Outbox:
             for start in staging:
                 self._staging.remove(start)
 
-    async def _add(self, windows: list[ClosedWindow], also: dict[str, str]) -> list[Entry]:
+    async def _add(self, windows: list[ClosedWindow], also: Callable[[list[Entry]], dict[str, str]]) -> list[Entry]:
         async with self._index_lock:
-            writes = dict(also)
+            writes = {}
             added = []
             for window in windows:
                 if not window.rows:
@@ -114,6 +117,7 @@ class Outbox:
             dropped, kept = droppable, [e for e in entries if e.start not in gone]
             if added or dropped:
                 writes[INDEX_KEY] = _index_text(kept)
+            writes.update(also(dropped))
             await self.storage.put_many(writes)
             self.entries = kept
             if dropped:

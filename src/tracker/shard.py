@@ -378,16 +378,26 @@ class ShardTracker:
 
     async def _stash(self, closed) -> None:
         """Closed windows into the outbox, in one transaction with the state that
-        says they are closed; windows pushed out by the outbox's bound are lost."""
-        state = self.state
-        dropped = await self.outbox.add(closed, {STATE_KEY: state.to_json()})
-        if dropped:
+        says they are closed and records lost the windows the outbox's bound pushed
+        out (an eviction cannot come between the drop and its record)."""
+        state, window_ms = self.state, self.config.window_ms
+
+        def record_lost(state: TrackerState, dropped) -> TrackerState:
             for entry in dropped:
-                state.record_lost(entry.start, entry.start + self.config.window_ms, self.config.window_ms)
+                state.record_lost(entry.start, entry.start + window_ms, window_ms)
+            return state
+
+        def state_after(dropped) -> dict[str, str]:
+            # Stored as it will be; the state itself changes once the write succeeded.
+            after = record_lost(TrackerState.from_json(state.to_json()), dropped) if dropped else state
+            return {STATE_KEY: after.to_json()}
+
+        dropped = await self.outbox.add(closed, state_after)
+        if dropped:
+            record_lost(state, dropped)
             self.log("error", "Aggregator", "windows_dropped",
                      f"D1 has failed for {self.outbox.windows} windows: dropped the {len(dropped)} oldest "
                      f"(from {dropped[0].start})")
-            await self._save()
 
     async def _flush_tracking(self, now: int) -> None:
         await self._flush(False)

@@ -344,6 +344,42 @@ def test_seeds_whose_hours_were_missing_or_stale_after_a_stop(seed):
 
 
 # =====================================================================================
+# Smaller holes (issue 18, defect 7)
+# =====================================================================================
+
+def test_an_outbox_overflow_records_its_lost_range_in_the_transaction_of_the_drop(monkeypatch):
+    """D1 is down and the outbox (4 windows) overflows: the drop was stored, then the
+    lost range in a second write; an eviction between the two lost the record, and
+    the dropped windows were neither in D1 nor recorded lost."""
+    import cloud
+    from tracker import outbox
+
+    world: sim.World | None = None
+    evicted = []
+    real = outbox.Outbox.add
+
+    async def add(self, *args, **kwargs):
+        dropped = await real(self, *args, **kwargs)
+        if dropped and not evicted:  # the instance dies at its next await
+            evicted.append([e.start for e in dropped])
+            world.venues[0].evict(0)
+            raise cloud.Evicted("evicted right after the outbox dropped windows")
+        return dropped
+
+    monkeypatch.setattr(outbox.Outbox, "add", add)
+    plan = sim.make_plan(1)
+    plan = replace(plan, shards=1, markets=dict(SYMBOLS), duration_ms=150_000, frame_ms=(300, 900),
+                   events=[(20_000, "d1_outage", {"seconds": 120})],
+                   config=replace(plan.config, shards=1, outbox_max_windows=4))
+    world = sim.World(plan)
+    world.run()
+    assert evicted, "the outbox never overflowed: the scenario tests nothing"
+    lost = world.lost_ranges.get(0, set())
+    assert all(any(a <= start < b for a, b in lost) for start in evicted[0]), (evicted, lost)
+    assert_invariants(world)
+
+
+# =====================================================================================
 # Paradex (tests/sim/paradex.py), alone and beside Lighter on one D1
 # =====================================================================================
 
