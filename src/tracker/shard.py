@@ -117,6 +117,7 @@ class ShardTracker:
         state.shard = self.shard
         state.shards = self.config.shards
         state.tracking = True
+        state.stats_unpublished = False  # the run's own rows (is_tracking=1) replace a stop's unpublished one
         state.started_at = now
         state.totals = type(state.totals)()
         state.lost_ranges = []
@@ -142,6 +143,10 @@ class ShardTracker:
         state = await self._load()
         was_tracking = state.tracking
         state.tracking = False
+        if was_tracking:
+            # Other shards read is_tracking from the stats row before rolling up: it must
+            # reach D1, retried on the alarm until it does (`_flush_locked` clears this).
+            state.stats_unpublished = True
         if self.connection is not None:
             self.connection.close("tracking stopped")
         if self.aggregator is not None:
@@ -170,9 +175,9 @@ class ShardTracker:
             await self.ports.storage.set_alarm(self.ports.clock.now_ms() + self.config.window_ms)
         try:
             if not state.tracking:
-                # Stopped: the outbox may still hold windows for D1, and the last
-                # minutes may wait for another shard's windows.
-                if self.outbox.windows or self.rollup.pending:
+                # Stopped: the outbox may still hold windows for D1, the last minutes
+                # may wait for another shard's windows, the stats row for D1.
+                if self.outbox.windows or self.rollup.pending or state.stats_unpublished:
                     await self._step("flush", self._flush, True)
                 return
             now = self.ports.clock.now_ms()
@@ -413,6 +418,7 @@ class ShardTracker:
         failed = False
         for _ in range(BATCHES_PER_ALARM):
             started = self.ports.clock.now_ms()
+            stopped = not state.tracking  # the stats row below is a stopped shard's (a stop() meanwhile: one write more)
             result = await self.outbox.flush(self.ports.db, extra=lambda remaining: [self._stats_statement(started, remaining)])
             if result.error:
                 state.totals.flush_failures += 1
@@ -421,6 +427,8 @@ class ShardTracker:
                          f"flush of {self.outbox.windows} window(s) failed, will retry: {result.error}")
                 failed = True
                 break
+            if stopped:
+                state.stats_unpublished = False
             state.totals.windows_flushed += result.windows
             state.totals.rows_written += result.rows_written
             elapsed = self.ports.clock.now_ms() - started
@@ -466,12 +474,14 @@ class ShardTracker:
                 due.append(self.connection.next_due(now))
             if self.directory is not None:
                 due.append(self.directory.next_refresh_at())
+        failures = self.outbox.failures_in_a_row  # D1 batches failed in a row (the stats row's too)
+        backoff = min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** min(max(failures, 1) - 1, 10))
         if self.outbox.windows:
-            failures = self.outbox.failures_in_a_row
-            retry = DRAIN_EVERY_MS if not failures else min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** min(failures - 1, 10))
-            due.append(now + retry)
+            due.append(now + (DRAIN_EVERY_MS if not failures else backoff))
         elif self.rollup is not None and self.rollup.pending:
             due.append(now + ROLLUP_RETRY_MS)
+        elif self.state is not None and not self.state.tracking and self.state.stats_unpublished:
+            due.append(now + backoff)
         due = [d for d in due if d is not None]
         if due:
             await self.ports.storage.set_alarm(max(min(due), now + 50))

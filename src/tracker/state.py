@@ -45,6 +45,8 @@ class TrackerState:
     # Hours ([shards, hour start]) whose minutes were (re)written since their row was:
     # rewritten once no minute of them is owed (rollup.ripe_hours).
     stale_hours: list[list[int]] = field(default_factory=list)
+    # Stopped, and the stats row saying so (is_tracking=0) is not in D1 yet.
+    stats_unpublished: bool = False
     # Lighter messages sent in the last rate window (ms): a restarted object must not
     # spend a budget its previous instance already spent.
     sent_at: list[int] = field(default_factory=list)

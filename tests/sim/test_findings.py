@@ -379,6 +379,36 @@ def test_an_outbox_overflow_records_its_lost_range_in_the_transaction_of_the_dro
     assert_invariants(world)
 
 
+def test_a_stop_that_finds_d1_down_with_nothing_pending_still_publishes_its_stats():
+    """Every market delisted early, the hour written when it completed, the last
+    minute rolled seconds before a stop, then D1 fails for a minute: the stop's one
+    write (the stats row, is_tracking=0) failed, and with nothing left to flush or
+    roll no alarm was set, so the row said is_tracking=1 until the next start
+    (holding back the other shards' rollups, which read it). Now the alarm retries
+    it, backing off, until D1 takes it, and then sets no alarm."""
+    start = HOUR + HOUR_MS - 3 * MINUTE_MS
+    stop, restart = start + 305_000, start + 420_000
+    plan = sim.make_plan(1)
+    plan = replace(plan, shards=1, markets=dict(SYMBOLS), duration_ms=480_000, frame_ms=(300, 900),
+                   start_ms=start, config=replace(plan.config, shards=1, market_refresh_ms=90_000),
+                   events=[(20_000, "delist", {"market": 1}), (20_000, "delist", {"market": 2}),
+                           (20_000, "delist", {"market": 3}), (303_000, "d1_outage", {"seconds": 60}),
+                           (305_000, "stop_start", {"pause": 115})])
+    world = sim.World(plan)
+    seen = []
+    world.loop.at_ms(restart - 5_000, lambda: seen.append(
+        (world.d1.rows("SELECT is_tracking FROM tracking_stats"), world.storages[0].alarm)))
+    world.run()
+    assert rolled_after(world, start + 180_000, "hours"), "the hour was not written while tracking"
+    assert not [e for e in world.logs if stop - 3_000 <= e[0] < restart and e[4] in ("minutes", "hours")], \
+        "the stop left something to roll: the scenario tests nothing"
+    failed = [e[0] for e in world.logs if stop <= e[0] < restart and e[4] == "flush_failed"]
+    gaps = [round((b - a) / 1000) for a, b in zip(failed, failed[1:])]
+    assert gaps == [2, 4, 8, 16, 30][:len(gaps)] and len(gaps) >= 4, gaps  # backing off while D1 is down
+    assert seen == [([{"is_tracking": 0}], None)]  # published before the next start; no alarm left
+    assert_invariants(world)
+
+
 # =====================================================================================
 # Paradex (tests/sim/paradex.py), alone and beside Lighter on one D1
 # =====================================================================================
