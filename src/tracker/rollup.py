@@ -152,7 +152,9 @@ class Rollup:
     can hold windows written by two shards; `tracking_stats` says how far each
     shard's windows are in D1). A window is pruned only below the minutes every
     shard has rolled. A previous run's minutes still owed (its outbox drained after
-    a new start) are rolled with that run's split of markets.
+    a new start) are rolled with that run's split of markets. An hour's row is
+    (re)written from its minutes in D1 after any minute of it was, once none of its
+    minutes is still owed (`stale_hours` in the state, `ripe_hours`).
 
     The shard supplies what it owns: the state (saved by `save`), the outbox, the
     run's SHARDS (`shards`) and its stats row (`stats_row(now, remaining)`, written
