@@ -95,6 +95,7 @@ class ShardTracker:
         self.last_error: str | None = None
         self.memory: dict = {}
         self._flush_lock = asyncio.Lock()
+        self._load_lock = asyncio.Lock()
         self._known_symbols: dict[int, str] = {}
 
     # =====================================================================================
@@ -503,8 +504,15 @@ class ShardTracker:
     # =====================================================================================
 
     async def _load(self) -> TrackerState:
-        if self.state is not None:
-            return self.state
+        # One load per object: a request and an alarm arriving together on a fresh
+        # object share it (each loading its own copy left the parts holding one state
+        # and the shard another: seed 3696's rollup stalled on a stale copy).
+        async with self._load_lock:
+            if self.state is None:
+                await self._load_once()
+        return self.state
+
+    async def _load_once(self) -> None:
         storage = self.ports.storage
         try:
             state = TrackerState.from_json(await storage.get(STATE_KEY))
@@ -518,7 +526,6 @@ class ShardTracker:
         self._build_parts()
         self.directory.restore(await storage.get(MARKETS_KEY))
         self.log("info", self.label, "state_loaded", f"loaded state: tracking={'on' if state.tracking else 'off'}")
-        return state
 
     def _build_parts(self) -> None:
         """The parts that depend on the run's settings (SHARDS, URLs), built afresh."""

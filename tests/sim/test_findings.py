@@ -410,6 +410,33 @@ def test_a_stop_that_finds_d1_down_with_nothing_pending_still_publishes_its_stat
 
 
 # =====================================================================================
+# Found by the soak of this branch
+# =====================================================================================
+
+def test_a_request_and_an_alarm_loading_the_state_at_once_share_it():
+    """Seed 3696: after a restart, an alarm and a request loaded the state at once, each
+    its own copy; the rollup part kept the first, the shard went on with the second,
+    and shard 1's minutes were never rolled again (no retry alarm either)."""
+    assert sim.run(3696).violations == []
+    world = scenario([], shards=1, duration_s=40)
+    storage = world.storages[0]
+    logs = []
+    tracker = sim.ShardTracker(world.config, 0, sim.Ports(
+        clock=world.loop, storage=storage.port(sim.Incarnation(99)), db=None, sockets=None, http=None,
+        peers=None, log=lambda *entry: logs.append(entry), spawn=None))
+    storage.on_alarm_change = lambda: None
+    storage.on_put = None
+    async def both() -> None:  # an alarm and a request on the fresh object, together
+        await asyncio.gather(tracker.ready(), tracker.ready())
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(both())
+    loop.close()
+    assert [e[2] for e in logs] == ["state_loaded"]
+    assert tracker.rollup.state is tracker.state
+
+
+# =====================================================================================
 # Paradex (tests/sim/paradex.py), alone and beside Lighter on one D1
 # =====================================================================================
 
