@@ -5,9 +5,9 @@
 The parts, each with one job: `MarketDirectory` (which markets, kept current),
 `FeedConnection` (the socket, its recovery and keepalive), `WindowAggregator`
 (ticks into windows), `Outbox` (closed windows, durable until D1 has them),
-`Rollup` (minutes and hours from windows in D1, and retention), `Alerter` (webhook). The
-shard owns the state they share (`TrackerState`, saved in Durable Object storage)
-and the one alarm, which is the only scheduler.
+`Rollup` (minutes and hours from windows in D1, and retention), `Alerter`
+(webhook). The shard owns the state they share (`TrackerState`, saved in Durable
+Object storage) and the one alarm, which is the only scheduler.
 
 Every source of time and I/O comes in through `Ports`, so the whole shard runs in
 CPython against simulated ones (tests/sim): the Workers runtime only supplies
