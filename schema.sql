@@ -50,10 +50,8 @@ CREATE TABLE IF NOT EXISTS lighter_snapshots (
     ask_depth_100   REAL,
     imbalance_50    REAL,                -- (bid_50 - ask_50) / (bid_50 + ask_50) of the row's means
     depth_samples   INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (market_index, timestamp)
-);
-CREATE INDEX IF NOT EXISTS idx_snapshots_timestamp ON lighter_snapshots(timestamp);
-CREATE INDEX IF NOT EXISTS idx_snapshots_symbol ON lighter_snapshots(symbol, timestamp);
+    PRIMARY KEY (market_index, timestamp)
+) WITHOUT ROWID;
 
 -- One row per market and complete minute, rolled up from its windows and kept for
 -- MINUTE_RETENTION_HOURS. Same columns; `windows` is how many windows it holds.
@@ -85,10 +83,8 @@ CREATE TABLE IF NOT EXISTS lighter_minutes (
     ask_depth_100   REAL,
     imbalance_50    REAL,                -- (bid_50 - ask_50) / (bid_50 + ask_50) of the row's means
     depth_samples   INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (market_index, timestamp)
-);
-CREATE INDEX IF NOT EXISTS idx_minutes_timestamp ON lighter_minutes(timestamp);
-CREATE INDEX IF NOT EXISTS idx_minutes_symbol ON lighter_minutes(symbol, timestamp);
+    PRIMARY KEY (market_index, timestamp)
+) WITHOUT ROWID;
 
 -- One row per market and hour, rolled up from its minutes when the hour is complete
 -- (and the partial hour when tracking stops), kept HOUR_RETENTION_DAYS (default 90).
@@ -120,10 +116,8 @@ CREATE TABLE IF NOT EXISTS lighter_hours (
     ask_depth_100   REAL,
     imbalance_50    REAL,
     depth_samples   INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (market_index, timestamp)
-);
-CREATE INDEX IF NOT EXISTS idx_hours_timestamp ON lighter_hours(timestamp);
-CREATE INDEX IF NOT EXISTS idx_hours_symbol ON lighter_hours(symbol, timestamp);
+    PRIMARY KEY (market_index, timestamp)
+) WITHOUT ROWID;
 
 -- One row per tracker shard, rewritten at every flush: what /api/stats reads
 -- when the tracker itself is asleep, and a record of what happened to the feed.
@@ -199,10 +193,8 @@ CREATE TABLE IF NOT EXISTS paradex_snapshots (
     ask_depth_100   REAL,
     imbalance_50    REAL,                -- (bid_50 - ask_50) / (bid_50 + ask_50) of the row's means
     depth_samples   INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (market_index, timestamp)
-);
-CREATE INDEX IF NOT EXISTS idx_paradex_snapshots_timestamp ON paradex_snapshots(timestamp);
-CREATE INDEX IF NOT EXISTS idx_paradex_snapshots_symbol ON paradex_snapshots(symbol, timestamp);
+    PRIMARY KEY (market_index, timestamp)
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS paradex_minutes (
     symbol          TEXT    NOT NULL,
@@ -232,10 +224,8 @@ CREATE TABLE IF NOT EXISTS paradex_minutes (
     ask_depth_100   REAL,
     imbalance_50    REAL,                -- (bid_50 - ask_50) / (bid_50 + ask_50) of the row's means
     depth_samples   INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (market_index, timestamp)
-);
-CREATE INDEX IF NOT EXISTS idx_paradex_minutes_timestamp ON paradex_minutes(timestamp);
-CREATE INDEX IF NOT EXISTS idx_paradex_minutes_symbol ON paradex_minutes(symbol, timestamp);
+    PRIMARY KEY (market_index, timestamp)
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS paradex_hours (
     symbol          TEXT    NOT NULL,
@@ -264,10 +254,8 @@ CREATE TABLE IF NOT EXISTS paradex_hours (
     ask_depth_100   REAL,
     imbalance_50    REAL,
     depth_samples   INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (market_index, timestamp)
-);
-CREATE INDEX IF NOT EXISTS idx_paradex_hours_timestamp ON paradex_hours(timestamp);
-CREATE INDEX IF NOT EXISTS idx_paradex_hours_symbol ON paradex_hours(symbol, timestamp);
+    PRIMARY KEY (market_index, timestamp)
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS paradex_tracking_stats (
     shard              INTEGER PRIMARY KEY,

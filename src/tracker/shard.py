@@ -116,6 +116,8 @@ class ShardTracker:
         self.memory: dict = {}
         self._flush_lock = asyncio.Lock()
         self._known_symbols: dict[int, str] = {}
+        # The frontiers of the last stats row written to D1 (None: unknown). d1cost.
+        self._frontier_sent: tuple | None = None
 
     # =====================================================================================
     # Hooks
@@ -426,8 +428,9 @@ class ShardTracker:
         failed = False
         for _ in range(BATCHES_PER_ALARM):
             started = self.ports.clock.now_ms()
-            result = await self.outbox.flush(self.ports.db, extra=lambda remaining: [self._stats_statement(started, remaining)])
+            result = await self.outbox.flush(self.ports.db, extra=lambda remaining: self._flush_stats(started, remaining))
             if result.error:
+                self._frontier_sent = None  # the row the batch carried is not in D1
                 state.totals.flush_failures += 1
                 self.last_error = f"D1 flush: {result.error}"
                 self.log("error", "Aggregator", "flush_failed",
@@ -507,15 +510,18 @@ class ShardTracker:
         if others.get("sealed") is not None:
             windows_before = min(windows_before, others["sealed"])
         shards = self._shards()
+        # The stats row again when the frontiers it reports moved (minutes rolled): other
+        # shards read them. Unmoved, the flush just wrote them: D1 bills every rewrite.
+        stats_row = self._stats_statement(now, self.outbox.entries)
+        moved = self._frontier_sent != self._frontier_of(stats_row)
         metas = await db.batch([
             (self.sql.PRUNE_WINDOWS, (windows_before, shards, self.shard)),
             # A minute is kept until its hour is rolled (the hour holding the frontier).
             (self.sql.PRUNE_MINUTES, (min(now - self.config.minute_retention_ms, _floor_hour(self._sealed_until())),
                                  shards, self.shard)),
             (self.sql.PRUNE_HOURS, (now - self.config.hour_retention_ms, shards, self.shard)),
-            # The stats row again, now that minutes moved: other shards read it.
-            self._stats_statement(now, self.outbox.entries),
-        ])
+        ] + ([stats_row] if moved else []))
+        self._frontier_sent = self._frontier_of(stats_row)
         pruned = [int(m.get("changes") or 0) for m in metas[:3]]
         if any(pruned):
             self.log("info", "Aggregator", "pruned",
@@ -691,6 +697,28 @@ class ShardTracker:
         stats.written_until = self._written_until(remaining)
         stats.sealed_until = min(stats.written_until, self._sealed_until())
         return (self.sql.UPSERT_STATS, stats.row(now))
+
+    def _flush_stats(self, now: int, remaining) -> list:
+        """The stats row a flush batch carries: always with windows; without any, only
+        when its frontiers moved (an alarm between windows would rewrite it for nothing,
+        and D1 bills every rewrite)."""
+        statement = self._stats_statement(now, remaining)
+        if len(remaining) == len(self.outbox.entries) and self._frontier_of(statement) == self._frontier_sent:
+            return []
+        return [self._sent(statement)]
+
+    def _sent(self, statement: tuple) -> tuple:
+        """`statement` (the stats row) goes out with the flush: its frontier is in D1
+        once the batch is (a failed flush forgets it)."""
+        self._frontier_sent = self._frontier_of(statement)
+        return statement
+
+    @staticmethod
+    def _frontier_of(statement: tuple) -> tuple:
+        """What other shards and the API read from a stats row: (is_tracking,
+        outbox_windows, flushed_until, sealed_until, written_until)."""
+        row = dict(zip(sql.STATS_COLUMNS, statement[1]))
+        return tuple(row[c] for c in ("is_tracking", "outbox_windows", "flushed_until", "sealed_until", "written_until"))
 
     # =====================================================================================
     # Reporting
