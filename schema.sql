@@ -1,7 +1,13 @@
--- Lighter Orderbook Tracker: the D1 schema.
--- Apply with: wrangler d1 execute DB --file=schema.sql (--local or --remote).
--- Every statement is idempotent, so re-applying it is safe. This is the schema of a
--- fresh install; an existing database is upgraded with migrations/ (see DEPLOY.md).
+-- Lighter Orderbook Tracker: the D1 schema, as a fresh install has it.
+-- This file is the readable snapshot: a database is created and upgraded with
+-- `wrangler d1 migrations apply DB --remote` (migrations/, DEPLOY.md sections 4 and 18),
+-- which ends at exactly these tables, columns, keys and indexes
+-- (tests/integration/test_migrations.py checks it from every earlier release).
+--
+-- The window, minute and hour tables are keyed by PRIMARY KEY (market_index, timestamp)
+-- WITHOUT ROWID, with no other index: D1 bills each index entry a write touches as one
+-- more row written, and a WITHOUT ROWID table's key is the table itself (one row
+-- written per row inserted). Lookups by symbol go through *_markets.
 
 -- Markets as Lighter's REST API lists them (GET /api/v1/orderBooks).
 CREATE TABLE IF NOT EXISTS lighter_markets (
@@ -39,9 +45,9 @@ CREATE TABLE IF NOT EXISTS lighter_snapshots (
     twap_mid        REAL,                -- time-weighted mid; NULL when no time was covered
     covered_ms      INTEGER NOT NULL,    -- ms of the window with a valid top of book
     window_ms       INTEGER NOT NULL,
-    -- Depth (added by migrations/0003_depth_hours.sql): quote notional (price x size)
-    -- within 10/50/100 bps of the mid per side, mean of the row's depth samples (one
-    -- per market and exchange second); NULL when the row has none.
+    -- Depth: quote notional (price x size) within 10/50/100 bps of the mid per side,
+    -- mean of the row's depth samples (one per market and exchange second); NULL when
+    -- the row has none.
     bid_depth_10    REAL,
     ask_depth_10    REAL,
     bid_depth_50    REAL,
@@ -182,9 +188,9 @@ CREATE TABLE IF NOT EXISTS paradex_snapshots (
     twap_mid        REAL,                -- time-weighted mid; NULL when no time was covered
     covered_ms      INTEGER NOT NULL,    -- ms of the window with a valid top of book
     window_ms       INTEGER NOT NULL,
-    -- Depth (added by migrations/0003_depth_hours.sql): quote notional (price x size)
-    -- within 10/50/100 bps of the mid per side, mean of the row's depth samples (one
-    -- per market and exchange second); NULL when the row has none.
+    -- Depth: quote notional (price x size) within 10/50/100 bps of the mid per side,
+    -- mean of the row's depth samples (one per market and exchange second); NULL when
+    -- the row has none.
     bid_depth_10    REAL,
     ask_depth_10    REAL,
     bid_depth_50    REAL,

@@ -17,7 +17,7 @@ _ROW_COLUMNS = (
     "last_bid", "last_ask", "twap_mid", "covered_ms",
 )
 # Depth columns come last: that is where ALTER TABLE ... ADD COLUMN put them on
-# upgraded deployments (migrations/0003_depth_hours.sql).
+# deployments upgraded before migrations/0002 rebuilt the tables in this order.
 SNAPSHOT_COLUMNS = _ROW_COLUMNS + ("window_ms",) + DEPTH_COLUMNS
 MINUTE_COLUMNS = _ROW_COLUMNS + ("windows",) + DEPTH_COLUMNS
 HOUR_COLUMNS = MINUTE_COLUMNS
@@ -62,7 +62,7 @@ STATS_COLUMNS = (
     "shard", "is_tracking", "markets", "connected", "messages_received", "last_message_at",
     "reconnects", "gaps", "malformed", "late_frames", "flush_failures", "windows_flushed",
     "windows_lost", "flushed_until", "started_at", "updated_at",
-    # Added by migrations/0002: history ending at or before sealed_until is final in
+    # Added after the first release: history ending at or before sealed_until is final in
     # D1 for this shard (windows written, minutes rolled); rows_written and the outbox.
     "sealed_until", "rows_written", "outbox_windows", "written_until",
 )
