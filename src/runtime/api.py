@@ -347,7 +347,9 @@ async def _export_pieces(q: ExportQuery) -> AsyncIterator[str]:
     if q.symbol is None:
         extent_sql = statements.API_EXPORT_HOURS_EXTENT if hourly else statements.API_EXPORT_MINUTES_EXTENT
         (extent,) = await d1_bulk.query("DB", extent_sql, q.from_ms, q.to_ms)
-        if extent["oldest"] is None:
+        # No row in [from, to]: the oldest row at or after `from` (if any) is after `to`,
+        # and then no row is at or before `to` there either.
+        if extent["oldest"] is None or extent["newest"] is None or extent["oldest"] > extent["newest"]:
             yield fmt.end()
             return
         cursor = export.first_cursor(max(q.from_ms, int(extent["oldest"])))

@@ -244,6 +244,9 @@ def test_export_keyset_pages_cover_everything_once(db, page_size, span):
     # of one, two and ten minutes, walked as api.py's export does.
     (extent,) = rows(db, sql.LIGHTER.API_EXPORT_MINUTES_EXTENT, 0, MAX_TIMESTAMP_MS)
     assert (extent["markets"], extent["oldest"], extent["newest"]) == (2, 6_000_000, 6_120_000)
+    # A range before every row: rows begin after it, none ends in it (api.py exports nothing).
+    (empty,) = rows(db, sql.LIGHTER.API_EXPORT_MINUTES_EXTENT, 1, 2)
+    assert (empty["oldest"], empty["newest"]) == (6_000_000, None)
     seen, cursor, last = [], first_cursor(extent["oldest"]), extent["newest"]
     while True:
         until = cursor[0] + span
