@@ -1,7 +1,13 @@
--- Lighter Orderbook Tracker: the D1 schema.
--- Apply with: wrangler d1 execute DB --file=schema.sql (--local or --remote).
--- Every statement is idempotent, so re-applying it is safe. This is the schema of a
--- fresh install; an existing database is upgraded with migrations/ (see DEPLOY.md).
+-- Lighter Orderbook Tracker: the D1 schema, as a fresh install has it.
+-- This file is the readable snapshot: a database is created and upgraded with
+-- `wrangler d1 migrations apply DB --remote` (migrations/, DEPLOY.md sections 4 and 18),
+-- which ends at exactly these tables, columns, keys and indexes
+-- (tests/integration/test_migrations.py checks it from every earlier release).
+--
+-- The window, minute and hour tables are keyed by PRIMARY KEY (market_index, timestamp)
+-- WITHOUT ROWID, with no other index: D1 bills each index entry a write touches as one
+-- more row written, and a WITHOUT ROWID table's key is the table itself (one row
+-- written per row inserted). Lookups by symbol go through *_markets.
 
 -- Markets as Lighter's REST API lists them (GET /api/v1/orderBooks).
 CREATE TABLE IF NOT EXISTS lighter_markets (
@@ -39,9 +45,9 @@ CREATE TABLE IF NOT EXISTS lighter_snapshots (
     twap_mid        REAL,                -- time-weighted mid; NULL when no time was covered
     covered_ms      INTEGER NOT NULL,    -- ms of the window with a valid top of book
     window_ms       INTEGER NOT NULL,
-    -- Depth (added by migrations/0003_depth_hours.sql): quote notional (price x size)
-    -- within 10/50/100 bps of the mid per side, mean of the row's depth samples (one
-    -- per market and exchange second); NULL when the row has none.
+    -- Depth: quote notional (price x size) within 10/50/100 bps of the mid per side,
+    -- mean of the row's depth samples (one per market and exchange second); NULL when
+    -- the row has none.
     bid_depth_10    REAL,
     ask_depth_10    REAL,
     bid_depth_50    REAL,
@@ -50,10 +56,8 @@ CREATE TABLE IF NOT EXISTS lighter_snapshots (
     ask_depth_100   REAL,
     imbalance_50    REAL,                -- (bid_50 - ask_50) / (bid_50 + ask_50) of the row's means
     depth_samples   INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (market_index, timestamp)
-);
-CREATE INDEX IF NOT EXISTS idx_snapshots_timestamp ON lighter_snapshots(timestamp);
-CREATE INDEX IF NOT EXISTS idx_snapshots_symbol ON lighter_snapshots(symbol, timestamp);
+    PRIMARY KEY (market_index, timestamp)
+) WITHOUT ROWID;
 
 -- One row per market and complete minute, rolled up from its windows and kept for
 -- MINUTE_RETENTION_HOURS. Same columns; `windows` is how many windows it holds.
@@ -85,10 +89,8 @@ CREATE TABLE IF NOT EXISTS lighter_minutes (
     ask_depth_100   REAL,
     imbalance_50    REAL,                -- (bid_50 - ask_50) / (bid_50 + ask_50) of the row's means
     depth_samples   INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (market_index, timestamp)
-);
-CREATE INDEX IF NOT EXISTS idx_minutes_timestamp ON lighter_minutes(timestamp);
-CREATE INDEX IF NOT EXISTS idx_minutes_symbol ON lighter_minutes(symbol, timestamp);
+    PRIMARY KEY (market_index, timestamp)
+) WITHOUT ROWID;
 
 -- One row per market and hour, rolled up from its minutes when the hour is complete
 -- (and the partial hour when tracking stops), kept HOUR_RETENTION_DAYS (default 90).
@@ -120,10 +122,8 @@ CREATE TABLE IF NOT EXISTS lighter_hours (
     ask_depth_100   REAL,
     imbalance_50    REAL,
     depth_samples   INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (market_index, timestamp)
-);
-CREATE INDEX IF NOT EXISTS idx_hours_timestamp ON lighter_hours(timestamp);
-CREATE INDEX IF NOT EXISTS idx_hours_symbol ON lighter_hours(symbol, timestamp);
+    PRIMARY KEY (market_index, timestamp)
+) WITHOUT ROWID;
 
 -- One row per tracker shard, rewritten at every flush: what /api/stats reads
 -- when the tracker itself is asleep, and a record of what happened to the feed.
@@ -188,9 +188,9 @@ CREATE TABLE IF NOT EXISTS paradex_snapshots (
     twap_mid        REAL,                -- time-weighted mid; NULL when no time was covered
     covered_ms      INTEGER NOT NULL,    -- ms of the window with a valid top of book
     window_ms       INTEGER NOT NULL,
-    -- Depth (added by migrations/0003_depth_hours.sql): quote notional (price x size)
-    -- within 10/50/100 bps of the mid per side, mean of the row's depth samples (one
-    -- per market and exchange second); NULL when the row has none.
+    -- Depth: quote notional (price x size) within 10/50/100 bps of the mid per side,
+    -- mean of the row's depth samples (one per market and exchange second); NULL when
+    -- the row has none.
     bid_depth_10    REAL,
     ask_depth_10    REAL,
     bid_depth_50    REAL,
@@ -199,10 +199,8 @@ CREATE TABLE IF NOT EXISTS paradex_snapshots (
     ask_depth_100   REAL,
     imbalance_50    REAL,                -- (bid_50 - ask_50) / (bid_50 + ask_50) of the row's means
     depth_samples   INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (market_index, timestamp)
-);
-CREATE INDEX IF NOT EXISTS idx_paradex_snapshots_timestamp ON paradex_snapshots(timestamp);
-CREATE INDEX IF NOT EXISTS idx_paradex_snapshots_symbol ON paradex_snapshots(symbol, timestamp);
+    PRIMARY KEY (market_index, timestamp)
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS paradex_minutes (
     symbol          TEXT    NOT NULL,
@@ -232,10 +230,8 @@ CREATE TABLE IF NOT EXISTS paradex_minutes (
     ask_depth_100   REAL,
     imbalance_50    REAL,                -- (bid_50 - ask_50) / (bid_50 + ask_50) of the row's means
     depth_samples   INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (market_index, timestamp)
-);
-CREATE INDEX IF NOT EXISTS idx_paradex_minutes_timestamp ON paradex_minutes(timestamp);
-CREATE INDEX IF NOT EXISTS idx_paradex_minutes_symbol ON paradex_minutes(symbol, timestamp);
+    PRIMARY KEY (market_index, timestamp)
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS paradex_hours (
     symbol          TEXT    NOT NULL,
@@ -264,10 +260,8 @@ CREATE TABLE IF NOT EXISTS paradex_hours (
     ask_depth_100   REAL,
     imbalance_50    REAL,
     depth_samples   INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (market_index, timestamp)
-);
-CREATE INDEX IF NOT EXISTS idx_paradex_hours_timestamp ON paradex_hours(timestamp);
-CREATE INDEX IF NOT EXISTS idx_paradex_hours_symbol ON paradex_hours(symbol, timestamp);
+    PRIMARY KEY (market_index, timestamp)
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS paradex_tracking_stats (
     shard              INTEGER PRIMARY KEY,

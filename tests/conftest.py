@@ -278,7 +278,7 @@ def worker(simulator: SimulatorHandle, paradex_simulator: SimulatorHandle, webho
            tmp_path_factory: pytest.TempPathFactory):
     persist = tmp_path_factory.mktemp("wrangler-state")
     devstack.check_setup()
-    devstack.apply_schema(persist)
+    devstack.apply_migrations(persist)
     proc = devstack.WranglerDev(
         _fresh_log(artifacts_dir, "wrangler.log"),
         persist_dir=persist,

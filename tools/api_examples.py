@@ -492,7 +492,7 @@ def generate(out: Path, log_copy: Path | None = None, keep: bool = False) -> Pat
     work = Path(tempfile.mkdtemp(prefix="api-examples-"))
     persist = work / "state"
     print(f"[api-examples] working in {work}", flush=True)
-    devstack.apply_schema(persist)
+    devstack.apply_migrations(persist)
     sim = devstack.Simulator(work / "simulator.log", markets=SIM_MARKETS, rate=SIM_RATE, seed=SIM_SEED)
     # Both exchanges, as the test session runs them (tests/conftest.py).
     paradex = devstack.Simulator(work / "simulator-paradex.log", markets=3, rate=SIM_RATE, seed=SIM_SEED,

@@ -171,6 +171,28 @@ def apply_schema(
     return proc.stdout
 
 
+def apply_migrations(
+    persist_dir: Path | str,
+    *,
+    cwd: Path | str = ROOT,
+    binding: str = "DB",
+    timeout: float = 120.0,
+) -> str:
+    """`wrangler d1 migrations apply DB --local --persist-to DIR`: the database made the
+    way DEPLOY.md makes it (migrations/, recorded in d1_migrations); returns its output.
+    Applying again changes nothing."""
+    persist_dir = Path(persist_dir).resolve()
+    persist_dir.mkdir(parents=True, exist_ok=True)
+    argv = wrangler_argv("d1", "migrations", "apply", binding, "--local", "--persist-to", str(persist_dir))
+    proc = subprocess.run(
+        argv, cwd=str(cwd), env=tool_env({"CI": "true"}), stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout,
+    )
+    if proc.returncode != 0:
+        raise DevStackError(f"wrangler d1 migrations apply failed (exit {proc.returncode}):\n{_tail(proc.stdout)}")
+    return proc.stdout
+
+
 # ---------------------------------------------------------------------------
 # Processes
 # ---------------------------------------------------------------------------
@@ -594,8 +616,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_term)
     signal.signal(signal.SIGHUP, _on_term)
     try:
-        print(f"[run] applying schema.sql to {persist}", flush=True)
-        apply_schema(persist)
+        print(f"[run] wrangler d1 migrations apply DB --local --persist-to {persist}", flush=True)
+        apply_migrations(persist)
         if sim is not None:
             print(f"[run] starting the Lighter simulator on {sim.url}", flush=True)
             sim.start()

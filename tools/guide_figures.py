@@ -75,12 +75,11 @@ D1_PAID_STORAGE_GB = 5
 D1_PAID_USD_PER_GB_MONTH = 0.75
 WORKERS_PAID_USD_PER_MONTH = 5.00
 COST_MARKETS = (50, 200, 600)
-# D1 counts a written row for the table and one more per index the write touches
-# (developers.cloudflare.com/d1/platform/pricing/, FAQ); a DELETE counts like an INSERT.
-# schema.sql gives lighter_snapshots and lighter_minutes three indexes each (the UNIQUE
-# (market_index, timestamp) key, the timestamp index and the (symbol, timestamp) index the
-# API reads by): tests/unit/test_guide_figures.py checks that against the schema.
-INDEXES_PER_ROW = 3
+# D1 rows written come from D1's own count, not a model: `python -m bench d1cost` runs the
+# simulation on D1's SQLite with D1's row counters (tools/d1sqlite) and its committed run
+# is docs/bench/d1cost.json: rows written per market and window (window, minute and hour
+# rows, their pruning, the market list) and the stats row per shard and window.
+D1COST_JSON = ROOT / "docs" / "bench" / "d1cost.json"
 WINDOW_S = 15
 # Lighter does not document its update rate; one report has deltas batched every 50 ms:
 # at most ~20 messages a second per market, the ceiling the shard rule plans for.
@@ -107,30 +106,38 @@ def fmt(value: Any, spec: str | None) -> str:
     return str(value)
 
 
-def derive(bench: dict) -> dict:
-    """Figures computed from measured ones (flat-out ingest of one shard) and the published
-    prices above: the guide's plans-and-cost table."""
+def counted_rows(d1cost: dict) -> tuple[float, float]:
+    """(rows written per market and window, per shard and window), D1's count at steady
+    state: the run with the most markets (Lighter's) of docs/bench/d1cost.json."""
+    run = max(d1cost["steady"], key=lambda r: r["markets"])
+    return round(run["market_rows_written_per_market_window"], 2), round(run["stats_rows_written_per_shard_window"], 2)
+
+
+def derive(bench: dict, d1cost: dict | None = None) -> dict:
+    """Figures computed from measured ones (flat-out ingest of one shard, D1's row count)
+    and the published prices above: the guide's plans-and-cost table."""
     ingest = bench["run"].get("ingest", {}).get("msgs_per_s") or 0
-    per_write = 1 + INDEXES_PER_ROW
-    windows_per_minute = 60 // WINDOW_S
     windows_per_day = SECONDS_PER_DAY // WINDOW_S
-    # At steady state each window row is inserted and, once past retention, deleted; each
-    # minute row too, spread over the windows of its minute.
-    rows_per_market_window = 2 * per_write + 2 * per_write / windows_per_minute
+    d1cost = d1cost if d1cost is not None else json.loads(D1COST_JSON.read_text())
+    rows_per_market_window, rows_per_shard_window = counted_rows(d1cost)
     # A shard should run at most half busy: the rest is its alarm, stats and dashboards.
     shard_capacity = ingest // 2
     cost: dict[str, Any] = {
         "do_gb_s_per_shard_day": round(DO_MEMORY_GB * SECONDS_PER_DAY),
         "shard_capacity_msgs_per_s": shard_capacity,
         "rows_written_per_market_window": rows_per_market_window,
+        "rows_written_per_shard_window": rows_per_shard_window,
         "rows_written_per_market_day": round(rows_per_market_window * windows_per_day),
-        "free_plan_markets": int(D1_FREE_ROWS_WRITTEN_PER_DAY // (rows_per_market_window * windows_per_day)),
+        "rows_written_per_shard_day": round(rows_per_shard_window * windows_per_day),
+        # One shard: its stats rows first, then as many markets as the rest allows.
+        "free_plan_markets": int((D1_FREE_ROWS_WRITTEN_PER_DAY - rows_per_shard_window * windows_per_day)
+                                 // (rows_per_market_window * windows_per_day)),
     }
     for m in COST_MARKETS:
         shards = max(1, math.ceil(m / MAX_SUBSCRIPTIONS_PER_CONNECTION),
                      math.ceil(m * PEAK_MSGS_PER_MARKET_S / shard_capacity) if shard_capacity else 1)
         gb_s_month = DO_MEMORY_GB * SECONDS_PER_DAY * DAYS_PER_MONTH * shards
-        rows_month = rows_per_market_window * windows_per_day * DAYS_PER_MONTH * m
+        rows_month = (rows_per_market_window * m + rows_per_shard_window * shards) * windows_per_day * DAYS_PER_MONTH
         do_usd = max(0.0, gb_s_month - DO_PAID_GB_S_PER_MONTH) / 1e6 * DO_PAID_USD_PER_MILLION_GB_S
         rows_usd = max(0.0, rows_month - D1_PAID_ROWS_WRITTEN_PER_MONTH) / 1e6 * D1_PAID_USD_PER_MILLION_ROWS_WRITTEN
         defaults = Config()

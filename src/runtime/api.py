@@ -334,7 +334,8 @@ async def export_minutes(call: Call) -> Response:
 
 
 async def _export_pieces(q: ExportQuery) -> AsyncIterator[str]:
-    """The export document, one D1 page (keyset cursor) at a time."""
+    """The export document, one D1 page (keyset cursor) at a time. Every symbol: the
+    pages also walk time slices from the oldest row to the newest (sql.py, _export_page)."""
     fmt = export.make_format(q.format, q.resolution)
     yield fmt.begin()
     cursor = export.first_cursor(q.from_ms)
@@ -342,17 +343,33 @@ async def _export_pieces(q: ExportQuery) -> AsyncIterator[str]:
     statements = _sql(q.exchange)
     all_symbols = statements.API_EXPORT_HOURS_PAGE if hourly else statements.API_EXPORT_MINUTES_PAGE
     one_symbol = statements.API_EXPORT_HOURS_PAGE_FOR_SYMBOL if hourly else statements.API_EXPORT_MINUTES_PAGE_FOR_SYMBOL
+    last, span = q.to_ms, 0
+    if q.symbol is None:
+        extent_sql = statements.API_EXPORT_HOURS_EXTENT if hourly else statements.API_EXPORT_MINUTES_EXTENT
+        (extent,) = await d1_bulk.query("DB", extent_sql, q.from_ms, q.to_ms)
+        # No row in [from, to]: the oldest row at or after `from` (if any) is after `to`,
+        # and then no row is at or before `to` there either.
+        if extent["oldest"] is None or extent["newest"] is None or extent["oldest"] > extent["newest"]:
+            yield fmt.end()
+            return
+        cursor = export.first_cursor(max(q.from_ms, int(extent["oldest"])))
+        last = min(q.to_ms, int(extent["newest"]))
+        span = export.slice_ms(HOUR_MS if hourly else MINUTE_MS, int(extent["markets"]))
     while True:
         if q.symbol is None:
-            statement, binds = all_symbols, (*cursor, q.to_ms, export.PAGE_SIZE)
+            until = cursor[0] + span
+            statement, binds = all_symbols, (*cursor, last, export.PAGE_SIZE, until)
         else:
             statement, binds = one_symbol, (q.symbol, *cursor, q.to_ms, export.PAGE_SIZE)
         rows = await d1_bulk.query_lists("DB", statement, *binds)
         if rows:
             yield fmt.page(rows)
-        if len(rows) < export.PAGE_SIZE:
+        if len(rows) == export.PAGE_SIZE:
+            cursor = export.next_cursor(rows)
+        elif q.symbol is None and until <= last:
+            cursor = export.first_cursor(until)  # this slice is done: the next one
+        else:
             break
-        cursor = export.next_cursor(rows)
     yield fmt.end()
 
 

@@ -119,7 +119,8 @@ class MarketDirectory:
     @staticmethod
     def save_statements(listing: list[Market], shards: int, now: int,
                         statements_of: sql.Statements = sql.LIGHTER) -> list[Statement]:
-        """Upsert every listed market, then mark the ones no longer listed inactive."""
+        """Upsert every listed market (a row changes only if the market did), then mark
+        the ones no longer listed inactive."""
         statements: list[Statement] = [
             (
                 statements_of.UPSERT_MARKET,
@@ -128,7 +129,8 @@ class MarketDirectory:
             )
             for m in listing
         ]
-        statements.append((statements_of.DEACTIVATE_MISSING_MARKETS, (now, now)))
+        listed = json.dumps([m.market_index for m in listing])
+        statements.append((statements_of.DEACTIVATE_MISSING_MARKETS, (now, listed)))
         return statements
 
     # -- when -----------------------------------------------------------------------------

@@ -39,6 +39,13 @@ def next_cursor(rows: Sequence[Row]) -> tuple[int, str]:
     return int(last[_TIMESTAMP]), str(last[_SYMBOL])
 
 
+def slice_ms(row_ms: int, markets: int) -> int:
+    """An every-symbol page's time slice: about PAGE_SIZE rows when `markets` markets
+    each have a row every `row_ms` (the tables have no timestamp index: a page is read
+    per market along its key, so it must be bounded in time, not only in rows)."""
+    return row_ms * max(1, PAGE_SIZE // max(1, markets))
+
+
 def first_cursor(from_ms: int) -> tuple[int, str]:
     """Every symbol sorts after "", so (from_ms, "") starts at from_ms inclusive."""
     return from_ms, ""

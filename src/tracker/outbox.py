@@ -155,7 +155,7 @@ class Outbox:
                     raise RuntimeError(f"outbox chunks missing from storage: {missing[:3]}")
                 remaining = [e for e in self.entries if e.start not in done]
                 statements = [(self.upsert, (text,)) for text in texts] + list(extra(remaining))
-                metas = await db.batch(statements)
+                metas = await db.batch(statements) if statements else []  # nothing to write: no D1 call
             except Exception as exc:
                 self.failures_in_a_row += 1
                 return FlushResult(error=f"{type(exc).__name__}: {exc}")

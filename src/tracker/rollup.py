@@ -157,13 +157,15 @@ class Rollup:
     minutes is still owed (`stale_hours` in the state, `ripe_hours`).
 
     The shard supplies what it owns: the state (saved by `save`), the outbox, the
-    run's SHARDS (`shards`) and its stats row (`stats_row(now, remaining)`, written
-    in the prune batch so other shards read the frontiers this run just moved).
+    run's SHARDS (`shards`) and its stats row (`stats_rows(now, remaining)`: the row, or
+    none when nothing it reports moved), written in the prune batch so other shards
+    read the frontiers this run just moved.
     """
 
     def __init__(self, state: TrackerState, outbox: Outbox, db: Database, clock: Clock, log: Log,
                  statements: sql.Statements, config: Config, shard: int, shards: Callable[[], int],
-                 save: Callable[[], Awaitable[None]], stats_row: Callable[[int, list[Entry]], Statement]) -> None:
+                 save: Callable[[], Awaitable[None]],
+                 stats_rows: Callable[[int, list[Entry]], list[Statement]]) -> None:
         self.state = state
         self.outbox = outbox
         self.db = db
@@ -174,7 +176,7 @@ class Rollup:
         self.shard = shard
         self.shards = shards
         self.save = save
-        self.stats_row = stats_row
+        self.stats_rows = stats_rows
 
     # -- a run's frontiers -------------------------------------------------------------
 
@@ -292,8 +294,8 @@ class Rollup:
             (self.sql.PRUNE_MINUTES, (min(now - self.config.minute_retention_ms, _floor_hour(self.sealed_until())),
                                       shards, self.shard)),
             (self.sql.PRUNE_HOURS, (now - self.config.hour_retention_ms, shards, self.shard)),
-            # The stats row again, now that minutes moved: other shards read it.
-            self.stats_row(now, self.outbox.entries),
+            # The stats row again if minutes moved its frontiers: other shards read them.
+            *self.stats_rows(now, self.outbox.entries),
         ])
         pruned = [int(m.get("changes") or 0) for m in metas[:3]]
         if any(pruned):

@@ -25,6 +25,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from .sql import STATS_COLUMNS
 from .aggregator import WindowAggregator
 from .alerter import Alerter
 from .config import Config
@@ -97,6 +98,8 @@ class ShardTracker:
         self._flush_lock = asyncio.Lock()
         self._load_lock = asyncio.Lock()
         self._known_symbols: dict[int, str] = {}
+        # What the last stats row sent to D1 reported (None: unknown): `_stats_rows`.
+        self._frontier_sent: tuple | None = None
 
     # =====================================================================================
     # Hooks
@@ -420,8 +423,9 @@ class ShardTracker:
         for _ in range(BATCHES_PER_ALARM):
             started = self.ports.clock.now_ms()
             stopped = not state.tracking  # the stats row below is a stopped shard's (a stop() meanwhile: one write more)
-            result = await self.outbox.flush(self.ports.db, extra=lambda remaining: [self._stats_statement(started, remaining)])
+            result = await self.outbox.flush(self.ports.db, extra=lambda remaining: self._stats_rows(started, remaining))
             if result.error:
+                self._frontier_sent = None  # the row the batch carried is not in D1
                 state.totals.flush_failures += 1
                 self.last_error = f"D1 flush: {result.error}"
                 self.log("error", "Aggregator", "flush_failed",
@@ -445,6 +449,7 @@ class ShardTracker:
         try:
             await self.rollup.run(final)
         except Exception as exc:
+            self._frontier_sent = None  # the prune batch may have carried the stats row
             state.totals.flush_failures += 1
             self.last_error = f"D1 rollup: {exc}"
             self.log("error", "Aggregator", "rollup_failed", f"minute rollup failed, will retry: {exc}")
@@ -549,7 +554,7 @@ class ShardTracker:
                                    self.shard, config.alert_service_name, self.label)
         if self.rollup is None and self.state is not None:
             self.rollup = Rollup(self.state, self.outbox, ports.db, ports.clock, ports.log, self.sql, config,
-                                 self.shard, self._shards, self._save, self._stats_statement)
+                                 self.shard, self._shards, self._save, self._stats_rows)
 
     def _symbols(self) -> dict[int, str]:
         """Every symbol this object has known: a delisted market's last windows still
@@ -581,6 +586,25 @@ class ShardTracker:
         stats.written_until = self.rollup.written_until(remaining)
         stats.sealed_until = min(stats.written_until, self.rollup.sealed_until())
         return (self.sql.UPSERT_STATS, stats.row(now))
+
+    def _stats_rows(self, now: int, remaining) -> list[tuple]:
+        """The stats row for a batch (a flush's, the prune's), only when what other
+        shards and the API read from it moved since the last one sent: D1 bills every
+        rewrite, and an alarm between windows moves nothing. Counted as sent from here
+        on; a failed batch forgets it (`_frontier_sent = None`), so it goes again."""
+        statement = self._stats_statement(now, remaining)
+        frontier = self._frontier_of(statement)
+        if frontier == self._frontier_sent:
+            return []
+        self._frontier_sent = frontier
+        return [statement]
+
+    @staticmethod
+    def _frontier_of(statement: tuple) -> tuple:
+        """What other shards and the API read from a stats row: (is_tracking,
+        outbox_windows, flushed_until, sealed_until, written_until)."""
+        row = dict(zip(STATS_COLUMNS, statement[1]))
+        return tuple(row[c] for c in ("is_tracking", "outbox_windows", "flushed_until", "sealed_until", "written_until"))
 
     # =====================================================================================
     # Reporting

@@ -7,6 +7,7 @@ interpolated. Keep in step with schema.sql.
 from __future__ import annotations
 
 import json
+import re
 
 from .rows import DEPTH_COLUMNS
 
@@ -16,7 +17,7 @@ _ROW_COLUMNS = (
     "last_bid", "last_ask", "twap_mid", "covered_ms",
 )
 # Depth columns come last: that is where ALTER TABLE ... ADD COLUMN put them on
-# upgraded deployments (migrations/0003_depth_hours.sql).
+# deployments upgraded before migrations/0002 rebuilt the tables in this order.
 SNAPSHOT_COLUMNS = _ROW_COLUMNS + ("window_ms",) + DEPTH_COLUMNS
 MINUTE_COLUMNS = _ROW_COLUMNS + ("windows",) + DEPTH_COLUMNS
 HOUR_COLUMNS = MINUTE_COLUMNS
@@ -42,6 +43,12 @@ def _upsert_json(table: str, columns: tuple[str, ...], keep_if: str = "") -> str
     )
 
 
+def bind_count(statement: str) -> int:
+    """How many values `statement` takes: its highest ?NNN, or its anonymous ?s."""
+    numbered = [int(n) for n in re.findall(r"\?(\d+)", statement)]
+    return max(numbered) if numbered else statement.count("?")
+
+
 # Rows per bulk statement: keeps one bound JSON text well under D1's size limits.
 BULK_ROWS = 500
 
@@ -55,7 +62,7 @@ STATS_COLUMNS = (
     "shard", "is_tracking", "markets", "connected", "messages_received", "last_message_at",
     "reconnects", "gaps", "malformed", "late_frames", "flush_failures", "windows_flushed",
     "windows_lost", "flushed_until", "started_at", "updated_at",
-    # Added by migrations/0002: history ending at or before sealed_until is final in
+    # Added after the first release: history ending at or before sealed_until is final in
     # D1 for this shard (windows written, minutes rolled); rows_written and the outbox.
     "sealed_until", "rows_written", "outbox_windows", "written_until",
 )
@@ -71,15 +78,80 @@ OVERVIEW_MINUTE_COLUMNS = (
 )
 
 
-def _api_page(table: str, columns: tuple[str, ...], by_symbol: bool) -> str:
-    # Newest first. With a symbol, the UNIQUE(symbol, timestamp) index gives the
-    # rows already in order; without, idx_*_timestamp does, and the symbol tie-break
-    # sorts only the rows sharing a timestamp.
-    symbol = "symbol = ? AND " if by_symbol else ""
+def _prune(table: str) -> str:
+    """Binds: (before_ms, shards, shard): this shard's rows older than before_ms."""
     return (
-        f"SELECT {', '.join(columns)} FROM {table} "
-        f"WHERE {symbol}timestamp >= ? AND timestamp <= ? "
-        "ORDER BY timestamp DESC, symbol LIMIT ? OFFSET ?"
+        f"WITH RECURSIVE {_market_ids(table)} "
+        f"DELETE FROM {table} WHERE market_index IN (SELECT i FROM ids WHERE i % ?2 = ?3) AND timestamp < ?1"
+    )
+
+
+def _export_page(table: str, markets: str | None = None) -> str:
+    cols = ", ".join(MINUTE_COLUMNS)
+    if markets is not None:
+        return (
+            f"SELECT {cols} FROM {table} WHERE market_index IN (SELECT market_index FROM {markets} WHERE symbol = ?1) "
+            "AND timestamp >= ?2 AND (timestamp, symbol) > (?2, ?3) AND timestamp <= ?4 "
+            "ORDER BY timestamp, symbol LIMIT ?5"
+        )
+    return (
+        f"WITH RECURSIVE {_market_ids(table)} SELECT {cols} FROM {table} "
+        "WHERE market_index IN (SELECT i FROM ids) AND timestamp >= ?1 AND timestamp < ?5 "
+        "AND (timestamp, symbol) > (?1, ?2) AND timestamp <= ?3 "
+        "ORDER BY timestamp, symbol LIMIT ?4"
+    )
+
+
+def _extent(table: str) -> str:
+    return (
+        f"WITH RECURSIVE {_market_ids(table)} SELECT COUNT(i) AS markets, "
+        f"MIN((SELECT MIN(timestamp) FROM {table} WHERE market_index = ids.i AND timestamp >= ?1)) AS oldest, "
+        f"MAX((SELECT MAX(timestamp) FROM {table} WHERE market_index = ids.i AND timestamp <= ?2)) AS newest "
+        "FROM ids WHERE i IS NOT NULL"
+    )
+
+
+def _market_ids(table: str) -> str:
+    """A `WITH RECURSIVE` clause naming `ids(i)`: every distinct market_index in `table`,
+    found by a loose index scan of its key, one seek per market (`MIN(market_index)`
+    above the previous one), however many rows each market holds.
+
+    Why: the window, minute and hour tables have no index but their primary key
+    (market_index, timestamp) (WITHOUT ROWID, so the key IS the table): D1 bills every
+    index entry a write touches as one more row written, so each index would add a row
+    written per row inserted. Everything the tracker and the API read therefore goes
+    per market along the key: a seek to (market, from) and a walk to (market, to).
+    The ids come from the data itself, not from *_markets (whose save may have failed,
+    and which no longer names a delisted market's last rows)."""
+    return (
+        f"ids(i) AS (SELECT MIN(market_index) FROM {table} UNION ALL "
+        f"SELECT (SELECT MIN(market_index) FROM {table} WHERE market_index > ids.i) FROM ids WHERE ids.i IS NOT NULL)"
+    )
+
+
+def _api_page(table: str, markets: str, columns: tuple[str, ...], by_symbol: bool) -> str:
+    """Newest first, ties by symbol. Binds: ([symbol,] from_ms, to_ms, limit, offset).
+
+    One symbol: its market(s) through `markets` (idx_*markets_symbol), then each
+    market's rows of [from, to] along the key. Every symbol: each market's newest
+    `limit + offset` rows of [from, to] at most (a market's cut-off found by one walk
+    down its key), so a page reads about markets x (limit + offset) rows at worst,
+    never the whole table; they are then sorted."""
+    cols = ", ".join(f"t.{c}" for c in columns)
+    if by_symbol:
+        return (
+            f"SELECT {cols} FROM {table} AS t "
+            f"WHERE t.market_index IN (SELECT market_index FROM {markets} WHERE symbol = ?1) "
+            "AND t.timestamp >= ?2 AND t.timestamp <= ?3 "
+            "ORDER BY t.timestamp DESC, t.symbol LIMIT ?4 OFFSET ?5"
+        )
+    return (
+        f"WITH RECURSIVE {_market_ids(table)} "
+        f"SELECT {cols} FROM ids JOIN {table} AS t ON t.market_index = ids.i AND t.timestamp <= ?2 "
+        "AND t.timestamp >= MAX(?1, COALESCE(("
+        f"SELECT x.timestamp FROM {table} AS x WHERE x.market_index = ids.i AND x.timestamp >= ?1 "
+        "AND x.timestamp <= ?2 ORDER BY x.timestamp DESC LIMIT 1 OFFSET ?3 + ?4 - 1), ?1)) "
+        "ORDER BY t.timestamp DESC, t.symbol LIMIT ?3 OFFSET ?4"
     )
 
 
@@ -107,10 +179,21 @@ class Statements:
             "ON CONFLICT(market_index) DO UPDATE SET symbol = excluded.symbol, "
             "market_type = excluded.market_type, status = excluded.status, active = excluded.active, "
             "price_decimals = excluded.price_decimals, size_decimals = excluded.size_decimals, "
-            "shard = excluded.shard, updated_at = excluded.updated_at"
+            "shard = excluded.shard, updated_at = excluded.updated_at "
+            # Only when something about the market changed: a refresh that finds the list
+            # as it was writes nothing (D1 bills every row an upsert rewrites, and one
+            # more for the symbol's index entry). `updated_at` is when it last changed.
+            f"WHERE ({k}.symbol, {k}.market_type, {k}.status, {k}.active, {k}.price_decimals, "
+            f"{k}.size_decimals, {k}.shard) IS NOT (excluded.symbol, excluded.market_type, excluded.status, "
+            "excluded.active, excluded.price_decimals, excluded.size_decimals, excluded.shard)"
         )
-        # Markets Lighter no longer lists are kept (their history stays readable) but inactive.
-        self.DEACTIVATE_MISSING_MARKETS = f"UPDATE {k} SET active = 0, updated_at = ? WHERE updated_at < ?"
+        # Markets the exchange no longer lists are kept (their history stays readable) but
+        # inactive; only rows still active are rewritten. Binds: (now_ms, listed ids as a
+        # JSON list).
+        self.DEACTIVATE_MISSING_MARKETS = (
+            f"UPDATE {k} SET active = 0, updated_at = ?1 WHERE active = 1 "
+            "AND market_index NOT IN (SELECT value FROM json_each(?2))"
+        )
         # The saved list, for a shard that cannot reach Lighter's REST (or is not shard 0).
         self.SELECT_ACTIVE_MARKETS = (
             "SELECT market_index, symbol, market_type, status, price_decimals, size_decimals, updated_at "
@@ -118,11 +201,14 @@ class Statements:
         )
 
         # A shard owns the markets whose id % SHARDS is its number. The rollup and the prune
-        # select rows by that rule, never through *_markets (whose save may have failed).
+        # select rows by that rule, never through *_markets (whose save may have failed):
+        # the market ids come from the table's own key (`_market_ids`), and each of this
+        # shard's markets is read (or pruned) along the key. Numbered binds (?1...) keep
+        # the bind order the statements always had.
         # Binds: (from_ms, to_ms, shards, shard)
         self.SELECT_WINDOWS_FOR_ROLLUP = (
-            f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM {w} "
-            "WHERE timestamp >= ? AND timestamp < ? AND market_index % ? = ? "
+            f"WITH RECURSIVE {_market_ids(w)} SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM {w} "
+            "WHERE market_index IN (SELECT i FROM ids WHERE i % ?3 = ?4) AND timestamp >= ?1 AND timestamp < ?2 "
             "ORDER BY market_index, timestamp"
         )
         # How far every OTHER shard's windows are surely in D1: shards that track or still
@@ -143,24 +229,25 @@ class Statements:
         # least as many windows as D1 has for that minute. This holds by construction, even
         # for a window another shard wrote late (after a SHARDS change during a D1 outage).
         self.PRUNE_WINDOWS = (
-            f"DELETE FROM {w} WHERE timestamp < ? AND market_index % ? = ? AND EXISTS ("
-            f"SELECT 1 FROM {m} AS m WHERE m.market_index = {w}.market_index "
+            f"WITH RECURSIVE {_market_ids(w)} "
+            f"DELETE FROM {w} WHERE market_index IN (SELECT i FROM ids WHERE i % ?2 = ?3) AND timestamp < ?1 "
+            f"AND EXISTS (SELECT 1 FROM {m} AS m WHERE m.market_index = {w}.market_index "
             f"AND m.timestamp = {w}.timestamp - {w}.timestamp % 60000 "
             f"AND m.windows >= (SELECT COUNT(*) FROM {w} AS w WHERE w.market_index = m.market_index "
             "AND w.timestamp >= m.timestamp AND w.timestamp < m.timestamp + 60000))"
         )
-        self.PRUNE_MINUTES = f"DELETE FROM {m} WHERE timestamp < ? AND market_index % ? = ?"
+        self.PRUNE_MINUTES = _prune(m)
 
         # Shards that ever wrote a stats row: the start/stop fan-out stops those beyond SHARDS.
         self.SELECT_KNOWN_SHARDS = f"SELECT shard FROM {s} ORDER BY shard"
 
         # Binds: (hour_start, hour_end, shards, shard): the minutes of whole hours, for rollup_hours.
         self.SELECT_MINUTES_FOR_ROLLUP = (
-            f"SELECT {', '.join(MINUTE_COLUMNS)} FROM {m} "
-            "WHERE timestamp >= ? AND timestamp < ? AND market_index % ? = ? "
+            f"WITH RECURSIVE {_market_ids(m)} SELECT {', '.join(MINUTE_COLUMNS)} FROM {m} "
+            "WHERE market_index IN (SELECT i FROM ids WHERE i % ?3 = ?4) AND timestamp >= ?1 AND timestamp < ?2 "
             "ORDER BY market_index, timestamp"
         )
-        self.PRUNE_HOURS = f"DELETE FROM {h} WHERE timestamp < ? AND market_index % ? = ?"
+        self.PRUNE_HOURS = _prune(h)
 
         self.UPSERT_STATS = (
             f"INSERT INTO {s} ({', '.join(STATS_COLUMNS)}) VALUES ({', '.join('?' * len(STATS_COLUMNS))}) "
@@ -192,34 +279,32 @@ class Statements:
 
 
         # Binds: ([symbol,] from_ms, to_ms, limit, offset)
-        self.API_MINUTES_PAGE = _api_page(m, MINUTE_COLUMNS, by_symbol=False)
-        self.API_MINUTES_PAGE_FOR_SYMBOL = _api_page(m, MINUTE_COLUMNS, by_symbol=True)
-        self.API_HOURS_PAGE = _api_page(h, HOUR_COLUMNS, by_symbol=False)
-        self.API_HOURS_PAGE_FOR_SYMBOL = _api_page(h, HOUR_COLUMNS, by_symbol=True)
-        self.API_SNAPSHOTS_PAGE = _api_page(w, SNAPSHOT_COLUMNS, by_symbol=False)
-        self.API_SNAPSHOTS_PAGE_FOR_SYMBOL = _api_page(w, SNAPSHOT_COLUMNS, by_symbol=True)
+        self.API_MINUTES_PAGE = _api_page(m, k, MINUTE_COLUMNS, by_symbol=False)
+        self.API_MINUTES_PAGE_FOR_SYMBOL = _api_page(m, k, MINUTE_COLUMNS, by_symbol=True)
+        self.API_HOURS_PAGE = _api_page(h, k, HOUR_COLUMNS, by_symbol=False)
+        self.API_HOURS_PAGE_FOR_SYMBOL = _api_page(h, k, HOUR_COLUMNS, by_symbol=True)
+        self.API_SNAPSHOTS_PAGE = _api_page(w, k, SNAPSHOT_COLUMNS, by_symbol=False)
+        self.API_SNAPSHOTS_PAGE_FOR_SYMBOL = _api_page(w, k, SNAPSHOT_COLUMNS, by_symbol=True)
 
         # /api/export pages through minutes oldest first with a keyset cursor on
-        # (timestamp, symbol): every page is an index seek past the previous page's last
-        # row, so page 150 costs what page 1 does (OFFSET would rescan all skipped rows).
-        # Binds: (cursor_timestamp, cursor_symbol, to_ms, page_size); the first cursor is
-        # (from_ms, "") and every symbol sorts after "".
-        self.API_EXPORT_MINUTES_PAGE = (
-            f"SELECT {', '.join(MINUTE_COLUMNS)} FROM {m} "
-            "WHERE (timestamp, symbol) > (?, ?) AND timestamp <= ? "
-            "ORDER BY timestamp, symbol LIMIT ?"
-        )
-        # Binds: (symbol, cursor_timestamp, cursor_symbol, to_ms, page_size). One symbol
-        # walks UNIQUE(symbol, timestamp) directly.
-        self.API_EXPORT_MINUTES_PAGE_FOR_SYMBOL = (
-            f"SELECT {', '.join(MINUTE_COLUMNS)} FROM {m} "
-            "WHERE symbol = ? AND (timestamp, symbol) > (?, ?) AND timestamp <= ? "
-            "ORDER BY timestamp, symbol LIMIT ?"
-        )
-
+        # (timestamp, symbol): every page starts just past the previous page's last row.
+        # Every symbol: the page is also cut to a time slice [cursor, until) that holds
+        # about a page of rows (tracker/export.py sizes it from the number of markets),
+        # read per market along the key and sorted: page 150 costs what page 1 does.
+        # Binds: (cursor_timestamp, cursor_symbol, to_ms, page_size, until_ms); the first
+        # cursor is (from_ms, "") and every symbol sorts after "".
+        self.API_EXPORT_MINUTES_PAGE = _export_page(m)
+        # Binds: (symbol, cursor_timestamp, cursor_symbol, to_ms, page_size): one symbol's
+        # market(s) through *_markets, then along the key.
+        self.API_EXPORT_MINUTES_PAGE_FOR_SYMBOL = _export_page(m, k)
         # The same keyset pages over *_hours (GET /api/export?resolution=hours).
-        self.API_EXPORT_HOURS_PAGE = self.API_EXPORT_MINUTES_PAGE.replace(m, h)
-        self.API_EXPORT_HOURS_PAGE_FOR_SYMBOL = self.API_EXPORT_MINUTES_PAGE_FOR_SYMBOL.replace(m, h)
+        self.API_EXPORT_HOURS_PAGE = _export_page(h)
+        self.API_EXPORT_HOURS_PAGE_FOR_SYMBOL = _export_page(h, k)
+        # Where an export's rows begin and end, and how many markets share them (one seek
+        # at each end of every market's key): the slices of an every-symbol export.
+        # Binds: (from_ms, to_ms).
+        self.API_EXPORT_MINUTES_EXTENT = _extent(m)
+        self.API_EXPORT_HOURS_EXTENT = _extent(h)
 
         # One row per active market, in one statement. Each market's latest row is found
         # by a correlated MAX(timestamp) over UNIQUE(market_index, timestamp): SQLite answers

@@ -3,7 +3,7 @@
 The guide's commands and expectations are read out of DEPLOY.md itself, so the guide
 cannot drift from what the code does:
 
-- section 4: `wrangler d1 execute DB --remote --file=schema.sql`, the reset statements
+- section 4: `wrangler d1 migrations apply DB --remote`, the reset statements
   and the old tables' drop, run with `--local --persist-to` into a fresh folder;
 - section 7 and 8: the start and every check (`curl … | jq …` as written, with WORKER
   and ADMIN_TOKEN set; the D1 queries with `--remote` turned into `--local
@@ -38,6 +38,7 @@ from conftest import ADMIN_TOKEN
 ROOT = devstack.ROOT
 GUIDE = ROOT / "DEPLOY.md"
 REMOTE = "npx wrangler d1 execute DB --remote"
+MIGRATE = "npx wrangler d1 migrations apply DB --remote"
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -75,7 +76,7 @@ def command_lines(text: str) -> list[str]:
 
 def local(command: str, persist: Path) -> str:
     """The guide's remote D1 command, against a local folder instead."""
-    assert command.startswith(REMOTE), command
+    assert command.startswith((REMOTE, MIGRATE)), command
     return command.replace("--remote", f"--local --persist-to {shlex.quote(str(persist))}", 1)
 
 
@@ -118,11 +119,11 @@ def tools():
 # -- section 4: schema, reset, re-apply ---------------------------------------------------
 
 
-def test_schema_applies_resets_and_reapplies(tmp_path):
-    text = section(guide(), "## 4. Apply the schema", "## 5.")
+def test_migrations_apply_resets_and_reapply(tmp_path):
+    text = section(guide(), "## 4. Create the tables", "## 5.")
     lines = command_lines(text)
-    apply = f"{REMOTE} --file=schema.sql"
-    assert lines.count(apply) == 2, "section 4 applies schema.sql (once, then again after the reset)"
+    assert lines.count(MIGRATE) == 2, "section 4 applies the migrations (once, then again after the reset)"
+    assert not [line for line in lines if "--file=schema.sql" in line], "the guide's path is the migrations"
     reset = next(line for line in lines if line.startswith(REMOTE) and "DROP TABLE IF EXISTS lighter_snapshots" in line)
     older = next(line for line in lines if line.startswith(REMOTE) and "orderbook_snapshots" in line)
     (tables,) = [b for b in blocks(text) if b["kind"] == "expect-schema"]
@@ -132,7 +133,7 @@ def test_schema_applies_resets_and_reapplies(tmp_path):
     def tables_now() -> list[str]:
         return output(shell(local(tables["code"], persist)), "expect")
 
-    shell(local(apply, persist))
+    shell(local(MIGRATE, persist))
     out = tables_now()
     assert eval(tables["expect"], {}, {"out": out}), f"DEPLOY.md expects `{tables['expect']}`, got {out}"
     assert out == four
@@ -144,11 +145,22 @@ def test_schema_applies_resets_and_reapplies(tmp_path):
     shell(local(reset, persist))
     shell(local(older, persist))
     assert tables_now() == []
-    shell(local(apply, persist))
-    shell(local(apply, persist))  # idempotent
+    applied = shell(local(MIGRATE, persist))
+    assert "0002_keyed_tables.sql" in applied, "after the reset every migration runs again"
+    assert "No migrations to apply" in shell(local(MIGRATE, persist))  # applying again applies nothing
     assert tables_now() == four
     count = f'{REMOTE} --json --command "SELECT COUNT(*) AS n FROM lighter_markets"'
     assert output(shell(local(count, persist)), "expect")[0]["results"] == [{"n": 0}]
+
+
+def test_the_backup_commands_are_wranglers():
+    """Section 4's backup and restore name wrangler's own commands and options."""
+    text = section(guide(), "## 4. Create the tables", "## 5.")
+    assert "npx wrangler d1 export DB --remote --output=" in text
+    assert "npx wrangler d1 time-travel info DB" in text and "npx wrangler d1 time-travel restore DB --bookmark=" in text
+    for command, options in (("export", ("--output", "--remote")), ("time-travel restore", ("--bookmark", "--timestamp"))):
+        help_text = shell(f"npx wrangler d1 {command} --help")
+        assert all(o in help_text for o in options), (command, options)
 
 
 def schema_tables() -> list[str]:

@@ -1,19 +1,33 @@
 """The simulated Cloudflare side: D1 (real SQLite running the real statements and
 schema.sql, with latency and failures on a schedule) and Durable Object storage
 (survives evictions; an evicted instance's pending calls never return).
+
+The D1 is D1's own SQLite (tools/d1sqlite: workerd's version, with the row counters
+D1 bills by), so every statement the tracker runs reports `rows_read` and
+`rows_written` as D1 would, and the totals are kept per statement and per table
+(`SimD1.usage`): the simulation counts what a deployment is billed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-import sqlite3
+import re
+from dataclasses import dataclass
 from pathlib import Path
+
+from d1sqlite import D1Sqlite
+from tracker import sql
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = (ROOT / "schema.sql").read_text()
 # Each exchange's window table and the minute table its windows roll up into.
 WINDOW_TABLES = {"lighter_snapshots": "lighter_minutes", "paradex_snapshots": "paradex_minutes"}
+
+
+# Rows written into `touched` per window row a statement changes (measured:
+# tests/sim/test_d1_usage.py checks the correction against a database without triggers).
+TOUCH_COST = 1
 
 
 class Evicted(BaseException):
@@ -33,13 +47,52 @@ class Incarnation:
             raise Evicted(f"incarnation {self.number} was evicted")
 
 
+# Every statement of tracker/sql.py by its text: "LIGHTER.UPSERT_WINDOWS", ...
+STATEMENT_NAMES = {
+    text: f"{exchange}.{name}"
+    for exchange, statements in (("LIGHTER", sql.LIGHTER), ("PARADEX", sql.PARADEX))
+    for name, text in vars(statements).items() if isinstance(text, str)
+}
+_WRITE = re.compile(r"\b(?:INSERT INTO|DELETE FROM|UPDATE)\s+(\w+)")
+_READ = re.compile(r"\bFROM\s+(\w+)")
+
+
+def statement_name(text: str) -> str:
+    """The sql.py name of a statement ("LIGHTER.PRUNE_WINDOWS"), or its first words."""
+    return STATEMENT_NAMES.get(text) or " ".join(text.split()[:4])
+
+
+def target_table(text: str) -> str:
+    """The table a statement writes (or, for a read, the first it reads): what its rows
+    are counted against (a loose scan in a WITH clause reads that same table)."""
+    found = _WRITE.search(text) or _READ.search(text)
+    return found.group(1) if found else "?"
+
+
+@dataclass
+class Usage:
+    """What D1 bills for: statements run, rows read, rows written."""
+    statements: int = 0
+    rows_read: int = 0
+    rows_written: int = 0
+
+    def add(self, read: int, written: int) -> None:
+        self.statements += 1
+        self.rows_read += read
+        self.rows_written += written
+
+
 class SimD1:
     def __init__(self, loop, rng: random.Random) -> None:
         self.loop = loop
         self.rng = rng
-        self.conn = sqlite3.connect(":memory:", isolation_level=None)
-        self.conn.row_factory = sqlite3.Row
-        self.conn.executescript(SCHEMA)
+        self.conn = D1Sqlite()
+        self.conn.script(SCHEMA)
+        # The tracker's statements only (never the tests' own look-ups): per sql.py name,
+        # and per table. `counting` off: run statements without adding them (a bench's fill).
+        self.usage: dict[str, Usage] = {}
+        self.table_usage: dict[str, Usage] = {}
+        self.counting = True
         self.failing_until = 0  # every call fails until then
         self.hanging_until = 0  # calls started before then take until then (+ a bit)
         self.slow_ms = (1, 30)
@@ -51,12 +104,15 @@ class SimD1:
         self.pruned: set[tuple[str, int, int]] = set()  # (table, market, ts) of windows pruned
         # Every window row a batch touches is noted by a trigger (SQLite's own account of
         # what changed, whatever the statement), so each batch costs what it wrote.
-        self.conn.execute("CREATE TEMP TABLE touched (tbl TEXT, market_index INTEGER, timestamp INTEGER)")
+        # Each firing writes one row into the temporary table, which D1's counter counts
+        # like any other: `_run` takes those back out (TOUCH_COST per row noted).
+        self.conn.run("CREATE TEMP TABLE touched (tbl TEXT, market_index INTEGER, timestamp INTEGER)")
         for table in WINDOW_TABLES:
             for op, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
-                self.conn.execute(
+                self.conn.run(
                     f"CREATE TEMP TRIGGER touched_{table}_{op.lower()} AFTER {op} ON main.{table} BEGIN "
                     f"INSERT INTO touched VALUES ('{table}', {row}.market_index, {row}.timestamp); END")
+        self._touched = 0  # rows in `touched` now
 
     def port(self, life: Incarnation) -> SimD1Port:
         return SimD1Port(self, life)
@@ -71,33 +127,50 @@ class SimD1:
     def _fail_now(self) -> bool:
         return self.loop.now_ms() < self.failing_until
 
+    def _run(self, text: str, params) -> tuple[list[dict], dict]:
+        """One of the tracker's statements, counted: its rows and its D1 `meta`."""
+        result = self.conn.run(text, tuple(params))
+        touched = self.conn.run("SELECT COUNT(*) AS n FROM touched").rows[0]["n"]
+        # The sim's own bookkeeping rows (one written per window row the statement
+        # changed) are not the tracker's: D1 never sees them.
+        written = result.rows_written - (touched - self._touched) * TOUCH_COST
+        self._touched = touched
+        meta = {"changes": result.changes, "rows_written": written, "rows_read": result.rows_read}
+        if self.counting:
+            self.usage.setdefault(statement_name(text), Usage()).add(result.rows_read, written)
+            self.table_usage.setdefault(target_table(text), Usage()).add(result.rows_read, written)
+        return result.rows, meta
+
     def execute_batch(self, statements) -> list[dict]:
-        cur = self.conn.cursor()
         metas = []
-        cur.execute("BEGIN")
+        self.conn.run("BEGIN")
         try:
-            for sql, params in statements:
-                cur.execute(sql, tuple(params))
-                changed = max(cur.rowcount, 0)  # the statement's own rows, not its triggers'
-                metas.append({"changes": changed, "rows_written": changed})
-            cur.execute("COMMIT")
+            for text, params in statements:
+                metas.append(self._run(text, params)[1])
+            self.conn.run("COMMIT")
         except Exception:
-            cur.execute("ROLLBACK")
+            self.conn.run("ROLLBACK")
+            self._touched = self.conn.run("SELECT COUNT(*) AS n FROM touched").rows[0]["n"]
             raise
         self._record(statements)
         return metas
 
+    def query(self, text: str, *params) -> list[dict]:
+        """A read of the tracker's (counted)."""
+        return self._run(text, params)[0]
+
     def _record(self, statements) -> None:
         """Keep every window value ever written; a rewrite must be identical (idempotent
         retries), and a pruned window must have its minute rolled."""
-        touched = self.conn.execute("SELECT DISTINCT tbl, market_index, timestamp FROM touched").fetchall()
-        self.conn.execute("DELETE FROM touched")
-        for table, market, ts in touched:
+        touched = self.rows("SELECT DISTINCT tbl, market_index, timestamp FROM touched")
+        self.conn.run("DELETE FROM touched")
+        self._touched = 0
+        for t in touched:
+            table, market, ts = t["tbl"], t["market_index"], t["timestamp"]
             key = (table, market, ts)
-            row = self.conn.execute(f"SELECT * FROM {table} WHERE market_index = ? AND timestamp = ?",
-                                    (market, ts)).fetchone()
-            if row is not None:
-                values = tuple(row)
+            found = self.rows(f"SELECT * FROM {table} WHERE market_index = ? AND timestamp = ?", market, ts)
+            if found:
+                values = tuple(found[0].values())
                 old = self.writes.get(key)
                 if old is not None and old != values:
                     self.rewrites_differing.append(f"{key}: {old} -> {values}")
@@ -106,12 +179,12 @@ class SimD1:
                 self.pruned.add(key)
                 minute = ts - ts % 60_000
                 minutes = WINDOW_TABLES[table]
-                if self.conn.execute(f"SELECT 1 FROM {minutes} WHERE market_index = ? AND timestamp = ?",
-                                     (market, minute)).fetchone() is None:
+                if not self.rows(f"SELECT 1 FROM {minutes} WHERE market_index = ? AND timestamp = ?", market, minute):
                     self.prune_violations.append(f"{table}: window {market}@{ts} pruned before minute {minute} was rolled")
 
-    def rows(self, sql: str, *params) -> list[dict]:
-        return [dict(r) for r in self.conn.execute(sql, params)]
+    def rows(self, text: str, *params) -> list[dict]:
+        """A look-up of the test's own (not counted)."""
+        return self.conn.run(text, params).rows
 
 
 class SimD1Port:
@@ -127,7 +200,7 @@ class SimD1Port:
         if self.d1._fail_now():
             self.life.check()
             raise RuntimeError("D1_ERROR: simulated outage")
-        rows = self.d1.rows(sql, *params)
+        rows = self.d1.query(sql, *params)
         self.life.check()
         return rows
 

@@ -64,6 +64,9 @@ class FakeStatement:
             raise RuntimeError("D1 is on fire")
         if self.text in (sql.LIGHTER.API_SYMBOL_EXISTS, sql.PARADEX.API_SYMBOL_EXISTS):
             return FakeResult(results=[{"found": 1}] if self.params[0] in self.db.symbols else [])
+        if self.text in (sql.LIGHTER.API_EXPORT_MINUTES_EXTENT, sql.LIGHTER.API_EXPORT_HOURS_EXTENT,
+                         sql.PARADEX.API_EXPORT_MINUTES_EXTENT, sql.PARADEX.API_EXPORT_HOURS_EXTENT):
+            return FakeResult(results=[{"markets": 0, "oldest": None, "newest": None}])
         if self.text in (sql.LIGHTER.API_COUNT_ROWS, sql.PARADEX.API_COUNT_ROWS):
             return FakeResult(results=[{"snapshots": 0, "minutes": 0}])
         return FakeResult(results=[])
@@ -250,7 +253,7 @@ def test_unknown_symbol_is_checked_with_a_bound_parameter(api):
     assert r.status == 400 and "unknown symbol" in r.json()["error"]
     assert (sql.LIGHTER.API_SYMBOL_EXISTS, ("x' OR 1=1 --",)) in env.DB.executed
     # The page ran alongside the check (one round trip), with the symbol bound too.
-    assert all(text in API_STATEMENTS and text.count("?") == len(params) for text, params in env.DB.executed)
+    assert all(text in API_STATEMENTS and sql.bind_count(text) == len(params) for text, params in env.DB.executed)
 
 
 def test_a_known_symbol_pages_with_bound_values(api):
@@ -290,4 +293,4 @@ def test_random_queries_never_500_and_never_reach_sql_unbound(api, path, query):
         assert r.json()["error"]
     for text, params in env.DB.executed:
         assert text in API_STATEMENTS, text
-        assert text.count("?") == len(params)
+        assert sql.bind_count(text) == len(params)

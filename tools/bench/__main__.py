@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-COMMANDS = ("run", "shards", "sender", "core", "profile", "api", "paradex", "ingest-compare")
+COMMANDS = ("run", "shards", "sender", "core", "profile", "api", "paradex", "ingest-compare", "d1cost")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         # Ingest inside workerd: Lighter, then Paradex, on the same book changes.
         from .compare import main as compare_main
         return compare_main(rest)
+    if command == "d1cost":
+        # D1 rows read and written, counted as D1 bills them (the simulation, D1's SQLite).
+        from .d1cost import main as d1cost_main
+        return d1cost_main(rest)
     if command == "sender":
         from .sender import main as sender_main
         return sender_main(rest)
