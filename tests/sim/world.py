@@ -431,6 +431,8 @@ class World:
         self.errors: list[str] = []
         self.probes: list[str] = []
         self.loop_end_ms = 0
+        self.webhook_hanging_until = 0  # ALERT_WEBHOOK_URL's answers wait until then
+        self.webhook_posts: list[tuple[int, dict]] = []  # (ms, body) of every post answered
 
     # The primary exchange's (the plan's own), as the scenarios read them.
     exchange = property(lambda self: self.venues[0].ex)
@@ -492,8 +494,9 @@ class World:
         await self.control("stop")
         # D1 comes back; the outbox drains; nothing else should happen.
         self.d1.failing_until = self.d1.hanging_until = 0
+        self.webhook_hanging_until = 0
         for venue in self.venues:
-            venue.ex.rest_failing_until = 0
+            venue.ex.rest_failing_until = venue.ex.rest_hanging_until = 0
             venue.ex.stop_generating()
         await asyncio.sleep(240)
 
@@ -528,6 +531,10 @@ class World:
             self.loop.call_later(args["seconds"], lambda: setattr(d1, "slow_ms", (1, 30)))
         elif kind == "rest_fail":
             ex.rest_failing_until = now + args["seconds"] * 1000
+        elif kind == "rest_hang":
+            ex.rest_hanging_until = now + args["seconds"] * 1000
+        elif kind == "webhook_hang":
+            self.webhook_hanging_until = now + args["seconds"] * 1000
         elif kind == "evict":
             venue.evict(args["shard"] % venue.config.shards)
         elif kind == "restart":
@@ -636,8 +643,11 @@ class _Http:
 
     async def post_json(self, url: str, body: dict) -> int:
         self.life.check()
-        await asyncio.sleep(0.01)
+        world = self.venue.world
+        delay = 10 + max(0, world.webhook_hanging_until - world.loop.now_ms())
+        await asyncio.sleep(delay / 1000)
         self.life.check()
+        world.webhook_posts.append((world.loop.now_ms(), body))
         return 204
 
 
