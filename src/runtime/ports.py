@@ -76,14 +76,36 @@ def open_socket(url, on_frame, on_open, on_down) -> FeedSocket:
 
 
 class JsHttp:
+    """fetch(), aborted when its deadline passes (tracker/ports.py cancels the call):
+    an abandoned request would otherwise keep one of the six connections an
+    invocation may hold open (developers.cloudflare.com/workers/platform/limits/
+    #simultaneous-open-connections), and later ones would queue behind it."""
+
     async def get_text(self, url: str) -> tuple[int, str]:
-        response = await fetch(url)
-        return int(response.status), str(await response.text())
+        async def call(signal):
+            response = await fetch(url, signal=signal)
+            return int(response.status), str(await response.text())
+
+        return await _abortable(call)
 
     async def post_json(self, url: str, body: dict) -> int:
-        response = await fetch(url, method="POST", headers={"content-type": "application/json"},
-                               body=json.dumps(body))
-        return int(response.status)
+        async def call(signal):
+            response = await fetch(url, method="POST", headers={"content-type": "application/json"},
+                                   body=json.dumps(body), signal=signal)
+            return int(response.status)
+
+        return await _abortable(call)
+
+
+async def _abortable(call):
+    """Run `call(signal)`; if this task is cancelled, abort the request (the body being
+    read included) before passing the cancellation on."""
+    controller = js.AbortController.new()
+    try:
+        return await call(controller.signal)
+    except asyncio.CancelledError:
+        controller.abort()
+        raise
 
 
 class ShardPeers:
@@ -101,7 +123,7 @@ class ShardPeers:
 def spawn(log):
     """Run a coroutine in the background; its failure is logged, never lost."""
 
-    def run(coro, what: str) -> None:
+    def run(coro, what: str) -> asyncio.Future:
         task = asyncio.ensure_future(coro)
 
         def done(t: asyncio.Task) -> None:
@@ -109,6 +131,7 @@ def spawn(log):
                 log("error", "Tracker", "background_failed", f"{what} failed: {t.exception()!r}")
 
         task.add_done_callback(done)
+        return task
 
     return run
 

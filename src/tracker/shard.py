@@ -16,6 +16,20 @@ real ports (runtime/ports.py).
 Failure handling lives in one place, `_step`: any step of an alarm that raises is
 logged with its name, counted (`alarmErrors`), and the alarm carries on and always
 sets the next alarm. Nothing escapes into the runtime's own alarm retries.
+
+A slow call never holds the windows hostage. Every call that leaves the object has
+a deadline (`tracker.ports.Deadlines`, applied to the ports here), and the alarm
+itself awaits nothing but the object's own storage: it resumes a fresh object,
+checks the feed (pings, a stale or dropped socket, paced subscribes), closes the
+windows that ended into the outbox, and sets the next alarm, always on time. The
+steps that wait on the outside world run beside it, each in a lane of its own
+(`_in_lane`): "markets" (REST, the market list's D1 save, the hand-over to the
+other shards), "d1" (the outbox into D1, then rollup and retention) and "alerts"
+(the webhook). A lane runs one task at a time; an alarm that finds its lane busy
+leaves it be (the task ends by its deadlines at the latest) and the next alarm
+starts it again. So a REST call hanging for minutes only delays the market list,
+and a hanging D1 only delays D1: the outbox keeps every closed window durable
+meanwhile.
 """
 
 from __future__ import annotations
@@ -23,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import sql
 from .aggregator import WindowAggregator
@@ -37,7 +51,7 @@ from .feed import BookFeed
 from .markets import MarketListError
 from .memory import state_report
 from .outbox import Outbox
-from .ports import Clock, Database, Http, Log, Peers, SocketFactory, Storage
+from .ports import Clock, Database, Deadlines, Http, Log, Peers, SocketFactory, Storage, with_deadlines
 from .rollup import HOUR_MS, MINUTE_MS, hours_to_roll, rollup_hours, rollup_minutes
 from .state import TrackerState
 from .stats import ShardStats
@@ -84,16 +98,23 @@ class Ports:
     http: Http
     peers: Peers
     log: Log
-    # Run a coroutine in the background (a socket handler asking for an earlier
-    # alarm); the runtime logs its failure instead of losing it.
-    spawn: Callable[[Awaitable, str], None]
+    # Run a coroutine in the background (a lane's step, a socket handler asking for
+    # an earlier alarm), returning its task; the runtime logs its failure instead of
+    # losing it.
+    spawn: Callable[[Awaitable, str], asyncio.Future]
     # The Pyodide heap, where the runtime can tell (None elsewhere).
     heap_bytes: Callable[[], int | None] = lambda: None
+
+    def bounded(self, deadlines: Deadlines) -> Ports:
+        """These ports with every outside call under its deadline."""
+        db, http, peers = with_deadlines(self.db, self.http, self.peers, deadlines)
+        return replace(self, db=db, http=http, peers=peers)
 
 
 class ShardTracker:
     def __init__(self, config: Config, shard: int, ports: Ports, rng: random.Random | None = None,
-                 exchange: Exchange = LIGHTER) -> None:
+                 exchange: Exchange = LIGHTER, deadlines: Deadlines = Deadlines()) -> None:
+        ports = ports.bounded(deadlines)
         # What differs per exchange (market list, wire protocol, limits, tables); the
         # config's api_url/ws_url/shards are this exchange's (Config.for_exchange).
         self.exchange = exchange
@@ -116,6 +137,7 @@ class ShardTracker:
         self.memory: dict = {}
         self._flush_lock = asyncio.Lock()
         self._known_symbols: dict[int, str] = {}
+        self._lanes: dict[str, asyncio.Future] = {}  # lane -> its task (see the module doc)
 
     # =====================================================================================
     # Hooks
@@ -156,7 +178,9 @@ class ShardTracker:
         # The new run's frontier in D1 at once, not at its first flush: other shards
         # read it before pruning windows of minutes this run may still add to.
         await self._step("stats", self._publish_stats, now)
-        await self._step("markets", self._refresh_markets, now)
+        # In its lane (a refresh of the previous run may still be there), awaited: the
+        # answer says how many markets this shard tracks. Its deadlines bound it.
+        await self._in_lane("markets", self._refresh_markets, now)
         self._open_feed()
         await self._schedule()
         return {"ok": True, **self.stats().to_json()}
@@ -196,22 +220,23 @@ class ShardTracker:
                 # Stopped: the outbox may still hold windows for D1, and the last
                 # minutes may wait for another shard's windows.
                 if self.outbox.windows or self._rollup_pending():
-                    await self._step("flush", self._flush, True)
+                    self._in_lane("d1", self._flush, True)
                 return
             now = self.ports.clock.now_ms()
             if self.aggregator is None:
                 await self._step("resume", self._resume, now)
-            steps = (
-                ("markets", self._refresh_markets_if_due),
-                ("feed", self._check_feed),
-                ("close windows", self._close_windows),
-                ("flush", self._flush_tracking),
-                ("alerts", self._alert),
-            )
-            for name, step in steps:
+            # On time, whatever REST, D1 or the webhook do: these await only storage.
+            for name, step in (("feed", self._check_feed), ("close windows", self._close_windows)):
                 if not state.tracking:  # a stop() arrived while a step awaited
-                    break
+                    return
                 await self._step(name, step, now)
+            if not state.tracking:
+                return
+            # Beside the alarm, each in its lane: they wait on the outside world.
+            if self._markets_due(now):
+                self._in_lane("markets", self._refresh_markets_if_due, now)
+            self._in_lane("d1", self._flush_tracking, now)
+            self._in_lane("alerts", self._alert, now)
         finally:
             await self._step("schedule", self._schedule)
 
@@ -242,6 +267,28 @@ class ShardTracker:
     # Steps
     # =====================================================================================
 
+    def _in_lane(self, lane: str, fn, *args) -> asyncio.Future:
+        """Run the step `fn(*args)` beside the alarm in `lane`, unless the lane is busy
+        (then nothing new starts); returns the lane's task. The step's failure is handled
+        by `_step`; when it ends, the alarm is set again for what is due then."""
+        task = self._lanes.get(lane)
+        if task is None or task.done():
+
+            async def run() -> None:
+                try:
+                    await self._step(lane, fn, *args)
+                finally:
+                    if self._lanes.get(lane) is task:
+                        del self._lanes[lane]
+                await self._step("schedule", self._schedule)
+
+            task = self._lanes[lane] = self.ports.spawn(run(), lane)
+        return task
+
+    def _busy(self, lane: str) -> bool:
+        task = self._lanes.get(lane)
+        return task is not None and not task.done()
+
     async def _step(self, name: str, fn, *args) -> None:
         """Run one step; a failure is logged, counted and leaves the rest running."""
         try:
@@ -262,8 +309,8 @@ class ShardTracker:
         self.aggregator = WindowAggregator(self.config.window_ms, state.flushed_until)
         await self._save()
         self.log("info", self.label, "tracking_resumed", "resuming tracking")
-        if not self.directory.markets:
-            await self._refresh_markets(now)
+        # Without a saved market list the markets lane reads one (it is due) and opens
+        # the feed once it has it.
         self._open_feed()
 
     def _record_unmeasured(self, now: int) -> None:
@@ -276,11 +323,16 @@ class ShardTracker:
                      f"resumed after a restart: {lost} window(s) were not measured")
         state.flushed_until = max(state.flushed_until, resume_from)
 
+    def _markets_due(self, now: int) -> bool:
+        return now >= self.directory.next_refresh_at() or (self.markets_unsaved is not None and self.shard == 0)
+
     async def _refresh_markets_if_due(self, now: int) -> None:
         if now >= self.directory.next_refresh_at():
             await self._refresh_markets(now)
         if self.markets_unsaved is not None and self.shard == 0:
             await self._save_markets(now)
+        if self.state.tracking:  # a resumed object without a list opens its feed now
+            self._open_feed()
 
     async def _refresh_markets(self, now: int) -> None:
         directory = self.directory
@@ -566,17 +618,20 @@ class ShardTracker:
     async def _schedule(self) -> None:
         now = self.ports.clock.now_ms()
         due = []
+        # What a busy lane waits for, the lane schedules itself when it ends (`_in_lane`):
+        # an alarm meanwhile could only find it busy.
+        d1_busy = self._busy("d1")
         if self.state is not None and self.state.tracking:
             due.append(self._next_window_alarm(now))
             if self.connection is not None:
                 due.append(self.connection.next_due(now))
-            if self.directory is not None:
+            if self.directory is not None and not self._busy("markets"):
                 due.append(self.directory.next_refresh_at())
-        if self.outbox.windows:
+        if self.outbox.windows and not d1_busy:
             failures = self.outbox.failures_in_a_row
             retry = DRAIN_EVERY_MS if not failures else min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** min(failures - 1, 10))
             due.append(now + retry)
-        elif self._rollup_pending():
+        elif self._rollup_pending() and not d1_busy:
             due.append(now + ROLLUP_RETRY_MS)
         due = [d for d in due if d is not None]
         if due:

@@ -47,6 +47,13 @@ LIGHTER_URLS = dict(api_url="http://lighter.sim", ws_url="ws://lighter.sim/strea
 PARADEX_URLS = dict(paradex_api_url=SimParadex.api_url,
                     paradex_ws_url="ws://paradex.sim/v1?sbeSchemaId=1&sbeSchemaVersion=1")
 
+# The runtime's alarms (developers.cloudflare.com/durable-objects/api/alarms/ and
+# workers/platform/limits/#duration): retries after a failure, the wall-time limit of
+# one invocation; and how long the tracker's alarm may take (it awaits only storage).
+ALARM_RETRY_MS, ALARM_RETRIES = 2_000, 6
+ALARM_WALL_MS = 15 * 60_000
+ALARM_DUE_MS = 5_000
+
 # Events on one exchange (args["ex"]; the plan's own exchange when absent), on both.
 VENUE_KINDS = ("drop_all", "drop_shard", "gap", "malformed", "silence", "rest_fail", "evict", "stop_start",
                "list", "delist", "stop_in_flush", "shards_change")
@@ -243,6 +250,7 @@ class Venue:
         self.needs_resume: set[int] = set()
         self.alarm_handles: dict[int, asyncio.TimerHandle] = {}
         self.alarm_running: dict[int, bool] = {}
+        self.alarm_retries: dict[int, int] = {}  # failed invocations in a row (the runtime's backoff)
         self.tracking = False  # as the world asked (start/stop)
         self.tracking_spans: list[list[int]] = []  # [from, to] of each run
         self.listed_at: dict[int, int] = {}
@@ -380,23 +388,54 @@ class Venue:
                 self._mark_measuring(shard, fresh_start=False)
             self.needs_resume.discard(shard)
         self.alarm_running[shard] = True
+        started = self.loop.now_ms()
+
+        def overrun() -> None:
+            # The platform ends an alarm invocation after 15 minutes of wall time: the
+            # handler stops where it stands (here: the instance is reset).
+            if life.alive and self.alarm_running.get(shard):
+                self.world.alarm_overruns.append(f"{self.name}: alarm of shard {shard} terminated after "
+                                                 f"{ALARM_WALL_MS // 60_000} min")
+                self.evict(shard)
+
+        wall = self.loop.call_later(ALARM_WALL_MS / 1000, overrun)
 
         async def run() -> None:
+            failed = False
             try:
                 await tracker.alarm()
-            except Evicted:  # the runtime retries an alarm whose invocation never finished
-                if storage.alarm is None:
-                    storage.alarm = self.loop.now_ms() + 1_000
+            except Evicted:  # an invocation that never finished counts as failed
+                failed = True
             except Exception as exc:  # the tracker promises never to raise from alarm()
                 self.world.errors.append(f"{self.name}: alarm of shard {shard} raised {exc!r}")
-                if storage.alarm is None:  # the runtime retries a failed alarm
-                    storage.alarm = self.loop.now_ms() + 1_000
+                failed = True
             finally:
+                wall.cancel()
+                took = self.loop.now_ms() - started
+                if took > ALARM_DUE_MS and life.alive:
+                    self.world.alarm_overruns.append(f"{self.name}: alarm of shard {shard} took {took} ms")
                 if life.alive:
                     self.alarm_running[shard] = False
+                self._retry(shard, failed)
                 self._rearm(shard)
 
         asyncio.ensure_future(run())
+
+    def _retry(self, shard: int, failed: bool) -> None:
+        """The runtime's alarm retries: a failed invocation is run again after 2 s, 4 s,
+        8 s, ... at most 6 times, unless the handler set an alarm of its own before it
+        failed (that alarm stands instead). developers.cloudflare.com/durable-objects/
+        api/alarms/ ("retried ... using exponential backoff starting at a 2 second delay
+        from the first failure with up to 6 retries"); cloudflare-docs PR 15685 (a
+        setAlarm() early in a handler that later throws suppresses the retries)."""
+        storage = self.storage(shard)
+        if not failed:
+            self.alarm_retries[shard] = 0
+            return
+        retries = self.alarm_retries.get(shard, 0)
+        if storage.alarm is None and retries < ALARM_RETRIES:
+            storage.alarm = self.loop.now_ms() + ALARM_RETRY_MS * 2**retries
+            self.alarm_retries[shard] = retries + 1
 
     # -- the Worker: start/stop fan-out ----------------------------------------------------------
 
@@ -432,6 +471,7 @@ class World:
         self.probes: list[str] = []
         self.loop_end_ms = 0
         self.webhook_hanging_until = 0  # ALERT_WEBHOOK_URL's answers wait until then
+        self.alarm_overruns: list[str] = []  # alarm invocations that took too long
         self.webhook_posts: list[tuple[int, dict]] = []  # (ms, body) of every post answered
 
     # The primary exchange's (the plan's own), as the scenarios read them.
@@ -449,15 +489,16 @@ class World:
     def venue(self, name: str | None) -> Venue:
         return next(v for v in self.venues if v.name == name) if name else self.venues[0]
 
-    def _spawn(self, coro, what: str) -> None:
+    def _spawn(self, coro, what: str) -> asyncio.Task:
         task = asyncio.ensure_future(coro)
 
         def done(t: asyncio.Task) -> None:
-            exc = t.exception()
+            exc = None if t.cancelled() else t.exception()
             if exc is not None and not isinstance(exc, Evicted):
                 self.errors.append(f"background {what} raised {exc!r}")
 
         task.add_done_callback(done)
+        return task
 
     def _loop_exception(self, loop, context) -> None:
         exc = context.get("exception")

@@ -1,0 +1,97 @@
+"""Issue 18, defect 3: a hang in an outside call must not hold the windows hostage.
+
+A market refresh whose REST call hangs for minutes, a D1 call that hangs, an alert
+webhook that hangs: before the fix each held the alarm for as long as it hung, so no
+window closed, no ping went out, no reconnect happened, and after 16 windows the
+aggregator dropped its oldest open ones (counted in windowsLost, in no lost range).
+Now every outside call has a deadline (tracker/ports.py, `Deadlines`) and the slow
+steps run beside the alarm, one lane each (tracker/shard.py): windows close on time
+whatever REST, D1 or the webhook do. The invariants (tests/sim/invariants.py) are
+checked on top of each test's own assertions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import world as sim
+from invariants import check
+from tracker.shard import STATE_KEY
+
+SYMBOLS = {1: "ETH", 2: "BTC", 3: "SOL"}
+WINDOW_MS = sim.WINDOW_MS
+
+
+def scenario(events, *, shards=1, duration_s=150, seed=1, **config) -> sim.World:
+    config.setdefault("outbox_max_windows", 5_760)  # a day: an outage of minutes drops nothing
+    plan = sim.make_plan(seed)
+    plan = replace(plan, shards=shards, markets=dict(SYMBOLS), duration_ms=duration_s * 1000, events=events,
+                   frame_ms=(300, 900), config=replace(plan.config, shards=shards, **config))
+    world = sim.World(plan)
+    world.run()
+    return world
+
+
+def longest_close_gap(world: sim.World, shard: int = 0) -> int:
+    """The longest time (ms) between two window closes of `shard` while it tracked."""
+    times = [e[2] for e in world.exchange.trace if e[0] == "flush" and e[1] == shard]
+    return max(b - a for a, b in zip(times, times[1:]))
+
+
+def windows_lost(world: sim.World, shard: int = 0) -> int:
+    return json.loads(world.storages[shard].data[STATE_KEY])["totals"]["windows_lost"]
+
+
+def assert_invariants(world: sim.World) -> None:
+    violations = check(world)
+    assert not violations, violations[:5]
+
+
+def test_a_market_list_that_hangs_for_six_minutes_stalls_nothing():
+    """The issue's case: REST hangs for 6 minutes while tracking. The refresh gives up
+    at its deadline and tries again later; windows close every 15 s all along."""
+    world = scenario([(40_000, "rest_hang", {"seconds": 360})], market_refresh_ms=30_000, duration_s=480)
+    assert longest_close_gap(world) <= WINDOW_MS + 2_000, longest_close_gap(world)
+    assert windows_lost(world) == 0
+    timeouts = [e for e in world.logs if e[4] == "markets_failed" and "timed out" in e[5]]
+    assert timeouts, "the refresh never gave up on the hung REST call"
+    assert_invariants(world)
+
+
+def test_a_d1_that_hangs_for_minutes_only_delays_d1():
+    """D1 hangs for 5 minutes: windows still close on time into the outbox (durable), the
+    feed is still checked, and everything reaches D1 once it answers again."""
+    world = scenario([(40_000, "d1_hang", {"seconds": 300})], duration_s=480)
+    assert longest_close_gap(world) <= WINDOW_MS + 2_000, longest_close_gap(world)
+    assert windows_lost(world) == 0
+    assert any(e[4] == "flush_failed" and "timed out" in e[5] for e in world.logs)
+    assert_invariants(world)
+
+
+def test_an_alert_webhook_that_hangs_stalls_nothing():
+    """The feed drops; the feed-down alert's post hangs for 10 minutes. The alarm goes on
+    (the post is retried after its deadline) and the alerts arrive once it answers."""
+    world = scenario([(30_000, "webhook_hang", {"seconds": 600}), (31_000, "drop_all", {})],
+                     alert_webhook_url="https://hooks.sim/alert", alert_after_ms=0, duration_s=700)
+    assert longest_close_gap(world) <= WINDOW_MS + 2_000, longest_close_gap(world)
+    assert windows_lost(world) == 0
+    events = [body["event"] for _, body in world.webhook_posts]
+    assert "feed_down" in events and "feed_recovered" in events, events
+    assert_invariants(world)
+
+
+def test_the_invariants_catch_an_alarm_that_waits_on_d1(monkeypatch):
+    """Invariant 11 can fail: an alarm step that awaits D1 before closing the windows is
+    held by a D1 hang (up to the D1 deadline), and the check says so."""
+    from tracker import shard
+
+    real = shard.ShardTracker._close_windows
+
+    async def close_after_asking_d1(self, now):
+        await self.ports.db.query("SELECT 1")
+        await real(self, now)
+
+    monkeypatch.setattr(shard.ShardTracker, "_close_windows", close_after_asking_d1)
+    world = scenario([(40_000, "d1_hang", {"seconds": 120})], duration_s=200)
+    assert any("alarm of shard 0 took" in v for v in check(world)), check(world)[:5]
