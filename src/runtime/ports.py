@@ -14,13 +14,10 @@ from collections.abc import Sequence
 import js
 from workers import fetch
 
-from tracker.ports import Statement
+from tracker.ports import Statement, storage_calls
 
 from . import d1, shards
 from .feed_socket import FeedSocket
-
-# Durable Object storage takes at most 128 keys per put/delete call.
-KEYS_PER_CALL = 128
 
 
 class JsClock:
@@ -37,16 +34,14 @@ class DoStorage:
         return None if value is None else str(value)
 
     async def put_many(self, entries: dict[str, str]) -> None:
-        # One put() of an object is one transaction; more keys than one call takes
-        # cannot be atomic, and the tracker never writes that many at once.
-        items = list(entries.items())
-        for i in range(0, len(items), KEYS_PER_CALL):
-            await self._s.put(dict(items[i : i + KEYS_PER_CALL]))
+        # One put() of an object is one transaction of at most 128 keys; more are cut
+        # so that the last ones commit together (tracker/ports.py, Storage.put_many).
+        for call in storage_calls(list(entries.items())):
+            await self._s.put(dict(call))
 
     async def delete_many(self, keys: Sequence[str]) -> None:
-        keys = list(keys)
-        for i in range(0, len(keys), KEYS_PER_CALL):
-            await self._s.delete(keys[i : i + KEYS_PER_CALL])
+        for call in storage_calls(list(keys)):
+            await self._s.delete(call)
 
     async def set_alarm(self, at_ms: int) -> None:
         await self._s.setAlarm(at_ms)

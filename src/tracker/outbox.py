@@ -95,7 +95,7 @@ class Outbox:
 
     async def _add(self, windows: list[ClosedWindow], also: dict[str, str]) -> list[Entry]:
         async with self._index_lock:
-            writes = dict(also)
+            writes = {}
             added = []
             for window in windows:
                 if not window.rows:
@@ -112,6 +112,11 @@ class Outbox:
             droppable = [e for e in entries if e.start not in self._writing][:overflow]
             gone = {e.start for e in droppable}
             dropped, kept = droppable, [e for e in entries if e.start not in gone]
+            # The chunks first, the keys that make them count last: more than a storage
+            # call takes are not one transaction, but the last keys always commit
+            # together (ports.Storage.put_many). Cut short, the write leaves chunks
+            # no index names, never a state saying windows are closed that are not.
+            writes.update(also)
             if added or dropped:
                 writes[INDEX_KEY] = _index_text(kept)
             await self.storage.put_many(writes)

@@ -28,15 +28,41 @@ class Clock(Protocol):
         """Wall-clock milliseconds (under Workers: advances only across I/O)."""
 
 
+# Durable Object storage takes at most 128 keys per put(entries) or delete(keys) call,
+# and each call is one transaction (developers.cloudflare.com/durable-objects/api/
+# storage-api/: "Supports up to 128 key-value pairs at a time"; every method "is
+# implicitly wrapped inside a transaction").
+STORAGE_KEYS_PER_CALL = 128
+
+
+def storage_calls(items: list) -> list[list]:
+    """`items` cut into calls of at most STORAGE_KEYS_PER_CALL, the LAST call full: the
+    last entries of a write always commit together (see Storage.put_many)."""
+    first = len(items) % STORAGE_KEYS_PER_CALL
+    cuts = ([first] if first else []) + list(range(first + STORAGE_KEYS_PER_CALL, len(items) + 1,
+                                                   STORAGE_KEYS_PER_CALL))
+    start, calls = 0, []
+    for end in cuts:
+        calls.append(items[start:end])
+        start = end
+    return calls
+
+
 class Storage(Protocol):
     """Durable Object storage: string values, transactional multi-key writes, one alarm."""
 
     async def get(self, key: str) -> str | None: ...
 
     async def put_many(self, entries: dict[str, str]) -> None:
-        """Write every entry in one transaction (all or nothing)."""
+        """Write the entries in one transaction if there are at most
+        STORAGE_KEYS_PER_CALL; more are written in order, in calls cut by
+        `storage_calls` (the last STORAGE_KEYS_PER_CALL entries in one): an eviction
+        between two calls leaves the first entries stored without the rest. So a
+        writer puts the entry that makes the others count (an index, the state
+        saying they exist) last."""
 
-    async def delete_many(self, keys: Sequence[str]) -> None: ...
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        """Delete the keys, in calls of at most STORAGE_KEYS_PER_CALL (not atomic beyond)."""
 
     async def set_alarm(self, at_ms: int) -> None: ...
 

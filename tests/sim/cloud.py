@@ -1,6 +1,14 @@
 """The simulated Cloudflare side: D1 (real SQLite running the real statements and
 schema.sql, with latency and failures on a schedule) and Durable Object storage
 (survives evictions; an evicted instance's pending calls never return).
+
+The platform as it is (issue 18): a D1 call made during a hang answers when the hang
+ends, however long, and its write commits either when it was sent or when the hang
+ends; during a spell of lost answers a D1 batch commits and then fails; a batch of
+more statements than the runtime sends at once (ports.D1_BATCH_STATEMENTS) runs as
+several transactions, one after the other; a storage write of more keys than one call
+takes (ports.STORAGE_KEYS_PER_CALL) is several calls, not one transaction; and an
+instance can be evicted at any await (`Incarnation.tripwire`).
 """
 
 from __future__ import annotations
@@ -9,6 +17,8 @@ import asyncio
 import random
 import sqlite3
 from pathlib import Path
+
+from tracker.ports import D1_BATCH_STATEMENTS, storage_calls
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = (ROOT / "schema.sql").read_text()
@@ -27,8 +37,17 @@ class Incarnation:
     def __init__(self, number: int) -> None:
         self.number = number
         self.alive = True
+        # Evicted at the n-th check from now (every port call checks before and after
+        # its await): the world's "evict_at_await" sets it and `on_trip` evicts.
+        self.tripwire: int | None = None
+        self.on_trip = None
 
     def check(self) -> None:
+        if self.tripwire is not None:
+            self.tripwire -= 1
+            if self.tripwire <= 0:
+                self.tripwire = None
+                self.on_trip()
         if not self.alive:
             raise Evicted(f"incarnation {self.number} was evicted")
 
@@ -42,6 +61,7 @@ class SimD1:
         self.conn.executescript(SCHEMA)
         self.failing_until = 0  # every call fails until then
         self.hanging_until = 0  # calls started before then take until then (+ a bit)
+        self.losing_answers_until = 0  # batches commit, then answer an error, until then
         self.slow_ms = (1, 30)
         self.batches = 0
         self.writes: dict[tuple[str, int, int], tuple] = {}  # (table, market, ts) -> window row values written
@@ -70,6 +90,9 @@ class SimD1:
 
     def _fail_now(self) -> bool:
         return self.loop.now_ms() < self.failing_until
+
+    def _hanging_now(self) -> bool:
+        return self.loop.now_ms() < self.hanging_until
 
     def execute_batch(self, statements) -> list[dict]:
         cur = self.conn.cursor()
@@ -136,12 +159,29 @@ class SimD1Port:
         statements = list(statements)
         if self.d1.on_batch is not None:
             self.d1.on_batch(statements)
-        await self.d1._latency()
-        if self.d1._fail_now():
+        metas = []
+        # As the runtime's port sends them: a transaction per D1_BATCH_STATEMENTS, in order.
+        for i in range(0, len(statements), D1_BATCH_STATEMENTS):
+            metas += await self._transaction(statements[i : i + D1_BATCH_STATEMENTS])
+        return metas
+
+    async def _transaction(self, statements) -> list[dict]:
+        d1 = self.d1
+        metas = None
+        if d1._hanging_now() and d1.rng.random() < 0.5 and not d1._fail_now():
+            # A hung call whose write commits at once; only its answer is late.
+            d1.batches += 1
+            metas = d1.execute_batch(statements)
+        await d1._latency()
+        if metas is None:
+            if d1._fail_now():
+                self.life.check()
+                raise RuntimeError("D1_ERROR: simulated outage")
+            d1.batches += 1
+            metas = d1.execute_batch(statements)  # applied even if the caller died meanwhile
+        if d1.loop.now_ms() < d1.losing_answers_until:
             self.life.check()
-            raise RuntimeError("D1_ERROR: simulated outage")
-        self.d1.batches += 1
-        metas = self.d1.execute_batch(statements)  # applied even if the caller died meanwhile
+            raise RuntimeError("D1_ERROR: Network connection lost (simulated: after the write committed)")
         self.life.check()
         return metas
 
@@ -176,17 +216,20 @@ class SimStoragePort:
         return value
 
     async def put_many(self, entries: dict[str, str]) -> None:
-        self.life.check()
-        self.s.data.update(entries)  # atomic: all at once
-        if self.s.on_put is not None:
-            self.s.on_put(entries)
-        await self._yield()
+        # A call of at most STORAGE_KEYS_PER_CALL keys is atomic; more are several calls.
+        for call in storage_calls(list(entries.items())) or [[]]:
+            self.life.check()
+            self.s.data.update(call)
+            if self.s.on_put is not None:
+                self.s.on_put(dict(call))
+            await self._yield()
 
     async def delete_many(self, keys) -> None:
-        self.life.check()
-        for key in keys:
-            self.s.data.pop(key, None)
-        await self._yield()
+        for call in storage_calls(list(keys)) or [[]]:
+            self.life.check()
+            for key in call:
+                self.s.data.pop(key, None)
+            await self._yield()
 
     async def set_alarm(self, at_ms: int) -> None:
         self.life.check()

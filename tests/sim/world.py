@@ -12,6 +12,12 @@ Which exchanges a seed runs (`make_plan`):
                          shards, storage and simulated exchange (one deployment with
                          ENABLED_EXCHANGES=lighter,paradex)
 
+`with_platform_faults` adds the platform's own faults to every seed's schedule, from a
+generator of their own (the schedules of the first releases stay as they were): hangs
+of any length (REST, D1, the alert webhook, a hand-over), D1 answers lost after the
+write committed, an eviction at any await; the runtime's alarm semantics (retries with
+backoff, the 15-minute wall limit) are the world's own (`Venue._fire`).
+
 What a seed decides: per exchange the number of shards and markets (Paradex: which
 of its listed markets are PERP, and whether PERP_OPTION is tracked too; which
 markets are quiet), the frame rate, the retention settings, and a schedule of
@@ -149,6 +155,41 @@ def make_plan(seed: int) -> Plan:
     return Plan(seed, shards, markets, (rng.randint(250, 800), rng.randint(900, 3000)), duration, config, events)
 
 
+# The platform as it is (issue 18): hangs of any length, from seconds to many minutes
+# (REST, D1, the alert webhook, the hand-over to another shard), D1 answers lost after
+# the write committed, an eviction at any await.
+PLATFORM_KINDS = ("rest_hang", "d1_hang", "webhook_hang", "peer_hang", "d1_lost_answers", "evict_at_await")
+WEBHOOK_URL = "https://hooks.sim/alert"
+
+
+def with_platform_faults(plan: Plan) -> Plan:
+    """`plan` with the platform's faults added, drawn from a generator of their own so
+    that the schedule `make_plan` drew stays what it was for every seed; and for half
+    the seeds an alert webhook (whose posts can then hang)."""
+    rng = random.Random(plan.seed * 1_000_003 + 11)
+    shards = {v.exchange: v.shards for v in plan.venues()}
+    events = []
+    for _ in range(rng.choice((0, 0, 1, 1, 2, 3))):
+        kind = rng.choice(PLATFORM_KINDS)
+        at = rng.randint(8_000, plan.duration_ms - 20_000)
+        args: dict = {}
+        if kind in ("rest_hang", "peer_hang", "evict_at_await"):
+            args["ex"] = rng.choice(sorted(shards))
+        if kind == "evict_at_await":
+            args["shard"] = rng.randrange(shards[args["ex"]])
+            args["awaits"] = rng.randint(1, 60)
+        elif kind == "d1_lost_answers":
+            args["seconds"] = rng.randint(5, 120)
+        else:
+            args["seconds"] = rng.choice((rng.randint(2, 60), rng.randint(60, 900)))
+        events.append((at, kind, args))
+    if rng.random() < 0.5:
+        plan = replace(plan, config=replace(plan.config, alert_webhook_url=WEBHOOK_URL),
+                       also=tuple(replace(v, config=replace(v.config, alert_webhook_url=WEBHOOK_URL))
+                                  for v in plan.also))
+    return replace(plan, events=sorted(plan.events + events, key=lambda e: e[0]))
+
+
 def _paradex_plan(seed: int, with_lighter: bool) -> Plan:
     rng = random.Random(seed)
     duration = rng.randint(150, 260) * 1000
@@ -258,6 +299,7 @@ class Venue:
         self.control_results: list[list[dict]] = []
         self.lost_ranges: dict[int, set[tuple[int, int]]] = {}
         self.max_shards = plan.config.shards
+        self.peer_hanging_until = 0  # a hand-over to one of these shards waits until then
 
     @property
     def loop(self) -> VirtualLoop:
@@ -356,14 +398,17 @@ class Venue:
         await asyncio.sleep(self.world.rng.randint(1, 30) / 1000)
         if not life.alive:
             raise RuntimeError("object reset")
-        await tracker.ensure_running()
-        if method == "start":
-            if shard in self.needs_resume and self._stored_tracking(shard):
-                self._mark_measuring(shard, fresh_start=False)
-            elif not self._stored_tracking(shard):
-                self._mark_measuring(shard, fresh_start=True)
-            self.needs_resume.discard(shard)
-        result = await getattr(tracker, method)(*args)
+        try:
+            await tracker.ensure_running()
+            if method == "start":
+                if shard in self.needs_resume and self._stored_tracking(shard):
+                    self._mark_measuring(shard, fresh_start=False)
+                elif not self._stored_tracking(shard):
+                    self._mark_measuring(shard, fresh_start=True)
+                self.needs_resume.discard(shard)
+            result = await getattr(tracker, method)(*args)
+        except Evicted:  # the caller sees the request fail
+            raise RuntimeError("object reset (evicted during the request)") from None
         return result.to_json() if hasattr(result, "to_json") else result
 
     def _rearm(self, shard: int) -> None:
@@ -441,20 +486,38 @@ class Venue:
 
     async def control(self, action: str) -> None:
         known = set(self.storages)
+        if action == "stop":
+            # Tracking ends when the stop is sent, not when its answer comes (a stop waits
+            # for its last flush, which a hanging D1 can hold up to the D1 deadline, twice).
+            self._end_span()
 
         async def call(shard: int, method: str) -> dict:
             return await self.request(shard, method)
 
         results = await control.fan_out(action, self.config.shards, known, call)
+        methods = dict(control.targets(action, self.config.shards, known))
+        for _ in range(3):  # whoever called /api/start|stop calls again for a shard that failed
+            failed = [i for i, r in enumerate(results) if "failed" in r]
+            if not failed:
+                break
+            await asyncio.sleep(1)
+            for i in failed:
+                shard = results[i]["shard"]
+                try:
+                    results[i] = await self.request(shard, methods[shard])
+                except RuntimeError as exc:
+                    results[i] = {"shard": shard, "failed": str(exc)}
         self.control_results.append(results)
-        now = self.loop.now_ms()
         if action == "start":
             self.tracking = True
-            self.tracking_spans.append([now, None])
+            self.tracking_spans.append([self.loop.now_ms(), None])
         else:
-            self.tracking = False
-            if self.tracking_spans and self.tracking_spans[-1][1] is None:
-                self.tracking_spans[-1][1] = now
+            self._end_span()
+
+    def _end_span(self) -> None:
+        self.tracking = False
+        if self.tracking_spans and self.tracking_spans[-1][1] is None:
+            self.tracking_spans[-1][1] = self.loop.now_ms()
 
 
 class World:
@@ -535,9 +598,9 @@ class World:
         await self.control("stop")
         # D1 comes back; the outbox drains; nothing else should happen.
         self.d1.failing_until = self.d1.hanging_until = 0
-        self.webhook_hanging_until = 0
+        self.webhook_hanging_until = self.d1.losing_answers_until = 0
         for venue in self.venues:
-            venue.ex.rest_failing_until = venue.ex.rest_hanging_until = 0
+            venue.ex.rest_failing_until = venue.ex.rest_hanging_until = venue.peer_hanging_until = 0
             venue.ex.stop_generating()
         await asyncio.sleep(240)
 
@@ -576,6 +639,16 @@ class World:
             ex.rest_hanging_until = now + args["seconds"] * 1000
         elif kind == "webhook_hang":
             self.webhook_hanging_until = now + args["seconds"] * 1000
+        elif kind == "peer_hang":
+            venue.peer_hanging_until = now + args["seconds"] * 1000
+        elif kind == "d1_lost_answers":
+            d1.losing_answers_until = now + args["seconds"] * 1000
+        elif kind == "evict_at_await":
+            shard = args["shard"] % venue.config.shards
+            entry = venue.instances.get(shard)
+            if entry is not None:
+                entry[0].tripwire = args["awaits"]
+                entry[0].on_trip = lambda: venue.evict(shard)
         elif kind == "evict":
             venue.evict(args["shard"] % venue.config.shards)
         elif kind == "restart":
@@ -633,7 +706,8 @@ class World:
         """No fault that delays subscriptions (evictions, restarts, REST/D1 trouble) in the span."""
         t0 = self._t0
         noisy = {"evict", "restart", "rest_fail", "d1_outage", "d1_hang", "d1_slow", "shards_change",
-                 "stop_start", "stop_in_flush", "drop_all", "drop_shard", "silence", "flap"}
+                 "stop_start", "stop_in_flush", "drop_all", "drop_shard", "silence", "flap",
+                 "rest_hang", "peer_hang", "d1_lost_answers", "evict_at_await"}
         return not any(kind in noisy and args.get("ex") in (None, venue.name) and since - 130_000 <= t0 + at <= until
                        for at, kind, args in self.plan.events)
 
@@ -697,13 +771,16 @@ class _Peers:
         self.venue = venue
 
     async def send_markets(self, shard: int, payload: dict) -> None:
+        hang = self.venue.peer_hanging_until - self.venue.loop.now_ms()
+        if hang > 0:
+            await asyncio.sleep(hang / 1000)
         await self.venue.request(shard, "receive_markets", payload)
 
 
 def run(seed: int) -> Result:
     from invariants import check
 
-    plan = make_plan(seed)
+    plan = with_platform_faults(make_plan(seed))
     world = World(plan)
     world.run()
     result = Result(plan, world, replay=f"bash scripts/simulate --seed {seed}")
