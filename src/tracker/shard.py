@@ -114,6 +114,7 @@ class Ports:
 class ShardTracker:
     def __init__(self, config: Config, shard: int, ports: Ports, rng: random.Random | None = None,
                  exchange: Exchange = LIGHTER, deadlines: Deadlines = Deadlines()) -> None:
+        self.deadlines = deadlines
         ports = ports.bounded(deadlines)
         # What differs per exchange (market list, wire protocol, limits, tables); the
         # config's api_url/ws_url/shards are this exchange's (Config.for_exchange).
@@ -627,11 +628,16 @@ class ShardTracker:
                 due.append(self.connection.next_due(now))
             if self.directory is not None and not self._busy("markets"):
                 due.append(self.directory.next_refresh_at())
-        if self.outbox.windows and not d1_busy:
+        if (self.outbox.windows or self._rollup_pending()) and d1_busy:
+            # Should this instance be evicted before the lane ends, an alarm must still
+            # come for what D1 owes (seed 500): by then the lane's call has passed its
+            # deadline at the latest.
+            due.append(now + self.deadlines.d1_ms)
+        elif self.outbox.windows:
             failures = self.outbox.failures_in_a_row
             retry = DRAIN_EVERY_MS if not failures else min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** min(failures - 1, 10))
             due.append(now + retry)
-        elif self._rollup_pending() and not d1_busy:
+        elif self._rollup_pending():
             due.append(now + ROLLUP_RETRY_MS)
         due = [d for d in due if d is not None]
         if due:

@@ -95,3 +95,14 @@ def test_the_invariants_catch_an_alarm_that_waits_on_d1(monkeypatch):
     monkeypatch.setattr(shard.ShardTracker, "_close_windows", close_after_asking_d1)
     world = scenario([(40_000, "d1_hang", {"seconds": 120})], duration_s=200)
     assert any("alarm of shard 0 took" in v for v in check(world)), check(world)[:5]
+
+
+def test_a_stopped_shard_evicted_while_its_d1_lane_waits_still_drains_its_outbox():
+    """Seed 500: stopped with windows in the outbox while D1 hung; the stopped alarm's
+    flush ran in the d1 lane and the alarm, finding the lane busy, left no alarm behind
+    (the lane would set one when it ended). The instance was evicted while the lane
+    waited on D1: nothing ever woke the object again, and 4 windows stayed in the outbox.
+    A busy lane with D1 work owed now leaves an alarm for when its call must have ended."""
+    result = sim.run(500)
+    assert not result.violations, result.violations[:5]
+
