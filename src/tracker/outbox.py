@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import sql
@@ -35,6 +36,10 @@ PREFIX = "outbox/"
 CHUNK_ROWS = 250
 # Windows written per D1 batch while draining a backlog.
 FLUSH_WINDOWS = 40
+
+
+# What goes into storage with the windows: entries, or a function of the entries dropped.
+Also = dict[str, str] | Callable[[list["Entry"]], dict[str, str]]
 
 
 def chunk_key(start: int, chunk: int) -> str:
@@ -78,10 +83,11 @@ class Outbox:
         raw = await self.storage.get(INDEX_KEY)
         self.entries = [Entry(*e) for e in json.loads(raw)] if raw else []
 
-    async def add(self, windows: list[ClosedWindow], also: dict[str, str]) -> list[Entry]:
+    async def add(self, windows: list[ClosedWindow], also: Also) -> list[Entry]:
         """Store newly closed windows, together with `also` (the tracker state saying
         they are closed) in ONE transaction. Returns the entries dropped (oldest
-        first) to stay within `max_windows`: the caller records them lost."""
+        first) to stay within `max_windows`. `also` may be a function of those
+        entries, so the state that records them lost goes in that same write."""
         # Count the new windows as waiting from this moment on, before any await: the
         # caller has already moved its state past them, and a rollup running meanwhile
         # must not take their minutes for complete.
@@ -93,7 +99,7 @@ class Outbox:
             for start in staging:
                 self._staging.remove(start)
 
-    async def _add(self, windows: list[ClosedWindow], also: dict[str, str]) -> list[Entry]:
+    async def _add(self, windows: list[ClosedWindow], also: Also) -> list[Entry]:
         async with self._index_lock:
             writes = {}
             added = []
@@ -116,7 +122,7 @@ class Outbox:
             # call takes are not one transaction, but the last keys always commit
             # together (ports.Storage.put_many). Cut short, the write leaves chunks
             # no index names, never a state saying windows are closed that are not.
-            writes.update(also)
+            writes.update(also(dropped) if callable(also) else also)
             if added or dropped:
                 writes[INDEX_KEY] = _index_text(kept)
             await self.storage.put_many(writes)

@@ -106,3 +106,12 @@ def test_a_stopped_shard_evicted_while_its_d1_lane_waits_still_drains_its_outbox
     result = sim.run(500)
     assert not result.violations, result.violations[:5]
 
+
+def test_an_eviction_right_after_an_outbox_overflow_keeps_the_lost_range():
+    """Seed 732 (issue 18, defect 7): with D1 hung the outbox overflowed; the window it
+    dropped was recorded lost in a second storage write, after the drop. An eviction at
+    the await between the two (the world's evict_at_await) lost the record: a window
+    with ticks neither in D1 nor in a lost range. The lost range now goes in the very
+    write that drops the window."""
+    result = sim.run(732)
+    assert not result.violations, result.violations[:5]
