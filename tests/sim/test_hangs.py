@@ -115,3 +115,60 @@ def test_an_eviction_right_after_an_outbox_overflow_keeps_the_lost_range():
     write that drops the window."""
     result = sim.run(732)
     assert not result.violations, result.violations[:5]
+
+
+def test_a_storage_write_cut_short_never_leaves_a_state_without_its_windows():
+    """More keys than one storage call takes are several calls (ports.Storage.put_many,
+    as the runtime's port and the simulated storage make them). An eviction between two
+    calls must leave chunks that nothing names, never the state saying windows are
+    closed without the index that holds them: the outbox writes state and index last,
+    and the last call holds the last 128 keys."""
+    import asyncio
+
+    import pytest
+
+    from cloud import Evicted, Incarnation, SimStorage
+    from tracker.aggregator import ClosedWindow
+    from tracker.outbox import INDEX_KEY, Outbox
+
+    class Row:
+        def values(self) -> tuple:
+            return (1, "ETH", 2.5)
+
+    storage = SimStorage()
+    life = Incarnation(1)
+    life.tripwire = 3  # evicted at the await that ends the first storage call
+    life.on_trip = lambda: setattr(life, "alive", False)
+    outbox = Outbox(storage.port(life), max_windows=5_760)
+    windows = [ClosedWindow(start=i * WINDOW_MS, rows=[Row()]) for i in range(200)]  # 202 keys
+    with pytest.raises(Evicted):
+        asyncio.run(outbox.add(windows, {STATE_KEY: "windows closed"}))
+    assert any(key.startswith("outbox/") for key in storage.data), "the write was not cut short"
+    assert STATE_KEY not in storage.data and INDEX_KEY not in storage.data
+
+
+def test_a_market_list_too_big_for_one_d1_transaction_is_saved_whole_through_lost_answers():
+    """450 listed markets: their save is 451 statements, which the runtime sends as two
+    D1 transactions (ports.D1_BATCH_STATEMENTS). While D1 loses its answers (the write
+    commits, the call fails) the first transaction lands and the second is never sent;
+    the save is retried until one succeeds, and the saved list ends up whole and right."""
+    from tracker.ports import D1_BATCH_STATEMENTS
+
+    plan = sim.make_plan(1)
+    plan = replace(plan, shards=1, markets=dict(SYMBOLS), duration_ms=150_000, frame_ms=(300, 900),
+                   events=[(5_000, "d1_lost_answers", {"seconds": 60})],
+                   config=replace(plan.config, shards=1, market_refresh_ms=30_000, outbox_max_windows=5_760))
+    world = sim.World(plan)
+    for m in range(200, 647):  # listed, not active: saved, never subscribed
+        world.exchange.listing[m] = {"symbol": f"OLD{m}", "market_id": m, "market_type": "perp",
+                                     "status": "inactive", "supported_size_decimals": 4,
+                                     "supported_price_decimals": 2}
+    transactions = []
+    real = world.d1.execute_batch
+    world.d1.execute_batch = lambda statements: transactions.append(len(statements)) or real(statements)
+    world.run()
+    assert D1_BATCH_STATEMENTS in transactions and 451 - D1_BATCH_STATEMENTS in transactions
+    assert any(e[4] == "d1_error" and "after the write committed" in e[5] for e in world.logs)
+    saved = {r["market_index"]: r["active"] for r in world.d1.rows("SELECT market_index, active FROM lighter_markets")}
+    assert saved == {**{m: 1 for m in SYMBOLS}, **{m: 0 for m in range(200, 647)}}
+    assert_invariants(world)
