@@ -70,6 +70,11 @@ RETRY_BASE_MS, RETRY_CAP_MS = 2_000, 30_000
 BATCHES_PER_ALARM = 5
 # Stopped with the last minutes waiting for another shard: look again this often.
 ROLLUP_RETRY_MS = 5_000
+# start() and stop() answer within this, whatever D1 or REST do (what is not done by
+# then goes on in its lane): the Worker's request that fans them out to every shard
+# must itself answer within 30 s ("Wall time limits by invocation type",
+# developers.cloudflare.com/workers/platform/limits/).
+ANSWER_WITHIN_MS = 20_000
 
 
 def _floor_hour(ms: int) -> int:
@@ -177,11 +182,11 @@ class ShardTracker:
         self.log("info", self.label, "tracking_started",
                  f"starting: shard {self.shard + 1}/{self.config.shards}, {self.config.ws_url}")
         # The new run's frontier in D1 at once, not at its first flush: other shards
-        # read it before pruning windows of minutes this run may still add to.
-        await self._step("stats", self._publish_stats, now)
-        # In its lane (a refresh of the previous run may still be there), awaited: the
-        # answer says how many markets this shard tracks. Its deadlines bound it.
-        await self._in_lane("markets", self._refresh_markets, now)
+        # read it before pruning windows of minutes this run may still add to (a flush
+        # still under way in the d1 lane writes it too). And the market list; the answer
+        # waits for both, ANSWER_WITHIN_MS at most, and says how many markets it tracks.
+        await self._within(ANSWER_WITHIN_MS, self._in_lane("d1", self._publish_stats, now),
+                           self._in_lane("markets", self._refresh_markets_if_due, now, True))
         self._open_feed()
         await self._schedule()
         return {"ok": True, **self.stats().to_json()}
@@ -206,7 +211,13 @@ class ShardTracker:
             await self._save()
         if was_tracking:
             self.log("info", self.label, "tracking_stopped", "tracking stopped")
-        await self._step("flush", self._flush, True)
+        # The last flush (the partial minute and hour too), after the D1 work under way;
+        # the answer waits for it ANSWER_WITHIN_MS at most, then it goes on in its lane
+        # (or the stopped alarm starts it).
+        answer_by = self.ports.clock.now_ms() + ANSWER_WITHIN_MS
+        await self._within(ANSWER_WITHIN_MS, self._lanes.get("d1"))
+        if not self._busy("d1"):
+            await self._within(answer_by - self.ports.clock.now_ms(), self._in_lane("d1", self._flush, True))
         await self._schedule()
         return {"ok": True, "wasTracking": was_tracking, **self.stats().to_json()}
 
@@ -290,6 +301,13 @@ class ShardTracker:
         task = self._lanes.get(lane)
         return task is not None and not task.done()
 
+    @staticmethod
+    async def _within(ms: int, *tasks) -> None:
+        """Wait for the lanes' `tasks` to end, `ms` at most (they go on regardless)."""
+        pending = {t for t in tasks if t is not None and not t.done()}
+        if pending and ms > 0:
+            await asyncio.wait(pending, timeout=ms / 1000)
+
     async def _step(self, name: str, fn, *args) -> None:
         """Run one step; a failure is logged, counted and leaves the rest running."""
         try:
@@ -327,8 +345,8 @@ class ShardTracker:
     def _markets_due(self, now: int) -> bool:
         return now >= self.directory.next_refresh_at() or (self.markets_unsaved is not None and self.shard == 0)
 
-    async def _refresh_markets_if_due(self, now: int) -> None:
-        if now >= self.directory.next_refresh_at():
+    async def _refresh_markets_if_due(self, now: int, force: bool = False) -> None:
+        if force or now >= self.directory.next_refresh_at():
             await self._refresh_markets(now)
         if self.markets_unsaved is not None and self.shard == 0:
             await self._save_markets(now)
