@@ -195,3 +195,11 @@ def test_start_and_stop_answer_in_time_while_d1_hangs(monkeypatch):
     assert all(ms <= ANSWER_WITHIN_MS + 1_000 for _, ms in took), took
     assert_invariants(world)
 
+
+def test_a_shard_evicted_before_its_new_split_was_saved_tracks_only_its_own_markets():
+    """Seed 206 (tests/unit/test_markets.py has the unit case): PARADEX_SHARDS 1 -> 3
+    while D1 hung; shard 0 was evicted (an eviction at an await) before its new run's
+    market list was saved, resumed with the list of SHARDS=1 and carried every market
+    beside shards 1 and 2: one window written twice, differently."""
+    result = sim.run(206)
+    assert not result.violations, result.violations[:5]
