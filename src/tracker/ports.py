@@ -183,7 +183,10 @@ T = TypeVar("T")
 
 async def within(ms: int, what: str, call: Awaitable[T]) -> T:
     """`call`, or DeadlinePassed after `ms`. The call's task is cancelled: a fetch the
-    runtime can abort is aborted (runtime/ports.py), a D1 promise runs on, unheard."""
+    runtime can abort is aborted (runtime/ports.py), a D1 promise runs on, unheard (Pyodide
+    settles the future a JS promise feeds only if it is not done yet: a late answer is
+    dropped, _pyodide/_future_helper.py). tests/integration/test_hangs.py checks it in
+    workerd."""
     try:
         return await asyncio.wait_for(call, ms / 1000)
     except asyncio.TimeoutError:
