@@ -146,19 +146,22 @@ class SimD1Port:
 
     async def query(self, sql: str, *params) -> list[dict]:
         self.life.check()
-        await self.d1._latency()
-        if self.d1._fail_now():
-            self.life.check()
-            raise RuntimeError("D1_ERROR: simulated outage")
-        rows = self.d1.rows(sql, *params)
-        self.life.check()
-        return rows
+        return await answered(self.life, self._query(sql, *params))
 
     async def batch(self, statements) -> list[dict]:
         self.life.check()
         statements = list(statements)
         if self.d1.on_batch is not None:
             self.d1.on_batch(statements)
+        return await answered(self.life, self._batch(statements))
+
+    async def _query(self, sql: str, *params) -> list[dict]:
+        await self.d1._latency()
+        if self.d1._fail_now():
+            raise RuntimeError("D1_ERROR: simulated outage")
+        return self.d1.rows(sql, *params)
+
+    async def _batch(self, statements) -> list[dict]:
         metas = []
         # As the runtime's port sends them: a transaction per D1_BATCH_STATEMENTS, in order.
         for i in range(0, len(statements), D1_BATCH_STATEMENTS):
@@ -175,15 +178,28 @@ class SimD1Port:
         await d1._latency()
         if metas is None:
             if d1._fail_now():
-                self.life.check()
                 raise RuntimeError("D1_ERROR: simulated outage")
             d1.batches += 1
-            metas = d1.execute_batch(statements)  # applied even if the caller died meanwhile
+            metas = d1.execute_batch(statements)  # applied whether anyone still listens or not
         if d1.loop.now_ms() < d1.losing_answers_until:
-            self.life.check()
             raise RuntimeError("D1_ERROR: Network connection lost (simulated: after the write committed)")
-        self.life.check()
         return metas
+
+
+async def answered(life: Incarnation, work):
+    """The answer of `work` (a call to D1, REST, another object), which runs on its own
+    whatever the caller does: a caller that gives up (a deadline cancels it) or dies
+    (evicted) only stops listening, and a D1 write still commits. A dead caller never
+    resumes: whatever ends its wait raises Evicted into it instead."""
+    task = asyncio.ensure_future(work)
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())  # nobody may listen any more
+    try:
+        result = await asyncio.shield(task)
+    except BaseException:
+        life.check()
+        raise
+    life.check()
+    return result
 
 
 class SimStorage:

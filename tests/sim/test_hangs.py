@@ -97,24 +97,6 @@ def test_the_invariants_catch_an_alarm_that_waits_on_d1(monkeypatch):
     assert any("alarm of shard 0 took" in v for v in check(world)), check(world)[:5]
 
 
-def test_a_stopped_shard_evicted_while_its_d1_lane_waits_still_drains_its_outbox():
-    """Seed 500: stopped with windows in the outbox while D1 hung; the stopped alarm's
-    flush ran in the d1 lane and the alarm, finding the lane busy, left no alarm behind
-    (the lane would set one when it ended). The instance was evicted while the lane
-    waited on D1: nothing ever woke the object again, and 4 windows stayed in the outbox.
-    A busy lane with D1 work owed now leaves an alarm for when its call must have ended."""
-    result = sim.run(500)
-    assert not result.violations, result.violations[:5]
-
-
-def test_an_eviction_right_after_an_outbox_overflow_keeps_the_lost_range():
-    """Seed 732 (issue 18, defect 7): with D1 hung the outbox overflowed; the window it
-    dropped was recorded lost in a second storage write, after the drop. An eviction at
-    the await between the two (the world's evict_at_await) lost the record: a window
-    with ticks neither in D1 nor in a lost range. The lost range now goes in the very
-    write that drops the window."""
-    result = sim.run(732)
-    assert not result.violations, result.violations[:5]
 
 
 def test_a_storage_write_cut_short_never_leaves_a_state_without_its_windows():
@@ -196,10 +178,92 @@ def test_start_and_stop_answer_in_time_while_d1_hangs(monkeypatch):
     assert_invariants(world)
 
 
-def test_a_shard_evicted_before_its_new_split_was_saved_tracks_only_its_own_markets():
-    """Seed 206 (tests/unit/test_markets.py has the unit case): PARADEX_SHARDS 1 -> 3
-    while D1 hung; shard 0 was evicted (an eviction at an await) before its new run's
-    market list was saved, resumed with the list of SHARDS=1 and carried every market
-    beside shards 1 and 2: one window written twice, differently."""
-    result = sim.run(206)
-    assert not result.violations, result.violations[:5]
+
+def lone_shard(**config):
+    """One shard object on simulated storage and D1, on a virtual loop (no world):
+    (loop, tracker, storage, d1, life)."""
+    import random
+
+    from cloud import Incarnation, SimD1, SimStorage
+    from tracker.ports import no_log
+    from vloop import VirtualLoop
+
+    loop = VirtualLoop(sim.EPOCH_MS)
+    d1, storage, life = SimD1(loop, random.Random(1)), SimStorage(), Incarnation(1)
+    storage.on_alarm_change = lambda: None
+    plan = sim.make_plan(1)
+    ports = sim.Ports(clock=loop, storage=storage.port(life), db=d1.port(life), sockets=None, http=None,
+                      peers=None, log=no_log, spawn=lambda coro, what: loop.create_task(coro))
+    tracker = sim.ShardTracker(replace(plan.config, shards=1, **config), 0, ports)
+    return loop, tracker, storage, d1, life
+
+
+def finish(loop) -> None:
+    """Cancel what still runs (a lane waiting on a hung D1) and close the loop."""
+    import asyncio
+
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    loop.close()
+
+
+def closed(start: int):
+    from tracker.aggregator import ClosedWindow
+
+    class Row:
+        def values(self) -> tuple:
+            return (1, "ETH", 2.5)
+
+    return ClosedWindow(start=start, rows=[Row()])
+
+
+def test_a_busy_d1_lane_with_windows_owed_keeps_an_alarm_set():
+    """Seed 500: a stopped shard's flush runs in the d1 lane; the alarm that started it,
+    finding the lane busy, set no alarm (the lane would, when it ended). D1 hung; the
+    instance was evicted while the lane waited: nothing woke the object again and its
+    outbox never drained. A busy lane with D1 work owed leaves an alarm for when its
+    call must have ended."""
+    from tracker.ports import Deadlines
+
+    loop, tracker, storage, d1, _ = lone_shard()
+    d1.hanging_until = sim.EPOCH_MS + 3_600_000
+
+    async def scenario() -> int | None:
+        await tracker.ready()
+        await tracker._stash([closed(sim.EPOCH_MS - WINDOW_MS)])  # stopped, one window owed
+        tracker._in_lane("d1", tracker._flush, True)
+        await tracker._schedule()  # as the stopped alarm does, the lane waiting on D1
+        return storage.alarm
+
+    alarm = loop.run_until_complete(scenario())
+    finish(loop)
+    assert alarm is not None and alarm <= sim.EPOCH_MS + Deadlines().d1_ms
+
+
+def test_windows_dropped_by_the_outbox_are_recorded_lost_in_the_write_that_drops_them():
+    """Seed 732 (issue 18, defect 7): the outbox overflowed (D1 hung) and the window it
+    dropped was recorded lost in a second storage write; an eviction at the await
+    between the two lost the record: a window with ticks neither in D1 nor in a lost
+    range. The lost range now goes in the very write that drops the window."""
+    from cloud import Evicted
+
+    loop, tracker, storage, _, life = lone_shard(outbox_max_windows=1)
+
+    async def scenario() -> None:
+        await tracker.ready()
+        await tracker._stash([closed(sim.EPOCH_MS)])
+        life.tripwire = 3  # evicted at the await that ends the next storage write
+        life.on_trip = lambda: setattr(life, "alive", False)
+        await tracker._stash([closed(sim.EPOCH_MS + WINDOW_MS)])  # pushes the first one out
+
+    try:
+        loop.run_until_complete(scenario())
+    except Evicted:
+        pass
+    finish(loop)
+    assert not life.alive, "the eviction did not happen: the test tests nothing"
+    state = json.loads(storage.data[STATE_KEY])
+    assert {"from": sim.EPOCH_MS, "to": sim.EPOCH_MS + WINDOW_MS} in state["lost_ranges"], state["lost_ranges"]

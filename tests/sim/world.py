@@ -42,7 +42,7 @@ from tracker.config import Config
 from tracker.exchange import by_name
 from tracker.shard import STATE_KEY, Ports, ShardTracker
 
-from cloud import Evicted, Incarnation, SimD1, SimStorage
+from cloud import Evicted, Incarnation, SimD1, SimStorage, answered
 from exchange import SimLighter
 from paradex import NEW_MARKETS, OTHERS, PERPS, SPECS, SimParadex, market_id_of
 from vloop import VirtualLoop
@@ -334,7 +334,7 @@ class Venue:
             sockets=lambda url, on_text, on_open, on_down, shard=shard, life=life: self.ex.connect(
                 shard, on_text, on_open, on_down, lambda: life.alive, url=url),
             http=_Http(self, life),
-            peers=_Peers(self),
+            peers=_Peers(self, life),
             log=lambda level, component, event, message, shard=shard: world.logs.append(
                 (self.loop.now_ms(), shard, level, component, event, message, self.name)),
             spawn=world._spawn,
@@ -752,25 +752,30 @@ class _Http:
 
     async def get_text(self, url: str) -> tuple[int, str]:
         self.life.check()
-        result = await self.venue.ex.get_text(url)
-        self.life.check()
-        return result
+        return await answered(self.life, self.venue.ex.get_text(url))
 
     async def post_json(self, url: str, body: dict) -> int:
         self.life.check()
+        return await answered(self.life, self._post(body))
+
+    async def _post(self, body: dict) -> int:
         world = self.venue.world
         delay = 10 + max(0, world.webhook_hanging_until - world.loop.now_ms())
         await asyncio.sleep(delay / 1000)
-        self.life.check()
         world.webhook_posts.append((world.loop.now_ms(), body))
         return 204
 
 
 class _Peers:
-    def __init__(self, venue: Venue) -> None:
+    def __init__(self, venue: Venue, life: Incarnation) -> None:
         self.venue = venue
+        self.life = life  # the caller's
 
     async def send_markets(self, shard: int, payload: dict) -> None:
+        self.life.check()
+        await answered(self.life, self._send(shard, payload))
+
+    async def _send(self, shard: int, payload: dict) -> None:
         hang = self.venue.peer_hanging_until - self.venue.loop.now_ms()
         if hang > 0:
             await asyncio.sleep(hang / 1000)
