@@ -29,7 +29,11 @@ other shards), "d1" (the outbox into D1, then rollup and retention) and "alerts"
 leaves it be (the task ends by its deadlines at the latest) and the next alarm
 starts it again. So a REST call hanging for minutes only delays the market list,
 and a hanging D1 only delays D1: the outbox keeps every closed window durable
-meanwhile.
+meanwhile. A lane outlives the alarm that started it: a Durable Object stays active
+while it waits on outbound I/O (developers.cloudflare.com/durable-objects/api/state/
+#waituntil), and an eviction ends a lane as it ends everything else (what it had not
+written is written again by the next instance). start() and stop() wait for their
+lanes ANSWER_WITHIN_MS at most.
 """
 
 from __future__ import annotations

@@ -4,9 +4,12 @@ schema.sql, with latency and failures on a schedule) and Durable Object storage
 
 The platform as it is (issue 18): a D1 call made during a hang answers when the hang
 ends, however long, and its write commits either when it was sent or when the hang
-ends; during a spell of lost answers a D1 batch commits and then fails; a batch of
-more statements than the runtime sends at once (ports.D1_BATCH_STATEMENTS) runs as
-several transactions, one after the other; a storage write of more keys than one call
+ends; a call runs on whether its caller gives up (a deadline) or dies (an eviction);
+during a spell of lost answers a D1 batch commits and then fails; a batch of more
+statements than the runtime sends at once (ports.D1_BATCH_STATEMENTS) runs as several
+transactions, one after the other (D1 documents one batch() call as one transaction;
+a bulk statement of sql.bulk, many rows bound as one JSON text, is one statement and
+atomic like any); a storage write of more keys than one call
 takes (ports.STORAGE_KEYS_PER_CALL) is several calls, not one transaction; and an
 instance can be evicted at any await (`Incarnation.tripwire`).
 """
