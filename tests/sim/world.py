@@ -331,11 +331,13 @@ class Venue:
             clock=self.loop,
             storage=storage.port(life),
             db=world.d1.port(life),
-            sockets=lambda url, on_text, on_open, on_down, shard=shard, life=life: self.ex.connect(
+            sockets=lambda url, on_text, on_open, on_down, shard=shard, life=life: _alive(life) and self.ex.connect(
                 shard, on_text, on_open, on_down, lambda: life.alive, url=url),
             http=_Http(self, life),
             peers=_Peers(self, life),
-            log=lambda level, component, event, message, shard=shard: world.logs.append(
+            # An evicted instance runs no code: what its task does after a wait it was
+            # woken from (a lane's end, a timeout) reaches no socket and no log.
+            log=lambda level, component, event, message, shard=shard, life=life: life.alive and world.logs.append(
                 (self.loop.now_ms(), shard, level, component, event, message, self.name)),
             spawn=world._spawn,
         )
@@ -743,6 +745,11 @@ class World:
             self.errors.append(f"the schedule did not finish within {budget:.0f} virtual seconds (stuck)")
         self.loop_end_ms = self.loop.now_ms()
         self.loop.close()
+
+
+def _alive(life: Incarnation) -> bool:
+    life.check()
+    return True
 
 
 class _Http:
