@@ -48,11 +48,24 @@ def assert_invariants(world: sim.World) -> None:
     assert not violations, violations[:5]
 
 
-def test_a_market_list_that_hangs_for_six_minutes_stalls_nothing():
+def test_a_market_list_that_hangs_for_six_minutes_stalls_nothing(monkeypatch):
     """The issue's case: REST hangs for 6 minutes while tracking. The refresh gives up
-    at its deadline and tries again later; windows close every 15 s all along."""
+    at its deadline and tries again later; windows close every 15 s all along, and the
+    keepalive pings go on (Lighter drops a connection silent for 2 minutes)."""
+    from exchange import SimLighter
+
+    pings: list[int] = []
+    real = SimLighter._act
+
+    def act(self, conn, text):
+        if '"ping"' in text:
+            pings.append(self.loop.now_ms())
+        return real(self, conn, text)
+
+    monkeypatch.setattr(SimLighter, "_act", act)
     world = scenario([(40_000, "rest_hang", {"seconds": 360})], market_refresh_ms=30_000, duration_s=480)
     assert longest_close_gap(world) <= WINDOW_MS + 2_000, longest_close_gap(world)
+    assert max(b - a for a, b in zip(pings, pings[1:])) < 60_000, pings
     assert windows_lost(world) == 0
     timeouts = [e for e in world.logs if e[4] == "markets_failed" and "timed out" in e[5]]
     assert timeouts, "the refresh never gave up on the hung REST call"
