@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-# D1 runs a batch as one transaction; big flushes are split so one batch stays small.
-BATCH_SIZE = 400
+from tracker.ports import D1_BATCH_STATEMENTS
+
+# D1 runs a batch as one transaction; big flushes are split so one batch stays small
+# (each part is then its own transaction: the Database port says so).
+BATCH_SIZE = D1_BATCH_STATEMENTS
 
 Statement = tuple[str, Sequence]
 

@@ -14,13 +14,10 @@ from collections.abc import Sequence
 import js
 from workers import fetch
 
-from tracker.ports import Statement
+from tracker.ports import Statement, storage_calls
 
 from . import d1, shards
 from .feed_socket import FeedSocket
-
-# Durable Object storage takes at most 128 keys per put/delete call.
-KEYS_PER_CALL = 128
 
 
 class JsClock:
@@ -37,16 +34,14 @@ class DoStorage:
         return None if value is None else str(value)
 
     async def put_many(self, entries: dict[str, str]) -> None:
-        # One put() of an object is one transaction; more keys than one call takes
-        # cannot be atomic, and the tracker never writes that many at once.
-        items = list(entries.items())
-        for i in range(0, len(items), KEYS_PER_CALL):
-            await self._s.put(dict(items[i : i + KEYS_PER_CALL]))
+        # One put() of an object is one transaction of at most 128 keys; more are cut
+        # so that the last ones commit together (tracker/ports.py, Storage.put_many).
+        for call in storage_calls(list(entries.items())):
+            await self._s.put(dict(call))
 
     async def delete_many(self, keys: Sequence[str]) -> None:
-        keys = list(keys)
-        for i in range(0, len(keys), KEYS_PER_CALL):
-            await self._s.delete(keys[i : i + KEYS_PER_CALL])
+        for call in storage_calls(list(keys)):
+            await self._s.delete(call)
 
     async def set_alarm(self, at_ms: int) -> None:
         await self._s.setAlarm(at_ms)
@@ -76,14 +71,36 @@ def open_socket(url, on_frame, on_open, on_down) -> FeedSocket:
 
 
 class JsHttp:
+    """fetch(), aborted when its deadline passes (tracker/ports.py cancels the call):
+    an abandoned request would otherwise keep one of the six connections an
+    invocation may hold open (developers.cloudflare.com/workers/platform/limits/
+    #simultaneous-open-connections), and later ones would queue behind it."""
+
     async def get_text(self, url: str) -> tuple[int, str]:
-        response = await fetch(url)
-        return int(response.status), str(await response.text())
+        async def call(signal):
+            response = await fetch(url, signal=signal)
+            return int(response.status), str(await response.text())
+
+        return await _abortable(call)
 
     async def post_json(self, url: str, body: dict) -> int:
-        response = await fetch(url, method="POST", headers={"content-type": "application/json"},
-                               body=json.dumps(body))
-        return int(response.status)
+        async def call(signal):
+            response = await fetch(url, method="POST", headers={"content-type": "application/json"},
+                                   body=json.dumps(body), signal=signal)
+            return int(response.status)
+
+        return await _abortable(call)
+
+
+async def _abortable(call):
+    """Run `call(signal)`; if this task is cancelled, abort the request (the body being
+    read included) before passing the cancellation on."""
+    controller = js.AbortController.new()
+    try:
+        return await call(controller.signal)
+    except asyncio.CancelledError:
+        controller.abort()
+        raise
 
 
 class ShardPeers:
@@ -101,7 +118,7 @@ class ShardPeers:
 def spawn(log):
     """Run a coroutine in the background; its failure is logged, never lost."""
 
-    def run(coro, what: str) -> None:
+    def run(coro, what: str) -> asyncio.Future:
         task = asyncio.ensure_future(coro)
 
         def done(t: asyncio.Task) -> None:
@@ -109,6 +126,7 @@ def spawn(log):
                 log("error", "Tracker", "background_failed", f"{what} failed: {t.exception()!r}")
 
         task.add_done_callback(done)
+        return task
 
     return run
 

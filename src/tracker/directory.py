@@ -146,15 +146,19 @@ class MarketDirectory:
 
     def to_json(self) -> str:
         return json.dumps({"markets": [asdict(m) for m in self.markets.values()], "listed": self.listed,
-                           "refreshed_at": self.refreshed_at, "as_of": self.as_of})
+                           "refreshed_at": self.refreshed_at, "as_of": self.as_of, "shards": self.shards})
 
     def restore(self, text: str | None) -> None:
         if not text:
             return
         raw = json.loads(text)
-        self.markets = {m["market_index"]: Market(**m) for m in raw.get("markets", [])}
+        saved = {m["market_index"]: Market(**m) for m in raw.get("markets", [])}
+        # Saved under another split (SHARDS changed, and the object was evicted before
+        # the new run's list was saved: seed 206): only this shard's markets are kept,
+        # and the list is read again at once, or the shard would track its old share.
+        self.markets = {i: m for i, m in saved.items() if shard_of(i, self.shards) == self.shard}
         self.listed = int(raw.get("listed") or len(self.markets))
-        self.refreshed_at = raw.get("refreshed_at")
+        self.refreshed_at = raw.get("refreshed_at") if raw.get("shards") == self.shards else None
         self.as_of = int(raw.get("as_of") or 0)
 
     @staticmethod

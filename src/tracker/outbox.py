@@ -115,9 +115,13 @@ class Outbox:
             droppable = [e for e in entries if e.start not in self._writing][:overflow]
             gone = {e.start for e in droppable}
             dropped, kept = droppable, [e for e in entries if e.start not in gone]
+            # The chunks first, the keys that make them count last: more than a storage
+            # call takes are not one transaction, but the last keys always commit
+            # together (ports.Storage.put_many). Cut short, the write leaves chunks
+            # no index names, never a state saying windows are closed that are not.
+            writes.update(also(dropped))
             if added or dropped:
                 writes[INDEX_KEY] = _index_text(kept)
-            writes.update(also(dropped))
             await self.storage.put_many(writes)
             self.entries = kept
             if dropped:

@@ -16,6 +16,24 @@ real ports (runtime/ports.py).
 Failure handling lives in one place, `_step`: any step of an alarm that raises is
 logged with its name, counted (`alarmErrors`), and the alarm carries on and always
 sets the next alarm. Nothing escapes into the runtime's own alarm retries.
+
+A slow call never holds the windows hostage. Every call that leaves the object has
+a deadline (`tracker.ports.Deadlines`, applied to the ports here), and the alarm
+itself awaits nothing but the object's own storage: it resumes a fresh object,
+checks the feed (pings, a stale or dropped socket, paced subscribes), closes the
+windows that ended into the outbox, and sets the next alarm, always on time. The
+steps that wait on the outside world run beside it, each in a lane of its own
+(`_in_lane`): "markets" (REST, the market list's D1 save, the hand-over to the
+other shards), "d1" (the outbox into D1, then rollup and retention) and "alerts"
+(the webhook). A lane runs one task at a time; an alarm that finds its lane busy
+leaves it be (the task ends by its deadlines at the latest) and the next alarm
+starts it again. So a REST call hanging for minutes only delays the market list,
+and a hanging D1 only delays D1: the outbox keeps every closed window durable
+meanwhile. A lane outlives the alarm that started it: a Durable Object stays active
+while it waits on outbound I/O (developers.cloudflare.com/durable-objects/api/state/
+#waituntil), and an eviction ends a lane as it ends everything else (what it had not
+written is written again by the next instance). start() and stop() wait for their
+lanes ANSWER_WITHIN_MS at most.
 """
 
 from __future__ import annotations
@@ -23,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .sql import STATS_COLUMNS
 from .aggregator import WindowAggregator
@@ -37,7 +55,7 @@ from .feed import BookFeed
 from .markets import MarketListError
 from .memory import state_report
 from .outbox import Outbox
-from .ports import Clock, Database, Http, Log, Peers, SocketFactory, Storage
+from .ports import Clock, Database, Deadlines, Http, Log, Peers, SocketFactory, Storage, with_deadlines
 from .rollup import Rollup
 from .state import TrackerState
 from .stats import ShardStats
@@ -53,6 +71,11 @@ RETRY_BASE_MS, RETRY_CAP_MS = 2_000, 30_000
 BATCHES_PER_ALARM = 5
 # Stopped with the last minutes waiting for another shard: look again this often.
 ROLLUP_RETRY_MS = 5_000
+# start() and stop() answer within this, whatever D1 or REST do (what is not done by
+# then goes on in its lane): the Worker's request that fans them out to every shard
+# must itself answer within 30 s ("Wall time limits by invocation type",
+# developers.cloudflare.com/workers/platform/limits/).
+ANSWER_WITHIN_MS = 20_000
 
 
 @dataclass
@@ -64,16 +87,24 @@ class Ports:
     http: Http
     peers: Peers
     log: Log
-    # Run a coroutine in the background (a socket handler asking for an earlier
-    # alarm); the runtime logs its failure instead of losing it.
-    spawn: Callable[[Awaitable, str], None]
+    # Run a coroutine in the background (a lane's step, a socket handler asking for
+    # an earlier alarm), returning its task; the runtime logs its failure instead of
+    # losing it.
+    spawn: Callable[[Awaitable, str], asyncio.Future]
     # The Pyodide heap, where the runtime can tell (None elsewhere).
     heap_bytes: Callable[[], int | None] = lambda: None
+
+    def bounded(self, deadlines: Deadlines) -> Ports:
+        """These ports with every outside call under its deadline."""
+        db, http, peers = with_deadlines(self.db, self.http, self.peers, deadlines)
+        return replace(self, db=db, http=http, peers=peers)
 
 
 class ShardTracker:
     def __init__(self, config: Config, shard: int, ports: Ports, rng: random.Random | None = None,
-                 exchange: Exchange = LIGHTER) -> None:
+                 exchange: Exchange = LIGHTER, deadlines: Deadlines = Deadlines()) -> None:
+        self.deadlines = deadlines
+        ports = ports.bounded(deadlines)
         # What differs per exchange (market list, wire protocol, limits, tables); the
         # config's api_url/ws_url/shards are this exchange's (Config.for_exchange).
         self.exchange = exchange
@@ -100,6 +131,7 @@ class ShardTracker:
         self._known_symbols: dict[int, str] = {}
         # What the last stats row sent to D1 reported (None: unknown): `_stats_rows`.
         self._frontier_sent: tuple | None = None
+        self._lanes: dict[str, asyncio.Future] = {}  # lane -> its task (see the module doc)
 
     # =====================================================================================
     # Hooks
@@ -136,9 +168,11 @@ class ShardTracker:
         self.log("info", self.label, "tracking_started",
                  f"starting: shard {self.shard + 1}/{self.config.shards}, {self.config.ws_url}")
         # The new run's frontier in D1 at once, not at its first flush: other shards
-        # read it before pruning windows of minutes this run may still add to.
-        await self._step("stats", self._publish_stats, now)
-        await self._step("markets", self._refresh_markets, now)
+        # read it before pruning windows of minutes this run may still add to (a flush
+        # still under way in the d1 lane writes it too). And the market list; the answer
+        # waits for both, ANSWER_WITHIN_MS at most, and says how many markets it tracks.
+        await self._within(ANSWER_WITHIN_MS, self._in_lane("d1", self._publish_stats, now),
+                           self._in_lane("markets", self._refresh_markets_if_due, now, True))
         self._open_feed()
         await self._schedule()
         return {"ok": True, **self.stats().to_json()}
@@ -167,7 +201,13 @@ class ShardTracker:
             await self._save()
         if was_tracking:
             self.log("info", self.label, "tracking_stopped", "tracking stopped")
-        await self._step("flush", self._flush, True)
+        # The last flush (the partial minute and hour too), after the D1 work under way;
+        # the answer waits for it ANSWER_WITHIN_MS at most, then it goes on in its lane
+        # (or the stopped alarm starts it).
+        answer_by = self.ports.clock.now_ms() + ANSWER_WITHIN_MS
+        await self._within(ANSWER_WITHIN_MS, self._lanes.get("d1"))
+        if not self._busy("d1"):
+            await self._within(answer_by - self.ports.clock.now_ms(), self._in_lane("d1", self._flush, True))
         await self._schedule()
         return {"ok": True, "wasTracking": was_tracking, **self.stats().to_json()}
 
@@ -181,23 +221,24 @@ class ShardTracker:
             if not state.tracking:
                 # Stopped: the outbox may still hold windows for D1, the last minutes
                 # may wait for another shard's windows, the stats row for D1.
-                if self.outbox.windows or self.rollup.pending or state.stats_unpublished:
-                    await self._step("flush", self._flush, True)
+                if self._d1_owed():
+                    self._in_lane("d1", self._flush, True)
                 return
             now = self.ports.clock.now_ms()
             if self.aggregator is None:
                 await self._step("resume", self._resume, now)
-            steps = (
-                ("markets", self._refresh_markets_if_due),
-                ("feed", self._check_feed),
-                ("close windows", self._close_windows),
-                ("flush", self._flush_tracking),
-                ("alerts", self._alert),
-            )
-            for name, step in steps:
+            # On time, whatever REST, D1 or the webhook do: these await only storage.
+            for name, step in (("feed", self._check_feed), ("close windows", self._close_windows)):
                 if not state.tracking:  # a stop() arrived while a step awaited
-                    break
+                    return
                 await self._step(name, step, now)
+            if not state.tracking:
+                return
+            # Beside the alarm, each in its lane: they wait on the outside world.
+            if self._markets_due(now):
+                self._in_lane("markets", self._refresh_markets_if_due, now)
+            self._in_lane("d1", self._flush_tracking, now)
+            self._in_lane("alerts", self._alert, now)
         finally:
             await self._step("schedule", self._schedule)
 
@@ -228,6 +269,42 @@ class ShardTracker:
     # Steps
     # =====================================================================================
 
+    def _in_lane(self, lane: str, fn, *args) -> asyncio.Future:
+        """Run the step `fn(*args)` beside the alarm in `lane`, unless the lane is busy
+        (then nothing new starts); returns the lane's task. The step's failure is handled
+        by `_step`; when it ends, the alarm is set again for what is due then."""
+        task = self._lanes.get(lane)
+        if task is None or task.done():
+
+            async def run() -> None:
+                try:
+                    await self._step(lane, fn, *args)
+                finally:
+                    if self._lanes.get(lane) is task:
+                        del self._lanes[lane]
+                await self._step("schedule", self._schedule)
+
+            task = self._lanes[lane] = self.ports.spawn(run(), lane)
+        return task
+
+    def _busy(self, lane: str) -> bool:
+        task = self._lanes.get(lane)
+        return task is not None and not task.done()
+
+    def _d1_owed(self) -> bool:
+        """D1 work still owed: windows in the outbox, minutes or hours to roll, or a
+        stopped shard's stats row (other shards read is_tracking from it)."""
+        state = self.state
+        return bool(self.outbox.windows or (self.rollup is not None and self.rollup.pending)
+                    or (state is not None and not state.tracking and state.stats_unpublished))
+
+    @staticmethod
+    async def _within(ms: int, *tasks) -> None:
+        """Wait for the lanes' `tasks` to end, `ms` at most (they go on regardless)."""
+        pending = {t for t in tasks if t is not None and not t.done()}
+        if pending and ms > 0:
+            await asyncio.wait(pending, timeout=ms / 1000)
+
     async def _step(self, name: str, fn, *args) -> None:
         """Run one step; a failure is logged, counted and leaves the rest running."""
         try:
@@ -248,8 +325,8 @@ class ShardTracker:
         self.aggregator = WindowAggregator(self.config.window_ms, state.flushed_until)
         await self._save()
         self.log("info", self.label, "tracking_resumed", "resuming tracking")
-        if not self.directory.markets:
-            await self._refresh_markets(now)
+        # Without a saved market list the markets lane reads one (it is due) and opens
+        # the feed once it has it.
         self._open_feed()
 
     def _record_unmeasured(self, now: int) -> None:
@@ -262,11 +339,16 @@ class ShardTracker:
                      f"resumed after a restart: {lost} window(s) were not measured")
         state.flushed_until = max(state.flushed_until, resume_from)
 
-    async def _refresh_markets_if_due(self, now: int) -> None:
-        if now >= self.directory.next_refresh_at():
+    def _markets_due(self, now: int) -> bool:
+        return now >= self.directory.next_refresh_at() or (self.markets_unsaved is not None and self.shard == 0)
+
+    async def _refresh_markets_if_due(self, now: int, force: bool = False) -> None:
+        if force or now >= self.directory.next_refresh_at():
             await self._refresh_markets(now)
         if self.markets_unsaved is not None and self.shard == 0:
             await self._save_markets(now)
+        if self.state.tracking:  # a resumed object without a list opens its feed now
+            self._open_feed()
 
     async def _refresh_markets(self, now: int) -> None:
         directory = self.directory
@@ -474,19 +556,27 @@ class ShardTracker:
     async def _schedule(self) -> None:
         now = self.ports.clock.now_ms()
         due = []
+        # What a busy lane waits for, the lane schedules itself when it ends (`_in_lane`):
+        # an alarm meanwhile could only find it busy.
+        d1_busy = self._busy("d1")
         if self.state is not None and self.state.tracking:
             due.append(self._next_window_alarm(now))
             if self.connection is not None:
                 due.append(self.connection.next_due(now))
-            if self.directory is not None:
+            if self.directory is not None and not self._busy("markets"):
                 due.append(self.directory.next_refresh_at())
         failures = self.outbox.failures_in_a_row  # D1 batches failed in a row (the stats row's too)
         backoff = min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** min(max(failures, 1) - 1, 10))
-        if self.outbox.windows:
+        if self._d1_owed() and d1_busy:
+            # Should this instance be evicted before the lane ends, an alarm must still
+            # come for what D1 owes (seed 500): by then the lane's call has passed its
+            # deadline at the latest.
+            due.append(now + self.deadlines.d1_ms)
+        elif self.outbox.windows:
             due.append(now + (DRAIN_EVERY_MS if not failures else backoff))
         elif self.rollup is not None and self.rollup.pending:
             due.append(now + ROLLUP_RETRY_MS)
-        elif self.state is not None and not self.state.tracking and self.state.stats_unpublished:
+        elif self._d1_owed():  # a stopped shard's stats row
             due.append(now + backoff)
         due = [d for d in due if d is not None]
         if due:

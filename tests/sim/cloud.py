@@ -6,6 +6,17 @@ The D1 is D1's own SQLite (tools/d1sqlite: workerd's version, with the row count
 D1 bills by), so every statement the tracker runs reports `rows_read` and
 `rows_written` as D1 would, and the totals are kept per statement and per table
 (`SimD1.usage`): the simulation counts what a deployment is billed.
+
+The platform as it is (issue 18): a D1 call made during a hang answers when the hang
+ends, however long, and its write commits either when it was sent or when the hang
+ends; a call runs on whether its caller gives up (a deadline) or dies (an eviction);
+during a spell of lost answers a D1 batch commits and then fails; a batch of more
+statements than the runtime sends at once (ports.D1_BATCH_STATEMENTS) runs as several
+transactions, one after the other (D1 documents one batch() call as one transaction;
+a bulk statement of sql.bulk, many rows bound as one JSON text, is one statement and
+atomic like any); a storage write of more keys than one call
+takes (ports.STORAGE_KEYS_PER_CALL) is several calls, not one transaction; and an
+instance can be evicted at any await (`Incarnation.tripwire`).
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ from pathlib import Path
 
 from d1sqlite import D1Sqlite
 from tracker import sql
+from tracker.ports import D1_BATCH_STATEMENTS, storage_calls
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = (ROOT / "schema.sql").read_text()
@@ -41,8 +53,17 @@ class Incarnation:
     def __init__(self, number: int) -> None:
         self.number = number
         self.alive = True
+        # Evicted at the n-th check from now (every port call checks before and after
+        # its await): the world's "evict_at_await" sets it and `on_trip` evicts.
+        self.tripwire: int | None = None
+        self.on_trip = None
 
     def check(self) -> None:
+        if self.tripwire is not None:
+            self.tripwire -= 1
+            if self.tripwire <= 0:
+                self.tripwire = None
+                self.on_trip()
         if not self.alive:
             raise Evicted(f"incarnation {self.number} was evicted")
 
@@ -95,6 +116,7 @@ class SimD1:
         self.counting = True
         self.failing_until = 0  # every call fails until then
         self.hanging_until = 0  # calls started before then take until then (+ a bit)
+        self.losing_answers_until = 0  # batches commit, then answer an error, until then
         self.slow_ms = (1, 30)
         self.batches = 0
         self.writes: dict[tuple[str, int, int], tuple] = {}  # (table, market, ts) -> window row values written
@@ -140,6 +162,8 @@ class SimD1:
             self.usage.setdefault(statement_name(text), Usage()).add(result.rows_read, written)
             self.table_usage.setdefault(target_table(text), Usage()).add(result.rows_read, written)
         return result.rows, meta
+    def _hanging_now(self) -> bool:
+        return self.loop.now_ms() < self.hanging_until
 
     def execute_batch(self, statements) -> list[dict]:
         metas = []
@@ -196,27 +220,60 @@ class SimD1Port:
 
     async def query(self, sql: str, *params) -> list[dict]:
         self.life.check()
-        await self.d1._latency()
-        if self.d1._fail_now():
-            self.life.check()
-            raise RuntimeError("D1_ERROR: simulated outage")
-        rows = self.d1.query(sql, *params)
-        self.life.check()
-        return rows
+        return await answered(self.life, self._query(sql, *params))
 
     async def batch(self, statements) -> list[dict]:
         self.life.check()
         statements = list(statements)
         if self.d1.on_batch is not None:
             self.d1.on_batch(statements)
+        return await answered(self.life, self._batch(statements))
+
+    async def _query(self, sql: str, *params) -> list[dict]:
         await self.d1._latency()
         if self.d1._fail_now():
-            self.life.check()
             raise RuntimeError("D1_ERROR: simulated outage")
-        self.d1.batches += 1
-        metas = self.d1.execute_batch(statements)  # applied even if the caller died meanwhile
-        self.life.check()
+        return self.d1.query(sql, *params)  # the tracker's: counted
+
+    async def _batch(self, statements) -> list[dict]:
+        metas = []
+        # As the runtime's port sends them: a transaction per D1_BATCH_STATEMENTS, in order.
+        for i in range(0, len(statements), D1_BATCH_STATEMENTS):
+            metas += await self._transaction(statements[i : i + D1_BATCH_STATEMENTS])
         return metas
+
+    async def _transaction(self, statements) -> list[dict]:
+        d1 = self.d1
+        metas = None
+        if d1._hanging_now() and d1.rng.random() < 0.5 and not d1._fail_now():
+            # A hung call whose write commits at once; only its answer is late.
+            d1.batches += 1
+            metas = d1.execute_batch(statements)
+        await d1._latency()
+        if metas is None:
+            if d1._fail_now():
+                raise RuntimeError("D1_ERROR: simulated outage")
+            d1.batches += 1
+            metas = d1.execute_batch(statements)  # applied whether anyone still listens or not
+        if d1.loop.now_ms() < d1.losing_answers_until:
+            raise RuntimeError("D1_ERROR: Network connection lost (simulated: after the write committed)")
+        return metas
+
+
+async def answered(life: Incarnation, work):
+    """The answer of `work` (a call to D1, REST, another object), which runs on its own
+    whatever the caller does: a caller that gives up (a deadline cancels it) or dies
+    (evicted) only stops listening, and a D1 write still commits. A dead caller never
+    resumes: whatever ends its wait raises Evicted into it instead."""
+    task = asyncio.ensure_future(work)
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())  # nobody may listen any more
+    try:
+        result = await asyncio.shield(task)
+    except BaseException:
+        life.check()
+        raise
+    life.check()
+    return result
 
 
 class SimStorage:
@@ -249,17 +306,20 @@ class SimStoragePort:
         return value
 
     async def put_many(self, entries: dict[str, str]) -> None:
-        self.life.check()
-        self.s.data.update(entries)  # atomic: all at once
-        if self.s.on_put is not None:
-            self.s.on_put(entries)
-        await self._yield()
+        # A call of at most STORAGE_KEYS_PER_CALL keys is atomic; more are several calls.
+        for call in storage_calls(list(entries.items())) or [[]]:
+            self.life.check()
+            self.s.data.update(call)
+            if self.s.on_put is not None:
+                self.s.on_put(dict(call))
+            await self._yield()
 
     async def delete_many(self, keys) -> None:
-        self.life.check()
-        for key in keys:
-            self.s.data.pop(key, None)
-        await self._yield()
+        for call in storage_calls(list(keys)) or [[]]:
+            self.life.check()
+            for key in call:
+                self.s.data.pop(key, None)
+            await self._yield()
 
     async def set_alarm(self, at_ms: int) -> None:
         self.life.check()

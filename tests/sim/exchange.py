@@ -5,7 +5,8 @@ loop: what every venue shares in `SimVenue`, Lighter's specifics in `SimLighter`
 `SimVenue`: connections (opened after a little latency, each delivering in order,
 acting on the client's messages in order), the trace, drops of every connection
 or one shard's, stalls (a silenced connection is sent no book frames), the books'
-generators, markets listed and delisted, REST latency and failure windows, and a
+generators, markets listed and delisted, REST latency, failure windows and hangs
+(a call made during a hang answers when it ends, however long), and a
 watch on the tracker's stale-feed closes (a connection closed as stale must have
 been sent nothing for the stale period).
 
@@ -112,6 +113,7 @@ class SimVenue:
         self.violations: list[str] = []  # what those were, and other misbehaviour seen from here
         self.trace: list[tuple] = []
         self.rest_failing_until = 0
+        self.rest_hanging_until = 0  # a REST call made before then answers only then
         self.rest_calls = 0
         self.generating = True  # False: the books stop changing (after the final stop)
         self.skip_next: set[int] = set()  # markets whose next delta is not delivered (a gap)
@@ -272,7 +274,11 @@ class SimVenue:
 
     async def _rest_latency(self) -> None:
         self.rest_calls += 1
-        await asyncio.sleep(self.rng.randint(10, 200) / 1000)
+        delay = self.rng.randint(10, 200)
+        now = self.loop.now_ms()
+        if now < self.rest_hanging_until:  # a hang: the answer comes, but only then
+            delay += self.rest_hanging_until - now
+        await asyncio.sleep(delay / 1000)
 
 
 class SimLighter(SimVenue):

@@ -12,6 +12,12 @@ Which exchanges a seed runs (`make_plan`):
                          shards, storage and simulated exchange (one deployment with
                          ENABLED_EXCHANGES=lighter,paradex)
 
+`with_platform_faults` adds the platform's own faults to every seed's schedule, from a
+generator of their own (the schedules of the first releases stay as they were): hangs
+of any length (REST, D1, the alert webhook, a hand-over), D1 answers lost after the
+write committed, an eviction at any await; the runtime's alarm semantics (retries with
+backoff, the 15-minute wall limit) are the world's own (`Venue._fire`).
+
 What a seed decides: when in the hour the world starts (half the seeds cross an hour
 boundary, `_start_ms`); per exchange the number of shards and markets (Paradex: which
 of its listed markets are PERP, and whether PERP_OPTION is tracked too; which
@@ -37,7 +43,7 @@ from tracker.config import Config
 from tracker.exchange import by_name
 from tracker.shard import STATE_KEY, Ports, ShardTracker
 
-from cloud import Evicted, Incarnation, SimD1, SimStorage
+from cloud import Evicted, Incarnation, SimD1, SimStorage, answered
 from exchange import SimLighter
 from paradex import NEW_MARKETS, OTHERS, PERPS, SPECS, SimParadex, market_id_of
 from vloop import VirtualLoop
@@ -48,6 +54,13 @@ EPOCH_MS = 1_780_000_000_000  # 26 min 40 s into an hour
 LIGHTER_URLS = dict(api_url="http://lighter.sim", ws_url="ws://lighter.sim/stream?readonly=true")
 PARADEX_URLS = dict(paradex_api_url=SimParadex.api_url,
                     paradex_ws_url="ws://paradex.sim/v1?sbeSchemaId=1&sbeSchemaVersion=1")
+
+# The runtime's alarms (developers.cloudflare.com/durable-objects/api/alarms/ and
+# workers/platform/limits/#duration): retries after a failure, the wall-time limit of
+# one invocation; and how long the tracker's alarm may take (it awaits only storage).
+ALARM_RETRY_MS, ALARM_RETRIES = 2_000, 6
+ALARM_WALL_MS = 15 * 60_000
+ALARM_DUE_MS = 5_000
 
 # Events on one exchange (args["ex"]; the plan's own exchange when absent), on both.
 VENUE_KINDS = ("drop_all", "drop_shard", "gap", "malformed", "silence", "rest_fail", "evict", "stop_start",
@@ -162,6 +175,41 @@ def _lighter_plan(seed: int) -> Plan:
     return Plan(seed, shards, markets, (rng.randint(250, 800), rng.randint(900, 3000)), duration, config, events)
 
 
+# The platform as it is (issue 18): hangs of any length, from seconds to many minutes
+# (REST, D1, the alert webhook, the hand-over to another shard), D1 answers lost after
+# the write committed, an eviction at any await.
+PLATFORM_KINDS = ("rest_hang", "d1_hang", "webhook_hang", "peer_hang", "d1_lost_answers", "evict_at_await")
+WEBHOOK_URL = "https://hooks.sim/alert"
+
+
+def with_platform_faults(plan: Plan) -> Plan:
+    """`plan` with the platform's faults added, drawn from a generator of their own so
+    that the schedule `make_plan` drew stays what it was for every seed; and for half
+    the seeds an alert webhook (whose posts can then hang)."""
+    rng = random.Random(plan.seed * 1_000_003 + 11)
+    shards = {v.exchange: v.shards for v in plan.venues()}
+    events = []
+    for _ in range(rng.choice((0, 0, 1, 1, 2, 3))):
+        kind = rng.choice(PLATFORM_KINDS)
+        at = rng.randint(8_000, plan.duration_ms - 20_000)
+        args: dict = {}
+        if kind in ("rest_hang", "peer_hang", "evict_at_await"):
+            args["ex"] = rng.choice(sorted(shards))
+        if kind == "evict_at_await":
+            args["shard"] = rng.randrange(shards[args["ex"]])
+            args["awaits"] = rng.randint(1, 60)
+        elif kind == "d1_lost_answers":
+            args["seconds"] = rng.randint(5, 120)
+        else:
+            args["seconds"] = rng.choice((rng.randint(2, 60), rng.randint(60, 900)))
+        events.append((at, kind, args))
+    if rng.random() < 0.5:
+        plan = replace(plan, config=replace(plan.config, alert_webhook_url=WEBHOOK_URL),
+                       also=tuple(replace(v, config=replace(v.config, alert_webhook_url=WEBHOOK_URL))
+                                  for v in plan.also))
+    return replace(plan, events=sorted(plan.events + events, key=lambda e: e[0]))
+
+
 def _paradex_plan(seed: int, with_lighter: bool) -> Plan:
     rng = random.Random(seed)
     duration = rng.randint(150, 260) * 1000
@@ -263,6 +311,7 @@ class Venue:
         self.needs_resume: set[int] = set()
         self.alarm_handles: dict[int, asyncio.TimerHandle] = {}
         self.alarm_running: dict[int, bool] = {}
+        self.alarm_retries: dict[int, int] = {}  # failed invocations in a row (the runtime's backoff)
         self.tracking = False  # as the world asked (start/stop)
         self.tracking_spans: list[list[int]] = []  # [from, to] of each run
         self.listed_at: dict[int, int] = {}
@@ -270,6 +319,7 @@ class Venue:
         self.control_results: list[list[dict]] = []
         self.lost_ranges: dict[int, set[tuple[int, int]]] = {}
         self.max_shards = plan.config.shards
+        self.peer_hanging_until = 0  # a hand-over to one of these shards waits until then
 
     @property
     def loop(self) -> VirtualLoop:
@@ -301,11 +351,13 @@ class Venue:
             clock=self.loop,
             storage=storage.port(life),
             db=world.d1.port(life),
-            sockets=lambda url, on_text, on_open, on_down, shard=shard, life=life: self.ex.connect(
+            sockets=lambda url, on_text, on_open, on_down, shard=shard, life=life: _alive(life) and self.ex.connect(
                 shard, on_text, on_open, on_down, lambda: life.alive, url=url),
             http=_Http(self, life),
-            peers=_Peers(self),
-            log=lambda level, component, event, message, shard=shard: world.logs.append(
+            peers=_Peers(self, life),
+            # An evicted instance runs no code: what its task does after a wait it was
+            # woken from (a lane's end, a timeout) reaches no socket and no log.
+            log=lambda level, component, event, message, shard=shard, life=life: life.alive and world.logs.append(
                 (self.loop.now_ms(), shard, level, component, event, message, self.name)),
             spawn=world._spawn,
         )
@@ -368,14 +420,17 @@ class Venue:
         await asyncio.sleep(self.world.rng.randint(1, 30) / 1000)
         if not life.alive:
             raise RuntimeError("object reset")
-        await tracker.ensure_running()
-        if method == "start":
-            if shard in self.needs_resume and self._stored_tracking(shard):
-                self._mark_measuring(shard, fresh_start=False)
-            elif not self._stored_tracking(shard):
-                self._mark_measuring(shard, fresh_start=True)
-            self.needs_resume.discard(shard)
-        result = await getattr(tracker, method)(*args)
+        try:
+            await tracker.ensure_running()
+            if method == "start":
+                if shard in self.needs_resume and self._stored_tracking(shard):
+                    self._mark_measuring(shard, fresh_start=False)
+                elif not self._stored_tracking(shard):
+                    self._mark_measuring(shard, fresh_start=True)
+                self.needs_resume.discard(shard)
+            result = await getattr(tracker, method)(*args)
+        except Evicted:  # the caller sees the request fail
+            raise RuntimeError("object reset (evicted during the request)") from None
         return result.to_json() if hasattr(result, "to_json") else result
 
     def _rearm(self, shard: int) -> None:
@@ -400,42 +455,91 @@ class Venue:
                 self._mark_measuring(shard, fresh_start=False)
             self.needs_resume.discard(shard)
         self.alarm_running[shard] = True
+        started = self.loop.now_ms()
+
+        def overrun() -> None:
+            # The platform ends an alarm invocation after 15 minutes of wall time: the
+            # handler stops where it stands (here: the instance is reset).
+            if life.alive and self.alarm_running.get(shard):
+                self.world.alarm_overruns.append(f"{self.name}: alarm of shard {shard} terminated after "
+                                                 f"{ALARM_WALL_MS // 60_000} min")
+                self.evict(shard)
+
+        wall = self.loop.call_later(ALARM_WALL_MS / 1000, overrun)
 
         async def run() -> None:
+            failed = False
             try:
                 await tracker.alarm()
-            except Evicted:  # the runtime retries an alarm whose invocation never finished
-                if storage.alarm is None:
-                    storage.alarm = self.loop.now_ms() + 1_000
+            except Evicted:  # an invocation that never finished counts as failed
+                failed = True
             except Exception as exc:  # the tracker promises never to raise from alarm()
                 self.world.errors.append(f"{self.name}: alarm of shard {shard} raised {exc!r}")
-                if storage.alarm is None:  # the runtime retries a failed alarm
-                    storage.alarm = self.loop.now_ms() + 1_000
+                failed = True
             finally:
+                wall.cancel()
+                took = self.loop.now_ms() - started
+                if took > ALARM_DUE_MS and life.alive:
+                    self.world.alarm_overruns.append(f"{self.name}: alarm of shard {shard} took {took} ms")
                 if life.alive:
                     self.alarm_running[shard] = False
+                self._retry(shard, failed)
                 self._rearm(shard)
 
         asyncio.ensure_future(run())
+
+    def _retry(self, shard: int, failed: bool) -> None:
+        """The runtime's alarm retries: a failed invocation is run again after 2 s, 4 s,
+        8 s, ... at most 6 times, unless the handler set an alarm of its own before it
+        failed (that alarm stands instead). developers.cloudflare.com/durable-objects/
+        api/alarms/ ("retried ... using exponential backoff starting at a 2 second delay
+        from the first failure with up to 6 retries"); cloudflare-docs PR 15685 (a
+        setAlarm() early in a handler that later throws suppresses the retries)."""
+        storage = self.storage(shard)
+        if not failed:
+            self.alarm_retries[shard] = 0
+            return
+        retries = self.alarm_retries.get(shard, 0)
+        if storage.alarm is None and retries < ALARM_RETRIES:
+            storage.alarm = self.loop.now_ms() + ALARM_RETRY_MS * 2**retries
+            self.alarm_retries[shard] = retries + 1
 
     # -- the Worker: start/stop fan-out ----------------------------------------------------------
 
     async def control(self, action: str) -> None:
         known = set(self.storages)
+        if action == "stop":
+            # Tracking ends when the stop is sent, not when its answer comes (a stop waits
+            # for its last flush, which a hanging D1 can hold up to the D1 deadline, twice).
+            self._end_span()
 
         async def call(shard: int, method: str) -> dict:
             return await self.request(shard, method)
 
         results = await control.fan_out(action, self.config.shards, known, call)
+        methods = dict(control.targets(action, self.config.shards, known))
+        for _ in range(3):  # whoever called /api/start|stop calls again for a shard that failed
+            failed = [i for i, r in enumerate(results) if "failed" in r]
+            if not failed:
+                break
+            await asyncio.sleep(1)
+            for i in failed:
+                shard = results[i]["shard"]
+                try:
+                    results[i] = await self.request(shard, methods[shard])
+                except RuntimeError as exc:
+                    results[i] = {"shard": shard, "failed": str(exc)}
         self.control_results.append(results)
-        now = self.loop.now_ms()
         if action == "start":
             self.tracking = True
-            self.tracking_spans.append([now, None])
+            self.tracking_spans.append([self.loop.now_ms(), None])
         else:
-            self.tracking = False
-            if self.tracking_spans and self.tracking_spans[-1][1] is None:
-                self.tracking_spans[-1][1] = now
+            self._end_span()
+
+    def _end_span(self) -> None:
+        self.tracking = False
+        if self.tracking_spans and self.tracking_spans[-1][1] is None:
+            self.tracking_spans[-1][1] = self.loop.now_ms()
 
 
 class World:
@@ -452,6 +556,9 @@ class World:
         self.errors: list[str] = []
         self.probes: list[str] = []
         self.loop_end_ms = 0
+        self.webhook_hanging_until = 0  # ALERT_WEBHOOK_URL's answers wait until then
+        self.alarm_overruns: list[str] = []  # alarm invocations that took too long
+        self.webhook_posts: list[tuple[int, dict]] = []  # (ms, body) of every post answered
 
     # The primary exchange's (the plan's own), as the scenarios read them.
     exchange = property(lambda self: self.venues[0].ex)
@@ -468,15 +575,16 @@ class World:
     def venue(self, name: str | None) -> Venue:
         return next(v for v in self.venues if v.name == name) if name else self.venues[0]
 
-    def _spawn(self, coro, what: str) -> None:
+    def _spawn(self, coro, what: str) -> asyncio.Task:
         task = asyncio.ensure_future(coro)
 
         def done(t: asyncio.Task) -> None:
-            exc = t.exception()
+            exc = None if t.cancelled() else t.exception()
             if exc is not None and not isinstance(exc, Evicted):
                 self.errors.append(f"background {what} raised {exc!r}")
 
         task.add_done_callback(done)
+        return task
 
     def _loop_exception(self, loop, context) -> None:
         exc = context.get("exception")
@@ -513,8 +621,9 @@ class World:
         await self.control("stop")
         # D1 comes back; the outbox drains; nothing else should happen.
         self.d1.failing_until = self.d1.hanging_until = 0
+        self.webhook_hanging_until = self.d1.losing_answers_until = 0
         for venue in self.venues:
-            venue.ex.rest_failing_until = 0
+            venue.ex.rest_failing_until = venue.ex.rest_hanging_until = venue.peer_hanging_until = 0
             venue.ex.stop_generating()
         await asyncio.sleep(240)
 
@@ -549,6 +658,20 @@ class World:
             self.loop.call_later(args["seconds"], lambda: setattr(d1, "slow_ms", (1, 30)))
         elif kind == "rest_fail":
             ex.rest_failing_until = now + args["seconds"] * 1000
+        elif kind == "rest_hang":
+            ex.rest_hanging_until = now + args["seconds"] * 1000
+        elif kind == "webhook_hang":
+            self.webhook_hanging_until = now + args["seconds"] * 1000
+        elif kind == "peer_hang":
+            venue.peer_hanging_until = now + args["seconds"] * 1000
+        elif kind == "d1_lost_answers":
+            d1.losing_answers_until = now + args["seconds"] * 1000
+        elif kind == "evict_at_await":
+            shard = args["shard"] % venue.config.shards
+            entry = venue.instances.get(shard)
+            if entry is not None:
+                entry[0].tripwire = args["awaits"]
+                entry[0].on_trip = lambda: venue.evict(shard)
         elif kind == "evict":
             venue.evict(args["shard"] % venue.config.shards)
         elif kind == "restart":
@@ -606,7 +729,8 @@ class World:
         """No fault that delays subscriptions (evictions, restarts, REST/D1 trouble) in the span."""
         t0 = self._t0
         noisy = {"evict", "restart", "rest_fail", "d1_outage", "d1_hang", "d1_slow", "shards_change",
-                 "stop_start", "stop_in_flush", "drop_all", "drop_shard", "silence", "flap"}
+                 "stop_start", "stop_in_flush", "drop_all", "drop_shard", "silence", "flap",
+                 "rest_hang", "peer_hang", "d1_lost_answers", "evict_at_await"}
         return not any(kind in noisy and args.get("ex") in (None, venue.name) and since - 130_000 <= t0 + at <= until
                        for at, kind, args in self.plan.events)
 
@@ -644,6 +768,11 @@ class World:
         self.loop.close()
 
 
+def _alive(life: Incarnation) -> bool:
+    life.check()
+    return True
+
+
 class _Http:
     def __init__(self, venue: Venue, life: Incarnation) -> None:
         self.venue = venue
@@ -651,29 +780,40 @@ class _Http:
 
     async def get_text(self, url: str) -> tuple[int, str]:
         self.life.check()
-        result = await self.venue.ex.get_text(url)
-        self.life.check()
-        return result
+        return await answered(self.life, self.venue.ex.get_text(url))
 
     async def post_json(self, url: str, body: dict) -> int:
         self.life.check()
-        await asyncio.sleep(0.01)
-        self.life.check()
+        return await answered(self.life, self._post(body))
+
+    async def _post(self, body: dict) -> int:
+        world = self.venue.world
+        delay = 10 + max(0, world.webhook_hanging_until - world.loop.now_ms())
+        await asyncio.sleep(delay / 1000)
+        world.webhook_posts.append((world.loop.now_ms(), body))
         return 204
 
 
 class _Peers:
-    def __init__(self, venue: Venue) -> None:
+    def __init__(self, venue: Venue, life: Incarnation) -> None:
         self.venue = venue
+        self.life = life  # the caller's
 
     async def send_markets(self, shard: int, payload: dict) -> None:
+        self.life.check()
+        await answered(self.life, self._send(shard, payload))
+
+    async def _send(self, shard: int, payload: dict) -> None:
+        hang = self.venue.peer_hanging_until - self.venue.loop.now_ms()
+        if hang > 0:
+            await asyncio.sleep(hang / 1000)
         await self.venue.request(shard, "receive_markets", payload)
 
 
 def run(seed: int) -> Result:
     from invariants import check
 
-    plan = make_plan(seed)
+    plan = with_platform_faults(make_plan(seed))
     world = World(plan)
     world.run()
     result = Result(plan, world, replay=f"bash scripts/simulate --seed {seed}")

@@ -108,3 +108,24 @@ def test_shards_are_stable_and_cover_every_shard():
     assert [shard_of(m, 4) for m in ids] == [m % 4 for m in ids]
     assert {shard_of(m, 3) for m in range(300)} == {0, 1, 2}
     assert all(0 <= shard_of(m, 64) < 64 for m in ids)
+
+
+def test_a_market_list_saved_under_another_split_keeps_only_this_shards_markets():
+    """Seed 206: SHARDS went 1 -> 3 and shard 0 was evicted before its new run saved its
+    list; it resumed with the list saved under SHARDS=1 and tracked every market, beside
+    shards 1 and 2 (two rows of one window, written differently). A list saved under
+    another split keeps only this shard's markets and is read again at once."""
+    from tracker.directory import MarketDirectory
+    from tracker.markets import Market
+
+    before = MarketDirectory(shard=0, shards=1, refresh_ms=300_000)
+    before.apply([Market(i, f"M{i}", "perp", "active") for i in range(6)], as_of=1)
+    before.refreshed_at = 1_000
+    after = MarketDirectory(shard=0, shards=3, refresh_ms=300_000)
+    after.restore(before.to_json())
+    assert sorted(after.markets) == [0, 3]
+    assert after.next_refresh_at() == 0  # due now
+
+    same = MarketDirectory(shard=0, shards=1, refresh_ms=300_000)
+    same.restore(before.to_json())
+    assert sorted(same.markets) == list(range(6)) and same.next_refresh_at() == 301_000
