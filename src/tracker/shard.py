@@ -34,6 +34,7 @@ from .directory import STORAGE_KEY as MARKETS_KEY
 from .directory import MarketDirectory
 from .exchange import LIGHTER, Exchange
 from .feed import BookFeed
+from .feedtime import FeedLag
 from .markets import MarketListError
 from .memory import state_report
 from .outbox import Outbox
@@ -44,7 +45,7 @@ from .stats import ShardStats
 
 STATE_KEY = "tracker-state"
 # Per-connection counters that add up into the run's totals (same names in both).
-FEED_COUNTERS = ("messages", "gaps", "malformed", "errors", "crossed", "one_sided")
+FEED_COUNTERS = ("messages", "gaps", "malformed", "errors", "crossed", "one_sided", "future_frames")
 # A rollup catches up at most this much history per alarm (after a long outage it
 # advances hour by hour; nothing is skipped).
 ROLLUP_CHUNK_MS = 60 * MINUTE_MS
@@ -116,6 +117,7 @@ class ShardTracker:
         self.memory: dict = {}
         self._flush_lock = asyncio.Lock()
         self._known_symbols: dict[int, str] = {}
+        self.lag = FeedLag()  # arrival - stamp of the feed's frames, across connections
 
     # =====================================================================================
     # Hooks
@@ -630,6 +632,7 @@ class ShardTracker:
                 self.exchange.budget(self._shards()), config.stale_feed_ms,
                 wake=self._wake, on_drop=self._fold_counters, rng=self.rng,
                 exchange=self.exchange, new_wire=lambda: self.exchange.new_wire(self.config, self._symbols()),
+                lag=self.lag,
             )
             if self.state is not None:  # what a previous instance sent still counts
                 self.connection.sent_at.extend(sorted(self.state.sent_at))

@@ -27,6 +27,7 @@ class Totals:
     markets_added: int = 0  # listed while tracking ran, then subscribed
     markets_removed: int = 0  # delisted while tracking ran, then unsubscribed
     alarm_errors: int = 0  # steps of an alarm that raised (logged; the alarm carried on)
+    future_frames: int = 0  # stamped too far ahead of our clock: placed at our clock
 
 
 @dataclass

@@ -37,6 +37,7 @@ from decimal import Decimal, InvalidOperation
 
 import reference_model as ref
 
+from tracker.feedtime import MAX_CLOCK_AHEAD_MS
 from tracker.outbox import INDEX_KEY
 from tracker.shard import STATE_KEY
 
@@ -94,7 +95,11 @@ def reference_windows(trace: list[tuple], read=_lighter_book):
     stood; it credits time up to each window it closes meanwhile); and the windows
     the reference cannot tell: those of frames of a
     delisted market delivered after the exchange stopped it (the tracker drops them
-    once its refresh has seen the delisting, which may come first)."""
+    once its refresh has seen the delisting, which may come first).
+
+    A frame stamped MAX_CLOCK_AHEAD_MS or more after the world's clock, as read when
+    its exchange second began on its connection (the first book frame of each
+    second), is placed at that reading (tracker/feedtime.py)."""
     events: dict[int, list] = {}
     unsure: set[tuple[int, int]] = set()
     stopped: set[int] = set()
@@ -102,8 +107,16 @@ def reference_windows(trace: list[tuple], read=_lighter_book):
     books: dict[tuple[int, int], ref.NaiveBook] = {}
     last_ts: dict[int, int] = {}
     seen: dict[int, set[int]] = {}
+    clocks: dict[int, list[int]] = {}  # conn -> [exchange second, world clock then, limit]
+
     def add(stream: list, shard: int, event: ref.Event) -> None:
         stream.append(event)
+
+    def placed(conn: int, ts: int, at: int) -> int:
+        clock = clocks.setdefault(conn, [-1, 0, 0])
+        if ts // 1000 != clock[0]:
+            clock[:] = [ts // 1000, at, at + MAX_CLOCK_AHEAD_MS]
+        return clock[1] if ts >= clock[2] else ts
 
     for entry in trace:
         kind, shard = entry[0], entry[1]
@@ -117,6 +130,7 @@ def reference_windows(trace: list[tuple], read=_lighter_book):
             if frame is None:
                 continue
             market, ts, snapshot, nonce, begin, bids, asks = frame
+            ts = placed(conn, ts, entry[4])
             if market in stopped:
                 unsure.add((market, ts - ts % WINDOW_MS))
             book = books.setdefault((conn, market), ref.NaiveBook())

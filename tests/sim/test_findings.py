@@ -419,3 +419,23 @@ def test_a_feed_is_never_declared_stale_while_frames_arrive():
     reads the clock when it runs."""
     world = sim.run(108).world
     assert not world.exchange.early_stale_closes, world.exchange.early_stale_closes
+
+
+def test_one_frame_stamped_an_hour_ahead_blinds_neither_its_market_nor_the_shard():
+    """Issue 18, defect 4: one frame one hour ahead spread the previous mid over 16
+    future windows, wrote a future row (never pruned, the market's "latest"), and after
+    a stop/start moved flushed_until an hour ahead: every frame was then late."""
+    hour = 3_600_000
+    world = scenario([(30_000, "stamp", {"market": 1, "shift_ms": hour}), (60_000, "stop_start", {"pause": 20})],
+                     duration_s=150)
+    rows = world.d1.rows("SELECT market_index, timestamp, covered_ms FROM lighter_snapshots")
+    assert max(r["timestamp"] for r in rows) < world.loop_end_ms, "a row for a window in the future"
+    restarted = world.tracking_spans[-1][0]
+    for market in SYMBOLS:
+        after = [r for r in rows if r["market_index"] == market and r["timestamp"] >= restarted + 15_000]
+        assert len(after) >= 4, f"market {market}: {len(after)} rows after the restart (every frame late?)"
+        assert all(r["covered_ms"] > 0 for r in after), f"market {market} covered nothing after the restart"
+    state = json.loads(world.storages[0].data[STATE_KEY])
+    assert state["flushed_until"] <= world.loop_end_ms
+    assert state["totals"]["late_frames"] <= 5
+    assert_invariants(world)

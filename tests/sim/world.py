@@ -507,6 +507,8 @@ class World:
             ex.drop_shard(args["shard"] % venue.config.shards)
         elif kind == "gap":
             ex.gap(args["market"])
+        elif kind == "stamp":  # the market's next book frame is stamped far off (a clock fault)
+            ex.shift_next[args["market"]] = args["shift_ms"]
         elif kind == "truncate":
             ex.truncate(args["market"])
         elif kind == "malformed":
