@@ -103,6 +103,9 @@ class WindowAggregator:
         self.window_ms = window_ms
         # Frames stamped before this (the end of the newest flushed window) are late.
         self.flushed_until = flushed_until
+        # The first window this aggregator measures: a late frame from here on belongs to
+        # a window it closed (it arrived after its window's end was written).
+        self.measured_from = flushed_until
         self.late_frames = 0
         self.dropped_windows = 0
         self._windows: dict[int, dict[int, _Acc]] = {}
@@ -123,13 +126,15 @@ class WindowAggregator:
 
     # -- ingest (hot path) -------------------------------------------------
 
-    def add_tick(self, market_id: int, ts: int, bid: float, bid_size: float, ask: float, ask_size: float) -> None:
+    def add_tick(self, market_id: int, ts: int, bid: float, bid_size: float, ask: float, ask_size: float) -> bool | None:
+        """Add one tick. True when it came too late for a window this aggregator closed
+        (None otherwise, a tick before its first window included)."""
         mid = (bid + ask) * 0.5
         if ts < self.flushed_until:
             # Its window is already in D1: count it, never merge it silently.
             self.late_frames += 1
             self._restart_standing(market_id, mid)
-            return
+            return ts >= self.measured_from
         if not self._cur_start <= ts < self._cur_end:
             self._switch_window(ts)
         accs = self._cur

@@ -49,6 +49,9 @@ class FeedCounters:
     unknown_market: int = 0
     skipped: int = 0  # binary messages of templates the tracker does not use (Paradex)
     future_frames: int = 0  # stamped more than MAX_CLOCK_AHEAD_MS ahead of our clock: placed at our clock
+    # Updates whose tick came after their window was closed (its end lost to the feed's
+    # lag). Not snapshots: a snapshot may carry its book's last change (Paradex), long past.
+    dropped_late: int = 0
     gaps_by_market: dict[int, int] = field(default_factory=dict)
 
 
@@ -171,7 +174,9 @@ class BookFeed:
             bid = bid_prices[-1]
             ask = ask_prices[0]
             if bid < ask:
-                self.aggregator.add_tick(market_id, ts, bid, book.bids[bid], ask, book.asks[ask])
+                late = self.aggregator.add_tick(market_id, ts, bid, book.bids[bid], ask, book.asks[ask])
+                if late and not frame.is_snapshot:
+                    self.counters.dropped_late += 1
                 # Depth is sampled on the first tick of each exchange second: the
                 # per-message cost is one dict lookup.
                 if self._sample_seconds[market_id] != second:

@@ -38,6 +38,10 @@ LAG_QUANTILE = 0.95
 # At most this many samples are kept (one per exchange second and connection, so a
 # minute's worth unless seconds interleave).
 MAX_LAG_SAMPLES = 600
+# With fewer samples than this in the span the lag is not known well enough to close
+# windows by (a start, a reconnect, a feed down or nearly silent): windows wait the
+# most, MAX_FEED_LAG_MS. It costs only a later write.
+MIN_LAG_SAMPLES = 10
 
 
 class FeedLag:
@@ -66,9 +70,11 @@ class FeedLag:
 
     def close_delay(self, now: int) -> int:
         """How much later than FLUSH_GRACE_MS windows close now: the lag, within
-        [0, MAX_FEED_LAG_MS]."""
+        [0, MAX_FEED_LAG_MS]; the most while it is not known (MIN_LAG_SAMPLES)."""
         lag = self.estimate(now)
-        return 0 if lag is None else min(max(lag, 0), MAX_FEED_LAG_MS)
+        if lag is None or len(self._samples) < MIN_LAG_SAMPLES:
+            return MAX_FEED_LAG_MS
+        return min(max(lag, 0), MAX_FEED_LAG_MS)
 
 
 class RecentCount:

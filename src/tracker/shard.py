@@ -34,7 +34,7 @@ from .directory import STORAGE_KEY as MARKETS_KEY
 from .directory import MarketDirectory
 from .exchange import LIGHTER, Exchange
 from .feed import BookFeed
-from .feedtime import FeedLag
+from .feedtime import MAX_FEED_LAG_MS, FeedLag, RecentCount
 from .markets import MarketListError
 from .memory import state_report
 from .outbox import Outbox
@@ -45,7 +45,7 @@ from .stats import ShardStats
 
 STATE_KEY = "tracker-state"
 # Per-connection counters that add up into the run's totals (same names in both).
-FEED_COUNTERS = ("messages", "gaps", "malformed", "errors", "crossed", "one_sided", "future_frames")
+FEED_COUNTERS = ("messages", "gaps", "malformed", "errors", "crossed", "one_sided", "future_frames", "dropped_late")
 # A rollup catches up at most this much history per alarm (after a long outage it
 # advances hour by hour; nothing is skipped).
 ROLLUP_CHUNK_MS = 60 * MINUTE_MS
@@ -118,6 +118,8 @@ class ShardTracker:
         self._flush_lock = asyncio.Lock()
         self._known_symbols: dict[int, str] = {}
         self.lag = FeedLag()  # arrival - stamp of the feed's frames, across connections
+        self.recent_late = RecentCount()  # frames dropped as late, over about the last minute
+        self._late_logged_at: int | None = None
 
     # =====================================================================================
     # Hooks
@@ -397,9 +399,28 @@ class ShardTracker:
     async def _close_windows(self, now: int) -> None:
         if self.aggregator is None:
             return
-        closed = self.aggregator.close_until(now - self.config.flush_grace_ms, self._symbols())
+        closed = self.aggregator.close_until(now - self._close_wait(now), self._symbols())
         self.state.flushed_until = max(self.state.flushed_until, self.aggregator.flushed_until)
+        self._report_late(now)
         await self._stash(closed)
+
+    def _close_wait(self, now: int) -> int:
+        """How long after its end a window closes: FLUSH_GRACE_MS, plus the feed's lag
+        (a delivery delay or an exchange clock behind ours) up to MAX_FEED_LAG_MS."""
+        return self.config.flush_grace_ms + self.lag.close_delay(now)
+
+    def _report_late(self, now: int) -> None:
+        """Frames dropped as late in the last minute: logged at most once a minute."""
+        late = self.recent_late.observe(now, self._count("dropped_late"))
+        if not late or (self._late_logged_at is not None and now - self._late_logged_at < 60_000):
+            return
+        self._late_logged_at = now
+        lag = self.lag.estimate(now)
+        said = "unknown" if lag is None else f"{lag / 1000:.1f}s"
+        self.log("warn", "Aggregator", "late_frames",
+                 f"{late} frame(s) in the last minute came after their window was written: the feed lags "
+                 f"{said}, windows wait {self._close_wait(now) / 1000:.1f}s "
+                 f"(at most {(self.config.flush_grace_ms + MAX_FEED_LAG_MS) / 1000:.1f}s)")
 
     async def _stash(self, closed) -> None:
         """Closed windows into the outbox, in one transaction with the state that
@@ -591,10 +612,11 @@ class ShardTracker:
         self.ports.spawn(self._schedule(), "reschedule")
 
     def _next_window_alarm(self, now: int) -> int:
-        """The next `window boundary + grace` after now: when the window just ended closes."""
-        window_ms, grace = self.config.window_ms, self.config.flush_grace_ms
-        since = now - grace
-        return since - since % window_ms + window_ms + grace
+        """The next `window boundary + wait` after now (`_close_wait`: the grace and the
+        feed's lag): when the window just ended closes."""
+        window_ms, wait = self.config.window_ms, self._close_wait(now)
+        since = now - wait
+        return since - since % window_ms + window_ms + wait
 
     # =====================================================================================
     # State
@@ -736,6 +758,10 @@ class ShardTracker:
             crossed=self._count("crossed"),
             one_sided=self._count("one_sided"),
             late_frames=totals.late_frames + (aggregator.late_frames if aggregator else 0),
+            late_last_minute=self.recent_late.observe(now, self._count("dropped_late")),
+            future_frames=self._count("future_frames"),
+            feed_lag_ms=self.lag.estimate(now),
+            close_delay_ms=self.lag.close_delay(now),
             flush_failures=totals.flush_failures,
             windows_flushed=totals.windows_flushed,
             windows_lost=totals.windows_lost + (aggregator.dropped_windows if aggregator else 0),

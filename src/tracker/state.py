@@ -28,6 +28,7 @@ class Totals:
     markets_removed: int = 0  # delisted while tracking ran, then unsubscribed
     alarm_errors: int = 0  # steps of an alarm that raised (logged; the alarm carried on)
     future_frames: int = 0  # stamped too far ahead of our clock: placed at our clock
+    dropped_late: int = 0  # updates that came after their window was written (the feed's lag)
 
 
 @dataclass

@@ -13,17 +13,18 @@ from dataclasses import replace
 import pytest
 
 import world as sim
-from invariants import check
+from invariants import check, reference_windows
 from tracker import control, sql
 from tracker.shard import STATE_KEY
 
 SYMBOLS = {1: "ETH", 2: "BTC", 3: "SOL"}
 
 
-def scenario(events, *, shards=1, markets=SYMBOLS, duration_s=150, seed=1, **config) -> sim.World:
+def scenario(events, *, shards=1, markets=SYMBOLS, duration_s=150, seed=1, timing=sim.Timing(),
+             **config) -> sim.World:
     plan = sim.make_plan(seed)
     plan = replace(plan, shards=shards, markets=dict(markets), duration_ms=duration_s * 1000, events=events,
-                   frame_ms=(300, 900), config=replace(plan.config, shards=shards, **config))
+                   frame_ms=(300, 900), config=replace(plan.config, shards=shards, **config), timing=timing)
     world = sim.World(plan)
     world.run()
     return world
@@ -439,3 +440,49 @@ def test_one_frame_stamped_an_hour_ahead_blinds_neither_its_market_nor_the_shard
     assert state["flushed_until"] <= world.loop_end_ms
     assert state["totals"]["late_frames"] <= 5
     assert_invariants(world)
+
+
+def short_windows(world: sim.World, settle_ms: int = 30_000) -> list[tuple]:
+    """Windows of the (one) run whose D1 row has fewer ticks than the frames its shard
+    received for it, had the window waited for every one: (market, start, got, want).
+    The run's first window and those ending within `settle_ms` of the stop are not judged."""
+    trace = [e for e in world.exchange.trace if e[0] != "flush"]
+    expected, _, _ = reference_windows(trace)
+    got = {(r["market_index"], r["timestamp"]): r["tick_count"]
+           for r in world.d1.rows("SELECT market_index, timestamp, tick_count FROM lighter_snapshots")}
+    (start, stop), = world.tracking_spans
+    first = start - start % 15_000 + 15_000
+    return [(m, w, got.get((m, w), 0), want["tick_count"])
+            for rows in expected.values() for (m, w), want in sorted(rows.items())
+            if first <= w and w + 15_000 + settle_ms <= stop and got.get((m, w), 0) < want["tick_count"]]
+
+
+@pytest.mark.parametrize("timing", [
+    sim.Timing(delay_ms=(6_000, 6_200)),  # a steady delivery delay beyond the grace
+    sim.Timing(delay_ms=(200, 8_000)),  # a jittered one
+    sim.Timing(offset_ms=-7_000),  # the exchange's clock behind ours
+    sim.Timing(offset_ms=-4_000, delay_ms=(3_000, 5_000)),  # both, within the bound together
+    sim.Timing(offset_ms=8_000),  # ahead, within the bound for stamps
+    sim.Timing(offset_ms=40_000),  # ahead beyond it: placed at our clock
+], ids=["delay", "jitter", "behind", "behind+delay", "ahead", "far-ahead"])
+def test_a_steady_lag_or_clock_offset_within_the_bound_loses_no_window_end(timing):
+    """Issue 18, defect 6: windows closed at our clock minus 1.5 s but are placed by
+    the exchange's stamps: with a delay or an exchange clock behind ours by more than
+    the grace, the end of every window was dropped (counted only in lateFrames)."""
+    world = scenario([], duration_s=150, timing=timing)
+    assert short_windows(world) == []
+    assert_invariants(world)
+    assert not [b for _, _, _, b in world.health if b["status"] == "degraded"], "degraded for a lag it absorbs"
+
+
+def test_a_lag_beyond_the_bound_is_reported_and_health_says_degraded():
+    """Issue 18, defect 6: with a delay above 16.5 s nothing was written while health
+    said ok."""
+    world = scenario([], duration_s=150, timing=sim.Timing(delay_ms=(20_000, 20_500)), stale_feed_ms=30_000)
+    assert_invariants(world)
+    late = [(at, body) for at, _, status, body in world.health if at >= world._t0 + 60_000]
+    assert late and all(body["status"] == "degraded" for _, body in late), [b["status"] for _, b in late]
+    assert all(status == 503 for at, _, status, _ in world.health if at >= world._t0 + 60_000)
+    shard = late[-1][1]["shards"][0]
+    assert "late" in late[-1][1]["reason"] and shard["feedLagMs"] >= 20_000
+

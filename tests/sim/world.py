@@ -31,7 +31,7 @@ import json
 import random
 from dataclasses import dataclass, field, replace
 
-from tracker import control
+from tracker import control, health
 from tracker.config import Config
 from tracker.exchange import by_name
 from tracker.shard import STATE_KEY, Ports, ShardTracker
@@ -43,6 +43,7 @@ from vloop import VirtualLoop
 
 WINDOW_MS = 15_000
 EPOCH_MS = 1_780_000_000_000
+HEALTH_EVERY_MS = 5_000  # the world asks /api/health's question this often while tracking
 LIGHTER_URLS = dict(api_url="http://lighter.sim", ws_url="ws://lighter.sim/stream?readonly=true")
 PARADEX_URLS = dict(paradex_api_url=SimParadex.api_url,
                     paradex_ws_url="ws://paradex.sim/v1?sbeSchemaId=1&sbeSchemaVersion=1")
@@ -54,6 +55,14 @@ PARADEX_KINDS = ("truncate", "junk", "flap")
 GLOBAL_KINDS = ("d1_outage", "d1_hang", "d1_slow", "restart")
 
 
+@dataclass(frozen=True)
+class Timing:
+    """The exchange's clock against the world's, and how long its frames take."""
+
+    offset_ms: int = 0  # its clock minus the world's: > 0 ahead, < 0 behind
+    delay_ms: tuple[int, int] = (5, 400)  # each frame's delivery delay, drawn in this range
+
+
 @dataclass
 class VenuePlan:
     exchange: str  # "lighter" | "paradex"
@@ -62,6 +71,7 @@ class VenuePlan:
     frame_ms: tuple[int, int]
     config: Config  # as this exchange's shards see it (Config.for_exchange)
     extra: dict = field(default_factory=dict)  # Paradex: {"quiet": symbols changing every 8-40 s}
+    timing: Timing = Timing()
 
 
 @dataclass
@@ -79,10 +89,11 @@ class Plan:
     exchange: str = "lighter"
     extra: dict = field(default_factory=dict)
     also: tuple[VenuePlan, ...] = ()
+    timing: Timing = Timing()
 
     def venues(self) -> list[VenuePlan]:
-        return [VenuePlan(self.exchange, self.shards, self.markets, self.frame_ms, self.config, self.extra),
-                *self.also]
+        return [VenuePlan(self.exchange, self.shards, self.markets, self.frame_ms, self.config, self.extra,
+                          self.timing), *self.also]
 
 
 @dataclass
@@ -238,6 +249,8 @@ class Venue:
                                  tracked_kinds=plan.config.paradex_asset_kinds,
                                  quiet=plan.extra.get("quiet", frozenset()))
         self.ex.stale_ms = plan.config.stale_feed_ms
+        self.ex.clock_offset_ms = plan.timing.offset_ms
+        self.ex.delay_ms = plan.timing.delay_ms
         self.storages: dict[int, SimStorage] = {}
         self.instances: dict[int, tuple[Incarnation, ShardTracker]] = {}
         self.needs_resume: set[int] = set()
@@ -297,15 +310,22 @@ class Venue:
         return tracker
 
     def _watch_closing(self, tracker: ShardTracker, shard: int) -> None:
-        """Tell the reference when the shard closes windows: the alarm's step closes every
-        window ending at or before (the alarm's time - FLUSH_GRACE_MS); a frame stamped
-        before that and delivered after is late (Paradex stamps a snapshot with the book's
-        last change, which can be long before)."""
+        """Tell the reference when the shard closes windows, and until where: the
+        boundary the alarm's step really hands its aggregator (the alarm's time minus
+        FLUSH_GRACE_MS and the feed's lag, as the shard judges it); a frame stamped
+        before that and delivered after is late (Paradex stamps a snapshot with the
+        book's last change, which can be long before)."""
         real = tracker._close_windows
+        trace = self.ex.trace
 
         async def close_windows(now: int) -> None:
-            if tracker.aggregator is not None:
-                self.ex.trace.append(("flush", shard, now - tracker.config.flush_grace_ms))
+            aggregator = tracker.aggregator
+            if aggregator is not None:
+                def close_until(boundary_ms: int, symbols):
+                    trace.append(("flush", shard, boundary_ms))
+                    return type(aggregator).close_until(aggregator, boundary_ms, symbols)
+
+                aggregator.close_until = close_until
             await real(now)
 
         tracker._close_windows = close_windows
@@ -431,6 +451,9 @@ class World:
         self.errors: list[str] = []
         self.probes: list[str] = []
         self.loop_end_ms = 0
+        # (at, exchange, HTTP status, body): /api/health's verdict over each exchange's
+        # live shard objects, every HEALTH_EVERY_MS while the schedule runs.
+        self.health: list[tuple[int, str, int, dict]] = []
 
     # The primary exchange's (the plan's own), as the scenarios read them.
     exchange = property(lambda self: self.venues[0].ex)
@@ -483,12 +506,14 @@ class World:
         t0 = self.loop.now_ms()
         await asyncio.sleep(self.rng.randint(500, 3000) / 1000)
         await self.control("start")
+        probe = asyncio.ensure_future(self._probe_health())
         for at, kind, args in plan.events:
             delay = (t0 + at - self.loop.now_ms()) / 1000
             if delay > 0:
                 await asyncio.sleep(delay)
             await self.apply(kind, args)
         await asyncio.sleep(max(0, t0 + plan.duration_ms - self.loop.now_ms()) / 1000)
+        probe.cancel()
         await self.control("stop")
         # D1 comes back; the outbox drains; nothing else should happen.
         self.d1.failing_until = self.d1.hanging_until = 0
@@ -496,6 +521,19 @@ class World:
             venue.ex.rest_failing_until = 0
             venue.ex.stop_generating()
         await asyncio.sleep(240)
+
+    async def _probe_health(self) -> None:
+        """GET /api/health, as the Worker answers it from the shards' stats (only the
+        objects alive now: asking a missing one would create it)."""
+        while True:
+            await asyncio.sleep(HEALTH_EVERY_MS / 1000)
+            now = self.loop.now_ms()
+            for venue in self.venues:
+                per_shard = [tracker.stats().to_json() for shard, (_, tracker) in sorted(venue.instances.items())
+                             if shard < venue.config.shards and tracker.state is not None]
+                if per_shard:
+                    status, body = health.assess(per_shard, now, venue.config.stale_feed_ms)
+                    self.health.append((now, venue.name, status, body))
 
     async def apply(self, kind: str, args: dict) -> None:
         d1, now = self.d1, self.loop.now_ms()

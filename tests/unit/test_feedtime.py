@@ -10,7 +10,8 @@ from pathlib import Path
 
 from tracker.aggregator import WindowAggregator
 from tracker.feed import BookFeed
-from tracker.feedtime import LAG_SPAN_MS, MAX_CLOCK_AHEAD_MS, MAX_FEED_LAG_MS, FeedLag, RecentCount
+from tracker.feedtime import (LAG_SPAN_MS, MAX_CLOCK_AHEAD_MS, MAX_FEED_LAG_MS, MIN_LAG_SAMPLES, FeedLag,
+                              RecentCount)
 from tracker.pacing import SubscriptionPacer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: reference_model
@@ -128,7 +129,6 @@ def test_the_lag_is_sampled_from_updates_once_a_second_and_snapshots_are_not_sam
     feed.on_frame(update(0, T0 + 1_000, 10, 11))
     feed.on_frame(update(0, T0 + 1_500, 11, 12))  # same second: no sample
     assert feed.lag.estimate(clock.now) == 3_000
-    assert feed.lag.close_delay(clock.now) == 3_000
 
 
 def test_the_lag_is_a_high_quantile_of_the_last_minute_bounded_for_closing():
@@ -138,12 +138,27 @@ def test_the_lag_is_a_high_quantile_of_the_last_minute_bounded_for_closing():
     assert lag.estimate(T0 + 59_000) == 2_900
     lag.add(T0 + 59_500, HOUR)  # one stray frame stamped an hour ago
     assert lag.estimate(T0 + 59_500) == 2_900, "one stray sample moved the estimate"
+    assert lag.close_delay(T0 + 59_500) == 2_900
     assert lag.estimate(T0 + 59_000 + LAG_SPAN_MS) == HOUR  # the rest aged out: it is all there is
-    assert lag.close_delay(T0 + 59_000 + LAG_SPAN_MS) == MAX_FEED_LAG_MS
     assert lag.estimate(T0 + 60_000 + LAG_SPAN_MS) is None
     ahead = FeedLag()
-    ahead.add(T0, -20_000)  # the exchange's clock ahead: nothing to wait for
-    assert ahead.estimate(T0) == -20_000 and ahead.close_delay(T0) == 0
+    for i in range(MIN_LAG_SAMPLES):
+        ahead.add(T0 + i * 1_000, -20_000)  # the exchange's clock ahead: nothing to wait for
+    assert ahead.estimate(T0 + 10_000) == -20_000 and ahead.close_delay(T0 + 10_000) == 0
+    beyond = FeedLag()
+    for i in range(MIN_LAG_SAMPLES):
+        beyond.add(T0 + i * 1_000, 25_000)
+    assert beyond.close_delay(T0 + 10_000) == MAX_FEED_LAG_MS
+
+
+def test_until_the_lag_is_known_windows_wait_the_most():
+    lag = FeedLag()
+    assert lag.close_delay(T0) == MAX_FEED_LAG_MS  # no sample: a start, a feed down
+    for i in range(MIN_LAG_SAMPLES - 1):
+        lag.add(T0 + i * 1_000, 300)
+    assert lag.estimate(T0 + 10_000) == 300 and lag.close_delay(T0 + 10_000) == MAX_FEED_LAG_MS
+    lag.add(T0 + 10_000, 300)
+    assert lag.close_delay(T0 + 10_000) == 300
 
 
 def test_recent_count_counts_about_the_last_minute():
