@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from .rows import WindowRow, imbalance
 
 # Windows are normally closed every window by the alarm; if alarms stop, this many
-# open windows at most are kept before the oldest is dropped (and counted lost).
+# open windows at most are kept before the oldest is given up (`given_up`: the shard
+# records it lost, with its range).
 MAX_OPEN_WINDOWS = 16
 
 
@@ -107,7 +108,9 @@ class WindowAggregator:
         # a window it closed (it arrived after its window's end was written).
         self.measured_from = flushed_until
         self.late_frames = 0
-        self.dropped_windows = 0
+        self.dropped_windows = 0  # windows given up, in all
+        # Starts of windows given up and not yet recorded lost (the shard takes them).
+        self.given_up: list[int] = []
         self._windows: dict[int, dict[int, _Acc]] = {}
         # market -> [since_ms, mid]: the top of book standing since `since_ms`,
         # whose time has not yet been credited to a window.
@@ -255,9 +258,18 @@ class WindowAggregator:
         if accs is None:
             accs = self._windows[start] = {}
             while len(self._windows) > MAX_OPEN_WINDOWS:
-                del self._windows[min(self._windows)]
-                self.dropped_windows += 1
+                self._give_up(min(self._windows))
         self._cur_start, self._cur_end, self._cur = start, start + self.window_ms, accs
+
+    def _give_up(self, start: int) -> None:
+        """Alarms have not closed windows for a while: drop the oldest open one. It is
+        closed for good, like a flushed one (frames stamped in it from now on are late),
+        and lost: `given_up` holds it until the shard records its range."""
+        del self._windows[start]
+        self.dropped_windows += 1
+        self.given_up.append(start)
+        if start + self.window_ms > self.flushed_until:
+            self.flushed_until = start + self.window_ms
 
     def _restart_standing(self, market_id: int, mid: float) -> None:
         standing = self._standing.get(market_id)

@@ -177,7 +177,7 @@ class ShardTracker:
             closed = aggregator.close_all(self.ports.clock.now_ms(), self._symbols())
             state.flushed_until = max(state.flushed_until, aggregator.flushed_until)
             state.totals.late_frames += aggregator.late_frames
-            state.totals.windows_lost += aggregator.dropped_windows
+            self._record_given_up(aggregator)
             await self._stash(closed)
         else:
             if was_tracking:  # a fresh object stopped before it resumed
@@ -401,8 +401,22 @@ class ShardTracker:
             return
         closed = self.aggregator.close_until(now - self._close_wait(now), self._symbols())
         self.state.flushed_until = max(self.state.flushed_until, self.aggregator.flushed_until)
+        self._record_given_up(self.aggregator)
         self._report_late(now)
         await self._stash(closed)
+
+    def _record_given_up(self, aggregator: WindowAggregator) -> None:
+        """Windows the aggregator gave up while alarms stalled (more than
+        MAX_OPEN_WINDOWS open) are lost: recorded with their range in the state the
+        caller's next write saves, the same write that moves flushed_until past them."""
+        given_up, aggregator.given_up = aggregator.given_up, []
+        window_ms = self.config.window_ms
+        for start in given_up:
+            self.state.record_lost(start, start + window_ms, window_ms)
+        if given_up:
+            self.log("warn", "Aggregator", "windows_lost",
+                     f"no alarm closed windows for a while: gave up {len(given_up)} open window(s) "
+                     f"(from {given_up[0]}), recorded lost")
 
     def _close_wait(self, now: int) -> int:
         """How long after its end a window closes: FLUSH_GRACE_MS, plus the feed's lag
@@ -764,7 +778,7 @@ class ShardTracker:
             close_delay_ms=self.lag.close_delay(now),
             flush_failures=totals.flush_failures,
             windows_flushed=totals.windows_flushed,
-            windows_lost=totals.windows_lost + (aggregator.dropped_windows if aggregator else 0),
+            windows_lost=totals.windows_lost + (len(aggregator.given_up) if aggregator else 0),
             lost_ranges=list(state.lost_ranges),
             rows_written=totals.rows_written,
             pending_windows=self.outbox.windows,

@@ -486,3 +486,11 @@ def test_a_lag_beyond_the_bound_is_reported_and_health_says_degraded():
     shard = late[-1][1]["shards"][0]
     assert "late" in late[-1][1]["reason"] and shard["feedLagMs"] >= 20_000
 
+
+def test_windows_the_aggregator_gives_up_while_alarms_stall_are_recorded_lost_with_their_range():
+    """Issue 18, defect 3 (the aggregator's part): an alarm held for minutes (here by a
+    D1 call that hangs) left more than MAX_OPEN_WINDOWS windows open; the oldest were
+    dropped, counted in windowsLost but with no lost range."""
+    world = scenario([(30_000, "d1_hang", {"seconds": 330})], duration_s=420)
+    assert any(e[4] == "windows_lost" and "gave up" in e[5] for e in world.logs), "no window was given up"
+    assert_invariants(world)
