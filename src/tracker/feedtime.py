@@ -68,6 +68,15 @@ class FeedLag:
         lags = sorted(lag for _, lag in samples)
         return lags[min(len(lags) - 1, int(len(lags) * LAG_QUANTILE))]
 
+    def ahead(self, now: int) -> int:
+        """How far ahead of our clock the newest stamps can be: the most negative lag
+        of the span (an exchange clock ahead of ours), within [0, MAX_CLOCK_AHEAD_MS]
+        (beyond, stamps are placed at our clock)."""
+        self.estimate(now)  # drops the samples past the span
+        if not self._samples:
+            return 0
+        return min(max(-min(lag for _, lag in self._samples), 0), MAX_CLOCK_AHEAD_MS)
+
     def close_delay(self, now: int) -> int:
         """How much later than FLUSH_GRACE_MS windows close now: the lag, within
         [0, MAX_FEED_LAG_MS]; the most while it is not known (MIN_LAG_SAMPLES)."""

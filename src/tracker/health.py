@@ -34,7 +34,26 @@ def rank(status: str) -> int:
 
 
 def shard_health(stats: dict, now_ms: int, stale_ms: int, tracking: bool) -> dict:
-    """One shard's verdict: {"shard", "status", "reason", ...the signals used}."""
+    """One shard's verdict: {"shard", "status", "reason", ...the signals used}. Any
+    verdict that would be ok (a start still connecting included) is `degraded` while
+    frames are being dropped as late."""
+    verdict = _verdict(stats, now_ms, stale_ms, tracking)
+    late = verdict["lateLastMinute"]
+    if verdict["status"] != "ok" or not late:
+        return verdict
+    # The feed lags more than windows wait: the end of windows is being lost.
+    lag = verdict["feedLagMs"]
+    lagging = f"the feed lags {lag / 1000:.1f}s" if lag is not None else "the feed lags"
+    return {
+        **verdict,
+        "status": "degraded",
+        "reason": f"{late} frame(s) dropped as late in the last minute: {lagging}, windows wait "
+                  f"{(stats.get('closeDelayMs') or 0) / 1000:.1f}s more than the grace "
+                  f"(at most {MAX_FEED_LAG_MS / 1000:.0f}s)",
+    }
+
+
+def _verdict(stats: dict, now_ms: int, stale_ms: int, tracking: bool) -> dict:
     verdict = {
         "shard": stats.get("shard", 0),
         "connected": bool(stats.get("connected")),
@@ -79,17 +98,6 @@ def shard_health(stats: dict, now_ms: int, stale_ms: int, tracking: bool) -> dic
             **verdict,
             "status": "storage",
             "reason": f"D1 writes failing: {pending} windows waiting ({verdict['lastError'] or 'no detail'})",
-        }
-    late = verdict["lateLastMinute"]
-    if late:  # the feed lags more than windows wait: the end of windows is being lost
-        lag = verdict["feedLagMs"]
-        lagging = f"the feed lags {lag / 1000:.1f}s" if lag is not None else "the feed lags"
-        return {
-            **verdict,
-            "status": "degraded",
-            "reason": f"{late} frame(s) dropped as late in the last minute: {lagging}, windows wait "
-                      f"{(stats.get('closeDelayMs') or 0) / 1000:.1f}s more than the grace "
-                      f"(at most {MAX_FEED_LAG_MS / 1000:.0f}s)",
         }
     return {**verdict, "status": "ok", "reason": None}
 

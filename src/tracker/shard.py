@@ -273,7 +273,11 @@ class ShardTracker:
     def _record_unmeasured(self, now: int) -> None:
         state = self.state
         window_ms = self.config.window_ms
-        resume_from = now - now % window_ms + window_ms
+        # The window after the one in progress: by the exchange's stamps, which the
+        # previous instance saw run this far ahead of our clock (its frames of that
+        # window went with it).
+        stamps_now = now + state.clock_ahead_ms
+        resume_from = stamps_now - stamps_now % window_ms + window_ms
         lost = state.record_lost(state.flushed_until, resume_from, window_ms)
         if lost:
             self.log("warn", "Aggregator", "windows_lost",
@@ -401,6 +405,7 @@ class ShardTracker:
             return
         closed = self.aggregator.close_until(now - self._close_wait(now), self._symbols())
         self.state.flushed_until = max(self.state.flushed_until, self.aggregator.flushed_until)
+        self.state.clock_ahead_ms = self.lag.ahead(now)  # saved with the windows just closed
         self._record_given_up(self.aggregator)
         self._report_late(now)
         await self._stash(closed)

@@ -40,6 +40,9 @@ class TrackerState:
     tracking: bool = False
     started_at: int | None = None  # ms
     flushed_until: int = 0  # end of the newest window handed to D1 (ms)
+    # How far ahead of our clock the feed's stamps ran lately (tracker/feedtime.py): an
+    # instance resumed after an eviction measures from the window after the stamps'.
+    clock_ahead_ms: int = 0
     minutes_rolled_until: int = 0  # end of the newest minute rolled up (ms)
     # Minutes a previous run still owes ([shards, since, until]): its outbox drained
     # after a new start; they are rolled with that run's split of markets.

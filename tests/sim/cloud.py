@@ -10,6 +10,8 @@ import random
 import sqlite3
 from pathlib import Path
 
+from tracker.feedtime import MAX_CLOCK_AHEAD_MS
+
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = (ROOT / "schema.sql").read_text()
 # Each exchange's window table and the minute table its windows roll up into.
@@ -47,6 +49,8 @@ class SimD1:
         self.writes: dict[tuple[str, int, int], tuple] = {}  # (table, market, ts) -> window row values written
         self.rewrites_differing: list[str] = []
         self.prune_violations: list[str] = []
+        # Window rows written for a window starting after the clock + MAX_CLOCK_AHEAD_MS.
+        self.future_rows: list[str] = []
         self.on_batch = None  # hook: called with the statements as a batch starts
         self.pruned: set[tuple[str, int, int]] = set()  # (table, market, ts) of windows pruned
         # Every window row a batch touches is noted by a trigger (SQLite's own account of
@@ -97,6 +101,10 @@ class SimD1:
             row = self.conn.execute(f"SELECT * FROM {table} WHERE market_index = ? AND timestamp = ?",
                                     (market, ts)).fetchone()
             if row is not None:
+                now = self.loop.now_ms()
+                if ts > now + MAX_CLOCK_AHEAD_MS:
+                    self.future_rows.append(f"{table}: window {market}@{ts} written at {now}, "
+                                            f"{(ts - now) / 1000:.0f}s ahead of the clock")
                 values = tuple(row)
                 old = self.writes.get(key)
                 if old is not None and old != values:

@@ -22,6 +22,14 @@ deploys), stop/start cycles (landing inside flushes), SHARDS changes, markets
 listed and delisted; Paradex also truncated deltas and frames of other templates.
 Then a final stop, D1 healthy again, and time for the outbox to drain.
 `invariants.check` says what must hold.
+
+Time (`_with_timing`, drawn from a generator of its own so the rest of a plan is as
+before): about half the exchanges get a clock offset (ahead up to 40 s, behind up to
+16 s) or a delivery delay (steady or jittered, from under FLUSH_GRACE_MS to 20 s,
+beyond the 16.5 s where a window's every frame arrives after it closed), and a
+quarter get single frames stamped far in the future or the past (`stamp` events:
+20 s to a day). While the schedule runs, the world asks /api/health's question every
+HEALTH_EVERY_MS (`health`), as the Worker would from the shards' stats.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from dataclasses import dataclass, field, replace
 from tracker import control, health
 from tracker.config import Config
 from tracker.exchange import by_name
+from tracker.feedtime import MAX_CLOCK_AHEAD_MS
 from tracker.shard import STATE_KEY, Ports, ShardTracker
 
 from cloud import Evicted, Incarnation, SimD1, SimStorage
@@ -104,9 +113,14 @@ class Result:
     replay: str = ""
 
 
-def make_plan(seed: int) -> Plan:
-    if seed % 3 == 2:
-        return _paradex_plan(seed, with_lighter=seed % 6 == 5)
+def make_plan(seed: int, timed: bool = True) -> Plan:
+    """The seed's plan; `timed=False`: without its exchanges' clock offsets, delivery
+    delays and wild stamps (a scenario that sets its own)."""
+    plan = _paradex_plan(seed, with_lighter=seed % 6 == 5) if seed % 3 == 2 else _lighter_plan(seed)
+    return _with_timing(plan) if timed else plan
+
+
+def _lighter_plan(seed: int) -> Plan:
     rng = random.Random(seed)
     shards = rng.choice((1, 1, 2, 2, 3))
     n = rng.randint(2, 5)
@@ -151,6 +165,48 @@ def make_plan(seed: int) -> Plan:
         events.append((at, kind, args))
     events.sort(key=lambda e: e[0])
     return Plan(seed, shards, markets, (rng.randint(250, 800), rng.randint(900, 3000)), duration, config, events)
+
+
+def _with_timing(plan: Plan) -> Plan:
+    """Some seeds' exchanges get a clock offset or a delivery delay, and some single
+    frames stamped far off (`stamp` events). Drawn from their own generator, so the
+    rest of a seed's plan is what it was before timing existed."""
+    rng = random.Random(plan.seed * 104_729 + 3)
+    venues, events = [], list(plan.events)
+    for venue in plan.venues():
+        timing = _timing(rng) if rng.random() < 0.45 else Timing()
+        config = venue.config
+        if timing.delay_ms[1] > 4_000:  # frames take long: the watchdog waits longer (the default)
+            config = replace(config, stale_feed_ms=max(config.stale_feed_ms, 30_000))
+        venues.append(replace(venue, timing=timing, config=config))
+        if rng.random() < 0.25:
+            for _ in range(rng.randint(1, 2)):
+                ahead = rng.random() < 0.6
+                shift = rng.choice((20_000, 60_000, 3_600_000, 86_400_000) if ahead else (20_000, 600_000, 3_600_000))
+                events.append((rng.randint(8_000, plan.duration_ms - 20_000), "stamp",
+                               {"ex": venue.exchange, "market": rng.choice(sorted(venue.markets)),
+                                "shift_ms": shift if ahead else -shift}))
+    events.sort(key=lambda e: e[0])
+    primary, *also = venues
+    return replace(plan, timing=primary.timing, config=primary.config, also=tuple(also), events=events)
+
+
+def _timing(rng: random.Random) -> Timing:
+    """An exchange clock ahead or behind, a delivery delay steady or jittered: from under
+    FLUSH_GRACE_MS to beyond MAX_FEED_LAG_MS (and beyond 16.5 s) and MAX_CLOCK_AHEAD_MS."""
+    kind = rng.choice(("delay", "jitter", "behind", "ahead", "behind+delay"))
+    if kind == "delay":
+        d = rng.choice((rng.randint(500, 3_000), rng.randint(3_000, 10_000), rng.randint(10_000, 20_000)))
+        return Timing(delay_ms=(d, d + rng.randint(0, 300)))
+    if kind == "jitter":
+        lo = rng.randint(5, 3_000)
+        return Timing(delay_ms=(lo, lo + rng.randint(1_000, 17_000)))
+    if kind == "behind":
+        return Timing(offset_ms=-rng.randint(500, 16_000))
+    if kind == "ahead":
+        return Timing(offset_ms=rng.randint(500, 40_000))
+    d = rng.randint(500, 6_000)
+    return Timing(offset_ms=-rng.randint(500, 8_000), delay_ms=(d, d + 300))
 
 
 def _paradex_plan(seed: int, with_lighter: bool) -> Plan:
@@ -263,6 +319,9 @@ class Venue:
         self.control_results: list[list[dict]] = []
         self.lost_ranges: dict[int, set[tuple[int, int]]] = {}
         self.max_shards = plan.config.shards
+        self.life_changes: list[tuple[int, int]] = []  # (at, shard): an instance created or evicted
+        self.control_calls: list[int] = []  # when each start/stop began
+        self.beyond_reach: list[str] = []  # states saved with flushed_until beyond the clock's reach
 
     @property
     def loop(self) -> VirtualLoop:
@@ -304,6 +363,7 @@ class Venue:
         )
         tracker = ShardTracker(self.config, shard, ports, rng=random.Random(world.plan.seed * 31 + world.incarnations),
                                exchange=self.spec)
+        self.life_changes.append((self.loop.now_ms(), shard))
         self._watch_closing(tracker, shard)
         self.instances[shard] = (life, tracker)
         self.needs_resume.add(shard)
@@ -333,8 +393,15 @@ class Venue:
     def _saw_put(self, shard: int, entries: dict) -> None:
         raw = entries.get(STATE_KEY)
         if raw:
-            for r in json.loads(raw).get("lost_ranges") or []:
+            state = json.loads(raw)
+            for r in state.get("lost_ranges") or []:
                 self.lost_ranges.setdefault(shard, set()).add((r["from"], r["to"]))
+            # Nothing the tracker accepts is stamped beyond MAX_CLOCK_AHEAD_MS: what it
+            # closes ends at most a window after that.
+            now = self.loop.now_ms()
+            if state.get("flushed_until", 0) > now + MAX_CLOCK_AHEAD_MS + WINDOW_MS:
+                self.beyond_reach.append(f"shard {shard} saved flushed_until {state['flushed_until']} at {now}, "
+                                         f"{(state['flushed_until'] - now) / 1000:.0f}s ahead of the clock")
 
     def evict(self, shard: int) -> None:
         entry = self.instances.pop(shard, None)
@@ -342,6 +409,7 @@ class Venue:
             return
         life, _ = entry
         life.alive = False
+        self.life_changes.append((self.loop.now_ms(), shard))
         for conn in list(self.ex.conns.values()):
             if conn.shard == shard:
                 self.ex.end(conn, notify=False)
@@ -353,12 +421,19 @@ class Venue:
 
     def _mark_measuring(self, shard: int, fresh_start: bool) -> None:
         """Tell the reference from when this shard measures: a fresh start measures from
-        its window; a resumed object from the window after the one in progress."""
+        its window; a resumed object from the window after the one in progress (by the
+        exchange's stamps, as far ahead as its previous instance last saw them); either
+        not before the end of what its previous run closed (a stop closes windows up to
+        the newest stamp, ahead of the clock when the exchange's clock is)."""
         now = self.loop.now_ms()
+        raw = self.storage(shard).data.get(STATE_KEY)
+        stored = json.loads(raw) if raw else {}
         if fresh_start:
             boundary = now - now % WINDOW_MS
-        else:
-            boundary = now - now % WINDOW_MS + WINDOW_MS
+        else:  # the window in progress by the stamps, as far ahead as its last instance saw them
+            stamps_now = now + (stored.get("clock_ahead_ms") or 0)
+            boundary = stamps_now - stamps_now % WINDOW_MS + WINDOW_MS
+        boundary = max(boundary, stored.get("flushed_until") or 0)
         self.ex.trace.append(("from", shard, boundary))
 
     async def request(self, shard: int, method: str, *args):
@@ -421,6 +496,7 @@ class Venue:
     # -- the Worker: start/stop fan-out ----------------------------------------------------------
 
     async def control(self, action: str) -> None:
+        self.control_calls.append(self.loop.now_ms())
         known = set(self.storages)
 
         async def call(shard: int, method: str) -> dict:
@@ -630,7 +706,8 @@ class World:
                        for at, kind, args in self.plan.events)
 
     def _probe_listed(self, venue: Venue, market: int, listed: int) -> None:
-        deadline = listed + venue.config.market_refresh_ms + 20_000
+        # A delivery delay holds the connected frame and the snapshot back (twice).
+        deadline = listed + venue.config.market_refresh_ms + 20_000 + 2 * venue.plan.timing.delay_ms[1]
 
         def probe() -> None:
             if not self._tracking_throughout(venue, listed, deadline) or not self._quiet_between(venue, listed, deadline):

@@ -78,6 +78,13 @@ def test_frames_dropped_as_late_in_the_last_minute_are_degraded():
     assert assess([shard(lateLastMinute=0, feedLagMs=7_000, closeDelayMs=7_000)], NOW, STALE)[1]["status"] == "ok"
 
 
+def test_frames_dropped_as_late_while_starting_are_degraded_too():
+    # A new run reconnecting (not an outage yet) while its feed lags beyond the bound.
+    stats = shard(startedAt=NOW - 5_000, connected=False, lastMessageAt=None, lateLastMinute=7, feedLagMs=13_300)
+    status, body = assess([stats], NOW, STALE)
+    assert (status, body["status"]) == (503, "degraded") and "the feed lags 13.3s" in body["reason"]
+
+
 def test_degraded_ranks_below_storage_and_above_ok():
     late = shard(lateLastMinute=3, feedLagMs=12_000)
     assert assess([shard(), late], NOW, STALE)[1]["status"] == "degraded"
