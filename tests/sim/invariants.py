@@ -33,7 +33,7 @@ exchange the world ran (Lighter, Paradex or both), on that exchange's own tables
     window loses its end (the reference says which updates came after their window
     was closed; frames stamped far in the past on purpose are not judged).
 12. Health is not ok while frames are being dropped as late: every /api/health
-    probe (world.py, every 5 s) within 55 s after a shard dropped an update as late
+    probe (world.py, every 10 s) within 55 s after a shard dropped an update as late
     says otherwise, unless a start/stop or that shard's eviction came in between.
 13. No window row is ever written for a window starting after the world's clock +
     MAX_CLOCK_AHEAD_MS.

@@ -52,7 +52,7 @@ from vloop import VirtualLoop
 
 WINDOW_MS = 15_000
 EPOCH_MS = 1_780_000_000_000
-HEALTH_EVERY_MS = 5_000  # the world asks /api/health's question this often while tracking
+HEALTH_EVERY_MS = 10_000  # the world asks /api/health's question this often while tracking
 LIGHTER_URLS = dict(api_url="http://lighter.sim", ws_url="ws://lighter.sim/stream?readonly=true")
 PARADEX_URLS = dict(paradex_api_url=SimParadex.api_url,
                     paradex_ws_url="ws://paradex.sim/v1?sbeSchemaId=1&sbeSchemaVersion=1")
