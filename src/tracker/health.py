@@ -48,7 +48,7 @@ def shard_health(stats: dict, now_ms: int, stale_ms: int, tracking: bool) -> dic
         **verdict,
         "status": "degraded",
         "reason": f"{late} frame(s) dropped as late in the last minute: {lagging}, windows wait "
-                  f"{(stats.get('closeDelayMs') or 0) / 1000:.1f}s more than the grace "
+                  f"{(stats.get('closeDelayMs') or 0) / 1000:.1f}s for it beyond FLUSH_GRACE_MS "
                   f"(at most {MAX_FEED_LAG_MS / 1000:.0f}s)",
     }
 

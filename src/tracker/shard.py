@@ -438,8 +438,8 @@ class ShardTracker:
         said = "unknown" if lag is None else f"{lag / 1000:.1f}s"
         self.log("warn", "Aggregator", "late_frames",
                  f"{late} frame(s) in the last minute came after their window was written: the feed lags "
-                 f"{said}, windows wait {self._close_wait(now) / 1000:.1f}s "
-                 f"(at most {(self.config.flush_grace_ms + MAX_FEED_LAG_MS) / 1000:.1f}s)")
+                 f"{said}, windows wait {self.lag.close_delay(now) / 1000:.1f}s for it beyond FLUSH_GRACE_MS "
+                 f"(at most {MAX_FEED_LAG_MS / 1000:.0f}s)")
 
     async def _stash(self, closed) -> None:
         """Closed windows into the outbox, in one transaction with the state that

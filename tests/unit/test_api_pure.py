@@ -72,7 +72,7 @@ def test_frames_dropped_as_late_in_the_last_minute_are_degraded():
     status, body = assess([shard(lateLastMinute=42, feedLagMs=14_300, closeDelayMs=10_000)], NOW, STALE)
     assert (status, body["status"]) == (503, "degraded")
     assert body["reason"] == ("42 frame(s) dropped as late in the last minute: the feed lags 14.3s, "
-                              "windows wait 10.0s more than the grace (at most 10s)")
+                              "windows wait 10.0s for it beyond FLUSH_GRACE_MS (at most 10s)")
     assert body["shards"][0]["feedLagMs"] == 14_300 and body["shards"][0]["lateLastMinute"] == 42
     # A lag the windows absorb is no concern.
     assert assess([shard(lateLastMinute=0, feedLagMs=7_000, closeDelayMs=7_000)], NOW, STALE)[1]["status"] == "ok"
