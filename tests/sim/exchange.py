@@ -27,8 +27,8 @@ the expected windows from the trace alone:
                                       `at`: the world's clock when it was handed over
     ("end", shard, conn, ms)          the connection ended (either side)
     ("from", shard, ms)               the shard measures from this window on (world.py)
-    ("flush", shard, ms)              the shard closes every window ending at or before ms
-                                      (the boundary its aggregator was given: world.py)
+    ("flush", shard, ms, at)          the shard closes every window ending at or before ms
+                                      (the boundary its aggregator was given: world.py), at `at`
     ("delisted", None, market, ms)    the exchange stops the market's book (frames already
                                       on their way still arrive, the tracker may drop them)
 """

@@ -511,3 +511,19 @@ def test_health_is_not_ok_while_a_new_run_reconnects_and_drops_frames_as_late():
     stop/start the connection dropped, and health said ok ("starting: connecting")
     while the frames still arriving were dropped as late. Degraded wins over ok now."""
     assert sim.run(722).violations == []
+
+
+def test_the_alarm_follows_the_close_point_a_lagging_feed_needs():
+    """Issue 18, defect 6: windows close FLUSH_GRACE_MS + the feed's lag after they end,
+    and the alarm is set for that moment (not for the grace alone, which would leave
+    each window to the next alarm, a whole window later)."""
+    world = scenario([], duration_s=120, timing=sim.Timing(delay_ms=(6_000, 6_200)))
+    closed_until, waited = 0, []
+    for entry in world.exchange.trace:
+        if entry[0] == "flush":
+            boundary, at = entry[2] - entry[2] % 15_000, entry[3]
+            if boundary > closed_until:
+                waited.append(at - boundary)  # how long after its end the newest window closed
+                closed_until = boundary
+    steady = waited[2:]  # the first closes wait the most: the lag is not known yet
+    assert len(steady) >= 4 and all(1_500 + 6_000 <= w <= 1_500 + 6_200 + 500 for w in steady), waited

@@ -382,7 +382,7 @@ class Venue:
             aggregator = tracker.aggregator
             if aggregator is not None:
                 def close_until(boundary_ms: int, symbols):
-                    trace.append(("flush", shard, boundary_ms))
+                    trace.append(("flush", shard, boundary_ms, self.loop.now_ms()))
                     return type(aggregator).close_until(aggregator, boundary_ms, symbols)
 
                 aggregator.close_until = close_until
