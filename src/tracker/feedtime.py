@@ -69,13 +69,12 @@ class FeedLag:
         return lags[min(len(lags) - 1, int(len(lags) * LAG_QUANTILE))]
 
     def ahead(self, now: int) -> int:
-        """How far ahead of our clock the newest stamps can be: the most negative lag
-        of the span (an exchange clock ahead of ours), within [0, MAX_CLOCK_AHEAD_MS]
-        (beyond, stamps are placed at our clock)."""
+        """How far ahead of our clock the stamps the tracker kept ran over the span (an
+        exchange clock ahead of ours): the most negative lag, 0 if none. Stamps
+        MAX_CLOCK_AHEAD_MS or more ahead do not count: they were placed at our clock."""
         self.estimate(now)  # drops the samples past the span
-        if not self._samples:
-            return 0
-        return min(max(-min(lag for _, lag in self._samples), 0), MAX_CLOCK_AHEAD_MS)
+        kept = [-lag for _, lag in self._samples if -lag < MAX_CLOCK_AHEAD_MS]
+        return max(0, *kept) if kept else 0
 
     def close_delay(self, now: int) -> int:
         """How much later than FLUSH_GRACE_MS windows close now: the lag, within

@@ -780,7 +780,7 @@ class ShardTracker:
             late_last_minute=self.recent_late.observe(now, self._count("dropped_late")),
             future_frames=self._count("future_frames"),
             feed_lag_ms=self.lag.estimate(now),
-            close_delay_ms=self.lag.close_delay(now),
+            close_delay_ms=self.lag.close_delay(now) if aggregator is not None else 0,
             flush_failures=totals.flush_failures,
             windows_flushed=totals.windows_flushed,
             windows_lost=totals.windows_lost + (len(aggregator.given_up) if aggregator else 0),

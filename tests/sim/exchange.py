@@ -72,6 +72,7 @@ class Conn:
     deliver_at: int = 0  # FIFO: nothing is delivered before the previous delivery
     act_at: int = 0  # FIFO the other way: client messages are acted on in order
     silenced: bool = False  # a stall: book frames are not sent to it
+    client_closed: bool = False  # the tracker closed it: no on_down follows (runtime/feed_socket.py)
     created_ms: int = 0
     sent_ms: int = 0  # when the exchange last sent it something
     delivered_ms: int = 0  # when its handler last got a frame
@@ -223,6 +224,7 @@ class SimVenue:
         raise NotImplementedError
 
     def closed_by_client(self, conn: Conn, code: int, reason: str) -> None:
+        conn.client_closed = True
         if code == 4000 and not conn.closed and self.stale_ms is not None:
             # The tracker's watchdog: stale only after stale_ms without any frame.
             now = self.loop.now_ms()
@@ -247,7 +249,10 @@ class SimVenue:
             at = max(conn.deliver_at, self.loop.now_ms() + 1)
 
             def down() -> None:
-                if conn.alive():
+                # Not after the tracker closed it itself (its stale watchdog, say, while
+                # this notice waited behind a delivery delay): the runtime's socket
+                # unhooks its handlers on close.
+                if conn.alive() and not conn.client_closed:
                     conn.on_down(why)
 
             self.loop.at_ms(at, down)

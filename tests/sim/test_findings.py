@@ -527,3 +527,13 @@ def test_the_alarm_follows_the_close_point_a_lagging_feed_needs():
                 closed_until = boundary
     steady = waited[2:]  # the first closes wait the most: the lag is not known yet
     assert len(steady) >= 4 and all(1_500 + 6_000 <= w <= 1_500 + 6_200 + 500 for w in steady), waited
+
+
+def test_a_socket_the_tracker_closed_sends_no_late_close_notice():
+    """Seed 1031 (Paradex delayed 19 s, a burst of drops): the stale watchdog closed a
+    connection whose server-side end was still queued behind the delay; the simulated
+    exchange then delivered that end to the tracker's NEW connection, which was torn
+    down without being closed, and two sockets fed one shard. The runtime's socket
+    unhooks its handlers when the tracker closes it (runtime/feed_socket.py); so does
+    the simulated one now."""
+    assert sim.run(1031).violations == []

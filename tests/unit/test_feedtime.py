@@ -145,6 +145,7 @@ def test_the_lag_is_a_high_quantile_of_the_last_minute_bounded_for_closing():
     for i in range(MIN_LAG_SAMPLES):
         ahead.add(T0 + i * 1_000, -20_000)  # the exchange's clock ahead: nothing to wait for
     assert ahead.estimate(T0 + 10_000) == -20_000 and ahead.close_delay(T0 + 10_000) == 0
+    assert ahead.ahead(T0 + 10_000) == 0  # that far ahead, stamps are placed at our clock
     beyond = FeedLag()
     for i in range(MIN_LAG_SAMPLES):
         beyond.add(T0 + i * 1_000, 25_000)
@@ -172,3 +173,16 @@ def test_recent_count_counts_about_the_last_minute():
     assert recent.observe(T0 + 91_000, 12) == 0
     assert recent.observe(T0 + 92_000, 1) == 0  # a new run: totals start again
     assert recent.observe(T0 + 93_000, 4) == 3
+
+
+def test_how_far_ahead_the_kept_stamps_ran():
+    lag = FeedLag()
+    assert lag.ahead(T0) == 0
+    for i in range(20):
+        lag.add(T0 + i * 1_000, -13_000 + (i % 3) * 100)  # an exchange clock 13 s ahead
+    lag.add(T0 + 20_000, -HOUR)  # one wild stamp: placed at our clock, not "ahead"
+    lag.add(T0 + 20_500, 900)
+    assert lag.ahead(T0 + 21_000) == 13_000
+    in_sync = FeedLag()
+    in_sync.add(T0, 40)
+    assert in_sync.ahead(T0) == 0
