@@ -21,6 +21,7 @@ their window's end by our clock), so only positive lags delay closing.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
 
 # A stamp more than this after our clock is a clock fault: placed at our clock.
@@ -46,43 +47,53 @@ MIN_LAG_SAMPLES = 10
 
 class FeedLag:
     """arrival - stamp of the feed's frames (ms, our clock minus the exchange's), as
-    sampled by the feed; shared by a shard's successive connections."""
+    sampled by the feed; shared by a shard's successive connections. Read at every
+    alarm and stats request: the sorted lags are kept until a sample comes or goes."""
 
     def __init__(self) -> None:
         self._samples: deque[tuple[int, int]] = deque()  # (our clock, lag)
+        self._sorted: list[int] | None = None
 
     def add(self, now: int, lag: int) -> None:
         samples = self._samples
         samples.append((now, lag))
         if len(samples) > MAX_LAG_SAMPLES:
             samples.popleft()
+        self._sorted = None
+
+    def _lags(self, now: int) -> list[int]:
+        """The span's lags, sorted (older samples dropped)."""
+        samples = self._samples
+        while samples and samples[0][0] <= now - LAG_SPAN_MS:
+            samples.popleft()
+            self._sorted = None
+        if self._sorted is None:
+            self._sorted = sorted(lag for _, lag in samples)
+        return self._sorted
 
     def estimate(self, now: int) -> int | None:
         """The lag of about the last minute (LAG_QUANTILE of its samples); None without
         samples. Negative: the exchange's clock runs ahead of ours."""
-        samples = self._samples
-        while samples and samples[0][0] <= now - LAG_SPAN_MS:
-            samples.popleft()
-        if not samples:
+        lags = self._lags(now)
+        if not lags:
             return None
-        lags = sorted(lag for _, lag in samples)
         return lags[min(len(lags) - 1, int(len(lags) * LAG_QUANTILE))]
 
     def ahead(self, now: int) -> int:
         """How far ahead of our clock the stamps the tracker kept ran over the span (an
         exchange clock ahead of ours): the most negative lag, 0 if none. Stamps
         MAX_CLOCK_AHEAD_MS or more ahead do not count: they were placed at our clock."""
-        self.estimate(now)  # drops the samples past the span
-        kept = [-lag for _, lag in self._samples if -lag < MAX_CLOCK_AHEAD_MS]
-        return max(0, *kept) if kept else 0
+        lags = self._lags(now)
+        kept = bisect_right(lags, -MAX_CLOCK_AHEAD_MS)  # the first lag of a stamp kept as it was
+        return max(0, -lags[kept]) if kept < len(lags) else 0
 
     def close_delay(self, now: int) -> int:
         """How much later than FLUSH_GRACE_MS windows close now: the lag, within
         [0, MAX_FEED_LAG_MS]; the most while it is not known (MIN_LAG_SAMPLES)."""
-        lag = self.estimate(now)
-        if lag is None or len(self._samples) < MIN_LAG_SAMPLES:
+        lags = self._lags(now)
+        if len(lags) < MIN_LAG_SAMPLES:
             return MAX_FEED_LAG_MS
-        return min(max(lag, 0), MAX_FEED_LAG_MS)
+        return min(max(self.estimate(now), 0), MAX_FEED_LAG_MS)
 
 
 class RecentCount:
