@@ -425,11 +425,7 @@ class ShardTracker:
 
     def _close_wait(self, now: int) -> int:
         """How long after its end a window closes: FLUSH_GRACE_MS, plus the feed's lag
-        (a delivery delay or an exchange clock behind ours) up to MAX_FEED_LAG_MS. A
-        shard without markets has no feed to wait for (and its frontier would hold the
-        other shards' rollups back)."""
-        if self.directory is None or not self.directory.markets:
-            return self.config.flush_grace_ms
+        (a delivery delay or an exchange clock behind ours) up to MAX_FEED_LAG_MS."""
         return self.config.flush_grace_ms + self.lag.close_delay(now)
 
     def _report_late(self, now: int) -> None:
@@ -784,7 +780,7 @@ class ShardTracker:
             late_last_minute=self.recent_late.observe(now, self._count("dropped_late")),
             future_frames=self._count("future_frames"),
             feed_lag_ms=self.lag.estimate(now),
-            close_delay_ms=self._close_wait(now) - self.config.flush_grace_ms if aggregator is not None else 0,
+            close_delay_ms=self.lag.close_delay(now) if aggregator is not None else 0,
             flush_failures=totals.flush_failures,
             windows_flushed=totals.windows_flushed,
             windows_lost=totals.windows_lost + (len(aggregator.given_up) if aggregator else 0),

@@ -537,13 +537,3 @@ def test_a_socket_the_tracker_closed_sends_no_late_close_notice():
     unhooks its handlers when the tracker closes it (runtime/feed_socket.py); so does
     the simulated one now."""
     assert sim.run(1031).violations == []
-
-
-@pytest.mark.parametrize("seed", [3194, 3528])
-def test_a_shard_without_markets_does_not_wait_for_a_feed_it_does_not_have(seed):
-    """Seeds 3194 and 3528 (a shard of three owning no market, D1 down across the final
-    stop): that shard waited the most for a lag it could not measure, so no window had
-    closed when it stopped, and the stop (D1 down, nothing pending: issue 18, defect 7)
-    left its tracking_stats row is_tracking=1 for good, holding back the other shards'
-    last minutes. A shard without markets closes at FLUSH_GRACE_MS, as before."""
-    assert sim.run(seed).violations == []
