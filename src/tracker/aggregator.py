@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from .rows import WindowRow, imbalance
 
 # Windows are normally closed every window by the alarm; if alarms stop, this many
-# open windows at most are kept before the oldest is dropped (and counted lost).
+# open windows at most are kept before the oldest is given up (`given_up`: the shard
+# records it lost, with its range).
 MAX_OPEN_WINDOWS = 16
 
 
@@ -103,8 +104,13 @@ class WindowAggregator:
         self.window_ms = window_ms
         # Frames stamped before this (the end of the newest flushed window) are late.
         self.flushed_until = flushed_until
+        # The first window this aggregator measures: a late frame from here on belongs to
+        # a window it closed (it arrived after its window's end was written).
+        self.measured_from = flushed_until
         self.late_frames = 0
-        self.dropped_windows = 0
+        self.dropped_windows = 0  # windows given up, in all
+        # Starts of windows given up and not yet recorded lost (the shard takes them).
+        self.given_up: list[int] = []
         self._windows: dict[int, dict[int, _Acc]] = {}
         # market -> [since_ms, mid]: the top of book standing since `since_ms`,
         # whose time has not yet been credited to a window.
@@ -123,13 +129,15 @@ class WindowAggregator:
 
     # -- ingest (hot path) -------------------------------------------------
 
-    def add_tick(self, market_id: int, ts: int, bid: float, bid_size: float, ask: float, ask_size: float) -> None:
+    def add_tick(self, market_id: int, ts: int, bid: float, bid_size: float, ask: float, ask_size: float) -> bool | None:
+        """Add one tick. True when it came too late for a window this aggregator closed
+        (None otherwise, a tick before its first window included)."""
         mid = (bid + ask) * 0.5
         if ts < self.flushed_until:
             # Its window is already in D1: count it, never merge it silently.
             self.late_frames += 1
             self._restart_standing(market_id, mid)
-            return
+            return ts >= self.measured_from
         if not self._cur_start <= ts < self._cur_end:
             self._switch_window(ts)
         accs = self._cur
@@ -250,9 +258,18 @@ class WindowAggregator:
         if accs is None:
             accs = self._windows[start] = {}
             while len(self._windows) > MAX_OPEN_WINDOWS:
-                del self._windows[min(self._windows)]
-                self.dropped_windows += 1
+                self._give_up(min(self._windows))
         self._cur_start, self._cur_end, self._cur = start, start + self.window_ms, accs
+
+    def _give_up(self, start: int) -> None:
+        """Alarms have not closed windows for a while: drop the oldest open one. It is
+        closed for good, like a flushed one (frames stamped in it from now on are late),
+        and lost: `given_up` holds it until the shard records its range."""
+        del self._windows[start]
+        self.dropped_windows += 1
+        self.given_up.append(start)
+        if start + self.window_ms > self.flushed_until:
+            self.flushed_until = start + self.window_ms
 
     def _restart_standing(self, market_id: int, mid: float) -> None:
         standing = self._standing.get(market_id)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from .aggregator import WindowAggregator
 from .exchange import LIGHTER, Exchange, Wire
 from .feed import BookFeed
+from .feedtime import FeedLag
 from .pacing import RATE_WINDOW_MS, Budget, SubscriptionPacer
 from .protocol import LighterWire
 from .ports import Clock, Log, Socket, SocketFactory
@@ -38,6 +39,7 @@ class FeedConnection:
         rng: random.Random | None = None,
         exchange: Exchange = LIGHTER,
         new_wire: Callable[[], Wire] = LighterWire,
+        lag: FeedLag | None = None,
     ) -> None:
         self.url = url
         self.exchange = exchange
@@ -49,6 +51,7 @@ class FeedConnection:
         self.budget = budget
         self.wake = wake  # "run the alarm by then"
         self.on_drop = on_drop  # a connection ends: fold its counters
+        self.lag = lag if lag is not None else FeedLag()  # sampled by every connection's feed
         self.socket: Socket | None = None
         self.feed: BookFeed | None = None
         self.backoff = Backoff(rng=rng)
@@ -81,7 +84,8 @@ class FeedConnection:
         wire = self.new_wire()
         pacer = SubscriptionPacer(self.budget.per_minute, self.budget.in_flight, sent_at=self.sent_at,
                                   wire=wire, max_subscriptions=cap)
-        self.feed = BookFeed(market_ids, aggregator, pacer=pacer, log=self.log, wire=wire, label=self.label)
+        self.feed = BookFeed(market_ids, aggregator, pacer=pacer, log=self.log, wire=wire, label=self.label,
+                             clock=self.clock, lag=self.lag)
         self.watchdog.reset(0, now)
         self.last_ping_at = now
         self.log("info", self.label, "connecting", f"connecting to {self.url} (connection #{self.connections})")

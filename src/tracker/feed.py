@@ -4,9 +4,11 @@
 (through the exchange's `Wire`, tracker/exchange.py),
 apply to the market's book, check continuity, and hand the top of book to the
 window aggregator, plus a depth sample (OrderBook.band_depths) on the first tick
-of each exchange second per market. It never reads the clock and never does I/O;
-what it wants to send (pongs, resubscriptions) is queued in its
-`SubscriptionPacer`, and the glue sends `drain(now)` when `on_frame` returns True.
+of each exchange second per market. It never does I/O, and reads the clock (when
+given one) only on the first book frame of each exchange second: that reading bounds
+how far ahead a stamp may be, and is a sample of the feed's lag (tracker/feedtime.py).
+What it wants to send (pongs, resubscriptions) is queued in its `SubscriptionPacer`,
+and the glue sends `drain(now)` when `on_frame` returns True.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from typing import TYPE_CHECKING
 
 from . import protocol
 from .aggregator import WindowAggregator
+from .feedtime import MAX_CLOCK_AHEAD_MS, FeedLag
 from .orderbook import OrderBook
 from .pacing import SubscriptionPacer
-from .ports import Log, no_log
+from .ports import Clock, Log, no_log
 from .protocol import BookFrame, MalformedFrame
 
 if TYPE_CHECKING:
@@ -28,6 +31,8 @@ if TYPE_CHECKING:
 
 # Malformed frames are logged one by one at first, then only every Nth.
 MALFORMED_LOG_EVERY = 100
+# Frames stamped too far ahead are logged at most once per this much of our clock.
+CLOCK_AHEAD_LOG_EVERY_MS = 60_000
 
 
 @dataclass
@@ -43,6 +48,10 @@ class FeedCounters:
     errors: int = 0  # error frames from the exchange
     unknown_market: int = 0
     skipped: int = 0  # binary messages of templates the tracker does not use (Paradex)
+    future_frames: int = 0  # stamped more than MAX_CLOCK_AHEAD_MS ahead of our clock: placed at our clock
+    # Updates whose tick came after their window was closed (its end lost to the feed's
+    # lag). Not snapshots: a snapshot may carry its book's last change (Paradex), long past.
+    dropped_late: int = 0
     gaps_by_market: dict[int, int] = field(default_factory=dict)
 
 
@@ -55,6 +64,8 @@ class BookFeed:
         log: Log = no_log,
         wire: Wire | None = None,
         label: str = "Lighter",
+        clock: Clock | None = None,
+        lag: FeedLag | None = None,
     ) -> None:
         self.books: dict[int, OrderBook] = {m: OrderBook(m) for m in market_ids}
         self.aggregator = aggregator
@@ -66,6 +77,14 @@ class BookFeed:
         self.connected = False
         self.last_timestamp: int | None = None  # exchange ms of the newest book frame
         self._log = log
+        # The clock, read on the first book frame of each exchange second (None: never,
+        # and no stamp is bounded: the pure feed of the unit tests and benchmarks).
+        self._clock = clock
+        self.lag = lag if lag is not None else FeedLag()
+        self._second = -1  # the exchange second of the latest book frame
+        self._now = 0  # our clock when that second began
+        self._ahead_limit: float = float("inf")  # stamps from here on are too far ahead
+        self._ahead_logged_at: int | None = None
         # The aggregator's market -> second of the latest depth sample (it outlives this
         # connection). Every market has an entry (-1: none yet) so the hot path can
         # index it instead of calling .get().
@@ -118,13 +137,21 @@ class BookFeed:
 
     def _on_book(self, frame: BookFrame) -> bool:
         market_id = frame.market_id
+        ts = frame.timestamp
+        second = ts // 1000
+        if second != self._second:  # the first frame of an exchange second: read the clock
+            self._second = second
+            if self._clock is not None:
+                self._read_clock(ts, frame.is_snapshot)
+        if ts >= self._ahead_limit:
+            ts = self._clamp(market_id, ts)
+            second = ts // 1000
         book = self.books.get(market_id)
         if book is None:
             if frame.is_snapshot and self.pacer.awaits_answer(market_id):
                 return self.pacer.ack(market_id)  # removed while subscribing: unsubscribe now
             self.counters.unknown_market += 1
             return False
-        ts = frame.timestamp
         self.last_timestamp = ts
         wake = False
         if frame.is_snapshot:
@@ -138,7 +165,7 @@ class BookFeed:
             was_valid = book.valid
             if not book.apply_update(frame.bids, frame.asks, frame.begin_nonce, frame.nonce):
                 if was_valid:  # a fresh gap; while invalid we just wait for the snapshot
-                    self._gap(book, frame)
+                    self._gap(book, ts, frame.begin_nonce)
                     return True
                 return False
         bid_prices = book.bid_prices
@@ -147,10 +174,11 @@ class BookFeed:
             bid = bid_prices[-1]
             ask = ask_prices[0]
             if bid < ask:
-                self.aggregator.add_tick(market_id, ts, bid, book.bids[bid], ask, book.asks[ask])
+                late = self.aggregator.add_tick(market_id, ts, bid, book.bids[bid], ask, book.asks[ask])
+                if late and not frame.is_snapshot:
+                    self.counters.dropped_late += 1
                 # Depth is sampled on the first tick of each exchange second: the
-                # per-message cost is one division and one dict lookup.
-                second = ts // 1000
+                # per-message cost is one dict lookup.
                 if self._sample_seconds[market_id] != second:
                     self._sample_seconds[market_id] = second
                     self.counters.depth_samples += 1
@@ -162,18 +190,46 @@ class BookFeed:
         self.aggregator.invalidate(market_id, ts)
         return wake
 
-    def _gap(self, book: OrderBook, frame: BookFrame) -> None:
+    def _gap(self, book: OrderBook, ts: int, begin_nonce: int) -> None:
         counters = self.counters
         counters.gaps += 1
         counters.gaps_by_market[book.market_id] = counters.gaps_by_market.get(book.market_id, 0) + 1
-        self.aggregator.invalidate(book.market_id, frame.timestamp)
+        self.aggregator.invalidate(book.market_id, ts)
         self.pacer.resubscribe(book.market_id)
         self._log(
             "warn",
             self.label,
             "gap",
-            f"{self.wire.describe_gap(book.market_id, book.nonce, frame.begin_nonce)}; book dropped, resubscribing",
+            f"{self.wire.describe_gap(book.market_id, book.nonce, begin_nonce)}; book dropped, resubscribing",
         )
+
+    # -- the exchange's clock against ours ----------------------------------------------
+
+    def _read_clock(self, ts: int, snapshot: bool) -> None:
+        now = self._clock.now_ms()
+        self._now = now
+        self._ahead_limit = now + MAX_CLOCK_AHEAD_MS
+        if not snapshot:  # a snapshot may carry its book's last change (Paradex), not its send time
+            self.lag.add(now, now - ts)
+
+    def _clamp(self, market_id: int, ts: int) -> int:
+        """A frame stamped more than MAX_CLOCK_AHEAD_MS ahead of our clock: its stamp is
+        wrong, not the frame (it was applied in nonce order like any other), so it is
+        placed at our clock when its second began. It keeps its tick, its depth sample
+        and its place in the book's time line, and a wild stamp can neither open a
+        window in the future nor move `flushed_until` out of the clock's reach. An
+        exchange whose clock runs that far ahead thus loses nothing: its windows are
+        placed by our clock instead (and `futureFrames` says so)."""
+        counters = self.counters
+        counters.future_frames += 1
+        now = self._now
+        if self._ahead_logged_at is None or now - self._ahead_logged_at >= CLOCK_AHEAD_LOG_EVERY_MS:
+            self._ahead_logged_at = now
+            self._log("warn", self.label, "clock_ahead",
+                      f"frame of market {market_id} stamped {(ts - now) / 1000:.1f}s ahead of the tracker's "
+                      f"clock: placed at the tracker's time ({counters.future_frames} such frame(s) "
+                      f"on this connection)")
+        return now
 
     # -- everything else ---------------------------------------------------------------
 

@@ -1,9 +1,11 @@
 """Is the tracker healthy? A verdict over the shards' stats, for GET /api/health.
 
 Pure: it gets each shard's stats (what the tracker objects report) and the
-clock, and says "idle" (tracking is off), "ok", "stale" (connected, but no frame
-for longer than STALE_FEED_SECONDS), "storage" (windows are piling up because D1
-writes keep failing) or "down" (not connected).
+clock, and says "idle" (tracking is off), "ok", "degraded" (the feed runs, but
+frames came after their window was written in the last minute: the feed lags more
+than windows wait, and the end of windows is being lost), "storage" (windows are
+piling up because D1 writes keep failing), "stale" (connected, but no frame for
+longer than STALE_FEED_SECONDS) or "down" (not connected).
 
 Freshness is `now - lastMessageAt`, where lastMessageAt is the exchange's own
 timestamp of the newest frame: comparing it with our clock is fine because the
@@ -15,8 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-# The worst status among shards wins.
-_RANK = {"idle": 0, "ok": 1, "storage": 2, "stale": 3, "down": 4}
+from .feedtime import MAX_FEED_LAG_MS
+
+# The worst status among shards wins. `degraded` is below `storage`: data is being
+# lost in part (the end of windows), not all of it at risk.
+_RANK = {"idle": 0, "ok": 1, "degraded": 2, "storage": 3, "stale": 4, "down": 5}
 # One window can wait for the next alarm after a passing D1 error; more means D1
 # has failed at least twice in a row and data is at risk.
 PENDING_WINDOWS_LIMIT = 2
@@ -29,7 +34,26 @@ def rank(status: str) -> int:
 
 
 def shard_health(stats: dict, now_ms: int, stale_ms: int, tracking: bool) -> dict:
-    """One shard's verdict: {"shard", "status", "reason", ...the signals used}."""
+    """One shard's verdict: {"shard", "status", "reason", ...the signals used}. Any
+    verdict that would be ok (a start still connecting included) is `degraded` while
+    frames are being dropped as late."""
+    verdict = _verdict(stats, now_ms, stale_ms, tracking)
+    late = verdict["lateLastMinute"]
+    if verdict["status"] != "ok" or not late:
+        return verdict
+    # The feed lags more than windows wait: the end of windows is being lost.
+    lag = verdict["feedLagMs"]
+    lagging = f"the feed lags {lag / 1000:.1f}s" if lag is not None else "the feed lags"
+    return {
+        **verdict,
+        "status": "degraded",
+        "reason": f"{late} frame(s) dropped as late in the last minute: {lagging}, windows wait "
+                  f"{(stats.get('closeDelayMs') or 0) / 1000:.1f}s for it beyond FLUSH_GRACE_MS "
+                  f"(at most {MAX_FEED_LAG_MS / 1000:.0f}s)",
+    }
+
+
+def _verdict(stats: dict, now_ms: int, stale_ms: int, tracking: bool) -> dict:
     verdict = {
         "shard": stats.get("shard", 0),
         "connected": bool(stats.get("connected")),
@@ -37,6 +61,8 @@ def shard_health(stats: dict, now_ms: int, stale_ms: int, tracking: bool) -> dic
         "ageMs": None,
         "reconnectAt": stats.get("reconnectAt"),
         "lastError": stats.get("lastError"),
+        "feedLagMs": stats.get("feedLagMs"),
+        "lateLastMinute": stats.get("lateLastMinute") or 0,
     }
     if "failed" in stats:  # the tracker object itself failing is the worst health there is
         # The failure's text stays in the logs (runtime/shards.py logs it), not in answers.

@@ -52,6 +52,7 @@ from .directory import STORAGE_KEY as MARKETS_KEY
 from .directory import MarketDirectory
 from .exchange import LIGHTER, Exchange
 from .feed import BookFeed
+from .feedtime import MAX_FEED_LAG_MS, FeedLag, RecentCount
 from .markets import MarketListError
 from .memory import state_report
 from .outbox import Outbox
@@ -62,7 +63,7 @@ from .stats import ShardStats
 
 STATE_KEY = "tracker-state"
 # Per-connection counters that add up into the run's totals (same names in both).
-FEED_COUNTERS = ("messages", "gaps", "malformed", "errors", "crossed", "one_sided")
+FEED_COUNTERS = ("messages", "gaps", "malformed", "errors", "crossed", "one_sided", "future_frames", "dropped_late")
 # While the outbox holds a backlog and D1 answers, drain it this often.
 DRAIN_EVERY_MS = 1_000
 # After a failed D1 write, retry after 2 s, 4 s, ... at most 30 s.
@@ -132,6 +133,9 @@ class ShardTracker:
         # What the last stats row sent to D1 reported (None: unknown): `_stats_rows`.
         self._frontier_sent: tuple | None = None
         self._lanes: dict[str, asyncio.Future] = {}  # lane -> its task (see the module doc)
+        self.lag = FeedLag()  # arrival - stamp of the feed's frames, across connections
+        self.recent_late = RecentCount()  # frames dropped as late, over about the last minute
+        self._late_logged_at: int | None = None
 
     # =====================================================================================
     # Hooks
@@ -193,7 +197,7 @@ class ShardTracker:
             closed = aggregator.close_all(self.ports.clock.now_ms(), self._symbols())
             state.flushed_until = max(state.flushed_until, aggregator.flushed_until)
             state.totals.late_frames += aggregator.late_frames
-            state.totals.windows_lost += aggregator.dropped_windows
+            self._record_given_up(aggregator)
             await self._stash(closed)
         else:
             if was_tracking:  # a fresh object stopped before it resumed
@@ -332,7 +336,11 @@ class ShardTracker:
     def _record_unmeasured(self, now: int) -> None:
         state = self.state
         window_ms = self.config.window_ms
-        resume_from = now - now % window_ms + window_ms
+        # The window after the one in progress: by the exchange's stamps, which the
+        # previous instance saw run this far ahead of our clock (its frames of that
+        # window went with it).
+        stamps_now = now + state.clock_ahead_ms
+        resume_from = stamps_now - stamps_now % window_ms + window_ms
         lost = state.record_lost(state.flushed_until, resume_from, window_ms)
         if lost:
             self.log("warn", "Aggregator", "windows_lost",
@@ -463,9 +471,43 @@ class ShardTracker:
     async def _close_windows(self, now: int) -> None:
         if self.aggregator is None:
             return
-        closed = self.aggregator.close_until(now - self.config.flush_grace_ms, self._symbols())
+        closed = self.aggregator.close_until(now - self._close_wait(now), self._symbols())
         self.state.flushed_until = max(self.state.flushed_until, self.aggregator.flushed_until)
+        self.state.clock_ahead_ms = self.lag.ahead(now)  # saved with the windows just closed
+        self._record_given_up(self.aggregator)
+        self._report_late(now)
         await self._stash(closed)
+
+    def _record_given_up(self, aggregator: WindowAggregator) -> None:
+        """Windows the aggregator gave up while alarms stalled (more than
+        MAX_OPEN_WINDOWS open) are lost: recorded with their range in the state the
+        caller's next write saves, the same write that moves flushed_until past them."""
+        given_up, aggregator.given_up = aggregator.given_up, []
+        window_ms = self.config.window_ms
+        for start in given_up:
+            self.state.record_lost(start, start + window_ms, window_ms)
+        if given_up:
+            self.log("warn", "Aggregator", "windows_lost",
+                     f"no alarm closed windows for a while: gave up {len(given_up)} open window(s) "
+                     f"(from {given_up[0]}), recorded lost")
+
+    def _close_wait(self, now: int) -> int:
+        """How long after its end a window closes: FLUSH_GRACE_MS, plus the feed's lag
+        (a delivery delay or an exchange clock behind ours) up to MAX_FEED_LAG_MS."""
+        return self.config.flush_grace_ms + self.lag.close_delay(now)
+
+    def _report_late(self, now: int) -> None:
+        """Frames dropped as late in the last minute: logged at most once a minute."""
+        late = self.recent_late.observe(now, self._count("dropped_late"))
+        if not late or (self._late_logged_at is not None and now - self._late_logged_at < 60_000):
+            return
+        self._late_logged_at = now
+        lag = self.lag.estimate(now)
+        said = "unknown" if lag is None else f"{lag / 1000:.1f}s"
+        self.log("warn", "Aggregator", "late_frames",
+                 f"{late} frame(s) in the last minute came after their window was written: the feed lags "
+                 f"{said}, windows wait {self.lag.close_delay(now) / 1000:.1f}s for it beyond FLUSH_GRACE_MS "
+                 f"(at most {MAX_FEED_LAG_MS / 1000:.0f}s)")
 
     async def _stash(self, closed) -> None:
         """Closed windows into the outbox, in one transaction with the state that
@@ -567,17 +609,20 @@ class ShardTracker:
                 due.append(self.directory.next_refresh_at())
         failures = self.outbox.failures_in_a_row  # D1 batches failed in a row (the stats row's too)
         backoff = min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** min(max(failures, 1) - 1, 10))
-        if self._d1_owed() and d1_busy:
-            # Should this instance be evicted before the lane ends, an alarm must still
-            # come for what D1 owes (seed 500): by then the lane's call has passed its
-            # deadline at the latest.
-            due.append(now + self.deadlines.d1_ms)
-        elif self.outbox.windows:
-            due.append(now + (DRAIN_EVERY_MS if not failures else backoff))
-        elif self.rollup is not None and self.rollup.pending:
-            due.append(now + ROLLUP_RETRY_MS)
-        elif self._d1_owed():  # a stopped shard's stats row
-            due.append(now + backoff)
+        if self._d1_owed():
+            if d1_busy:
+                # Should this instance be evicted before the lane ends, an alarm must still
+                # come for what D1 owes (seed 500): by then the lane's call has passed its
+                # deadline at the latest.
+                due.append(now + self.deadlines.d1_ms)
+            elif failures:  # D1 refused the last batch: back off, whatever is owed
+                due.append(now + backoff)
+            elif self.outbox.windows:
+                due.append(now + DRAIN_EVERY_MS)
+            elif self.rollup is not None and self.rollup.pending:
+                due.append(now + ROLLUP_RETRY_MS)
+            else:  # a stopped shard's stats row
+                due.append(now + backoff)
         due = [d for d in due if d is not None]
         if due:
             await self.ports.storage.set_alarm(max(min(due), now + 50))
@@ -589,10 +634,13 @@ class ShardTracker:
         self.ports.spawn(self._schedule(), "reschedule")
 
     def _next_window_alarm(self, now: int) -> int:
-        """The next `window boundary + grace` after now: when the window just ended closes."""
-        window_ms, grace = self.config.window_ms, self.config.flush_grace_ms
-        since = now - grace
-        return since - since % window_ms + window_ms + grace
+        """When the oldest window not closed yet closes: its end + `_close_wait` (the
+        grace and the feed's lag). Counted from what is closed, not from `now`: a lane
+        that reschedules just after a window's close point, before the alarm closed it,
+        must not push that window's close a whole window later."""
+        closed = self.aggregator.flushed_until if self.aggregator is not None else self.state.flushed_until
+        oldest_end = closed - closed % self.config.window_ms + self.config.window_ms
+        return oldest_end + self._close_wait(now)
 
     # =====================================================================================
     # State
@@ -636,6 +684,7 @@ class ShardTracker:
                 self.exchange.budget(self._shards()), config.stale_feed_ms,
                 wake=self._wake, on_drop=self._fold_counters, rng=self.rng,
                 exchange=self.exchange, new_wire=lambda: self.exchange.new_wire(self.config, self._symbols()),
+                lag=self.lag,
             )
             if self.state is not None:  # what a previous instance sent still counts
                 self.connection.sent_at.extend(sorted(self.state.sent_at))
@@ -737,9 +786,13 @@ class ShardTracker:
             crossed=self._count("crossed"),
             one_sided=self._count("one_sided"),
             late_frames=totals.late_frames + (aggregator.late_frames if aggregator else 0),
+            late_last_minute=self.recent_late.observe(now, self._count("dropped_late")),
+            future_frames=self._count("future_frames"),
+            feed_lag_ms=self.lag.estimate(now),
+            close_delay_ms=self.lag.close_delay(now) if aggregator is not None else 0,
             flush_failures=totals.flush_failures,
             windows_flushed=totals.windows_flushed,
-            windows_lost=totals.windows_lost + (aggregator.dropped_windows if aggregator else 0),
+            windows_lost=totals.windows_lost + (len(aggregator.given_up) if aggregator else 0),
             lost_ranges=list(state.lost_ranges),
             rows_written=totals.rows_written,
             pending_windows=self.outbox.windows,

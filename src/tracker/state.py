@@ -27,6 +27,8 @@ class Totals:
     markets_added: int = 0  # listed while tracking ran, then subscribed
     markets_removed: int = 0  # delisted while tracking ran, then unsubscribed
     alarm_errors: int = 0  # steps of an alarm that raised (logged; the alarm carried on)
+    future_frames: int = 0  # stamped too far ahead of our clock: placed at our clock
+    dropped_late: int = 0  # updates that came after their window was written (the feed's lag)
 
 
 @dataclass
@@ -38,6 +40,9 @@ class TrackerState:
     tracking: bool = False
     started_at: int | None = None  # ms
     flushed_until: int = 0  # end of the newest window handed to D1 (ms)
+    # How far ahead of our clock the feed's stamps ran lately (tracker/feedtime.py): an
+    # instance resumed after an eviction measures from the window after the stamps'.
+    clock_ahead_ms: int = 0
     minutes_rolled_until: int = 0  # end of the newest minute rolled up (ms)
     # Minutes a previous run still owes ([shards, since, until]): its outbox drained
     # after a new start; they are rolled with that run's split of markets.

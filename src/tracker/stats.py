@@ -47,6 +47,14 @@ class ShardStats:
     crossed: int = _f(0, "sum", None, "frames after which the book was crossed")
     one_sided: int = _f(0, "sum", None, "frames after which a side was empty")
     late_frames: int = _f(0, "sum", "late_frames", "frames for an already closed window")
+    late_last_minute: int = _f(0, "sum", None, "updates dropped in about the last minute because their window "
+                               "was already written (the feed lags more than windows wait): health says degraded")
+    future_frames: int = _f(0, "sum", None, "frames stamped more than 15 s ahead of the tracker's clock, "
+                            "placed at the tracker's clock instead")
+    feed_lag_ms: int | None = _f(None, "max", None, "how far the exchange's stamps trail the tracker's clock on "
+                                 "arrival, over the last minute (95th percentile; negative: its clock is ahead)")
+    close_delay_ms: int = _f(0, "max", None, "how much longer than FLUSH_GRACE_MS windows wait for the feed's "
+                             "lag (at most 10000)")
     flush_failures: int = _f(0, "sum", "flush_failures", "failed D1 writes (retried)")
     windows_flushed: int = _f(0, "sum", "windows_flushed", "windows written to D1")
     windows_lost: int = _f(0, "sum", "windows_lost", "windows that could not be measured")

@@ -30,6 +30,7 @@ from pathlib import Path
 from d1sqlite import D1Sqlite
 from tracker import sql
 from tracker.ports import D1_BATCH_STATEMENTS, storage_calls
+from tracker.feedtime import MAX_CLOCK_AHEAD_MS
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = (ROOT / "schema.sql").read_text()
@@ -122,6 +123,8 @@ class SimD1:
         self.writes: dict[tuple[str, int, int], tuple] = {}  # (table, market, ts) -> window row values written
         self.rewrites_differing: list[str] = []
         self.prune_violations: list[str] = []
+        # Window rows written for a window starting after the clock + MAX_CLOCK_AHEAD_MS.
+        self.future_rows: list[str] = []
         self.on_batch = None  # hook: called with the statements as a batch starts
         self.pruned: set[tuple[str, int, int]] = set()  # (table, market, ts) of windows pruned
         # Every window row a batch touches is noted by a trigger (SQLite's own account of
@@ -194,6 +197,10 @@ class SimD1:
             key = (table, market, ts)
             found = self.rows(f"SELECT * FROM {table} WHERE market_index = ? AND timestamp = ?", market, ts)
             if found:
+                now = self.loop.now_ms()
+                if ts > now + MAX_CLOCK_AHEAD_MS:
+                    self.future_rows.append(f"{table}: window {market}@{ts} written at {now}, "
+                                            f"{(ts - now) / 1000:.0f}s ahead of the clock")
                 values = tuple(found[0].values())
                 old = self.writes.get(key)
                 if old is not None and old != values:

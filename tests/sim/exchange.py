@@ -14,15 +14,22 @@ been sent nothing for the stale period).
 shape of Lighter's, built by the reference model's `book_frame`, so the tracker's
 real parser handles them), its per-IP limits and its malformed frames.
 
+The exchange's clock (`clock_ms`) can run ahead of or behind the world's
+(`clock_offset_ms`), every frame can take a while to arrive (`delay_ms`, drawn per
+frame; a connection still delivers in order), and a market's next book frame can be
+stamped far off (`shift_next`: a clock fault of one frame).
+
 Trace: every frame handed to a tracker's socket handler is appended to `trace`, in
 delivery order, with the connection it arrived on; the reference model recomputes
 the expected windows from the trace alone:
 
-    ("frame", shard, conn, payload)   Lighter: the frame's JSON text; Paradex: what
-                                      the frame says (paradex.py), None if not a book
+    ("frame", shard, conn, payload, at)   Lighter: the frame's JSON text; Paradex: what
+                                      the frame says (paradex.py), None if not a book;
+                                      `at`: the world's clock when it was handed over
     ("end", shard, conn, ms)          the connection ended (either side)
     ("from", shard, ms)               the shard measures from this window on (world.py)
-    ("flush", shard, ms)              the shard closes every window ending at or before ms
+    ("flush", shard, ms, at)          the shard closes every window ending at or before ms
+                                      (the boundary its aggregator was given: world.py), at `at`
     ("delisted", None, market, ms)    the exchange stops the market's book (frames already
                                       on their way still arrive, the tracker may drop them)
 """
@@ -66,6 +73,7 @@ class Conn:
     deliver_at: int = 0  # FIFO: nothing is delivered before the previous delivery
     act_at: int = 0  # FIFO the other way: client messages are acted on in order
     silenced: bool = False  # a stall: book frames are not sent to it
+    client_closed: bool = False  # the tracker closed it: no on_down follows (runtime/feed_socket.py)
     created_ms: int = 0
     sent_ms: int = 0  # when the exchange last sent it something
     delivered_ms: int = 0  # when its handler last got a frame
@@ -121,6 +129,17 @@ class SimVenue:
         self.connections_made = 0
         self.stale_ms: int | None = None  # the trackers' STALE_FEED_SECONDS (the world sets it)
         self.early_stale_closes: list[str] = []  # connections closed as stale that were not
+        self.clock_offset_ms = 0  # the exchange's clock minus the world's (its stamps)
+        self.delay_ms = (5, 400)  # how long a frame takes to arrive (drawn per frame)
+        self.shift_next: dict[int, int] = {}  # market -> ms added to the stamp of its next book frame
+
+    def clock_ms(self) -> int:
+        """The exchange's own clock: what it stamps its frames with."""
+        return self.loop.now_ms() + self.clock_offset_ms
+
+    def stamp(self, m: int) -> int:
+        """The stamp of market m's next book frame (a one-off shift, if one is set)."""
+        return self.clock_ms() + self.shift_next.pop(m, 0)
 
     def _violation(self, kind: str, detail: str) -> None:
         self.refusals[kind] += 1
@@ -180,14 +199,14 @@ class SimVenue:
         """Send `data` (what the tracker's handler gets) on `conn`; `payload` is what the
         trace records of it; `snapshot_of`: the market whose snapshot this is."""
         now = self.loop.now_ms()
-        at = max(conn.deliver_at + 1, now + self.rng.randint(5, 400))
+        at = max(conn.deliver_at + 1, now + self.rng.randint(*self.delay_ms))
         conn.deliver_at = at
         conn.sent_ms = now
 
         def deliver() -> None:
             if conn.closed or not conn.alive():
                 return
-            self.trace.append(("frame", conn.shard, conn.id, payload))
+            self.trace.append(("frame", conn.shard, conn.id, payload, self.loop.now_ms()))
             conn.delivered_ms = self.loop.now_ms()
             if payload != "heartbeat":
                 conn.delivered_data_ms = conn.delivered_ms
@@ -207,6 +226,7 @@ class SimVenue:
         raise NotImplementedError
 
     def closed_by_client(self, conn: Conn, code: int, reason: str) -> None:
+        conn.client_closed = True
         if code == 4000 and not conn.closed and self.stale_ms is not None:
             # The tracker's watchdog: stale only after stale_ms without any frame.
             now = self.loop.now_ms()
@@ -231,7 +251,10 @@ class SimVenue:
             at = max(conn.deliver_at, self.loop.now_ms() + 1)
 
             def down() -> None:
-                if conn.alive():
+                # Not after the tracker closed it itself (its stale watchdog, say, while
+                # this notice waited behind a delivery delay): the runtime's socket
+                # unhooks its handlers on close.
+                if conn.alive() and not conn.client_closed:
                     conn.on_down(why)
 
             self.loop.at_ms(at, down)
@@ -357,7 +380,7 @@ class SimLighter(SimVenue):
         if skip or not targets:
             return
         kw = {"bids": changes} if side == "bids" else {"asks": changes}
-        text = ref.book_frame(m, ts_ms=self.loop.now_ms(), nonce=book.nonce, begin_nonce=begin, **kw)
+        text = ref.book_frame(m, ts_ms=self.stamp(m), nonce=book.nonce, begin_nonce=begin, **kw)
         for conn in targets:
             self._deliver(conn, text, text)
 
@@ -367,7 +390,7 @@ class SimLighter(SimVenue):
             return
         del conn.in_flight[m]
         conn.subscribed.add(m)
-        text = ref.book_frame(m, ts_ms=self.loop.now_ms(), nonce=book.nonce, snapshot=True,
+        text = ref.book_frame(m, ts_ms=self.clock_ms(), nonce=book.nonce, snapshot=True,
                               bids=list(book.bids.items()), asks=list(book.asks.items()))
         self._deliver(conn, text, text, snapshot_of=m)
 

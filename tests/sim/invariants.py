@@ -41,6 +41,17 @@ exchange the world ran (Lighter, Paradex or both), on that exchange's own tables
    the shortest retention (1 h). An hour row pruned by its own retention is not missed.
 12. No alarm invocation takes more than a few seconds (world.ALARM_DUE_MS): it awaits
     only the object's storage; what waits on REST, D1 or the webhook runs beside it.
+13. With a delivery delay and clock offset within the bound (the most a frame
+    trails the world's clock <= MAX_FEED_LAG_MS), no update is dropped as late: no
+    window loses its end (the reference says which updates came after their window
+    was closed; frames stamped far in the past on purpose are not judged).
+14. Health is not ok while frames are being dropped as late: every /api/health
+    probe (world.py, every 10 s) within 55 s after a shard dropped an update as late
+    says otherwise, unless a start/stop or that shard's eviction came in between.
+15. No window row is ever written for a window starting after the world's clock +
+    MAX_CLOCK_AHEAD_MS.
+16. No saved state has flushed_until beyond the world's clock + MAX_CLOCK_AHEAD_MS
+    + one window.
 """
 
 from __future__ import annotations
@@ -48,9 +59,11 @@ from __future__ import annotations
 import json
 from decimal import Decimal, InvalidOperation
 from itertools import combinations
+from typing import NamedTuple
 
 import reference_model as ref
 
+from tracker.feedtime import MAX_CLOCK_AHEAD_MS, MAX_FEED_LAG_MS
 from tracker.outbox import INDEX_KEY
 from tracker.shard import STATE_KEY
 
@@ -101,14 +114,29 @@ def _paradex_book(payload):
 BOOK_READERS = {"lighter": _lighter_book, "paradex": _paradex_book}
 
 
-def reference_windows(trace: list[tuple], read=_lighter_book):
+class Reference(NamedTuple):
+    expected: dict[int, dict]  # shard -> (market, window start) -> the row
+    ambiguous: set[tuple[int, int]]  # (market, window start): covered time not judged
+    unsure: set[tuple[int, int]]  # (market, window start): not judged at all
+    late: list[tuple[int, int, int, int]]  # (shard, arrival, market, stamp) of updates dropped as late
+
+
+def reference_windows(trace: list[tuple], read=_lighter_book) -> Reference:
     """Per shard: (market, window start) -> the row the reference expects; the
     windows whose covered time is ambiguous: between a connection's last frame and
     the moment its end was noticed (the tracker cannot know whether a silent book
     stood; it credits time up to each window it closes meanwhile); and the windows
     the reference cannot tell: those of frames of a
     delisted market delivered after the exchange stopped it (the tracker drops them
-    once its refresh has seen the delisting, which may come first)."""
+    once its refresh has seen the delisting, which may come first).
+
+    A frame stamped MAX_CLOCK_AHEAD_MS or more after the world's clock, as read when
+    its exchange second began on its connection (the first book frame of each
+    second), is placed at that reading (tracker/feedtime.py).
+
+    `late`: the updates (not snapshots: Paradex stamps those with the book's last
+    change) after which the book had a top, stamped in a window the shard had measured
+    and already closed when they arrived: the frames a lagging feed loses."""
     events: dict[int, list] = {}
     unsure: set[tuple[int, int]] = set()
     stopped: set[int] = set()
@@ -116,8 +144,18 @@ def reference_windows(trace: list[tuple], read=_lighter_book):
     books: dict[tuple[int, int], ref.NaiveBook] = {}
     last_ts: dict[int, int] = {}
     seen: dict[int, set[int]] = {}
+    clocks: dict[int, list[int]] = {}  # conn -> [exchange second, world clock then, limit]
+    measuring: dict[int, list[int]] = {}  # shard -> [measuring from, closed until]
+    late: list[tuple[int, int, int, int]] = []
+
     def add(stream: list, shard: int, event: ref.Event) -> None:
         stream.append(event)
+
+    def placed(conn: int, ts: int, at: int) -> int:
+        clock = clocks.setdefault(conn, [-1, 0, 0])
+        if ts // 1000 != clock[0]:
+            clock[:] = [ts // 1000, at, at + MAX_CLOCK_AHEAD_MS]
+        return clock[1] if ts >= clock[2] else ts
 
     for entry in trace:
         kind, shard = entry[0], entry[1]
@@ -131,6 +169,7 @@ def reference_windows(trace: list[tuple], read=_lighter_book):
             if frame is None:
                 continue
             market, ts, snapshot, nonce, begin, bids, asks = frame
+            ts = placed(conn, ts, entry[4])
             if market in stopped:
                 unsure.add((market, ts - ts % WINDOW_MS))
             book = books.setdefault((conn, market), ref.NaiveBook())
@@ -138,7 +177,11 @@ def reference_windows(trace: list[tuple], read=_lighter_book):
                 book.snapshot(bids, asks, nonce)
             else:
                 book.update(bids, asks, begin, nonce)
-            add(stream, shard, book.top_event(market, ts))
+            event = book.top_event(market, ts)
+            add(stream, shard, event)
+            since, closed = measuring.get(shard, (0, 0))
+            if event.kind == "tick" and not snapshot and since <= ts < closed:
+                late.append((shard, entry[4], market, ts))
             last_ts[conn] = ts
             seen.setdefault(conn, set()).add(market)
         elif kind == "end":
@@ -151,8 +194,11 @@ def reference_windows(trace: list[tuple], read=_lighter_book):
                     ambiguous.update((m, start) for m in seen.get(conn, ()))
         elif kind in ("from", "flush"):  # measuring from / windows closed until (floored to a window)
             stream.append(ref.Event(-1, entry[2], "flush"))
+            boundary = entry[2] - entry[2] % WINDOW_MS
+            since, closed = measuring.get(shard, (0, 0))
+            measuring[shard] = [boundary if kind == "from" else since, max(closed, boundary)]
     expected = {shard: ref.expected_windows(stream, WINDOW_MS) for shard, stream in events.items()}
-    return expected, ambiguous, unsure
+    return Reference(expected, ambiguous, unsure, late)
 
 
 def check(world) -> list[str]:
@@ -198,7 +244,8 @@ def check_venue(world, venue) -> list[str]:
     def in_lost(shard: int, start: int) -> bool:
         return any(a <= start < b for a, b in lost.get(shard, ()))
 
-    expected, ambiguous, unsure = reference_windows(ex.trace, BOOK_READERS[venue.name])
+    reference = reference_windows(ex.trace, BOOK_READERS[venue.name])
+    expected, ambiguous, unsure = reference.expected, reference.ambiguous, reference.unsure
     columns = _columns(d1, snapshots)
     written = {(k[1], k[2]): dict(zip(columns, vals)) for k, vals in d1.writes.items() if k[0] == snapshots}
     delisted_last: set[tuple[int, int]] = set()
@@ -234,6 +281,9 @@ def check_venue(world, venue) -> list[str]:
         if not 0 <= row["covered_ms"] <= row["window_ms"]:
             v.append(f"{say}window {key} covers {row['covered_ms']} ms of {row['window_ms']}")
     v += [f"{say}{line}" for line in d1.rewrites_differing if f"'{snapshots}'" in line][:3]
+
+    # 11-14. the exchange's clock against ours
+    v += check_timing(world, venue, reference.late)
 
     # 4. minutes
     minutes = {(r["market_index"], r["timestamp"]): r for r in d1.rows(f"SELECT * FROM {minutes_table}")}
@@ -316,6 +366,58 @@ def check_hours(world, venue, say: str = "") -> list[str]:
         if hour >= end - config.minute_retention_ms:
             v.append(f"{say}hour {market}@{hour} in D1 but it has no minutes")
     return v[:5]
+def check_timing(world, venue, late: list[tuple[int, int, int, int]]) -> list[str]:
+    """13. With a steady lag within the bound no window loses its end; 14. health is not
+    ok while frames are being dropped as late; 15. no window row starts beyond the clock
+    + MAX_CLOCK_AHEAD_MS when written; 16. flushed_until never exceeds the clock +
+    MAX_CLOCK_AHEAD_MS + a window."""
+    v: list[str] = []
+    say = "" if venue.name == "lighter" else f"{venue.name}: "
+    timing = venue.plan.timing
+    own_lag = timing.delay_ms[1] - timing.offset_ms  # the most a frame of this exchange trails our clock
+    if own_lag <= MAX_FEED_LAG_MS:
+        # Not judged: a frame stamped far in the past on purpose (a `stamp` event).
+        lagged = [(shard, at, m, ts) for shard, at, m, ts in late if at - ts <= own_lag]
+        if lagged:
+            shard, at, m, ts = lagged[0]
+            v.append(f"{say}{len(lagged)} update(s) dropped as late with a lag of at most {own_lag} ms, within "
+                     f"the bound (first: market {m} stamped {ts}, arrived {at} on shard {shard})")
+    d1_lines = [line for line in world.d1.future_rows if line.startswith(TABLES[venue.name][1])]
+    v += [f"{say}{line}" for line in d1_lines[:3]]
+    v += [f"{say}{line}" for line in venue.beyond_reach[:3]]
+    v += [f"{say}{line}" for line in _healthy_while_dropping(world, venue, late)[:3]]
+    return v
+
+
+# Health counts frames dropped as late over about the last minute (tracker/feedtime.py
+# RecentCount): every probe this soon after a drop must say so.
+LATE_HEALTH_MS = 55_000
+
+
+def _healthy_while_dropping(world, venue, late) -> list[str]:
+    """Probes that said ok (or idle) within LATE_HEALTH_MS after the shard that got a
+    late frame dropped it, while the same instance ran the same run."""
+    out: list[str] = []
+    probes = [(at, status, body) for at, name, status, body in world.health if name == venue.name]
+    controls = venue.control_calls + [t for span in venue.tracking_spans for t in span if t is not None]
+    # When each shard itself stopped or started: a stop's answer can come well after
+    # the shard stopped (it waits for its last flush).
+    own_controls = [(e[0], e[1]) for e in world.logs
+                    if e[6] == venue.name and e[4] in ("tracking_stopped", "tracking_started")]
+    for shard, dropped_at, market, ts in late:
+        for at, status, body in probes:
+            if not dropped_at < at <= dropped_at + LATE_HEALTH_MS:
+                continue
+            if any(dropped_at <= t <= at for t in controls) or \
+                    any(dropped_at <= t <= at and s == shard for t, s in own_controls):
+                break  # a start or stop since: a new run counts afresh
+            if any(dropped_at <= t <= at and s == shard for t, s in venue.life_changes):
+                break  # the instance that dropped it is gone
+            if status == 200 and any(s["shard"] == shard for s in body.get("shards", [])):
+                out.append(f"health said {body['status']} at {at}, after shard {shard} dropped an update of "
+                           f"market {market} stamped {ts} as late at {dropped_at}")
+                break
+    return out
 
 
 def check_separation(world) -> list[str]:

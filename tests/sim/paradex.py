@@ -161,7 +161,7 @@ class SimParadex(SimVenue):
         _, price, tick, _ = SPECS[symbol]
         rng = self.rng
         center = int(Decimal(price) / Decimal(tick)) + rng.randint(-200, 200)
-        book = Book(m, nonce=rng.randint(10**6, 10**10), changed_ms=self.loop.now_ms() - rng.randint(0, 5_000))
+        book = Book(m, nonce=rng.randint(10**6, 10**10), changed_ms=self.clock_ms() - rng.randint(0, 5_000))
         tick_m, step_m = self.units[m]
         t = center
         for _ in range(rng.randint(3, 9)):
@@ -180,7 +180,7 @@ class SimParadex(SimVenue):
             return
         self._schedule_update(m)
         rng = self.rng
-        now = self.loop.now_ms()
+        now = self.clock_ms()  # the exchange's clock: its stamps, and its books' last change
         roll = rng.random()
         if roll < 0.2:  # an empty delta: seq moves, the book does not (an RPI-only change)
             return self._publish(book, now, [], [])
@@ -239,6 +239,7 @@ class SimParadex(SimVenue):
         targets = self._targets(m)
         if not targets:
             return
+        now += self.shift_next.pop(m, 0)  # a clock fault of this one frame, if set
         data = pf.encode_book(ts_us=now * 1000, seq=book.nonce, market=self.symbols[m], bids=bids, asks=asks, raw=True)
         payload = (m, now, False, book.nonce, tuple(bids), tuple(asks))
         if m in self.truncate_next:  # cut short on the way: undecodable, and its seq is lost
@@ -292,7 +293,8 @@ class SimParadex(SimVenue):
                 conn.sent_ms = now  # a stall sends nothing, heartbeats included
             else:
                 self.heartbeat_seq += 1
-                self._deliver(conn, pf.encode_heartbeat(ts_us=now * 1000, seq=self.heartbeat_seq), "heartbeat")
+                self._deliver(conn, pf.encode_heartbeat(ts_us=self.clock_ms() * 1000, seq=self.heartbeat_seq),
+                              "heartbeat")
         self.loop.at_ms(conn.sent_ms + HEARTBEAT_MS, self._heartbeat, conn)
 
     # -- the protocol: JSON-RPC --------------------------------------------------------------
@@ -366,7 +368,7 @@ class SimParadex(SimVenue):
     def malformed(self) -> None:
         """Frames the tracker must count and skip (none consumes a seq)."""
         rng = self.rng
-        now = self.loop.now_ms()
+        now = self.clock_ms()
         for conn in list(self.conns.values()):
             m = self._held_market(conn)
             kind = rng.choice(("garbage", "text", "truncated", "bad level", "schema", "version") if m is not None
@@ -396,7 +398,7 @@ class SimParadex(SimVenue):
     def junk(self) -> None:
         """Frames the tracker reads and ignores: other templates, answers to no request."""
         rng = self.rng
-        now = self.loop.now_ms()
+        now = self.clock_ms()
         for conn in list(self.conns.values()):
             m = self._held_market(conn)
             kind = rng.choice(("bbo", "trade", "summary", "ack", "error") if m is not None

@@ -99,3 +99,28 @@ def test_the_invariants_catch_a_planted_bug(monkeypatch, bug):
             caught.append(seed)
             break
     assert caught, f"no seed of 200 noticed the planted bug {bug!r}"
+
+
+@pytest.mark.parametrize("bug, says", [
+    ("windows_close_without_waiting_for_the_lag", "dropped as late with a lag of at most"),
+    ("health_blind_to_late_frames", "health said"),
+    ("stamps_unbounded_rows", "ahead of the clock"),
+    ("stamps_unbounded_flushed_until", "saved flushed_until"),
+])
+def test_the_timing_invariants_catch_a_planted_bug(monkeypatch, bug, says):
+    """Each invariant on the exchange's clock against ours (invariants.check_timing)
+    reports the bug it exists for: windows that do not wait for a lag within the
+    bound, health that stays ok while frames are dropped as late, and stamps far ahead
+    accepted as they are (a future row, flushed_until out of the clock's reach)."""
+    from tracker import feed, feedtime
+
+    if bug == "windows_close_without_waiting_for_the_lag":
+        monkeypatch.setattr(feedtime.FeedLag, "close_delay", lambda self, now: 0)
+    elif bug == "health_blind_to_late_frames":
+        monkeypatch.setattr(feedtime.RecentCount, "observe", lambda self, now, total: 0)
+    else:
+        monkeypatch.setattr(feed, "MAX_CLOCK_AHEAD_MS", 10**15)
+    for seed in range(200):
+        if any(says in line for line in sim_world.run(seed).violations):
+            return
+    pytest.fail(f"no seed of 200 noticed the planted bug {bug!r}")

@@ -29,6 +29,14 @@ deploys), stop/start cycles (landing inside flushes), SHARDS changes, markets
 listed and delisted; Paradex also truncated deltas and frames of other templates.
 Then a final stop, D1 healthy again, and time for the outbox to drain.
 `invariants.check` says what must hold.
+
+Time (`_with_timing`, drawn from a generator of its own so the rest of a plan is as
+before): about half the exchanges get a clock offset (ahead up to 40 s, behind up to
+16 s) or a delivery delay (steady or jittered, from under FLUSH_GRACE_MS to 20 s,
+beyond the 16.5 s where a window's every frame arrives after it closed), and a
+quarter get single frames stamped far in the future or the past (`stamp` events:
+20 s to a day). While the schedule runs, the world asks /api/health's question every
+HEALTH_EVERY_MS (`health`), as the Worker would from the shards' stats.
 """
 
 from __future__ import annotations
@@ -38,9 +46,10 @@ import json
 import random
 from dataclasses import dataclass, field, replace
 
-from tracker import control
+from tracker import control, health
 from tracker.config import Config
 from tracker.exchange import by_name
+from tracker.feedtime import MAX_CLOCK_AHEAD_MS
 from tracker.shard import STATE_KEY, Ports, ShardTracker
 
 from cloud import Evicted, Incarnation, SimD1, SimStorage, answered
@@ -51,6 +60,7 @@ from vloop import VirtualLoop
 WINDOW_MS = 15_000
 HOUR_MS = 3_600_000
 EPOCH_MS = 1_780_000_000_000  # 26 min 40 s into an hour
+HEALTH_EVERY_MS = 10_000  # the world asks /api/health's question this often while tracking
 LIGHTER_URLS = dict(api_url="http://lighter.sim", ws_url="ws://lighter.sim/stream?readonly=true")
 PARADEX_URLS = dict(paradex_api_url=SimParadex.api_url,
                     paradex_ws_url="ws://paradex.sim/v1?sbeSchemaId=1&sbeSchemaVersion=1")
@@ -69,6 +79,14 @@ PARADEX_KINDS = ("truncate", "junk", "flap")
 GLOBAL_KINDS = ("d1_outage", "d1_hang", "d1_slow", "restart")
 
 
+@dataclass(frozen=True)
+class Timing:
+    """The exchange's clock against the world's, and how long its frames take."""
+
+    offset_ms: int = 0  # its clock minus the world's: > 0 ahead, < 0 behind
+    delay_ms: tuple[int, int] = (5, 400)  # each frame's delivery delay, drawn in this range
+
+
 @dataclass
 class VenuePlan:
     exchange: str  # "lighter" | "paradex"
@@ -77,6 +95,7 @@ class VenuePlan:
     frame_ms: tuple[int, int]
     config: Config  # as this exchange's shards see it (Config.for_exchange)
     extra: dict = field(default_factory=dict)  # Paradex: {"quiet": symbols changing every 8-40 s}
+    timing: Timing = Timing()
 
 
 @dataclass
@@ -96,10 +115,11 @@ class Plan:
     also: tuple[VenuePlan, ...] = ()
     # When the world's clock starts (ms); None: within a minute of EPOCH_MS.
     start_ms: int | None = None
+    timing: Timing = Timing()
 
     def venues(self) -> list[VenuePlan]:
-        return [VenuePlan(self.exchange, self.shards, self.markets, self.frame_ms, self.config, self.extra),
-                *self.also]
+        return [VenuePlan(self.exchange, self.shards, self.markets, self.frame_ms, self.config, self.extra,
+                          self.timing), *self.also]
 
 
 @dataclass
@@ -110,9 +130,12 @@ class Result:
     replay: str = ""
 
 
-def make_plan(seed: int) -> Plan:
+def make_plan(seed: int, timed: bool = True) -> Plan:
+    """The seed's plan; `timed=False`: without its exchanges' clock offsets, delivery
+    delays and wild stamps (a scenario that sets its own)."""
     plan = _paradex_plan(seed, with_lighter=seed % 6 == 5) if seed % 3 == 2 else _lighter_plan(seed)
-    return replace(plan, start_ms=_start_ms(seed, plan.duration_ms))
+    plan = replace(plan, start_ms=_start_ms(seed, plan.duration_ms))
+    return _with_timing(plan) if timed else plan
 
 
 def _start_ms(seed: int, duration_ms: int) -> int | None:
@@ -208,6 +231,46 @@ def with_platform_faults(plan: Plan) -> Plan:
                        also=tuple(replace(v, config=replace(v.config, alert_webhook_url=WEBHOOK_URL))
                                   for v in plan.also))
     return replace(plan, events=sorted(plan.events + events, key=lambda e: e[0]))
+def _with_timing(plan: Plan) -> Plan:
+    """Some seeds' exchanges get a clock offset or a delivery delay, and some single
+    frames stamped far off (`stamp` events). Drawn from their own generator, so the
+    rest of a seed's plan is what it was before timing existed."""
+    rng = random.Random(plan.seed * 104_729 + 3)
+    venues, events = [], list(plan.events)
+    for venue in plan.venues():
+        timing = _timing(rng) if rng.random() < 0.45 else Timing()
+        config = venue.config
+        if timing.delay_ms[1] > 4_000:  # frames take long: the watchdog waits longer (the default)
+            config = replace(config, stale_feed_ms=max(config.stale_feed_ms, 30_000))
+        venues.append(replace(venue, timing=timing, config=config))
+        if rng.random() < 0.25:
+            for _ in range(rng.randint(1, 2)):
+                ahead = rng.random() < 0.6
+                shift = rng.choice((20_000, 60_000, 3_600_000, 86_400_000) if ahead else (20_000, 600_000, 3_600_000))
+                events.append((rng.randint(8_000, plan.duration_ms - 20_000), "stamp",
+                               {"ex": venue.exchange, "market": rng.choice(sorted(venue.markets)),
+                                "shift_ms": shift if ahead else -shift}))
+    events.sort(key=lambda e: e[0])
+    primary, *also = venues
+    return replace(plan, timing=primary.timing, config=primary.config, also=tuple(also), events=events)
+
+
+def _timing(rng: random.Random) -> Timing:
+    """An exchange clock ahead or behind, a delivery delay steady or jittered: from under
+    FLUSH_GRACE_MS to beyond MAX_FEED_LAG_MS (and beyond 16.5 s) and MAX_CLOCK_AHEAD_MS."""
+    kind = rng.choice(("delay", "jitter", "behind", "ahead", "behind+delay"))
+    if kind == "delay":
+        d = rng.choice((rng.randint(500, 3_000), rng.randint(3_000, 10_000), rng.randint(10_000, 20_000)))
+        return Timing(delay_ms=(d, d + rng.randint(0, 300)))
+    if kind == "jitter":
+        lo = rng.randint(5, 3_000)
+        return Timing(delay_ms=(lo, lo + rng.randint(1_000, 17_000)))
+    if kind == "behind":
+        return Timing(offset_ms=-rng.randint(500, 16_000))
+    if kind == "ahead":
+        return Timing(offset_ms=rng.randint(500, 40_000))
+    d = rng.randint(500, 6_000)
+    return Timing(offset_ms=-rng.randint(500, 8_000), delay_ms=(d, d + 300))
 
 
 def _paradex_plan(seed: int, with_lighter: bool) -> Plan:
@@ -306,11 +369,14 @@ class Venue:
                                  tracked_kinds=plan.config.paradex_asset_kinds,
                                  quiet=plan.extra.get("quiet", frozenset()))
         self.ex.stale_ms = plan.config.stale_feed_ms
+        self.ex.clock_offset_ms = plan.timing.offset_ms
+        self.ex.delay_ms = plan.timing.delay_ms
         self.storages: dict[int, SimStorage] = {}
         self.instances: dict[int, tuple[Incarnation, ShardTracker]] = {}
         self.needs_resume: set[int] = set()
         self.alarm_handles: dict[int, asyncio.TimerHandle] = {}
         self.alarm_running: dict[int, bool] = {}
+        self.alarms_held_until = 0  # an overloaded host: alarms due before then fire then
         self.alarm_retries: dict[int, int] = {}  # failed invocations in a row (the runtime's backoff)
         self.tracking = False  # as the world asked (start/stop)
         self.tracking_spans: list[list[int]] = []  # [from, to] of each run
@@ -320,6 +386,9 @@ class Venue:
         self.lost_ranges: dict[int, set[tuple[int, int]]] = {}
         self.max_shards = plan.config.shards
         self.peer_hanging_until = 0  # a hand-over to one of these shards waits until then
+        self.life_changes: list[tuple[int, int]] = []  # (at, shard): an instance created or evicted
+        self.control_calls: list[int] = []  # when each start/stop began
+        self.beyond_reach: list[str] = []  # states saved with flushed_until beyond the clock's reach
 
     @property
     def loop(self) -> VirtualLoop:
@@ -363,21 +432,29 @@ class Venue:
         )
         tracker = ShardTracker(self.config, shard, ports, rng=random.Random(world.plan.seed * 31 + world.incarnations),
                                exchange=self.spec)
+        self.life_changes.append((self.loop.now_ms(), shard))
         self._watch_closing(tracker, shard)
         self.instances[shard] = (life, tracker)
         self.needs_resume.add(shard)
         return tracker
 
     def _watch_closing(self, tracker: ShardTracker, shard: int) -> None:
-        """Tell the reference when the shard closes windows: the alarm's step closes every
-        window ending at or before (the alarm's time - FLUSH_GRACE_MS); a frame stamped
-        before that and delivered after is late (Paradex stamps a snapshot with the book's
-        last change, which can be long before)."""
+        """Tell the reference when the shard closes windows, and until where: the
+        boundary the alarm's step really hands its aggregator (the alarm's time minus
+        FLUSH_GRACE_MS and the feed's lag, as the shard judges it); a frame stamped
+        before that and delivered after is late (Paradex stamps a snapshot with the
+        book's last change, which can be long before)."""
         real = tracker._close_windows
+        trace = self.ex.trace
 
         async def close_windows(now: int) -> None:
-            if tracker.aggregator is not None:
-                self.ex.trace.append(("flush", shard, now - tracker.config.flush_grace_ms))
+            aggregator = tracker.aggregator
+            if aggregator is not None:
+                def close_until(boundary_ms: int, symbols):
+                    trace.append(("flush", shard, boundary_ms, self.loop.now_ms()))
+                    return type(aggregator).close_until(aggregator, boundary_ms, symbols)
+
+                aggregator.close_until = close_until
             await real(now)
 
         tracker._close_windows = close_windows
@@ -385,8 +462,15 @@ class Venue:
     def _saw_put(self, shard: int, entries: dict) -> None:
         raw = entries.get(STATE_KEY)
         if raw:
-            for r in json.loads(raw).get("lost_ranges") or []:
+            state = json.loads(raw)
+            for r in state.get("lost_ranges") or []:
                 self.lost_ranges.setdefault(shard, set()).add((r["from"], r["to"]))
+            # Nothing the tracker accepts is stamped beyond MAX_CLOCK_AHEAD_MS: what it
+            # closes ends at most a window after that.
+            now = self.loop.now_ms()
+            if state.get("flushed_until", 0) > now + MAX_CLOCK_AHEAD_MS + WINDOW_MS:
+                self.beyond_reach.append(f"shard {shard} saved flushed_until {state['flushed_until']} at {now}, "
+                                         f"{(state['flushed_until'] - now) / 1000:.0f}s ahead of the clock")
 
     def evict(self, shard: int) -> None:
         entry = self.instances.pop(shard, None)
@@ -394,6 +478,7 @@ class Venue:
             return
         life, _ = entry
         life.alive = False
+        self.life_changes.append((self.loop.now_ms(), shard))
         for conn in list(self.ex.conns.values()):
             if conn.shard == shard:
                 self.ex.end(conn, notify=False)
@@ -405,12 +490,19 @@ class Venue:
 
     def _mark_measuring(self, shard: int, fresh_start: bool) -> None:
         """Tell the reference from when this shard measures: a fresh start measures from
-        its window; a resumed object from the window after the one in progress."""
+        its window; a resumed object from the window after the one in progress (by the
+        exchange's stamps, as far ahead as its previous instance last saw them); either
+        not before the end of what its previous run closed (a stop closes windows up to
+        the newest stamp, ahead of the clock when the exchange's clock is)."""
         now = self.loop.now_ms()
+        raw = self.storage(shard).data.get(STATE_KEY)
+        stored = json.loads(raw) if raw else {}
         if fresh_start:
             boundary = now - now % WINDOW_MS
-        else:
-            boundary = now - now % WINDOW_MS + WINDOW_MS
+        else:  # the window in progress by the stamps, as far ahead as its last instance saw them
+            stamps_now = now + (stored.get("clock_ahead_ms") or 0)
+            boundary = stamps_now - stamps_now % WINDOW_MS + WINDOW_MS
+        boundary = max(boundary, stored.get("flushed_until") or 0)
         self.ex.trace.append(("from", shard, boundary))
 
     async def request(self, shard: int, method: str, *args):
@@ -445,6 +537,9 @@ class Venue:
         self.alarm_handles.pop(shard, None)
         if self.alarm_running.get(shard):
             self.alarm_handles[shard] = self.loop.call_later(0.05, self._fire, shard)
+            return
+        if self.loop.now_ms() < self.alarms_held_until:
+            self.alarm_handles[shard] = self.loop.at_ms(self.alarms_held_until, self._fire, shard)
             return
         storage = self.storage(shard)
         storage.alarm = None
@@ -507,6 +602,7 @@ class Venue:
     # -- the Worker: start/stop fan-out ----------------------------------------------------------
 
     async def control(self, action: str) -> None:
+        self.control_calls.append(self.loop.now_ms())
         known = set(self.storages)
         if action == "stop":
             # Tracking ends when the stop is sent, not when its answer comes (a stop waits
@@ -559,6 +655,9 @@ class World:
         self.webhook_hanging_until = 0  # ALERT_WEBHOOK_URL's answers wait until then
         self.alarm_overruns: list[str] = []  # alarm invocations that took too long
         self.webhook_posts: list[tuple[int, dict]] = []  # (ms, body) of every post answered
+        # (at, exchange, HTTP status, body): /api/health's verdict over each exchange's
+        # live shard objects, every HEALTH_EVERY_MS while the schedule runs.
+        self.health: list[tuple[int, str, int, dict]] = []
 
     # The primary exchange's (the plan's own), as the scenarios read them.
     exchange = property(lambda self: self.venues[0].ex)
@@ -612,12 +711,14 @@ class World:
         t0 = self.loop.now_ms()
         await asyncio.sleep(self.rng.randint(500, 3000) / 1000)
         await self.control("start")
+        probe = asyncio.ensure_future(self._probe_health())
         for at, kind, args in plan.events:
             delay = (t0 + at - self.loop.now_ms()) / 1000
             if delay > 0:
                 await asyncio.sleep(delay)
             await self.apply(kind, args)
         await asyncio.sleep(max(0, t0 + plan.duration_ms - self.loop.now_ms()) / 1000)
+        probe.cancel()
         await self.control("stop")
         # D1 comes back; the outbox drains; nothing else should happen.
         self.d1.failing_until = self.d1.hanging_until = 0
@@ -626,6 +727,19 @@ class World:
             venue.ex.rest_failing_until = venue.ex.rest_hanging_until = venue.peer_hanging_until = 0
             venue.ex.stop_generating()
         await asyncio.sleep(240)
+
+    async def _probe_health(self) -> None:
+        """GET /api/health, as the Worker answers it from the shards' stats (only the
+        objects alive now: asking a missing one would create it)."""
+        while True:
+            await asyncio.sleep(HEALTH_EVERY_MS / 1000)
+            now = self.loop.now_ms()
+            for venue in self.venues:
+                per_shard = [tracker.stats().to_json() for shard, (_, tracker) in sorted(venue.instances.items())
+                             if shard < venue.config.shards and tracker.state is not None]
+                if per_shard:
+                    status, body = health.assess(per_shard, now, venue.config.stale_feed_ms)
+                    self.health.append((now, venue.name, status, body))
 
     async def apply(self, kind: str, args: dict) -> None:
         d1, now = self.d1, self.loop.now_ms()
@@ -637,6 +751,8 @@ class World:
             ex.drop_shard(args["shard"] % venue.config.shards)
         elif kind == "gap":
             ex.gap(args["market"])
+        elif kind == "stamp":  # the market's next book frame is stamped far off (a clock fault)
+            ex.shift_next[args["market"]] = args["shift_ms"]
         elif kind == "truncate":
             ex.truncate(args["market"])
         elif kind == "malformed":
@@ -666,6 +782,8 @@ class World:
             venue.peer_hanging_until = now + args["seconds"] * 1000
         elif kind == "d1_lost_answers":
             d1.losing_answers_until = now + args["seconds"] * 1000
+        elif kind == "alarms_held":  # the runtime runs none of the exchange's alarms until then
+            venue.alarms_held_until = now + args["seconds"] * 1000
         elif kind == "evict_at_await":
             shard = args["shard"] % venue.config.shards
             entry = venue.instances.get(shard)
@@ -735,7 +853,8 @@ class World:
                        for at, kind, args in self.plan.events)
 
     def _probe_listed(self, venue: Venue, market: int, listed: int) -> None:
-        deadline = listed + venue.config.market_refresh_ms + 20_000
+        # A delivery delay holds the connected frame and the snapshot back (twice).
+        deadline = listed + venue.config.market_refresh_ms + 20_000 + 2 * venue.plan.timing.delay_ms[1]
 
         def probe() -> None:
             if not self._tracking_throughout(venue, listed, deadline) or not self._quiet_between(venue, listed, deadline):

@@ -318,6 +318,12 @@ def test_open_windows_are_capped_without_closes_and_drops_are_counted():
         assert _accumulators(agg) <= 3 * MAX_OPEN_WINDOWS
     assert agg.open_windows() == MAX_OPEN_WINDOWS
     assert agg.dropped_windows == 100 - MAX_OPEN_WINDOWS
+    # Each is given up with its start (the shard records its range lost), and closed for good.
+    assert agg.given_up == [T0 + i * 1_000 for i in range(100 - MAX_OPEN_WINDOWS)]
+    assert agg.flushed_until == T0 + (100 - MAX_OPEN_WINDOWS) * 1_000
+    late = agg.late_frames
+    agg.add_tick(0, T0 + 3_500, 10.0, 1.0, 11.0, 1.0)  # a frame of a window given up is late
+    assert agg.late_frames == late + 1 and agg.open_windows() == MAX_OPEN_WINDOWS
     closed = agg.close_all(T0 + 100_000, {})
     # The newest MAX_OPEN_WINDOWS windows survive, complete.
     assert [w.start for w in closed] == [T0 + i * 1_000 for i in range(100 - MAX_OPEN_WINDOWS, 100)]

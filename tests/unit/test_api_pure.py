@@ -70,6 +70,30 @@ def test_failing_d1_writes_are_unhealthy_once_windows_pile_up():
     assert "3 windows waiting" in body["reason"] and "SQLITE_BUSY" in body["reason"]
 
 
+def test_frames_dropped_as_late_in_the_last_minute_are_degraded():
+    status, body = assess([shard(lateLastMinute=42, feedLagMs=14_300, closeDelayMs=10_000)], NOW, STALE)
+    assert (status, body["status"]) == (503, "degraded")
+    assert body["reason"] == ("42 frame(s) dropped as late in the last minute: the feed lags 14.3s, "
+                              "windows wait 10.0s for it beyond FLUSH_GRACE_MS (at most 10s)")
+    assert body["shards"][0]["feedLagMs"] == 14_300 and body["shards"][0]["lateLastMinute"] == 42
+    # A lag the windows absorb is no concern.
+    assert assess([shard(lateLastMinute=0, feedLagMs=7_000, closeDelayMs=7_000)], NOW, STALE)[1]["status"] == "ok"
+
+
+def test_frames_dropped_as_late_while_starting_are_degraded_too():
+    # A new run reconnecting (not an outage yet) while its feed lags beyond the bound.
+    stats = shard(startedAt=NOW - 5_000, connected=False, lastMessageAt=None, lateLastMinute=7, feedLagMs=13_300)
+    status, body = assess([stats], NOW, STALE)
+    assert (status, body["status"]) == (503, "degraded") and "the feed lags 13.3s" in body["reason"]
+
+
+def test_degraded_ranks_below_storage_and_above_ok():
+    late = shard(lateLastMinute=3, feedLagMs=12_000)
+    assert assess([shard(), late], NOW, STALE)[1]["status"] == "degraded"
+    assert assess([late, shard(shard=1, pendingWindows=3)], NOW, STALE)[1]["status"] == "storage"
+    assert assess([late, shard(shard=1, lastMessageAt=NOW - STALE - 1)], NOW, STALE)[1]["status"] == "stale"
+
+
 def test_stale_after_the_limit():
     status, body = assess([shard(lastMessageAt=NOW - STALE - 1)], NOW, STALE)
     assert (status, body["status"]) == (503, "stale")

@@ -1,0 +1,119 @@
+"""The exchange's clock against ours.
+
+Windows are placed by the exchange's stamps but closed by the Worker's clock, so two
+things are bounded here:
+
+- How far ahead a stamp may be: a frame stamped more than MAX_CLOCK_AHEAD_MS after
+  our clock (read when the frame's exchange second began) is placed at our clock
+  instead (tracker/feed.py). One wild stamp can then neither open a window in the
+  future nor push `flushed_until` out of the clock's reach.
+- How long windows wait for the feed: `FeedLag` keeps what arrival - stamp was over
+  about the last minute (a delivery delay, or an exchange clock behind ours), and the
+  shard closes windows that much later than FLUSH_GRACE_MS, up to MAX_FEED_LAG_MS. A
+  steady lag within that bound loses nothing; beyond it, the end of every window is
+  dropped as late, counted, and /api/health says `degraded` (`RecentCount`).
+
+The feed reads the clock once per exchange second (the first frame of each second,
+per connection), never per frame: that reading both bounds the stamps and is the lag
+sample. An exchange clock AHEAD of ours needs no waiting (its frames arrive before
+their window's end by our clock), so only positive lags delay closing.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import deque
+
+# A stamp more than this after our clock is a clock fault: placed at our clock.
+MAX_CLOCK_AHEAD_MS = 15_000
+# Windows wait at most this much longer than FLUSH_GRACE_MS for a lagging feed: each
+# second of wait is a second more before a window reaches D1, and a lag beyond it is
+# an outage to report (health `degraded`), not a delay to absorb.
+MAX_FEED_LAG_MS = 10_000
+# The lag is judged over this much of the recent past...
+LAG_SPAN_MS = 60_000
+# ... as this quantile of its samples: a high one (windows must wait for nearly every
+# frame; FLUSH_GRACE_MS covers the rest), yet not the maximum, so a stray frame
+# stamped long ago (a clock fault) does not hold every window back for a minute.
+LAG_QUANTILE = 0.95
+# At most this many samples are kept (one per exchange second and connection, so a
+# minute's worth unless seconds interleave).
+MAX_LAG_SAMPLES = 600
+# With fewer samples than this in the span the lag is not known well enough to close
+# windows by (a start, a reconnect, a feed down or nearly silent): windows wait the
+# most, MAX_FEED_LAG_MS. It costs only a later write.
+MIN_LAG_SAMPLES = 10
+
+
+class FeedLag:
+    """arrival - stamp of the feed's frames (ms, our clock minus the exchange's), as
+    sampled by the feed; shared by a shard's successive connections. Read at every
+    alarm and stats request: the sorted lags are kept until a sample comes or goes."""
+
+    def __init__(self) -> None:
+        self._samples: deque[tuple[int, int]] = deque()  # (our clock, lag)
+        self._sorted: list[int] | None = None
+
+    def add(self, now: int, lag: int) -> None:
+        samples = self._samples
+        samples.append((now, lag))
+        if len(samples) > MAX_LAG_SAMPLES:
+            samples.popleft()
+        self._sorted = None
+
+    def _lags(self, now: int) -> list[int]:
+        """The span's lags, sorted (older samples dropped)."""
+        samples = self._samples
+        while samples and samples[0][0] <= now - LAG_SPAN_MS:
+            samples.popleft()
+            self._sorted = None
+        if self._sorted is None:
+            self._sorted = sorted(lag for _, lag in samples)
+        return self._sorted
+
+    def estimate(self, now: int) -> int | None:
+        """The lag of about the last minute (LAG_QUANTILE of its samples); None without
+        samples. Negative: the exchange's clock runs ahead of ours."""
+        lags = self._lags(now)
+        if not lags:
+            return None
+        return lags[min(len(lags) - 1, int(len(lags) * LAG_QUANTILE))]
+
+    def ahead(self, now: int) -> int:
+        """How far ahead of our clock the stamps the tracker kept ran over the span (an
+        exchange clock ahead of ours): the most negative lag, 0 if none. Stamps
+        MAX_CLOCK_AHEAD_MS or more ahead do not count: they were placed at our clock."""
+        lags = self._lags(now)
+        kept = bisect_right(lags, -MAX_CLOCK_AHEAD_MS)  # the first lag of a stamp kept as it was
+        return max(0, -lags[kept]) if kept < len(lags) else 0
+
+    def close_delay(self, now: int) -> int:
+        """How much later than FLUSH_GRACE_MS windows close now: the lag, within
+        [0, MAX_FEED_LAG_MS]; the most while it is not known (MIN_LAG_SAMPLES)."""
+        lags = self._lags(now)
+        if len(lags) < MIN_LAG_SAMPLES:
+            return MAX_FEED_LAG_MS
+        return min(max(self.estimate(now), 0), MAX_FEED_LAG_MS)
+
+
+class RecentCount:
+    """How much a running total grew over about the last minute, from checkpoints
+    taken whenever it is observed (every alarm, every stats request): no clock on the
+    path that counts. The span is LAG_SPAN_MS to LAG_SPAN_MS + one alarm period."""
+
+    def __init__(self, span_ms: int = LAG_SPAN_MS, every_ms: int = 5_000) -> None:
+        self.span_ms = span_ms
+        self.every_ms = every_ms
+        self._marks: deque[tuple[int, int]] = deque()  # (our clock, total)
+
+    def observe(self, now: int, total: int) -> int:
+        marks = self._marks
+        if marks and total < marks[-1][1]:
+            marks.clear()  # the total started again (a new tracking run)
+        if not marks or now - marks[-1][0] >= self.every_ms:
+            marks.append((now, total))
+        # The baseline: the newest checkpoint at least a span old (the oldest, if none
+        # is: what this instance counted before its first look is not judged).
+        while len(marks) >= 2 and marks[1][0] <= now - self.span_ms:
+            marks.popleft()
+        return total - marks[0][1]
