@@ -50,6 +50,21 @@ CREATE TABLE IF NOT EXISTS lighter_snapshots (
     ask_depth_100   REAL,
     imbalance_50    REAL,                -- (bid_50 - ask_50) / (bid_50 + ask_50) of the row's means
     depth_samples   INTEGER NOT NULL DEFAULT 0,
+    -- Slippage (issue 20): what a market order of 1k/10k/100k/1m USD costs, in bps of
+    -- the mid, buying and selling: the mean over the samples whose book filled that size on
+    -- both sides (fill_samples_<size> of them); NULL when none did.
+    slip_buy_1k       REAL,
+    slip_sell_1k      REAL,
+    fill_samples_1k   INTEGER NOT NULL DEFAULT 0,
+    slip_buy_10k      REAL,
+    slip_sell_10k     REAL,
+    fill_samples_10k  INTEGER NOT NULL DEFAULT 0,
+    slip_buy_100k     REAL,
+    slip_sell_100k    REAL,
+    fill_samples_100k INTEGER NOT NULL DEFAULT 0,
+    slip_buy_1m       REAL,
+    slip_sell_1m      REAL,
+    fill_samples_1m   INTEGER NOT NULL DEFAULT 0,
     UNIQUE (market_index, timestamp)
 );
 CREATE INDEX IF NOT EXISTS idx_snapshots_timestamp ON lighter_snapshots(timestamp);
@@ -85,6 +100,19 @@ CREATE TABLE IF NOT EXISTS lighter_minutes (
     ask_depth_100   REAL,
     imbalance_50    REAL,                -- (bid_50 - ask_50) / (bid_50 + ask_50) of the row's means
     depth_samples   INTEGER NOT NULL DEFAULT 0,
+    -- Slippage: its windows' means weighted by their fill_samples_<size> (see lighter_snapshots).
+    slip_buy_1k       REAL,
+    slip_sell_1k      REAL,
+    fill_samples_1k   INTEGER NOT NULL DEFAULT 0,
+    slip_buy_10k      REAL,
+    slip_sell_10k     REAL,
+    fill_samples_10k  INTEGER NOT NULL DEFAULT 0,
+    slip_buy_100k     REAL,
+    slip_sell_100k    REAL,
+    fill_samples_100k INTEGER NOT NULL DEFAULT 0,
+    slip_buy_1m       REAL,
+    slip_sell_1m      REAL,
+    fill_samples_1m   INTEGER NOT NULL DEFAULT 0,
     UNIQUE (market_index, timestamp)
 );
 CREATE INDEX IF NOT EXISTS idx_minutes_timestamp ON lighter_minutes(timestamp);
@@ -120,6 +148,18 @@ CREATE TABLE IF NOT EXISTS lighter_hours (
     ask_depth_100   REAL,
     imbalance_50    REAL,
     depth_samples   INTEGER NOT NULL DEFAULT 0,
+    slip_buy_1k       REAL,
+    slip_sell_1k      REAL,
+    fill_samples_1k   INTEGER NOT NULL DEFAULT 0,
+    slip_buy_10k      REAL,
+    slip_sell_10k     REAL,
+    fill_samples_10k  INTEGER NOT NULL DEFAULT 0,
+    slip_buy_100k     REAL,
+    slip_sell_100k    REAL,
+    fill_samples_100k INTEGER NOT NULL DEFAULT 0,
+    slip_buy_1m       REAL,
+    slip_sell_1m      REAL,
+    fill_samples_1m   INTEGER NOT NULL DEFAULT 0,
     UNIQUE (market_index, timestamp)
 );
 CREATE INDEX IF NOT EXISTS idx_hours_timestamp ON lighter_hours(timestamp);
@@ -199,6 +239,21 @@ CREATE TABLE IF NOT EXISTS paradex_snapshots (
     ask_depth_100   REAL,
     imbalance_50    REAL,                -- (bid_50 - ask_50) / (bid_50 + ask_50) of the row's means
     depth_samples   INTEGER NOT NULL DEFAULT 0,
+    -- Slippage (issue 20): what a market order of 1k/10k/100k/1m USD costs, in bps of
+    -- the mid, buying and selling: the mean over the samples whose book filled that size on
+    -- both sides (fill_samples_<size> of them); NULL when none did.
+    slip_buy_1k       REAL,
+    slip_sell_1k      REAL,
+    fill_samples_1k   INTEGER NOT NULL DEFAULT 0,
+    slip_buy_10k      REAL,
+    slip_sell_10k     REAL,
+    fill_samples_10k  INTEGER NOT NULL DEFAULT 0,
+    slip_buy_100k     REAL,
+    slip_sell_100k    REAL,
+    fill_samples_100k INTEGER NOT NULL DEFAULT 0,
+    slip_buy_1m       REAL,
+    slip_sell_1m      REAL,
+    fill_samples_1m   INTEGER NOT NULL DEFAULT 0,
     UNIQUE (market_index, timestamp)
 );
 CREATE INDEX IF NOT EXISTS idx_paradex_snapshots_timestamp ON paradex_snapshots(timestamp);
@@ -232,6 +287,19 @@ CREATE TABLE IF NOT EXISTS paradex_minutes (
     ask_depth_100   REAL,
     imbalance_50    REAL,                -- (bid_50 - ask_50) / (bid_50 + ask_50) of the row's means
     depth_samples   INTEGER NOT NULL DEFAULT 0,
+    -- Slippage: its windows' means weighted by their fill_samples_<size> (see paradex_snapshots).
+    slip_buy_1k       REAL,
+    slip_sell_1k      REAL,
+    fill_samples_1k   INTEGER NOT NULL DEFAULT 0,
+    slip_buy_10k      REAL,
+    slip_sell_10k     REAL,
+    fill_samples_10k  INTEGER NOT NULL DEFAULT 0,
+    slip_buy_100k     REAL,
+    slip_sell_100k    REAL,
+    fill_samples_100k INTEGER NOT NULL DEFAULT 0,
+    slip_buy_1m       REAL,
+    slip_sell_1m      REAL,
+    fill_samples_1m   INTEGER NOT NULL DEFAULT 0,
     UNIQUE (market_index, timestamp)
 );
 CREATE INDEX IF NOT EXISTS idx_paradex_minutes_timestamp ON paradex_minutes(timestamp);
@@ -264,6 +332,18 @@ CREATE TABLE IF NOT EXISTS paradex_hours (
     ask_depth_100   REAL,
     imbalance_50    REAL,
     depth_samples   INTEGER NOT NULL DEFAULT 0,
+    slip_buy_1k       REAL,
+    slip_sell_1k      REAL,
+    fill_samples_1k   INTEGER NOT NULL DEFAULT 0,
+    slip_buy_10k      REAL,
+    slip_sell_10k     REAL,
+    fill_samples_10k  INTEGER NOT NULL DEFAULT 0,
+    slip_buy_100k     REAL,
+    slip_sell_100k    REAL,
+    fill_samples_100k INTEGER NOT NULL DEFAULT 0,
+    slip_buy_1m       REAL,
+    slip_sell_1m      REAL,
+    fill_samples_1m   INTEGER NOT NULL DEFAULT 0,
     UNIQUE (market_index, timestamp)
 );
 CREATE INDEX IF NOT EXISTS idx_paradex_hours_timestamp ON paradex_hours(timestamp);

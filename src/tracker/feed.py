@@ -3,8 +3,8 @@
 `BookFeed` is everything the tracker does per message, in pure Python: parse
 (through the exchange's `Wire`, tracker/exchange.py),
 apply to the market's book, check continuity, and hand the top of book to the
-window aggregator, plus a depth sample (OrderBook.band_depths) on the first tick
-of each exchange second per market. It never reads the clock and never does I/O;
+window aggregator, plus a sample (OrderBook.band_depths and OrderBook.slippages) on
+the first tick of each exchange second per market. It never reads the clock and never does I/O;
 what it wants to send (pongs, resubscriptions) is queued in its
 `SubscriptionPacer`, and the glue sends `drain(now)` when `on_frame` returns True.
 """
@@ -154,7 +154,7 @@ class BookFeed:
                 if self._sample_seconds[market_id] != second:
                     self._sample_seconds[market_id] = second
                     self.counters.depth_samples += 1
-                    self.aggregator.add_sample(market_id, ts, book.band_depths())
+                    self.aggregator.add_sample(market_id, ts, book.band_depths(), book.slippages())
                 return wake
             self.counters.crossed += 1
         else:

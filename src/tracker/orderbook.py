@@ -22,6 +22,14 @@ DEPTH_BANDS_BPS = (10, 50, 100)
 # 5e-5 / (price in ticks), i.e. > 1e-14 for any price under 5e9 ticks. So with this
 # slack a level exactly on the edge is inside, and no level off the edge is.
 EDGE = 1e-14
+# Slippage sizes: the quote notional (USD) of a market order, ascending (the slip_*
+# columns of every row: 1k, 10k, 100k, 1m).
+SLIPPAGE_SIZES = (1_000.0, 10_000.0, 100_000.0, 1_000_000.0)
+# A side fills a size when its levels' notional reaches it. The float sum of n products
+# price * size errs by at most ~n * 1.1e-16 relative, so a side whose notional is the size
+# exactly (in decimal) fills it despite rounding; a side short by less than 1e-14 of the
+# size (1e-8 USD on 1m) is not told apart from one that fills it.
+_FILL_AT = tuple(size * (1.0 - EDGE) for size in SLIPPAGE_SIZES)
 
 
 class OrderBook:
@@ -109,6 +117,66 @@ class OrderBook:
             out.append(bid_sum)
             out.append(ask_sum)
         return out
+
+    def slippages(self) -> tuple[list[float], list[float]]:
+        """What a market order of each of SLIPPAGE_SIZES (quote notional) costs, in bps of
+        the mid: (buy, sell), each as long as the number of sizes BOTH sides can fill (the
+        sizes are ascending, so a side that fills one fills every smaller one: those it
+        fills are a prefix). Buy walks the asks, `(vwap - mid) / mid * 1e4`; sell walks
+        the bids, `(mid - vwap) / mid * 1e4`. Call only on a two-sided book.
+
+        The walk takes levels from the best outwards while a level does not complete the
+        size: their notional `cost` (sum of price * size) and base quantity `qty` add up.
+        The level that completes it (the first whose price * size brings the notional to
+        the size or beyond) is filled partially, by `(size - cost) / price` base units, and
+        `vwap = size / (qty + (size - cost) / price)`. When the best level alone completes
+        the size, `vwap` is its price exactly (the same value; no division to round), so
+        the slippage is then the half-spread in bps. A side whose whole notional falls
+        short of a size (see _FILL_AT for the rounding slack) cannot fill it or any larger.
+
+        One pass per side for all sizes, the smallest first: the cost is the number of
+        levels within the largest size filled (the whole side when it fills none but a
+        smaller one). The bids are walked only up to the sizes the asks filled.
+        """
+        ask_prices = self.ask_prices
+        bid_prices = self.bid_prices
+        mid = (bid_prices[-1] + ask_prices[0]) * 0.5
+        buy = _walk(ask_prices, self.asks, 0, 1, len(ask_prices), mid, len(_FILL_AT))
+        if not buy:
+            return buy, []
+        sell = _walk(bid_prices, self.bids, len(bid_prices) - 1, -1, -1, mid, len(buy))
+        # (mid - vwap) for the sell side: _walk measures (vwap - mid), so flip the sign.
+        sell = [-slip for slip in sell]
+        del buy[len(sell):]
+        return buy, sell
+
+
+def _walk(prices: list[float], side: dict[float, float], i: int, step: int, stop: int, mid: float,
+          sizes: int) -> list[float]:
+    """(vwap - mid) / mid * 1e4 for the first `sizes` of SLIPPAGE_SIZES, walking `prices`
+    from index `i` by `step` until `stop`; stops at the first size the side cannot fill.
+    See OrderBook.slippages for the arithmetic."""
+    out: list[float] = []
+    cost = 0.0  # notional of the levels taken whole
+    qty = 0.0  # their base quantity
+    for k in range(sizes):
+        size = SLIPPAGE_SIZES[k]
+        fill_at = _FILL_AT[k]
+        while i != stop:
+            price = prices[i]
+            amount = side[price]
+            level = price * amount
+            if cost + level >= fill_at:
+                # This level completes the size: take (size - cost) / price of it.
+                vwap = price if qty == 0.0 else size / (qty + (size - cost) / price)
+                out.append((vwap - mid) / mid * 10_000.0)
+                break
+            cost += level
+            qty += amount
+            i += step
+        else:
+            return out  # the side's whole notional falls short of this size
+    return out
 
 
 def _apply_levels(side: dict[float, float], prices: list[float], levels: list[Level]) -> None:

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import json
 
-from .rows import DEPTH_COLUMNS
+from .rows import DEPTH_COLUMNS, SLIPPAGE_COLUMNS
 
 _ROW_COLUMNS = (
     "symbol", "market_index", "timestamp", "avg_bid", "avg_ask", "avg_spread", "tick_count",
     "avg_mid", "avg_spread_bps", "min_spread", "max_spread", "avg_bid_size", "avg_ask_size",
     "last_bid", "last_ask", "twap_mid", "covered_ms",
 )
-# Depth columns come last: that is where ALTER TABLE ... ADD COLUMN put them on
-# upgraded deployments (migrations/0003_depth_hours.sql).
-SNAPSHOT_COLUMNS = _ROW_COLUMNS + ("window_ms",) + DEPTH_COLUMNS
-MINUTE_COLUMNS = _ROW_COLUMNS + ("windows",) + DEPTH_COLUMNS
+# Depth columns, then slippage columns, come last: that is where ALTER TABLE ... ADD
+# COLUMN put them on upgraded deployments (migrations/0003_depth_hours.sql, then issue 20's).
+SNAPSHOT_COLUMNS = _ROW_COLUMNS + ("window_ms",) + DEPTH_COLUMNS + SLIPPAGE_COLUMNS
+MINUTE_COLUMNS = _ROW_COLUMNS + ("windows",) + DEPTH_COLUMNS + SLIPPAGE_COLUMNS
 HOUR_COLUMNS = MINUTE_COLUMNS
 
 
