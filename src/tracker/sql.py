@@ -20,6 +20,10 @@ _ROW_COLUMNS = (
 SNAPSHOT_COLUMNS = _ROW_COLUMNS + ("window_ms",) + DEPTH_COLUMNS + SLIPPAGE_COLUMNS
 MINUTE_COLUMNS = _ROW_COLUMNS + ("windows",) + DEPTH_COLUMNS + SLIPPAGE_COLUMNS
 HOUR_COLUMNS = MINUTE_COLUMNS
+# Counts added with their measures (NOT NULL DEFAULT 0). A row closed by an older Worker
+# and still in the outbox when the new one flushes it is shorter: its missing counts
+# are 0, not a NULL the column refuses (which would fail that flush for ever).
+_ADDED_COUNTS = ("depth_samples",) + tuple(c for c in SLIPPAGE_COLUMNS if c.startswith("fill_samples_"))
 
 
 def _upsert_json(table: str, columns: tuple[str, ...], keep_if: str = "") -> str:
@@ -34,7 +38,10 @@ def _upsert_json(table: str, columns: tuple[str, ...], keep_if: str = "") -> str
     `keep_if` guards the update: a batch that was in flight when its object was
     evicted may land after a newer one, and must not undo it.
     """
-    picks = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(columns)))
+    picks = ", ".join(
+        f"COALESCE(json_extract(value, '$[{i}]'), 0)" if c in _ADDED_COUNTS else f"json_extract(value, '$[{i}]')"
+        for i, c in enumerate(columns)
+    )
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in ("market_index", "timestamp"))
     return (
         f"INSERT INTO {table} ({', '.join(columns)}) SELECT {picks} FROM json_each(?) WHERE true "
