@@ -175,7 +175,7 @@ class NaiveBook:
         """(buy_1k, sell_1k, buy_10k, sell_10k, ...) in bps of the mid, None where the side
         cannot fill the size (see the module doc), each size walked on its own."""
         with localcontext() as ctx:
-            ctx.prec = 200  # every sum and product of the book's decimals is exact
+            ctx.prec = 60  # every sum and product of the book's decimals is exact
             mid = (max(self.bids) + min(self.asks)) / 2
             asks = sorted(self.asks.items())
             bids = sorted(self.bids.items(), reverse=True)
