@@ -67,15 +67,17 @@ STATS_COLUMNS = (
     "sealed_until", "rows_written", "outbox_windows", "written_until",
 )
 
-# The overview's columns of the latest window (w_*) and latest minute (m_*).
+# The overview's columns of the latest window (w_*) and latest minute (m_*); the market
+# table shows slippage at 10k and 100k.
+_OVERVIEW_SLIPPAGE = ("slip_buy_10k", "slip_sell_10k", "slip_buy_100k", "slip_sell_100k")
 OVERVIEW_WINDOW_COLUMNS = (
     "timestamp", "window_ms", "avg_bid", "avg_ask", "avg_mid", "avg_spread", "avg_spread_bps",
     "tick_count", "last_bid", "last_ask", "bid_depth_50", "ask_depth_50", "imbalance_50",
-)
+) + _OVERVIEW_SLIPPAGE
 OVERVIEW_MINUTE_COLUMNS = (
     "timestamp", "windows", "avg_bid", "avg_ask", "avg_mid", "avg_spread", "avg_spread_bps",
     "tick_count", "last_bid", "last_ask", "bid_depth_50", "ask_depth_50", "imbalance_50",
-)
+) + _OVERVIEW_SLIPPAGE
 
 
 def _api_page(table: str, columns: tuple[str, ...], by_symbol: bool) -> str:

@@ -5,6 +5,7 @@ its own, exact Decimal arithmetic) and by hand; the reference's own properties."
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -265,3 +266,40 @@ def test_slippage_is_non_negative_monotone_in_size_and_the_half_spread_at_the_to
                     # price, which (ask - mid) keeps: close to 1e-12 bps, the rows' tolerance.
                     assert x == half if which == "reference" else ref.close_enough(x, half), \
                         (which, side, size, x, half)
+
+
+# -- out of the API --------------------------------------------------------------------------------
+
+
+def test_the_api_documents_serves_and_exports_every_slippage_column():
+    from runtime.openapi import SCHEMAS
+    from tracker import export, sql, views
+
+    for name in ("Snapshot", "Minute", "Hour"):
+        schema = SCHEMAS[name]
+        assert set(SLIPPAGE_COLUMNS) <= set(schema["required"]), name
+        for column in SLIPPAGE_COLUMNS:
+            prop = schema["properties"][column]
+            want = {"type": "integer"} if column.startswith("fill_samples_") else {"type": ["number", "null"]}
+            assert {k: v for k, v in prop.items() if k != "description"} == want, (name, column)
+            assert "bps of the mid" in prop["description"] or "on both sides" in prop["description"]
+    assert set(SLIPPAGE_COLUMNS) <= set(export.EXPORT_COLUMNS)
+    # The overview's latest window and minute carry 10k and 100k for the market table.
+    for columns in (sql.OVERVIEW_WINDOW_COLUMNS, sql.OVERVIEW_MINUTE_COLUMNS):
+        assert {"slip_buy_10k", "slip_sell_10k", "slip_buy_100k", "slip_sell_100k"} <= set(columns)
+    row = {"market_index": 1, "symbol": "ETH", **{f"w_{c}": 1.5 for c in sql.OVERVIEW_WINDOW_COLUMNS},
+           "w_timestamp": T0, "w_window_ms": 15_000, "w_slip_buy_100k": None, "m_timestamp": None}
+    answer = views.overview_row(row, T0 + 20_000)
+    assert (answer["window"]["slip_sell_10k"], answer["window"]["slip_buy_100k"], answer["minute"]) == (1.5, None, None)
+    # An unfilled size is an empty CSV field and a JSON null.
+    values = [0] * len(export.EXPORT_COLUMNS)
+    values[export.EXPORT_COLUMNS.index("symbol")] = "ETH"
+    values[export.EXPORT_COLUMNS.index("slip_buy_1m")] = None
+    values[export.EXPORT_COLUMNS.index("slip_sell_1k")] = 0.25
+    csv_text = export.CsvExport().begin() + export.CsvExport().page([values])
+    header, line = csv_text.splitlines()
+    cells = dict(zip(header.split(","), line.split(",")))
+    assert (cells["slip_buy_1m"], cells["slip_sell_1k"], cells["fill_samples_1m"]) == ("", "0.25", "0")
+    doc = export.JsonExport("minutes")
+    parsed = json.loads(doc.begin() + doc.page([values]) + doc.end())
+    assert parsed["minutes"][0]["slip_buy_1m"] is None and parsed["minutes"][0]["slip_sell_1k"] == 0.25
