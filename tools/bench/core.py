@@ -8,7 +8,8 @@ closed as the alarm would close them. Also timed on the same frames, to show whe
 time goes: `json.loads` alone, `protocol.parse_frame` alone (JSON + validation + floats),
 and the feed with a do-nothing aggregator (book + continuity, no window sums).
 Where the tracker samples depth (issue 11), the cost of one depth sample
-(`OrderBook.band_depths` on the run's final books) is timed on its own too.
+(`OrderBook.band_depths` on the run's final books) is timed on its own too, and
+(issue 20) that of the slippage walk the same sample takes (`OrderBook.slippages`).
 """
 from __future__ import annotations
 
@@ -93,6 +94,7 @@ def measure(markets: int = 200, messages: int = 300_000, seed: int = 1, window_m
     t_full, t_null = min(full), min(nulls)
     c = feed.counters
     depth = _depth_sample_cost(feed, repeats)
+    slippage = _sample_cost(feed, repeats, "slippages")
     us = lambda t: round(t / n * 1e6, 2)  # noqa: E731
     return {
         "frames": n,
@@ -111,22 +113,30 @@ def measure(markets: int = 200, messages: int = 300_000, seed: int = 1, window_m
                      "malformed": c.malformed, "gaps": c.gaps, "crossed": c.crossed,
                      "one_sided": c.one_sided, "depth_samples": getattr(c, "depth_samples", None)},
         "depth_sample": depth,
+        "slippage_sample": slippage,
         "repeats": repeats,
     }
 
 
 def _depth_sample_cost(feed: BookFeed, repeats: int) -> dict | None:
     """µs per OrderBook.band_depths call over the run's two-sided books (None before issue 11)."""
+    return _sample_cost(feed, repeats, "band_depths")
+
+
+def _sample_cost(feed: BookFeed, repeats: int, method: str) -> dict | None:
+    """µs per call of OrderBook.<method> over the run's two-sided books (None when the
+    tracker has no such method: before issue 11, or 20)."""
     books = [b for b in feed.books.values()
              if b.valid and b.bid_prices and b.ask_prices and b.bid_prices[-1] < b.ask_prices[0]]
-    if not books or not hasattr(books[0], "band_depths"):
+    if not books or not hasattr(books[0], method):
         return None
     rounds = max(1, 20_000 // len(books))
+    calls = [getattr(book, method) for book in books]
 
     def go():
         for _ in range(rounds):
-            for book in books:
-                book.band_depths()
+            for call in calls:
+                call()
 
     t = _best_of(repeats, go)
     levels = sum(len(b.bid_prices) + len(b.ask_prices) for b in books) / len(books)
