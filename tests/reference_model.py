@@ -74,7 +74,9 @@ Slippage (issue 20), with the depths
     asks from the lowest up, a sell the bids from the highest down, whole levels until
     one completes the size, of which it takes the base quantity (size - notional taken so
     far) / price. VWAP = size / base quantity taken; buy (VWAP - mid) / mid * 1e4, sell
-    (mid - VWAP) / mid * 1e4. Computed exactly (Decimal, no rounding until the float).
+    (mid - VWAP) / mid * 1e4. Computed in Decimal with 60 digits: the book's sums and
+    products are exact, the VWAP is one division (exact when it can be: a size the best
+    level fills has exactly that level's price), so only the final float rounds.
       * a sample fills a size when both its buy and its sell are not None;
       * a window's slip_buy_<size> / slip_sell_<size> are the means over its samples that
         fill that size, fill_samples_<size> how many; None and 0 when none does.
@@ -175,7 +177,7 @@ class NaiveBook:
         """(buy_1k, sell_1k, buy_10k, sell_10k, ...) in bps of the mid, None where the side
         cannot fill the size (see the module doc), each size walked on its own."""
         with localcontext() as ctx:
-            ctx.prec = 60  # every sum and product of the book's decimals is exact
+            ctx.prec = 60  # every sum and product of the book's decimals (~35 digits at most) is exact
             mid = (max(self.bids) + min(self.asks)) / 2
             asks = sorted(self.asks.items())
             bids = sorted(self.bids.items(), reverse=True)

@@ -12,6 +12,7 @@ and stays so until a fresh snapshot replaces it.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
+from collections.abc import Iterable
 
 from .protocol import Level
 
@@ -128,55 +129,55 @@ class OrderBook:
         The walk takes levels from the best outwards while a level does not complete the
         size: their notional `cost` (sum of price * size) and base quantity `qty` add up.
         The level that completes it (the first whose price * size brings the notional to
-        the size or beyond) is filled partially, by `(size - cost) / price` base units, and
+        the size or beyond) is taken in part, `(size - cost) / price` base units of it (all
+        of it when the notional ends exactly there), and
         `vwap = size / (qty + (size - cost) / price)`. When the best level alone completes
         the size, `vwap` is its price exactly (the same value; no division to round), so
         the slippage is then the half-spread in bps. A side whose whole notional falls
         short of a size (see _FILL_AT for the rounding slack) cannot fill it or any larger.
 
-        One pass per side for all sizes, the smallest first: the cost is the number of
-        levels within the largest size filled (the whole side when it fills none but a
-        smaller one). The bids are walked only up to the sizes the asks filled.
+        One pass per side for all sizes, the smallest first: the cost is the levels up to
+        the one completing the largest size filled, or the whole side when it falls short
+        of a size. The bids are walked only up to the sizes the asks filled (a sample keeps
+        only the sizes both sides fill). Nothing is cached between samples.
         """
         ask_prices = self.ask_prices
         bid_prices = self.bid_prices
         mid = (bid_prices[-1] + ask_prices[0]) * 0.5
-        buy = _walk(ask_prices, self.asks, 0, 1, len(ask_prices), mid, len(_FILL_AT))
+        buy = _walk(ask_prices, self.asks, mid, len(SLIPPAGE_SIZES))
         if not buy:
             return buy, []
-        sell = _walk(bid_prices, self.bids, len(bid_prices) - 1, -1, -1, mid, len(buy))
+        sell = _walk(reversed(bid_prices), self.bids, mid, len(buy))
         # (mid - vwap) for the sell side: _walk measures (vwap - mid), so flip the sign.
         sell = [-slip for slip in sell]
         del buy[len(sell):]
         return buy, sell
 
 
-def _walk(prices: list[float], side: dict[float, float], i: int, step: int, stop: int, mid: float,
-          sizes: int) -> list[float]:
-    """(vwap - mid) / mid * 1e4 for the first `sizes` of SLIPPAGE_SIZES, walking `prices`
-    from index `i` by `step` until `stop`; stops at the first size the side cannot fill.
-    See OrderBook.slippages for the arithmetic."""
+def _walk(prices: Iterable[float], side: dict[float, float], mid: float, sizes: int) -> list[float]:
+    """(vwap - mid) / mid * 1e4 for the first `sizes` of SLIPPAGE_SIZES, taking the levels
+    of `side` in the order of `prices` (best first); stops at the first size the side
+    cannot fill. See OrderBook.slippages for the arithmetic."""
     out: list[float] = []
     cost = 0.0  # notional of the levels taken whole
     qty = 0.0  # their base quantity
-    for k in range(sizes):
-        size = SLIPPAGE_SIZES[k]
-        fill_at = _FILL_AT[k]
-        while i != stop:
-            price = prices[i]
-            amount = side[price]
-            level = price * amount
-            if cost + level >= fill_at:
-                # This level completes the size: take (size - cost) / price of it.
-                vwap = price if qty == 0.0 else size / (qty + (size - cost) / price)
-                out.append((vwap - mid) / mid * 10_000.0)
-                break
-            cost += level
-            qty += amount
-            i += step
-        else:
-            return out  # the side's whole notional falls short of this size
-    return out
+    k = 0
+    size = SLIPPAGE_SIZES[0]
+    fill_at = _FILL_AT[0]
+    for price in prices:
+        amount = side[price]
+        level = price * amount
+        while cost + level >= fill_at:  # this level completes the size (maybe the next ones too)
+            vwap = price if qty == 0.0 else size / (qty + (size - cost) / price)
+            out.append((vwap - mid) / mid * 10_000.0)
+            k += 1
+            if k == sizes:
+                return out
+            size = SLIPPAGE_SIZES[k]
+            fill_at = _FILL_AT[k]
+        cost += level
+        qty += amount
+    return out  # the side's whole notional falls short of the size it stopped at
 
 
 def _apply_levels(side: dict[float, float], prices: list[float], levels: list[Level]) -> None:

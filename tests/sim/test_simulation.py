@@ -75,13 +75,13 @@ def test_the_invariants_catch_a_planted_bug(monkeypatch, bug):
         monkeypatch.setattr(sql.LIGHTER, "PRUNE_WINDOWS",
                             "DELETE FROM lighter_snapshots WHERE timestamp < ? AND market_index % ? = ?")
     elif bug == "slippage_takes_the_last_level_whole":
-        def walk(prices, side, i, step, stop, mid, sizes):  # the VWAP of every level touched
-            out, cost, qty = [], 0.0, 0.0
+        def walk(prices, side, mid, sizes):  # the VWAP of every level touched, the last one whole
+            out, cost, qty, prices = [], 0.0, 0.0, list(prices)
             for k in range(sizes):
-                while i != stop and cost < orderbook.SLIPPAGE_SIZES[k]:
-                    cost += prices[i] * side[prices[i]]
-                    qty += side[prices[i]]
-                    i += step
+                while prices and cost < orderbook.SLIPPAGE_SIZES[k]:
+                    price = prices.pop(0)
+                    cost += price * side[price]
+                    qty += side[price]
                 if cost < orderbook.SLIPPAGE_SIZES[k]:
                     break
                 out.append((cost / qty - mid) / mid * 10_000.0)
