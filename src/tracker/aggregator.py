@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .orderbook import SLIPPAGE_SIZES
-from .rows import WindowRow, imbalance
+from .rows import SLIPPAGE_COLUMNS, WindowRow, imbalance
 
 _SIZES = len(SLIPPAGE_SIZES)
 
@@ -86,8 +86,6 @@ class _Acc:
     def row(self, symbol: str, market_id: int, start: int, window_ms: int) -> WindowRow:
         n = self.ticks
         b10, a10, b50, a50, b100, a100 = self.depth_means()
-        (buy_1k, sell_1k, fill_1k, buy_10k, sell_10k, fill_10k,
-         buy_100k, sell_100k, fill_100k, buy_1m, sell_1m, fill_1m) = self.slippage_means()
         avg_bid = self.sum_bid / n
         avg_ask = self.sum_ask / n
         return WindowRow(
@@ -117,18 +115,7 @@ class _Acc:
             ask_depth_100=a100,
             imbalance_50=imbalance(b50, a50),
             depth_samples=self.samples,
-            slip_buy_1k=buy_1k,
-            slip_sell_1k=sell_1k,
-            fill_samples_1k=fill_1k,
-            slip_buy_10k=buy_10k,
-            slip_sell_10k=sell_10k,
-            fill_samples_10k=fill_10k,
-            slip_buy_100k=buy_100k,
-            slip_sell_100k=sell_100k,
-            fill_samples_100k=fill_100k,
-            slip_buy_1m=buy_1m,
-            slip_sell_1m=sell_1m,
-            fill_samples_1m=fill_1m,
+            **dict(zip(SLIPPAGE_COLUMNS, self.slippage_means(), strict=True)),
         )
 
 
