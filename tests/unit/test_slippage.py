@@ -97,8 +97,8 @@ def test_one_level_alone_fills_every_size_it_holds_at_the_half_spread():
     assert naive.slippages() == (float((Decimal("100.01") - 100) / 100 * 10_000),) * 8
 
 
-def test_a_thin_side_limits_the_sample_and_no_side_can_fill_nothing():
-    # Deep asks, bids holding only 1,500 USD: the sample fills 1k only.
+def test_a_thin_side_limits_the_sample_and_sides_that_fill_nothing_give_nothing():
+    # Deep asks, bids holding only 1,480 USD: the sample fills 1k only.
     mine, naive = book_of([("99", "10"), ("98", "5")], [("101", "1000000")])
     buy, sell = mine.slippages()
     assert len(buy) == len(sell) == 1
