@@ -1,6 +1,13 @@
 """The CPython floor: the tracker's pure core fed the same generated frames in-process.
 
-    python -m bench core [--markets 200] [--messages 300000] [--seed 1]
+    python -m bench core [--markets 200] [--messages 300000] [--seed 1] [--rate-hint 10000]
+    python -m bench core --ab slippages [--rounds 8]
+
+`--rate-hint` is the stream's messages a second (all markets): a depth sample is taken
+once a second per market, so it sets how many messages share one. `--ab METHOD` is an
+A/B of one sampling method in ONE process: the feed run alternately as it is and with
+OrderBook.METHOD stubbed to take no walk, CPU time per message (process_time, best of
+`--rounds`), so a shared machine's load hits both alike.
 
 What the Durable Object does per message, minus workerd and Pyodide: `BookFeed.on_frame`
 (parse, book, continuity, top of book into the `WindowAggregator`), with the windows
@@ -21,8 +28,9 @@ import time
 from tracker import protocol
 from tracker.aggregator import WindowAggregator
 from tracker.feed import BookFeed
+from tracker.orderbook import OrderBook
 
-from .stream import Stream, generate
+from .stream import DEFAULT_RATE_HINT, Stream, generate
 
 CONNECTED = '{"session_id":"bench","type":"connected"}'
 CHUNK = 10_000  # frames between window closes (the alarm's job)
@@ -144,12 +152,51 @@ def _sample_cost(feed: BookFeed, repeats: int, method: str) -> dict | None:
             "mean_levels_per_book": round(levels, 1)}
 
 
+_EMPTY = {"slippages": ([], []), "band_depths": [0.0] * 6}
+
+
+def ab(method: str, markets: int, messages: int, seed: int, rate_hint: int, rounds: int) -> dict:
+    """CPU µs per message of the feed run with and without OrderBook.<method> (see the module doc)."""
+    stream = generate(markets, messages, seed=seed, rate_hint=rate_hint)
+    frames = stream.text_frames(limit=messages)
+    real = getattr(OrderBook, method)
+    empty = _EMPTY[method]
+    best = {"with": float("inf"), "without": float("inf")}
+    samples = 0
+    try:
+        for _ in range(rounds):
+            for name, fn in (("without", lambda self: empty), ("with", real)):
+                setattr(OrderBook, method, fn)
+                gc.collect()
+                t0 = time.process_time()
+                _, feed = _feed_run(stream, frames, WindowAggregator, 15_000)
+                best[name] = min(best[name], time.process_time() - t0)
+                samples = feed.counters.depth_samples
+    finally:
+        setattr(OrderBook, method, real)
+    n = len(frames)
+    return {
+        "method": method, "frames": n, "samples": samples, "msgs_per_market_second": rate_hint // markets,
+        "us_cpu_per_msg": {k: round(v / n * 1e6, 3) for k, v in best.items()},
+        "msgs_per_s_with_over_without": round(best["without"] / best["with"], 3),
+        "us_cpu_per_sample": round((best["with"] - best["without"]) / samples * 1e6, 2) if samples else None,
+        "rounds": rounds,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench core")
     ap.add_argument("--markets", type=int, default=200)
     ap.add_argument("--messages", type=int, default=300_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--rate-hint", type=int, default=DEFAULT_RATE_HINT, help="messages a second, all markets")
+    ap.add_argument("--ab", choices=sorted(_EMPTY), help="A/B of one OrderBook sampling method (module doc)")
+    ap.add_argument("--rounds", type=int, default=8)
     args = ap.parse_args(argv)
-    print(json.dumps(measure(args.markets, args.messages, args.seed, repeats=args.repeats), indent=2))
+    if args.ab:
+        print(json.dumps(ab(args.ab, args.markets, args.messages, args.seed, args.rate_hint, args.rounds), indent=2))
+        return 0
+    stream = generate(args.markets, args.messages, seed=args.seed, rate_hint=args.rate_hint)
+    print(json.dumps(measure(args.markets, args.messages, args.seed, repeats=args.repeats, stream=stream), indent=2))
     return 0
