@@ -56,6 +56,21 @@ CREATE TABLE IF NOT EXISTS lighter_snapshots (
     ask_depth_100   REAL,
     imbalance_50    REAL,                -- (bid_50 - ask_50) / (bid_50 + ask_50) of the row's means
     depth_samples   INTEGER NOT NULL DEFAULT 0,
+    -- Slippage (issue 20): what a market order of 1k/10k/100k/1m USD costs, in bps of
+    -- the mid, buying and selling: the mean over the samples whose book filled that size on
+    -- both sides (fill_samples_<size> of them); NULL when none did.
+    slip_buy_1k       REAL,
+    slip_sell_1k      REAL,
+    fill_samples_1k   INTEGER NOT NULL DEFAULT 0,
+    slip_buy_10k      REAL,
+    slip_sell_10k     REAL,
+    fill_samples_10k  INTEGER NOT NULL DEFAULT 0,
+    slip_buy_100k     REAL,
+    slip_sell_100k    REAL,
+    fill_samples_100k INTEGER NOT NULL DEFAULT 0,
+    slip_buy_1m       REAL,
+    slip_sell_1m      REAL,
+    fill_samples_1m   INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (market_index, timestamp)
 ) WITHOUT ROWID;
 
@@ -89,6 +104,19 @@ CREATE TABLE IF NOT EXISTS lighter_minutes (
     ask_depth_100   REAL,
     imbalance_50    REAL,                -- (bid_50 - ask_50) / (bid_50 + ask_50) of the row's means
     depth_samples   INTEGER NOT NULL DEFAULT 0,
+    -- Slippage: its windows' means weighted by their fill_samples_<size> (see lighter_snapshots).
+    slip_buy_1k       REAL,
+    slip_sell_1k      REAL,
+    fill_samples_1k   INTEGER NOT NULL DEFAULT 0,
+    slip_buy_10k      REAL,
+    slip_sell_10k     REAL,
+    fill_samples_10k  INTEGER NOT NULL DEFAULT 0,
+    slip_buy_100k     REAL,
+    slip_sell_100k    REAL,
+    fill_samples_100k INTEGER NOT NULL DEFAULT 0,
+    slip_buy_1m       REAL,
+    slip_sell_1m      REAL,
+    fill_samples_1m   INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (market_index, timestamp)
 ) WITHOUT ROWID;
 
@@ -122,6 +150,18 @@ CREATE TABLE IF NOT EXISTS lighter_hours (
     ask_depth_100   REAL,
     imbalance_50    REAL,
     depth_samples   INTEGER NOT NULL DEFAULT 0,
+    slip_buy_1k       REAL,
+    slip_sell_1k      REAL,
+    fill_samples_1k   INTEGER NOT NULL DEFAULT 0,
+    slip_buy_10k      REAL,
+    slip_sell_10k     REAL,
+    fill_samples_10k  INTEGER NOT NULL DEFAULT 0,
+    slip_buy_100k     REAL,
+    slip_sell_100k    REAL,
+    fill_samples_100k INTEGER NOT NULL DEFAULT 0,
+    slip_buy_1m       REAL,
+    slip_sell_1m      REAL,
+    fill_samples_1m   INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (market_index, timestamp)
 ) WITHOUT ROWID;
 
@@ -199,6 +239,21 @@ CREATE TABLE IF NOT EXISTS paradex_snapshots (
     ask_depth_100   REAL,
     imbalance_50    REAL,                -- (bid_50 - ask_50) / (bid_50 + ask_50) of the row's means
     depth_samples   INTEGER NOT NULL DEFAULT 0,
+    -- Slippage (issue 20): what a market order of 1k/10k/100k/1m USD costs, in bps of
+    -- the mid, buying and selling: the mean over the samples whose book filled that size on
+    -- both sides (fill_samples_<size> of them); NULL when none did.
+    slip_buy_1k       REAL,
+    slip_sell_1k      REAL,
+    fill_samples_1k   INTEGER NOT NULL DEFAULT 0,
+    slip_buy_10k      REAL,
+    slip_sell_10k     REAL,
+    fill_samples_10k  INTEGER NOT NULL DEFAULT 0,
+    slip_buy_100k     REAL,
+    slip_sell_100k    REAL,
+    fill_samples_100k INTEGER NOT NULL DEFAULT 0,
+    slip_buy_1m       REAL,
+    slip_sell_1m      REAL,
+    fill_samples_1m   INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (market_index, timestamp)
 ) WITHOUT ROWID;
 
@@ -230,6 +285,19 @@ CREATE TABLE IF NOT EXISTS paradex_minutes (
     ask_depth_100   REAL,
     imbalance_50    REAL,                -- (bid_50 - ask_50) / (bid_50 + ask_50) of the row's means
     depth_samples   INTEGER NOT NULL DEFAULT 0,
+    -- Slippage: its windows' means weighted by their fill_samples_<size> (see paradex_snapshots).
+    slip_buy_1k       REAL,
+    slip_sell_1k      REAL,
+    fill_samples_1k   INTEGER NOT NULL DEFAULT 0,
+    slip_buy_10k      REAL,
+    slip_sell_10k     REAL,
+    fill_samples_10k  INTEGER NOT NULL DEFAULT 0,
+    slip_buy_100k     REAL,
+    slip_sell_100k    REAL,
+    fill_samples_100k INTEGER NOT NULL DEFAULT 0,
+    slip_buy_1m       REAL,
+    slip_sell_1m      REAL,
+    fill_samples_1m   INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (market_index, timestamp)
 ) WITHOUT ROWID;
 
@@ -260,6 +328,18 @@ CREATE TABLE IF NOT EXISTS paradex_hours (
     ask_depth_100   REAL,
     imbalance_50    REAL,
     depth_samples   INTEGER NOT NULL DEFAULT 0,
+    slip_buy_1k       REAL,
+    slip_sell_1k      REAL,
+    fill_samples_1k   INTEGER NOT NULL DEFAULT 0,
+    slip_buy_10k      REAL,
+    slip_sell_10k     REAL,
+    fill_samples_10k  INTEGER NOT NULL DEFAULT 0,
+    slip_buy_100k     REAL,
+    slip_sell_100k    REAL,
+    fill_samples_100k INTEGER NOT NULL DEFAULT 0,
+    slip_buy_1m       REAL,
+    slip_sell_1m      REAL,
+    fill_samples_1m   INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (market_index, timestamp)
 ) WITHOUT ROWID;
 

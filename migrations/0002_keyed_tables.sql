@@ -11,7 +11,8 @@
 --     PRIMARY KEY (market_index, timestamp) WITHOUT ROWID, with no other index (D1
 --     bills each index entry a write touches as one more row written); dropping the
 --     old table drops its indexes;
---   * a column that may be missing (depth, added to windows and minutes later; four
+--   * a column that may be missing (depth, added to windows and minutes later; slippage,
+--     issue 20, which a database made by hand from this release's schema.sql has; four
 --     tracking_stats columns) is copied through a correlated subquery: inside
 --     `(SELECT bid_depth_10 FROM t AS i WHERE <i is o's row>)` an unqualified name
 --     resolves to the inner table first and, when that table has no such column, to
@@ -129,9 +130,23 @@ CREATE TABLE lighter_snapshots_new (
     ask_depth_100   REAL,
     imbalance_50    REAL,                -- (bid_50 - ask_50) / (bid_50 + ask_50) of the row's means
     depth_samples   INTEGER NOT NULL DEFAULT 0,
+    -- Slippage (issue 20): what a market order of 1k/10k/100k/1m USD costs, in bps of
+    -- the mid, buying and selling; fill_samples_<size>: the samples that filled it.
+    slip_buy_1k       REAL,
+    slip_sell_1k      REAL,
+    fill_samples_1k   INTEGER NOT NULL DEFAULT 0,
+    slip_buy_10k      REAL,
+    slip_sell_10k     REAL,
+    fill_samples_10k  INTEGER NOT NULL DEFAULT 0,
+    slip_buy_100k     REAL,
+    slip_sell_100k    REAL,
+    fill_samples_100k INTEGER NOT NULL DEFAULT 0,
+    slip_buy_1m       REAL,
+    slip_sell_1m      REAL,
+    fill_samples_1m   INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (market_index, timestamp)
 ) WITHOUT ROWID;
-INSERT OR IGNORE INTO lighter_snapshots_new (symbol, market_index, timestamp, avg_bid, avg_ask, avg_spread, tick_count, avg_mid, avg_spread_bps, min_spread, max_spread, avg_bid_size, avg_ask_size, last_bid, last_ask, twap_mid, covered_ms, window_ms, bid_depth_10, ask_depth_10, bid_depth_50, ask_depth_50, bid_depth_100, ask_depth_100, imbalance_50, depth_samples)
+INSERT OR IGNORE INTO lighter_snapshots_new (symbol, market_index, timestamp, avg_bid, avg_ask, avg_spread, tick_count, avg_mid, avg_spread_bps, min_spread, max_spread, avg_bid_size, avg_ask_size, last_bid, last_ask, twap_mid, covered_ms, window_ms, bid_depth_10, ask_depth_10, bid_depth_50, ask_depth_50, bid_depth_100, ask_depth_100, imbalance_50, depth_samples, slip_buy_1k, slip_sell_1k, fill_samples_1k, slip_buy_10k, slip_sell_10k, fill_samples_10k, slip_buy_100k, slip_sell_100k, fill_samples_100k, slip_buy_1m, slip_sell_1m, fill_samples_1m)
     SELECT o.symbol,
            o.market_index,
            o.timestamp,
@@ -157,8 +172,20 @@ INSERT OR IGNORE INTO lighter_snapshots_new (symbol, market_index, timestamp, av
            (SELECT bid_depth_100 FROM lighter_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS bid_depth_100,
            (SELECT ask_depth_100 FROM lighter_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS ask_depth_100,
            (SELECT imbalance_50 FROM lighter_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS imbalance_50,
-           (SELECT depth_samples FROM lighter_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS depth_samples
-    FROM lighter_snapshots AS o, (SELECT NULL AS bid_depth_10, NULL AS ask_depth_10, NULL AS bid_depth_50, NULL AS ask_depth_50, NULL AS bid_depth_100, NULL AS ask_depth_100, NULL AS imbalance_50, 0 AS depth_samples) AS d;
+           (SELECT depth_samples FROM lighter_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS depth_samples,
+           (SELECT slip_buy_1k FROM lighter_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_buy_1k,
+           (SELECT slip_sell_1k FROM lighter_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_sell_1k,
+           (SELECT fill_samples_1k FROM lighter_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS fill_samples_1k,
+           (SELECT slip_buy_10k FROM lighter_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_buy_10k,
+           (SELECT slip_sell_10k FROM lighter_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_sell_10k,
+           (SELECT fill_samples_10k FROM lighter_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS fill_samples_10k,
+           (SELECT slip_buy_100k FROM lighter_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_buy_100k,
+           (SELECT slip_sell_100k FROM lighter_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_sell_100k,
+           (SELECT fill_samples_100k FROM lighter_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS fill_samples_100k,
+           (SELECT slip_buy_1m FROM lighter_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_buy_1m,
+           (SELECT slip_sell_1m FROM lighter_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_sell_1m,
+           (SELECT fill_samples_1m FROM lighter_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS fill_samples_1m
+    FROM lighter_snapshots AS o, (SELECT NULL AS bid_depth_10, NULL AS ask_depth_10, NULL AS bid_depth_50, NULL AS ask_depth_50, NULL AS bid_depth_100, NULL AS ask_depth_100, NULL AS imbalance_50, 0 AS depth_samples, NULL AS slip_buy_1k, NULL AS slip_sell_1k, 0 AS fill_samples_1k, NULL AS slip_buy_10k, NULL AS slip_sell_10k, 0 AS fill_samples_10k, NULL AS slip_buy_100k, NULL AS slip_sell_100k, 0 AS fill_samples_100k, NULL AS slip_buy_1m, NULL AS slip_sell_1m, 0 AS fill_samples_1m) AS d;
 DROP TABLE lighter_snapshots;
 ALTER TABLE lighter_snapshots_new RENAME TO lighter_snapshots;
 
@@ -191,9 +218,23 @@ CREATE TABLE lighter_minutes_new (
     ask_depth_100   REAL,
     imbalance_50    REAL,                -- (bid_50 - ask_50) / (bid_50 + ask_50) of the row's means
     depth_samples   INTEGER NOT NULL DEFAULT 0,
+    -- Slippage (issue 20): what a market order of 1k/10k/100k/1m USD costs, in bps of
+    -- the mid, buying and selling; fill_samples_<size>: the samples that filled it.
+    slip_buy_1k       REAL,
+    slip_sell_1k      REAL,
+    fill_samples_1k   INTEGER NOT NULL DEFAULT 0,
+    slip_buy_10k      REAL,
+    slip_sell_10k     REAL,
+    fill_samples_10k  INTEGER NOT NULL DEFAULT 0,
+    slip_buy_100k     REAL,
+    slip_sell_100k    REAL,
+    fill_samples_100k INTEGER NOT NULL DEFAULT 0,
+    slip_buy_1m       REAL,
+    slip_sell_1m      REAL,
+    fill_samples_1m   INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (market_index, timestamp)
 ) WITHOUT ROWID;
-INSERT OR IGNORE INTO lighter_minutes_new (symbol, market_index, timestamp, avg_bid, avg_ask, avg_spread, tick_count, avg_mid, avg_spread_bps, min_spread, max_spread, avg_bid_size, avg_ask_size, last_bid, last_ask, twap_mid, covered_ms, windows, bid_depth_10, ask_depth_10, bid_depth_50, ask_depth_50, bid_depth_100, ask_depth_100, imbalance_50, depth_samples)
+INSERT OR IGNORE INTO lighter_minutes_new (symbol, market_index, timestamp, avg_bid, avg_ask, avg_spread, tick_count, avg_mid, avg_spread_bps, min_spread, max_spread, avg_bid_size, avg_ask_size, last_bid, last_ask, twap_mid, covered_ms, windows, bid_depth_10, ask_depth_10, bid_depth_50, ask_depth_50, bid_depth_100, ask_depth_100, imbalance_50, depth_samples, slip_buy_1k, slip_sell_1k, fill_samples_1k, slip_buy_10k, slip_sell_10k, fill_samples_10k, slip_buy_100k, slip_sell_100k, fill_samples_100k, slip_buy_1m, slip_sell_1m, fill_samples_1m)
     SELECT o.symbol,
            o.market_index,
            o.timestamp,
@@ -219,8 +260,20 @@ INSERT OR IGNORE INTO lighter_minutes_new (symbol, market_index, timestamp, avg_
            (SELECT bid_depth_100 FROM lighter_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS bid_depth_100,
            (SELECT ask_depth_100 FROM lighter_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS ask_depth_100,
            (SELECT imbalance_50 FROM lighter_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS imbalance_50,
-           (SELECT depth_samples FROM lighter_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS depth_samples
-    FROM lighter_minutes AS o, (SELECT NULL AS bid_depth_10, NULL AS ask_depth_10, NULL AS bid_depth_50, NULL AS ask_depth_50, NULL AS bid_depth_100, NULL AS ask_depth_100, NULL AS imbalance_50, 0 AS depth_samples) AS d;
+           (SELECT depth_samples FROM lighter_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS depth_samples,
+           (SELECT slip_buy_1k FROM lighter_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_buy_1k,
+           (SELECT slip_sell_1k FROM lighter_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_sell_1k,
+           (SELECT fill_samples_1k FROM lighter_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS fill_samples_1k,
+           (SELECT slip_buy_10k FROM lighter_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_buy_10k,
+           (SELECT slip_sell_10k FROM lighter_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_sell_10k,
+           (SELECT fill_samples_10k FROM lighter_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS fill_samples_10k,
+           (SELECT slip_buy_100k FROM lighter_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_buy_100k,
+           (SELECT slip_sell_100k FROM lighter_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_sell_100k,
+           (SELECT fill_samples_100k FROM lighter_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS fill_samples_100k,
+           (SELECT slip_buy_1m FROM lighter_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_buy_1m,
+           (SELECT slip_sell_1m FROM lighter_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_sell_1m,
+           (SELECT fill_samples_1m FROM lighter_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS fill_samples_1m
+    FROM lighter_minutes AS o, (SELECT NULL AS bid_depth_10, NULL AS ask_depth_10, NULL AS bid_depth_50, NULL AS ask_depth_50, NULL AS bid_depth_100, NULL AS ask_depth_100, NULL AS imbalance_50, 0 AS depth_samples, NULL AS slip_buy_1k, NULL AS slip_sell_1k, 0 AS fill_samples_1k, NULL AS slip_buy_10k, NULL AS slip_sell_10k, 0 AS fill_samples_10k, NULL AS slip_buy_100k, NULL AS slip_sell_100k, 0 AS fill_samples_100k, NULL AS slip_buy_1m, NULL AS slip_sell_1m, 0 AS fill_samples_1m) AS d;
 DROP TABLE lighter_minutes;
 ALTER TABLE lighter_minutes_new RENAME TO lighter_minutes;
 
@@ -252,9 +305,23 @@ CREATE TABLE lighter_hours_new (
     ask_depth_100   REAL,
     imbalance_50    REAL,
     depth_samples   INTEGER NOT NULL DEFAULT 0,
+    -- Slippage (issue 20): what a market order of 1k/10k/100k/1m USD costs, in bps of
+    -- the mid, buying and selling; fill_samples_<size>: the samples that filled it.
+    slip_buy_1k       REAL,
+    slip_sell_1k      REAL,
+    fill_samples_1k   INTEGER NOT NULL DEFAULT 0,
+    slip_buy_10k      REAL,
+    slip_sell_10k     REAL,
+    fill_samples_10k  INTEGER NOT NULL DEFAULT 0,
+    slip_buy_100k     REAL,
+    slip_sell_100k    REAL,
+    fill_samples_100k INTEGER NOT NULL DEFAULT 0,
+    slip_buy_1m       REAL,
+    slip_sell_1m      REAL,
+    fill_samples_1m   INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (market_index, timestamp)
 ) WITHOUT ROWID;
-INSERT OR IGNORE INTO lighter_hours_new (symbol, market_index, timestamp, avg_bid, avg_ask, avg_spread, tick_count, avg_mid, avg_spread_bps, min_spread, max_spread, avg_bid_size, avg_ask_size, last_bid, last_ask, twap_mid, covered_ms, windows, bid_depth_10, ask_depth_10, bid_depth_50, ask_depth_50, bid_depth_100, ask_depth_100, imbalance_50, depth_samples)
+INSERT OR IGNORE INTO lighter_hours_new (symbol, market_index, timestamp, avg_bid, avg_ask, avg_spread, tick_count, avg_mid, avg_spread_bps, min_spread, max_spread, avg_bid_size, avg_ask_size, last_bid, last_ask, twap_mid, covered_ms, windows, bid_depth_10, ask_depth_10, bid_depth_50, ask_depth_50, bid_depth_100, ask_depth_100, imbalance_50, depth_samples, slip_buy_1k, slip_sell_1k, fill_samples_1k, slip_buy_10k, slip_sell_10k, fill_samples_10k, slip_buy_100k, slip_sell_100k, fill_samples_100k, slip_buy_1m, slip_sell_1m, fill_samples_1m)
     SELECT o.symbol,
            o.market_index,
            o.timestamp,
@@ -280,8 +347,20 @@ INSERT OR IGNORE INTO lighter_hours_new (symbol, market_index, timestamp, avg_bi
            o.bid_depth_100,
            o.ask_depth_100,
            o.imbalance_50,
-           o.depth_samples
-    FROM lighter_hours AS o;
+           o.depth_samples,
+           (SELECT slip_buy_1k FROM lighter_hours AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_buy_1k,
+           (SELECT slip_sell_1k FROM lighter_hours AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_sell_1k,
+           (SELECT fill_samples_1k FROM lighter_hours AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS fill_samples_1k,
+           (SELECT slip_buy_10k FROM lighter_hours AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_buy_10k,
+           (SELECT slip_sell_10k FROM lighter_hours AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_sell_10k,
+           (SELECT fill_samples_10k FROM lighter_hours AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS fill_samples_10k,
+           (SELECT slip_buy_100k FROM lighter_hours AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_buy_100k,
+           (SELECT slip_sell_100k FROM lighter_hours AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_sell_100k,
+           (SELECT fill_samples_100k FROM lighter_hours AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS fill_samples_100k,
+           (SELECT slip_buy_1m FROM lighter_hours AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_buy_1m,
+           (SELECT slip_sell_1m FROM lighter_hours AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_sell_1m,
+           (SELECT fill_samples_1m FROM lighter_hours AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS fill_samples_1m
+    FROM lighter_hours AS o, (SELECT NULL AS slip_buy_1k, NULL AS slip_sell_1k, 0 AS fill_samples_1k, NULL AS slip_buy_10k, NULL AS slip_sell_10k, 0 AS fill_samples_10k, NULL AS slip_buy_100k, NULL AS slip_sell_100k, 0 AS fill_samples_100k, NULL AS slip_buy_1m, NULL AS slip_sell_1m, 0 AS fill_samples_1m) AS d;
 DROP TABLE lighter_hours;
 ALTER TABLE lighter_hours_new RENAME TO lighter_hours;
 
@@ -316,9 +395,23 @@ CREATE TABLE paradex_snapshots_new (
     ask_depth_100   REAL,
     imbalance_50    REAL,                -- (bid_50 - ask_50) / (bid_50 + ask_50) of the row's means
     depth_samples   INTEGER NOT NULL DEFAULT 0,
+    -- Slippage (issue 20): what a market order of 1k/10k/100k/1m USD costs, in bps of
+    -- the mid, buying and selling; fill_samples_<size>: the samples that filled it.
+    slip_buy_1k       REAL,
+    slip_sell_1k      REAL,
+    fill_samples_1k   INTEGER NOT NULL DEFAULT 0,
+    slip_buy_10k      REAL,
+    slip_sell_10k     REAL,
+    fill_samples_10k  INTEGER NOT NULL DEFAULT 0,
+    slip_buy_100k     REAL,
+    slip_sell_100k    REAL,
+    fill_samples_100k INTEGER NOT NULL DEFAULT 0,
+    slip_buy_1m       REAL,
+    slip_sell_1m      REAL,
+    fill_samples_1m   INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (market_index, timestamp)
 ) WITHOUT ROWID;
-INSERT OR IGNORE INTO paradex_snapshots_new (symbol, market_index, timestamp, avg_bid, avg_ask, avg_spread, tick_count, avg_mid, avg_spread_bps, min_spread, max_spread, avg_bid_size, avg_ask_size, last_bid, last_ask, twap_mid, covered_ms, window_ms, bid_depth_10, ask_depth_10, bid_depth_50, ask_depth_50, bid_depth_100, ask_depth_100, imbalance_50, depth_samples)
+INSERT OR IGNORE INTO paradex_snapshots_new (symbol, market_index, timestamp, avg_bid, avg_ask, avg_spread, tick_count, avg_mid, avg_spread_bps, min_spread, max_spread, avg_bid_size, avg_ask_size, last_bid, last_ask, twap_mid, covered_ms, window_ms, bid_depth_10, ask_depth_10, bid_depth_50, ask_depth_50, bid_depth_100, ask_depth_100, imbalance_50, depth_samples, slip_buy_1k, slip_sell_1k, fill_samples_1k, slip_buy_10k, slip_sell_10k, fill_samples_10k, slip_buy_100k, slip_sell_100k, fill_samples_100k, slip_buy_1m, slip_sell_1m, fill_samples_1m)
     SELECT o.symbol,
            o.market_index,
            o.timestamp,
@@ -344,8 +437,20 @@ INSERT OR IGNORE INTO paradex_snapshots_new (symbol, market_index, timestamp, av
            (SELECT bid_depth_100 FROM paradex_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS bid_depth_100,
            (SELECT ask_depth_100 FROM paradex_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS ask_depth_100,
            (SELECT imbalance_50 FROM paradex_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS imbalance_50,
-           (SELECT depth_samples FROM paradex_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS depth_samples
-    FROM paradex_snapshots AS o, (SELECT NULL AS bid_depth_10, NULL AS ask_depth_10, NULL AS bid_depth_50, NULL AS ask_depth_50, NULL AS bid_depth_100, NULL AS ask_depth_100, NULL AS imbalance_50, 0 AS depth_samples) AS d;
+           (SELECT depth_samples FROM paradex_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS depth_samples,
+           (SELECT slip_buy_1k FROM paradex_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_buy_1k,
+           (SELECT slip_sell_1k FROM paradex_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_sell_1k,
+           (SELECT fill_samples_1k FROM paradex_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS fill_samples_1k,
+           (SELECT slip_buy_10k FROM paradex_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_buy_10k,
+           (SELECT slip_sell_10k FROM paradex_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_sell_10k,
+           (SELECT fill_samples_10k FROM paradex_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS fill_samples_10k,
+           (SELECT slip_buy_100k FROM paradex_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_buy_100k,
+           (SELECT slip_sell_100k FROM paradex_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_sell_100k,
+           (SELECT fill_samples_100k FROM paradex_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS fill_samples_100k,
+           (SELECT slip_buy_1m FROM paradex_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_buy_1m,
+           (SELECT slip_sell_1m FROM paradex_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_sell_1m,
+           (SELECT fill_samples_1m FROM paradex_snapshots AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS fill_samples_1m
+    FROM paradex_snapshots AS o, (SELECT NULL AS bid_depth_10, NULL AS ask_depth_10, NULL AS bid_depth_50, NULL AS ask_depth_50, NULL AS bid_depth_100, NULL AS ask_depth_100, NULL AS imbalance_50, 0 AS depth_samples, NULL AS slip_buy_1k, NULL AS slip_sell_1k, 0 AS fill_samples_1k, NULL AS slip_buy_10k, NULL AS slip_sell_10k, 0 AS fill_samples_10k, NULL AS slip_buy_100k, NULL AS slip_sell_100k, 0 AS fill_samples_100k, NULL AS slip_buy_1m, NULL AS slip_sell_1m, 0 AS fill_samples_1m) AS d;
 DROP TABLE paradex_snapshots;
 ALTER TABLE paradex_snapshots_new RENAME TO paradex_snapshots;
 
@@ -378,9 +483,23 @@ CREATE TABLE paradex_minutes_new (
     ask_depth_100   REAL,
     imbalance_50    REAL,                -- (bid_50 - ask_50) / (bid_50 + ask_50) of the row's means
     depth_samples   INTEGER NOT NULL DEFAULT 0,
+    -- Slippage (issue 20): what a market order of 1k/10k/100k/1m USD costs, in bps of
+    -- the mid, buying and selling; fill_samples_<size>: the samples that filled it.
+    slip_buy_1k       REAL,
+    slip_sell_1k      REAL,
+    fill_samples_1k   INTEGER NOT NULL DEFAULT 0,
+    slip_buy_10k      REAL,
+    slip_sell_10k     REAL,
+    fill_samples_10k  INTEGER NOT NULL DEFAULT 0,
+    slip_buy_100k     REAL,
+    slip_sell_100k    REAL,
+    fill_samples_100k INTEGER NOT NULL DEFAULT 0,
+    slip_buy_1m       REAL,
+    slip_sell_1m      REAL,
+    fill_samples_1m   INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (market_index, timestamp)
 ) WITHOUT ROWID;
-INSERT OR IGNORE INTO paradex_minutes_new (symbol, market_index, timestamp, avg_bid, avg_ask, avg_spread, tick_count, avg_mid, avg_spread_bps, min_spread, max_spread, avg_bid_size, avg_ask_size, last_bid, last_ask, twap_mid, covered_ms, windows, bid_depth_10, ask_depth_10, bid_depth_50, ask_depth_50, bid_depth_100, ask_depth_100, imbalance_50, depth_samples)
+INSERT OR IGNORE INTO paradex_minutes_new (symbol, market_index, timestamp, avg_bid, avg_ask, avg_spread, tick_count, avg_mid, avg_spread_bps, min_spread, max_spread, avg_bid_size, avg_ask_size, last_bid, last_ask, twap_mid, covered_ms, windows, bid_depth_10, ask_depth_10, bid_depth_50, ask_depth_50, bid_depth_100, ask_depth_100, imbalance_50, depth_samples, slip_buy_1k, slip_sell_1k, fill_samples_1k, slip_buy_10k, slip_sell_10k, fill_samples_10k, slip_buy_100k, slip_sell_100k, fill_samples_100k, slip_buy_1m, slip_sell_1m, fill_samples_1m)
     SELECT o.symbol,
            o.market_index,
            o.timestamp,
@@ -406,8 +525,20 @@ INSERT OR IGNORE INTO paradex_minutes_new (symbol, market_index, timestamp, avg_
            (SELECT bid_depth_100 FROM paradex_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS bid_depth_100,
            (SELECT ask_depth_100 FROM paradex_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS ask_depth_100,
            (SELECT imbalance_50 FROM paradex_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS imbalance_50,
-           (SELECT depth_samples FROM paradex_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS depth_samples
-    FROM paradex_minutes AS o, (SELECT NULL AS bid_depth_10, NULL AS ask_depth_10, NULL AS bid_depth_50, NULL AS ask_depth_50, NULL AS bid_depth_100, NULL AS ask_depth_100, NULL AS imbalance_50, 0 AS depth_samples) AS d;
+           (SELECT depth_samples FROM paradex_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS depth_samples,
+           (SELECT slip_buy_1k FROM paradex_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_buy_1k,
+           (SELECT slip_sell_1k FROM paradex_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_sell_1k,
+           (SELECT fill_samples_1k FROM paradex_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS fill_samples_1k,
+           (SELECT slip_buy_10k FROM paradex_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_buy_10k,
+           (SELECT slip_sell_10k FROM paradex_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_sell_10k,
+           (SELECT fill_samples_10k FROM paradex_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS fill_samples_10k,
+           (SELECT slip_buy_100k FROM paradex_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_buy_100k,
+           (SELECT slip_sell_100k FROM paradex_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_sell_100k,
+           (SELECT fill_samples_100k FROM paradex_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS fill_samples_100k,
+           (SELECT slip_buy_1m FROM paradex_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_buy_1m,
+           (SELECT slip_sell_1m FROM paradex_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_sell_1m,
+           (SELECT fill_samples_1m FROM paradex_minutes AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS fill_samples_1m
+    FROM paradex_minutes AS o, (SELECT NULL AS bid_depth_10, NULL AS ask_depth_10, NULL AS bid_depth_50, NULL AS ask_depth_50, NULL AS bid_depth_100, NULL AS ask_depth_100, NULL AS imbalance_50, 0 AS depth_samples, NULL AS slip_buy_1k, NULL AS slip_sell_1k, 0 AS fill_samples_1k, NULL AS slip_buy_10k, NULL AS slip_sell_10k, 0 AS fill_samples_10k, NULL AS slip_buy_100k, NULL AS slip_sell_100k, 0 AS fill_samples_100k, NULL AS slip_buy_1m, NULL AS slip_sell_1m, 0 AS fill_samples_1m) AS d;
 DROP TABLE paradex_minutes;
 ALTER TABLE paradex_minutes_new RENAME TO paradex_minutes;
 
@@ -439,9 +570,23 @@ CREATE TABLE paradex_hours_new (
     ask_depth_100   REAL,
     imbalance_50    REAL,
     depth_samples   INTEGER NOT NULL DEFAULT 0,
+    -- Slippage (issue 20): what a market order of 1k/10k/100k/1m USD costs, in bps of
+    -- the mid, buying and selling; fill_samples_<size>: the samples that filled it.
+    slip_buy_1k       REAL,
+    slip_sell_1k      REAL,
+    fill_samples_1k   INTEGER NOT NULL DEFAULT 0,
+    slip_buy_10k      REAL,
+    slip_sell_10k     REAL,
+    fill_samples_10k  INTEGER NOT NULL DEFAULT 0,
+    slip_buy_100k     REAL,
+    slip_sell_100k    REAL,
+    fill_samples_100k INTEGER NOT NULL DEFAULT 0,
+    slip_buy_1m       REAL,
+    slip_sell_1m      REAL,
+    fill_samples_1m   INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (market_index, timestamp)
 ) WITHOUT ROWID;
-INSERT OR IGNORE INTO paradex_hours_new (symbol, market_index, timestamp, avg_bid, avg_ask, avg_spread, tick_count, avg_mid, avg_spread_bps, min_spread, max_spread, avg_bid_size, avg_ask_size, last_bid, last_ask, twap_mid, covered_ms, windows, bid_depth_10, ask_depth_10, bid_depth_50, ask_depth_50, bid_depth_100, ask_depth_100, imbalance_50, depth_samples)
+INSERT OR IGNORE INTO paradex_hours_new (symbol, market_index, timestamp, avg_bid, avg_ask, avg_spread, tick_count, avg_mid, avg_spread_bps, min_spread, max_spread, avg_bid_size, avg_ask_size, last_bid, last_ask, twap_mid, covered_ms, windows, bid_depth_10, ask_depth_10, bid_depth_50, ask_depth_50, bid_depth_100, ask_depth_100, imbalance_50, depth_samples, slip_buy_1k, slip_sell_1k, fill_samples_1k, slip_buy_10k, slip_sell_10k, fill_samples_10k, slip_buy_100k, slip_sell_100k, fill_samples_100k, slip_buy_1m, slip_sell_1m, fill_samples_1m)
     SELECT o.symbol,
            o.market_index,
            o.timestamp,
@@ -467,8 +612,20 @@ INSERT OR IGNORE INTO paradex_hours_new (symbol, market_index, timestamp, avg_bi
            o.bid_depth_100,
            o.ask_depth_100,
            o.imbalance_50,
-           o.depth_samples
-    FROM paradex_hours AS o;
+           o.depth_samples,
+           (SELECT slip_buy_1k FROM paradex_hours AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_buy_1k,
+           (SELECT slip_sell_1k FROM paradex_hours AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_sell_1k,
+           (SELECT fill_samples_1k FROM paradex_hours AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS fill_samples_1k,
+           (SELECT slip_buy_10k FROM paradex_hours AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_buy_10k,
+           (SELECT slip_sell_10k FROM paradex_hours AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_sell_10k,
+           (SELECT fill_samples_10k FROM paradex_hours AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS fill_samples_10k,
+           (SELECT slip_buy_100k FROM paradex_hours AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_buy_100k,
+           (SELECT slip_sell_100k FROM paradex_hours AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_sell_100k,
+           (SELECT fill_samples_100k FROM paradex_hours AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS fill_samples_100k,
+           (SELECT slip_buy_1m FROM paradex_hours AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_buy_1m,
+           (SELECT slip_sell_1m FROM paradex_hours AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS slip_sell_1m,
+           (SELECT fill_samples_1m FROM paradex_hours AS i WHERE i.market_index = o.market_index AND i.timestamp = o.timestamp) AS fill_samples_1m
+    FROM paradex_hours AS o, (SELECT NULL AS slip_buy_1k, NULL AS slip_sell_1k, 0 AS fill_samples_1k, NULL AS slip_buy_10k, NULL AS slip_sell_10k, 0 AS fill_samples_10k, NULL AS slip_buy_100k, NULL AS slip_sell_100k, 0 AS fill_samples_100k, NULL AS slip_buy_1m, NULL AS slip_sell_1m, 0 AS fill_samples_1m) AS d;
 DROP TABLE paradex_hours;
 ALTER TABLE paradex_hours_new RENAME TO paradex_hours;
 

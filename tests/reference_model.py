@@ -62,13 +62,31 @@ Depth (issue 11), when the events carry it
       * a window's depth columns are the means of its samples, imbalance_50 =
         (bid_50 - ask_50) / (bid_50 + ask_50) of those means (None when both are 0),
         depth_samples = how many; with no sample they are None and 0;
-      * either every tick carries depths or none does (then rows have no depth keys).
+      * either every tick carries depths or none does (then rows have no depth keys);
+        a reader that knows the sampling rule may give them only to the ticks it samples
+        (SampleClock: the rule once, for both): a sampled tick without them is an error.
+
+Slippage (issue 20), with the depths
+    A tick that carries depths carries `slips` too: for each size of SLIPPAGE_SIZES (quote
+    notional in USD, 1k 10k 100k 1m) what a market order of that size would cost on the
+    book after that frame, in bps of the mid, buy then sell: (buy_1k, sell_1k, buy_10k,
+    ..., sell_1m), None where that side's levels cannot fill the size. A buy takes the
+    asks from the lowest up, a sell the bids from the highest down, whole levels until
+    one completes the size, of which it takes the base quantity (size - notional taken so
+    far) / price. VWAP = size / base quantity taken; buy (VWAP - mid) / mid * 1e4, sell
+    (mid - VWAP) / mid * 1e4. Computed in Decimal with 60 digits: the book's sums and
+    products are exact, the VWAP is one division (exact when it can be: a size the best
+    level fills has exactly that level's price), so only the final float rounds.
+      * a sample fills a size when both its buy and its sell are not None;
+      * a window's slip_buy_<size> / slip_sell_<size> are the means over its samples that
+        fill that size, fill_samples_<size> how many; None and 0 when none does.
 
 Minute rows (`expected_minutes`) and hour rows (`expected_hours`)
     Per (symbol, minute): tick-weighted means of the windows' means, min/max of their
     spreads, last bid/ask of the newest window, twap weighted by covered_ms, depth
-    means weighted by depth_samples (rows without samples weigh nothing). Hours are
-    the same over the hour's minute rows; their `windows` is the sum of the minutes'.
+    means weighted by depth_samples (rows without samples weigh nothing), slippage
+    means weighted by fill_samples_<size> (likewise). Hours are the same over the
+    hour's minute rows; their `windows` is the sum of the minutes'.
 """
 
 from __future__ import annotations
@@ -85,6 +103,9 @@ HOUR_MS = 3_600_000
 BANDS_BPS = (10, 50, 100)
 DEPTH_MEANS = ("bid_depth_10", "ask_depth_10", "bid_depth_50", "ask_depth_50", "bid_depth_100", "ask_depth_100")
 DEPTH_COLUMNS = DEPTH_MEANS + ("imbalance_50", "depth_samples")
+SLIPPAGE_SIZES = (1_000, 10_000, 100_000, 1_000_000)  # quote notional, USD
+SLIPPAGE_NAMES = ("1k", "10k", "100k", "1m")
+SLIPPAGE_COLUMNS = tuple(f"{c}_{n}" for n in SLIPPAGE_NAMES for c in ("slip_buy", "slip_sell", "fill_samples"))
 
 
 # ---------------------------------------------------------------------------
@@ -152,14 +173,33 @@ class NaiveBook:
                 out.append(float(sum((p * s for p, s in self.asks.items() if p <= high), Decimal(0))))
         return tuple(out)
 
-    def top_event(self, market: int, ts_ms: int, depth: bool = False) -> "Event":
+    def slippages(self) -> tuple[float | None, ...]:
+        """(buy_1k, sell_1k, buy_10k, sell_10k, ...) in bps of the mid, None where the side
+        cannot fill the size (see the module doc), each size walked on its own."""
+        with localcontext() as ctx:
+            ctx.prec = 60  # every sum and product of the book's decimals (~35 digits at most) is exact
+            mid = (max(self.bids) + min(self.asks)) / 2
+            asks = sorted(self.asks.items())
+            bids = sorted(self.bids.items(), reverse=True)
+            out: list[float | None] = []
+            for size in SLIPPAGE_SIZES:
+                buy = _vwap(asks, Decimal(size))
+                sell = _vwap(bids, Decimal(size))
+                out.append(None if buy is None else float((buy - mid) / mid * 10_000))
+                out.append(None if sell is None else float((mid - sell) / mid * 10_000))
+        return tuple(out)
+
+    def top_event(self, market: int, ts_ms: int, depth: bool = False, clock: "SampleClock | None" = None) -> "Event":
         """The aggregator event this book's state amounts to after a frame at ts_ms
-        (with `depth`, a tick carries the book's band depths)."""
+        (with `depth`, a tick carries the book's band depths and slippages; with a
+        `clock`, only the ticks it samples do)."""
         bb, ba = self.best_bid(), self.best_ask()
         if not self.valid or bb is None or ba is None or bb[0] >= ba[0]:
             return Event(market, ts_ms, "invalid")
-        depths = self.band_depths() if depth else None
-        return Event(market, ts_ms, "tick", float(bb[0]), float(bb[1]), float(ba[0]), float(ba[1]), depths)
+        depths = slips = None
+        if depth or (clock is not None and clock.due(market, ts_ms)):
+            depths, slips = self.band_depths(), self.slippages()
+        return Event(market, ts_ms, "tick", float(bb[0]), float(bb[1]), float(ba[0]), float(ba[1]), depths, slips)
 
     def apply_frame(self, text: str) -> None:
         """Apply a Lighter order-book frame (its JSON text) the obvious way."""
@@ -182,6 +222,35 @@ class NaiveBook:
             self.snapshot(event["bids"], event["asks"], event["seq"])
         else:
             self.update(event["bids"], event["asks"], event["seq"] - 1, event["seq"])
+
+
+def _vwap(levels: list[tuple[Decimal, Decimal]], size: Decimal) -> Decimal | None:
+    """The average price of `size` quote notional taken from `levels` (best first), or
+    None when all of them hold less. Whole levels while they do not complete it; of the
+    one that does, (size - cost) / price base units. VWAP = size / quantity, written as
+    size * price / (qty * price + size - cost) so that it is one division."""
+    cost = qty = Decimal(0)
+    for price, amount in levels:
+        if cost + price * amount >= size:
+            return size * price / (qty * price + size - cost)
+        cost += price * amount
+        qty += amount
+    return None
+
+
+class SampleClock:
+    """The depth-sampling rule, once: a market's tick is sampled when its exchange second
+    (ts_ms // 1000) differs from that of the market's previous sample."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[int, int] = {}
+
+    def due(self, market: int, ts_ms: int) -> bool:
+        second = ts_ms // 1000
+        if self.seconds.get(market) == second:
+            return False
+        self.seconds[market] = second
+        return True
 
 
 # ---------------------------------------------------------------------------
@@ -307,6 +376,7 @@ class Event(NamedTuple):
     ask: float | None = None
     ask_size: float | None = None
     depths: tuple[float, ...] | None = None  # a tick's band depths (see the module doc)
+    slips: tuple[float | None, ...] | None = None  # its slippages, given with the depths
 
 
 def _event(raw: Any) -> Event:
@@ -360,7 +430,7 @@ def events_from_sim_record(records: Iterable[dict], *, split_connections: bool =
             and None not in (bid, ask, bid_size, ask_size)
             and Decimal(str(bid)) < Decimal(str(ask))
         ):
-            depths = None
+            depths = slips = None
             if "frame" in r or "frame_b64" in r:
                 book = books.setdefault((r.get("conn_id"), market), NaiveBook())
                 _apply_recorded_frame(book, r)
@@ -369,8 +439,9 @@ def events_from_sim_record(records: Iterable[dict], *, split_connections: bool =
                 if not book.valid or replayed != recorded:
                     raise ValueError(f"replayed book of market {market} at {ts} disagrees with the record: "
                                      f"{replayed} != {recorded}")
-                depths = book.band_depths()
-            events.append(Event(market, ts, "tick", float(bid), float(bid_size), float(ask), float(ask_size), depths))
+                depths, slips = book.band_depths(), book.slippages()
+            events.append(Event(market, ts, "tick", float(bid), float(bid_size), float(ask), float(ask_size),
+                                depths, slips))
         else:
             if r.get("type") in BOOK_RECORD_TYPES and ("frame" in r or "frame_b64" in r):
                 _apply_recorded_frame(books.setdefault((r.get("conn_id"), market), NaiveBook()), r)
@@ -410,16 +481,18 @@ def replay(
     flushed_until: int = 0,
     close_at: int | None = None,
 ) -> Replay:
+    events = [_event(e) for e in events]
     ticks: dict[tuple[int, int], list[tuple[float, float, float, float]]] = {}
-    samples: dict[tuple[int, int], list[tuple[float, ...]]] = {}
-    sampled_second: dict[int, int] = {}  # market -> second of its latest depth sample
-    with_depth: set[bool] = set()  # whether ticks carried depths (must be all or none)
+    samples: dict[tuple[int, int], list[Event]] = {}
+    clock = SampleClock()
+    # Depth mode: some tick carries depths. Then every sampled tick must (module doc).
+    with_depth = any(e.depths is not None for e in events if e.kind == "tick")
     segments: list[tuple[int, int, int, float]] = []
     standing: dict[int, list] = {}  # market -> [since_ms, mid]
     credited: dict[int, int] = {}  # market -> how far its time was credited when its top was invalidated
     late = 0
 
-    for e in map(_event, events):
+    for e in events:
         if e.kind == "flush":
             boundary = e.ts_ms - e.ts_ms % window_ms
             if boundary > flushed_until:
@@ -440,11 +513,11 @@ def replay(
             raise ValueError(f"unknown event kind {e.kind!r}")
         mid = (e.bid + e.ask) / 2
         old = standing.get(e.market)
-        with_depth.add(e.depths is not None)
         sample = None
-        if e.depths is not None and sampled_second.get(e.market) != e.ts_ms // 1000:
-            sampled_second[e.market] = e.ts_ms // 1000
-            sample = e.depths
+        if with_depth and clock.due(e.market, e.ts_ms):
+            if e.depths is None:
+                raise ValueError(f"a sampled tick ({e.market} at {e.ts_ms}) carries no depths, others do")
+            sample = e
         if e.ts_ms < flushed_until:
             late += 1
             standing[e.market] = [max(flushed_until, credited.get(e.market, 0)) if old is None else old[0], mid]
@@ -461,8 +534,6 @@ def replay(
         else:  # stamped before the market's clock: new mid, clock unchanged
             standing[e.market] = [old[0], mid]
 
-    if len(with_depth) > 1:
-        raise ValueError("some ticks carry depths and some do not")
     end_of_time = close_at if close_at is not None else float("inf")
     for market, (since, mid) in standing.items():
         if end_of_time > since:
@@ -481,8 +552,10 @@ def replay(
                 covered += overlap
                 weighted += mid * overlap
         row = _window_row(market, start, window_ms, tick_list, covered, weighted)
-        if True in with_depth:
-            row.update(_depth_columns(samples.get((market, start), [])))
+        if with_depth:
+            sampled = samples.get((market, start), [])
+            row.update(_depth_columns([e.depths for e in sampled]))
+            row.update(_slippage_columns([e.slips for e in sampled]))
         windows[(market, start)] = row
     return Replay(windows=windows, late_ticks=late, segments=segments)
 
@@ -529,6 +602,17 @@ def _depth_columns(sample_list: list[tuple[float, ...]]) -> dict:
         name: (sum(s[i] for s in sample_list) / n if n else None) for i, name in enumerate(DEPTH_MEANS)
     }
     return {**means, "imbalance_50": _imbalance(means["bid_depth_50"], means["ask_depth_50"]), "depth_samples": n}
+
+
+def _slippage_columns(slip_list: list[tuple[float | None, ...]]) -> dict:
+    out = {}
+    for k, name in enumerate(SLIPPAGE_NAMES):
+        filled = [s for s in slip_list if s[2 * k] is not None and s[2 * k + 1] is not None]
+        n = len(filled)
+        out[f"slip_buy_{name}"] = sum(s[2 * k] for s in filled) / n if n else None
+        out[f"slip_sell_{name}"] = sum(s[2 * k + 1] for s in filled) / n if n else None
+        out[f"fill_samples_{name}"] = n
+    return out
 
 
 def expected_windows(
@@ -601,6 +685,15 @@ def _expected_rollup(parts: Iterable[dict], period: int, windows_of) -> dict[tup
                 rolled[name] = sum(r[name] * r["depth_samples"] for r in sampled) / n if n else None
             rolled["imbalance_50"] = _imbalance(rolled["bid_depth_50"], rolled["ask_depth_50"])
             rolled["depth_samples"] = n
+        if any(f"fill_samples_{name}" in r for r in rows for name in SLIPPAGE_NAMES):
+            for name in SLIPPAGE_NAMES:
+                count = f"fill_samples_{name}"
+                filled = [r for r in rows if (r.get(count) or 0) > 0]  # rows from before weigh nothing
+                n = sum(r[count] for r in filled)
+                for side in ("buy", "sell"):
+                    column = f"slip_{side}_{name}"
+                    rolled[column] = sum(r[column] * r[count] for r in filled) / n if n else None
+                rolled[count] = n
         out[(symbol, start)] = rolled
     return out
 

@@ -12,7 +12,7 @@ from what the code enforces.
 
 from __future__ import annotations
 
-from tracker.rows import DEPTH_COLUMNS
+from tracker.rows import DEPTH_COLUMNS, SLIPPAGE_COLUMNS, SLIPPAGE_NAMES
 from tracker.stats import json_schema as shard_stats_schema
 from tracker.config import EXCHANGES
 from tracker.sql import HOUR_COLUMNS, MINUTE_COLUMNS, OVERVIEW_MINUTE_COLUMNS, OVERVIEW_WINDOW_COLUMNS, SNAPSHOT_COLUMNS
@@ -31,16 +31,35 @@ from tracker.validation import (
 
 VERSION = "1.0.0"
 
-_INTEGER_COLUMNS = {"market_index", "timestamp", "tick_count", "covered_ms", "window_ms", "windows", "depth_samples"}
-# Depth is NULL where a row has no depth sample (and imbalance where both bands are empty).
-_NULLABLE_COLUMNS = {"twap_mid", *DEPTH_COLUMNS} - {"depth_samples"}
+_FILL_COLUMNS = {c for c in SLIPPAGE_COLUMNS if c.startswith("fill_samples_")}
+_INTEGER_COLUMNS = {"market_index", "timestamp", "tick_count", "covered_ms", "window_ms", "windows", "depth_samples",
+                    *_FILL_COLUMNS}
+# Depth is NULL where a row has no depth sample (and imbalance where both bands are empty);
+# slippage at a size where no sample filled it.
+_NULLABLE_COLUMNS = {"twap_mid", *DEPTH_COLUMNS, *SLIPPAGE_COLUMNS} - {"depth_samples", *_FILL_COLUMNS}
+_USD = {"1k": "1,000", "10k": "10,000", "100k": "100,000", "1m": "1,000,000"}
+_DESCRIPTIONS = {
+    **{f"slip_{side}_{name}": (
+        f"What a market {side} of {_USD[name]} USD (quote notional) costs, in bps of the mid: "
+        + ("(VWAP - mid) / mid * 1e4 walking the asks" if side == "buy" else "(mid - VWAP) / mid * 1e4 walking the bids")
+        + f", the last level taken in part; the mean over the row's samples that filled {name} on both sides "
+        f"(fill_samples_{name}), null when none did. Minutes and hours: weighted by fill_samples_{name}."
+    ) for name in SLIPPAGE_NAMES for side in ("buy", "sell")},
+    **{f"fill_samples_{name}": (
+        f"How many of the row's depth samples (one per market and exchange second) had books deep enough to fill "
+        f"{_USD[name]} USD on both sides: few or none against depth_samples is a thin book."
+    ) for name in SLIPPAGE_NAMES},
+}
 
 
 def _column(name: str) -> dict:
     if name == "symbol":
         return {"type": "string"}
     kind = "integer" if name in _INTEGER_COLUMNS else "number"
-    return {"type": [kind, "null"]} if name in _NULLABLE_COLUMNS else {"type": kind}
+    schema = {"type": [kind, "null"]} if name in _NULLABLE_COLUMNS else {"type": kind}
+    if name in _DESCRIPTIONS:
+        schema["description"] = _DESCRIPTIONS[name]
+    return schema
 
 
 def _row(columns: tuple[str, ...], description: str) -> dict:
@@ -451,8 +470,8 @@ DOCUMENT: dict = {
         "title": "Lighter Orderbook Tracker",
         "version": VERSION,
         "description": (
-            "Lighter order-book top-of-book averages and depth within 10/50/100 bps kept in D1: 15 s windows, "
-            "one-minute and one-hour rollups.\n\n"
+            "Lighter order-book top-of-book averages, depth within 10/50/100 bps and the slippage of market "
+            "orders of 1k/10k/100k/1M USD kept in D1: 15 s windows, one-minute and one-hour rollups.\n\n"
             "Timestamps are milliseconds since the Unix epoch. Every error is JSON {\"error\": \"...\"}: "
             "400 for a bad query parameter (unknown or repeated names included), 401/403 for control "
             "without a valid token, 404 for an unknown route, 405 (with Allow) for a wrong method, "

@@ -15,7 +15,9 @@ Depth samples (`add_sample`, at most one per market and exchange second, taken b
 the feed) are summed separately from ticks: a window's depth columns are the means
 of its samples. A sample always comes with a tick in the same window, so a row has
 depth whenever it has samples; a row without any (none taken in that window) has
-NULL depth columns and depth_samples 0 rather than invented zeros.
+NULL depth columns and depth_samples 0 rather than invented zeros. A sample carries
+the book's slippages too (OrderBook.slippages): a window's slippage at a size is the
+mean over its samples that filled that size on both sides, counted per size.
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .rows import WindowRow, imbalance
+from .orderbook import SLIPPAGE_SIZES
+from .rows import SLIPPAGE_COLUMNS, WindowRow, imbalance
+
+_SIZES = len(SLIPPAGE_SIZES)
 
 # Windows are normally closed every window by the alarm; if alarms stop, this many
 # open windows at most are kept before the oldest is given up (`given_up`: the shard
@@ -43,7 +48,7 @@ class _Acc:
     __slots__ = (
         "ticks", "sum_bid", "sum_ask", "sum_spread", "sum_bps", "min_spread", "max_spread",
         "sum_bid_size", "sum_ask_size", "last_bid", "last_ask", "tw_sum", "covered",
-        "samples", "depth_sums",
+        "samples", "depth_sums", "slip_sums", "fills",
     )
 
     def __init__(self) -> None:
@@ -57,6 +62,21 @@ class _Acc:
         self.covered = 0
         self.samples = 0
         self.depth_sums: list[float] | None = None  # bid/ask at 10, 50, 100 bps
+        # Per size of SLIPPAGE_SIZES: buy and sell sums, and the samples that filled it.
+        self.slip_sums: list[float] | None = None  # [buy_1k, sell_1k, buy_10k, ...]
+        self.fills: list[int] | None = None
+
+    def slippage_means(self) -> list[float | int | None]:
+        """[slip_buy_1k, slip_sell_1k, fill_samples_1k, slip_buy_10k, ...] (rows.SLIPPAGE_COLUMNS)."""
+        out: list[float | int | None] = []
+        sums, fills = self.slip_sums, self.fills
+        for k in range(_SIZES):
+            n = fills[k] if fills is not None else 0
+            if n:
+                out += (sums[2 * k] / n, sums[2 * k + 1] / n, n)
+            else:
+                out += (None, None, 0)
+        return out
 
     def depth_means(self) -> list[float | None]:
         if not self.samples:
@@ -96,6 +116,7 @@ class _Acc:
             ask_depth_100=a100,
             imbalance_50=imbalance(b50, a50),
             depth_samples=self.samples,
+            **dict(zip(SLIPPAGE_COLUMNS, self.slippage_means(), strict=True)),
         )
 
 
@@ -175,8 +196,10 @@ class WindowAggregator:
             standing[0] = ts
         standing[1] = mid
 
-    def add_sample(self, market_id: int, ts: int, depths: list[float]) -> None:
-        """One depth sample (OrderBook.band_depths) of a frame stamped `ts`."""
+    def add_sample(self, market_id: int, ts: int, depths: list[float],
+                   slippages: tuple[list[float], list[float]]) -> None:
+        """One sample of a frame stamped `ts`: its book's depths (OrderBook.band_depths)
+        and slippages (OrderBook.slippages: buy and sell at each size both sides fill)."""
         if ts < self.flushed_until:
             return  # its window is in D1; the frame's tick was counted late already
         if not self._cur_start <= ts < self._cur_end:
@@ -191,6 +214,17 @@ class WindowAggregator:
             for i, value in enumerate(depths):
                 sums[i] += value
         acc.samples += 1
+        buy, sell = slippages
+        if buy:
+            slip_sums = acc.slip_sums
+            fills = acc.fills
+            if slip_sums is None:
+                slip_sums = acc.slip_sums = [0.0] * (2 * _SIZES)
+                fills = acc.fills = [0] * _SIZES
+            for k in range(len(buy)):
+                slip_sums[2 * k] += buy[k]
+                slip_sums[2 * k + 1] += sell[k]
+                fills[k] += 1
 
     def invalidate(self, market_id: int, ts: int) -> None:
         """The market's top of book stops being valid at `ts` (gap, crossed, one side empty)."""

@@ -3,12 +3,12 @@
 `BookFeed` is everything the tracker does per message, in pure Python: parse
 (through the exchange's `Wire`, tracker/exchange.py),
 apply to the market's book, check continuity, and hand the top of book to the
-window aggregator, plus a depth sample (OrderBook.band_depths) on the first tick
-of each exchange second per market. It never does I/O, and reads the clock (when
-given one) only on the first book frame of each exchange second: that reading bounds
-how far ahead a stamp may be, and is a sample of the feed's lag (tracker/feedtime.py).
-What it wants to send (pongs, resubscriptions) is queued in its `SubscriptionPacer`,
-and the glue sends `drain(now)` when `on_frame` returns True.
+window aggregator, plus a sample (OrderBook.band_depths and OrderBook.slippages) on
+the first tick of each exchange second per market. It never does I/O, and reads the
+clock (when given one) only on the first book frame of each exchange second: that
+reading bounds how far ahead a stamp may be, and is a sample of the feed's lag
+(tracker/feedtime.py). What it wants to send (pongs, resubscriptions) is queued in its
+`SubscriptionPacer`, and the glue sends `drain(now)` when `on_frame` returns True.
 """
 
 from __future__ import annotations
@@ -182,7 +182,7 @@ class BookFeed:
                 if self._sample_seconds[market_id] != second:
                     self._sample_seconds[market_id] = second
                     self.counters.depth_samples += 1
-                    self.aggregator.add_sample(market_id, ts, book.band_depths())
+                    self.aggregator.add_sample(market_id, ts, book.band_depths(), book.slippages())
                 return wake
             self.counters.crossed += 1
         else:

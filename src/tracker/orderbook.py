@@ -12,6 +12,7 @@ and stays so until a fresh snapshot replaces it.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
+from collections.abc import Iterable
 
 from .protocol import Level
 
@@ -22,6 +23,14 @@ DEPTH_BANDS_BPS = (10, 50, 100)
 # 5e-5 / (price in ticks), i.e. > 1e-14 for any price under 5e9 ticks. So with this
 # slack a level exactly on the edge is inside, and no level off the edge is.
 EDGE = 1e-14
+# Slippage sizes: the quote notional (USD) of a market order, ascending (the slip_*
+# columns of every row: 1k, 10k, 100k, 1m).
+SLIPPAGE_SIZES = (1_000.0, 10_000.0, 100_000.0, 1_000_000.0)
+# A side fills a size when its levels' notional reaches it. The float sum of n products
+# price * size errs by at most ~n * 1.1e-16 relative, so a side whose notional is the size
+# exactly (in decimal) fills it despite rounding; a side short by less than 1e-14 of the
+# size (1e-8 USD on 1m) is not told apart from one that fills it.
+_FILL_AT = tuple(size * (1.0 - EDGE) for size in SLIPPAGE_SIZES)
 
 
 class OrderBook:
@@ -109,6 +118,66 @@ class OrderBook:
             out.append(bid_sum)
             out.append(ask_sum)
         return out
+
+    def slippages(self) -> tuple[list[float], list[float]]:
+        """What a market order of each of SLIPPAGE_SIZES (quote notional) costs, in bps of
+        the mid: (buy, sell), each as long as the number of sizes BOTH sides can fill (the
+        sizes are ascending, so a side that fills one fills every smaller one: those it
+        fills are a prefix). Buy walks the asks, `(vwap - mid) / mid * 1e4`; sell walks
+        the bids, `(mid - vwap) / mid * 1e4`. Call only on a two-sided book.
+
+        The walk takes levels from the best outwards while a level does not complete the
+        size: their notional `cost` (sum of price * size) and base quantity `qty` add up.
+        The level that completes it (the first whose price * size brings the notional to
+        the size or beyond) is taken in part, `(size - cost) / price` base units of it (all
+        of it when the notional ends exactly there), and
+        `vwap = size / (qty + (size - cost) / price)`. When the best level alone completes
+        the size, `vwap` is its price exactly (the same value; no division to round), so
+        the slippage is then the half-spread in bps. A side whose whole notional falls
+        short of a size (see _FILL_AT for the rounding slack) cannot fill it or any larger.
+
+        One pass per side for all sizes, the smallest first: the cost is the levels up to
+        the one completing the largest size filled, or the whole side when it falls short
+        of a size. The bids are walked only up to the sizes the asks filled (a sample keeps
+        only the sizes both sides fill). Nothing is cached between samples.
+        """
+        ask_prices = self.ask_prices
+        bid_prices = self.bid_prices
+        mid = (bid_prices[-1] + ask_prices[0]) * 0.5
+        buy = _walk(ask_prices, self.asks, mid, len(SLIPPAGE_SIZES))
+        if not buy:
+            return buy, []
+        sell = _walk(reversed(bid_prices), self.bids, mid, len(buy))
+        # (mid - vwap) for the sell side: _walk measures (vwap - mid), so flip the sign.
+        sell = [-slip for slip in sell]
+        del buy[len(sell):]
+        return buy, sell
+
+
+def _walk(prices: Iterable[float], side: dict[float, float], mid: float, sizes: int) -> list[float]:
+    """(vwap - mid) / mid * 1e4 for the first `sizes` of SLIPPAGE_SIZES, taking the levels
+    of `side` in the order of `prices` (best first); stops at the first size the side
+    cannot fill. See OrderBook.slippages for the arithmetic."""
+    out: list[float] = []
+    cost = 0.0  # notional of the levels taken whole
+    qty = 0.0  # their base quantity
+    k = 0
+    size = SLIPPAGE_SIZES[0]
+    fill_at = _FILL_AT[0]
+    for price in prices:
+        amount = side[price]
+        level = price * amount
+        while cost + level >= fill_at:  # this level completes the size (maybe the next ones too)
+            vwap = price if qty == 0.0 else size / (qty + (size - cost) / price)
+            out.append((vwap - mid) / mid * 10_000.0)
+            k += 1
+            if k == sizes:
+                return out
+            size = SLIPPAGE_SIZES[k]
+            fill_at = _FILL_AT[k]
+        cost += level
+        qty += amount
+    return out  # the side's whole notional falls short of the size it stopped at
 
 
 def _apply_levels(side: dict[float, float], prices: list[float], levels: list[Level]) -> None:

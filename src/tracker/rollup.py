@@ -14,9 +14,10 @@ the partial hour written from all of its minutes.
 The arithmetic is pure (`rollup_minutes`, `rollup_hours`, `ripe_hours`): a
 rolled-up row is the tick-weighted average of its parts (each part's means
 weighted by its tick count), the min/max of their spreads, the last bid/ask of
-its newest part, a time-weighted mid weighted by the time each part covered, and
-depth means weighted by each part's depth samples (parts without samples carry no
-depth and weigh nothing). Input rows are dicts as D1 returns them.
+its newest part, a time-weighted mid weighted by the time each part covered, depth
+means weighted by each part's depth samples (parts without samples carry no depth
+and weigh nothing), and slippage means at each size weighted by each part's
+fill_samples at that size (likewise). Input rows are dicts as D1 returns them.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
 from . import sql
-from .rows import DEPTH_MEANS, HourRow, MinuteRow, imbalance
+from .rows import DEPTH_MEANS, SLIPPAGE_NAMES, HourRow, MinuteRow, imbalance
 
 if TYPE_CHECKING:
     from .config import Config
@@ -102,6 +103,15 @@ def _roll(start: int, rows: list[dict]) -> dict:
     depth = {
         f: sum(r[f] * r["depth_samples"] for r in sampled) / samples if samples else None for f in DEPTH_MEANS
     }
+    slippage = {}
+    for name in SLIPPAGE_NAMES:
+        count = f"fill_samples_{name}"
+        # Rows from before the slippage columns existed: 0 (or no key) and NULL, weigh nothing.
+        filled = [r for r in rows if (r.get(count) or 0) > 0]
+        n = sum(r[count] for r in filled)
+        for column in (f"slip_buy_{name}", f"slip_sell_{name}"):
+            slippage[column] = sum(r[column] * r[count] for r in filled) / n if n else None
+        slippage[count] = n
     last = rows[-1]
     return {
         "symbol": last["symbol"],
@@ -124,6 +134,7 @@ def _roll(start: int, rows: list[dict]) -> dict:
         **depth,
         "imbalance_50": imbalance(depth["bid_depth_50"], depth["ask_depth_50"]),
         "depth_samples": samples,
+        **slippage,
     }
 
 

@@ -11,6 +11,13 @@ row's `depth_samples` (one sample per market and exchange second, see feed.py);
 `imbalance_50` is (bid_depth_50 - ask_depth_50) / (bid_depth_50 + ask_depth_50) of
 the row's own means. With no sample (or, for the imbalance, both 50 bps bands
 empty) they are None: a missing measurement is not a zero depth.
+
+Slippage columns (after the depth columns): for each size of orderbook.SLIPPAGE_SIZES
+(1k, 10k, 100k, 1m USD of quote notional) what a market order costs in bps of the mid,
+buying (`slip_buy_<size>`) and selling (`slip_sell_<size>`), the mean over the row's
+samples whose book could fill that size on both sides (OrderBook.slippages); there are
+`fill_samples_<size>` of them, so a thin book (few or none) tells itself apart from a
+deep one. With none the two means are None.
 """
 
 from __future__ import annotations
@@ -22,6 +29,9 @@ DEPTH_COLUMNS = (
     "imbalance_50", "depth_samples",
 )
 DEPTH_MEANS = DEPTH_COLUMNS[:6]
+# Names of orderbook.SLIPPAGE_SIZES in column names, in the same order.
+SLIPPAGE_NAMES = ("1k", "10k", "100k", "1m")
+SLIPPAGE_COLUMNS = tuple(f"{c}_{n}" for n in SLIPPAGE_NAMES for c in ("slip_buy", "slip_sell", "fill_samples"))
 
 
 @dataclass(slots=True)
@@ -48,8 +58,8 @@ class _StatsRow:
         return tuple(getattr(self, f.name) for f in fields(self))
 
 
-# The depth fields are declared in each row class (not in _StatsRow) so that they come
-# after window_ms / windows, in the tables' column order.
+# The depth and slippage fields are declared in each row class (not in _StatsRow) so that
+# they come after window_ms / windows, in the tables' column order.
 
 
 @dataclass(slots=True)
@@ -65,6 +75,18 @@ class WindowRow(_StatsRow):
     ask_depth_100: float | None = None
     imbalance_50: float | None = None
     depth_samples: int = 0
+    slip_buy_1k: float | None = None
+    slip_sell_1k: float | None = None
+    fill_samples_1k: int = 0
+    slip_buy_10k: float | None = None
+    slip_sell_10k: float | None = None
+    fill_samples_10k: int = 0
+    slip_buy_100k: float | None = None
+    slip_sell_100k: float | None = None
+    fill_samples_100k: int = 0
+    slip_buy_1m: float | None = None
+    slip_sell_1m: float | None = None
+    fill_samples_1m: int = 0
 
 
 @dataclass(slots=True)
@@ -80,6 +102,18 @@ class MinuteRow(_StatsRow):
     ask_depth_100: float | None = None
     imbalance_50: float | None = None
     depth_samples: int = 0
+    slip_buy_1k: float | None = None
+    slip_sell_1k: float | None = None
+    fill_samples_1k: int = 0
+    slip_buy_10k: float | None = None
+    slip_sell_10k: float | None = None
+    fill_samples_10k: int = 0
+    slip_buy_100k: float | None = None
+    slip_sell_100k: float | None = None
+    fill_samples_100k: int = 0
+    slip_buy_1m: float | None = None
+    slip_sell_1m: float | None = None
+    fill_samples_1m: int = 0
 
 
 @dataclass(slots=True)

@@ -9,18 +9,22 @@ from __future__ import annotations
 import json
 import re
 
-from .rows import DEPTH_COLUMNS
+from .rows import DEPTH_COLUMNS, SLIPPAGE_COLUMNS
 
 _ROW_COLUMNS = (
     "symbol", "market_index", "timestamp", "avg_bid", "avg_ask", "avg_spread", "tick_count",
     "avg_mid", "avg_spread_bps", "min_spread", "max_spread", "avg_bid_size", "avg_ask_size",
     "last_bid", "last_ask", "twap_mid", "covered_ms",
 )
-# Depth columns come last: that is where ALTER TABLE ... ADD COLUMN put them on
-# deployments upgraded before migrations/0002 rebuilt the tables in this order.
-SNAPSHOT_COLUMNS = _ROW_COLUMNS + ("window_ms",) + DEPTH_COLUMNS
-MINUTE_COLUMNS = _ROW_COLUMNS + ("windows",) + DEPTH_COLUMNS
+# Depth columns, then slippage columns, come last: that is where ALTER TABLE ... ADD
+# COLUMN put them (migrations/0003 rebuilt the tables in this order; 0003 adds slippage).
+SNAPSHOT_COLUMNS = _ROW_COLUMNS + ("window_ms",) + DEPTH_COLUMNS + SLIPPAGE_COLUMNS
+MINUTE_COLUMNS = _ROW_COLUMNS + ("windows",) + DEPTH_COLUMNS + SLIPPAGE_COLUMNS
 HOUR_COLUMNS = MINUTE_COLUMNS
+# Counts added with their measures (NOT NULL DEFAULT 0). A row closed by an older Worker
+# and still in the outbox when the new one flushes it is shorter: its missing counts
+# are 0, not a NULL the column refuses (which would fail that flush for ever).
+_ADDED_COUNTS = ("depth_samples",) + tuple(c for c in SLIPPAGE_COLUMNS if c.startswith("fill_samples_"))
 
 
 def _upsert_json(table: str, columns: tuple[str, ...], keep_if: str = "") -> str:
@@ -35,7 +39,10 @@ def _upsert_json(table: str, columns: tuple[str, ...], keep_if: str = "") -> str
     `keep_if` guards the update: a batch that was in flight when its object was
     evicted may land after a newer one, and must not undo it.
     """
-    picks = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(columns)))
+    picks = ", ".join(
+        f"COALESCE(json_extract(value, '$[{i}]'), 0)" if c in _ADDED_COUNTS else f"json_extract(value, '$[{i}]')"
+        for i, c in enumerate(columns)
+    )
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in ("market_index", "timestamp"))
     return (
         f"INSERT INTO {table} ({', '.join(columns)}) SELECT {picks} FROM json_each(?) WHERE true "
@@ -67,15 +74,17 @@ STATS_COLUMNS = (
     "sealed_until", "rows_written", "outbox_windows", "written_until",
 )
 
-# The overview's columns of the latest window (w_*) and latest minute (m_*).
+# The overview's columns of the latest window (w_*) and latest minute (m_*); the market
+# table shows slippage at 10k and 100k.
+_OVERVIEW_SLIPPAGE = ("slip_buy_10k", "slip_sell_10k", "slip_buy_100k", "slip_sell_100k")
 OVERVIEW_WINDOW_COLUMNS = (
     "timestamp", "window_ms", "avg_bid", "avg_ask", "avg_mid", "avg_spread", "avg_spread_bps",
     "tick_count", "last_bid", "last_ask", "bid_depth_50", "ask_depth_50", "imbalance_50",
-)
+) + _OVERVIEW_SLIPPAGE
 OVERVIEW_MINUTE_COLUMNS = (
     "timestamp", "windows", "avg_bid", "avg_ask", "avg_mid", "avg_spread", "avg_spread_bps",
     "tick_count", "last_bid", "last_ask", "bid_depth_50", "ask_depth_50", "imbalance_50",
-)
+) + _OVERVIEW_SLIPPAGE
 
 
 def _prune(table: str) -> str:

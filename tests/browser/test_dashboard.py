@@ -293,6 +293,7 @@ def test_templates_are_not_served(worker):
 
 DEPTH_SCREENSHOTS = {1400: ROOT / "tests" / "artifacts" / "dashboard-depth-1400.png",
                      390: ROOT / "tests" / "artifacts" / "dashboard-depth-390.png"}
+SLIPPAGE_SCREENSHOT = ROOT / "tests" / "artifacts" / "dashboard-slippage-1400.png"
 
 
 def _depth_points(page: Page) -> int:
@@ -329,8 +330,8 @@ def _lines(page: Page, selector: str) -> int:
 @pytest.mark.parametrize("width", [1400, 390])
 def test_depth_chart_and_columns(browser, worker, width):
     """With tracking on: the depth chart of the chosen market (windows for 1 h, hours for
-    longer), the depth and imbalance columns sortable, "connected" on one line; a
-    screenshot at a desktop and a phone width."""
+    longer) and its slippage view, the depth, imbalance and slippage columns sortable,
+    "connected" on one line; a screenshot at a desktop and a phone width."""
     assert worker.admin_post("/api/start").status_code == 200
     try:
         overview = worker.wait_json(
@@ -378,6 +379,51 @@ def test_depth_chart_and_columns(browser, worker, width):
         values = [float(v[:-1].replace(",", "")) * scale[v[-1]] if v[-1] in scale else float(v.replace(",", ""))
                   for v in shown if v != "—"]
         assert values == sorted(values, reverse=True) and len(values) >= 2, shown
+
+        # Slippage at 10k and 100k (bps, the mean of buy and sell; each side in the title),
+        # the cheapest first on the first click.
+        worker.wait_json("/api/overview", lambda o: sum(
+            1 for m in o["markets"] if m["window"] and m["window"]["slip_buy_100k"] is not None) >= 2, timeout=60)
+        for column in ("slip10k", "slip100k"):
+            cells = page.locator(f"#market-rows td.{column}", has_text=re.compile(r"\d"))
+            expect(cells.first).to_be_visible(timeout=30_000)
+            assert re.fullmatch(r"\d+\.\d\d", cells.first.inner_text()), cells.first.inner_text()
+            assert re.search(r"buy \d+\.\d\d bps, sell \d+\.\d\d bps", cells.first.get_attribute("title"))
+            page.click(f"#markets thead button[data-sort='{column}']")
+            expect(page.locator(f"#markets thead button[data-sort='{column}']")).to_have_attribute("aria-sort", "ascending")
+            shown = page.evaluate(
+                "(column) => [...document.querySelectorAll('#market-rows tr')].map((tr) => tr.querySelector('td.' + column).textContent)",
+                column,
+            )
+            values = [float(v) for v in shown if v != "—"]
+            assert values == sorted(values) and len(values) >= 2, shown
+            assert "—" not in shown or shown.index("—") >= len(values), f"unfilled rows sort last: {shown}"
+
+        # The depth panel's slippage view: buy and sell at the four sizes, in bps, from the
+        # same rows; and back.
+        page.click(".depth-panel button[data-view='slippage']")
+        expect(page.locator(".depth-panel button[data-view='slippage']")).to_have_attribute("aria-pressed", "true")
+        expect(page.locator(".depth-panel button[data-view='depth']")).to_have_attribute("aria-pressed", "false")
+        page.wait_for_function(
+            "() => { const c = window.Chart && Chart.getChart(document.getElementById('depth-chart'));"
+            " return c && c.data.datasets.length === 8 && c.data.datasets[0].data.length > 0; }",
+            timeout=30_000,
+        )
+        labels = page.evaluate("() => Chart.getChart(document.getElementById('depth-chart')).data.datasets.map((d) => d.label)")
+        assert labels == [f"{side} {size}" for side in ("sell", "buy") for size in ("1K", "10K", "100K", "1M")]
+        assert page.evaluate("() => Chart.getChart(document.getElementById('depth-chart')).options.scales.y.title.text") \
+            == "slippage (bps of the mid)"
+        expect(page.locator("#depth-source")).to_contain_text("latest at 10k: buy")
+        assert _depth_points(page) >= 4
+        if width == 1400:
+            page.wait_for_timeout(500)
+            page.locator(".depth-panel").screenshot(path=str(SLIPPAGE_SCREENSHOT))
+        page.click(".depth-panel button[data-view='depth']")
+        page.wait_for_function(
+            "() => { const c = window.Chart && Chart.getChart(document.getElementById('depth-chart'));"
+            " return c && c.data.datasets.length === 6 && c.data.datasets.every((d) => d.data.length > 0); }",
+            timeout=10_000,
+        )
 
         if width == 390:
             # Nothing wider than the phone: the page does not scroll sideways.

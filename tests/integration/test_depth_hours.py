@@ -1,9 +1,10 @@
-"""Depth and hours end to end (issue 11): the real Worker under the session's wrangler dev.
+"""Depth, slippage and hours end to end (issues 11, 20): the real Worker under the
+session's wrangler dev.
 
 With the simulator keeping every frame's text (record_frames), the reference
 (tests/reference_model.py) replays each connection's books from the frames the
-tracker was sent and recomputes every window row, depth columns included; D1 must
-hold the same to 1e-9 relative. Then tracking stops: the minutes and the partial
+tracker was sent and recomputes every window row, depth and slippage columns
+included; D1 must hold the same to 1e-9 relative. Then tracking stops: the minutes and the partial
 hour written then must equal the rollup of the windows and minutes beside them,
 and /api/hours and /api/export?resolution=hours must serve those hour rows.
 """
@@ -73,7 +74,7 @@ def check_window_depth_matches_the_reference_replayed_from_the_frames(worker, si
         if want is None:
             problems.append(f"{key}: written but the reference has no ticks there")
             continue
-        assert "bid_depth_50" in want, "the reference computed depth"
+        assert "bid_depth_50" in want and "slip_sell_1m" in want, "the reference computed depth and slippage"
         problems += [f"{key}: {d}" for d in ref.row_mismatches(row, want, rel=1e-9)]
         compared += 1
         samples += row["depth_samples"]
@@ -86,6 +87,11 @@ def check_window_depth_matches_the_reference_replayed_from_the_frames(worker, si
     # the longer it runs, to tens of bps after a few minutes.)
     assert any(r["bid_depth_100"] > 0 or r["ask_depth_100"] > 0 for r in rows)
     assert all(-1 <= r["imbalance_50"] <= 1 for r in rows if r["imbalance_50"] is not None)
+    # The simulator's books are thin, middling and deep by market: 1k fills in every
+    # sample, 1m in some and not in others, so both were compared.
+    assert all(r["fill_samples_1k"] == r["depth_samples"] for r in rows)
+    assert any(r["fill_samples_1m"] > 0 for r in rows) and any(r["fill_samples_1m"] < r["depth_samples"] for r in rows)
+    assert all(0 <= r["slip_buy_1k"] <= r["slip_buy_10k"] for r in rows if r["fill_samples_10k"] == r["depth_samples"])
 
 
 def check_stop_rolls_minutes_and_the_partial_hour_from_what_is_stored(worker, simulator, run):
@@ -102,6 +108,7 @@ def check_stop_rolls_minutes_and_the_partial_hour_from_what_is_stored(worker, si
         diff = ref.row_mismatches(row, want_minutes[(row["symbol"], row["timestamp"])])
         assert not diff, f"minute {row['symbol']} {row['timestamp']}: {diff}"
     assert sum(m["depth_samples"] for m in minutes) == sum(w["depth_samples"] for w in windows) > 0
+    assert sum(m["fill_samples_1m"] for m in minutes) == sum(w["fill_samples_1m"] for w in windows) > 0
 
     # The hours this run touched, rolled from every minute stored in them.
     all_minutes = d1_rows(worker, "SELECT * FROM lighter_minutes WHERE timestamp >= ?", first_hour)
@@ -141,6 +148,10 @@ def check_hours_api_serves_the_hour_rows(worker, simulator, run):
     for row in stored:
         assert float(by_symbol[row["symbol"]]["bid_depth_50"]) == pytest.approx(row["bid_depth_50"], rel=1e-12)
         assert int(by_symbol[row["symbol"]]["depth_samples"]) == row["depth_samples"]
+        assert float(by_symbol[row["symbol"]]["slip_sell_1k"]) == pytest.approx(row["slip_sell_1k"], rel=1e-12)
+        cell = by_symbol[row["symbol"]]["slip_buy_1m"]  # NULL (1m never filled): an empty field
+        assert cell == "" if row["slip_buy_1m"] is None else float(cell) == pytest.approx(row["slip_buy_1m"], rel=1e-12)
+        assert int(by_symbol[row["symbol"]]["fill_samples_1m"]) == row["fill_samples_1m"]
     doc = worker.get_json(f"/api/export?resolution=hours&format=json&symbol={symbol}&from={hour}&to={hour}")
     assert doc["count"] == 1 and doc["hours"][0]["timestamp"] == hour
     r = worker.get("/api/export?resolution=days")

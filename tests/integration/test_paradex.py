@@ -121,6 +121,9 @@ def test_lighter_and_paradex_at_once_with_faults_on_both(worker, simulator, para
             problems.append(f"since {since[name]}; connections: {conns}")
         assert not problems, f"{name}:\n" + "\n".join(problems[:20])
         assert compared >= len(markets), (name, compared)  # every market, in a window no connection's end touches
+        # Slippage was compared, filled and not (the simulator's books: thin, middling and deep).
+        assert all(r["fill_samples_1k"] == r["depth_samples"] for r in rows if r["timestamp"] >= since[name])
+        assert any(r["fill_samples_1m"] for r in rows) and any(r["fill_samples_1m"] < r["depth_samples"] for r in rows)
         problems = minute_mismatches(rows, d1_rows(worker, f"SELECT * FROM {minutes_table}"))
         assert not problems, f"{name}:\n" + "\n".join(problems[:20])
         assert all(r["is_tracking"] == 0 for r in d1_rows(worker, f"SELECT is_tracking FROM {stats_table}"))

@@ -12,7 +12,12 @@ been sent nothing for the stale period).
 
 `SimLighter`: Lighter's REST list, its JSON WebSocket protocol (frames in the exact
 shape of Lighter's, built by the reference model's `book_frame`, so the tracker's
-real parser handles them), its per-IP limits and its malformed frames.
+real parser handles them), its per-IP limits and its malformed frames. Its books
+(prices ~100-250, 0.5 apart) are of three depths by market (`LOTS`), so that every
+slippage size is seen filled and not: every level holds more than 1,000 USD, a side
+of the thinnest holds well under 1M, of the deepest a level alone often holds 1M.
+Now and then an update crosses the book, or takes a whole side (a sweep: the book
+is one-sided until that side gets a level again).
 
 The exchange's clock (`clock_ms`) can run ahead of or behind the world's
 (`clock_offset_ms`), every frame can take a while to arrive (`delay_ms`, drawn per
@@ -48,6 +53,12 @@ import reference_model as ref
 MESSAGES_PER_MINUTE = 200
 IN_FLIGHT = 50
 SUBSCRIPTIONS_PER_CONNECTION = 500
+# Size units per drawn size step (randint(1, 40) / 4), by market id % 3: the thin, the
+# middling and the deep books. A level holds at least 0.25 x 60 x ~80 USD = 1,200 USD.
+LOTS = (60, 600, 6_000)
+# Of the updates (roll < 0.3 deletes a level), those with roll below this take the
+# whole side instead.
+SWEEP = 0.004
 
 
 @dataclass
@@ -321,12 +332,15 @@ class SimLighter(SimVenue):
 
     # -- markets ---------------------------------------------------------------------
 
+    def _size(self, m: int) -> str:
+        return f"{self.rng.randint(1, 40) / 4 * LOTS[m % 3]:.4f}"
+
     def _start_market(self, m: int) -> None:
         mid = 100 + 10 * (m % 7) + self.rng.randint(0, 50)
         book = Book(m)
         for i in range(1, 5):
-            book.bids[f"{mid - i * 0.5:.2f}"] = f"{self.rng.randint(1, 40) / 4:.4f}"
-            book.asks[f"{mid + i * 0.5:.2f}"] = f"{self.rng.randint(1, 40) / 4:.4f}"
+            book.bids[f"{mid - i * 0.5:.2f}"] = self._size(m)
+            book.asks[f"{mid + i * 0.5:.2f}"] = self._size(m)
         self.books[m] = book
         self._schedule_update(m)
 
@@ -352,13 +366,19 @@ class SimLighter(SimVenue):
         changes = []
         roll = self.rng.random()
         prices = sorted(levels, key=float)
-        if roll < 0.3 and len(levels) > 1:
+        if roll < SWEEP and levels:  # the whole side taken: one-sided until it gets a level
+            self.rng.choice(prices)  # (drawn as a delete draws it: the seed's draws stay in step)
+            changes += [(price, "0.0000") for price in prices]
+            levels.clear()
+        elif roll < 0.3 and len(levels) > 1:
             price = self.rng.choice(prices)
             del levels[price]
             changes.append((price, "0.0000"))
         else:
-            best_bid = max(map(float, book.bids)) if book.bids else 100.0
-            best_ask = min(map(float, book.asks)) if book.asks else best_bid + 1
+            # A swept side starts again next to the other one.
+            best_ask = min(map(float, book.asks)) if book.asks else None
+            best_bid = max(map(float, book.bids)) if book.bids else best_ask - 1 if best_ask else 100.0
+            best_ask = best_ask or best_bid + 1
             if side == "bids":
                 price = f"{best_bid + self.rng.choice((-1.0, -0.5, 0.0, 0.5)):.2f}"
                 if float(price) >= best_ask and self.rng.random() < 0.9:
@@ -369,7 +389,7 @@ class SimLighter(SimVenue):
                     price = f"{best_bid + 0.5:.2f}"
             if float(price) <= 0:
                 return
-            size = f"{self.rng.randint(1, 40) / 4:.4f}"
+            size = self._size(m)
             levels[price] = size
             changes.append((price, size))
         begin = book.nonce

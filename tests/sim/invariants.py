@@ -15,7 +15,8 @@ exchange the world ran (Lighter, Paradex or both), on that exchange's own tables
    a delisted market that were on their way when the exchange stopped it (the
    tracker drops them if its refresh saw the delisting first).
 3. Every D1 window row equals the reference model recomputed from the frames the
-   simulated exchange delivered (to 1e-9 relative); a retried write rewrote identical values.
+   simulated exchange delivered (to 1e-9 relative), its depth and slippage columns
+   included; a retried write rewrote identical values.
 4. Every minute row equals the rollup (reference model) of its windows; every
    window's minute was rolled; no window was pruned before its minute was rolled. (A
    window recorded lost that landed after its minute's rollup - a batch given up at
@@ -142,6 +143,9 @@ def reference_windows(trace: list[tuple], read=_lighter_book) -> Reference:
     stopped: set[int] = set()
     ambiguous: set[tuple[int, int]] = set()
     books: dict[tuple[int, int], ref.NaiveBook] = {}
+    # Per shard, the sampling rule: depths and slippages are worked out (exactly, so
+    # slowly) only for the ticks the replay samples.
+    samplers: dict[int, ref.SampleClock] = {}
     last_ts: dict[int, int] = {}
     seen: dict[int, set[int]] = {}
     clocks: dict[int, list[int]] = {}  # conn -> [exchange second, world clock then, limit]
@@ -177,7 +181,7 @@ def reference_windows(trace: list[tuple], read=_lighter_book) -> Reference:
                 book.snapshot(bids, asks, nonce)
             else:
                 book.update(bids, asks, begin, nonce)
-            event = book.top_event(market, ts)
+            event = book.top_event(market, ts, clock=samplers.setdefault(shard, ref.SampleClock()))
             add(stream, shard, event)
             since, closed = measuring.get(shard, (0, 0))
             if event.kind == "tick" and not snapshot and since <= ts < closed:

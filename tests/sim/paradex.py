@@ -23,6 +23,12 @@ per market per connection (a second subscribe errors); an unsubscribe of a chann
 not held errors; and here also: a malformed request or channel, or a subscription
 to a market of a kind the tracker was told not to track.
 
+Books: 3-9 levels a side, sizes drawn in lots worth about 1,500 USD at the market's
+price (so every level holds more than 1k), 1-400 lots a level; a market in three
+(by id) has lots twenty times larger: 1m is seen filled and not. Now and then a
+level crosses the book, or a delta takes a whole side (a sweep: one-sided until
+that side gets a level again).
+
 Faults: drops (all, one shard's, a burst of them), seq gaps, a delta delivered
 truncated (its seq is lost: a gap follows), malformed binary and text frames,
 templates the tracker does not read (BBO, trades, summaries), stalls, REST
@@ -51,6 +57,9 @@ HEARTBEAT_MS = 20_000
 BOOK_FEEDS = ("deltas", "interactive_deltas")
 OPEN_SINCE = 1_717_065_600_000  # open_at of the markets listed from the start
 UNKNOWN_ID = 900_000_000  # ids of answers to no request of ours (never one the tracker used)
+LOT_USD = 1_500  # a lot's worth at the listed price (the module doc)
+DEEP_LOTS = 20  # lots of the deep markets (market id % 3 == 0) are this many times larger
+SWEEP = 0.004  # updates with 0.2 <= roll < 0.2 + SWEEP take the whole side
 
 # symbol -> (asset kind, price, tick, size step): decimals as the REST list gives them.
 MARKETS = {
@@ -107,6 +116,7 @@ class SimParadex(SimVenue):
         self.listing: dict[str, dict] = {}
         self.symbols: dict[int, str] = {}  # market id -> symbol, of every market ever listed
         self.units: dict[int, tuple[int, int]] = {}  # market id -> (tick, size step) as mantissas
+        self.lots: dict[int, int] = {}  # market id -> size steps in a lot
         self.opens: deque[int] = deque()  # connection attempts in the rolling minute (the IP's)
         self.truncate_next: set[int] = set()
         self.heartbeat_seq = 0
@@ -117,7 +127,7 @@ class SimParadex(SimVenue):
 
     def list_market(self, symbol: str, open_at: int | None = None) -> int:
         """List `symbol`; its book starts changing at `open_at` (default: now)."""
-        kind, _, tick, step = SPECS[symbol]
+        kind, price, tick, step = SPECS[symbol]
         m = market_id_of(symbol)
         now = self.loop.now_ms()
         open_at = now if open_at is None else open_at
@@ -130,6 +140,8 @@ class SimParadex(SimVenue):
         }
         self.symbols[m] = symbol
         self.units[m] = (_mantissa(tick), _mantissa(step))
+        lot = -(-LOT_USD // (Decimal(step) * Decimal(price)))
+        self.lots[m] = int(lot) * (DEEP_LOTS if m % 3 == 0 else 1)
         if open_at <= now:
             self._start_market(m)
         else:
@@ -165,11 +177,11 @@ class SimParadex(SimVenue):
         tick_m, step_m = self.units[m]
         t = center
         for _ in range(rng.randint(3, 9)):
-            book.bids[t * tick_m] = rng.randint(1, 400) * step_m
+            book.bids[t * tick_m] = rng.randint(1, 400) * step_m * self.lots[m]
             t -= rng.randint(1, 3)
         t = center + rng.randint(1, 5)
         for _ in range(rng.randint(3, 9)):
-            book.asks[t * tick_m] = rng.randint(1, 400) * step_m
+            book.asks[t * tick_m] = rng.randint(1, 400) * step_m * self.lots[m]
             t += rng.randint(1, 3)
         self.books[m] = book
         self._schedule_update(m)
@@ -187,6 +199,11 @@ class SimParadex(SimVenue):
         side = rng.choice(("bids", "asks"))
         levels = getattr(book, side)
         tick_m, step_m = self.units[m]
+        if roll < 0.2 + SWEEP and levels:  # the whole side taken: one-sided until it gets a level
+            gone = [(price, 0) for price in sorted(levels)]
+            levels.clear()
+            book.changed_ms = now
+            return self._publish(book, now, *((gone, []) if side == "bids" else ([], gone)))
         if roll < 0.55 and len(levels) > 1:
             price = rng.choice(sorted(levels))
             size = levels.pop(price)
@@ -205,8 +222,11 @@ class SimParadex(SimVenue):
             return self._publish(book, now, *((moved, []) if side == "bids" else ([], moved)))
         changes = {"bids": [], "asks": []}
         for s in (side, "asks" if side == "bids" else "bids") if rng.random() < 0.1 else (side,):
-            best_bid = max(book.bids)
-            best_ask = min(book.asks)
+            # A swept side starts again a few ticks from the other one (both swept: at the
+            # listed price).
+            listed = _mantissa(SPECS[self.symbols[m]][1]) // tick_m * tick_m
+            best_bid = max(book.bids) if book.bids else min(book.asks, default=listed) - 3 * tick_m
+            best_ask = min(book.asks) if book.asks else best_bid + 3 * tick_m
             if s == "bids":
                 price = best_bid + rng.choice((-2, -1, 0, 1)) * tick_m
             else:
@@ -214,7 +234,7 @@ class SimParadex(SimVenue):
             price = self._uncrossed(book, s, price, tick_m)
             if price is None:
                 continue
-            size = rng.randint(1, 400) * step_m
+            size = rng.randint(1, 400) * step_m * self.lots[m]
             getattr(book, s)[price] = size
             changes[s].append((price, size))
         book.changed_ms = now

@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
+from decimal import Decimal
 
 import pytest
 
+import reference_model as ref
 import world as sim_world
+from invariants import BOOK_READERS
 
 SEEDS = int(os.environ.get("SIM_SEEDS", "1000"))
 
@@ -52,10 +56,11 @@ def test_a_seed_replays_exactly(exchanges):
 
 
 @pytest.mark.parametrize("bug", ["lose_windows_silently", "prune_before_rollup", "unsubscribe_everything",
-                                 "no_hours_after_stop", "hour_without_its_first_minute"])
+                                 "no_hours_after_stop", "hour_without_its_first_minute",
+                                 "slippage_takes_the_last_level_whole", "slippage_rolled_up_by_depth_samples"])
 def test_the_invariants_catch_a_planted_bug(monkeypatch, bug):
     """The checks can fail: plant a bug of each kind they exist for, and see it reported."""
-    from tracker import outbox, pacing, rollup, sql
+    from tracker import orderbook, outbox, pacing, rollup, shard, sql
 
     if bug == "lose_windows_silently":
         real = outbox.Outbox.add
@@ -84,6 +89,31 @@ def test_the_invariants_catch_a_planted_bug(monkeypatch, bug):
         for statements in (sql.LIGHTER, sql.PARADEX):
             monkeypatch.setattr(statements, "SELECT_MINUTES_FOR_ROLLUP",
                                 statements.SELECT_MINUTES_FOR_ROLLUP.replace("timestamp >= ?", "timestamp > ?"))
+    elif bug == "slippage_takes_the_last_level_whole":
+        def walk(prices, side, mid, sizes):  # the VWAP of every level touched, the last one whole
+            out, cost, qty, prices = [], 0.0, 0.0, list(prices)
+            for k in range(sizes):
+                while prices and cost < orderbook.SLIPPAGE_SIZES[k]:
+                    price = prices.pop(0)
+                    cost += price * side[price]
+                    qty += side[price]
+                if cost < orderbook.SLIPPAGE_SIZES[k]:
+                    break
+                out.append((cost / qty - mid) / mid * 10_000.0)
+            return out
+
+        monkeypatch.setattr(orderbook, "_walk", walk)
+    elif bug == "slippage_rolled_up_by_depth_samples":
+        real_roll = rollup._roll
+
+        def roll(start, rows):
+            out = real_roll(start, rows)
+            sampled = [r for r in rows if r.get("fill_samples_1m")]
+            n = sum(r["depth_samples"] for r in sampled)
+            out["slip_buy_1m"] = sum(r["slip_buy_1m"] * r["depth_samples"] for r in sampled) / n if n else None
+            return out
+
+        monkeypatch.setattr(rollup, "_roll", roll)
     else:
         real_resub = pacing.SubscriptionPacer.resubscribe
 
@@ -124,3 +154,51 @@ def test_the_timing_invariants_catch_a_planted_bug(monkeypatch, bug, says):
         if any(says in line for line in sim_world.run(seed).violations):
             return
     pytest.fail(f"no seed of 200 noticed the planted bug {bug!r}")
+SLIPPAGE_CASES = ("one-sided", "crossed", "a size filled by the best level alone",
+                  "a size completed partway into a deeper level", "1m filled", "1m not filled")
+
+
+def _slippage_cases(book: ref.NaiveBook) -> list[str]:
+    """Which of SLIPPAGE_CASES a (valid) book after a frame shows."""
+    if not book.bids or not book.asks:
+        return ["one-sided"]
+    if max(book.bids) >= min(book.asks):
+        return ["crossed"]
+    cases = []
+    for levels in (sorted(book.asks.items()), sorted(book.bids.items(), reverse=True)):
+        notional = [price * size for price, size in levels]
+        for target in ref.SLIPPAGE_SIZES:
+            total = Decimal(0)
+            for i, level in enumerate(notional):
+                total += level
+                if total >= target:
+                    cases.append("a size filled by the best level alone" if i == 0 else
+                                 "a size completed partway into a deeper level" if total > target else "")
+                    break
+        cases.append("1m filled" if sum(notional) >= ref.SLIPPAGE_SIZES[-1] else "1m not filled")
+    return cases
+
+
+def test_the_simulated_books_show_every_slippage_case():
+    """Issue 20: the books both simulated exchanges deliver have what the slippage columns
+    must get right (and the invariants then compare): one-sided and crossed books (no
+    sample), a size the best level alone fills (the half-spread), a size completed partway
+    into a deeper level, and 1m both filled and not."""
+    seen: dict[str, Counter] = {"lighter": Counter(), "paradex": Counter()}
+    for seed in range(6):  # Lighter alone (0, 1, 3, 4), Paradex alone (2), both (5)
+        world = sim_world.run(seed).world
+        for venue in world.venues:
+            books: dict[tuple, ref.NaiveBook] = {}
+            for entry in venue.ex.trace:
+                frame = BOOK_READERS[venue.name](entry[3]) if entry[0] == "frame" else None
+                if frame is None:
+                    continue
+                market, _, snapshot, nonce, begin, bids, asks = frame
+                book = books.setdefault((entry[2], market), ref.NaiveBook())
+                if snapshot:
+                    book.snapshot(bids, asks, nonce)
+                elif not book.update(bids, asks, begin, nonce):
+                    continue
+                seen[venue.name].update(_slippage_cases(book))
+    missing = {name: [case for case in SLIPPAGE_CASES if not counts[case]] for name, counts in seen.items()}
+    assert missing == {"lighter": [], "paradex": []}, seen

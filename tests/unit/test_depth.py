@@ -77,7 +77,7 @@ def test_empty_bands_are_zero_and_imbalance_is_undefined():
     assert mine.band_depths() == [0.0] * 6 == list(naive.band_depths())
     agg = WindowAggregator(15_000, T0)
     agg.add_tick(0, T0 + 1, 98.0, 5.0, 102.0, 5.0)
-    agg.add_sample(0, T0 + 1, mine.band_depths())
+    agg.add_sample(0, T0 + 1, mine.band_depths(), mine.slippages())
     (row,) = agg.close_all(T0 + 15_000, {0: "X"})[0].rows
     assert (row.bid_depth_50, row.ask_depth_50, row.imbalance_50, row.depth_samples) == (0.0, 0.0, None, 1)
 

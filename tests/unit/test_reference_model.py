@@ -206,3 +206,27 @@ def test_events_from_sim_record_replays_paradex_frames():
     records[1]["best_ask"] = "101"  # a record that disagrees with its own frame
     with pytest.raises(ValueError):
         ref.events_from_sim_record(records)
+
+
+def test_slippage_samples_by_hand_and_a_reader_that_samples_only_what_the_rule_samples():
+    """Issue 20: a window's slippage is the mean over its samples that fill a size on both
+    sides. A reader may give depths and slippages only to the ticks SampleClock samples
+    (the simulation's invariants do: exact arithmetic is slow); a sampled tick without
+    them is refused, not silently skipped."""
+    depths = (1.0,) * 6
+    slips = [(2.0, 4.0, 3.0, 5.0, None, 9.0, None, None),  # fills 1k and 10k; 100k only the sells
+             (6.0, 8.0, None, 1.0, None, None, None, None)]  # fills 1k only
+    events = [ref.Event(0, 100, "tick", 99.0, 1.0, 101.0, 1.0, depths, slips[0]),
+              ref.Event(0, 600, "tick", 99.0, 1.0, 101.0, 1.0),  # same second: not sampled, carries nothing
+              ref.Event(0, 1_200, "tick", 99.0, 1.0, 101.0, 1.0, depths, slips[1])]
+    (row,) = ref.expected_windows(events, W).values()
+    assert row["depth_samples"] == 2
+    assert (row["slip_buy_1k"], row["slip_sell_1k"], row["fill_samples_1k"]) == (4.0, 6.0, 2)
+    assert (row["slip_buy_10k"], row["slip_sell_10k"], row["fill_samples_10k"]) == (3.0, 5.0, 1)
+    assert (row["slip_buy_100k"], row["slip_sell_100k"], row["fill_samples_100k"]) == (None, None, 0)
+    assert row["fill_samples_1m"] == 0
+    with pytest.raises(ValueError, match="carries no depths"):
+        ref.expected_windows(events[:2] + [events[2]._replace(depths=None, slips=None)], W)
+    clock = ref.SampleClock()
+    assert [clock.due(0, t) for t in (100, 600, 1_200, 1_999, 2_000)] == [True, False, True, False, True]
+    assert clock.due(1, 600)  # per market

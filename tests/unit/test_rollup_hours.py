@@ -1,5 +1,5 @@
-"""Depth in the minute rollup (sample-weighted) and rollup_hours against the reference's
-expected_minutes / expected_hours; which hours are rewritten when."""
+"""Depth and slippage in the minute rollup (weighted by samples, fills) and rollup_hours
+against the reference's expected_minutes / expected_hours; which hours are rewritten when."""
 
 from __future__ import annotations
 
@@ -33,6 +33,12 @@ def _row(symbol, market, ts, ticks, bid, spread, samples, depth, **extra):
     row |= dict(zip(ref.DEPTH_MEANS, means, strict=True))
     row["imbalance_50"] = (means[2] - means[3]) / (means[2] + means[3]) if samples else None
     row["depth_samples"] = samples
+    # Slippage: the larger sizes filled by fewer of the samples (none for an old row).
+    for k, name in enumerate(ref.SLIPPAGE_NAMES):
+        fills = max(0, samples - 4 * k)
+        row[f"slip_buy_{name}"] = depth / 1e6 * (k + 1) if fills else None
+        row[f"slip_sell_{name}"] = depth / 1e6 * (k + 1.5) if fills else None
+        row[f"fill_samples_{name}"] = fills
     return row
 
 

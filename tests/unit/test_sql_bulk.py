@@ -10,7 +10,7 @@ from pathlib import Path
 from tracker import sql
 from tracker.aggregator import WindowAggregator
 from tracker.rollup import rollup_minutes
-from tracker.rows import MinuteRow, WindowRow
+from tracker.rows import SLIPPAGE_COLUMNS, MinuteRow, WindowRow
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,3 +78,22 @@ def test_bulk_statements_are_chunked_and_minutes_roll_through_the_same_path():
     minutes = rollup_minutes(stored)
     run(conn, sql.bulk(sql.LIGHTER.UPSERT_MINUTES, [m.values() for m in minutes]))
     assert tuple(conn.execute("SELECT COUNT(*), SUM(windows) FROM lighter_minutes").fetchone()) == (len(minutes), len(rows))
+
+
+def test_rows_closed_before_the_slippage_columns_existed_still_land():
+    """An outbox chunk written by the Worker before the slippage columns (26 values a
+    row) is flushed by the new one after the upgrade: the missing counts are 0 (not a
+    NULL that NOT NULL refuses, which would retry the flush for ever), the slips NULL,
+    and its minute weighs them as nothing."""
+    conn = database()
+    rows = window_rows(markets=1, windows=2)
+    old_width = len(sql.SNAPSHOT_COLUMNS) - len(SLIPPAGE_COLUMNS)
+    run(conn, sql.bulk(sql.LIGHTER.UPSERT_WINDOWS, [r.values()[:old_width] for r in rows]))
+    stored = [dict(r) for r in conn.execute(f"SELECT {', '.join(SLIPPAGE_COLUMNS)} FROM lighter_snapshots")]
+    assert len(stored) == 2
+    assert all(r[c] == (0 if c.startswith("fill_samples") else None) for r in stored for c in SLIPPAGE_COLUMNS)
+    windows = [dict(r) for r in conn.execute(sql.LIGHTER.SELECT_WINDOWS_FOR_ROLLUP, (0, 60_000, 1, 0))]
+    (minute,) = rollup_minutes(windows)
+    assert (minute.fill_samples_1k, minute.slip_buy_1k, minute.windows) == (0, None, 2)
+    run(conn, sql.bulk(sql.LIGHTER.UPSERT_MINUTES, [minute.values()[:old_width]]))
+    assert conn.execute("SELECT fill_samples_1m FROM lighter_minutes").fetchone()[0] == 0

@@ -14,6 +14,11 @@ from typing import Callable, Optional
 from .catalog import MarketSpec
 
 BID, ASK = 0, 1
+# Book depth by market id (modulo): a typical order is worth $300 times this. With ~20
+# levels a side, the thin books hold tens of thousands of dollars (1k fills, 1m never), the
+# middling about a million (1m fills now and then), the deep tens of millions (1m
+# fills, often at the best level): every slippage size is seen filled and not (issue 20).
+DEPTH_TIERS = (3, 100, 3000)
 Top = tuple[Optional[int], Optional[int], Optional[int], Optional[int]]  # bid, bid size, ask, ask size
 
 
@@ -109,8 +114,9 @@ class MarketSim:
         self.fair = float(mid)
         self.floor = mid * 0.2
         self.sigma = self.gap * 0.6
-        # typical order ~ $300-ish worth, expressed in lots
-        self.lot_scale = max(1.0, 300.0 / s.price * 10 ** s.size_decimals)
+        # typical order ~ $900, $30k or $900k worth (by market: DEPTH_TIERS), in lots
+        typical_usd = 300.0 * DEPTH_TIERS[s.market_id % len(DEPTH_TIERS)]
+        self.lot_scale = max(1.0, typical_usd / s.price * 10 ** s.size_decimals)
         self.acc = self.rng.random()  # spreads markets' updates over the ticks
         if s.empty:
             return  # never traded: nonce 0, last_updated_at 0 (the captured empty book)

@@ -1,7 +1,9 @@
 // Order book depth of one market: quote notional within 10, 50 and 100 bps of the
-// mid, bid and ask, over a chosen range. The last hour is drawn from the 15 s
-// windows (GET /api/snapshots); longer ranges from the hourly rows (GET /api/hours,
-// kept HOUR_RETENTION_DAYS). chart.js comes from /static/vendor (window.Chart).
+// mid, bid and ask, over a chosen range; or (the slippage view) what a market order
+// of 1k, 10k, 100k and 1M USD costs, buying and selling, in bps of the mid. The last
+// hour is drawn from the 15 s windows (GET /api/snapshots); longer ranges from the
+// hourly rows (GET /api/hours, kept HOUR_RETENTION_DAYS). chart.js comes from
+// /static/vendor (window.Chart).
 
 import { getJSON, withQuery } from "./api.js";
 import { exchangeParams } from "./exchange.js";
@@ -21,7 +23,7 @@ export const RANGES = {
   "30d": { ms: 30 * DAY_MS, source: "hours", step: 5 * DAY_MS },
   "90d": { ms: 90 * DAY_MS, source: "hours", step: 15 * DAY_MS },
 };
-const SERIES = [
+const DEPTH_SERIES = [
   { key: "bid_depth_10", label: "bid 10 bps", side: "bid", dash: [] },
   { key: "bid_depth_50", label: "bid 50 bps", side: "bid", dash: [6, 3] },
   { key: "bid_depth_100", label: "bid 100 bps", side: "bid", dash: [2, 3] },
@@ -29,13 +31,26 @@ const SERIES = [
   { key: "ask_depth_50", label: "ask 50 bps", side: "ask", dash: [6, 3] },
   { key: "ask_depth_100", label: "ask 100 bps", side: "ask", dash: [2, 3] },
 ];
+// A sell walks the bids (the bid colour), a buy the asks.
+const SIZES = [["1k", []], ["10k", [6, 3]], ["100k", [2, 3]], ["1m", [8, 3, 2, 3]]];
+const SLIPPAGE_SERIES = [
+  ...SIZES.map(([size, dash]) => ({ key: `slip_sell_${size}`, label: `sell ${size.toUpperCase()}`, side: "bid", dash })),
+  ...SIZES.map(([size, dash]) => ({ key: `slip_buy_${size}`, label: `buy ${size.toUpperCase()}`, side: "ask", dash })),
+];
+// What each view draws, on which axis.
+export const VIEWS = {
+  depth: { series: DEPTH_SERIES, axis: "depth (quote notional)", format: (v) => fmtCompact(v) },
+  slippage: { series: SLIPPAGE_SERIES, axis: "slippage (bps of the mid)", format: (v) => fmtFixed(v, 2) },
+};
+const SERIES = [...DEPTH_SERIES, ...SLIPPAGE_SERIES];
 
 function num(value) {
   const n = typeof value === "string" ? Number(value) : value;
   return isNumber(n) ? n : null;
 }
 
-/** [{t, bid_depth_10, ..., imbalance_50}] ascending by time: rows with depth only. */
+/** [{t, bid_depth_10, ..., imbalance_50, slip_buy_1k, ...}] ascending by time: rows with
+ * depth samples only (a slippage is null where no sample filled its size). */
 export function depthPoints(rows) {
   const out = [];
   for (const row of Array.isArray(rows) ? rows : []) {
@@ -56,22 +71,29 @@ function cssVar(name, fallback) {
 }
 
 export class DepthChart {
-  /** @param {{canvas, source, empty, buttons: HTMLButtonElement[], windowSeconds: number}} options */
-  constructor({ canvas, source, empty, buttons, windowSeconds, exchange = "lighter" }) {
+  /** @param {{canvas, source, empty, buttons: HTMLButtonElement[], viewButtons?: HTMLButtonElement[],
+   *            windowSeconds: number}} options */
+  constructor({ canvas, source, empty, buttons, viewButtons = [], windowSeconds, exchange = "lighter" }) {
     this.exchange = exchange;
     this.canvas = canvas;
     this.source = source;
     this.empty = empty;
     this.buttons = buttons;
+    this.viewButtons = viewButtons;
     this.windowSeconds = windowSeconds;
     this.emptyText = empty.textContent;
     this.range = "1h";
+    this.view = "depth";
     this.symbol = "";
     this.chart = null;
     this.seq = 0;
     this.timer = null;
+    this.drawn = null; // the last draw's arguments: a view change redraws them
     for (const button of buttons) {
       button.addEventListener("click", () => this.setRange(button.dataset.range));
+    }
+    for (const button of viewButtons) {
+      button.addEventListener("click", () => this.setView(button.dataset.view));
     }
     this.showRange();
   }
@@ -83,6 +105,7 @@ export class DepthChart {
     this.seq += 1; // a fetch of the previous exchange in flight is dropped
     clearTimeout(this.timer);
     this.symbol = "";
+    this.drawn = null;
     setText(this.source, "—");
     setText(this.empty, this.emptyText);
     this.empty.hidden = false;
@@ -105,8 +128,21 @@ export class DepthChart {
     this.refresh();
   }
 
+  /** Depth or slippage: the same rows, other series (no fetch). */
+  setView(view) {
+    if (!VIEWS[view] || view === this.view) return;
+    this.view = view;
+    this.showRange();
+    if (this.chart) {
+      this.chart.destroy();
+      this.chart = null;
+    }
+    if (this.drawn) this.draw(...this.drawn);
+  }
+
   showRange() {
     for (const button of this.buttons) button.setAttribute("aria-pressed", String(button.dataset.range === this.range));
+    for (const button of this.viewButtons) button.setAttribute("aria-pressed", String(button.dataset.view === this.view));
   }
 
   refreshSoon(delay = 500) {
@@ -146,6 +182,7 @@ export class DepthChart {
   }
 
   draw(symbol, range, source, series) {
+    this.drawn = [symbol, range, source, series];
     const has = series.length > 0;
     this.empty.hidden = has;
     if (!has) {
@@ -164,14 +201,15 @@ export class DepthChart {
     }
     const last = series[series.length - 1];
     const what = source === "hours" ? "hourly averages" : `${this.windowSeconds} s windows`;
-    setText(
-      this.source,
-      `${symbol} · ${fmtInt(series.length)} ${what} · ${fmtDateTime(series[0].t)} → ${fmtClock(last.t)} · ` +
-        `latest within 50 bps: bid ${fmtCompact(last.bid_depth_50)}, ask ${fmtCompact(last.ask_depth_50)}, ` +
-        `imbalance ${fmtFixed(last.imbalance, 2)}`,
-    );
+    const latest =
+      this.view === "slippage"
+        ? `latest at 10k: buy ${fmtFixed(last.slip_buy_10k, 2)}, sell ${fmtFixed(last.slip_sell_10k, 2)} bps; ` +
+          `at 1M: ${last.slip_buy_1m === null ? "not filled" : `buy ${fmtFixed(last.slip_buy_1m, 2)}, sell ${fmtFixed(last.slip_sell_1m, 2)} bps`}`
+        : `latest within 50 bps: bid ${fmtCompact(last.bid_depth_50)}, ask ${fmtCompact(last.ask_depth_50)}, ` +
+          `imbalance ${fmtFixed(last.imbalance, 2)}`;
+    setText(this.source, `${symbol} · ${fmtInt(series.length)} ${what} · ${fmtDateTime(series[0].t)} → ${fmtClock(last.t)} · ${latest}`);
     if (!this.ensureChart()) return;
-    SERIES.forEach(({ key }, i) => {
+    VIEWS[this.view].series.forEach(({ key }, i) => {
       this.chart.data.datasets[i].data = series.filter((p) => p[key] !== null).map((p) => ({ x: p.t, y: p[key] }));
     });
     const { ms, step } = RANGES[range];
@@ -195,10 +233,11 @@ export class DepthChart {
     const text = cssVar("--text", "#e6edf3");
     const border = cssVar("--border", "#262f3b");
     const colors = { bid: cssVar("--up", "#3fb950"), ask: cssVar("--down", "#f85149") };
+    const { series, axis, format } = VIEWS[this.view];
     this.chart = new Chart(this.canvas, {
       type: "line",
       data: {
-        datasets: SERIES.map(({ label, side, dash }) => ({
+        datasets: series.map(({ label, side, dash }) => ({
           label,
           data: [],
           borderColor: colors[side],
@@ -229,8 +268,8 @@ export class DepthChart {
           },
           y: {
             beginAtZero: true,
-            title: { display: true, text: "depth (quote notional)" },
-            ticks: { callback: (value) => fmtCompact(value) },
+            title: { display: true, text: axis },
+            ticks: { callback: (value) => format(value) },
             grid: { color: border },
           },
         },
@@ -239,7 +278,7 @@ export class DepthChart {
           tooltip: {
             callbacks: {
               title: (items) => (items.length ? fmtDateTime(items[0].parsed.x) : ""),
-              label: (item) => ` ${item.dataset.label}: ${fmtCompact(item.parsed.y)}`,
+              label: (item) => ` ${item.dataset.label}: ${format(item.parsed.y)}`,
             },
           },
         },

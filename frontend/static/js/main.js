@@ -70,6 +70,7 @@ const depth = new DepthChart({
   source: byId("depth-source"),
   empty: byId("depth-empty"),
   buttons: [...document.querySelectorAll(".depth-panel button[data-range]")],
+  viewButtons: [...document.querySelectorAll(".depth-panel button[data-view]")],
   windowSeconds: config.windowSeconds,
   exchange,
 });

@@ -4,8 +4,12 @@
 import { el, setText } from "./dom.js";
 import { fmtAtPrecisionOf, fmtCompact, fmtDuration, fmtFixed, fmtInt, fmtPrice, isNumber } from "./format.js";
 
-const COLUMNS = ["symbol", "bid", "ask", "mid", "spread", "bps", "depth50", "imbalance", "ticks", "age"];
-const NUMERIC = new Set(["bid", "ask", "mid", "spread", "bps", "depth50", "imbalance", "ticks", "age"]);
+const COLUMNS = ["symbol", "bid", "ask", "mid", "spread", "bps", "depth50", "imbalance", "slip10k", "slip100k", "ticks", "age"];
+const NUMERIC = new Set(["bid", "ask", "mid", "spread", "bps", "depth50", "imbalance", "slip10k", "slip100k", "ticks", "age"]);
+// Slippage columns: the size (as in the API's column names) each shows.
+const SLIPPAGE = { slip10k: "10k", slip100k: "100k" };
+// Numeric columns whose first click sorts the lowest first: the freshest, the cheapest.
+const LOW_FIRST = new Set(["age", "slip10k", "slip100k"]);
 
 function num(value) {
   const n = typeof value === "string" ? Number(value) : value;
@@ -24,6 +28,19 @@ export function rowValues(market, windowMs, serverNow) {
     const ask = num(row.ask_depth_50);
     return bid !== null && ask !== null ? bid + ask : null;
   };
+  // Slippage of a market order of that size, buy and sell, in bps of the mid, of the
+  // latest window (else minute); null where no sample filled it on both sides. The cell
+  // shows (and sorts by) their mean: what a trade of that size costs, either way.
+  const slippageOf = (size) => {
+    for (const row of [w, m]) {
+      const buy = num(row[`slip_buy_${size}`]);
+      const sell = num(row[`slip_sell_${size}`]);
+      if (buy !== null && sell !== null) return { buy, sell, mean: (buy + sell) / 2 };
+    }
+    return null;
+  };
+  const slip10k = slippageOf("10k");
+  const slip100k = slippageOf("100k");
   let age = num(market.age_ms);
   if (age === null && isNumber(serverNow) && num(w.timestamp) !== null) age = serverNow - (num(w.timestamp) + windowMs);
   return {
@@ -35,6 +52,10 @@ export function rowValues(market, windowMs, serverNow) {
     bps: num(w.avg_spread_bps) ?? num(m.avg_spread_bps),
     depth50: depthOf(w) ?? depthOf(m),
     imbalance: num(w.imbalance_50) ?? num(m.imbalance_50),
+    slip10k: slip10k ? slip10k.mean : null,
+    slip10kSides: slip10k,
+    slip100k: slip100k ? slip100k.mean : null,
+    slip100kSides: slip100k,
     ticks: num(w.tick_count),
     minuteTicks: num(m.tick_count),
     age,
@@ -63,7 +84,7 @@ export class MarketTable {
     for (const button of headers) {
       button.addEventListener("click", () => {
         const key = button.dataset.sort;
-        this.sort = { key, dir: this.sort.key === key ? -this.sort.dir : NUMERIC.has(key) && key !== "age" ? -1 : 1 };
+        this.sort = { key, dir: this.sort.key === key ? -this.sort.dir : NUMERIC.has(key) && !LOW_FIRST.has(key) ? -1 : 1 };
         this.order();
       });
     }
@@ -141,6 +162,13 @@ export class MarketTable {
     setText(cells.imbalance, fmtFixed(values.imbalance, 2));
     const lean = values.imbalance === null ? "" : values.imbalance > 0 ? "bid" : values.imbalance < 0 ? "ask" : "";
     if (cells.imbalance.dataset.lean !== lean) cells.imbalance.dataset.lean = lean;
+    for (const [key, size] of Object.entries(SLIPPAGE)) {
+      const sides = values[`${key}Sides`];
+      setText(cells[key], fmtFixed(values[key], 2));
+      cells[key].title = sides
+        ? `${size} USD: buy ${fmtFixed(sides.buy, 2)} bps, sell ${fmtFixed(sides.sell, 2)} bps from the mid`
+        : `no sample of the latest window or minute filled ${size} USD on both sides`;
+    }
     cells.ticks.replaceChildren(
       fmtInt(values.ticks),
       ...(values.minuteTicks !== null ? [el("span", { className: "sub", text: `/ ${fmtInt(values.minuteTicks)}` })] : []),
