@@ -300,7 +300,9 @@ async def _symbol_known(statements: Statements, symbol: str | None) -> bool:
 
 
 def _unknown_symbol(symbol: str) -> ValidationError:
-    return ValidationError(f"unknown symbol {symbol[:64]!r}: /api/markets lists the symbols (case-sensitive)")
+    # A well-formed symbol that no market has is a resource that does not exist (404),
+    # not a malformed request (400): the OpenAPI document says so, and its checkers hold us to it.
+    return ValidationError(f"unknown symbol {symbol[:64]!r}: /api/markets lists the symbols (case-sensitive)", 404)
 
 
 async def _nothing() -> None:
@@ -451,9 +453,11 @@ async def dashboard(call: Call) -> Response:
 
 
 async def live_socket(call: Call) -> Response:
+    # Who may open it first (403), then how (426): a page of another origin is refused
+    # whatever it sends, and learns nothing more about the route.
+    check_origin(call.request.headers.get("origin"), str(call.request.url), call.config.allowed_origins)
     if (call.request.headers.get("upgrade") or "").lower() != "websocket":
         raise ValidationError("/ws is a WebSocket: send Upgrade: websocket", 426, {"upgrade": "websocket"})
-    check_origin(call.request.headers.get("origin"), str(call.request.url), call.config.allowed_origins)
     # The DashboardHub object serves every dashboard socket; the Upgrade passes through.
     return await hub_stub(call.env).fetch(call.request)
 

@@ -27,6 +27,7 @@ from tracker.validation import (
     MAX_OFFSET,
     MAX_SYMBOL_LENGTH,
     MAX_TIMESTAMP_MS,
+    SYMBOL_PATTERN,
 )
 
 VERSION = "1.0.0"
@@ -239,8 +240,9 @@ PARAMETERS: dict = {
     "symbol": {
         "name": "symbol",
         "in": "query",
-        "description": "Only this market (as /api/markets lists it; case-sensitive). Unknown symbols answer 400.",
-        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_SYMBOL_LENGTH},
+        "description": "Only this market (as /api/markets lists it; case-sensitive). A symbol no market has "
+        "answers 404 (a malformed one: empty, too long or with control characters, 400).",
+        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_SYMBOL_LENGTH, "pattern": SYMBOL_PATTERN},
     },
     "limit": {
         "name": "limit",
@@ -257,7 +259,7 @@ PARAMETERS: dict = {
     "from": {
         "name": "from",
         "in": "query",
-        "description": "Earliest row timestamp, ms since the Unix epoch, inclusive. Must not be after `to`.",
+        "description": "Earliest row timestamp, ms since the Unix epoch, inclusive. After `to`: an empty range (no rows).",
         "schema": {"type": "integer", "minimum": 0, "maximum": MAX_TIMESTAMP_MS},
     },
     "to": {
@@ -325,6 +327,7 @@ _CACHE_HEADERS = {
                       "schema": {"type": "string"}},
     "x-cache": {"description": "hit | miss | bypass, when `to` was given", "schema": {"type": "string"}},
 }
+_UNKNOWN_SYMBOL = {"404": _json(_ref("Error"), "No market has this `symbol` (/api/markets lists them)")}
 _NOT_MODIFIED = {"304": {"description": "Not Modified (If-None-Match matched a final page's ETag)",
                          "headers": {"ETag": _CACHE_HEADERS["ETag"]}}}
 
@@ -372,14 +375,24 @@ PATHS: dict = {
         "get": {
             "operationId": "live_socket",
             "summary": "The dashboard's live WebSocket (log lines and stats pushed by the DashboardHub).",
-            "description": "Only from the dashboard's own origin or one listed in ALLOWED_ORIGINS (else 403). "
+            "description": "A WebSocket handshake (`Upgrade: websocket`), checked in this order: the `Origin` "
+            "must be the dashboard's own or one listed in ALLOWED_ORIGINS (else 403, whatever else the "
+            "request carries); then the Upgrade (else 426). "
             "Stats are pushed every second; log lines as the tracker shards relay them, in batches. "
             "At MAX_LIVE_SOCKETS the socket is accepted and closed at once with code 1013 "
             "(try again later) and a reason.",
             "tags": ["dashboard"],
+            # `Upgrade: websocket` is described, not declared as a parameter: workerd turns any
+            # request carrying it into a GET before the Worker sees it (a TRACE with it
+            # would reach the router as a GET), so no method check could refuse it.
+            "parameters": [
+                {"name": "Origin", "in": "header", "required": True,
+                 "description": "The page that opens the socket (browsers always send it).",
+                 "schema": {"type": "string"}},
+            ],
             "responses": {
                 "101": {"description": "Switching Protocols"},
-                "403": _ERROR,
+                "403": _json(_ref("Error"), "An Origin that may not open /ws (or none)"),
                 "426": _json(_ref("Error"), "Not a WebSocket upgrade (Upgrade: websocket missing)"),
                 "500": _ERROR,
             },
@@ -394,7 +407,7 @@ PATHS: dict = {
         "Minute averages, newest first.",
         _history(_json(_ref("MinuteList"), "Minutes")),
         params=("symbol", "limit", "offset", "from", "to", "exchange"),
-        extra=_NOT_MODIFIED,
+        extra={**_NOT_MODIFIED, **_UNKNOWN_SYMBOL},
         description=_HISTORY,
     ),
     "/api/hours": _get(
@@ -402,13 +415,14 @@ PATHS: dict = {
         "Hour averages, newest first (kept HOUR_RETENTION_DAYS, default 90).",
         _json(_ref("HourList"), "Hours"),
         params=("symbol", "limit", "offset", "from", "to", "exchange"),
+        extra=_UNKNOWN_SYMBOL,
     ),
     "/api/snapshots": _get(
         "snapshots",
         "Window (15 s) averages, newest first.",
         _history(_json(_ref("SnapshotList"), "Snapshots")),
         params=("symbol", "limit", "offset", "from", "to", "exchange"),
-        extra=_NOT_MODIFIED,
+        extra={**_NOT_MODIFIED, **_UNKNOWN_SYMBOL},
         description=_HISTORY,
     ),
     "/api/overview": _get(
@@ -429,6 +443,7 @@ PATHS: dict = {
             },
         },
         params=("symbol", "from", "to", "format", "resolution", "exchange"),
+        extra=_UNKNOWN_SYMBOL,
     ),
     "/api/health": _get(
         "health",
@@ -455,7 +470,8 @@ DOCUMENT: dict = {
             "one-minute and one-hour rollups.\n\n"
             "Timestamps are milliseconds since the Unix epoch. Every error is JSON {\"error\": \"...\"}: "
             "400 for a bad query parameter (unknown or repeated names included), 401/403 for control "
-            "without a valid token, 404 for an unknown route, 405 (with Allow) for a wrong method, "
+            "without a valid token, 404 for an unknown route or a `symbol` no market has, 405 (with Allow) "
+            "for a wrong method, "
             "500 with a `requestId` (never the exception's text) for a failure on our side.\n\n"
             "CORS: GET /api/* answers any origin (Access-Control-Allow-Origin: *) and OPTIONS preflights "
             "with 204; the control routes (POST /api/start, /api/stop) send no CORS headers and refuse "

@@ -247,7 +247,8 @@ def test_a_bad_configuration_answers_every_route_naming_the_var(api, path, metho
 def test_unknown_symbol_is_checked_with_a_bound_parameter(api):
     env = FakeEnv()
     r = call(api, "/api/minutes?symbol=" + quote("x' OR 1=1 --"), env=env)
-    assert r.status == 400 and "unknown symbol" in r.json()["error"]
+    # A well-formed symbol nobody lists is a resource not found (issue 19, item 9), not a bad request.
+    assert r.status == 404 and "unknown symbol" in r.json()["error"]
     assert (sql.LIGHTER.API_SYMBOL_EXISTS, ("x' OR 1=1 --",)) in env.DB.executed
     # The page ran alongside the check (one round trip), with the symbol bound too.
     assert all(text in API_STATEMENTS and text.count("?") == len(params) for text, params in env.DB.executed)
@@ -271,8 +272,24 @@ def test_control_without_a_configured_token_is_403_before_touching_anything(api)
 
 
 def test_a_websocket_route_needs_an_upgrade(api):
-    r = call(api, "/ws")
-    assert r.status == 426
+    r = call(api, "/ws", headers={"origin": "https://tracker.test"})
+    assert r.status == 426 and r.headers["upgrade"] == "websocket"
+
+
+@pytest.mark.parametrize("path", ["/api/minutes", "/api/hours", "/api/snapshots", "/api/export"])
+def test_an_unknown_symbol_is_404_on_every_route_that_takes_one(api, path):
+    r = call(api, f"{path}?symbol=NOPE")
+    assert r.status == 404, r.body
+    assert r.json()["error"] == "unknown symbol 'NOPE': /api/markets lists the symbols (case-sensitive)"
+    assert r.headers["access-control-allow-origin"] == "*"
+
+
+def test_a_foreign_page_is_refused_before_the_upgrade_is_looked_at(api):
+    """Who may open /ws is decided first (403), then how (426): a request from another
+    origin learns nothing about the route, upgrade or not."""
+    for headers in ({}, {"origin": "https://evil.example"}, {"origin": "https://evil.example", "upgrade": "websocket"}):
+        r = call(api, "/ws", headers=headers)
+        assert r.status == 403, (headers, r.body)
 
 
 _query_text = st.text(alphabet=st.sampled_from(list("symbolimtfrang=&%0123456789-.xET H'")), max_size=40)
@@ -285,8 +302,8 @@ _query_text = st.text(alphabet=st.sampled_from(list("symbolimtfrang=&%0123456789
 def test_random_queries_never_500_and_never_reach_sql_unbound(api, path, query):
     env = FakeEnv()
     r = call(api, f"{path}?{query}", env=env)
-    assert r.status in (200, 400), (query, r.status, r.body)
-    if r.status == 400:
+    assert r.status in (200, 400, 404), (query, r.status, r.body)
+    if r.status != 200:
         assert r.json()["error"]
     for text, params in env.DB.executed:
         assert text in API_STATEMENTS, text
