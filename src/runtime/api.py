@@ -242,13 +242,15 @@ async def snapshots(call: Call) -> Response:
 
 async def _page(call: Call, key: str, row_ms: int, statement_name: str) -> Response:
     """A page of rows, newest first. A page of final history (tracker/history_cache.py)
-    is answered from the edge cache when it is there, without a D1 query."""
+    is answered from the edge cache when it is there, without a D1 query (never on
+    *.workers.dev, where the Cache API does nothing)."""
     q = parse_row_query(call.query)
     statements = _sql(q.exchange)
     all_symbols = getattr(statements, statement_name)
     one_symbol = getattr(statements, statement_name + "_FOR_SYMBOL")
     cacheable = history_cache.may_be_cached(q.to_ms)
-    if cacheable:
+    edge = cacheable and not history_cache.edge_cache_off(str(call.request.url))
+    if edge:
         hit = await edge_cache.lookup(str(call.request.url))
         if hit is not None:
             return edge_cache.answer_hit(hit, call.request.headers.get("if-none-match"))
@@ -267,18 +269,21 @@ async def _page(call: Call, key: str, row_ms: int, statement_name: str) -> Respo
     if not history_cache.is_final(q.to_ms, row_ms, sealed):
         extra = {"x-cache": "bypass"} if cacheable else {}
         return Response(body, status=200, headers={**JSON_HEADERS, **call.headers, **extra})
-    return await _final(call, body)
+    return await _final(call, body, edge)
 
 
-async def _final(call: Call, body: str) -> Response:
-    """Final history: validators, Cache-Control, and a copy in the edge cache."""
+async def _final(call: Call, body: str, edge: bool) -> Response:
+    """Final history: validators, Cache-Control, and a copy in the edge cache where
+    there is one (`edge`); on *.workers.dev only the browser's cache keeps it."""
     tag = history_cache.etag(body)
     control = history_cache.cache_control(call.config.history_cache_s)
     headers = {**JSON_HEADERS, **call.headers, "cache-control": control, "etag": tag}
-    await edge_cache.store(str(call.request.url), body, headers)
+    how = "miss" if edge else history_cache.EDGE_CACHE_OFF
+    if edge:
+        await edge_cache.store(str(call.request.url), body, headers)
     if history_cache.matches(call.request.headers.get("if-none-match"), tag):
-        return edge_cache.not_modified(tag, control, call.headers, "miss")
-    return Response(body, status=200, headers={**headers, "x-cache": "miss"})
+        return edge_cache.not_modified(tag, control, call.headers, how)
+    return Response(body, status=200, headers={**headers, "x-cache": how})
 
 
 async def sealed_until(statements: Statements, binding: str = "DB") -> int | None:

@@ -319,13 +319,17 @@ _HISTORY = (
     "sealed in D1 (every shard's flushed windows, less a minute for the rollup) can never change: "
     "it is answered with `Cache-Control: public, max-age=HISTORY_CACHE_SECONDS, immutable` and "
     "an `ETag`, kept in the edge cache (`x-cache: miss`, then `hit` without a D1 query), and "
-    "`If-None-Match` gets 304. Anything else is `no-store` (`x-cache: bypass` when `to` was given)."
+    "`If-None-Match` gets 304. Anything else is `no-store` (`x-cache: bypass` when `to` was given). "
+    "Cloudflare's edge cache acts only on a custom domain: on `*.workers.dev` a final page is read "
+    "from D1 each time (`x-cache: off (...)`), its validators and 304 work the same."
 )
 _CACHE_HEADERS = {
     "ETag": {"description": "final history only", "schema": {"type": "string"}},
     "Cache-Control": {"description": "`no-store`, or `public, max-age=N, immutable` for final history",
                       "schema": {"type": "string"}},
-    "x-cache": {"description": "hit | miss | bypass, when `to` was given", "schema": {"type": "string"}},
+    "x-cache": {"description": "when `to` was given: hit | miss (the edge cache), bypass (not final), "
+                "or `off (...)` with the reason (final, on *.workers.dev: no edge cache there)",
+                "schema": {"type": "string"}},
 }
 _UNKNOWN_SYMBOL = {"404": _json(_ref("Error"), "No market has this `symbol` (/api/markets lists them)")}
 _NOT_MODIFIED = {"304": {"description": "Not Modified (If-None-Match matched a final page's ETag)",

@@ -40,8 +40,9 @@ class FakeHeaders(dict):
 
 
 class FakeRequest:
-    def __init__(self, path: str, method: str = "GET", headers: dict | None = None, body: str = ""):
-        self.url = "https://tracker.test" + path
+    def __init__(self, path: str, method: str = "GET", headers: dict | None = None, body: str = "",
+                 origin: str = "https://tracker.test"):
+        self.url = origin + path
         self.js_object = types.SimpleNamespace(method=method)
         self.headers = FakeHeaders({k.lower(): v for k, v in (headers or {}).items()})
         self.body = body
@@ -66,6 +67,8 @@ class FakeStatement:
             return FakeResult(results=[{"found": 1}] if self.params[0] in self.db.symbols else [])
         if self.text in (sql.LIGHTER.API_COUNT_ROWS, sql.PARADEX.API_COUNT_ROWS):
             return FakeResult(results=[{"snapshots": 0, "minutes": 0}])
+        if self.text in (sql.LIGHTER.API_SEALED_UNTIL, sql.PARADEX.API_SEALED_UNTIL):
+            return FakeResult(results=[{"sealed_until": self.db.sealed_until}])
         return FakeResult(results=[])
 
 
@@ -78,13 +81,23 @@ class FakeResult(dict):
 
 
 class FakeCache:
-    """caches.default: nothing is ever final here (no tracking_stats), so nothing is stored."""
+    """caches.default, recording what the API asks of it. Unless a test makes history
+    final (FakeDB.sealed_until), nothing may be stored."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, str]] = []
+        self.stored: dict[str, object] = {}
+        self.allow_put = False
 
     async def match(self, url):
+        self.calls.append(("match", url))
         return None
 
     async def put(self, url, response):
-        raise AssertionError(f"nothing should be cached here: {url}")
+        self.calls.append(("put", url))
+        if not self.allow_put:
+            raise AssertionError(f"nothing should be cached here: {url}")
+        self.stored[url] = response
 
 
 class FakeDB:
@@ -92,6 +105,7 @@ class FakeDB:
         self.executed: list[tuple[str, tuple]] = []
         self.symbols = set(symbols)
         self.fail = fail
+        self.sealed_until = None  # no shard has flushed: nothing is final
 
     def prepare(self, text):
         return FakeStatement(self, text)
@@ -116,6 +130,8 @@ def api(monkeypatch):
     js.Date = types.SimpleNamespace(now=lambda: 1_700_000_000_000)
     js.ReadableStream = types.SimpleNamespace(new=lambda **source: source)  # never pulled here
     js.caches = types.SimpleNamespace(default=FakeCache())
+    js.Headers = types.SimpleNamespace(new=lambda headers: dict(headers))
+    js.Response = types.SimpleNamespace(new=lambda body, **kw: {"body": body, **kw})
     workers = types.ModuleType("workers")
     workers.Response = FakeResponse
     # The raw D1 binding (runtime/d1_bulk.py) is the same fake as env.DB: `call` sets it.
@@ -133,6 +149,7 @@ def api(monkeypatch):
     import runtime.api as module
 
     module.logged = logged
+    module.cache = js.caches.default
     yield module
     for name in [m for m in sys.modules if m == "runtime" or m.startswith("runtime.")]:
         del sys.modules[name]
@@ -141,10 +158,10 @@ def api(monkeypatch):
 RAW_ENV = types.SimpleNamespace(env=None)
 
 
-def call(api, path, method="GET", env=None, headers=None, body="") -> FakeResponse:
+def call(api, path, method="GET", env=None, headers=None, body="", origin="https://tracker.test") -> FakeResponse:
     env = env or FakeEnv()
     RAW_ENV.env = env
-    return asyncio.run(api.handle(FakeRequest(path, method, headers, body), env))
+    return asyncio.run(api.handle(FakeRequest(path, method, headers, body, origin), env))
 
 
 def test_exchange_chooses_the_tables_and_lighter_stays_the_default(api):
@@ -308,3 +325,41 @@ def test_random_queries_never_500_and_never_reach_sql_unbound(api, path, query):
     for text, params in env.DB.executed:
         assert text in API_STATEMENTS, text
         assert text.count("?") == len(params)
+
+
+# -- the edge cache: only where Cloudflare's Cache API acts (issue 19, item 4) ------------------
+
+FINAL_PAGE = "/api/minutes?symbol=ETH&from=0&to=60000"  # ends well before the sealed point below
+
+
+def final_env() -> FakeEnv:
+    env = FakeEnv()
+    env.DB.sealed_until = 10 * 60_000
+    return env
+
+
+def test_on_workers_dev_final_history_keeps_its_validators_but_never_touches_the_cache(api):
+    """The Cache API does nothing on *.workers.dev: no match/put is spent there, x-cache
+    says `off` and why, and ETag/304 (the browser's own cache) work as anywhere."""
+    host = "https://lighter-orderbook-tracker.someone.workers.dev"
+    r = call(api, FINAL_PAGE, env=final_env(), origin=host)
+    assert r.status == 200, r.body
+    assert r.headers["x-cache"].startswith("off") and "workers.dev" in r.headers["x-cache"]
+    assert r.headers["cache-control"].startswith("public, max-age=") and r.headers["etag"]
+    assert api.cache.calls == []
+    again = call(api, FINAL_PAGE, env=final_env(), origin=host, headers={"if-none-match": r.headers["etag"]})
+    assert again.status == 304 and again.headers["etag"] == r.headers["etag"]
+    assert again.headers["x-cache"].startswith("off")
+    assert api.cache.calls == []
+    # Not final (no `to`... or a `to` past the sealed point): bypass, and no cache call either.
+    live = call(api, "/api/minutes?symbol=ETH&to=253402300799998", env=final_env(), origin=host)
+    assert live.headers["x-cache"] == "bypass" and live.headers["cache-control"] == "no-store"
+    assert api.cache.calls == []
+
+
+def test_on_a_custom_domain_final_history_goes_through_the_edge_cache(api):
+    api.cache.allow_put = True
+    host = "https://tracker.example.com"
+    r = call(api, FINAL_PAGE, env=final_env(), origin=host)
+    assert r.status == 200 and r.headers["x-cache"] == "miss" and r.headers["etag"]
+    assert api.cache.calls == [("match", host + FINAL_PAGE), ("put", host + FINAL_PAGE)]
