@@ -118,7 +118,10 @@ def page_context(config, symbol: str = "", exchange: str = "") -> dict:
         "minute_retention_hours": config.minute_retention_ms // 3_600_000,
         "hour_retention_days": config.hour_retention_ms // 86_400_000,
         "control_enabled": bool(config.admin_token),
-        "overview_poll_ms": 5000,
+        # New rows land once a window, and a push whose windowsFlushed moved refreshes the
+        # table at once: polling faster than a window only costs requests and D1 reads.
+        "overview_poll_ms": max(5000, config.window_ms),
+        "live_push_ms": config.live_push_ms,
         "initial_symbol": symbol,
     }
 

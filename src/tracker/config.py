@@ -56,6 +56,18 @@ def estimate_d1_bytes(markets: int, window_ms: int, snapshot_retention_ms: int, 
                             hour_retention_ms) * ROW_BYTES
 
 
+DAY_MS = 86_400_000
+
+
+def estimate_live_requests_per_day(live_push_ms: int, shards: int) -> int:
+    """Durable Object requests a day that the dashboard hub makes while at least one
+    dashboard is open all day (any number of tabs share it): per push, its alarm
+    invocation (billed as a request) and one /stats request to every tracker shard of the
+    enabled exchanges. The pushes themselves are outgoing WebSocket messages, not billed,
+    and the page sends nothing on a timer (developers.cloudflare.com/durable-objects/platform/pricing/)."""
+    return DAY_MS // live_push_ms * (1 + shards)
+
+
 class ConfigError(ValueError):
     """A wrangler var holds a value the tracker cannot run with."""
 
@@ -88,6 +100,10 @@ class Config:
     # Worker's own, and how many live sockets one hub holds.
     allowed_origins: tuple[str, ...] = ()
     max_live_sockets: int = 100
+    # How often the hub pushes stats to open dashboards (LIVE_PUSH_SECONDS). Each push is a
+    # Durable Object request for the hub's alarm and one per shard: 10 s keeps a dashboard
+    # open all day inside the Free plan's 100,000 requests (estimate_live_requests_per_day).
+    live_push_ms: int = 10_000
     # Who the alert says it is ("<name> shard 0: Lighter feed down ..."): staging says staging.
     alert_service_name: str = SERVICE_NAME
     # How many markets the D1 size check plans for (Lighter lists far fewer today).
@@ -201,6 +217,7 @@ class Config:
             history_cache_s=whole("HISTORY_CACHE_SECONDS", 3600, 0, 365 * 86_400),
             allowed_origins=origins(text("ALLOWED_ORIGINS", None)),
             max_live_sockets=whole("MAX_LIVE_SOCKETS", 100, 1, 10_000),
+            live_push_ms=whole("LIVE_PUSH_SECONDS", 10, 1, 3600) * 1000,
             alert_service_name=text("ALERT_SERVICE_NAME", SERVICE_NAME),
             expected_markets=whole("EXPECTED_MARKETS", 600, 1, 10_000),
             enabled_exchanges=enabled,

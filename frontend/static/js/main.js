@@ -18,7 +18,7 @@ import {
   statsFor,
   urlForExchange,
 } from "./exchange.js";
-import { LiveSocket, socketUrl } from "./live.js";
+import { LiveSocket, liveText, socketUrl } from "./live.js";
 import { DepthChart } from "./depthchart.js";
 import { MarketTable } from "./markets.js";
 import { PriceChart } from "./pricechart.js";
@@ -28,7 +28,8 @@ const app = byId("app");
 const config = {
   wsPath: app.dataset.wsPath || "/ws",
   windowSeconds: Number(app.dataset.windowSeconds) || 15,
-  overviewPollMs: Number(app.dataset.overviewPollMs) || 5000,
+  overviewPollMs: Number(app.dataset.overviewPollMs) || 15000,
+  livePushMs: Number(app.dataset.livePushMs) || 10000,
   controlEnabled: app.dataset.controlEnabled === "true",
   initialSymbol: app.dataset.initialSymbol || "",
   exchanges: parseExchanges(app.dataset.exchanges),
@@ -156,7 +157,7 @@ const live = new LiveSocket(socketUrl(config.wsPath), {
   onLog: (entry) => activity.add(entry),
   onStats: onPush,
   onState: (state, detail) => showLinkState(state, detail),
-});
+}, { pushMs: config.livePushMs });
 
 // ---- market overview ---------------------------------------------------------
 
@@ -208,6 +209,7 @@ setInterval(() => {
   const now = Date.now();
   stats.tick(now);
   table.tick(now);
+  if (live.state === "open") showLinkState("open", { text: liveText(live.lastPushAt, live.pushMs, now) });
 }, 1000);
 
 document.addEventListener("visibilitychange", () => {
