@@ -8,13 +8,20 @@ tracker/sql.py, shape the answer (tracker/views.py). Anything unexpected becomes
 JSON 500 logged with an `[API]` prefix, never a runtime error page.
 
 CORS, deliberately:
-- GET /api/* is public, read-only market data: every answer (errors included,
-  so a page can show them) carries `Access-Control-Allow-Origin: *`, and an
-  OPTIONS preflight gets 204.
+- GET /api/* is read-only market data: every answer (errors included, so a page
+  can show them) carries `Access-Control-Allow-Origin: *`, and an OPTIONS
+  preflight gets 204 allowing the `authorization` header.
 - POST /api/start and /api/stop change what the deployment does and take the
   admin token: they send no CORS headers and refuse preflights (405), so no web
   page on another origin can drive them from a browser, token or not. Operators
   use the dashboard (same origin), curl or CI.
+
+Private reads: with the READ_TOKEN secret set, every GET /api/* route but
+/api/openapi.json (the contract, static, the same for every deployment) and /ws
+need `Authorization: Bearer <READ_TOKEN>` (ADMIN_TOKEN works too); else 401 JSON.
+/ws also takes the token as a `bearer.<base64url>` WebSocket subprotocol, since a
+browser cannot set headers on a socket (tracker/validation.py). Unset, reads are
+public, as before. Preflights never need it (browsers send no credentials there).
 """
 
 from __future__ import annotations
@@ -40,8 +47,11 @@ from tracker.validation import (
     DEFAULT_EXCHANGE,
     ExportQuery,
     ValidationError,
+    bearer_token,
     check_bearer,
     check_origin,
+    check_read,
+    token_from_protocols,
     parse_exchange,
     parse_exchange_query,
     parse_export_query,
@@ -60,7 +70,7 @@ PUBLIC_HEADERS = {"access-control-allow-origin": "*"}
 PREFLIGHT_HEADERS = {
     **PUBLIC_HEADERS,
     "access-control-allow-methods": "GET, OPTIONS",
-    "access-control-allow-headers": "content-type",
+    "access-control-allow-headers": "authorization, content-type",
     "access-control-max-age": "86400",
 }
 
@@ -114,6 +124,8 @@ async def handle(request, env) -> Response:
                 f"{path} accepts {', '.join(methods)}, not {method}", 405, {"allow": _allow(methods, public)}
             )
         call = Call(request, env, config, url.query, headers)
+        if public and config.read_token and path not in UNGUARDED:
+            check_read(bearer_token(request.headers.get("authorization")), config.read_token, config.admin_token)
         return await HANDLERS[methods[method]](call)
     except ValidationError as exc:
         return error_response(exc.message, exc.status, {**headers, **exc.headers})
@@ -145,6 +157,9 @@ def request_id(request) -> str:
 
 
 ROUTES = operations()  # {path: {METHOD: operationId}}
+# GET /api/* routes that READ_TOKEN does not guard: the contract (the same document for
+# every deployment, no data, no D1 or Durable Object request behind it).
+UNGUARDED = frozenset({"/api/openapi.json"})
 
 
 def _methods(path: str) -> dict[str, str]:
@@ -461,6 +476,12 @@ async def live_socket(call: Call) -> Response:
     # Who may open it first (403), then how (426): a page of another origin is refused
     # whatever it sends, and learns nothing more about the route.
     check_origin(call.request.headers.get("origin"), str(call.request.url), call.config.allowed_origins)
+    if call.config.read_token:  # a browser sends it as a subprotocol; other clients may use the header
+        headers = call.request.headers
+        token = bearer_token(headers.get("authorization"))
+        if token is None:
+            token = token_from_protocols(headers.get("sec-websocket-protocol"))
+        check_read(token, call.config.read_token, call.config.admin_token)
     if (call.request.headers.get("upgrade") or "").lower() != "websocket":
         raise ValidationError("/ws is a WebSocket: send Upgrade: websocket", 426, {"upgrade": "websocket"})
     # The DashboardHub object serves every dashboard socket; the Upgrade passes through.

@@ -41,6 +41,7 @@ from workers import DurableObject, Response
 
 from tracker.config import Config
 from tracker.shardstats import combine_exchanges
+from tracker.validation import LIVE_PROTOCOL, offers_live_protocol
 
 from . import shards
 from .http import json_response
@@ -70,7 +71,7 @@ class DashboardHub(DurableObject):
     async def fetch(self, request):
         path = str(request.url).split("://", 1)[-1].split("/", 1)[-1].split("?", 1)[0]
         if path == "ws":
-            return await self._accept()
+            return await self._accept(request.headers.get("sec-websocket-protocol"))
         if path == "logs":
             self.log_batches += 1
             entries = json.loads(await request.text())
@@ -78,7 +79,11 @@ class DashboardHub(DurableObject):
             return json_response({"ok": True, "relayed": len(entries)})
         return json_response({"error": f"unknown hub route /{path}"}, 404)
 
-    async def _accept(self):
+    async def _accept(self, offered: str | None = None):
+        """The handshake names LIVE_PROTOCOL back when the page offered it (the page does
+        when it carries its read token as a subprotocol): a browser fails a handshake
+        that names none of what it offered."""
+        headers = {"sec-websocket-protocol": LIVE_PROTOCOL} if offers_live_protocol(offered) else None
         client, server = WebSocketPair.new().object_values()
         sockets = len(self.ctx.getWebSockets())
         if sockets >= self.config.max_live_sockets:
@@ -87,12 +92,12 @@ class DashboardHub(DurableObject):
             server.accept()
             server.close(CLOSE_TOO_MANY, f"too many live dashboards ({sockets}): try again later")
             emit("warn", "API", f"live socket refused: {sockets} connected (MAX_LIVE_SOCKETS)", event="ws_refused")
-            return Response(None, status=101, web_socket=client)
+            return Response(None, status=101, web_socket=client, headers=headers)
         self.ctx.acceptWebSocket(server)
         stats = await self._latest_stats()
         server.send(json.dumps({"type": "hello", "log": list(self.recent), "stats": stats, "hub": self._counters()}))
         await self._ensure_alarm()
-        return Response(None, status=101, web_socket=client)
+        return Response(None, status=101, web_socket=client, headers=headers)
 
     def _relay(self, entries: list[dict]) -> None:
         self.recent.extend(entries)

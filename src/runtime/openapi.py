@@ -295,6 +295,12 @@ def _params(*names: str) -> list[dict]:
     return [{"$ref": _PARAM + n} for n in names]
 
 
+# The data routes and /ws: open to anyone unless the deployment sets READ_TOKEN; then its
+# bearer token (or ADMIN_TOKEN's). `{}` first: no credentials is a valid choice, the
+# deployment decides (one document serves every deployment).
+READ_SECURITY = [{}, {"readToken": []}, {"adminToken": []}]
+
+
 def _get(
     operation_id: str,
     summary: str,
@@ -303,10 +309,15 @@ def _get(
     params: tuple[str, ...] = (),
     extra: dict | None = None,
     description: str | None = None,
+    guarded: bool = True,
 ) -> dict:
     # Every API route refuses query parameters it does not take (400), parameters or not.
     responses = {"200": ok, **(extra or {}), "400": _ERROR, "500": _ERROR}
+    if guarded:  # READ_TOKEN set, and missing or wrong
+        responses["401"] = _json(_ref("Error"), "READ_TOKEN is set and the request did not carry it (or ADMIN_TOKEN)")
     op = {"operationId": operation_id, "summary": summary, "tags": ["data"], "responses": responses}
+    if guarded:
+        op["security"] = READ_SECURITY
     if description:
         op["description"] = description
     if params:
@@ -381,7 +392,10 @@ PATHS: dict = {
             "summary": "The dashboard's live WebSocket (log lines and stats pushed by the DashboardHub).",
             "description": "A WebSocket handshake (`Upgrade: websocket`), checked in this order: the `Origin` "
             "must be the dashboard's own or one listed in ALLOWED_ORIGINS (else 403, whatever else the "
-            "request carries); then the Upgrade (else 426). "
+            "request carries); with READ_TOKEN set, the token (else 401), as `Authorization: Bearer` or, "
+            "from a browser (which cannot set headers on a WebSocket), as the subprotocol "
+            "`bearer.<the token in base64url, unpadded>` offered next to `lighter-tracker`, which the "
+            "handshake names back; then the Upgrade (else 426). "
             "Stats are pushed every second; log lines as the tracker shards relay them, in batches. "
             "At MAX_LIVE_SOCKETS the socket is accepted and closed at once with code 1013 "
             "(try again later) and a reason.",
@@ -394,8 +408,10 @@ PATHS: dict = {
                  "description": "The page that opens the socket (browsers always send it).",
                  "schema": {"type": "string"}},
             ],
+            "security": READ_SECURITY,
             "responses": {
                 "101": {"description": "Switching Protocols"},
+                "401": _json(_ref("Error"), "READ_TOKEN is set and the handshake did not carry it"),
                 "403": _json(_ref("Error"), "An Origin that may not open /ws (or none)"),
                 "426": _json(_ref("Error"), "Not a WebSocket upgrade (Upgrade: websocket missing)"),
                 "500": _ERROR,
@@ -458,7 +474,8 @@ PATHS: dict = {
         params=("exchange",),
     ),
     "/api/openapi.json": _get(
-        "openapi", "This document.", {"description": "OpenAPI 3.1", "content": {"application/json": {}}}
+        "openapi", "This document (public even with READ_TOKEN: it is the same for every deployment).",
+        {"description": "OpenAPI 3.1", "content": {"application/json": {}}}, guarded=False,
     ),
     "/api/start": _control("start", "Start tracking (every shard)."),
     "/api/stop": _control("stop", "Stop tracking (every shard); open windows are flushed."),
@@ -477,9 +494,12 @@ DOCUMENT: dict = {
             "without a valid token, 404 for an unknown route or a `symbol` no market has, 405 (with Allow) "
             "for a wrong method, "
             "500 with a `requestId` (never the exception's text) for a failure on our side.\n\n"
+            "Private reads: a deployment that sets the READ_TOKEN secret answers every GET /api/* route but "
+            "this document, and /ws, only with `Authorization: Bearer <READ_TOKEN>` (ADMIN_TOKEN works "
+            "too); else 401. Without it, reads are public.\n\n"
             "CORS: GET /api/* answers any origin (Access-Control-Allow-Origin: *) and OPTIONS preflights "
-            "with 204; the control routes (POST /api/start, /api/stop) send no CORS headers and refuse "
-            "preflights."
+            "with 204 (allowing the `authorization` header); the control routes (POST /api/start, /api/stop) "
+            "send no CORS headers and refuse preflights."
         ),
     },
     "paths": PATHS,
@@ -487,7 +507,11 @@ DOCUMENT: dict = {
         "schemas": SCHEMAS,
         "parameters": PARAMETERS,
         "responses": {"Error": _json(_ref("Error"), "An error, described")},
-        "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer", "description": "the ADMIN_TOKEN secret"}},
+        "securitySchemes": {
+            "adminToken": {"type": "http", "scheme": "bearer", "description": "the ADMIN_TOKEN secret"},
+            "readToken": {"type": "http", "scheme": "bearer",
+                          "description": "the READ_TOKEN secret, when the deployment sets one"},
+        },
     },
 }
 

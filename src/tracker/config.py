@@ -87,6 +87,9 @@ class Config:
     stale_feed_ms: int = 30_000
     shards: int = 1
     admin_token: str | None = None
+    # READ_TOKEN (a secret): when set, every data route and /ws need it (or ADMIN_TOKEN);
+    # unset, reads are public as they always were.
+    read_token: str | None = None
     alert_webhook_url: str | None = None
     alert_after_ms: int = 5 * 60_000
     # How often the market list is read again (new markets subscribed, delisted dropped).
@@ -210,6 +213,7 @@ class Config:
             stale_feed_ms=int(number("STALE_FEED_SECONDS", 30, 5, 3600) * 1000),
             shards=whole("SHARDS", 1, 1, 64),
             admin_token=text("ADMIN_TOKEN", None),
+            read_token=text("READ_TOKEN", None),
             alert_webhook_url=webhook,
             alert_after_ms=int(number("ALERT_AFTER_MINUTES", 5, 0.1, 24 * 60) * 60_000),
             market_refresh_ms=int(number("MARKET_REFRESH_SECONDS", 300, 5, 24 * 3600) * 1000),

@@ -554,30 +554,3 @@ def test_health_503_while_the_feed_is_down_or_starved(api, simulator, openapi):
     finally:
         simulator.control("reset")
     wait_health_ok(api, timeout=120)
-
-
-# -- a deployment without ADMIN_TOKEN -----------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tokenless_worker(simulator, artifacts_dir, tmp_path_factory):
-    """A second wrangler dev with ADMIN_TOKEN empty (= not set). Never tracks."""
-    proc = devstack.WranglerDev(
-        artifacts_dir / "wrangler-no-token.log",
-        persist_dir=tmp_path_factory.mktemp("wrangler-no-token"),
-        vars={"LIGHTER_API_URL": simulator.url, "LIGHTER_WS_URL": simulator.ws_url, "ADMIN_TOKEN": ""},
-        ready_path="/api/openapi.json",
-    )
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
-
-
-@pytest.mark.parametrize("path", CONTROL)
-def test_control_is_refused_when_no_token_is_configured(tokenless_worker, path):
-    for headers in ({}, {"Authorization": "Bearer test-token"}, {"Authorization": "Bearer "}):
-        r = requests.post(tokenless_worker.url + path, headers=headers, timeout=30)
-        message = error_of(r, 403)
-        assert "ADMIN_TOKEN" in message and "wrangler secret put ADMIN_TOKEN" in message

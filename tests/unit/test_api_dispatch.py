@@ -363,3 +363,74 @@ def test_on_a_custom_domain_final_history_goes_through_the_edge_cache(api):
     r = call(api, FINAL_PAGE, env=final_env(), origin=host)
     assert r.status == 200 and r.headers["x-cache"] == "miss" and r.headers["etag"]
     assert api.cache.calls == [("match", host + FINAL_PAGE), ("put", host + FINAL_PAGE)]
+
+
+# -- private reads: READ_TOKEN (issue 19, item 6) ------------------------------------------------
+
+READ_ROUTES = ["/api/stats", "/api/markets", "/api/minutes", "/api/hours", "/api/snapshots", "/api/overview",
+               "/api/export", "/api/health"]
+
+
+class FakeHubStub:
+    def __init__(self, seen):
+        self.seen = seen
+
+    async def fetch(self, request):
+        self.seen.append(request)
+        return FakeResponse(None, 101)
+
+
+def private_env(**vars) -> FakeEnv:
+    env = FakeEnv(READ_TOKEN="read-me", **vars)
+    env.hub_requests = []
+    env.HUB = types.SimpleNamespace(getByName=lambda name: FakeHubStub(env.hub_requests))
+    # /api/stats and /api/health ask the shards: none answer here, which is fine (reported as failed).
+    env.TRACKER = env.PARADEX_TRACKER = types.SimpleNamespace(getByName=lambda name: None)
+    return env
+
+
+@pytest.mark.parametrize("path", READ_ROUTES)
+def test_with_a_read_token_every_data_route_needs_it(api, path):
+    env = private_env()
+    r = call(api, path, env=env)
+    assert r.status == 401, r.body
+    assert "READ_TOKEN" in r.json()["error"] and r.headers["www-authenticate"].startswith("Bearer")
+    assert r.headers["access-control-allow-origin"] == "*"  # a page elsewhere can read why
+    assert env.DB.executed == []  # refused before any D1 read
+    assert "wrong read token" in call(api, path, env=env, headers={"authorization": "Bearer nope"}).json()["error"]
+    for token in ("read-me", "secret"):  # READ_TOKEN, or ADMIN_TOKEN
+        ok = call(api, path, env=env, headers={"authorization": f"Bearer {token}"})
+        assert ok.status != 401, (path, token, ok.body)
+
+
+def test_without_a_read_token_reads_stay_public(api):
+    assert call(api, "/api/markets").status == 200
+    assert call(api, "/api/markets", headers={"authorization": "Basic whatever"}).status == 200
+
+
+def test_the_contract_and_the_page_stay_public_and_preflights_allow_the_header(api):
+    env = private_env()
+    assert call(api, "/api/openapi.json", env=env).status == 200
+    pre = call(api, "/api/minutes", "OPTIONS", env=env)
+    assert pre.status == 204 and "authorization" in pre.headers["access-control-allow-headers"]
+    # Control keeps the admin token alone: the read token does not start anything.
+    r = call(api, "/api/start", "POST", env=env, headers={"authorization": "Bearer read-me"})
+    assert r.status == 401 and r.json()["error"] == "wrong bearer token"
+
+
+def test_the_live_socket_takes_the_read_token_as_a_subprotocol_or_a_header(api):
+    import base64
+
+    env = private_env()
+    own = {"origin": "https://tracker.test", "upgrade": "websocket"}
+    r = call(api, "/ws", env=env, headers=own)
+    assert r.status == 401 and "READ_TOKEN" in r.json()["error"] and env.hub_requests == []
+    wrong = base64.urlsafe_b64encode(b"nope").decode().rstrip("=")
+    r = call(api, "/ws", env=env, headers={**own, "sec-websocket-protocol": f"lighter-tracker, bearer.{wrong}"})
+    assert r.status == 401 and r.json()["error"] == "wrong read token"
+    right = base64.urlsafe_b64encode(b"read-me").decode().rstrip("=")
+    assert call(api, "/ws", env=env, headers={**own, "sec-websocket-protocol": f"lighter-tracker, bearer.{right}"}).status == 101
+    assert call(api, "/ws", env=env, headers={**own, "authorization": "Bearer secret"}).status == 101
+    assert len(env.hub_requests) == 2
+    # The origin is still checked first, token or not.
+    assert call(api, "/ws", env=env, headers={"upgrade": "websocket", "authorization": "Bearer read-me"}).status == 403

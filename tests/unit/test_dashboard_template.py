@@ -133,6 +133,16 @@ def test_the_admin_token_never_reaches_the_page(config):
     assert "ADMIN_TOKEN is not set" in unset
 
 
+def test_the_read_token_never_reaches_the_page():
+    """READ_TOKEN set: the page knows it must ask for it (data-read-protected) and has
+    the form to ask with, hidden until the script decides; the token itself never."""
+    page = parse(html := render(Config(read_token="s3cret-read-token")))
+    assert "s3cret-read-token" not in html
+    assert page.by_id("app")["data-read-protected"] == "true"
+    assert "hidden" in page.by_id("read-panel") and page.by_id("read-input")["type"] == "password"
+    assert parse(render(Config())).by_id("app")["data-read-protected"] == "false"
+
+
 def test_config_reaches_the_page(config):
     page = parse(render(Config(window_ms=5000, shards=3, admin_token="t")))
     app = page.by_id("app")

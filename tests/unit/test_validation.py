@@ -222,3 +222,67 @@ def test_the_documented_symbol_pattern_is_what_is_accepted(raw):
     except ValidationError:
         accepted = False
     assert accepted == documented, repr(raw)
+
+
+# -- read token (READ_TOKEN, issue 19 item 6) -------------------------------------------
+
+
+def test_reads_are_public_without_a_read_token():
+    from tracker.validation import check_read
+
+    for token in (None, "", "anything"):
+        check_read(token, None, "admin")
+        check_read(token, "", None)
+
+
+def test_the_read_token_or_the_admin_token_opens_reads():
+    from tracker.validation import bearer_token, check_read
+
+    check_read(bearer_token("Bearer read-me"), "read-me", "admin-me")
+    check_read(bearer_token("bearer   admin-me "), "read-me", "admin-me")  # who may start and stop may read
+    check_read("read-me", "read-me", None)
+
+
+@pytest.mark.parametrize(
+    ("token", "admin", "words"),
+    [
+        (None, "admin-me", "this deployment's data is private: send 'Authorization: Bearer <READ_TOKEN>'"),
+        ("", "admin-me", "wrong read token"),
+        ("read-m", "admin-me", "wrong read token"),
+        ("read-me ", "admin-me", "wrong read token"),
+        ("admin-me", None, "wrong read token"),  # no ADMIN_TOKEN set: only READ_TOKEN opens
+        ("READ-ME", "admin-me", "wrong read token"),
+    ],
+)
+def test_a_missing_or_wrong_read_token_is_401_with_a_challenge(token, admin, words):
+    from tracker.validation import check_read
+
+    with pytest.raises(ValidationError) as refused_:
+        check_read(token, "read-me", admin)
+    assert refused_.value.status == 401 and words in refused_.value.message
+    assert refused_.value.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_another_scheme_is_refused_with_401():
+    from tracker.validation import bearer_token
+
+    assert bearer_token(None) is None and bearer_token("  ") is None
+    with pytest.raises(ValidationError) as refused_:
+        bearer_token("Basic cmVhZC1tZQ==")
+    assert refused_.value.status == 401 and "Bearer scheme" in refused_.value.message
+
+
+def test_the_token_a_browser_sends_as_a_websocket_subprotocol():
+    import base64
+
+    from tracker.validation import LIVE_PROTOCOL, offers_live_protocol, token_from_protocols
+
+    def encoded(token: str) -> str:
+        return base64.urlsafe_b64encode(token.encode()).decode().rstrip("=")
+
+    for token in ("read-me", "é/+=?&ü token", "x" * 200):
+        assert token_from_protocols(f"{LIVE_PROTOCOL}, bearer.{encoded(token)}") == token
+    assert token_from_protocols(None) is None and token_from_protocols(LIVE_PROTOCOL) is None
+    assert token_from_protocols("bearer.%%%") == "" and token_from_protocols("bearer.gA") == ""  # not base64url / not UTF-8
+    assert offers_live_protocol("chat, lighter-tracker") and not offers_live_protocol("lighter-tracker-x, bearer.eA")
+    assert not offers_live_protocol(None)

@@ -24,9 +24,10 @@ export class LiveSocket {
    * @param {{onHello?, onLog?, onStats?, onState?}} handlers
    *   onState(state, detail): "connecting" | "open" | "reconnecting" (detail.retryAt, detail.attempt)
    */
-  constructor(url, handlers, { pushMs = DEFAULT_PUSH_MS } = {}) {
+  constructor(url, handlers, { pushMs = DEFAULT_PUSH_MS, protocols = () => [] } = {}) {
     this.url = url;
     this.handlers = handlers;
+    this.protocols = protocols; // the subprotocols of each connection (the read token's, token.js)
     this.pushMs = pushMs; // the hub's push period (its own `pushEveryMs` wins once heard)
     this.lastPushAt = 0; // when the last stats arrived (hello or push)
     this.state = "connecting";
@@ -35,7 +36,7 @@ export class LiveSocket {
     this.retryTimer = null;
     this.pollTimer = null;
     this.lastHeard = 0;
-    this.stopped = false;
+    this.stopped = true; // until start(): a private deployment's page waits for its read token
   }
 
   start() {
@@ -47,6 +48,13 @@ export class LiveSocket {
     this.stopped = true;
     clearTimeout(this.retryTimer);
     this.teardown();
+  }
+
+  /** Close and open again at once (a new read token). */
+  restart() {
+    this.stop();
+    this.attempt = 0;
+    this.start();
   }
 
   /** Reconnect now (e.g. the tab became visible while a retry was pending). */
@@ -81,7 +89,8 @@ export class LiveSocket {
     this.emit("onState", "connecting", { attempt: this.attempt });
     let ws;
     try {
-      ws = new WebSocket(this.url);
+      const protocols = this.protocols();
+      ws = protocols.length ? new WebSocket(this.url, protocols) : new WebSocket(this.url);
     } catch (error) {
       console.warn("live socket could not be created", error);
       this.scheduleReconnect();

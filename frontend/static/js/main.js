@@ -5,7 +5,7 @@
 // shows every exchange's lines.
 
 import { ActivityView } from "./activity.js";
-import { getJSON, withQuery } from "./api.js";
+import { getJSON, onUnauthorized, withQuery } from "./api.js";
 import { Control, showLinkState } from "./control.js";
 import { byId, setText } from "./dom.js";
 import {
@@ -22,7 +22,9 @@ import { LiveSocket, liveText, socketUrl } from "./live.js";
 import { DepthChart } from "./depthchart.js";
 import { MarketTable } from "./markets.js";
 import { PriceChart } from "./pricechart.js";
+import { ReadTokenForm } from "./readtoken.js";
 import { StatsPanel } from "./status.js";
+import { liveProtocols, readTokenStore } from "./token.js";
 
 const app = byId("app");
 const config = {
@@ -31,6 +33,7 @@ const config = {
   overviewPollMs: Number(app.dataset.overviewPollMs) || 15000,
   livePushMs: Number(app.dataset.livePushMs) || 10000,
   controlEnabled: app.dataset.controlEnabled === "true",
+  readProtected: app.dataset.readProtected === "true",
   initialSymbol: app.dataset.initialSymbol || "",
   exchanges: parseExchanges(app.dataset.exchanges),
 };
@@ -157,7 +160,26 @@ const live = new LiveSocket(socketUrl(config.wsPath), {
   onLog: (entry) => activity.add(entry),
   onStats: onPush,
   onState: (state, detail) => showLinkState(state, detail),
-}, { pushMs: config.livePushMs });
+}, { pushMs: config.livePushMs, protocols: () => liveProtocols(readTokenStore.get()) });
+
+// ---- private reads (READ_TOKEN) ------------------------------------------------
+// Asked for once (readtoken.js); every data call sends it (api.js) and the live socket
+// carries it as a subprotocol (token.js). A 401 forgets it and asks again.
+
+const readToken = new ReadTokenForm({
+  required: config.readProtected,
+  onToken: () => {
+    refreshOverview();
+    chart.refreshSoon(100);
+    depth.refreshSoon(200);
+    live.restart();
+  },
+});
+
+onUnauthorized(() => {
+  live.stop(); // its handshake would be refused too, over and over
+  readToken.refused();
+});
 
 // ---- market overview ---------------------------------------------------------
 
@@ -200,7 +222,7 @@ function switchTo(name) {
 }
 
 setInterval(() => {
-  if (!document.hidden) refreshOverview();
+  if (!document.hidden && readToken.ready) refreshOverview();
 }, config.overviewPollMs);
 
 // ---- clocks ------------------------------------------------------------------
@@ -213,13 +235,17 @@ setInterval(() => {
 }, 1000);
 
 document.addEventListener("visibilitychange", () => {
-  if (!document.hidden) {
+  if (!document.hidden && readToken.ready) {
     refreshOverview();
     live.nudge();
   }
 });
 
 showExchange(exchange);
-live.start();
-refreshOverview();
+if (readToken.ready) {
+  live.start();
+  refreshOverview();
+} else {
+  readToken.ask("");
+}
 if (config.initialSymbol) chart.choose(config.initialSymbol, { remember: false });
