@@ -239,8 +239,12 @@ async def _exchange_stats(call: Call, exchange: str) -> dict:
 
 async def markets(call: Call) -> Response:
     exchange = parse_exchange_query(call.query) or DEFAULT_EXCHANGE
-    rows = [views.market_row(r) for r in await d1_bulk.query("DB", _sql(exchange).API_SELECT_MARKETS)]
-    return call.json({"markets": rows, "count": len(rows), "exchange": exchange})
+    config = call.config.for_exchange(exchange)
+    rows = [views.market_row(r, config.tracks) for r in await d1_bulk.query("DB", _sql(exchange).API_SELECT_MARKETS)]
+    # `allowlist`: LIGHTER_MARKETS / PARADEX_MARKETS (null: every market is tracked). Which of
+    # its symbols the exchange does not list, the shards say: /api/stats marketsNotListed.
+    return call.json({"markets": rows, "count": len(rows), "exchange": exchange,
+                      "allowlist": list(config.market_symbols) or None})
 
 
 async def minutes(call: Call) -> Response:
@@ -333,7 +337,8 @@ async def overview(call: Call) -> Response:
     exchange = parse_exchange_query(call.query) or DEFAULT_EXCHANGE
     rows = await d1_bulk.query("DB", _sql(exchange).API_OVERVIEW)
     now = now_ms()
-    markets = [views.overview_row(r, now) for r in rows]
+    tracks = call.config.for_exchange(exchange).tracks  # a market a deploy just left out, until the refresh
+    markets = [views.overview_row(r, now) for r in rows if tracks(r["symbol"])]
     return call.json({"markets": markets, "count": len(markets), "now": now, "exchange": exchange})
 
 

@@ -120,6 +120,8 @@ def page_context(config, symbol: str = "", exchange: str = "") -> dict:
         "control_enabled": bool(config.admin_token),
         # Whether reads need READ_TOKEN (the page then asks for it first). Never the token.
         "read_protected": bool(config.read_token),
+        # LIGHTER_MARKETS / PARADEX_MARKETS per enabled exchange ([] : every market).
+        "allowlists": {name: list(config.for_exchange(name).market_symbols) for name in enabled},
         # New rows land once a window, and a push whose windowsFlushed moved refreshes the
         # table at once: polling faster than a window only costs requests and D1 reads.
         "overview_poll_ms": max(5000, config.window_ms),

@@ -99,14 +99,24 @@ SCHEMAS: dict = {
     },
     "Market": {
         "type": "object",
-        "required": ["market_index", "symbol", "active"],
+        "required": ["market_index", "symbol", "active", "tracked"],
         "properties": {
             "market_index": {"type": "integer"},
             "symbol": {"type": "string"},
-            "active": {"type": "boolean"},
+            "active": {"type": "boolean", "description": "listed and tracked at the last refresh"},
+            "tracked": {"type": "boolean",
+                        "description": "active and named by LIGHTER_MARKETS / PARADEX_MARKETS (when set)"},
         },
     },
-    "MarketList": _list("markets", "Market"),
+    "MarketList": {
+        **_list("markets", "Market"),
+        "properties": {
+            **_list("markets", "Market")["properties"],
+            "allowlist": {"type": ["array", "null"], "items": {"type": "string"},
+                          "description": "LIGHTER_MARKETS / PARADEX_MARKETS: the only symbols tracked "
+                          "(null: every market). Those the exchange does not list: /api/stats marketsNotListed"},
+        },
+    },
     "Minute": _row(MINUTE_COLUMNS, "One market's complete minute, rolled up from its windows."),
     "MinuteList": _list("minutes", "Minute", paged=True),
     "Hour": _row(
@@ -420,7 +430,8 @@ PATHS: dict = {
     },
     "/api/stats": _get("stats", "Tracker and database counters.", _json(_ref("Stats"), "Stats"),
                        params=("exchange",)),
-    "/api/markets": _get("markets", "Every market ever listed, active or not.", _json(_ref("MarketList"), "Markets"),
+    "/api/markets": _get("markets", "Every market ever tracked, active or not (with LIGHTER_MARKETS / "
+                         "PARADEX_MARKETS set, those markets only).", _json(_ref("MarketList"), "Markets"),
                          params=("exchange",)),
     "/api/minutes": _get(
         "minutes",

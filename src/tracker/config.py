@@ -17,6 +17,8 @@ PARADEX_API_URL = "https://api.prod.paradex.trade/v1"
 PARADEX_WS_URL = "wss://ws.api.prod.paradex.trade/v1?sbeSchemaId=1&sbeSchemaVersion=1"
 PARADEX_ASSET_KINDS = ("PERP", "PERP_OPTION", "SPOT", "OPTION", "FUTURE")
 EXCHANGES = ("lighter", "paradex")
+# The longest market symbol taken (LIGHTER_MARKETS / PARADEX_MARKETS, the API's `symbol`).
+MAX_SYMBOL_LENGTH = 64
 
 # Window lengths that divide a minute evenly, so minutes roll up from whole windows.
 VALID_WINDOW_SECONDS = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)
@@ -113,6 +115,12 @@ class Config:
     expected_markets: int = 600
     # Which exchanges run (ENABLED_EXCHANGES): Lighter only unless the owner opts in.
     enabled_exchanges: tuple[str, ...] = ("lighter",)
+    # The only markets tracked (LIGHTER_MARKETS, symbols as the exchange lists them); empty:
+    # every one. `for_exchange("paradex")` puts PARADEX_MARKETS here. Only these are
+    # subscribed, written and saved to *_markets (tracker/directory.py); a symbol the
+    # exchange does not list is reported, never fatal.
+    market_symbols: tuple[str, ...] = ()
+    paradex_market_symbols: tuple[str, ...] = ()
     # Paradex's settings; `for_exchange("paradex")` puts them in api_url/ws_url/shards.
     paradex_api_url: str = PARADEX_API_URL
     paradex_ws_url: str = PARADEX_WS_URL
@@ -124,8 +132,13 @@ class Config:
     def for_exchange(self, name: str) -> Config:
         """This config as one exchange's tracker sees it: its URLs and its SHARDS."""
         if name == "paradex":
-            return replace(self, api_url=self.paradex_api_url, ws_url=self.paradex_ws_url, shards=self.paradex_shards)
+            return replace(self, api_url=self.paradex_api_url, ws_url=self.paradex_ws_url, shards=self.paradex_shards,
+                           market_symbols=self.paradex_market_symbols)
         return self
+
+    def tracks(self, symbol: str) -> bool:
+        """Whether a market of this symbol is tracked (this config's exchange: for_exchange)."""
+        return not self.market_symbols or symbol in self.market_symbols
 
     @classmethod
     def from_env(cls, get: Callable[[str], str | None]) -> Config:
@@ -225,6 +238,8 @@ class Config:
             alert_service_name=text("ALERT_SERVICE_NAME", SERVICE_NAME),
             expected_markets=whole("EXPECTED_MARKETS", 600, 1, 10_000),
             enabled_exchanges=enabled,
+            market_symbols=_symbols("LIGHTER_MARKETS", text("LIGHTER_MARKETS", None)),
+            paradex_market_symbols=_symbols("PARADEX_MARKETS", text("PARADEX_MARKETS", None)),
             paradex_api_url=paradex_api_url,
             paradex_ws_url=paradex_ws_url,
             # Paradex allows 20 new connections a second per IP: even a reconnect storm
@@ -246,6 +261,23 @@ def _names(var: str, raw: str, known: tuple[str, ...], lower: bool = False) -> t
             continue
         if item not in known:
             raise ConfigError(f"{var} may name only {', '.join(known)}; got {item!r}")
+        if item not in out:
+            out.append(item)
+    return tuple(out)
+
+
+def _symbols(var: str, raw: str | None) -> tuple[str, ...]:
+    """Comma-separated market symbols, case kept (symbols are case-sensitive), order kept,
+    duplicates dropped; unset or empty: () (every market)."""
+    out: list[str] = []
+    for item in (raw or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if len(item) > MAX_SYMBOL_LENGTH or not item.isprintable() or any(c.isspace() for c in item):
+            shown = item if len(item) <= 40 else item[:40] + "..."
+            raise ConfigError(f"{var} must be comma-separated market symbols (as the exchange lists them, "
+                              f"at most {MAX_SYMBOL_LENGTH} characters, no spaces), got {shown!r}")
         if item not in out:
             out.append(item)
     return tuple(out)

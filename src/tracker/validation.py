@@ -19,7 +19,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
-from .config import EXCHANGES
+from .config import EXCHANGES, MAX_SYMBOL_LENGTH
 
 # The latest timestamp accepted: 9999-12-31T23:59:59.999Z. Far below 2^53-1, the
 # point from which D1 refuses a bound integer (Pyodide passes it as a JS BigInt).
@@ -29,7 +29,6 @@ MAX_LIMIT = 1000
 # OFFSET makes SQLite walk past the skipped rows: bounded, and a day of minutes
 # for 200 markets (288k rows) still fits under it.
 MAX_OFFSET = 1_000_000
-MAX_SYMBOL_LENGTH = 64
 # What a symbol may not contain: the C0 and C1 control characters. The OpenAPI document
 # states the same rule as a pattern (SYMBOL_PATTERN), so what it calls valid is accepted.
 _CONTROL_CHARACTERS = r"\u0000-\u001f\u007f-\u009f"  # a character class, in regex escapes

@@ -51,10 +51,11 @@ def test_a_seed_replays_exactly(exchanges):
     assert fingerprint(seed) == fingerprint(seed)
 
 
-@pytest.mark.parametrize("bug", ["lose_windows_silently", "prune_before_rollup", "unsubscribe_everything"])
+@pytest.mark.parametrize("bug", ["lose_windows_silently", "prune_before_rollup", "unsubscribe_everything",
+                                 "ignore_the_allowlist"])
 def test_the_invariants_catch_a_planted_bug(monkeypatch, bug):
     """The checks can fail: plant a bug of each kind they exist for, and see it reported."""
-    from tracker import outbox, pacing, shard, sql
+    from tracker import directory, outbox, pacing, shard, sql
 
     if bug == "lose_windows_silently":
         real = outbox.Outbox.add
@@ -69,6 +70,8 @@ def test_the_invariants_catch_a_planted_bug(monkeypatch, bug):
         monkeypatch.setattr(shard.ShardTracker, "_sealed_until", lambda self: 2**62)
         monkeypatch.setattr(sql.LIGHTER, "PRUNE_WINDOWS",
                             "DELETE FROM lighter_snapshots WHERE timestamp < ? AND market_index % ? = ?")
+    elif bug == "ignore_the_allowlist":  # LIGHTER_MARKETS / PARADEX_MARKETS read, then not applied
+        monkeypatch.setattr(directory.MarketDirectory, "keeps", lambda self, market: True)
     else:
         real_resub = pacing.SubscriptionPacer.resubscribe
 

@@ -69,6 +69,8 @@ class FakeStatement:
             return FakeResult(results=[{"snapshots": 0, "minutes": 0}])
         if self.text in (sql.LIGHTER.API_SEALED_UNTIL, sql.PARADEX.API_SEALED_UNTIL):
             return FakeResult(results=[{"sealed_until": self.db.sealed_until}])
+        if self.text in self.db.answers:
+            return FakeResult(results=self.db.answers[self.text])
         return FakeResult(results=[])
 
 
@@ -106,6 +108,7 @@ class FakeDB:
         self.symbols = set(symbols)
         self.fail = fail
         self.sealed_until = None  # no shard has flushed: nothing is final
+        self.answers: dict[str, list[dict]] = {}  # statement -> its rows
 
     def prepare(self, text):
         return FakeStatement(self, text)
@@ -434,3 +437,26 @@ def test_the_live_socket_takes_the_read_token_as_a_subprotocol_or_a_header(api):
     assert len(env.hub_requests) == 2
     # The origin is still checked first, token or not.
     assert call(api, "/ws", env=env, headers={"upgrade": "websocket", "authorization": "Bearer read-me"}).status == 403
+
+
+# -- LIGHTER_MARKETS / PARADEX_MARKETS (issue 19, item 2) ------------------------------------------
+
+
+def test_markets_and_overview_tell_tracked_markets_from_the_rest(api):
+    env = FakeEnv(LIGHTER_MARKETS="ETH,NOPE")
+    env.DB.answers[sql.LIGHTER.API_SELECT_MARKETS] = [
+        {"market_index": 0, "symbol": "ETH", "active": 1},
+        {"market_index": 1, "symbol": "BTC", "active": 1},  # left out by a deploy; not refreshed yet
+        {"market_index": 2, "symbol": "SOL", "active": 0},
+    ]
+    empty = {f"{p}{c}": None for p, cols in (("w_", sql.OVERVIEW_WINDOW_COLUMNS), ("m_", sql.OVERVIEW_MINUTE_COLUMNS))
+             for c in cols}
+    env.DB.answers[sql.LIGHTER.API_OVERVIEW] = [{"market_index": 0, "symbol": "ETH", **empty},
+                                                {"market_index": 1, "symbol": "BTC", **empty}]
+    body = call(api, "/api/markets", env=env).json()
+    assert [(m["symbol"], m["active"], m["tracked"]) for m in body["markets"]] == [
+        ("ETH", True, True), ("BTC", True, False), ("SOL", False, False)]
+    assert body["allowlist"] == ["ETH", "NOPE"]
+    assert [m["symbol"] for m in call(api, "/api/overview", env=env).json()["markets"]] == ["ETH"]
+    # Paradex's own list (none here): every market of it is tracked.
+    assert call(api, "/api/markets?exchange=paradex", env=env).json()["allowlist"] is None

@@ -15,6 +15,7 @@ import {
   exchangeParams,
   exchangeStore,
   parseExchanges,
+  scopeText,
   statsFor,
   urlForExchange,
 } from "./exchange.js";
@@ -36,7 +37,24 @@ const config = {
   readProtected: app.dataset.readProtected === "true",
   initialSymbol: app.dataset.initialSymbol || "",
   exchanges: parseExchanges(app.dataset.exchanges),
+  allowlists: parseJSON(app.dataset.allowlists, {}),
 };
+
+function parseJSON(text, fallback) {
+  try {
+    return JSON.parse(text || "");
+  } catch {
+    return fallback;
+  }
+}
+
+/** Which markets this exchange tracks, when an allowlist narrows them (markets panel). */
+function showScope(notListed) {
+  const node = byId("markets-scope");
+  const text = scopeText(exchange, config.allowlists, notListed);
+  setText(node, text);
+  node.hidden = !text;
+}
 
 // ---- the exchange ------------------------------------------------------------
 // The URL's ?exchange=, else this browser's last choice, else the server's. A link
@@ -122,6 +140,7 @@ function showStatsOf(message) {
 
 function showStats(s) {
   stats.update(s);
+  showScope(s.marketsNotListed);
   control.setTracking(s.isTracking);
   const flushed = s.windowsFlushed;
   if (lastFlushed !== null && flushed !== lastFlushed) {
@@ -211,6 +230,7 @@ function switchTo(name) {
   window.history.replaceState(null, "", urlForExchange(window.location.href, name));
   showExchange(name);
   stats.reset();
+  showScope([]);
   lastFlushed = null;
   lastTracking = null;
   control.setExchange(name);
@@ -242,6 +262,7 @@ document.addEventListener("visibilitychange", () => {
 });
 
 showExchange(exchange);
+showScope([]);
 if (readToken.ready) {
   live.start();
   refreshOverview();
