@@ -123,8 +123,8 @@ def page_context(config, symbol: str = "", exchange: str = "") -> dict:
         # LIGHTER_MARKETS / PARADEX_MARKETS per enabled exchange ([] : every market).
         "allowlists": {name: list(config.for_exchange(name).market_symbols) for name in enabled},
         # New rows land once a window, and a push whose windowsFlushed moved refreshes the
-        # table at once: polling faster than a window only costs requests and D1 reads.
-        "overview_poll_ms": max(5000, config.window_ms),
+        # table at once: this poll only fills in when no push came (every other window).
+        "overview_poll_ms": max(5000, 2 * config.window_ms),
         "live_push_ms": config.live_push_ms,
         "initial_symbol": symbol,
     }

@@ -31,7 +31,7 @@ const app = byId("app");
 const config = {
   wsPath: app.dataset.wsPath || "/ws",
   windowSeconds: Number(app.dataset.windowSeconds) || 15,
-  overviewPollMs: Number(app.dataset.overviewPollMs) || 15000,
+  overviewPollMs: Number(app.dataset.overviewPollMs) || 30000,
   livePushMs: Number(app.dataset.livePushMs) || 10000,
   controlEnabled: app.dataset.controlEnabled === "true",
   readProtected: app.dataset.readProtected === "true",
@@ -203,11 +203,13 @@ onUnauthorized(() => {
 // ---- market overview ---------------------------------------------------------
 
 let overviewBusy = null; // the exchange whose overview is being fetched
+let overviewAt = 0; // when the last one was asked for
 
 async function refreshOverview() {
   const asked = exchange;
   if (overviewBusy === asked) return;
   overviewBusy = asked;
+  overviewAt = Date.now();
   try {
     // Lighter's is plain /api/overview (the API's default), another's ?exchange=<name>.
     const overview = await getJSON(withQuery("/api/overview", exchangeParams(asked)));
@@ -241,9 +243,11 @@ function switchTo(name) {
   refreshOverview();
 }
 
+// The table follows the pushes (a window landing refreshes it at once); this poll only
+// fills in when none came for a while, so it never doubles a refresh that just ran.
 setInterval(() => {
-  if (!document.hidden && readToken.ready) refreshOverview();
-}, config.overviewPollMs);
+  if (!document.hidden && readToken.ready && Date.now() - overviewAt >= config.overviewPollMs - 1000) refreshOverview();
+}, 1000);
 
 // ---- clocks ------------------------------------------------------------------
 
