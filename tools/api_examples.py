@@ -337,9 +337,11 @@ def _websocket_example(ws_base: str) -> Example:
     return Example(
         "ws", "Dashboard", "GET /ws",
         "The dashboard's live socket. On connect: `hello` with the recent activity log and the stats; then "
-        "`{\"type\":\"log\",\"entry\":{...}}` for every log line and `{\"type\":\"stats\",...}` after every "
-        "second. Send `{\"type\":\"stats\"}` for stats now, `{\"type\":\"ping\"}` for a pong. "
-        "Only the dashboard's own origin (and ALLOWED_ORIGINS) may open it.",
+        "`{\"type\":\"logs\",\"entries\":[...]}` as the shards relay their log lines and "
+        "`{\"type\":\"stats\",...}` every LIVE_PUSH_SECONDS (`hub.pushEveryMs`). Send `{\"type\":\"stats\"}` "
+        "for the last stats, `{\"type\":\"ping\"}` for a pong. Only the dashboard's own origin (and "
+        "ALLOWED_ORIGINS) may open it; with READ_TOKEN set, the token too (a browser offers it as the "
+        "subprotocol `bearer.<base64url>` next to `lighter-tracker`).",
         'python -m websockets --origin "$WORKER" "wss://${WORKER#https://}/ws"', 101, {}, "ws", body, notes,
     )
 

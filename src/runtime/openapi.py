@@ -406,7 +406,8 @@ PATHS: dict = {
             "from a browser (which cannot set headers on a WebSocket), as the subprotocol "
             "`bearer.<the token in base64url, unpadded>` offered next to `lighter-tracker`, which the "
             "handshake names back; then the Upgrade (else 426). "
-            "Stats are pushed every second; log lines as the tracker shards relay them, in batches. "
+            "Stats are pushed every LIVE_PUSH_SECONDS (10 by default; each push says `pushEveryMs`); log "
+            "lines as the tracker shards relay them, in batches. "
             "At MAX_LIVE_SOCKETS the socket is accepted and closed at once with code 1013 "
             "(try again later) and a reason.",
             "tags": ["dashboard"],
