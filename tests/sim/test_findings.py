@@ -21,7 +21,7 @@ SYMBOLS = {1: "ETH", 2: "BTC", 3: "SOL"}
 
 
 def scenario(events, *, shards=1, markets=SYMBOLS, duration_s=150, seed=1, **config) -> sim.World:
-    plan = sim.make_plan(seed, allowlist=False)
+    plan = sim.make_plan(seed)
     plan = replace(plan, shards=shards, markets=dict(markets), duration_ms=duration_s * 1000, events=events,
                    frame_ms=(300, 900), config=replace(plan.config, shards=shards, **config))
     world = sim.World(plan)
@@ -107,7 +107,7 @@ def test_an_allowlist_tracks_its_markets_only_and_reports_a_symbol_not_listed():
 def test_the_rollup_does_not_depend_on_the_saved_market_list():
     """Finding 6: the rollup read windows through lighter_markets.shard; when saving the
     list failed, it found nothing, yet advanced: minutes skipped silently."""
-    plan = sim.make_plan(1, allowlist=False)
+    plan = sim.make_plan(1)
     plan = replace(plan, shards=1, markets=dict(SYMBOLS), duration_ms=150_000, events=[], frame_ms=(300, 900),
                    config=replace(plan.config, shards=1))
     world = sim.World(plan)
@@ -232,7 +232,7 @@ def test_a_start_while_a_stopped_shard_still_rolls_up_leaves_the_new_runs_minute
 
     monkeypatch.setattr(cloud.SimD1Port, "query", hold(cloud.SimD1Port.query))
     monkeypatch.setattr(cloud.SimD1Port, "batch", hold(cloud.SimD1Port.batch))
-    plan = sim.make_plan(1, allowlist=False)
+    plan = sim.make_plan(1)
     # D1 fails across the stop of SHARDS 2: shard 0's alarm drains and rolls up afterwards.
     plan = replace(plan, shards=2, markets=dict(SYMBOLS), duration_ms=150_000, frame_ms=(300, 900),
                    events=[(40_000, "d1_outage", {"seconds": 12}), (45_000, "shards_change", {"shards": 1})],
@@ -256,7 +256,7 @@ def paradex_scenario(events, *, shards=1, symbols=(BTC, ETH, SOL), others=("PDEX
                      quiet=(), duration_s=150, seed=2, lighter=None, **config) -> sim.World:
     """A Paradex run (`seed` must be a Paradex plan's: seed % 6 == 2); `lighter`: the
     Lighter markets of a deployment running both (shards: config's `lighter_shards`)."""
-    plan = sim.make_plan(seed, allowlist=False)
+    plan = sim.make_plan(seed)
     assert plan.exchange == "paradex" and not plan.also, f"seed {seed} is not a Paradex-only plan"
     lighter_shards = config.pop("lighter_shards", 1)
     markets = {market_id_of(s): s for s in (*symbols, *others)}

@@ -21,8 +21,8 @@ REST failures, evictions of one object, restarts of all (wrangler dev restarts,
 deploys), stop/start cycles (landing inside flushes), SHARDS changes, markets
 listed and delisted; Paradex also truncated deltas and frames of other templates.
 Then a final stop, D1 healthy again, and time for the outbox to drain.
-One seed in four also limits each exchange to a few symbols (LIGHTER_MARKETS /
-PARADEX_MARKETS, `_with_allowlist`, drawn apart so the rest of the plan is the same):
+One seed in four of `run` also limits each exchange to a few symbols (LIGHTER_MARKETS /
+PARADEX_MARKETS, `with_allowlist`, drawn apart so the rest of the plan is the same):
 some listed at the start, maybe one listed later, maybe one never listed.
 `invariants.check` says what must hold.
 """
@@ -96,21 +96,21 @@ class Result:
     replay: str = ""
 
 
-def make_plan(seed: int, allowlist: bool = True) -> Plan:
-    """The seed's plan. `allowlist=False`: without the allowlist one seed in four draws for
-    its own markets (for a scenario that brings markets of its own)."""
-    plan = _make_plan(seed)
-    return _with_allowlist(plan) if allowlist else plan
+def make_plan(seed: int) -> Plan:
+    return _make_plan(seed)
 
 
 ALLOWLIST_ONE_SEED_IN = 4
 NEVER_LISTED = "NOT-LISTED"
 
 
-def _with_allowlist(plan: Plan) -> Plan:
-    """One seed in four tracks only some symbols of each exchange (Config.market_symbols),
-    drawn from a generator of its own: every other draw of the plan stays what it was."""
-    rng = random.Random(plan.seed * 104_729 + 11)
+def with_allowlist(plan: Plan) -> Plan:
+    """One seed in four of `run` tracks only some symbols of each exchange
+    (Config.market_symbols), drawn from a generator of its own: every other draw of the
+    plan stays what it was, and make_plan (what scenarios build on, with markets of
+    their own) never has one. The salt keeps the seeds tests pin (1, 2, 14, 37, 53, 92,
+    108, 3696) as they were."""
+    rng = random.Random(plan.seed * 104_729 + 12)
     if rng.randrange(ALLOWLIST_ONE_SEED_IN):
         return plan
 
@@ -690,7 +690,7 @@ class _Peers:
 def run(seed: int) -> Result:
     from invariants import check
 
-    plan = make_plan(seed)
+    plan = with_allowlist(make_plan(seed))
     world = World(plan)
     world.run()
     result = Result(plan, world, replay=f"bash scripts/simulate --seed {seed}")
