@@ -97,39 +97,6 @@ class Result:
 
 
 def make_plan(seed: int) -> Plan:
-    return _make_plan(seed)
-
-
-ALLOWLIST_ONE_SEED_IN = 4
-NEVER_LISTED = "NOT-LISTED"
-
-
-def with_allowlist(plan: Plan) -> Plan:
-    """One seed in four of `run` tracks only some symbols of each exchange
-    (Config.market_symbols), drawn from a generator of its own: every other draw of the
-    plan stays what it was, and make_plan (what scenarios build on, with markets of
-    their own) never has one. The salt keeps the seeds tests pin (1, 2, 14, 37, 53, 92,
-    108, 3696) as they were."""
-    rng = random.Random(plan.seed * 104_729 + 12)
-    if rng.randrange(ALLOWLIST_ONE_SEED_IN):
-        return plan
-
-    def narrowed(venue: VenuePlan) -> Config:
-        listed = sorted(venue.markets.values())
-        later = sorted({f"M{a['market']}" if "market" in a else a["symbol"] for _, kind, a in plan.events
-                        if kind == "list" and a.get("ex", plan.exchange) == venue.exchange})
-        chosen = rng.sample(listed, rng.randint(1, max(1, len(listed) - 1)))
-        if later and rng.random() < 0.5:
-            chosen.append(rng.choice(later))
-        if rng.random() < 0.5:
-            chosen.append(NEVER_LISTED)
-        return replace(venue.config, market_symbols=tuple(chosen))
-
-    also = tuple(replace(v, config=narrowed(v)) for v in plan.also)
-    return replace(plan, config=narrowed(plan.venues()[0]), also=also)
-
-
-def _make_plan(seed: int) -> Plan:
     if seed % 3 == 2:
         return _paradex_plan(seed, with_lighter=seed % 6 == 5)
     rng = random.Random(seed)
@@ -685,6 +652,35 @@ class _Peers:
 
     async def send_markets(self, shard: int, payload: dict) -> None:
         await self.venue.request(shard, "receive_markets", payload)
+
+
+ALLOWLIST_ONE_SEED_IN = 4
+NEVER_LISTED = "NOT-LISTED"
+
+
+def with_allowlist(plan: Plan) -> Plan:
+    """One seed in four of `run` tracks only some symbols of each exchange
+    (Config.market_symbols), drawn from a generator of its own: every other draw of the
+    plan stays what it was, and make_plan (what scenarios build on, with markets of
+    their own) never has one. The salt keeps the seeds tests pin (1, 2, 14, 37, 53, 92,
+    108, 3696) as they were."""
+    rng = random.Random(plan.seed * 104_729 + 12)
+    if rng.randrange(ALLOWLIST_ONE_SEED_IN):
+        return plan
+
+    def narrowed(venue: VenuePlan) -> Config:
+        listed = sorted(venue.markets.values())
+        later = sorted({f"M{a['market']}" if "market" in a else a["symbol"] for _, kind, a in plan.events
+                        if kind == "list" and a.get("ex", plan.exchange) == venue.exchange})
+        chosen = rng.sample(listed, rng.randint(1, max(1, len(listed) - 1)))
+        if later and rng.random() < 0.5:
+            chosen.append(rng.choice(later))
+        if rng.random() < 0.5:
+            chosen.append(NEVER_LISTED)
+        return replace(venue.config, market_symbols=tuple(chosen))
+
+    also = tuple(replace(v, config=narrowed(v)) for v in plan.also)
+    return replace(plan, config=narrowed(plan.venues()[0]), also=also)
 
 
 def run(seed: int) -> Result:
