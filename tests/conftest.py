@@ -295,6 +295,9 @@ def worker(simulator: SimulatorHandle, paradex_simulator: SimulatorHandle, webho
             # Feed-down alerts go to a local receiver after 15 s of outage.
             "ALERT_WEBHOOK_URL": webhook.url,
             "ALERT_AFTER_MINUTES": str(ALERT_AFTER_MINUTES),
+            # The dashboard's stats every second (the default, 10 s, would make the live
+            # socket and browser tests wait ten times longer for each push).
+            "LIVE_PUSH_SECONDS": "1",
             # Both exchanges, as a deployment that opted in to Paradex (DEPLOY.md, section 20).
             "ENABLED_EXCHANGES": "lighter,paradex",
             "PARADEX_API_URL": paradex_simulator.url,

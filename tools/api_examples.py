@@ -87,8 +87,9 @@ class Client:
         self.base = base_url.rstrip("/")
         self.token = token
 
-    def call(self, method: str, path: str, auth: str | None = None, timeout: float = 60) -> Answer:
-        headers = {}
+    def call(self, method: str, path: str, auth: str | None = None, timeout: float = 60,
+             extra: dict[str, str] | None = None) -> Answer:
+        headers = dict(extra or {})
         if auth == "admin":
             headers["Authorization"] = f"Bearer {self.token}"
         elif auth is not None:
@@ -159,8 +160,9 @@ class Recorder:
 
     def http(self, id: str, section: str, about: str, method: str, path: str, *, auth: str | None = None,
              expect: int | None = None, shape: Callable[[Any], Any] | None = None, jq: str = "",
-             text_lines: int | None = None, head_only: bool = False) -> Answer:
-        answer = self.client.call(method, path, auth)
+             text_lines: int | None = None, head_only: bool = False, own_origin: bool = False) -> Answer:
+        """`own_origin`: send `Origin: $WORKER`, as a browser on the dashboard would."""
+        answer = self.client.call(method, path, auth, extra={"Origin": self.client.base} if own_origin else None)
         if expect is not None and answer.status != expect:
             raise RuntimeError(f"{method} {path}: expected {expect}, got {answer.status}: {answer.text[:300]}")
         notes: list[str] = []
@@ -178,7 +180,7 @@ class Recorder:
             if shape is not None:
                 value = shape(value)
             kind, body = "json", cut(value, notes)
-            command = _curl(method, path, auth) + (f" | jq '{jq}'" if jq else "")
+            command = _curl(method, path, auth, '-H "Origin: $WORKER"' if own_origin else "") + (f" | jq '{jq}'" if jq else "")
         else:
             kind, body = "text", None
             command = _curl(method, path, auth, "-i")
@@ -272,17 +274,18 @@ def collect(base_url: str, token: str, sim_control: SimControl, log: Callable[[s
              shape=lambda d: {"openapi": d["openapi"], "version": d["info"]["version"],
                               "paths": {p: sorted(v) for p, v in d["paths"].items()}})
     rec.http("dashboard", "Dashboard", "The dashboard page (HTML).", "GET", "/", expect=200, head_only=True)
-    rec.http("ws-no-upgrade", "Dashboard", "`/ws` is a WebSocket: a plain GET gets 426.", "GET", "/ws",
-             expect=426)
+    rec.http("ws-no-upgrade", "Dashboard", "`/ws` is a WebSocket: a plain GET from the dashboard's origin gets 426.",
+             "GET", "/ws", expect=426, own_origin=True)
+    rec.http("ws-no-origin", "Dashboard", "Without the dashboard's `Origin` (or one in ALLOWED_ORIGINS): 403, "
+             "whatever else the request carries.", "GET", "/ws", expect=403)
     rec.examples.append(_websocket_example(ws_base))
 
     # -- mistakes ----------------------------------------------------------------------
     for id, about, method, path, status in (
         ("error-limit", "A limit that is not a number.", "GET", "/api/minutes?limit=abc", 400),
         ("error-negative", "A negative limit.", "GET", "/api/minutes?limit=-5", 400),
-        ("error-range", "`from` after `to`.", "GET", "/api/minutes?from=2000&to=1000", 400),
-        ("error-symbol", "An unknown symbol (symbols are case-sensitive).", "GET",
-         "/api/minutes?symbol=NOPE", 400),
+        ("error-symbol", "A symbol no market has (symbols are case-sensitive): not found.", "GET",
+         "/api/minutes?symbol=NOPE", 404),
         ("error-param", "An unknown parameter (a typo is an error, not ignored).", "GET",
          "/api/minutes?symbl=ETH", 400),
         ("error-route", "An unknown route.", "GET", "/api/nope", 404),
@@ -334,9 +337,11 @@ def _websocket_example(ws_base: str) -> Example:
     return Example(
         "ws", "Dashboard", "GET /ws",
         "The dashboard's live socket. On connect: `hello` with the recent activity log and the stats; then "
-        "`{\"type\":\"log\",\"entry\":{...}}` for every log line and `{\"type\":\"stats\",...}` after every "
-        "second. Send `{\"type\":\"stats\"}` for stats now, `{\"type\":\"ping\"}` for a pong. "
-        "Only the dashboard's own origin (and ALLOWED_ORIGINS) may open it.",
+        "`{\"type\":\"logs\",\"entries\":[...]}` as the shards relay their log lines and "
+        "`{\"type\":\"stats\",...}` every LIVE_PUSH_SECONDS (`hub.pushEveryMs`). Send `{\"type\":\"stats\"}` "
+        "for the last stats, `{\"type\":\"ping\"}` for a pong. Only the dashboard's own origin (and "
+        "ALLOWED_ORIGINS) may open it; with READ_TOKEN set, the token too (a browser offers it as the "
+        "subprotocol `bearer.<base64url>` next to `lighter-tracker`).",
         'python -m websockets --origin "$WORKER" "wss://${WORKER#https://}/ws"', 101, {}, "ws", body, notes,
     )
 

@@ -8,13 +8,20 @@ tracker/sql.py, shape the answer (tracker/views.py). Anything unexpected becomes
 JSON 500 logged with an `[API]` prefix, never a runtime error page.
 
 CORS, deliberately:
-- GET /api/* is public, read-only market data: every answer (errors included,
-  so a page can show them) carries `Access-Control-Allow-Origin: *`, and an
-  OPTIONS preflight gets 204.
+- GET /api/* is read-only market data: every answer (errors included, so a page
+  can show them) carries `Access-Control-Allow-Origin: *`, and an OPTIONS
+  preflight gets 204 allowing the `authorization` header.
 - POST /api/start and /api/stop change what the deployment does and take the
   admin token: they send no CORS headers and refuse preflights (405), so no web
   page on another origin can drive them from a browser, token or not. Operators
   use the dashboard (same origin), curl or CI.
+
+Private reads: with the READ_TOKEN secret set, every GET /api/* route but
+/api/openapi.json (the contract, static, the same for every deployment) and /ws
+need `Authorization: Bearer <READ_TOKEN>` (ADMIN_TOKEN works too); else 401 JSON.
+/ws also takes the token as a `bearer.<base64url>` WebSocket subprotocol, since a
+browser cannot set headers on a socket (tracker/validation.py). Unset, reads are
+public, as before. Preflights never need it (browsers send no credentials there).
 """
 
 from __future__ import annotations
@@ -40,8 +47,11 @@ from tracker.validation import (
     DEFAULT_EXCHANGE,
     ExportQuery,
     ValidationError,
+    bearer_token,
     check_bearer,
     check_origin,
+    check_read,
+    token_from_protocols,
     parse_exchange,
     parse_exchange_query,
     parse_export_query,
@@ -60,7 +70,7 @@ PUBLIC_HEADERS = {"access-control-allow-origin": "*"}
 PREFLIGHT_HEADERS = {
     **PUBLIC_HEADERS,
     "access-control-allow-methods": "GET, OPTIONS",
-    "access-control-allow-headers": "content-type",
+    "access-control-allow-headers": "authorization, content-type",
     "access-control-max-age": "86400",
 }
 
@@ -114,6 +124,8 @@ async def handle(request, env) -> Response:
                 f"{path} accepts {', '.join(methods)}, not {method}", 405, {"allow": _allow(methods, public)}
             )
         call = Call(request, env, config, url.query, headers)
+        if public and config.read_token and path not in UNGUARDED:
+            check_read(bearer_token(request.headers.get("authorization")), config.read_token, config.admin_token)
         return await HANDLERS[methods[method]](call)
     except ValidationError as exc:
         return error_response(exc.message, exc.status, {**headers, **exc.headers})
@@ -145,6 +157,9 @@ def request_id(request) -> str:
 
 
 ROUTES = operations()  # {path: {METHOD: operationId}}
+# GET /api/* routes that READ_TOKEN does not guard: the contract (the same document for
+# every deployment, no data, no D1 or Durable Object request behind it).
+UNGUARDED = frozenset({"/api/openapi.json"})
 
 
 def _methods(path: str) -> dict[str, str]:
@@ -224,8 +239,12 @@ async def _exchange_stats(call: Call, exchange: str) -> dict:
 
 async def markets(call: Call) -> Response:
     exchange = parse_exchange_query(call.query) or DEFAULT_EXCHANGE
-    rows = [views.market_row(r) for r in await d1_bulk.query("DB", _sql(exchange).API_SELECT_MARKETS)]
-    return call.json({"markets": rows, "count": len(rows), "exchange": exchange})
+    config = call.config.for_exchange(exchange)
+    rows = [views.market_row(r, config.tracks) for r in await d1_bulk.query("DB", _sql(exchange).API_SELECT_MARKETS)]
+    # `allowlist`: LIGHTER_MARKETS / PARADEX_MARKETS (null: every market is tracked). Which of
+    # its symbols the exchange does not list, the shards say: /api/stats marketsNotListed.
+    return call.json({"markets": rows, "count": len(rows), "exchange": exchange,
+                      "allowlist": list(config.market_symbols) or None})
 
 
 async def minutes(call: Call) -> Response:
@@ -242,13 +261,15 @@ async def snapshots(call: Call) -> Response:
 
 async def _page(call: Call, key: str, row_ms: int, statement_name: str) -> Response:
     """A page of rows, newest first. A page of final history (tracker/history_cache.py)
-    is answered from the edge cache when it is there, without a D1 query."""
+    is answered from the edge cache when it is there, without a D1 query (never on
+    *.workers.dev, where the Cache API does nothing)."""
     q = parse_row_query(call.query)
     statements = _sql(q.exchange)
     all_symbols = getattr(statements, statement_name)
     one_symbol = getattr(statements, statement_name + "_FOR_SYMBOL")
     cacheable = history_cache.may_be_cached(q.to_ms)
-    if cacheable:
+    edge = cacheable and not history_cache.edge_cache_off(str(call.request.url))
+    if edge:
         hit = await edge_cache.lookup(str(call.request.url))
         if hit is not None:
             return edge_cache.answer_hit(hit, call.request.headers.get("if-none-match"))
@@ -267,18 +288,21 @@ async def _page(call: Call, key: str, row_ms: int, statement_name: str) -> Respo
     if not history_cache.is_final(q.to_ms, row_ms, sealed):
         extra = {"x-cache": "bypass"} if cacheable else {}
         return Response(body, status=200, headers={**JSON_HEADERS, **call.headers, **extra})
-    return await _final(call, body)
+    return await _final(call, body, edge)
 
 
-async def _final(call: Call, body: str) -> Response:
-    """Final history: validators, Cache-Control, and a copy in the edge cache."""
+async def _final(call: Call, body: str, edge: bool) -> Response:
+    """Final history: validators, Cache-Control, and a copy in the edge cache where
+    there is one (`edge`); on *.workers.dev only the browser's cache keeps it."""
     tag = history_cache.etag(body)
     control = history_cache.cache_control(call.config.history_cache_s)
     headers = {**JSON_HEADERS, **call.headers, "cache-control": control, "etag": tag}
-    await edge_cache.store(str(call.request.url), body, headers)
+    how = "miss" if edge else history_cache.EDGE_CACHE_OFF
+    if edge:
+        await edge_cache.store(str(call.request.url), body, headers)
     if history_cache.matches(call.request.headers.get("if-none-match"), tag):
-        return edge_cache.not_modified(tag, control, call.headers, "miss")
-    return Response(body, status=200, headers={**headers, "x-cache": "miss"})
+        return edge_cache.not_modified(tag, control, call.headers, how)
+    return Response(body, status=200, headers={**headers, "x-cache": how})
 
 
 async def sealed_until(statements: Statements, binding: str = "DB") -> int | None:
@@ -300,7 +324,9 @@ async def _symbol_known(statements: Statements, symbol: str | None) -> bool:
 
 
 def _unknown_symbol(symbol: str) -> ValidationError:
-    return ValidationError(f"unknown symbol {symbol[:64]!r}: /api/markets lists the symbols (case-sensitive)")
+    # A well-formed symbol that no market has is a resource that does not exist (404),
+    # not a malformed request (400): the OpenAPI document says so, and its checkers hold us to it.
+    return ValidationError(f"unknown symbol {symbol[:64]!r}: /api/markets lists the symbols (case-sensitive)", 404)
 
 
 async def _nothing() -> None:
@@ -311,7 +337,8 @@ async def overview(call: Call) -> Response:
     exchange = parse_exchange_query(call.query) or DEFAULT_EXCHANGE
     rows = await d1_bulk.query("DB", _sql(exchange).API_OVERVIEW)
     now = now_ms()
-    markets = [views.overview_row(r, now) for r in rows]
+    tracks = call.config.for_exchange(exchange).tracks  # a market a deploy just left out, until the refresh
+    markets = [views.overview_row(r, now) for r in rows if tracks(r["symbol"])]
     return call.json({"markets": markets, "count": len(markets), "now": now, "exchange": exchange})
 
 
@@ -468,9 +495,17 @@ async def dashboard(call: Call) -> Response:
 
 
 async def live_socket(call: Call) -> Response:
+    # Who may open it first (403), then how (426): a page of another origin is refused
+    # whatever it sends, and learns nothing more about the route.
+    check_origin(call.request.headers.get("origin"), str(call.request.url), call.config.allowed_origins)
+    if call.config.read_token:  # a browser sends it as a subprotocol; other clients may use the header
+        headers = call.request.headers
+        token = bearer_token(headers.get("authorization"))
+        if token is None:
+            token = token_from_protocols(headers.get("sec-websocket-protocol"))
+        check_read(token, call.config.read_token, call.config.admin_token)
     if (call.request.headers.get("upgrade") or "").lower() != "websocket":
         raise ValidationError("/ws is a WebSocket: send Upgrade: websocket", 426, {"upgrade": "websocket"})
-    check_origin(call.request.headers.get("origin"), str(call.request.url), call.config.allowed_origins)
     # The DashboardHub object serves every dashboard socket; the Upgrade passes through.
     return await hub_stub(call.env).fetch(call.request)
 

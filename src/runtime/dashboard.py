@@ -98,7 +98,7 @@ def requested_exchange(url: str, enabled) -> str:
 
 
 def page_context(config, symbol: str = "", exchange: str = "") -> dict:
-    """What the page template gets. Never the admin token itself: only whether one is set."""
+    """What the page template gets. Never a token itself: only whether one is set."""
     enabled = list(config.enabled_exchanges) or [DEFAULT_EXCHANGE]
     if exchange not in enabled:
         exchange = DEFAULT_EXCHANGE if DEFAULT_EXCHANGE in enabled else enabled[0]
@@ -118,7 +118,14 @@ def page_context(config, symbol: str = "", exchange: str = "") -> dict:
         "minute_retention_hours": config.minute_retention_ms // 3_600_000,
         "hour_retention_days": config.hour_retention_ms // 86_400_000,
         "control_enabled": bool(config.admin_token),
-        "overview_poll_ms": 5000,
+        # Whether reads need READ_TOKEN (the page then asks for it first). Never the token.
+        "read_protected": bool(config.read_token),
+        # LIGHTER_MARKETS / PARADEX_MARKETS per enabled exchange ([] : every market).
+        "allowlists": {name: list(config.for_exchange(name).market_symbols) for name in enabled},
+        # New rows land once a window, and a push whose windowsFlushed moved refreshes the
+        # table at once: this poll only fills in when no push came (every other window).
+        "overview_poll_ms": max(5000, 2 * config.window_ms),
+        "live_push_ms": config.live_push_ms,
         "initial_symbol": symbol,
     }
 

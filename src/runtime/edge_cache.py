@@ -4,6 +4,8 @@ Thin glue: what may be cached and its validators are decided in
 tracker/history_cache.py. Entries are keyed by the request's full URL (path and
 query string) and stored with every header the answer carries (CORS included),
 so a hit is answered as the miss was. `x-cache: hit|miss` says which it was.
+Never called for a request on *.workers.dev, where Cloudflare's Cache API does
+nothing (`history_cache.edge_cache_off`; the answer says `x-cache: off`).
 """
 
 from __future__ import annotations

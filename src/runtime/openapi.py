@@ -27,6 +27,7 @@ from tracker.validation import (
     MAX_OFFSET,
     MAX_SYMBOL_LENGTH,
     MAX_TIMESTAMP_MS,
+    SYMBOL_PATTERN,
 )
 
 VERSION = "1.0.0"
@@ -117,14 +118,24 @@ SCHEMAS: dict = {
     },
     "Market": {
         "type": "object",
-        "required": ["market_index", "symbol", "active"],
+        "required": ["market_index", "symbol", "active", "tracked"],
         "properties": {
             "market_index": {"type": "integer"},
             "symbol": {"type": "string"},
-            "active": {"type": "boolean"},
+            "active": {"type": "boolean", "description": "listed and tracked at the last refresh"},
+            "tracked": {"type": "boolean",
+                        "description": "active and named by LIGHTER_MARKETS / PARADEX_MARKETS (when set)"},
         },
     },
-    "MarketList": _list("markets", "Market"),
+    "MarketList": {
+        **_list("markets", "Market"),
+        "properties": {
+            **_list("markets", "Market")["properties"],
+            "allowlist": {"type": ["array", "null"], "items": {"type": "string"},
+                          "description": "LIGHTER_MARKETS / PARADEX_MARKETS: the only symbols tracked "
+                          "(null: every market). Those the exchange does not list: /api/stats marketsNotListed"},
+        },
+    },
     "Minute": _row(MINUTE_COLUMNS, "One market's complete minute, rolled up from its windows."),
     "MinuteList": _list("minutes", "Minute", paged=True),
     "Hour": _row(
@@ -258,8 +269,9 @@ PARAMETERS: dict = {
     "symbol": {
         "name": "symbol",
         "in": "query",
-        "description": "Only this market (as /api/markets lists it; case-sensitive). Unknown symbols answer 400.",
-        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_SYMBOL_LENGTH},
+        "description": "Only this market (as /api/markets lists it; case-sensitive). A symbol no market has "
+        "answers 404 (a malformed one: empty, too long or with control characters, 400).",
+        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_SYMBOL_LENGTH, "pattern": SYMBOL_PATTERN},
     },
     "limit": {
         "name": "limit",
@@ -276,7 +288,7 @@ PARAMETERS: dict = {
     "from": {
         "name": "from",
         "in": "query",
-        "description": "Earliest row timestamp, ms since the Unix epoch, inclusive. Must not be after `to`.",
+        "description": "Earliest row timestamp, ms since the Unix epoch, inclusive. After `to`: an empty range (no rows).",
         "schema": {"type": "integer", "minimum": 0, "maximum": MAX_TIMESTAMP_MS},
     },
     "to": {
@@ -312,6 +324,12 @@ def _params(*names: str) -> list[dict]:
     return [{"$ref": _PARAM + n} for n in names]
 
 
+# The data routes and /ws: open to anyone unless the deployment sets READ_TOKEN; then its
+# bearer token (or ADMIN_TOKEN's). `{}` first: no credentials is a valid choice, the
+# deployment decides (one document serves every deployment).
+READ_SECURITY = [{}, {"readToken": []}, {"adminToken": []}]
+
+
 def _get(
     operation_id: str,
     summary: str,
@@ -320,10 +338,15 @@ def _get(
     params: tuple[str, ...] = (),
     extra: dict | None = None,
     description: str | None = None,
+    guarded: bool = True,
 ) -> dict:
     # Every API route refuses query parameters it does not take (400), parameters or not.
     responses = {"200": ok, **(extra or {}), "400": _ERROR, "500": _ERROR}
+    if guarded:  # READ_TOKEN set, and missing or wrong
+        responses["401"] = _json(_ref("Error"), "READ_TOKEN is set and the request did not carry it (or ADMIN_TOKEN)")
     op = {"operationId": operation_id, "summary": summary, "tags": ["data"], "responses": responses}
+    if guarded:
+        op["security"] = READ_SECURITY
     if description:
         op["description"] = description
     if params:
@@ -336,14 +359,19 @@ _HISTORY = (
     "sealed in D1 (every shard's flushed windows, less a minute for the rollup) can never change: "
     "it is answered with `Cache-Control: public, max-age=HISTORY_CACHE_SECONDS, immutable` and "
     "an `ETag`, kept in the edge cache (`x-cache: miss`, then `hit` without a D1 query), and "
-    "`If-None-Match` gets 304. Anything else is `no-store` (`x-cache: bypass` when `to` was given)."
+    "`If-None-Match` gets 304. Anything else is `no-store` (`x-cache: bypass` when `to` was given). "
+    "Cloudflare's edge cache acts only on a custom domain: on `*.workers.dev` a final page is read "
+    "from D1 each time (`x-cache: off (...)`), its validators and 304 work the same."
 )
 _CACHE_HEADERS = {
     "ETag": {"description": "final history only", "schema": {"type": "string"}},
     "Cache-Control": {"description": "`no-store`, or `public, max-age=N, immutable` for final history",
                       "schema": {"type": "string"}},
-    "x-cache": {"description": "hit | miss | bypass, when `to` was given", "schema": {"type": "string"}},
+    "x-cache": {"description": "when `to` was given: hit | miss (the edge cache), bypass (not final), "
+                "or `off (...)` with the reason (final, on *.workers.dev: no edge cache there)",
+                "schema": {"type": "string"}},
 }
+_UNKNOWN_SYMBOL = {"404": _json(_ref("Error"), "No market has this `symbol` (/api/markets lists them)")}
 _NOT_MODIFIED = {"304": {"description": "Not Modified (If-None-Match matched a final page's ETag)",
                          "headers": {"ETag": _CACHE_HEADERS["ETag"]}}}
 
@@ -391,14 +419,30 @@ PATHS: dict = {
         "get": {
             "operationId": "live_socket",
             "summary": "The dashboard's live WebSocket (log lines and stats pushed by the DashboardHub).",
-            "description": "Only from the dashboard's own origin or one listed in ALLOWED_ORIGINS (else 403). "
-            "Stats are pushed every second; log lines as the tracker shards relay them, in batches. "
+            "description": "A WebSocket handshake (`Upgrade: websocket`), checked in this order: the `Origin` "
+            "must be the dashboard's own or one listed in ALLOWED_ORIGINS (else 403, whatever else the "
+            "request carries); with READ_TOKEN set, the token (else 401), as `Authorization: Bearer` or, "
+            "from a browser (which cannot set headers on a WebSocket), as the subprotocol "
+            "`bearer.<the token in base64url, unpadded>` offered next to `lighter-tracker`, which the "
+            "handshake names back; then the Upgrade (else 426). "
+            "Stats are pushed every LIVE_PUSH_SECONDS (10 by default; each push says `pushEveryMs`); log "
+            "lines as the tracker shards relay them, in batches. "
             "At MAX_LIVE_SOCKETS the socket is accepted and closed at once with code 1013 "
             "(try again later) and a reason.",
             "tags": ["dashboard"],
+            # `Upgrade: websocket` is described, not declared as a parameter: workerd turns any
+            # request carrying it into a GET before the Worker sees it (a TRACE with it
+            # would reach the router as a GET), so no method check could refuse it.
+            "parameters": [
+                {"name": "Origin", "in": "header", "required": True,
+                 "description": "The page that opens the socket (browsers always send it).",
+                 "schema": {"type": "string"}},
+            ],
+            "security": READ_SECURITY,
             "responses": {
                 "101": {"description": "Switching Protocols"},
-                "403": _ERROR,
+                "401": _json(_ref("Error"), "READ_TOKEN is set and the handshake did not carry it"),
+                "403": _json(_ref("Error"), "An Origin that may not open /ws (or none)"),
                 "426": _json(_ref("Error"), "Not a WebSocket upgrade (Upgrade: websocket missing)"),
                 "500": _ERROR,
             },
@@ -406,14 +450,15 @@ PATHS: dict = {
     },
     "/api/stats": _get("stats", "Tracker and database counters.", _json(_ref("Stats"), "Stats"),
                        params=("exchange",)),
-    "/api/markets": _get("markets", "Every market ever listed, active or not.", _json(_ref("MarketList"), "Markets"),
+    "/api/markets": _get("markets", "Every market ever tracked, active or not (with LIGHTER_MARKETS / "
+                         "PARADEX_MARKETS set, those markets only).", _json(_ref("MarketList"), "Markets"),
                          params=("exchange",)),
     "/api/minutes": _get(
         "minutes",
         "Minute averages, newest first.",
         _history(_json(_ref("MinuteList"), "Minutes")),
         params=("symbol", "limit", "offset", "from", "to", "exchange"),
-        extra=_NOT_MODIFIED,
+        extra={**_NOT_MODIFIED, **_UNKNOWN_SYMBOL},
         description=_HISTORY,
     ),
     "/api/hours": _get(
@@ -421,13 +466,14 @@ PATHS: dict = {
         "Hour averages, newest first (kept HOUR_RETENTION_DAYS, default 90).",
         _json(_ref("HourList"), "Hours"),
         params=("symbol", "limit", "offset", "from", "to", "exchange"),
+        extra=_UNKNOWN_SYMBOL,
     ),
     "/api/snapshots": _get(
         "snapshots",
         "Window (15 s) averages, newest first.",
         _history(_json(_ref("SnapshotList"), "Snapshots")),
         params=("symbol", "limit", "offset", "from", "to", "exchange"),
-        extra=_NOT_MODIFIED,
+        extra={**_NOT_MODIFIED, **_UNKNOWN_SYMBOL},
         description=_HISTORY,
     ),
     "/api/overview": _get(
@@ -448,6 +494,7 @@ PATHS: dict = {
             },
         },
         params=("symbol", "from", "to", "format", "resolution", "exchange"),
+        extra=_UNKNOWN_SYMBOL,
     ),
     "/api/health": _get(
         "health",
@@ -458,7 +505,8 @@ PATHS: dict = {
         params=("exchange",),
     ),
     "/api/openapi.json": _get(
-        "openapi", "This document.", {"description": "OpenAPI 3.1", "content": {"application/json": {}}}
+        "openapi", "This document (public even with READ_TOKEN: it is the same for every deployment).",
+        {"description": "OpenAPI 3.1", "content": {"application/json": {}}}, guarded=False,
     ),
     "/api/start": _control("start", "Start tracking (every shard)."),
     "/api/stop": _control("stop", "Stop tracking (every shard); open windows are flushed."),
@@ -474,11 +522,15 @@ DOCUMENT: dict = {
             "orders of 1k/10k/100k/1M USD kept in D1: 15 s windows, one-minute and one-hour rollups.\n\n"
             "Timestamps are milliseconds since the Unix epoch. Every error is JSON {\"error\": \"...\"}: "
             "400 for a bad query parameter (unknown or repeated names included), 401/403 for control "
-            "without a valid token, 404 for an unknown route, 405 (with Allow) for a wrong method, "
+            "without a valid token, 404 for an unknown route or a `symbol` no market has, 405 (with Allow) "
+            "for a wrong method, "
             "500 with a `requestId` (never the exception's text) for a failure on our side.\n\n"
+            "Private reads: a deployment that sets the READ_TOKEN secret answers every GET /api/* route but "
+            "this document, and /ws, only with `Authorization: Bearer <READ_TOKEN>` (ADMIN_TOKEN works "
+            "too); else 401. Without it, reads are public.\n\n"
             "CORS: GET /api/* answers any origin (Access-Control-Allow-Origin: *) and OPTIONS preflights "
-            "with 204; the control routes (POST /api/start, /api/stop) send no CORS headers and refuse "
-            "preflights."
+            "with 204 (allowing the `authorization` header); the control routes (POST /api/start, /api/stop) "
+            "send no CORS headers and refuse preflights."
         ),
     },
     "paths": PATHS,
@@ -486,7 +538,11 @@ DOCUMENT: dict = {
         "schemas": SCHEMAS,
         "parameters": PARAMETERS,
         "responses": {"Error": _json(_ref("Error"), "An error, described")},
-        "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer", "description": "the ADMIN_TOKEN secret"}},
+        "securitySchemes": {
+            "adminToken": {"type": "http", "scheme": "bearer", "description": "the ADMIN_TOKEN secret"},
+            "readToken": {"type": "http", "scheme": "bearer",
+                          "description": "the READ_TOKEN secret, when the deployment sets one"},
+        },
     },
 }
 

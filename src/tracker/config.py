@@ -17,6 +17,8 @@ PARADEX_API_URL = "https://api.prod.paradex.trade/v1"
 PARADEX_WS_URL = "wss://ws.api.prod.paradex.trade/v1?sbeSchemaId=1&sbeSchemaVersion=1"
 PARADEX_ASSET_KINDS = ("PERP", "PERP_OPTION", "SPOT", "OPTION", "FUTURE")
 EXCHANGES = ("lighter", "paradex")
+# The longest market symbol taken (LIGHTER_MARKETS / PARADEX_MARKETS, the API's `symbol`).
+MAX_SYMBOL_LENGTH = 64
 
 # Window lengths that divide a minute evenly, so minutes roll up from whole windows.
 VALID_WINDOW_SECONDS = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)
@@ -56,6 +58,18 @@ def estimate_d1_bytes(markets: int, window_ms: int, snapshot_retention_ms: int, 
                             hour_retention_ms) * ROW_BYTES
 
 
+DAY_MS = 86_400_000
+
+
+def estimate_live_requests_per_day(live_push_ms: int, shards: int) -> int:
+    """Durable Object requests a day that the dashboard hub makes while at least one
+    dashboard is open all day (any number of tabs share it): per push, its alarm
+    invocation (billed as a request) and one /stats request to every tracker shard of the
+    enabled exchanges. The pushes themselves are outgoing WebSocket messages, not billed,
+    and the page sends nothing on a timer (developers.cloudflare.com/durable-objects/platform/pricing/)."""
+    return DAY_MS // live_push_ms * (1 + shards)
+
+
 class ConfigError(ValueError):
     """A wrangler var holds a value the tracker cannot run with."""
 
@@ -75,6 +89,9 @@ class Config:
     stale_feed_ms: int = 30_000
     shards: int = 1
     admin_token: str | None = None
+    # READ_TOKEN (a secret): when set, every data route and /ws need it (or ADMIN_TOKEN);
+    # unset, reads are public as they always were.
+    read_token: str | None = None
     alert_webhook_url: str | None = None
     alert_after_ms: int = 5 * 60_000
     # How often the market list is read again (new markets subscribed, delisted dropped).
@@ -88,12 +105,22 @@ class Config:
     # Worker's own, and how many live sockets one hub holds.
     allowed_origins: tuple[str, ...] = ()
     max_live_sockets: int = 100
+    # How often the hub pushes stats to open dashboards (LIVE_PUSH_SECONDS). Each push is a
+    # Durable Object request for the hub's alarm and one per shard: 10 s keeps a dashboard
+    # open all day inside the Free plan's 100,000 requests (estimate_live_requests_per_day).
+    live_push_ms: int = 10_000
     # Who the alert says it is ("<name> shard 0: Lighter feed down ..."): staging says staging.
     alert_service_name: str = SERVICE_NAME
     # How many markets the D1 size check plans for (Lighter lists far fewer today).
     expected_markets: int = 600
     # Which exchanges run (ENABLED_EXCHANGES): Lighter only unless the owner opts in.
     enabled_exchanges: tuple[str, ...] = ("lighter",)
+    # The only markets tracked (LIGHTER_MARKETS, symbols as the exchange lists them); empty:
+    # every one. `for_exchange("paradex")` puts PARADEX_MARKETS here. Only these are
+    # subscribed, written and saved to *_markets (tracker/directory.py); a symbol the
+    # exchange does not list is reported, never fatal.
+    market_symbols: tuple[str, ...] = ()
+    paradex_market_symbols: tuple[str, ...] = ()
     # Paradex's settings; `for_exchange("paradex")` puts them in api_url/ws_url/shards.
     paradex_api_url: str = PARADEX_API_URL
     paradex_ws_url: str = PARADEX_WS_URL
@@ -105,8 +132,13 @@ class Config:
     def for_exchange(self, name: str) -> Config:
         """This config as one exchange's tracker sees it: its URLs and its SHARDS."""
         if name == "paradex":
-            return replace(self, api_url=self.paradex_api_url, ws_url=self.paradex_ws_url, shards=self.paradex_shards)
+            return replace(self, api_url=self.paradex_api_url, ws_url=self.paradex_ws_url, shards=self.paradex_shards,
+                           market_symbols=self.paradex_market_symbols)
         return self
+
+    def tracks(self, symbol: str) -> bool:
+        """Whether a market of this symbol is tracked (this config's exchange: for_exchange)."""
+        return not self.market_symbols or symbol in self.market_symbols
 
     @classmethod
     def from_env(cls, get: Callable[[str], str | None]) -> Config:
@@ -194,6 +226,7 @@ class Config:
             stale_feed_ms=int(number("STALE_FEED_SECONDS", 30, 5, 3600) * 1000),
             shards=whole("SHARDS", 1, 1, 64),
             admin_token=text("ADMIN_TOKEN", None),
+            read_token=text("READ_TOKEN", None),
             alert_webhook_url=webhook,
             alert_after_ms=int(number("ALERT_AFTER_MINUTES", 5, 0.1, 24 * 60) * 60_000),
             market_refresh_ms=int(number("MARKET_REFRESH_SECONDS", 300, 5, 24 * 3600) * 1000),
@@ -201,9 +234,12 @@ class Config:
             history_cache_s=whole("HISTORY_CACHE_SECONDS", 3600, 0, 365 * 86_400),
             allowed_origins=origins(text("ALLOWED_ORIGINS", None)),
             max_live_sockets=whole("MAX_LIVE_SOCKETS", 100, 1, 10_000),
+            live_push_ms=whole("LIVE_PUSH_SECONDS", 10, 1, 3600) * 1000,
             alert_service_name=text("ALERT_SERVICE_NAME", SERVICE_NAME),
             expected_markets=whole("EXPECTED_MARKETS", 600, 1, 10_000),
             enabled_exchanges=enabled,
+            market_symbols=_symbols("LIGHTER_MARKETS", text("LIGHTER_MARKETS", None)),
+            paradex_market_symbols=_symbols("PARADEX_MARKETS", text("PARADEX_MARKETS", None)),
             paradex_api_url=paradex_api_url,
             paradex_ws_url=paradex_ws_url,
             # Paradex allows 20 new connections a second per IP: even a reconnect storm
@@ -225,6 +261,23 @@ def _names(var: str, raw: str, known: tuple[str, ...], lower: bool = False) -> t
             continue
         if item not in known:
             raise ConfigError(f"{var} may name only {', '.join(known)}; got {item!r}")
+        if item not in out:
+            out.append(item)
+    return tuple(out)
+
+
+def _symbols(var: str, raw: str | None) -> tuple[str, ...]:
+    """Comma-separated market symbols, case kept (symbols are case-sensitive), order kept,
+    duplicates dropped; unset or empty: () (every market)."""
+    out: list[str] = []
+    for item in (raw or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if len(item) > MAX_SYMBOL_LENGTH or not item.isprintable() or any(c.isspace() for c in item):
+            shown = item if len(item) <= 40 else item[:40] + "..."
+            raise ConfigError(f"{var} must be comma-separated market symbols (as the exchange lists them, "
+                              f"at most {MAX_SYMBOL_LENGTH} characters, no spaces), got {shown!r}")
         if item not in out:
             out.append(item)
     return tuple(out)

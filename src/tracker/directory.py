@@ -13,6 +13,15 @@ still tracks.
 
 Rows are keyed on market_index, so two markets sharing a symbol are both tracked;
 the directory reports such symbols (`duplicates`) instead of merging them.
+
+An allowlist (LIGHTER_MARKETS / PARADEX_MARKETS, `Config.market_symbols`) narrows it
+here, where a listing is adopted, and nowhere else: every shard applies the same rule
+to the same listing, so they agree on what is tracked whatever the listing's source
+(shard 0's REST read, its hand-over, the list saved in D1), and shard 0 saves only
+the tracked markets to `*_markets` (`tracked`), so the saved list, /api/markets and
+/api/overview name exactly those (markets left out later turn inactive there, their
+history kept). An allowed symbol the exchange does not list is reported
+(`not_listed`, with a same-letters-other-case hint), never an error.
 """
 
 from __future__ import annotations
@@ -42,13 +51,18 @@ class Change:
 
 
 class MarketDirectory:
-    def __init__(self, shard: int, shards: int, refresh_ms: int, exchange: Exchange = LIGHTER) -> None:
+    def __init__(self, shard: int, shards: int, refresh_ms: int, exchange: Exchange = LIGHTER,
+                 symbols: tuple[str, ...] = ()) -> None:
         self.exchange = exchange
         self.shard = shard
         self.shards = shards
         self.refresh_ms = refresh_ms
+        # The allowlist (Config.market_symbols); None: every market.
+        self.allowed: frozenset[str] | None = frozenset(symbols) or None
         self.markets: dict[int, Market] = {}  # this shard's active markets
         self.listed = 0  # active markets in the whole listing
+        self.kept = 0  # of those, the allowlist's (all of them without one), on every shard
+        self.not_listed: dict[str, str | None] = {}  # allowed symbol not listed -> a listed one it may mean
         self.duplicates: dict[str, list[int]] = {}  # symbol -> market ids sharing it
         self.collisions: dict[int, list[str]] = {}  # market id -> symbols sharing it (a hash collision)
         self.refreshed_at: int | None = None
@@ -67,6 +81,9 @@ class MarketDirectory:
         self.as_of = as_of
         active = [m for m in listing if m.active]
         self.listed = len(active)
+        self.not_listed = self._missing(active)
+        active = [m for m in active if self.keeps(m)]
+        self.kept = len(active)
         by_symbol: dict[str, list[int]] = {}
         for m in active:
             by_symbol.setdefault(m.symbol, []).append(m.market_index)
@@ -89,6 +106,24 @@ class MarketDirectory:
     @property
     def symbols(self) -> dict[int, str]:
         return {i: m.symbol for i, m in self.markets.items()}
+
+    # -- the allowlist --------------------------------------------------------------------
+
+    def keeps(self, market: Market) -> bool:
+        return self.allowed is None or market.symbol in self.allowed
+
+    def tracked(self, listing: list[Market]) -> list[Market]:
+        """The markets of a full listing that are tracked: what shard 0 saves to D1."""
+        return [m for m in listing if self.keeps(m)]
+
+    def _missing(self, active: list[Market]) -> dict[str, str | None]:
+        """Allowed symbols no active market has, each with the listed symbol it may mean
+        (the same letters in another case: symbols are case-sensitive), or None."""
+        if self.allowed is None:
+            return {}
+        listed = {m.symbol for m in active}
+        by_folded = {s.casefold(): s for s in sorted(listed)}
+        return {s: by_folded.get(s.casefold()) for s in sorted(self.allowed - listed)}
 
     # -- where the listing comes from ---------------------------------------------------
 
@@ -152,11 +187,14 @@ class MarketDirectory:
         if not text:
             return
         raw = json.loads(text)
-        saved = {m["market_index"]: Market(**m) for m in raw.get("markets", [])}
+        saved = (Market(**m) for m in raw.get("markets", []))
         # Saved under another split (SHARDS changed, and the object was evicted before
         # the new run's list was saved: seed 206): only this shard's markets are kept,
         # and the list is read again at once, or the shard would track its old share.
-        self.markets = {i: m for i, m in saved.items() if shard_of(i, self.shards) == self.shard}
+        # Saved under another allowlist (a deploy changed it): what it leaves out is not
+        # subscribed again, not even until the next refresh.
+        self.markets = {m.market_index: m for m in saved
+                        if shard_of(m.market_index, self.shards) == self.shard and self.keeps(m)}
         self.listed = int(raw.get("listed") or len(self.markets))
         self.refreshed_at = raw.get("refreshed_at") if raw.get("shards") == self.shards else None
         self.as_of = int(raw.get("as_of") or 0)

@@ -7,13 +7,32 @@ there without touching D1. A page is final only when the client bounded it with
 an explicit `to` and the last row it could hold (timestamp <= to) ends by the
 sealed point: rows ending later may still be written or rewritten. Everything
 else (stats, health, the open window, open-ended pages) is `no-store`.
+
+The Workers Cache API only acts on custom domains: on `*.workers.dev` its
+operations succeed and do nothing (developers.cloudflare.com/workers/runtime-apis/cache/:
+"any Cache API operations in the Cloudflare Workers dashboard editor, Playground
+previews, and any *.workers.dev deployments will have no impact"). There the API
+makes no cache call at all and says `x-cache: off` (`edge_cache_off`); the
+validators still work, so browsers keep their own copy and revalidate with 304s.
 """
 
 from __future__ import annotations
 
 import hashlib
+from urllib.parse import urlsplit
 
 from .validation import MAX_TIMESTAMP_MS
+
+# x-cache on a final page where the edge cache cannot act: the word, then why.
+EDGE_CACHE_OFF = "off (the Workers Cache API acts only on custom domains, not on *.workers.dev)"
+
+
+def edge_cache_off(url: str) -> bool:
+    """Whether a request to `url` is on a workers.dev address, where the Cache API is a
+    no-op. Any other host (a custom domain or route, and wrangler dev's localhost, whose
+    local cache works) gets the edge cache."""
+    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    return host == "workers.dev" or host.endswith(".workers.dev")
 
 
 def may_be_cached(to_ms: int) -> bool:

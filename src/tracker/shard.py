@@ -136,6 +136,7 @@ class ShardTracker:
         self.lag = FeedLag()  # arrival - stamp of the feed's frames, across connections
         self.recent_late = RecentCount()  # frames dropped as late, over about the last minute
         self._late_logged_at: int | None = None
+        self._not_listed_reported: dict[str, str | None] = {}
 
     # =====================================================================================
     # Hooks
@@ -364,7 +365,7 @@ class ShardTracker:
             if self.shard == 0:
                 listing = await directory.from_exchange(self.ports.http, self.config, now)
                 as_of = now
-                self.markets_unsaved = listing
+                self.markets_unsaved = directory.tracked(listing)  # only those reach D1
                 await self._save_markets(now)
                 await self._hand_over(listing, as_of)
             else:
@@ -398,10 +399,12 @@ class ShardTracker:
         if directory.collisions:
             self.log("error", self.label, "id_collision",
                      f"symbols sharing one market id (only the first is tracked): {directory.collisions}")
+        self._report_not_listed()
         if first:
             where = f" ({len(directory.markets)} on shard {self.shard + 1}/{self.config.shards})" if self.config.shards > 1 else ""
+            kept = f"; {self._allowlist_var()} keeps {directory.kept}" if directory.allowed is not None else ""
             self.log("info", self.label, "markets_loaded",
-                     f"markets loaded: {directory.listed} active of {len(listing)} listed{where}")
+                     f"markets loaded: {directory.listed} active of {len(listing)} listed{kept}{where}")
         else:
             for market in change.added:
                 state.totals.markets_added += 1
@@ -416,6 +419,24 @@ class ShardTracker:
             for market in change.removed:
                 self.connection.remove_market(market.market_index)
         await self.ports.storage.put_many({MARKETS_KEY: directory.to_json(), STATE_KEY: state.to_json()})
+
+    def _allowlist_var(self) -> str:
+        return f"{self.exchange.name.upper()}_MARKETS"
+
+    def _report_not_listed(self) -> None:
+        """Symbols of the allowlist the exchange does not list: said once, by shard 0 (the one
+        that reads the exchange), at the refresh that notices, and again when that changes."""
+        missing = self.directory.not_listed
+        if self.shard != 0 or missing == self._not_listed_reported:
+            return
+        self._not_listed_reported = dict(missing)
+        var = self._allowlist_var()
+        if not missing:
+            self.log("info", self.label, "markets_not_listed", f"every symbol of {var} is listed now")
+            return
+        named = ", ".join(f"{s} (listed: {hint})" if hint else s for s, hint in missing.items())
+        self.log("warn", self.label, "markets_not_listed",
+                 f"{var} names {len(missing)} symbol(s) {self.exchange.label} does not list, skipped: {named}")
 
     async def _save_markets(self, now: int) -> None:
         listing = self.markets_unsaved
@@ -675,7 +696,8 @@ class ShardTracker:
         config, ports = self.config, self.ports
         if self.directory is None or self.directory.shards != self._shards():
             old = self.directory
-            self.directory = MarketDirectory(self.shard, self._shards(), config.market_refresh_ms, self.exchange)
+            self.directory = MarketDirectory(self.shard, self._shards(), config.market_refresh_ms, self.exchange,
+                                             config.market_symbols)
             if old is not None and old.shards == self.directory.shards:
                 self.directory.markets = old.markets
         if self.connection is None:
@@ -769,6 +791,7 @@ class ShardTracker:
             markets=len(directory.markets) if directory else 0,
             markets_listed=directory.listed if directory else 0,
             duplicate_symbols=dict(directory.duplicates) if directory else {},
+            markets_not_listed=sorted(directory.not_listed) if directory else [],
             markets_added=totals.markets_added,
             markets_removed=totals.markets_removed,
             markets_refreshed_at=directory.refreshed_at if directory else None,

@@ -38,6 +38,8 @@ def combine(per_shard: list[dict]) -> dict:
             total[key] = next((v for v in present if v), None)
         elif rule == "concat":
             total[key] = [item for v in present for item in v]
+        elif rule == "union":
+            total[key] = sorted({item for v in present for item in v})
         elif rule == "merge":
             total[key] = {k: v for d in present for k, v in d.items()}
         elif rule == "memory":

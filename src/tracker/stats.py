@@ -30,6 +30,8 @@ class ShardStats:
     markets: int = _f(0, "sum", "markets", "markets this shard tracks")
     markets_listed: int = _f(0, "max", None, "active markets in Lighter's listing")
     duplicate_symbols: dict = _f(combine="merge", doc="symbols shared by several market ids", factory=dict)
+    markets_not_listed: list = _f(combine="union", doc="symbols of LIGHTER_MARKETS / PARADEX_MARKETS the "
+                                  "exchange does not list (skipped)", factory=list)
     markets_added: int = _f(0, "sum", None, "markets listed while tracking ran, then subscribed")
     markets_removed: int = _f(0, "sum", None, "markets delisted while tracking ran, then unsubscribed")
     markets_refreshed_at: int | None = _f(None, "min", None, "when the market list was last read (ms)")

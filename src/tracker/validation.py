@@ -12,12 +12,14 @@ every symbol.
 
 from __future__ import annotations
 
+import base64
 import hmac
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
-from .config import EXCHANGES
+from .config import EXCHANGES, MAX_SYMBOL_LENGTH
 
 # The latest timestamp accepted: 9999-12-31T23:59:59.999Z. Far below 2^53-1, the
 # point from which D1 refuses a bound integer (Pyodide passes it as a JS BigInt).
@@ -27,7 +29,11 @@ MAX_LIMIT = 1000
 # OFFSET makes SQLite walk past the skipped rows: bounded, and a day of minutes
 # for 200 markets (288k rows) still fits under it.
 MAX_OFFSET = 1_000_000
-MAX_SYMBOL_LENGTH = 64
+# What a symbol may not contain: the C0 and C1 control characters. The OpenAPI document
+# states the same rule as a pattern (SYMBOL_PATTERN), so what it calls valid is accepted.
+_CONTROL_CHARACTERS = r"\u0000-\u001f\u007f-\u009f"  # a character class, in regex escapes
+SYMBOL_PATTERN = f"^[^{_CONTROL_CHARACTERS}]+$"
+_CONTROL = re.compile(f"[{_CONTROL_CHARACTERS}]")
 EXPORT_FORMATS = ("csv", "json")
 DEFAULT_EXPORT_FORMAT = "csv"
 # Which rows /api/export streams: minute rows (the default) or hour rows.
@@ -136,17 +142,19 @@ def parse_symbol(raw: str) -> str:
         raise ValidationError("symbol is empty: give a market symbol as /api/markets lists it")
     if len(raw) > MAX_SYMBOL_LENGTH:
         raise ValidationError(f"symbol is longer than {MAX_SYMBOL_LENGTH} characters")
-    if not raw.isprintable():
+    if _CONTROL.search(raw):
         raise ValidationError(f"symbol contains control characters: {_show(raw)}")
     return raw
 
 
 def parse_time_range(params: dict[str, str]) -> tuple[int, int]:
-    """Inclusive [from, to] in ms; open ends become 0 and MAX_TIMESTAMP_MS."""
+    """Inclusive [from, to] in ms; open ends become 0 and MAX_TIMESTAMP_MS.
+
+    `from` after `to` is an empty range, answered with no rows, not an error: each bound
+    is valid on its own, and a rule between two parameters is one the OpenAPI document
+    cannot state, so a client built from it (or Schemathesis) may send it in good faith."""
     from_ms = parse_timestamp("from", params["from"]) if "from" in params else 0
     to_ms = parse_timestamp("to", params["to"]) if "to" in params else MAX_TIMESTAMP_MS
-    if from_ms > to_ms:
-        raise ValidationError(f"from ({from_ms}) is after to ({to_ms})")
     return from_ms, to_ms
 
 
@@ -234,6 +242,68 @@ def check_bearer(authorization: str | None, admin_token: str | None) -> None:
         raise ValidationError("Authorization must use the Bearer scheme: 'Bearer <ADMIN_TOKEN>'", 401, _CHALLENGE)
     if not hmac.compare_digest(token.strip().encode(), admin_token.encode()):
         raise ValidationError("wrong bearer token", 401, _CHALLENGE)
+
+
+# -- private reads (READ_TOKEN) ----------------------------------------------------
+
+# The dashboard's socket names its application protocol, and a browser (which cannot set
+# an Authorization header on a WebSocket) carries the token as a second subprotocol,
+# `bearer.<the token in base64url, unpadded>`, the way Kubernetes' API server takes one
+# (`base64url.bearer.authorization.k8s.io.<token>`): a header, never the URL, which logs,
+# browser history and Referer headers keep. The hub answers with LIVE_PROTOCOL only.
+LIVE_PROTOCOL = "lighter-tracker"
+BEARER_PROTOCOL_PREFIX = "bearer."
+
+
+def _same(given: str, secret: str) -> bool:
+    return hmac.compare_digest(given.encode(), secret.encode())
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of `Bearer <token>`; None when there is no header; raises 401 on another scheme."""
+    header = (authorization or "").strip()
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        raise ValidationError("Authorization must use the Bearer scheme: 'Bearer <READ_TOKEN>'", 401, _CHALLENGE)
+    return token.strip()
+
+
+def token_from_protocols(header: str | None) -> str | None:
+    """The token a browser sent as the `bearer.<base64url>` entry of Sec-WebSocket-Protocol,
+    or None. An entry that does not decode is a wrong token (""), never an error page."""
+    for entry in (header or "").split(","):
+        entry = entry.strip()
+        if entry.startswith(BEARER_PROTOCOL_PREFIX):
+            encoded = entry[len(BEARER_PROTOCOL_PREFIX):]
+            try:
+                return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+            except (ValueError, UnicodeDecodeError):
+                return ""
+    return None
+
+
+def offers_live_protocol(header: str | None) -> bool:
+    """Whether the client offered LIVE_PROTOCOL (then the handshake must name it back)."""
+    return any(entry.strip() == LIVE_PROTOCOL for entry in (header or "").split(","))
+
+
+def check_read(token: str | None, read_token: str | None, admin_token: str | None) -> None:
+    """Raise 401 unless reads are public (no READ_TOKEN) or `token` (the bearer token the
+    request carried, None for none) is READ_TOKEN or ADMIN_TOKEN (who may start and stop
+    may read too). Constant-time: both comparisons always run, so the timing says
+    nothing about either token or which one matched."""
+    if not read_token:
+        return
+    if token is None:
+        raise ValidationError(
+            "this deployment's data is private: send 'Authorization: Bearer <READ_TOKEN>' "
+            "(the dashboard asks for it once)", 401, _CHALLENGE)
+    read_ok = _same(token, read_token)
+    admin_ok = bool(admin_token) and _same(token, admin_token)  # whether one is set is no secret
+    if not (read_ok or admin_ok):
+        raise ValidationError("wrong read token", 401, _CHALLENGE)
 
 
 def _show(raw: str, keep: int = 40) -> str:

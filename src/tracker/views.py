@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .sql import OVERVIEW_MINUTE_COLUMNS, OVERVIEW_WINDOW_COLUMNS
 
 
-def market_row(row: dict) -> dict:
-    """SQLite has no boolean: `active` is stored 0/1 and answered true/false."""
-    return {"market_index": row["market_index"], "symbol": row["symbol"], "active": bool(row["active"])}
+def market_row(row: dict, tracks: Callable[[str], bool] = lambda symbol: True) -> dict:
+    """SQLite has no boolean: `active` is stored 0/1 and answered true/false. `tracked`:
+    active and allowed by LIGHTER_MARKETS / PARADEX_MARKETS (`tracks`, Config.tracks),
+    true at once after a deploy that narrows the list, before the next refresh marks the
+    markets it left out inactive."""
+    active = bool(row["active"])
+    return {"market_index": row["market_index"], "symbol": row["symbol"], "active": active,
+            "tracked": active and tracks(row["symbol"])}
 
 
 def overview_row(row: dict, now_ms: int) -> dict:

@@ -18,7 +18,9 @@ import json
 import re
 import time
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlparse
+
+from tracker.sql import MINUTE_COLUMNS, OVERVIEW_WINDOW_COLUMNS
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
@@ -583,3 +585,42 @@ def test_exchange_switch(browser, worker):
         context.close()
     finally:
         worker.admin_post("/api/stop?exchange=paradex")
+
+
+def test_the_price_chart_asks_only_for_minutes_it_does_not_hold(browser, worker):
+    """Once it holds minutes, a refresh of the chart asks for those from its newest one on
+    (`from`), never again for up to a thousand rows: D1 bills every row a query reads
+    (issue 19). The API is answered here (rows of a past hour) and the page's clock is
+    Playwright's, so the refresh comes at once instead of a window later."""
+    now = 1_800_000_000_000
+    newest = now - 10 * 60_000
+    asked: list[dict] = []
+
+    def minute(t: int) -> dict:
+        return {c: (t if c == "timestamp" else "ETH" if c == "symbol" else 1) for c in MINUTE_COLUMNS}
+
+    def minutes(route) -> None:
+        query = {k: v[0] for k, v in parse_qs(urlparse(route.request.url).query).items()}
+        asked.append(query)
+        rows = [minute(int(query["from"]))] if "from" in query else [minute(newest - 60_000), minute(newest)]
+        route.fulfill(json={"minutes": rows, "count": len(rows), "limit": 1000, "offset": 0})
+
+    window = {c: (newest if c == "timestamp" else 15_000 if c == "window_ms" else 1) for c in OVERVIEW_WINDOW_COLUMNS}
+    overview = {"markets": [{"market_index": 1, "symbol": "ETH", "window": window, "minute": None, "age_ms": 1000}],
+                "count": 1, "now": now, "exchange": "lighter"}
+    context = browser.new_context()
+    page = context.new_page()
+    page.clock.install(time=now)
+    page.route(re.compile(r"/api/overview"), lambda route: route.fulfill(json=overview))
+    page.route(re.compile(r"/api/minutes"), minutes)
+    page.route(re.compile(r"/api/snapshots"), lambda route: route.fulfill(
+        json={"snapshots": [], "count": 0, "limit": 1000, "offset": 0}))
+    page.goto(worker.url + "/")
+    expect(page.locator("#chart-source")).to_contain_text("ETH", timeout=30_000)
+    assert asked and all("from" not in q for q in asked), asked  # the first load: everything
+    with page.expect_request(lambda request: urlparse(request.url).path == "/api/minutes", timeout=10_000) as next_:
+        page.clock.run_for(2 * 15_000 + 1_000)  # past the chart's own refresh (every other window)
+    query = parse_qs(urlparse(next_.value.url).query)
+    assert query.get("from") == [str(newest)] and query.get("symbol") == ["ETH"], (next_.value.url, asked)
+    expect(page.locator("#chart-source")).to_contain_text("2 one-minute averages", timeout=10_000)
+    context.close()

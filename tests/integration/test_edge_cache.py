@@ -3,7 +3,9 @@
 A page of windows whose explicit `to` ends before the sealed point is answered
 with Cache-Control + ETag and stored in `caches.default`; the repeat request is a
 hit (`x-cache: hit`) that needs no D1 at all (shown with the D1 file locked), and
-If-None-Match gets 304. Live data is never cached.
+If-None-Match gets 304. Live data is never cached. On *.workers.dev, where the
+Cache API does nothing, it is not called at all (`x-cache: off`) and the
+validators still work (issue 19, item 4).
 """
 
 from __future__ import annotations
@@ -81,3 +83,24 @@ def test_live_data_is_never_cached(tracking):
     # An explicit `to` in the future: the open window may still change.
     r = worker.get("/api/snapshots?to=253402300799998")
     assert r.headers["cache-control"] == "no-store" and r.headers["x-cache"] == "bypass"
+
+
+def test_on_workers_dev_the_cache_is_off_and_the_validators_still_work(tracking):
+    """Cloudflare's Cache API does nothing on *.workers.dev: a request arriving under such
+    a name (wrangler dev takes the URL's host from the Host header) is never looked up
+    or stored, says so in x-cache, and keeps ETag/304 for the browser's own cache."""
+    worker = tracking
+    path = f"/api/snapshots?to={oldest_window(worker)}&limit=7"
+    own = wait_until(
+        lambda: (r := worker.get(path)).headers.get("x-cache") in ("miss", "hit") and r,
+        timeout=150, interval=2, what=f"{path} to become final",
+    )
+    workers_dev = {"Host": "lighter-orderbook-tracker.someone.workers.dev"}
+    for _ in range(2):  # the second time too: nothing was stored for it
+        r = worker.get(path, headers=workers_dev)
+        assert r.status_code == 200 and r.content == own.content
+        assert r.headers["x-cache"].startswith("off") and "workers.dev" in r.headers["x-cache"]
+        assert r.headers["etag"] == own.headers["etag"]
+        assert r.headers["cache-control"].startswith("public, max-age=")
+    not_modified = worker.get(path, headers={**workers_dev, "If-None-Match": own.headers["etag"]})
+    assert not_modified.status_code == 304 and not_modified.headers["x-cache"].startswith("off")

@@ -143,7 +143,7 @@ def test_lighter_and_paradex_at_once_with_faults_on_both(worker, simulator, para
     # The API answers Paradex's rows by ?exchange=paradex, and Lighter's as before.
     page = worker.get_json("/api/snapshots?exchange=paradex&symbol=BTC-USD-PERP&limit=1000")
     assert page["count"] == len(d1_rows(worker, "SELECT 1 FROM paradex_snapshots WHERE symbol = 'BTC-USD-PERP'"))
-    assert worker.get("/api/minutes?symbol=BTC-USD-PERP").status_code == 400  # a Paradex symbol is not Lighter's
+    assert worker.get("/api/minutes?symbol=BTC-USD-PERP").status_code == 404  # a Paradex symbol is not Lighter's
     assert worker.get_json("/api/markets?exchange=paradex")["count"] >= len(paradex)
     wait_until(lambda: not any(c["open"] for c in paradex_simulator.state()["connections"]),
                timeout=15, what="the Paradex sockets to close")

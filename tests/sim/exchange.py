@@ -139,6 +139,7 @@ class SimVenue:
         self.first_snapshot: dict[int, int] = {}  # market -> when first delivered
         self.connections_made = 0
         self.stale_ms: int | None = None  # the trackers' STALE_FEED_SECONDS (the world sets it)
+        self.allowed: frozenset[str] | None = None  # LIGHTER_MARKETS / PARADEX_MARKETS (the world sets it)
         self.early_stale_closes: list[str] = []  # connections closed as stale that were not
         self.clock_offset_ms = 0  # the exchange's clock minus the world's (its stamps)
         self.delay_ms = (5, 400)  # how long a frame takes to arrive (drawn per frame)
@@ -156,6 +157,11 @@ class SimVenue:
         self.refusals[kind] += 1
         if len(self.violations) < 10:
             self.violations.append(f"{self.name}: {kind}: {detail}")
+
+    def _check_allowed(self, symbol: str | None, channel: str) -> None:
+        """A subscription to a market the deployment's allowlist leaves out (never sent)."""
+        if self.allowed is not None and symbol not in self.allowed:
+            self._violation("market outside the allowlist subscribed", f"{channel} ({symbol})")
 
     # -- books -----------------------------------------------------------------------
 
@@ -447,6 +453,7 @@ class SimLighter(SimVenue):
                 return self._error(conn, 30003, "Already Subscribed", m)
             if m not in self.books:
                 return self._error(conn, 30012, "Failed To Subscribe", m)
+            self._check_allowed(self.listing.get(m, {}).get("symbol"), channel)
             conn.in_flight[m] = now
             self.loop.call_later(self.rng.randint(20, 300) / 1000, self._snapshot, conn, m)
         elif kind == "unsubscribe":

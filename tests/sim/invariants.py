@@ -30,7 +30,9 @@ exchange the world ran (Lighter, Paradex or both), on that exchange's own tables
    failed but for the simulated faults (outages, and hangs that passed a deadline).
 8. The exchanges never mix: each exchange's tables hold only its own markets
    (Paradex's only those of the kinds tracked) and stats rows of its own shards;
-   an exchange the world did not run has empty tables.
+   an exchange the world did not run has empty tables. With an allowlist
+   (LIGHTER_MARKETS / PARADEX_MARKETS), no table holds a row of a market outside it
+   (the saved market list included), and no such market was ever subscribed (1).
 9. Every window row covers at most its own length (0 <= covered_ms <= window_ms).
 10. A live feed is never closed as stale: a frame came within STALE_FEED_SECONDS.
 11. Every hour row equals the rollup (reference model) of its minutes in D1, and
@@ -451,14 +453,16 @@ def check_separation(world) -> list[str]:
 
 
 def _own_markets(venue) -> dict[int, str]:
-    """Every market the exchange ever listed that its shards may track."""
+    """Every market the exchange ever listed that its shards may track (its allowlist's only)."""
     ex = venue.ex
     if venue.name == "lighter":
-        return {m: e["symbol"] for m, e in ex.listing.items()}
-    kinds = venue.config.paradex_asset_kinds
-    from paradex import SPECS
+        listed = {m: e["symbol"] for m, e in ex.listing.items()}
+    else:
+        kinds = venue.config.paradex_asset_kinds
+        from paradex import SPECS
 
-    return {m: s for m, s in ex.symbols.items() if SPECS[s][0] in kinds}
+        listed = {m: s for m, s in ex.symbols.items() if SPECS[s][0] in kinds}
+    return {m: s for m, s in listed.items() if venue.config.tracks(s)}
 
 
 def _columns(d1, table: str) -> list[str]:

@@ -365,6 +365,7 @@ class SimParadex(SimVenue):
                 return self._error(conn, request_id, "invalid subscribe request", "invalid channel")
             if entry["asset_kind"] not in self.tracked_kinds:
                 self._violation("untracked kind subscribed", f"{channel} ({entry['asset_kind']})")
+            self._check_allowed(symbol, channel)
             conn.in_flight[m] = self.loop.now_ms()
             self.loop.call_later(self.rng.randint(20, 300) / 1000, self._snapshot, conn, m, request_id, channel)
         else:

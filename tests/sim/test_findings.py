@@ -80,6 +80,31 @@ def test_markets_sharing_a_symbol_get_rows_of_their_own_and_are_reported():
     assert any(e[4] == "duplicate_symbols" and "ETH" in e[5] for e in world.logs)
 
 
+def test_an_allowlist_tracks_its_markets_only_and_reports_a_symbol_not_listed():
+    """LIGHTER_MARKETS (issue 19, item 2): only its markets are subscribed, written and
+    saved, on every shard, a market listed later is taken only when named, and a named
+    symbol the exchange does not list is reported once (with the listed spelling when
+    only the case differs), never fatal."""
+    world = scenario([(20_000, "list", {"market": 70}), (30_000, "list", {"market": 71})],
+                     shards=2, market_refresh_ms=30_000, duration_s=150,
+                     market_symbols=("ETH", "SOL", "M71", "NOPE", "btc"))
+    assert_invariants(world)  # no subscription, no row, no saved market outside the list
+    names = {r["symbol"] for r in world.d1.rows("SELECT DISTINCT symbol FROM lighter_snapshots")}
+    assert names == {"ETH", "SOL", "M71"}
+    saved = world.d1.rows("SELECT symbol, active FROM lighter_markets ORDER BY market_index")
+    assert saved == [{"symbol": "ETH", "active": 1}, {"symbol": "SOL", "active": 1}, {"symbol": "M71", "active": 1}]
+    assert 70 not in world.exchange.first_snapshot and 2 not in world.exchange.first_snapshot  # M70, BTC
+    # Said by shard 0 at the refresh that noticed, and again when it changed (M71 listed).
+    reports = [e for e in world.logs if e[4] == "markets_not_listed"]
+    assert [(e[1], e[2]) for e in reports] == [(0, "warn"), (0, "warn")], reports
+    assert reports[0][5].endswith("names 3 symbol(s) Lighter does not list, skipped: M71, NOPE, btc (listed: BTC)")
+    assert reports[1][5] == "LIGHTER_MARKETS names 2 symbol(s) Lighter does not list, skipped: NOPE, btc (listed: BTC)"
+    loaded = next(e[5] for e in world.logs if e[4] == "markets_loaded" and e[1] == 0)
+    assert "3 active of 3 listed; LIGHTER_MARKETS keeps 2" in loaded
+    stats = [tracker.stats() for _, tracker in world.instances.values()]
+    assert all(s.markets_not_listed == ["NOPE", "btc"] for s in stats)
+
+
 def test_the_rollup_does_not_depend_on_the_saved_market_list():
     """Finding 6: the rollup read windows through lighter_markets.shard; when saving the
     list failed, it found nothing, yet advanced: minutes skipped silently."""

@@ -202,3 +202,17 @@ def test_the_simulated_books_show_every_slippage_case():
                 seen[venue.name].update(_slippage_cases(book))
     missing = {name: [case for case in SLIPPAGE_CASES if not counts[case]] for name, counts in seen.items()}
     assert missing == {"lighter": [], "paradex": []}, seen
+
+
+def test_the_invariants_catch_a_tracker_that_ignores_its_allowlist(monkeypatch):
+    """LIGHTER_MARKETS / PARADEX_MARKETS read, then not applied: the seeds with an
+    allowlist (one in four) see a subscription, a row and a saved market outside it."""
+    from tracker import directory
+
+    monkeypatch.setattr(directory.MarketDirectory, "keeps", lambda self, market: True)
+    for seed in range(200):
+        violations = sim_world.run(seed).violations
+        if violations:
+            assert any("outside the allowlist" in v for v in violations), violations[:3]
+            return
+    raise AssertionError("no seed of 200 noticed markets tracked outside their allowlist")

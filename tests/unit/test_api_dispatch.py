@@ -40,8 +40,9 @@ class FakeHeaders(dict):
 
 
 class FakeRequest:
-    def __init__(self, path: str, method: str = "GET", headers: dict | None = None, body: str = ""):
-        self.url = "https://tracker.test" + path
+    def __init__(self, path: str, method: str = "GET", headers: dict | None = None, body: str = "",
+                 origin: str = "https://tracker.test"):
+        self.url = origin + path
         self.js_object = types.SimpleNamespace(method=method)
         self.headers = FakeHeaders({k.lower(): v for k, v in (headers or {}).items()})
         self.body = body
@@ -69,6 +70,10 @@ class FakeStatement:
             return FakeResult(results=[{"markets": 0, "oldest": None, "newest": None}])
         if self.text in (sql.LIGHTER.API_COUNT_ROWS, sql.PARADEX.API_COUNT_ROWS):
             return FakeResult(results=[{"snapshots": 0, "minutes": 0}])
+        if self.text in (sql.LIGHTER.API_SEALED_UNTIL, sql.PARADEX.API_SEALED_UNTIL):
+            return FakeResult(results=[{"sealed_until": self.db.sealed_until}])
+        if self.text in self.db.answers:
+            return FakeResult(results=self.db.answers[self.text])
         return FakeResult(results=[])
 
 
@@ -81,13 +86,23 @@ class FakeResult(dict):
 
 
 class FakeCache:
-    """caches.default: nothing is ever final here (no tracking_stats), so nothing is stored."""
+    """caches.default, recording what the API asks of it. Unless a test makes history
+    final (FakeDB.sealed_until), nothing may be stored."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, str]] = []
+        self.stored: dict[str, object] = {}
+        self.allow_put = False
 
     async def match(self, url):
+        self.calls.append(("match", url))
         return None
 
     async def put(self, url, response):
-        raise AssertionError(f"nothing should be cached here: {url}")
+        self.calls.append(("put", url))
+        if not self.allow_put:
+            raise AssertionError(f"nothing should be cached here: {url}")
+        self.stored[url] = response
 
 
 class FakeDB:
@@ -95,6 +110,8 @@ class FakeDB:
         self.executed: list[tuple[str, tuple]] = []
         self.symbols = set(symbols)
         self.fail = fail
+        self.sealed_until = None  # no shard has flushed: nothing is final
+        self.answers: dict[str, list[dict]] = {}  # statement -> its rows
 
     def prepare(self, text):
         return FakeStatement(self, text)
@@ -119,6 +136,8 @@ def api(monkeypatch):
     js.Date = types.SimpleNamespace(now=lambda: 1_700_000_000_000)
     js.ReadableStream = types.SimpleNamespace(new=lambda **source: source)  # never pulled here
     js.caches = types.SimpleNamespace(default=FakeCache())
+    js.Headers = types.SimpleNamespace(new=lambda headers: dict(headers))
+    js.Response = types.SimpleNamespace(new=lambda body, **kw: {"body": body, **kw})
     workers = types.ModuleType("workers")
     workers.Response = FakeResponse
     # The raw D1 binding (runtime/d1_bulk.py) is the same fake as env.DB: `call` sets it.
@@ -136,6 +155,7 @@ def api(monkeypatch):
     import runtime.api as module
 
     module.logged = logged
+    module.cache = js.caches.default
     yield module
     for name in [m for m in sys.modules if m == "runtime" or m.startswith("runtime.")]:
         del sys.modules[name]
@@ -144,10 +164,10 @@ def api(monkeypatch):
 RAW_ENV = types.SimpleNamespace(env=None)
 
 
-def call(api, path, method="GET", env=None, headers=None, body="") -> FakeResponse:
+def call(api, path, method="GET", env=None, headers=None, body="", origin="https://tracker.test") -> FakeResponse:
     env = env or FakeEnv()
     RAW_ENV.env = env
-    return asyncio.run(api.handle(FakeRequest(path, method, headers, body), env))
+    return asyncio.run(api.handle(FakeRequest(path, method, headers, body, origin), env))
 
 
 def test_exchange_chooses_the_tables_and_lighter_stays_the_default(api):
@@ -250,7 +270,8 @@ def test_a_bad_configuration_answers_every_route_naming_the_var(api, path, metho
 def test_unknown_symbol_is_checked_with_a_bound_parameter(api):
     env = FakeEnv()
     r = call(api, "/api/minutes?symbol=" + quote("x' OR 1=1 --"), env=env)
-    assert r.status == 400 and "unknown symbol" in r.json()["error"]
+    # A well-formed symbol nobody lists is a resource not found (issue 19, item 9), not a bad request.
+    assert r.status == 404 and "unknown symbol" in r.json()["error"]
     assert (sql.LIGHTER.API_SYMBOL_EXISTS, ("x' OR 1=1 --",)) in env.DB.executed
     # The page ran alongside the check (one round trip), with the symbol bound too.
     assert all(text in API_STATEMENTS and sql.bind_count(text) == len(params) for text, params in env.DB.executed)
@@ -274,8 +295,24 @@ def test_control_without_a_configured_token_is_403_before_touching_anything(api)
 
 
 def test_a_websocket_route_needs_an_upgrade(api):
-    r = call(api, "/ws")
-    assert r.status == 426
+    r = call(api, "/ws", headers={"origin": "https://tracker.test"})
+    assert r.status == 426 and r.headers["upgrade"] == "websocket"
+
+
+@pytest.mark.parametrize("path", ["/api/minutes", "/api/hours", "/api/snapshots", "/api/export"])
+def test_an_unknown_symbol_is_404_on_every_route_that_takes_one(api, path):
+    r = call(api, f"{path}?symbol=NOPE")
+    assert r.status == 404, r.body
+    assert r.json()["error"] == "unknown symbol 'NOPE': /api/markets lists the symbols (case-sensitive)"
+    assert r.headers["access-control-allow-origin"] == "*"
+
+
+def test_a_foreign_page_is_refused_before_the_upgrade_is_looked_at(api):
+    """Who may open /ws is decided first (403), then how (426): a request from another
+    origin learns nothing about the route, upgrade or not."""
+    for headers in ({}, {"origin": "https://evil.example"}, {"origin": "https://evil.example", "upgrade": "websocket"}):
+        r = call(api, "/ws", headers=headers)
+        assert r.status == 403, (headers, r.body)
 
 
 _query_text = st.text(alphabet=st.sampled_from(list("symbolimtfrang=&%0123456789-.xET H'")), max_size=40)
@@ -288,9 +325,141 @@ _query_text = st.text(alphabet=st.sampled_from(list("symbolimtfrang=&%0123456789
 def test_random_queries_never_500_and_never_reach_sql_unbound(api, path, query):
     env = FakeEnv()
     r = call(api, f"{path}?{query}", env=env)
-    assert r.status in (200, 400), (query, r.status, r.body)
-    if r.status == 400:
+    assert r.status in (200, 400, 404), (query, r.status, r.body)
+    if r.status != 200:
         assert r.json()["error"]
     for text, params in env.DB.executed:
         assert text in API_STATEMENTS, text
         assert sql.bind_count(text) == len(params)
+
+
+# -- the edge cache: only where Cloudflare's Cache API acts (issue 19, item 4) ------------------
+
+FINAL_PAGE = "/api/minutes?symbol=ETH&from=0&to=60000"  # ends well before the sealed point below
+
+
+def final_env() -> FakeEnv:
+    env = FakeEnv()
+    env.DB.sealed_until = 10 * 60_000
+    return env
+
+
+def test_on_workers_dev_final_history_keeps_its_validators_but_never_touches_the_cache(api):
+    """The Cache API does nothing on *.workers.dev: no match/put is spent there, x-cache
+    says `off` and why, and ETag/304 (the browser's own cache) work as anywhere."""
+    host = "https://lighter-orderbook-tracker.someone.workers.dev"
+    r = call(api, FINAL_PAGE, env=final_env(), origin=host)
+    assert r.status == 200, r.body
+    assert r.headers["x-cache"].startswith("off") and "workers.dev" in r.headers["x-cache"]
+    assert r.headers["cache-control"].startswith("public, max-age=") and r.headers["etag"]
+    assert api.cache.calls == []
+    again = call(api, FINAL_PAGE, env=final_env(), origin=host, headers={"if-none-match": r.headers["etag"]})
+    assert again.status == 304 and again.headers["etag"] == r.headers["etag"]
+    assert again.headers["x-cache"].startswith("off")
+    assert api.cache.calls == []
+    # Not final (no `to`... or a `to` past the sealed point): bypass, and no cache call either.
+    live = call(api, "/api/minutes?symbol=ETH&to=253402300799998", env=final_env(), origin=host)
+    assert live.headers["x-cache"] == "bypass" and live.headers["cache-control"] == "no-store"
+    assert api.cache.calls == []
+
+
+def test_on_a_custom_domain_final_history_goes_through_the_edge_cache(api):
+    api.cache.allow_put = True
+    host = "https://tracker.example.com"
+    r = call(api, FINAL_PAGE, env=final_env(), origin=host)
+    assert r.status == 200 and r.headers["x-cache"] == "miss" and r.headers["etag"]
+    assert api.cache.calls == [("match", host + FINAL_PAGE), ("put", host + FINAL_PAGE)]
+
+
+# -- private reads: READ_TOKEN (issue 19, item 6) ------------------------------------------------
+
+READ_ROUTES = ["/api/stats", "/api/markets", "/api/minutes", "/api/hours", "/api/snapshots", "/api/overview",
+               "/api/export", "/api/health"]
+
+
+class FakeHubStub:
+    def __init__(self, seen):
+        self.seen = seen
+
+    async def fetch(self, request):
+        self.seen.append(request)
+        return FakeResponse(None, 101)
+
+
+def private_env(**vars) -> FakeEnv:
+    env = FakeEnv(READ_TOKEN="read-me", **vars)
+    env.hub_requests = []
+    env.HUB = types.SimpleNamespace(getByName=lambda name: FakeHubStub(env.hub_requests))
+    # /api/stats and /api/health ask the shards: none answer here, which is fine (reported as failed).
+    env.TRACKER = env.PARADEX_TRACKER = types.SimpleNamespace(getByName=lambda name: None)
+    return env
+
+
+@pytest.mark.parametrize("path", READ_ROUTES)
+def test_with_a_read_token_every_data_route_needs_it(api, path):
+    env = private_env()
+    r = call(api, path, env=env)
+    assert r.status == 401, r.body
+    assert "READ_TOKEN" in r.json()["error"] and r.headers["www-authenticate"].startswith("Bearer")
+    assert r.headers["access-control-allow-origin"] == "*"  # a page elsewhere can read why
+    assert env.DB.executed == []  # refused before any D1 read
+    assert "wrong read token" in call(api, path, env=env, headers={"authorization": "Bearer nope"}).json()["error"]
+    for token in ("read-me", "secret"):  # READ_TOKEN, or ADMIN_TOKEN
+        ok = call(api, path, env=env, headers={"authorization": f"Bearer {token}"})
+        assert ok.status != 401, (path, token, ok.body)
+
+
+def test_without_a_read_token_reads_stay_public(api):
+    assert call(api, "/api/markets").status == 200
+    assert call(api, "/api/markets", headers={"authorization": "Basic whatever"}).status == 200
+
+
+def test_the_contract_and_the_page_stay_public_and_preflights_allow_the_header(api):
+    env = private_env()
+    assert call(api, "/api/openapi.json", env=env).status == 200
+    pre = call(api, "/api/minutes", "OPTIONS", env=env)
+    assert pre.status == 204 and "authorization" in pre.headers["access-control-allow-headers"]
+    # Control keeps the admin token alone: the read token does not start anything.
+    r = call(api, "/api/start", "POST", env=env, headers={"authorization": "Bearer read-me"})
+    assert r.status == 401 and r.json()["error"] == "wrong bearer token"
+
+
+def test_the_live_socket_takes_the_read_token_as_a_subprotocol_or_a_header(api):
+    import base64
+
+    env = private_env()
+    own = {"origin": "https://tracker.test", "upgrade": "websocket"}
+    r = call(api, "/ws", env=env, headers=own)
+    assert r.status == 401 and "READ_TOKEN" in r.json()["error"] and env.hub_requests == []
+    wrong = base64.urlsafe_b64encode(b"nope").decode().rstrip("=")
+    r = call(api, "/ws", env=env, headers={**own, "sec-websocket-protocol": f"lighter-tracker, bearer.{wrong}"})
+    assert r.status == 401 and r.json()["error"] == "wrong read token"
+    right = base64.urlsafe_b64encode(b"read-me").decode().rstrip("=")
+    assert call(api, "/ws", env=env, headers={**own, "sec-websocket-protocol": f"lighter-tracker, bearer.{right}"}).status == 101
+    assert call(api, "/ws", env=env, headers={**own, "authorization": "Bearer secret"}).status == 101
+    assert len(env.hub_requests) == 2
+    # The origin is still checked first, token or not.
+    assert call(api, "/ws", env=env, headers={"upgrade": "websocket", "authorization": "Bearer read-me"}).status == 403
+
+
+# -- LIGHTER_MARKETS / PARADEX_MARKETS (issue 19, item 2) ------------------------------------------
+
+
+def test_markets_and_overview_tell_tracked_markets_from_the_rest(api):
+    env = FakeEnv(LIGHTER_MARKETS="ETH,NOPE")
+    env.DB.answers[sql.LIGHTER.API_SELECT_MARKETS] = [
+        {"market_index": 0, "symbol": "ETH", "active": 1},
+        {"market_index": 1, "symbol": "BTC", "active": 1},  # left out by a deploy; not refreshed yet
+        {"market_index": 2, "symbol": "SOL", "active": 0},
+    ]
+    empty = {f"{p}{c}": None for p, cols in (("w_", sql.OVERVIEW_WINDOW_COLUMNS), ("m_", sql.OVERVIEW_MINUTE_COLUMNS))
+             for c in cols}
+    env.DB.answers[sql.LIGHTER.API_OVERVIEW] = [{"market_index": 0, "symbol": "ETH", **empty},
+                                                {"market_index": 1, "symbol": "BTC", **empty}]
+    body = call(api, "/api/markets", env=env).json()
+    assert [(m["symbol"], m["active"], m["tracked"]) for m in body["markets"]] == [
+        ("ETH", True, True), ("BTC", True, False), ("SOL", False, False)]
+    assert body["allowlist"] == ["ETH", "NOPE"]
+    assert [m["symbol"] for m in call(api, "/api/overview", env=env).json()["markets"]] == ["ETH"]
+    # Paradex's own list (none here): every market of it is tracked.
+    assert call(api, "/api/markets?exchange=paradex", env=env).json()["allowlist"] is None

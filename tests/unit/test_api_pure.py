@@ -203,7 +203,18 @@ def test_cursors():
 
 
 def test_market_row_makes_active_a_boolean():
-    assert market_row({"market_index": 3, "symbol": "X", "active": 0}) == {"market_index": 3, "symbol": "X", "active": False}
+    assert market_row({"market_index": 3, "symbol": "X", "active": 0}) == {
+        "market_index": 3, "symbol": "X", "active": False, "tracked": False}
+
+
+def test_market_row_says_whether_the_allowlist_tracks_it():
+    """LIGHTER_MARKETS narrowed by a deploy: a market it left out is not tracked at once,
+    even while D1 still calls it active (until the next refresh)."""
+    tracks = lambda symbol: symbol in ("ETH",)  # noqa: E731
+    assert market_row({"market_index": 0, "symbol": "ETH", "active": 1}, tracks)["tracked"] is True
+    assert market_row({"market_index": 1, "symbol": "BTC", "active": 1}, tracks)["tracked"] is False
+    assert market_row({"market_index": 0, "symbol": "ETH", "active": 0}, tracks)["tracked"] is False
+    assert market_row({"market_index": 1, "symbol": "BTC", "active": 1})["tracked"] is True  # no allowlist
 
 
 def test_overview_row_without_data():

@@ -254,7 +254,7 @@ def test_wrangler_toml_is_production_config():
         "LIGHTER_API_URL", "LIGHTER_WS_URL", "WINDOW_SECONDS", "FLUSH_GRACE_MS",
         "SNAPSHOT_RETENTION_MINUTES", "MINUTE_RETENTION_HOURS", "HOUR_RETENTION_DAYS", "STALE_FEED_SECONDS",
         "SHARDS", "MARKET_REFRESH_SECONDS", "ENABLED_EXCHANGES", "PARADEX_API_URL", "PARADEX_WS_URL",
-        "PARADEX_SHARDS", "PARADEX_ASSET_KINDS", "PARADEX_BOOK_CHANNEL",
+        "PARADEX_SHARDS", "PARADEX_ASSET_KINDS", "PARADEX_BOOK_CHANNEL", "LIVE_PUSH_SECONDS",
     }
     assert cfg["vars"]["ENABLED_EXCHANGES"] == "lighter"  # an existing deployment is unchanged until opted in
     assert all(isinstance(v, str) for v in cfg["vars"].values())

@@ -208,3 +208,21 @@ def test_exchange_js_reads_one_exchanges_stats():
       ];
     """)
     assert out == [10, 7, None, None, 10, None, True, None, None, None]
+
+
+def test_the_markets_panel_says_which_markets_are_tracked():
+    out = run_js("""
+      const lists = { lighter: ["ETH", "BTC"], paradex: [] };
+      return [
+        X.scopeText("lighter", lists, []),
+        X.scopeText("lighter", lists, ["NOPE", "btc"]),
+        X.scopeText("paradex", lists, ["X"]),
+        X.scopeText("lighter", {}, []),
+        X.scopeText("lighter", null, null),
+      ];
+    """)
+    assert out == [
+        "Tracking only LIGHTER_MARKETS: ETH, BTC",
+        "Tracking only LIGHTER_MARKETS: ETH, BTC · not listed by Lighter, skipped: NOPE, btc",
+        "", "", "",
+    ]

@@ -133,6 +133,31 @@ def test_the_admin_token_never_reaches_the_page(config):
     assert "ADMIN_TOKEN is not set" in unset
 
 
+def test_the_read_token_never_reaches_the_page():
+    """READ_TOKEN set: the page knows it must ask for it (data-read-protected) and has
+    the form to ask with, hidden until the script decides; the token itself never."""
+    page = parse(html := render(Config(read_token="s3cret-read-token")))
+    assert "s3cret-read-token" not in html
+    assert page.by_id("app")["data-read-protected"] == "true"
+    assert "hidden" in page.by_id("read-panel") and page.by_id("read-input")["type"] == "password"
+    assert parse(render(Config())).by_id("app")["data-read-protected"] == "false"
+
+
+def test_allowlists_reach_the_page_as_escaped_json():
+    """LIGHTER_MARKETS / PARADEX_MARKETS go to the page's script as JSON in a data-
+    attribute: a symbol with quotes or markup stays text."""
+    import json
+
+    hostile = "<img'x\"=>"
+    c = Config(market_symbols=("ETH", hostile), enabled_exchanges=("lighter", "paradex"),
+               paradex_market_symbols=("BTC-USD-PERP",))
+    html = render(c)
+    assert "<img'x" not in html
+    assert json.loads(parse(html).by_id("app")["data-allowlists"]) == {
+        "lighter": ["ETH", hostile], "paradex": ["BTC-USD-PERP"]}
+    assert json.loads(parse(render(Config())).by_id("app")["data-allowlists"]) == {"lighter": []}
+
+
 def test_config_reaches_the_page(config):
     page = parse(render(Config(window_ms=5000, shards=3, admin_token="t")))
     app = page.by_id("app")

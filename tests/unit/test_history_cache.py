@@ -42,3 +42,23 @@ def test_if_none_match():
 
 def test_cache_control():
     assert history_cache.cache_control(3600) == "public, max-age=3600, immutable"
+
+
+def test_the_edge_cache_is_off_on_workers_dev_only():
+    """Cloudflare's Cache API does nothing on *.workers.dev (custom domains only)."""
+    off = (
+        "https://lighter-orderbook-tracker.someone.workers.dev/api/minutes?to=1",
+        "https://3f2a9c1e-lighter-orderbook-tracker.someone.workers.dev/api/snapshots",  # a preview URL
+        "https://LIGHTER.Someone.Workers.Dev./api/hours",  # case and a trailing dot change nothing
+    )
+    on = (
+        "https://tracker.example.com/api/minutes?to=1",  # a custom domain
+        "https://example.com/tracker/api/minutes",  # a route on a zone
+        "https://evilworkers.dev/api/minutes",  # not a workers.dev subdomain
+        "https://workers.dev.example.com/api/minutes",
+        "http://127.0.0.1:8787/api/minutes?to=1",  # wrangler dev: its local cache works
+        "http://localhost:8787/api/minutes",
+    )
+    assert all(history_cache.edge_cache_off(url) for url in off)
+    assert not any(history_cache.edge_cache_off(url) for url in on)
+    assert history_cache.EDGE_CACHE_OFF.startswith("off ") and "workers.dev" in history_cache.EDGE_CACHE_OFF

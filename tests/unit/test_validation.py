@@ -78,7 +78,6 @@ def test_limit_bounds_are_inclusive():
         ("from=-1", "from must not be negative"),
         ("to=", "to is empty"),
         (f"to={MAX_TIMESTAMP_MS + 1}", "to must be at most"),
-        ("from=2000&to=1000", "from (2000) is after to (1000)"),
         ("symbol=", "symbol is empty"),
         ("symbol=" + "A" * (MAX_SYMBOL_LENGTH + 1), "symbol is longer than 64"),
         ("symbol=ETH%00", "symbol contains control characters"),
@@ -94,6 +93,15 @@ def test_row_query_refusals(query, words):
 def test_from_equal_to_is_a_single_instant():
     q = parse_row_query("from=5&to=5")
     assert (q.from_ms, q.to_ms) == (5, 5)
+
+
+def test_from_after_to_is_an_empty_range_not_an_error():
+    """Both bounds valid on their own: the document cannot forbid the pair, so it is
+    answered (with no rows, the range being empty) rather than refused."""
+    q = parse_row_query("from=2000&to=1000")
+    assert (q.from_ms, q.to_ms) == (2000, 1000)
+    e = parse_export_query("from=10&to=5")
+    assert (e.from_ms, e.to_ms) == (10, 5)
 
 
 def test_unknown_parameter_message_lists_accepted_ones():
@@ -145,7 +153,6 @@ def test_export_format_is_case_insensitive():
         ("format=xml", "format must be one of csv, json, got 'xml'"),
         ("format=", "format must be one of csv, json"),
         ("limit=10", "unknown query parameter 'limit'"),
-        ("from=10&to=5", "from (10) is after to (5)"),
         ("from=abc", "from must be a timestamp"),
     ],
 )
@@ -198,3 +205,84 @@ def test_bad_bearer_is_401_with_a_challenge(header, words):
     assert info.value.status == 401
     assert words in info.value.message
     assert info.value.headers["www-authenticate"].startswith("Bearer")
+
+
+@given(st.text(min_size=1, max_size=MAX_SYMBOL_LENGTH))
+def test_the_documented_symbol_pattern_is_what_is_accepted(raw):
+    """The OpenAPI document's `pattern` for `symbol` and parse_symbol agree on every
+    string: what the document calls valid is never refused as malformed (issue 19, item 9)."""
+    import re
+
+    from tracker.validation import SYMBOL_PATTERN, parse_symbol
+
+    documented = re.fullmatch(SYMBOL_PATTERN, raw) is not None
+    try:
+        parse_symbol(raw)
+        accepted = True
+    except ValidationError:
+        accepted = False
+    assert accepted == documented, repr(raw)
+
+
+# -- read token (READ_TOKEN, issue 19 item 6) -------------------------------------------
+
+
+def test_reads_are_public_without_a_read_token():
+    from tracker.validation import check_read
+
+    for token in (None, "", "anything"):
+        check_read(token, None, "admin")
+        check_read(token, "", None)
+
+
+def test_the_read_token_or_the_admin_token_opens_reads():
+    from tracker.validation import bearer_token, check_read
+
+    check_read(bearer_token("Bearer read-me"), "read-me", "admin-me")
+    check_read(bearer_token("bearer   admin-me "), "read-me", "admin-me")  # who may start and stop may read
+    check_read("read-me", "read-me", None)
+
+
+@pytest.mark.parametrize(
+    ("token", "admin", "words"),
+    [
+        (None, "admin-me", "this deployment's data is private: send 'Authorization: Bearer <READ_TOKEN>'"),
+        ("", "admin-me", "wrong read token"),
+        ("read-m", "admin-me", "wrong read token"),
+        ("read-me ", "admin-me", "wrong read token"),
+        ("admin-me", None, "wrong read token"),  # no ADMIN_TOKEN set: only READ_TOKEN opens
+        ("READ-ME", "admin-me", "wrong read token"),
+    ],
+)
+def test_a_missing_or_wrong_read_token_is_401_with_a_challenge(token, admin, words):
+    from tracker.validation import check_read
+
+    with pytest.raises(ValidationError) as refused_:
+        check_read(token, "read-me", admin)
+    assert refused_.value.status == 401 and words in refused_.value.message
+    assert refused_.value.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_another_scheme_is_refused_with_401():
+    from tracker.validation import bearer_token
+
+    assert bearer_token(None) is None and bearer_token("  ") is None
+    with pytest.raises(ValidationError) as refused_:
+        bearer_token("Basic cmVhZC1tZQ==")
+    assert refused_.value.status == 401 and "Bearer scheme" in refused_.value.message
+
+
+def test_the_token_a_browser_sends_as_a_websocket_subprotocol():
+    import base64
+
+    from tracker.validation import LIVE_PROTOCOL, offers_live_protocol, token_from_protocols
+
+    def encoded(token: str) -> str:
+        return base64.urlsafe_b64encode(token.encode()).decode().rstrip("=")
+
+    for token in ("read-me", "é/+=?&ü token", "x" * 200):
+        assert token_from_protocols(f"{LIVE_PROTOCOL}, bearer.{encoded(token)}") == token
+    assert token_from_protocols(None) is None and token_from_protocols(LIVE_PROTOCOL) is None
+    assert token_from_protocols("bearer.%%%") == "" and token_from_protocols("bearer.gA") == ""  # not base64url / not UTF-8
+    assert offers_live_protocol("chat, lighter-tracker") and not offers_live_protocol("lighter-tracker-x, bearer.eA")
+    assert not offers_live_protocol(None)

@@ -1,5 +1,7 @@
 // The tracker's JSON API, as the dashboard uses it.
 
+import { readTokenStore } from "./token.js";
+
 export class HttpError extends Error {
   constructor(status, message) {
     super(message);
@@ -22,15 +24,26 @@ async function parse(response) {
   return body;
 }
 
-/** GET a JSON document; throws HttpError on a non-2xx answer. */
+let unauthorized = null; // what to do when a read is refused (the page asks for the read token)
+
+/** Call `handler(error)` whenever a data call answers 401 (READ_TOKEN missing or wrong). */
+export function onUnauthorized(handler) {
+  unauthorized = handler;
+}
+
+/** GET a JSON document, with the read token when this browser has one; throws
+ * HttpError on a non-2xx answer (after telling the 401 handler). */
 export async function getJSON(path, { signal } = {}) {
-  const response = await fetch(path, {
-    headers: { accept: "application/json" },
-    cache: "no-store",
-    credentials: "same-origin",
-    signal,
-  });
-  return parse(response);
+  const headers = { accept: "application/json" };
+  const token = readTokenStore.get();
+  if (token) headers.authorization = `Bearer ${token}`;
+  const response = await fetch(path, { headers, cache: "no-store", credentials: "same-origin", signal });
+  try {
+    return await parse(response);
+  } catch (error) {
+    if (error.status === 401 && unauthorized) unauthorized(error);
+    throw error;
+  }
 }
 
 /** POST a control action (start/stop) with the admin token. */

@@ -7,7 +7,8 @@ import { exchangeLabel } from "./exchange.js";
 import { tokenStore } from "./token.js";
 
 // After a start/stop, pushed stats that contradict its answer are ignored this long (ms):
-// the hub pushes every second, so a stale one can only be that recent.
+// a stale push is one the hub fetched just before the action and delivered just after
+// (a fetch's time, whatever LIVE_PUSH_SECONDS is).
 const HOLD_MS = 2500;
 
 export class Control {
@@ -152,7 +153,7 @@ export function showLinkState(state, detail = {}) {
   const pill = byId("link-state");
   const text = byId("link-text");
   setState(pill, state);
-  if (state === "open") setText(text, "live");
+  if (state === "open") setText(text, detail.text || "live");
   else if (state === "connecting") setText(text, detail.attempt ? `reconnecting (#${detail.attempt})…` : "connecting…");
   else if (state === "reconnecting") {
     const secs = Math.max(0, Math.round((detail.retryAt - Date.now()) / 100) / 10);

@@ -9,6 +9,7 @@ import { getJSON, withQuery } from "./api.js";
 import { exchangeParams } from "./exchange.js";
 import { setText } from "./dom.js";
 import { fmtClock, fmtCompact, fmtDateTime, fmtFixed, fmtInt, isNumber } from "./format.js";
+import { fetchFrom, mergePoints } from "./series.js";
 
 const HOUR_MS = 3_600_000;
 const MAX_ROWS = 1000; // the API's MAX_LIMIT
@@ -89,6 +90,7 @@ export class DepthChart {
     this.seq = 0;
     this.timer = null;
     this.drawn = null; // the last draw's arguments: a view change redraws them
+    this.held = null; // {key, points}: the rows drawn last, extended by each refresh (series.js)
     for (const button of buttons) {
       button.addEventListener("click", () => this.setRange(button.dataset.range));
     }
@@ -157,25 +159,44 @@ export class DepthChart {
     const seq = ++this.seq;
     const { ms, source } = RANGES[range];
     const exchange = exchangeParams(this.exchange);
+    const key = `${this.exchange}|${symbol}|${range}`;
+    const start = Math.max(0, Date.now() - ms);
     try {
-      const rows = [];
-      // 90 days of hours is 2160 rows: page through them (MAX_PAGES bounds the work).
-      for (let page = 0; page < MAX_PAGES; page += 1) {
-        const query = { symbol, limit: MAX_ROWS, offset: page * MAX_ROWS, from: Math.max(0, Date.now() - ms), ...exchange };
-        const body = await getJSON(withQuery(`/api/${source}`, query));
+      // Held already: only the rows from the newest one on (it may have grown); else, or
+      // when that comes back full, the whole range.
+      let since = fetchFrom(this.held, key);
+      let fresh = null;
+      if (since !== null) {
+        const body = await getJSON(withQuery(`/api/${source}`, { symbol, limit: MAX_ROWS, from: since, ...exchange }));
         if (seq !== this.seq) return; // the symbol or range changed meanwhile
         const got = Array.isArray(body && body[source]) ? body[source] : [];
-        rows.push(...got);
-        if (got.length < MAX_ROWS) break;
+        if (got.length < MAX_ROWS) fresh = depthPoints(got);
       }
-      this.draw(symbol, range, source, depthPoints(rows));
+      if (fresh === null) {
+        since = null;
+        const rows = [];
+        // 90 days of hours is 2160 rows: page through them (MAX_PAGES bounds the work).
+        for (let page = 0; page < MAX_PAGES; page += 1) {
+          const query = { symbol, limit: MAX_ROWS, offset: page * MAX_ROWS, from: start, ...exchange };
+          const body = await getJSON(withQuery(`/api/${source}`, query));
+          if (seq !== this.seq) return; // the symbol or range changed meanwhile
+          const got = Array.isArray(body && body[source]) ? body[source] : [];
+          rows.push(...got);
+          if (got.length < MAX_ROWS) break;
+        }
+        fresh = depthPoints(rows);
+      }
+      const series = mergePoints(since === null ? [] : this.held.points, fresh, { since, after: start });
+      this.held = { key, points: series };
+      this.draw(symbol, range, source, series);
     } catch (error) {
       if (seq !== this.seq) return;
       setText(this.source, `could not load depth of ${symbol}: ${error.message}`);
     } finally {
       if (seq === this.seq) {
-        // Windows land every WINDOW_SECONDS, hours once an hour: refresh accordingly.
-        const every = source === "snapshots" ? this.windowSeconds * 1000 : 5 * 60_000;
+        // Windows land every WINDOW_SECONDS, hours once an hour. A window landing refreshes
+        // it at once (pushed stats): this timer only fills in when none came.
+        const every = source === "snapshots" ? this.windowSeconds * 2000 : 5 * 60_000;
         this.timer = setTimeout(() => this.refresh(), every);
       }
     }

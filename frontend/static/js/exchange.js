@@ -118,3 +118,18 @@ export class ExchangeSwitch {
     for (const button of this.buttons) button.setAttribute("aria-pressed", String(button.dataset.exchange === name));
   }
 }
+
+/**
+ * The markets panel's line about which markets are tracked: the exchange's allowlist
+ * (LIGHTER_MARKETS / PARADEX_MARKETS, from data-allowlists) and the symbols of it the
+ * exchange does not list (the shards' `marketsNotListed`). "" when every market is tracked.
+ */
+export function scopeText(exchange, allowlists, notListed) {
+  const list = allowlists && Array.isArray(allowlists[exchange]) ? allowlists[exchange].map(String) : [];
+  if (!list.length) return "";
+  const variable = `${String(exchange).toUpperCase()}_MARKETS`;
+  let text = `Tracking only ${variable}: ${list.join(", ")}`;
+  const missing = Array.isArray(notListed) ? notListed.map(String) : [];
+  if (missing.length) text += ` · not listed by ${exchangeLabel(exchange)}, skipped: ${missing.join(", ")}`;
+  return text;
+}

@@ -5,7 +5,7 @@
 // shows every exchange's lines.
 
 import { ActivityView } from "./activity.js";
-import { getJSON, withQuery } from "./api.js";
+import { getJSON, onUnauthorized, withQuery } from "./api.js";
 import { Control, showLinkState } from "./control.js";
 import { byId, setText } from "./dom.js";
 import {
@@ -15,24 +15,46 @@ import {
   exchangeParams,
   exchangeStore,
   parseExchanges,
+  scopeText,
   statsFor,
   urlForExchange,
 } from "./exchange.js";
-import { LiveSocket, socketUrl } from "./live.js";
+import { LiveSocket, liveText, socketUrl } from "./live.js";
 import { DepthChart } from "./depthchart.js";
 import { MarketTable } from "./markets.js";
 import { PriceChart } from "./pricechart.js";
+import { ReadTokenForm } from "./readtoken.js";
 import { StatsPanel } from "./status.js";
+import { liveProtocols, readTokenStore } from "./token.js";
 
 const app = byId("app");
 const config = {
   wsPath: app.dataset.wsPath || "/ws",
   windowSeconds: Number(app.dataset.windowSeconds) || 15,
-  overviewPollMs: Number(app.dataset.overviewPollMs) || 5000,
+  overviewPollMs: Number(app.dataset.overviewPollMs) || 30000,
+  livePushMs: Number(app.dataset.livePushMs) || 10000,
   controlEnabled: app.dataset.controlEnabled === "true",
+  readProtected: app.dataset.readProtected === "true",
   initialSymbol: app.dataset.initialSymbol || "",
   exchanges: parseExchanges(app.dataset.exchanges),
+  allowlists: parseJSON(app.dataset.allowlists, {}),
 };
+
+function parseJSON(text, fallback) {
+  try {
+    return JSON.parse(text || "");
+  } catch {
+    return fallback;
+  }
+}
+
+/** Which markets this exchange tracks, when an allowlist narrows them (markets panel). */
+function showScope(notListed) {
+  const node = byId("markets-scope");
+  const text = scopeText(exchange, config.allowlists, notListed);
+  setText(node, text);
+  node.hidden = !text;
+}
 
 // ---- the exchange ------------------------------------------------------------
 // The URL's ?exchange=, else this browser's last choice, else the server's. A link
@@ -119,6 +141,7 @@ function showStatsOf(message) {
 
 function showStats(s) {
   stats.update(s);
+  showScope(s.marketsNotListed);
   control.setTracking(s.isTracking);
   const flushed = s.windowsFlushed;
   if (lastFlushed !== null && flushed !== lastFlushed) {
@@ -157,16 +180,37 @@ const live = new LiveSocket(socketUrl(config.wsPath), {
   onLog: (entry) => activity.add(entry),
   onStats: onPush,
   onState: (state, detail) => showLinkState(state, detail),
+}, { pushMs: config.livePushMs, protocols: () => liveProtocols(readTokenStore.get()) });
+
+// ---- private reads (READ_TOKEN) ------------------------------------------------
+// Asked for once (readtoken.js); every data call sends it (api.js) and the live socket
+// carries it as a subprotocol (token.js). A 401 forgets it and asks again.
+
+const readToken = new ReadTokenForm({
+  required: config.readProtected,
+  onToken: () => {
+    refreshOverview();
+    chart.refreshSoon(100);
+    depth.refreshSoon(200);
+    live.restart();
+  },
+});
+
+onUnauthorized(() => {
+  live.stop(); // its handshake would be refused too, over and over
+  readToken.refused();
 });
 
 // ---- market overview ---------------------------------------------------------
 
 let overviewBusy = null; // the exchange whose overview is being fetched
+let overviewAt = 0; // when the last one was asked for
 
 async function refreshOverview() {
   const asked = exchange;
   if (overviewBusy === asked) return;
   overviewBusy = asked;
+  overviewAt = Date.now();
   try {
     // Lighter's is plain /api/overview (the API's default), another's ?exchange=<name>.
     const overview = await getJSON(withQuery("/api/overview", exchangeParams(asked)));
@@ -189,6 +233,7 @@ function switchTo(name) {
   window.history.replaceState(null, "", urlForExchange(window.location.href, name));
   showExchange(name);
   stats.reset();
+  showScope([]);
   lastFlushed = null;
   lastTracking = null;
   control.setExchange(name);
@@ -199,9 +244,11 @@ function switchTo(name) {
   refreshOverview();
 }
 
+// The table follows the pushes (a window landing refreshes it at once); this poll only
+// fills in when none came for a while, so it never doubles a refresh that just ran.
 setInterval(() => {
-  if (!document.hidden) refreshOverview();
-}, config.overviewPollMs);
+  if (!document.hidden && readToken.ready && Date.now() - overviewAt >= config.overviewPollMs - 1000) refreshOverview();
+}, 1000);
 
 // ---- clocks ------------------------------------------------------------------
 
@@ -209,16 +256,22 @@ setInterval(() => {
   const now = Date.now();
   stats.tick(now);
   table.tick(now);
+  if (live.state === "open") showLinkState("open", { text: liveText(live.lastPushAt, live.pushMs, now) });
 }, 1000);
 
 document.addEventListener("visibilitychange", () => {
-  if (!document.hidden) {
+  if (!document.hidden && readToken.ready) {
     refreshOverview();
     live.nudge();
   }
 });
 
 showExchange(exchange);
-live.start();
-refreshOverview();
+showScope([]);
+if (readToken.ready) {
+  live.start();
+  refreshOverview();
+} else {
+  readToken.ask("");
+}
 if (config.initialSymbol) chart.choose(config.initialSymbol, { remember: false });

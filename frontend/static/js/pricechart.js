@@ -8,6 +8,7 @@ import { getJSON, withQuery } from "./api.js";
 import { setText } from "./dom.js";
 import { exchangeParams, symbolKey } from "./exchange.js";
 import { fmtAtPrecisionOf, fmtClock, fmtDateTime, fmtFixed, fmtInt, fmtPrice, isNumber } from "./format.js";
+import { fetchFrom, mergePoints } from "./series.js";
 
 const MINUTE_MS = 60_000;
 const MAX_ROWS = 1000; // the API's MAX_LIMIT
@@ -97,6 +98,7 @@ export class PriceChart {
     this.seq = 0;
     this.timer = null;
     this.hasData = false;
+    this.held = null; // {key, points}: the minutes drawn last, extended by each refresh (series.js)
     this.showSeconds = true; // x-axis labels with seconds while the span is short
 
     this.auto = false; // the symbol was picked by the page, not by the user
@@ -180,10 +182,11 @@ export class PriceChart {
     this.timer = setTimeout(() => this.refresh(), delay);
   }
 
-  /** Schedule the periodic refresh: every window, or every 5 s while empty. */
+  /** Schedule the periodic refresh: every other window (a window landing refreshes it at
+   * once through the pushed stats: this only fills in when none came), or every 5 s while empty. */
   scheduleNext() {
     clearTimeout(this.timer);
-    const every = this.hasData ? this.windowSeconds * 1000 : Math.min(5000, this.windowSeconds * 1000);
+    const every = this.hasData ? this.windowSeconds * 2000 : Math.min(5000, this.windowSeconds * 1000);
     this.timer = setTimeout(() => this.refresh(), every);
   }
 
@@ -197,17 +200,26 @@ export class PriceChart {
     const seq = ++this.seq;
     const exchange = exchangeParams(this.exchange);
     try {
-      const minutes = points(
-        rowsOf(await getJSON(withQuery("/api/minutes", { symbol, limit: MAX_ROWS, ...exchange })), "minutes"),
-      );
-      if (seq !== this.seq) return; // the symbol or the exchange changed meanwhile
+      // Only the minutes from the newest one held on (that one again: it may have grown).
+      // A minute after the newest held can only be rolled once it is over: until then
+      // the windows below bring what is new, and the minutes are not asked for at all.
+      const key = `${this.exchange}|${symbol}`;
+      const since = fetchFrom(this.held, key);
+      let minutes = since === null ? [] : this.held.points;
+      if (since === null || Date.now() >= since + 2 * MINUTE_MS) {
+        const query = since === null ? { symbol, limit: MAX_ROWS, ...exchange } : { symbol, limit: MAX_ROWS, from: since, ...exchange };
+        const fresh = points(rowsOf(await getJSON(withQuery("/api/minutes", query)), "minutes"));
+        if (seq !== this.seq) return; // the symbol or the exchange changed meanwhile
+        minutes = mergePoints(minutes, fresh, { since, full: fresh.length >= MAX_ROWS, keep: MAX_ROWS });
+        this.held = { key, points: minutes };
+      }
       // Then the windows not yet rolled into a minute (all of them in the first minute).
       const lastMinuteEnd = minutes.length ? minutes[minutes.length - 1].t + MINUTE_MS : null;
-      const query =
+      const windowQuery =
         lastMinuteEnd === null
           ? { symbol, limit: MAX_ROWS, ...exchange }
           : { symbol, limit: MAX_ROWS, from: lastMinuteEnd, ...exchange };
-      const snapshots = await getJSON(withQuery("/api/snapshots", query)).catch(() => null);
+      const snapshots = await getJSON(withQuery("/api/snapshots", windowQuery)).catch(() => null);
       if (seq !== this.seq) return;
       const windows = points(rowsOf(snapshots, "snapshots")).filter((p) => lastMinuteEnd === null || p.t >= lastMinuteEnd);
       this.draw(symbol, minutes, windows);
