@@ -63,8 +63,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if integration_dir in Path(item.path).parents:
             item.add_marker(pytest.mark.integration)
         # Under pytest-xdist (scripts/test), a file's tests run together and in order on
-        # one worker: the integration files are stories over one tracking run.
-        item.add_marker(pytest.mark.xdist_group(Path(item.path).stem))
+        # one worker: the integration files are stories over one tracking run. A test that
+        # names a group of its own (the simulation's slices) keeps it.
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(Path(item.path).stem))
 
 
 @pytest.fixture(scope="session")

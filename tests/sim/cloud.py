@@ -137,7 +137,6 @@ class SimD1:
                 self.conn.run(
                     f"CREATE TEMP TRIGGER touched_{table}_{op.lower()} AFTER {op} ON main.{table} BEGIN "
                     f"INSERT INTO touched VALUES ('{table}', {row}.market_index, {row}.timestamp); END")
-        self._touched = 0  # rows in `touched` now
 
     def port(self, life: Incarnation) -> SimD1Port:
         return SimD1Port(self, life)
@@ -155,11 +154,9 @@ class SimD1:
     def _run(self, text: str, params) -> tuple[list[dict], dict]:
         """One of the tracker's statements, counted: its rows and its D1 `meta`."""
         result = self.conn.run(text, tuple(params))
-        touched = self.conn.run("SELECT COUNT(*) AS n FROM touched").rows[0]["n"]
-        # The sim's own bookkeeping rows (one written per window row the statement
-        # changed) are not the tracker's: D1 never sees them.
-        written = result.rows_written - (touched - self._touched) * TOUCH_COST
-        self._touched = touched
+        # The sim's own bookkeeping rows (one written into `touched` per window row the
+        # statement changed, by a trigger) are not the tracker's: D1 never sees them.
+        written = result.rows_written - result.trigger_changes * TOUCH_COST
         meta = {"changes": result.changes, "rows_written": written, "rows_read": result.rows_read}
         if self.counting:
             self.usage.setdefault(statement_name(text), Usage()).add(result.rows_read, written)
@@ -177,7 +174,6 @@ class SimD1:
             self.conn.run("COMMIT")
         except Exception:
             self.conn.run("ROLLBACK")
-            self._touched = self.conn.run("SELECT COUNT(*) AS n FROM touched").rows[0]["n"]
             raise
         self._record(statements)
         return metas
@@ -189,19 +185,24 @@ class SimD1:
     def _record(self, statements) -> None:
         """Keep every window value ever written; a rewrite must be identical (idempotent
         retries), and a pruned window must have its minute rolled."""
-        touched = self.rows("SELECT DISTINCT tbl, market_index, timestamp FROM touched")
+        touched = []
+        for table in self._touched_tables():
+            # Each window row the batch changed, as it is now (NULLs: deleted), in one query.
+            touched += [(table, r) for r in self.rows(
+                f"SELECT t.market_index AS touched_market, t.timestamp AS touched_ts, w.* FROM "
+                f"(SELECT DISTINCT market_index, timestamp FROM touched WHERE tbl = ?) AS t "
+                f"LEFT JOIN {table} AS w ON w.market_index = t.market_index AND w.timestamp = t.timestamp",
+                table)]
         self.conn.run("DELETE FROM touched")
-        self._touched = 0
-        for t in touched:
-            table, market, ts = t["tbl"], t["market_index"], t["timestamp"]
+        for table, found in touched:
+            market, ts = found.pop("touched_market"), found.pop("touched_ts")
             key = (table, market, ts)
-            found = self.rows(f"SELECT * FROM {table} WHERE market_index = ? AND timestamp = ?", market, ts)
-            if found:
+            if found["market_index"] is not None:
                 now = self.loop.now_ms()
                 if ts > now + MAX_CLOCK_AHEAD_MS:
                     self.future_rows.append(f"{table}: window {market}@{ts} written at {now}, "
                                             f"{(ts - now) / 1000:.0f}s ahead of the clock")
-                values = tuple(found[0].values())
+                values = tuple(found.values())
                 old = self.writes.get(key)
                 if old is not None and old != values:
                     self.rewrites_differing.append(f"{key}: {old} -> {values}")
@@ -212,6 +213,9 @@ class SimD1:
                 minutes = WINDOW_TABLES[table]
                 if not self.rows(f"SELECT 1 FROM {minutes} WHERE market_index = ? AND timestamp = ?", market, minute):
                     self.prune_violations.append(f"{table}: window {market}@{ts} pruned before minute {minute} was rolled")
+
+    def _touched_tables(self) -> list[str]:
+        return [r["tbl"] for r in self.rows("SELECT DISTINCT tbl FROM touched")]
 
     def rows(self, text: str, *params) -> list[dict]:
         """A look-up of the test's own (not counted)."""

@@ -25,18 +25,24 @@ import world as sim_world
 from invariants import BOOK_READERS
 
 SEEDS = int(os.environ.get("SIM_SEEDS", "1000"))
+# The seeds in slices, each a test of its own in an xdist group of its own: scripts/test's
+# workers share them out, and run them while the integration tests wait on real time.
+SLICES = 4
 
 
-def test_every_seed_holds_every_invariant():
-    # One process: scripts/test already runs pytest workers side by side (and a forked
-    # pool would inherit, and close, their channel to the controller).
+@pytest.mark.parametrize("part", [pytest.param(i, marks=pytest.mark.xdist_group(f"simulation-{i}"))
+                                  for i in range(SLICES)])
+def test_every_seed_holds_every_invariant(part):
+    # One process per slice: scripts/test already runs pytest workers side by side (and
+    # a forked pool would inherit, and close, their channel to the controller).
+    seeds = range(part, SEEDS, SLICES)
     failed = []
-    for seed in range(SEEDS):
+    for seed in seeds:
         result = sim_world.run(seed)
         if result.violations:
             failed.append((seed, result.violations))
     report = "\n".join(f"seed {seed}: {v[:3]}\n  replay: bash scripts/simulate --seed {seed}" for seed, v in failed[:10])
-    assert not failed, f"{len(failed)} of {SEEDS} seeds broke an invariant:\n{report}"
+    assert not failed, f"{len(failed)} of {len(seeds)} seeds broke an invariant:\n{report}"
 
 
 @pytest.mark.parametrize("exchanges", ["lighter", "paradex", "paradex+lighter"])

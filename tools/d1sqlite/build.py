@@ -112,7 +112,7 @@ EDITS: list[tuple[str, str, str]] = [
 
 # The reader, and a reset (workerd resets both counters before every run of a
 # statement). Appended to the amalgamation, where struct Vdbe is visible.
-READER = """
+READER = r"""
 /* ---- tools/d1sqlite: D1's row counters ------------------------------------ */
 SQLITE_API sqlite3_uint64 d1_rows(sqlite3_stmt *pStmt, int which){
   Vdbe *v = (Vdbe*)pStmt;
@@ -123,6 +123,57 @@ SQLITE_API void d1_rows_reset(sqlite3_stmt *pStmt){
   Vdbe *v = (Vdbe*)pStmt;
   if( v ){ v->d1Rows[0] = 0; v->d1Rows[1] = 0; }
 }
+
+/* Not D1's: a speed-up for the Python binding. Steps pStmt to its end and writes every
+** row as JSON, [[v1, v2, ...], ...], into *pzOut (free it with d1_free): one call and
+** one json.loads instead of a ctypes call per value. Reals are written with 17
+** significant digits, which read back as the very same double. Returns SQLITE_DONE, or
+** the error sqlite3_step gave (then *pzOut is 0). */
+#include <stdio.h>
+static void d1JsonText(sqlite3_str *s, const unsigned char *z, int n){
+  int i;
+  sqlite3_str_appendchar(s, 1, '"');
+  for(i=0; i<n; i++){
+    unsigned char c = z[i];
+    if( c=='"' || c=='\\' ){ sqlite3_str_appendchar(s, 1, '\\'); sqlite3_str_appendchar(s, 1, (char)c); }
+    else if( c<0x20 ){ sqlite3_str_appendf(s, "\\u%04x", c); }
+    else sqlite3_str_appendchar(s, 1, (char)c);
+  }
+  sqlite3_str_appendchar(s, 1, '"');
+}
+SQLITE_API int d1_run_json(sqlite3_stmt *pStmt, char **pzOut, int *pnOut){
+  sqlite3_str *s = sqlite3_str_new(0);
+  int nCol = sqlite3_column_count(pStmt), rc, i, nRow = 0;
+  char buf[40];
+  *pzOut = 0; *pnOut = 0;
+  sqlite3_str_appendchar(s, 1, '[');
+  while( (rc = sqlite3_step(pStmt))==SQLITE_ROW ){
+    if( nRow++ ) sqlite3_str_appendchar(s, 1, ',');
+    sqlite3_str_appendchar(s, 1, '[');
+    for(i=0; i<nCol; i++){
+      if( i ) sqlite3_str_appendchar(s, 1, ',');
+      switch( sqlite3_column_type(pStmt, i) ){
+        case SQLITE_INTEGER: sqlite3_str_appendf(s, "%lld", sqlite3_column_int64(pStmt, i)); break;
+        case SQLITE_FLOAT:
+          snprintf(buf, sizeof(buf), "%.17g", sqlite3_column_double(pStmt, i));
+          sqlite3_str_appendall(s, buf);
+          break;
+        case SQLITE_NULL: sqlite3_str_appendall(s, "null"); break;
+        default: {
+          const unsigned char *z = sqlite3_column_text(pStmt, i);
+          d1JsonText(s, z, sqlite3_column_bytes(pStmt, i));
+        }
+      }
+    }
+    sqlite3_str_appendchar(s, 1, ']');
+  }
+  sqlite3_str_appendchar(s, 1, ']');
+  *pnOut = sqlite3_str_length(s);
+  if( rc!=SQLITE_DONE ){ sqlite3_free(sqlite3_str_finish(s)); *pnOut = 0; return rc; }
+  *pzOut = sqlite3_str_finish(s);
+  return rc;
+}
+SQLITE_API void d1_free(void *p){ sqlite3_free(p); }
 """
 
 
