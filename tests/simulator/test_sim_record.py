@@ -60,11 +60,12 @@ def test_record_matches_every_book_frame_the_client_got(module_sim) -> None:
             assert (top["best_bid"], top["best_ask"]) == (book["bids"][0]["price"], book["asks"][0]["price"])
             assert top["nonce"] == book["nonce"] == c.books[mid].nonce
             assert top["subscribers"] == 1
-        sim.control("rate", rate=60)
-    # closed connections stay visible with their close code
+    # closed connections stay visible with their close code, and their record (the
+    # rate is still 0: nothing was sent between the reads above and the close)
     closed = next(x for x in sim.state()["connections"] if x["conn"] == cid)
     assert closed["open"] is False and closed["close_code"] == 1000
     assert len(sim.record(conn=cid)) == len(rec)
+    sim.control("rate", rate=60)
 
 
 def test_record_limit_bounds_each_connection(start_sim) -> None:
