@@ -62,8 +62,6 @@ from .state import TrackerState
 from .stats import ShardStats
 
 STATE_KEY = "tracker-state"
-# Per-connection counters that add up into the run's totals (same names in both).
-FEED_COUNTERS = ("messages", "gaps", "malformed", "errors", "crossed", "one_sided", "future_frames", "dropped_late")
 # While the outbox holds a backlog and D1 answers, drain it this often.
 DRAIN_EVERY_MS = 1_000
 # After a failed D1 write, retry after 2 s, 4 s, ... at most 30 s.
@@ -730,9 +728,7 @@ class ShardTracker:
         return state.shards if state is not None and state.started_at is not None else self.config.shards
 
     def _fold_counters(self, feed: BookFeed) -> None:
-        totals = self.state.totals
-        for name in FEED_COUNTERS:
-            setattr(totals, name, getattr(totals, name) + getattr(feed.counters, name))
+        self.state.totals.add(feed.counters)
 
     async def _save(self) -> None:
         if self.connection is not None:

@@ -30,6 +30,13 @@ class Totals:
     future_frames: int = 0  # stamped too far ahead of our clock: placed at our clock
     dropped_late: int = 0  # updates that came after their window was written (the feed's lag)
 
+    def add(self, counters) -> None:
+        """Folds a dropped connection's feed counters (feed.FeedCounters) in: every
+        counter both records name (the feed counts more than a run keeps)."""
+        for f in fields(self):
+            if hasattr(counters, f.name):
+                setattr(self, f.name, getattr(self, f.name) + getattr(counters, f.name))
+
 
 @dataclass
 class TrackerState:

@@ -77,3 +77,16 @@ def test_record_lost_keeps_only_the_newest_ranges(keep):
     assert state.totals.windows_lost == 30
     again = TrackerState.from_json(state.to_json())
     assert again.lost_ranges == state.lost_ranges and again.totals.windows_lost == 30
+
+
+def test_a_dropped_connections_feed_counters_add_into_the_runs_totals() -> None:
+    from tracker.feed import FeedCounters
+
+    totals = Totals(messages=5, gaps=1, reconnects=2)
+    counters = FeedCounters(messages=10, gaps=2, malformed=3, errors=4, crossed=5, one_sided=6,
+                            future_frames=7, dropped_late=8, snapshots=9, updates=1, skipped=2)
+    totals.add(counters)
+    totals.add(counters)
+    # every counter both name adds up; the feed's own (snapshots, updates, skipped) stay out
+    assert totals == Totals(messages=25, gaps=5, malformed=6, errors=8, crossed=10, one_sided=12,
+                            future_frames=14, dropped_late=16, reconnects=2)
