@@ -182,19 +182,22 @@ class Statements:
         self.UPSERT_MINUTES = _upsert_json(m, MINUTE_COLUMNS, f" WHERE excluded.windows >= {m}.windows")
         self.UPSERT_HOURS = _upsert_json(h, HOUR_COLUMNS, f" WHERE excluded.windows >= {h}.windows")
 
+        # Binds: (market_index, symbol, market_type, status, active, price_decimals,
+        # size_decimals, shard, updated_at, base_asset); base_asset came last (migration 0003).
         self.UPSERT_MARKET = (
             f"INSERT INTO {k} (market_index, symbol, market_type, status, active, "
-            "price_decimals, size_decimals, shard, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "price_decimals, size_decimals, shard, updated_at, base_asset) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(market_index) DO UPDATE SET symbol = excluded.symbol, "
             "market_type = excluded.market_type, status = excluded.status, active = excluded.active, "
             "price_decimals = excluded.price_decimals, size_decimals = excluded.size_decimals, "
-            "shard = excluded.shard, updated_at = excluded.updated_at "
+            "shard = excluded.shard, updated_at = excluded.updated_at, base_asset = excluded.base_asset "
             # Only when something about the market changed: a refresh that finds the list
             # as it was writes nothing (D1 bills every row an upsert rewrites, and one
             # more for the symbol's index entry). `updated_at` is when it last changed.
             f"WHERE ({k}.symbol, {k}.market_type, {k}.status, {k}.active, {k}.price_decimals, "
-            f"{k}.size_decimals, {k}.shard) IS NOT (excluded.symbol, excluded.market_type, excluded.status, "
-            "excluded.active, excluded.price_decimals, excluded.size_decimals, excluded.shard)"
+            f"{k}.size_decimals, {k}.shard, {k}.base_asset) IS NOT (excluded.symbol, excluded.market_type, "
+            "excluded.status, excluded.active, excluded.price_decimals, excluded.size_decimals, excluded.shard, "
+            "excluded.base_asset)"
         )
         # Markets the exchange no longer lists are kept (their history stays readable) but
         # inactive; only rows still active are rewritten. Binds: (now_ms, listed ids as a
@@ -205,7 +208,7 @@ class Statements:
         )
         # The saved list, for a shard that cannot reach Lighter's REST (or is not shard 0).
         self.SELECT_ACTIVE_MARKETS = (
-            "SELECT market_index, symbol, market_type, status, price_decimals, size_decimals, updated_at "
+            "SELECT market_index, symbol, market_type, status, price_decimals, size_decimals, updated_at, base_asset "
             f"FROM {k} WHERE active = 1 ORDER BY market_index"
         )
 

@@ -34,7 +34,7 @@ def db() -> D1Sqlite:
         for i in range(0, len(rows), sql.BULK_ROWS):
             db.run(statement, (json.dumps(rows[i:i + sql.BULK_ROWS]),))
     for m in range(MARKETS):
-        db.run(S.UPSERT_MARKET, (m, f"M{m}", "perp", "active", 1, 2, 4, 0, NOW))
+        db.run(S.UPSERT_MARKET, (m, f"M{m}", "perp", "active", 1, 2, 4, 0, NOW, f"M{m}"))
     return db
 
 
