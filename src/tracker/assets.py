@@ -26,15 +26,25 @@ a named symbol that is not a tracked market of its exchange is reported (`not_li
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 from .config import EXCHANGES, AssetPair
+from .sql import STATEMENTS
+
+if TYPE_CHECKING:
+    from .config import Config
 
 # Spellings of a multiplied contract: (prefix other venues use, the one Lighter uses).
 MULTIPLIER_PREFIXES = (("k", "1000"), ("1M", "1000000"))
 DERIVED = "derived"
 SET_BY_PAIRS = "ASSET_PAIRS"
+
+
+class Reader(Protocol):
+    async def query(self, sql: str, *params) -> list[dict]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,3 +165,11 @@ def build(markets: Iterable[Listed], pairs: Sequence[AssetPair] = (),
 
 def _ordered(by_exchange: Mapping[str, Listed]) -> dict[str, Listed]:
     return {x: by_exchange[x] for x in EXCHANGES if x in by_exchange}
+
+
+async def load(db: Reader, config: Config) -> AssetMap:
+    """The asset map of the enabled exchanges, from their `*_markets` (one read each, at once)."""
+    enabled = list(config.enabled_exchanges)
+    answers = await asyncio.gather(*(db.query(STATEMENTS[x].API_ASSET_MARKETS) for x in enabled))
+    markets = [m for x, rows in zip(enabled, answers) for m in listed(x, rows, config.for_exchange(x).tracks)]
+    return build(markets, config.asset_pairs, enabled)
