@@ -42,6 +42,9 @@ from .sql import COMPARE_COLUMNS, COMPARE_PAGE_START, STATEMENTS
 RESOLUTIONS = tuple(COMPARE_PAGE_START)  # windows, minutes, hours
 SERIES_COLUMNS = COMPARE_COLUMNS[1:]  # per exchange, one list each, aligned on `timestamps`
 BASIS_OF = ("lighter", "paradex")  # (reference, other): basis = (other - reference) / reference
+# The market id bound for an exchange without a market of the asset: no market has it (ids
+# are >= 0), and unlike None it binds the same through every D1 binding.
+NO_MARKET = -1
 
 
 class Reader(Protocol):
@@ -78,7 +81,7 @@ async def read_page(db: Reader, asset: Asset, resolution: str, from_ms: int, to_
     markets = asset.markets
     if offset:
         start = await db.query(COMPARE_PAGE_START[resolution], *(
-            markets[x].market_index if x in markets else None for x in BASIS_OF), from_ms, to_ms, offset)
+            markets[x].market_index if x in markets else NO_MARKET for x in BASIS_OF), from_ms, to_ms, offset)
         if not start:
             return align({x: [] for x in markets}, limit)
         to_ms = int(start[0]["timestamp"])

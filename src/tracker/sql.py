@@ -108,7 +108,7 @@ def _series(table: str) -> str:
 
 def _page_start(suffix: str) -> str:
     """Binds: (lighter_market, paradex_market, from_ms, to_ms, offset): the newest timestamp
-    of a compare page that skips `offset` timestamps (NULL market: that exchange has none).
+    of a compare page that skips `offset` timestamps (market -1: that exchange has none).
     The page's timestamps are those of either market, so the offset-th of their union is
     among each market's newest offset + 1: each is read along its key that far, no further,
     and only the one timestamp comes back. Like OFFSET on the other routes, the skipped rows
