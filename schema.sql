@@ -19,7 +19,8 @@ CREATE TABLE IF NOT EXISTS lighter_markets (
     price_decimals   INTEGER,
     size_decimals    INTEGER,
     shard            INTEGER NOT NULL DEFAULT 0,       -- tracker shard that owns it
-    updated_at       INTEGER NOT NULL                  -- ms
+    updated_at       INTEGER NOT NULL,                 -- ms
+    base_asset       TEXT                              -- what it trades (BTC of perp BTC, ETH of ETH/USDC); NULL: unknown
 );
 CREATE INDEX IF NOT EXISTS idx_markets_symbol ON lighter_markets(symbol);
 
@@ -205,7 +206,8 @@ CREATE TABLE IF NOT EXISTS paradex_markets (
     price_decimals   INTEGER,
     size_decimals    INTEGER,
     shard            INTEGER NOT NULL DEFAULT 0,       -- tracker shard that owns it
-    updated_at       INTEGER NOT NULL                  -- ms
+    updated_at       INTEGER NOT NULL,                 -- ms
+    base_asset       TEXT                              -- what it trades (base_currency: BTC of BTC-USD-PERP); NULL: unknown
 );
 CREATE INDEX IF NOT EXISTS idx_paradex_markets_symbol ON paradex_markets(symbol);
 

@@ -227,7 +227,10 @@ def collect(base_url: str, token: str, sim_control: SimControl, log: Callable[[s
     client.wait("/api/health", lambda h: h["status"] == "ok" and "detail" not in h, 60, "health ok")
     markets = client.json("/api/markets")["markets"]
     symbol = next(m["symbol"] for m in markets if m["active"])
-    minute = client.json(f"/api/minutes?symbol={symbol}&limit=1")["minutes"][0]["timestamp"]
+    # That market's own minute: the first minute row found above may be another market's
+    # (a minute is written per market, as each shard's windows complete it).
+    minute = client.wait(f"/api/minutes?symbol={symbol}&limit=1", lambda b: b["count"] > 0, minute_timeout,
+                         f"a minute row of {symbol}")["minutes"][0]["timestamp"]
 
     # -- data ------------------------------------------------------------------------
     rec.http("stats", "Data",
@@ -261,6 +264,19 @@ def collect(base_url: str, token: str, sim_control: SimControl, log: Callable[[s
              "GET", "/api/stats?exchange=paradex", expect=200)
     rec.http("error-exchange", "Paradex", "An unknown exchange: 400.", "GET", "/api/minutes?exchange=kraken",
              expect=400)
+    rec.http("assets", "Compare", "The assets tracked on both exchanges (Lighter's perp `BTC` and Paradex's "
+             "`BTC-USD-PERP` are `BTC`), derived from the market lists or set by `ASSET_PAIRS`.",
+             "GET", "/api/assets", expect=200)
+    log("waiting for BTC's windows on both exchanges")
+    client.wait("/api/compare?asset=BTC&resolution=windows&limit=2",
+                lambda b: all(v is not None for v in b["basis_bps"] or [None]), 90, "two windows of BTC on both")
+    rec.http("compare", "Compare", "One asset on both exchanges, newest first, aligned on the row timestamps "
+             "(`null` where an exchange has no row): one list per column and exchange, and `basis_bps` = "
+             "(Paradex twap_mid - Lighter twap_mid) / Lighter twap_mid * 1e4. `resolution` windows (here), "
+             "minutes (the default) or hours; `limit`, `offset`, `from`/`to` as /api/minutes.",
+             "GET", "/api/compare?asset=BTC&resolution=windows&limit=2", expect=200)
+    rec.http("error-asset", "Compare", "An asset no exchange pair has: 404 (names are case-sensitive).",
+             "GET", "/api/compare?asset=btc", expect=404)
     rec.http("export-csv", "Data",
              "Minute rows oldest first as a CSV download (streamed; a day of every market is fine).",
              "GET", f"/api/export?symbol={symbol}&format=csv", expect=200, text_lines=2)
@@ -348,10 +364,13 @@ def _websocket_example(ws_base: str) -> Example:
 
 # -- markdown ----------------------------------------------------------------------------
 
-SECTIONS = ("Control", "Data", "Paradex", "Health", "Dashboard", "Errors")
+SECTIONS = ("Control", "Data", "Paradex", "Compare", "Health", "Dashboard", "Errors")
 
 
 def render(examples: list[Example], context: str) -> str:
+    unknown = sorted({e.section for e in examples} - set(SECTIONS))
+    if unknown:  # an example of a section not listed would be left out of the file, silently
+        raise ValueError(f"examples in sections SECTIONS does not list: {unknown}")
     out = [
         "# API examples",
         "",

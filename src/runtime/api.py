@@ -38,6 +38,8 @@ from urllib.parse import urlparse
 import js
 from workers import Response
 
+from tracker import assets as asset_map
+from tracker import compare as comparison
 from tracker import export, health, history_cache, views
 from tracker.config import EXCHANGES, Config, ConfigError
 from tracker.exchange import by_name
@@ -52,6 +54,7 @@ from tracker.validation import (
     check_origin,
     check_read,
     token_from_protocols,
+    parse_compare_query,
     parse_exchange,
     parse_exchange_query,
     parse_export_query,
@@ -342,6 +345,56 @@ async def overview(call: Call) -> Response:
     return call.json({"markets": markets, "count": len(markets), "now": now, "exchange": exchange})
 
 
+class _D1:
+    """The D1 port of tracker/assets.py and tracker/compare.py (the API's DB binding)."""
+
+    @staticmethod
+    async def query(sql: str, *params) -> list[dict]:
+        return await d1_bulk.query("DB", sql, *params)
+
+
+async def assets(call: Call) -> Response:
+    parse_no_params(call.query)
+    amap = await asset_map.load(_D1, call.config)
+    return call.json(views.assets_answer(amap, call.config.enabled_exchanges))
+
+
+async def compare(call: Call) -> Response:
+    """One asset on every enabled exchange that tracks it, aligned on the row timestamps,
+    with the basis (tracker/compare.py). A final page is cached like the other routes':
+    every exchange in it must have sealed the range."""
+    q = parse_compare_query(call.query)
+    cacheable = history_cache.may_be_cached(q.to_ms)
+    edge = cacheable and not history_cache.edge_cache_off(str(call.request.url))
+    if edge:
+        hit = await edge_cache.lookup(str(call.request.url))
+        if hit is not None:
+            return edge_cache.answer_hit(hit, call.request.headers.get("if-none-match"))
+    amap = await asset_map.load(_D1, call.config)
+    asset = amap.find(q.asset)
+    if asset is None:
+        raise _unknown_asset(q.asset, amap)
+    sealed = [sealed_until(_sql(x)) for x in asset.markets] if cacheable else []
+    page, *sealed = await asyncio.gather(
+        comparison.read_page(_D1, asset, q.resolution, q.from_ms, q.to_ms, q.limit, q.offset), *sealed)
+    body = json.dumps(comparison.answer(asset, q.resolution, page, q.limit, q.offset,
+                                        call.config.enabled_exchanges))
+    row_ms = {"windows": call.config.window_ms, "minutes": MINUTE_MS, "hours": HOUR_MS}[q.resolution]
+    if not (cacheable and all(history_cache.is_final(q.to_ms, row_ms, s) for s in sealed)):
+        extra = {"x-cache": "bypass"} if cacheable else {}
+        return Response(body, status=200, headers={**JSON_HEADERS, **call.headers, **extra})
+    return await _final(call, body, edge)
+
+
+def _unknown_asset(asked: str, amap: asset_map.AssetMap) -> ValidationError:
+    """404, as an unknown symbol is: well-formed, but no such asset. Names the asset a
+    mere case slip meant, when there is one."""
+    hint = next((n for n in sorted(amap.assets) if n.casefold() == asked.casefold()), None)
+    also = f" (did you mean {hint!r}? names are case-sensitive)" if hint else ""
+    return ValidationError(f"unknown asset {asked[:64]!r}{also}: GET /api/assets lists the assets tracked on "
+                           "more than one exchange", 404)
+
+
 async def export_minutes(call: Call) -> Response:
     q = parse_export_query(call.query)
     if q.symbol is not None:  # checked before the 200 goes out: a stream cannot turn into a 400
@@ -519,6 +572,8 @@ HANDLERS: dict[str, Handler] = {
     "hours": hours,
     "snapshots": snapshots,
     "overview": overview,
+    "assets": assets,
+    "compare": compare,
     "export": export_minutes,
     "health": health_check,
     "openapi": openapi,

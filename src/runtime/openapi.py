@@ -15,8 +15,11 @@ from __future__ import annotations
 from tracker.rows import DEPTH_COLUMNS, SLIPPAGE_COLUMNS, SLIPPAGE_NAMES
 from tracker.stats import json_schema as shard_stats_schema
 from tracker.config import EXCHANGES
+from tracker.compare import SERIES_COLUMNS as COMPARE_SERIES_COLUMNS
 from tracker.sql import HOUR_COLUMNS, MINUTE_COLUMNS, OVERVIEW_MINUTE_COLUMNS, OVERVIEW_WINDOW_COLUMNS, SNAPSHOT_COLUMNS
 from tracker.validation import (
+    COMPARE_RESOLUTIONS,
+    DEFAULT_COMPARE_RESOLUTION,
     DEFAULT_EXCHANGE,
     DEFAULT_EXPORT_FORMAT,
     DEFAULT_EXPORT_RESOLUTION,
@@ -210,6 +213,75 @@ SCHEMAS: dict = {
             "now": {"type": "integer", "description": "the Worker's clock (Date.now, ms)"},
         },
     },
+    "AssetMarket": {
+        "type": "object",
+        "required": ["symbol", "market_index"],
+        "properties": {"symbol": {"type": "string"}, "market_index": {"type": "integer"}},
+    },
+    "Asset": {
+        "type": "object",
+        "description": "One asset and its market on each exchange that tracks it.",
+        "required": ["asset", "source", "markets"],
+        "properties": {
+            "asset": {"type": "string", "description": "the name /api/compare takes (`asset=`)"},
+            "source": {"enum": ["derived", "ASSET_PAIRS"],
+                       "description": "derived from the market lists (the perpetuals' base asset), or set by ASSET_PAIRS"},
+            "markets": {"type": "object", "additionalProperties": _ref("AssetMarket"),
+                        "description": "by exchange name (lighter, paradex)"},
+        },
+    },
+    "AssetList": {
+        "type": "object",
+        "required": ["assets", "count", "exchanges", "note", "pairsNotListed"],
+        "properties": {
+            "assets": {"type": "array", "items": _ref("Asset")},
+            "count": {"type": "integer"},
+            "exchanges": {"type": "array", "items": _EXCHANGE, "description": "the enabled exchanges (ENABLED_EXCHANGES)"},
+            "note": {"type": ["string", "null"],
+                     "description": "with one exchange enabled: that no asset can be on more than one"},
+            "pairsNotListed": {"type": "array", "description": "ASSET_PAIRS symbols that are not a tracked market "
+                               "of their exchange (left out)", "items": {
+                                   "type": "object", "required": ["asset", "exchange", "symbol"],
+                                   "properties": {"asset": {"type": "string"}, "exchange": _EXCHANGE,
+                                                  "symbol": {"type": "string"}}}},
+        },
+    },
+    "CompareSeries": {
+        "type": "object",
+        "description": "One exchange's rows of the asset, one list per column, aligned on `timestamps` "
+        "(null where the exchange has no row at that timestamp). The columns are those of the rows "
+        "(/api/snapshots, /api/minutes, /api/hours).",
+        "required": list(COMPARE_SERIES_COLUMNS),
+        "properties": {c: {"type": "array", "items": {"type": ["integer" if c in _INTEGER_COLUMNS else "number", "null"]}}
+                       for c in COMPARE_SERIES_COLUMNS},
+    },
+    "Compare": {
+        "type": "object",
+        "required": ["asset", "resolution", "exchanges", "markets", "note", "timestamps", "series", "basis_bps",
+                     "count", "limit", "offset"],
+        "properties": {
+            "asset": {"type": "string"},
+            "resolution": {"enum": list(COMPARE_RESOLUTIONS)},
+            "exchanges": {"type": "array", "items": _EXCHANGE, "description": "the exchanges answered"},
+            "markets": {"type": "object", "additionalProperties": _ref("AssetMarket")},
+            "note": {"type": ["string", "null"], "description": "why only one exchange is answered (null: both)"},
+            "timestamps": {"type": "array", "items": {"type": "integer"},
+                           "description": "the rows' start (ms), newest first: where either exchange has a row"},
+            "series": {"type": "object", "additionalProperties": _ref("CompareSeries"),
+                       "description": "by exchange name"},
+            "basis_bps": {
+                "type": ["array", "null"], "items": {"type": ["number", "null"]},
+                "description": "(paradex twap_mid - lighter twap_mid) / lighter twap_mid * 1e4 at each timestamp "
+                "(null where either row or mid is missing); null when only one exchange is answered. "
+                "Time-weighted mids: the feeds publish at different rates, a tick-weighted mean would weight "
+                "each one's busy moments its own way. Lighter's mid as the denominator: Paradex's premium in "
+                "bps of Lighter's price (over the mean of both instead, it differs by basis^2/2e4 bps).",
+            },
+            "count": {"type": "integer", "description": "number of timestamps in this answer"},
+            "limit": {"type": "integer"},
+            "offset": {"type": "integer"},
+        },
+    },
     "ShardHealth": {
         "type": "object",
         "required": ["shard", "status", "reason", "connected", "lastMessageAt", "ageMs"],
@@ -310,6 +382,20 @@ PARAMETERS: dict = {
         "On stats, health, start and stop: only that exchange (default: every enabled one, "
         "ENABLED_EXCHANGES; the default exchange's fields at the top, every exchange's under `exchanges`).",
         "schema": {**_EXCHANGE, "default": DEFAULT_EXCHANGE},
+    },
+    "asset": {
+        "name": "asset",
+        "in": "query",
+        "required": True,
+        "description": "The asset, as GET /api/assets names it (case-sensitive; `kPEPE` also finds `1000PEPE`). "
+        "An asset no enabled exchange tracks answers 404.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_SYMBOL_LENGTH, "pattern": SYMBOL_PATTERN},
+    },
+    "compareResolution": {
+        "name": "resolution",
+        "in": "query",
+        "description": "windows (*_snapshots rows), minutes or hours.",
+        "schema": {"enum": list(COMPARE_RESOLUTIONS), "default": DEFAULT_COMPARE_RESOLUTION},
     },
     "resolution": {
         "name": "resolution",
@@ -481,6 +567,24 @@ PATHS: dict = {
         "Each active market's latest window and minute, and how old the window is.",
         _json(_ref("Overview"), "Overview"),
         params=("exchange",),
+    ),
+    "/api/assets": _get(
+        "assets",
+        "The assets tracked on more than one exchange (a perpetual's base asset: Lighter's BTC is "
+        "Paradex's BTC-USD-PERP), each with its market there; ASSET_PAIRS adds or overrides pairs.",
+        _json(_ref("AssetList"), "Assets"),
+    ),
+    "/api/compare": _get(
+        "compare",
+        "One asset on every enabled exchange, side by side: the rows' spread, mids, depth and slippage "
+        "aligned on their timestamps (newest first), and the basis between the mids in bps.",
+        _history(_json(_ref("Compare"), "The asset's rows on each exchange")),
+        params=("asset", "compareResolution", "limit", "offset", "from", "to"),
+        extra={**_NOT_MODIFIED,
+               "404": _json(_ref("Error"), "No enabled exchange tracks this `asset` (/api/assets lists them)")},
+        description="`limit` and `offset` count timestamps (where either exchange has a row of the asset). "
+        "With one exchange enabled, or the asset tracked on one only, the answer has that exchange's "
+        "series alone, no basis, and `note` says so. " + _HISTORY,
     ),
     "/api/export": _get(
         "export",

@@ -74,6 +74,19 @@ class ConfigError(ValueError):
     """A wrangler var holds a value the tracker cannot run with."""
 
 
+@dataclass(frozen=True, slots=True)
+class AssetPair:
+    """One ASSET_PAIRS entry, `NAME=LIGHTER_SYMBOL:PARADEX_SYMBOL`: the markets that are the
+    asset `name` on each exchange (EXCHANGES order), None where it has none. It replaces
+    what tracker/assets.py derives for that name and for those symbols."""
+
+    name: str
+    symbols: tuple[str | None, ...]
+
+    def symbol(self, exchange: str) -> str | None:
+        return self.symbols[EXCHANGES.index(exchange)]
+
+
 @dataclass(frozen=True)
 class Config:
     api_url: str = MAINNET_API_URL
@@ -128,6 +141,9 @@ class Config:
     paradex_asset_kinds: frozenset[str] = frozenset({"PERP"})
     # "deltas" (the API book) or "interactive_deltas" (RPI orders included).
     paradex_book_channel: str = "deltas"
+    # ASSET_PAIRS: pairs added to, or replacing, the asset map GET /api/assets and
+    # /api/compare derive from the market lists (tracker/assets.py); empty: derived only.
+    asset_pairs: tuple[AssetPair, ...] = ()
 
     def for_exchange(self, name: str) -> Config:
         """This config as one exchange's tracker sees it: its URLs and its SHARDS."""
@@ -247,6 +263,7 @@ class Config:
             paradex_shards=whole("PARADEX_SHARDS", 1, 1, 16),
             paradex_asset_kinds=frozenset(asset_kinds),
             paradex_book_channel=channel,
+            asset_pairs=_asset_pairs(text("ASSET_PAIRS", None)),
         )
         _check_d1_size(config)
         return config
@@ -281,6 +298,49 @@ def _symbols(var: str, raw: str | None) -> tuple[str, ...]:
         if item not in out:
             out.append(item)
     return tuple(out)
+
+
+_PAIR_FORM = ("NAME=" + ":".join(f"{name.upper()}_SYMBOL" for name in EXCHANGES)
+              + " (a side left empty: not on that exchange), e.g. BTC=BTC:BTC-USD-PERP")
+
+
+def _asset_pairs(raw: str | None) -> tuple[AssetPair, ...]:
+    """ASSET_PAIRS: comma-separated `NAME=LIGHTER_SYMBOL:PARADEX_SYMBOL`. Names and symbols
+    are case-sensitive, without spaces, `,`, `=` or `:`; a name, or one exchange's symbol,
+    may appear in one pair only (which one would win is a guess nobody should make)."""
+    pairs: list[AssetPair] = []
+    for item in (raw or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        shown = repr(item if len(item) <= 60 else item[:60] + "...")
+        name, eq, rest = item.partition("=")
+        name = name.strip()
+        sides = rest.split(":")
+        if not eq or len(sides) != len(EXCHANGES):
+            raise ConfigError(f"ASSET_PAIRS entries are {_PAIR_FORM}; got {shown}")
+        if not _plain(name):
+            raise ConfigError(f"ASSET_PAIRS: the asset name of {shown} must be 1-{MAX_SYMBOL_LENGTH} printable "
+                              "characters without spaces, ',', '=' or ':'")
+        symbols = tuple(side.strip() or None for side in sides)
+        for exchange, symbol in zip(EXCHANGES, symbols):
+            if symbol is not None and not _plain(symbol):
+                raise ConfigError(f"ASSET_PAIRS: the {exchange} symbol of {shown} must be a market symbol as "
+                                  f"{exchange} lists it (at most {MAX_SYMBOL_LENGTH} characters, no spaces, ',', '=' or ':')")
+        for pair in pairs:
+            if pair.name == name:
+                raise ConfigError(f"ASSET_PAIRS names the asset {name!r} twice")
+            for exchange, mine, theirs in zip(EXCHANGES, symbols, pair.symbols):
+                if mine is not None and mine == theirs:
+                    raise ConfigError(f"ASSET_PAIRS gives the {exchange} market {mine!r} to both "
+                                      f"{pair.name!r} and {name!r}")
+        pairs.append(AssetPair(name, symbols))
+    return tuple(pairs)
+
+
+def _plain(word: str) -> bool:
+    return (0 < len(word) <= MAX_SYMBOL_LENGTH and word.isprintable()
+            and not any(c.isspace() or c in ",=:" for c in word))
 
 
 def _check_webhook(url: str) -> None:

@@ -146,7 +146,7 @@ class MarketDirectory:
         rows = await db.query(self.exchange.sql.SELECT_ACTIVE_MARKETS)
         markets = [
             Market(r["market_index"], r["symbol"], r["market_type"], r["status"],
-                   r.get("price_decimals"), r.get("size_decimals"))
+                   r.get("price_decimals"), r.get("size_decimals"), r.get("base_asset"))
             for r in rows
         ]
         return markets, max((int(r["updated_at"]) for r in rows), default=0)
@@ -160,7 +160,7 @@ class MarketDirectory:
             (
                 statements_of.UPSERT_MARKET,
                 (m.market_index, m.symbol, m.market_type, m.status, 1 if m.active else 0,
-                 m.price_decimals, m.size_decimals, shard_of(m.market_index, shards), now),
+                 m.price_decimals, m.size_decimals, shard_of(m.market_index, shards), now, m.base_asset),
             )
             for m in listing
         ]

@@ -19,6 +19,10 @@ class Market:
     status: str
     price_decimals: int | None = None
     size_decimals: int | None = None
+    # The asset the market trades (a perpetual's underlying): tracker/assets.py pairs the
+    # exchanges' markets by it. Lighter names a perp by its base asset (`BTC`, `1000PEPE`)
+    # and a spot market `BASE/QUOTE`; Paradex says it (`base_currency`). None: unknown.
+    base_asset: str | None = None
 
     @property
     def active(self) -> bool:
@@ -55,8 +59,21 @@ def parse_order_books(payload: object) -> list[Market]:
             status=str(entry.get("status", "active")),
             price_decimals=price_decimals if type(price_decimals) is int else None,
             size_decimals=size_decimals if type(size_decimals) is int else None,
+            base_asset=lighter_base_asset(symbol, str(entry.get("market_type", "perp"))),
         )
     return [markets[m] for m in sorted(markets)]
+
+
+def lighter_base_asset(symbol: str, market_type: str) -> str | None:
+    """What a Lighter market trades: a perp is named by its base asset (`BTC`, `1000PEPE`:
+    one contract is 1000 PEPE), a spot market `BASE/QUOTE` (`ETH/USDC`). Lighter's list
+    gives only numeric asset ids (`base_asset_id`), no names."""
+    if market_type == "perp":
+        return symbol
+    if market_type == "spot":
+        base, sep, _ = symbol.partition("/")
+        return base if sep and base else None
+    return None
 
 
 def shard_of(market_index: int, shards: int) -> int:

@@ -93,6 +93,7 @@ def parse_markets(
             expiry_at = _ms(entry.get("expiry_at"))
             if (open_at is not None and open_at > now_ms) or (expiry_at and expiry_at <= now_ms):
                 status = "inactive"
+        base = entry.get("base_currency")
         # The same symbol listed twice: the last entry wins (as for Lighter's ids).
         markets[symbol] = Market(
             market_index=market_index,
@@ -101,5 +102,6 @@ def parse_markets(
             status=status,
             price_decimals=_decimals(entry.get("price_tick_size")),
             size_decimals=_decimals(entry.get("order_size_increment")),
+            base_asset=base if isinstance(base, str) and base.strip() else None,
         )
     return sorted(markets.values(), key=lambda m: (m.market_index, m.symbol))

@@ -87,6 +87,48 @@ OVERVIEW_MINUTE_COLUMNS = (
 ) + _OVERVIEW_SLIPPAGE
 
 
+# GET /api/compare's columns of each exchange's rows (tracker/compare.py): the row's time,
+# both mids (the basis is taken between the time-weighted ones), the spread, depth at each
+# band and slippage at each size, with the sample counts that say how much each is worth.
+COMPARE_COLUMNS = (
+    "timestamp", "avg_mid", "twap_mid", "avg_spread_bps", "tick_count",
+) + DEPTH_COLUMNS + SLIPPAGE_COLUMNS
+# /api/compare's `resolution` -> the tables' suffix.
+COMPARE_TABLES = {"windows": "snapshots", "minutes": "minutes", "hours": "hours"}
+
+
+def _series(table: str) -> str:
+    """Binds: (market_index, from_ms, to_ms, limit): one market's newest rows of [from, to],
+    along the key (a seek to (market, to) and a walk down): reads what it returns."""
+    return (
+        f"SELECT {', '.join(COMPARE_COLUMNS)} FROM {table} WHERE market_index = ?1 "
+        "AND timestamp >= ?2 AND timestamp <= ?3 ORDER BY timestamp DESC LIMIT ?4"
+    )
+
+
+def _page_start(suffix: str) -> str:
+    """Binds: (lighter_market, paradex_market, from_ms, to_ms, offset): the newest timestamp
+    of a compare page that skips `offset` timestamps (market -1: that exchange has none).
+    The page's timestamps are those of either market, so the offset-th of their union is
+    among each market's newest offset + 1: each is read along its key that far, no further,
+    and only the one timestamp comes back. Like OFFSET on the other routes, the skipped rows
+    are read: about 3.5 rows read per skipped row for two markets, measured on D1's SQLite
+    (both walks, and the merge's steps), 2 for one."""
+    one = ("SELECT timestamp FROM {t} WHERE market_index = {m} AND timestamp >= ?3 AND timestamp <= ?4 "
+           "ORDER BY timestamp DESC LIMIT ?5 + 1")
+    lighter = one.format(t=f"lighter_{suffix}", m="?1")
+    paradex = one.format(t=f"paradex_{suffix}", m="?2")
+    # A compound SELECT ordered as its parts are: SQLite merges them (no temporary table).
+    return (
+        f"SELECT timestamp FROM ({lighter}) UNION SELECT timestamp FROM ({paradex}) "
+        "ORDER BY timestamp DESC LIMIT 1 OFFSET ?5"
+    )
+
+
+# Both exchanges' tables at once: GET /api/compare's page start, by resolution.
+COMPARE_PAGE_START = {resolution: _page_start(suffix) for resolution, suffix in COMPARE_TABLES.items()}
+
+
 def _prune(table: str) -> str:
     """Binds: (before_ms, shards, shard): this shard's rows older than before_ms."""
     return (
@@ -182,19 +224,22 @@ class Statements:
         self.UPSERT_MINUTES = _upsert_json(m, MINUTE_COLUMNS, f" WHERE excluded.windows >= {m}.windows")
         self.UPSERT_HOURS = _upsert_json(h, HOUR_COLUMNS, f" WHERE excluded.windows >= {h}.windows")
 
+        # Binds: (market_index, symbol, market_type, status, active, price_decimals,
+        # size_decimals, shard, updated_at, base_asset); base_asset came last (migration 0003).
         self.UPSERT_MARKET = (
             f"INSERT INTO {k} (market_index, symbol, market_type, status, active, "
-            "price_decimals, size_decimals, shard, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "price_decimals, size_decimals, shard, updated_at, base_asset) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(market_index) DO UPDATE SET symbol = excluded.symbol, "
             "market_type = excluded.market_type, status = excluded.status, active = excluded.active, "
             "price_decimals = excluded.price_decimals, size_decimals = excluded.size_decimals, "
-            "shard = excluded.shard, updated_at = excluded.updated_at "
+            "shard = excluded.shard, updated_at = excluded.updated_at, base_asset = excluded.base_asset "
             # Only when something about the market changed: a refresh that finds the list
             # as it was writes nothing (D1 bills every row an upsert rewrites, and one
             # more for the symbol's index entry). `updated_at` is when it last changed.
             f"WHERE ({k}.symbol, {k}.market_type, {k}.status, {k}.active, {k}.price_decimals, "
-            f"{k}.size_decimals, {k}.shard) IS NOT (excluded.symbol, excluded.market_type, excluded.status, "
-            "excluded.active, excluded.price_decimals, excluded.size_decimals, excluded.shard)"
+            f"{k}.size_decimals, {k}.shard, {k}.base_asset) IS NOT (excluded.symbol, excluded.market_type, "
+            "excluded.status, excluded.active, excluded.price_decimals, excluded.size_decimals, excluded.shard, "
+            "excluded.base_asset)"
         )
         # Markets the exchange no longer lists are kept (their history stays readable) but
         # inactive; only rows still active are rewritten. Binds: (now_ms, listed ids as a
@@ -205,7 +250,7 @@ class Statements:
         )
         # The saved list, for a shard that cannot reach Lighter's REST (or is not shard 0).
         self.SELECT_ACTIVE_MARKETS = (
-            "SELECT market_index, symbol, market_type, status, price_decimals, size_decimals, updated_at "
+            "SELECT market_index, symbol, market_type, status, price_decimals, size_decimals, updated_at, base_asset "
             f"FROM {k} WHERE active = 1 ORDER BY market_index"
         )
 
@@ -283,6 +328,15 @@ class Statements:
         self.API_SELECT_MARKETS = f"SELECT market_index, symbol, active FROM {k} ORDER BY market_index"
         # Uses idx_markets_symbol.
         self.API_SYMBOL_EXISTS = f"SELECT 1 AS found FROM {k} WHERE symbol = ? LIMIT 1"
+        # The asset map's input (GET /api/assets, /api/compare; tracker/assets.py): the active
+        # markets and what they trade. One row read per market, like /api/markets.
+        self.API_ASSET_MARKETS = (
+            f"SELECT market_index, symbol, market_type, base_asset, active FROM {k} WHERE active = 1 "
+            "ORDER BY market_index"
+        )
+        # GET /api/compare: one market's rows, by resolution (COMPARE_TABLES). Binds: (market_index,
+        # from_ms, to_ms, limit).
+        self.API_COMPARE = {resolution: _series(f"{prefix}_{suffix}") for resolution, suffix in COMPARE_TABLES.items()}
 
 
 
@@ -344,3 +398,4 @@ class Statements:
 
 LIGHTER = Statements("lighter", "tracking_stats")
 PARADEX = Statements("paradex", "paradex_tracking_stats")
+STATEMENTS = {"lighter": LIGHTER, "paradex": PARADEX}

@@ -48,6 +48,10 @@ _MAX_DIGITS = 20
 DEFAULT_EXCHANGE = "lighter"
 ROW_PARAMS = ("symbol", "limit", "offset", "from", "to", "exchange")
 EXPORT_PARAMS = ("symbol", "from", "to", "format", "resolution", "exchange")
+# GET /api/compare: one asset on every exchange (tracker/compare.py).
+COMPARE_PARAMS = ("asset", "resolution", "limit", "offset", "from", "to")
+COMPARE_RESOLUTIONS = ("windows", "minutes", "hours")
+DEFAULT_COMPARE_RESOLUTION = "minutes"
 
 
 class ValidationError(ValueError):
@@ -191,6 +195,43 @@ def parse_export_query(query: str) -> ExportQuery:
         format=fmt,
         resolution=resolution,
         exchange=parse_exchange(params.get("exchange")) or DEFAULT_EXCHANGE,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CompareQuery:
+    """GET /api/compare. `from_ms`/`to_ms` are inclusive bounds."""
+
+    asset: str
+    resolution: str = DEFAULT_COMPARE_RESOLUTION
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+    from_ms: int = 0
+    to_ms: int = MAX_TIMESTAMP_MS
+
+
+def parse_compare_query(query: str) -> CompareQuery:
+    """?asset=&resolution=windows|minutes|hours&limit=&offset=&from=&to= of /api/compare.
+    Whether the asset exists is the asset map's question (404), asked next."""
+    params = parse_params(query, COMPARE_PARAMS)
+    if "asset" not in params:
+        raise ValidationError("asset is required: one of GET /api/assets (e.g. asset=BTC)")
+    asset = params["asset"]
+    if asset == "" or len(asset) > MAX_SYMBOL_LENGTH or _CONTROL.search(asset):
+        raise ValidationError(f"asset must be 1-{MAX_SYMBOL_LENGTH} characters without control characters, "
+                              f"as GET /api/assets names it; got {_show(asset)}")
+    resolution = params.get("resolution", DEFAULT_COMPARE_RESOLUTION).lower()
+    if resolution not in COMPARE_RESOLUTIONS:
+        raise ValidationError(
+            f"resolution must be one of {', '.join(COMPARE_RESOLUTIONS)}, got {_show(params['resolution'])}")
+    from_ms, to_ms = parse_time_range(params)
+    return CompareQuery(
+        asset=asset,
+        resolution=resolution,
+        limit=parse_integer("limit", params["limit"], 1, MAX_LIMIT) if "limit" in params else DEFAULT_LIMIT,
+        offset=parse_integer("offset", params["offset"], 0, MAX_OFFSET) if "offset" in params else 0,
+        from_ms=from_ms,
+        to_ms=to_ms,
     )
 
 

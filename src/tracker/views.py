@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from .assets import Asset, AssetMap
 from .sql import OVERVIEW_MINUTE_COLUMNS, OVERVIEW_WINDOW_COLUMNS
 
 
@@ -41,3 +42,28 @@ def _prefixed(row: dict, prefix: str, columns: tuple[str, ...]) -> dict | None:
     if row.get(prefix + "timestamp") is None:  # LEFT JOIN found no row
         return None
     return {c: row.get(prefix + c) for c in columns}
+
+
+def asset_row(asset: Asset) -> dict:
+    """One asset of GET /api/assets: its market on each exchange, and whether it was
+    derived from the market lists or set by ASSET_PAIRS."""
+    return {"asset": asset.name, "source": asset.source,
+            "markets": {x: {"symbol": m.symbol, "market_index": m.market_index} for x, m in asset.markets.items()}}
+
+
+def assets_answer(amap: AssetMap, enabled: Sequence[str]) -> dict:
+    """GET /api/assets: the assets tracked on more than one exchange. With one exchange
+    enabled there are none, and `note` says why."""
+    shared = amap.shared()
+    note = None
+    if len(enabled) == 1:
+        note = (f"only {enabled[0]} is enabled (ENABLED_EXCHANGES={enabled[0]}): no asset is tracked on more than "
+                "one exchange; GET /api/compare answers an asset's market there alone")
+    return {
+        "assets": [asset_row(a) for a in shared],
+        "count": len(shared),
+        "exchanges": list(enabled),
+        "note": note,
+        # ASSET_PAIRS symbols that are not a tracked market of their exchange (skipped).
+        "pairsNotListed": [{"asset": n.asset, "exchange": n.exchange, "symbol": n.symbol} for n in amap.not_listed],
+    }

@@ -624,3 +624,82 @@ def test_the_price_chart_asks_only_for_minutes_it_does_not_hold(browser, worker)
     assert query.get("from") == [str(newest)] and query.get("symbol") == ["ETH"], (next_.value.url, asked)
     expect(page.locator("#chart-source")).to_contain_text("2 one-minute averages", timeout=10_000)
     context.close()
+
+
+COMPARE_SCREENSHOT = ROOT / "tests" / "artifacts" / "dashboard-compare-1400.png"
+
+
+def _compare_lines(page: Page) -> list[dict]:
+    """The compare chart's datasets: label, axis and points (x, y)."""
+    return page.evaluate(
+        """() => {
+            const c = window.Chart && Chart.getChart(document.getElementById("compare-chart"));
+            return c ? c.data.datasets.map((d) => ({label: d.label, axis: d.yAxisID, data: d.data})) : [];
+        }"""
+    )
+
+
+def test_compare_view(browser, worker):
+    """With both exchanges tracking: the compare panel lists the assets on both (GET
+    /api/assets), draws BTC's spread on Lighter and on Paradex and the basis on its own
+    axis, each point the API's own number at its timestamp; the depth and slippage views
+    draw each venue's bands and sizes from the same rows; a longer range reads minutes."""
+    assert worker.admin_post("/api/start").status_code == 200  # both exchanges
+    try:
+        worker.wait_json("/api/compare?asset=BTC&resolution=windows",
+                         lambda b: any(v is not None for v in b["basis_bps"] or []), timeout=90)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, color_scheme="dark")
+        page = context.new_page()
+        watch = Watch(page)
+        assert page.goto(worker.url + "/").status == 200
+        panel = page.locator("#compare-panel")
+        expect(panel).to_be_visible()
+        expect(page.locator("#compare-asset")).to_be_enabled(timeout=30_000)
+        assets = [a["asset"] for a in worker.get_json("/api/assets")["assets"]]
+        assert page.locator("#compare-asset option").all_inner_texts() == assets and "BTC" in assets
+        page.select_option("#compare-asset", "BTC")
+        expect(page.locator("#compare-source")).to_contain_text("BTC ·", timeout=30_000)
+        expect(page.locator("#compare-source")).to_contain_text("s windows")
+        page.wait_for_function(
+            "() => { const c = window.Chart && Chart.getChart(document.getElementById('compare-chart'));"
+            " return c && c.data.datasets.length === 3 && c.data.datasets.every((d) => d.data.length > 0); }",
+            timeout=30_000,
+        )
+        lines = _compare_lines(page)
+        assert [(d["label"], d["axis"]) for d in lines] == [
+            ("Lighter spread", "y"), ("Paradex spread", "y"), ("basis (bps)", "basis")]
+        # Every point drawn is the API's number at its timestamp (rows read after the page's).
+        body = worker.get_json("/api/compare?asset=BTC&resolution=windows&limit=1000")
+        at = {"Lighter spread": dict(zip(body["timestamps"], body["series"]["lighter"]["avg_spread_bps"])),
+              "Paradex spread": dict(zip(body["timestamps"], body["series"]["paradex"]["avg_spread_bps"])),
+              "basis (bps)": dict(zip(body["timestamps"], body["basis_bps"]))}
+        for line in lines:
+            for point in line["data"]:
+                assert at[line["label"]][point["x"]] == pytest.approx(point["y"], rel=1e-12), (line["label"], point)
+        expect(page.locator("#compare-empty")).to_be_hidden()
+        expect(page.locator("#compare-note")).to_be_hidden()  # both exchanges: nothing to say
+
+        page.click("#compare-panel button[data-view='depth']")
+        expect(page.locator("#compare-panel button[data-view='depth']")).to_have_attribute("aria-pressed", "true")
+        page.wait_for_function("() => Chart.getChart(document.getElementById('compare-chart')).data.datasets.length === 7")
+        labels = [d["label"] for d in _compare_lines(page)]
+        assert labels == [f"{v} depth ±{b} bps" for v in ("Lighter", "Paradex") for b in (10, 50, 100)] + ["basis (bps)"]
+        page.click("#compare-panel button[data-view='slippage']")
+        page.wait_for_function("() => Chart.getChart(document.getElementById('compare-chart')).data.datasets.length === 9")
+        lines = _compare_lines(page)
+        assert [d["label"] for d in lines] == [f"{v} slippage {s}" for v in ("Lighter", "Paradex")
+                                               for s in ("1K", "10K", "100K", "1M")] + ["basis (bps)"]
+        assert lines[1]["data"] and lines[5]["data"], "10k fills on both simulated books"
+        page.wait_for_timeout(500)
+        panel.screenshot(path=str(COMPARE_SCREENSHOT))
+
+        # The last day reads minutes (GET /api/compare?resolution=minutes).
+        with page.expect_request(lambda r: "/api/compare" in r.url and "resolution=minutes" in r.url, timeout=10_000):
+            page.click("#compare-panel button[data-range='24h']")
+        expect(page.locator("#compare-panel button[data-range='24h']")).to_have_attribute("aria-pressed", "true")
+        has_minutes = worker.get_json("/api/compare?asset=BTC&resolution=minutes&limit=1")["count"] > 0
+        expect(page.locator("#compare-source")).to_contain_text("minutes" if has_minutes else "no rows", timeout=15_000)
+        watch.check()
+        context.close()
+    finally:
+        worker.admin_post("/api/stop")

@@ -22,6 +22,9 @@ from tracker import sql
 
 API_STATEMENTS = {value for statements in (sql.LIGHTER, sql.PARADEX) for name, value in vars(statements).items()
                   if name.startswith("API_") and isinstance(value, str)}
+# GET /api/compare's: each exchange's part by resolution, and the page start over both.
+API_STATEMENTS |= {text for statements in (sql.LIGHTER, sql.PARADEX) for text in statements.API_COMPARE.values()}
+API_STATEMENTS |= set(sql.COMPARE_PAGE_START.values())
 
 
 class FakeResponse:
@@ -320,7 +323,8 @@ _query_text = st.text(alphabet=st.sampled_from(list("symbolimtfrang=&%0123456789
 
 # The fixture only provides the module under test; each example builds its own env.
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(path=st.sampled_from(["/api/minutes", "/api/snapshots", "/api/export", "/api/overview", "/api/markets"]),
+@given(path=st.sampled_from(["/api/minutes", "/api/snapshots", "/api/export", "/api/overview", "/api/markets",
+                             "/api/compare", "/api/assets"]),
        query=_query_text)
 def test_random_queries_never_500_and_never_reach_sql_unbound(api, path, query):
     env = FakeEnv()
@@ -374,7 +378,7 @@ def test_on_a_custom_domain_final_history_goes_through_the_edge_cache(api):
 # -- private reads: READ_TOKEN (issue 19, item 6) ------------------------------------------------
 
 READ_ROUTES = ["/api/stats", "/api/markets", "/api/minutes", "/api/hours", "/api/snapshots", "/api/overview",
-               "/api/export", "/api/health"]
+               "/api/export", "/api/health", "/api/assets", "/api/compare?asset=BTC"]
 
 
 class FakeHubStub:
@@ -463,3 +467,110 @@ def test_markets_and_overview_tell_tracked_markets_from_the_rest(api):
     assert [m["symbol"] for m in call(api, "/api/overview", env=env).json()["markets"]] == ["ETH"]
     # Paradex's own list (none here): every market of it is tracked.
     assert call(api, "/api/markets?exchange=paradex", env=env).json()["allowlist"] is None
+
+
+# -- the asset map and the compare route (issue 20) ----------------------------------------------
+
+BTC_P = 252258115184701
+
+
+def both_env(**vars) -> FakeEnv:
+    """Both exchanges enabled, each listing BTC (and Lighter a spot market and SOL)."""
+    env = FakeEnv(**{"ENABLED_EXCHANGES": "lighter,paradex", **vars})
+    env.DB.answers[sql.LIGHTER.API_ASSET_MARKETS] = [
+        {"market_index": 1, "symbol": "BTC", "market_type": "perp", "base_asset": "BTC", "active": 1},
+        {"market_index": 2, "symbol": "SOL", "market_type": "perp", "base_asset": "SOL", "active": 1},
+        {"market_index": 2049, "symbol": "BTC/USDC", "market_type": "spot", "base_asset": "BTC", "active": 1},
+    ]
+    env.DB.answers[sql.PARADEX.API_ASSET_MARKETS] = [
+        {"market_index": BTC_P, "symbol": "BTC-USD-PERP", "market_type": "perp", "base_asset": "BTC", "active": 1},
+    ]
+    return env
+
+
+def series_row(ts: int, mid: float) -> dict:
+    return {c: (ts if c == "timestamp" else mid if c in ("twap_mid", "avg_mid") else 1) for c in sql.COMPARE_COLUMNS}
+
+
+def test_assets_lists_those_on_both_exchanges(api):
+    env = both_env()
+    body = call(api, "/api/assets", env=env).json()
+    assert body == {"assets": [{"asset": "BTC", "source": "derived", "markets": {
+        "lighter": {"symbol": "BTC", "market_index": 1}, "paradex": {"symbol": "BTC-USD-PERP", "market_index": BTC_P}}}],
+        "count": 1, "exchanges": ["lighter", "paradex"], "note": None, "pairsNotListed": []}
+    assert sorted(env.DB.executed) == sorted([(sql.LIGHTER.API_ASSET_MARKETS, ()), (sql.PARADEX.API_ASSET_MARKETS, ())])
+    assert call(api, "/api/assets?asset=BTC", env=env).status == 400  # takes no parameters
+
+
+def test_assets_with_one_exchange_enabled_says_so_and_reads_only_its_markets(api):
+    env = both_env(ENABLED_EXCHANGES="lighter", ASSET_PAIRS="PEPE=1000PEPE:kPEPE-USD-PERP")
+    body = call(api, "/api/assets", env=env).json()
+    assert body["assets"] == [] and body["exchanges"] == ["lighter"]
+    assert body["note"].startswith("only lighter is enabled (ENABLED_EXCHANGES=lighter)")
+    assert body["pairsNotListed"] == [{"asset": "PEPE", "exchange": "lighter", "symbol": "1000PEPE"}]
+    assert env.DB.executed == [(sql.LIGHTER.API_ASSET_MARKETS, ())]
+
+
+def test_compare_answers_both_exchanges_aligned_with_the_basis(api):
+    env = both_env()
+    env.DB.answers[sql.LIGHTER.API_COMPARE["minutes"]] = [series_row(120_000, 100.0), series_row(60_000, 100.0)]
+    env.DB.answers[sql.PARADEX.API_COMPARE["minutes"]] = [series_row(180_000, 100.2), series_row(120_000, 100.1)]
+    r = call(api, "/api/compare?asset=BTC&limit=2", env=env)
+    assert r.status == 200, r.body
+    body = r.json()
+    assert body["timestamps"] == [180_000, 120_000] and body["count"] == 2 and body["note"] is None
+    assert body["series"]["lighter"]["twap_mid"] == [None, 100.0]
+    assert body["basis_bps"][0] is None and abs(body["basis_bps"][1] - 10.0) < 1e-9
+    assert r.headers["cache-control"] == "no-store" and "x-cache" not in r.headers  # no `to`: live
+    # Each exchange's part with its market bound, newest `limit` of the range; no offset, no page start.
+    assert (sql.LIGHTER.API_COMPARE["minutes"], (1, 0, 253402300799999, 2)) in env.DB.executed
+    assert (sql.PARADEX.API_COMPARE["minutes"], (BTC_P, 0, 253402300799999, 2)) in env.DB.executed
+    assert all(text in API_STATEMENTS and sql.bind_count(text) == len(params) for text, params in env.DB.executed)
+
+
+def test_compare_with_an_offset_starts_where_the_union_of_both_says(api):
+    env = both_env()
+    env.DB.answers[sql.COMPARE_PAGE_START["windows"]] = [{"timestamp": 45_000}]
+    r = call(api, "/api/compare?asset=BTC&resolution=windows&offset=3&limit=5&from=10", env=env)
+    assert r.status == 200 and r.json()["offset"] == 3
+    assert (sql.COMPARE_PAGE_START["windows"], (1, BTC_P, 10, 253402300799999, 3)) in env.DB.executed
+    assert (sql.LIGHTER.API_COMPARE["windows"], (1, 10, 45_000, 5)) in env.DB.executed
+
+
+def test_compare_with_one_exchange_enabled_answers_it_alone_and_says_so(api):
+    env = both_env(ENABLED_EXCHANGES="lighter")
+    env.DB.answers[sql.LIGHTER.API_COMPARE["hours"]] = [series_row(3_600_000, 100.0)]
+    body = call(api, "/api/compare?asset=BTC&resolution=hours&offset=1", env=env).json()
+    assert body["exchanges"] == ["lighter"] and list(body["series"]) == ["lighter"] and body["basis_bps"] is None
+    assert body["note"].startswith("only lighter is enabled")
+    # Only the page start names Paradex's table (every schema has it), binding -1: no market.
+    assert not any("paradex_" in text for text, _ in env.DB.executed if text != sql.COMPARE_PAGE_START["hours"])
+    assert (sql.COMPARE_PAGE_START["hours"], (1, -1, 0, 253402300799999, 1)) in env.DB.executed
+
+
+def test_compare_errors(api):
+    env = both_env()
+    r = call(api, "/api/compare?asset=btc", env=env)
+    assert r.status == 404 and r.json()["error"].startswith("unknown asset 'btc' (did you mean 'BTC'?")
+    assert r.headers["access-control-allow-origin"] == "*"
+    assert call(api, "/api/compare?asset=SOL", env=env).json()["note"].startswith("SOL is tracked on lighter only")
+    assert call(api, "/api/compare?asset=NOPE", env=env).status == 404
+    for query, words in (("", "asset is required"), ("asset=BTC&resolution=days", "resolution must be one of"),
+                         ("asset=BTC&limit=1001", "limit must be at most 1000")):
+        r = call(api, f"/api/compare?{query}", env=env)
+        assert r.status == 400 and words in r.json()["error"], (query, r.body)
+
+
+def test_a_final_compare_page_is_cached_only_when_every_exchange_sealed_it(api):
+    api.cache.allow_put = True
+    env = both_env()
+    env.DB.sealed_until = 10 * 60_000
+    host = "https://tracker.example.com"
+    path = "/api/compare?asset=BTC&from=0&to=60000"
+    r = call(api, path, env=env, origin=host)
+    assert r.status == 200 and r.headers["x-cache"] == "miss" and r.headers["etag"], r.headers
+    assert (sql.LIGHTER.API_SEALED_UNTIL, ()) in env.DB.executed and (sql.PARADEX.API_SEALED_UNTIL, ()) in env.DB.executed
+    assert api.cache.calls == [("match", host + path), ("put", host + path)]
+    # The row ending after the sealed point: not final, never stored.
+    live = call(api, "/api/compare?asset=BTC&resolution=hours&from=0&to=60000", env=env, origin=host)
+    assert live.headers["x-cache"] == "bypass" and live.headers["cache-control"] == "no-store"

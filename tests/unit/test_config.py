@@ -124,6 +124,16 @@ def test_every_window_that_divides_a_minute(seconds):
         ("LIGHTER_API_URL", "mainnet.zklighter.elliot.ai", "LIGHTER_API_URL must be an http(s) URL"),
         ("LIGHTER_API_URL", "ws://127.0.0.1:1", "LIGHTER_API_URL must be an http(s) URL, got 'ws://127.0.0.1:1'"),
         ("LIGHTER_WS_URL", "https://mainnet.zklighter.elliot.ai/stream", "LIGHTER_WS_URL must be a ws(s) URL"),
+        ("ASSET_PAIRS", "BTC", "ASSET_PAIRS entries are NAME=LIGHTER_SYMBOL:PARADEX_SYMBOL"),
+        ("ASSET_PAIRS", "BTC=BTC", "ASSET_PAIRS entries are NAME=LIGHTER_SYMBOL:PARADEX_SYMBOL"),
+        ("ASSET_PAIRS", "BTC=BTC:BTC-USD-PERP:X", "e.g. BTC=BTC:BTC-USD-PERP; got 'BTC=BTC:BTC-USD-PERP:X'"),
+        ("ASSET_PAIRS", "=BTC:BTC-USD-PERP", "ASSET_PAIRS: the asset name of '=BTC:BTC-USD-PERP' must be"),
+        ("ASSET_PAIRS", "B TC=BTC:BTC-USD-PERP", "the asset name of 'B TC=BTC:BTC-USD-PERP'"),
+        ("ASSET_PAIRS", "BTC=B TC:BTC-USD-PERP", "the lighter symbol of 'BTC=B TC:BTC-USD-PERP' must be a market symbol"),
+        ("ASSET_PAIRS", "BTC=BTC:BTC=USD", "the paradex symbol of 'BTC=BTC:BTC=USD'"),
+        ("ASSET_PAIRS", "BTC=BTC:,BTC=:BTC-USD-PERP", "ASSET_PAIRS names the asset 'BTC' twice"),
+        ("ASSET_PAIRS", "A=:kPEPE-USD-PERP,B=:kPEPE-USD-PERP",
+         "ASSET_PAIRS gives the paradex market 'kPEPE-USD-PERP' to both 'A' and 'B'"),
     ],
 )
 def test_invalid_values_raise_a_clear_config_error(name, value, message):
@@ -131,6 +141,15 @@ def test_invalid_values_raise_a_clear_config_error(name, value, message):
         from_env(**{name: value})
     assert message in str(info.value)
     assert isinstance(info.value, ValueError)
+
+
+def test_asset_pairs_add_or_override_with_either_side_left_out():
+    assert from_env().asset_pairs == ()
+    config = from_env(ASSET_PAIRS=" PEPE = 1000PEPE : kPEPE-USD-PERP ,, HYPE=HYPE:, GONE=: ")
+    assert [(p.name, p.symbol("lighter"), p.symbol("paradex")) for p in config.asset_pairs] == [
+        ("PEPE", "1000PEPE", "kPEPE-USD-PERP"), ("HYPE", "HYPE", None), ("GONE", None, None)]
+    # Symbols keep their case (they are case-sensitive), `/` and `-` included.
+    assert from_env(ASSET_PAIRS="eth=ETH/USDC:ETH-USD").asset_pairs[0].symbols == ("ETH/USDC", "ETH-USD")
 
 
 def test_config_is_immutable():

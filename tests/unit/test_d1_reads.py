@@ -34,7 +34,7 @@ def db() -> D1Sqlite:
         for i in range(0, len(rows), sql.BULK_ROWS):
             db.run(statement, (json.dumps(rows[i:i + sql.BULK_ROWS]),))
     for m in range(MARKETS):
-        db.run(S.UPSERT_MARKET, (m, f"M{m}", "perp", "active", 1, 2, 4, 0, NOW))
+        db.run(S.UPSERT_MARKET, (m, f"M{m}", "perp", "active", 1, 2, 4, 0, NOW, f"M{m}"))
     return db
 
 
@@ -70,3 +70,19 @@ def test_a_whole_table_scan_is_what_these_bounds_catch(db):
     """A statement without the key (the first release's prune) reads every row: caught."""
     result = db.run("SELECT COUNT(*) AS n FROM lighter_minutes WHERE timestamp < ?", (NOW - 1439 * 60_000,))
     assert result.rows_read > 0.9 * MARKETS * 1440
+
+
+@pytest.mark.parametrize("resolution", sorted(sql.COMPARE_TABLES))
+def test_the_compare_route_reads_one_market_along_its_key(db, resolution):
+    """GET /api/compare (tracker/compare.py): a market's part reads what it returns; the page
+    start (with an offset) walks each market's key as far as the offset, no further."""
+    part = db.run(S.API_COMPARE[resolution], (7, 0, MAX_TIMESTAMP_MS, 20))
+    assert len(part.rows) == 20 and part.rows_read <= 20 + 2, part.rows_read
+    # Paradex's tables are empty here: the Lighter market's walk is all there is.
+    start = db.run(sql.COMPARE_PAGE_START[resolution], (7, 3, 0, MAX_TIMESTAMP_MS, 30))
+    assert start.rows and start.rows_read <= 4 * 31, start.rows_read
+
+
+def test_the_asset_map_reads_one_row_per_market(db):
+    result = db.run(S.API_ASSET_MARKETS, ())
+    assert len(result.rows) == MARKETS and result.rows_read <= MARKETS + 2

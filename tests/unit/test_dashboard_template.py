@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -168,8 +169,9 @@ def test_config_reaches_the_page(config):
 
 
 def test_elements_the_scripts_need_exist(config):
-    """Every byId("...") in the static JS names an element of the rendered page."""
-    page = parse(render(config))
+    """Every byId("...") in the static JS names an element of the rendered page (the page
+    with both exchanges enabled: it has every panel)."""
+    page = parse(render(replace(config, enabled_exchanges=("lighter", "paradex"))))
     ids = {a.get("id") for _, a in page.tags if a.get("id")}
     wanted = set()
     for js in (STATIC / "js").glob("*.js"):
@@ -180,6 +182,14 @@ def test_elements_the_scripts_need_exist(config):
             wanted |= set(re.findall(r'"([\w-]+)"', block))
     assert wanted, "found no byId() calls"
     assert wanted <= ids, f"missing from the page: {sorted(wanted - ids)}"
+
+
+def test_the_compare_panel_is_there_with_both_exchanges_only(config):
+    """One exchange enabled: nothing to put beside it (main.js makes no compare chart)."""
+    both = {a.get("id") for _, a in parse(render(replace(config, enabled_exchanges=("lighter", "paradex")))).tags}
+    one = {a.get("id") for _, a in parse(render(config)).tags}
+    assert "compare-panel" in both and "compare-asset" in both
+    assert "compare-panel" not in one and "compare-asset" not in one
 
 
 def test_static_js_never_uses_html_sinks():

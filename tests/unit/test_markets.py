@@ -19,7 +19,8 @@ def load(name: str) -> dict:
 
 def test_mainnet_capture():
     assert parse_order_books(load("http_order_books.json")) == [
-        Market(market_index=0, symbol="ETH", market_type="perp", status="active", price_decimals=2, size_decimals=4)
+        Market(market_index=0, symbol="ETH", market_type="perp", status="active", price_decimals=2, size_decimals=4,
+               base_asset="ETH")
     ]
 
 
@@ -31,6 +32,17 @@ def test_widened_ids_and_spot_symbol_with_a_slash():
     ]
     assert all(m.active for m in markets)
     assert markets[1].price_decimals == 2 and markets[1].size_decimals == 4
+    # What each trades: a perp is named by its base asset, a spot market BASE/QUOTE.
+    assert [m.base_asset for m in markets] == ["ETH", "FUTURE"]
+
+
+@pytest.mark.parametrize("symbol, market_type, base", [
+    ("BTC", "perp", "BTC"), ("1000PEPE", "perp", "1000PEPE"), ("ETH/USDC", "spot", "ETH"),
+    ("ODD", "spot", None), ("/USDC", "spot", None), ("X", "option", None),
+])
+def test_base_asset_of_a_lighter_market(symbol, market_type, base):
+    payload = {"code": 200, "order_books": [{"symbol": symbol, "market_id": 1, "market_type": market_type}]}
+    assert parse_order_books(payload)[0].base_asset == base
 
 
 def test_order_book_details_capture_is_not_an_order_books_answer():
@@ -58,7 +70,8 @@ def test_sorted_by_id_and_duplicates_collapse():
 def test_old_success_code_and_optional_fields():
     payload = {"code": 100, "order_books": [{"symbol": "SOL", "market_id": 2}]}
     assert parse_order_books(payload) == [
-        Market(market_index=2, symbol="SOL", market_type="perp", status="active", price_decimals=None, size_decimals=None)
+        Market(market_index=2, symbol="SOL", market_type="perp", status="active", price_decimals=None, size_decimals=None,
+               base_asset="SOL")
     ]
     payload["order_books"][0]["supported_price_decimals"] = "2"  # not an int: unknown
     assert parse_order_books(payload)[0].price_decimals is None
@@ -116,6 +129,7 @@ def test_a_market_list_saved_under_another_split_keeps_only_this_shards_markets(
     shards 1 and 2 (two rows of one window, written differently). A list saved under
     another split keeps only this shard's markets and is read again at once."""
     from tracker.directory import MarketDirectory
+    from tracker.exchange import by_name
     from tracker.markets import Market
 
     before = MarketDirectory(shard=0, shards=1, refresh_ms=300_000)
@@ -129,3 +143,42 @@ def test_a_market_list_saved_under_another_split_keeps_only_this_shards_markets(
     same = MarketDirectory(shard=0, shards=1, refresh_ms=300_000)
     same.restore(before.to_json())
     assert sorted(same.markets) == list(range(6)) and same.next_refresh_at() == 301_000
+
+
+# -- what shard 0 saves to *_markets, and reads back ------------------------------------------
+
+
+def test_the_base_asset_is_saved_read_back_and_rewrites_a_row_only_when_it_changed():
+    """base_asset (migration 0003) is bound like every other column: saved, read back by a
+    shard that takes the list from D1, and an unchanged listing writes nothing."""
+    import asyncio
+
+    from d1sqlite import D1Sqlite
+
+    from tracker import sql
+    from tracker.directory import MarketDirectory
+    from tracker.exchange import by_name
+
+    db = D1Sqlite()
+    db.script((Path(__file__).resolve().parents[2] / "schema.sql").read_text())
+
+    def save(listing: list[Market]) -> int:
+        written = 0
+        for statement, binds in MarketDirectory.save_statements(listing, 1, 1000, sql.PARADEX):
+            assert sql.bind_count(statement) == len(binds)
+            written += db.run(statement, binds).changes
+        return written
+
+    btc = Market(7, "BTC-USD-PERP", "perp", "active", 1, 5, base_asset="BTC")
+    assert save([btc]) == 1
+    assert save([btc]) == 0  # the same listing again: no row rewritten
+    # Saved before base_asset existed (NULL): the next refresh fills it in.
+    db.run("UPDATE paradex_markets SET base_asset = NULL", ())
+    assert save([btc]) == 1
+
+    class Db:
+        async def query(self, statement, *binds):
+            return db.run(statement, binds).rows
+
+    markets, _ = asyncio.run(MarketDirectory(0, 1, 60_000, by_name("paradex")).from_d1(Db()))
+    assert markets == [btc]

@@ -43,6 +43,7 @@ def test_ccxt_capture():
         status="active",
         price_decimals=5,  # price_tick_size "0.00001"
         size_decimals=0,  # order_size_increment "1"
+        base_asset="BODEN",  # base_currency
     )
     assert parse_markets(ccxt_answer()) == [boden]
     assert parse_markets(ccxt_answer(), now_ms=NOW) == [boden]  # opened 2024-05-30, no expiry
@@ -85,6 +86,18 @@ def test_asset_kind_filtering():
     }
     assert [m.symbol for m in parse_markets(payload, asset_kinds=frozenset({"SPOT"}))] == ["ETH-USD"]
     assert parse_markets(payload, asset_kinds=frozenset()) == []
+
+
+@pytest.mark.parametrize("base, kept", [("BTC", "BTC"), ("kPEPE", "kPEPE"), ("", None), ("  ", None), (None, None),
+                                        (7, None), (["BTC"], None)])
+def test_base_currency_is_the_base_asset(base, kept):
+    e = entry("BTC-USD-PERP")
+    if base is None:
+        del e["base_currency"]
+    else:
+        e["base_currency"] = base
+    (market,) = parse_markets({"results": [e]})
+    assert market.base_asset == kept
 
 
 def test_sorted_by_market_index():

@@ -12,10 +12,12 @@ from tracker.validation import (
     MAX_OFFSET,
     MAX_SYMBOL_LENGTH,
     MAX_TIMESTAMP_MS,
+    CompareQuery,
     ExportQuery,
     RowQuery,
     ValidationError,
     check_bearer,
+    parse_compare_query,
     parse_export_query,
     parse_integer,
     parse_no_params,
@@ -158,6 +160,54 @@ def test_export_format_is_case_insensitive():
 )
 def test_export_refusals(query, words):
     assert words in refused(parse_export_query, query)
+
+
+# -- /api/compare ---------------------------------------------------------------------------
+
+
+def test_compare_defaults_to_minutes_newest_first():
+    assert parse_compare_query("asset=BTC") == CompareQuery("BTC", "minutes", DEFAULT_LIMIT, 0, 0, MAX_TIMESTAMP_MS)
+    q = parse_compare_query("asset=1000PEPE&resolution=WINDOWS&limit=5&offset=10&from=1&to=2")
+    assert q == CompareQuery("1000PEPE", "windows", 5, 10, 1, 2)
+    assert parse_compare_query("asset=ETH%2FUSDC&resolution=hours").asset == "ETH/USDC"
+
+
+@pytest.mark.parametrize(
+    ("query", "words"),
+    [
+        ("", "asset is required: one of GET /api/assets"),
+        ("resolution=minutes", "asset is required"),
+        ("asset=", "asset must be 1-64 characters"),
+        ("asset=" + "A" * (MAX_SYMBOL_LENGTH + 1), "asset must be 1-64 characters"),
+        ("asset=B%00TC", "without control characters"),
+        ("asset=BTC&resolution=days", "resolution must be one of windows, minutes, hours, got 'days'"),
+        ("asset=BTC&resolution=", "resolution must be one of windows, minutes, hours"),
+        ("asset=BTC&limit=0", "limit must be at least 1"),
+        ("asset=BTC&offset=-1", "offset must not be negative"),
+        ("asset=BTC&to=x", "to must be a timestamp"),
+        ("asset=BTC&symbol=BTC", "unknown query parameter 'symbol'"),
+        ("asset=BTC&exchange=paradex", "unknown query parameter 'exchange'"),
+        ("asset=BTC&asset=ETH", "given more than once"),
+    ],
+)
+def test_compare_refusals(query, words):
+    assert words in refused(parse_compare_query, query)
+
+
+@given(st.text(min_size=1, max_size=MAX_SYMBOL_LENGTH))
+def test_the_documented_asset_pattern_is_what_is_accepted(raw):
+    """The OpenAPI document states the asset's rule as the symbol's pattern: they agree."""
+    import re
+    from urllib.parse import quote
+
+    from tracker.validation import SYMBOL_PATTERN
+
+    documented = re.fullmatch(SYMBOL_PATTERN, raw) is not None
+    try:
+        accepted = parse_compare_query("asset=" + quote(raw, safe="")).asset == raw
+    except ValidationError:
+        accepted = False
+    assert accepted == documented, repr(raw)
 
 
 # -- routes without parameters -----------------------------------------------------------

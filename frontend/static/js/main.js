@@ -20,6 +20,7 @@ import {
   urlForExchange,
 } from "./exchange.js";
 import { LiveSocket, liveText, socketUrl } from "./live.js";
+import { CompareChart } from "./comparechart.js";
 import { DepthChart } from "./depthchart.js";
 import { MarketTable } from "./markets.js";
 import { PriceChart } from "./pricechart.js";
@@ -97,6 +98,29 @@ const depth = new DepthChart({
   exchange,
 });
 
+// Lighter beside Paradex (rendered only with both exchanges enabled): it follows no
+// exchange switch, it shows both.
+const comparePanel = document.getElementById("compare-panel");
+const compare = comparePanel
+  ? new CompareChart({
+      select: byId("compare-asset"),
+      canvas: byId("compare-chart"),
+      source: byId("compare-source"),
+      empty: byId("compare-empty"),
+      note: byId("compare-note"),
+      buttons: [...comparePanel.querySelectorAll("button[data-range]")],
+      viewButtons: [...comparePanel.querySelectorAll("button[data-view]")],
+      windowSeconds: config.windowSeconds,
+    })
+  : null;
+
+/** The compare chart's assets (again while none is listed yet: markets come with the first start). */
+function refreshCompare() {
+  if (!compare) return;
+  if (!compare.loaded || !compare.asset) compare.loadAssets();
+  else compare.refreshSoon(900);
+}
+
 const chart = new PriceChart({
   canvas: byId("price-chart"),
   select: byId("symbol-select"),
@@ -149,6 +173,7 @@ function showStats(s) {
     refreshOverview();
     chart.refreshSoon(500);
     depth.refreshSoon(700);
+    refreshCompare();
   }
   if (lastTracking === false && s.isTracking) chart.refreshSoon(500);
   lastFlushed = flushed;
@@ -192,6 +217,7 @@ const readToken = new ReadTokenForm({
     refreshOverview();
     chart.refreshSoon(100);
     depth.refreshSoon(200);
+    if (compare) compare.loadAssets();
     live.restart();
   },
 });
@@ -271,6 +297,7 @@ showScope([]);
 if (readToken.ready) {
   live.start();
   refreshOverview();
+  if (compare) compare.loadAssets();
 } else {
   readToken.ask("");
 }
