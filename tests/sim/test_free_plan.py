@@ -1,0 +1,51 @@
+"""What a small deployment costs, counted in the simulation (issue 19 item 2: the Free
+plan's daily limits). The guide's Free-plan table takes its figures from `python -m bench
+d1cost`; these tests hold the design choices behind them."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import world as sim
+from invariants import check
+
+SYMBOLS = {1: "ETH", 2: "BTC"}
+
+
+def scenario(*, shards: int, markets=SYMBOLS, duration_s: int = 400, seed: int = 3) -> sim.World:
+    plan = sim.make_plan(seed, timed=False)
+    plan = replace(plan, shards=shards, markets=dict(markets), duration_ms=duration_s * 1000, events=[],
+                   frame_ms=(300, 900), config=replace(plan.config, shards=shards))
+    world = sim.World(plan)
+    world.run()
+    violations = check(world)
+    assert not violations, violations[:5]
+    return world
+
+
+def stats_rows_written(world: sim.World) -> int:
+    return world.d1.usage["LIGHTER.UPSERT_STATS"].rows_written
+
+
+def test_one_shard_rewrites_its_stats_row_once_a_minute_not_every_window():
+    """With SHARDS=1 no other shard reads this shard's flush frontier from D1: the row
+    goes when what the API reads from it moves (a start, a stop, the minute rolled), about
+    once a minute, not at every flush (1.25 rows a window cost a one-market deployment
+    more than its market did)."""
+    world = scenario(shards=1)
+    minutes, windows = 400 / 60, 400 / 15
+    written = stats_rows_written(world)
+    # a row a minute, and the start's, the stop's and its last minute's
+    assert written <= minutes + 5 < windows / 2, f"{written} stats rows in {minutes:.1f} minutes"
+    final = world.d1.rows("SELECT is_tracking, flushed_until, sealed_until, windows_flushed FROM tracking_stats")
+    assert len(final) == 1 and final[0]["is_tracking"] == 0, final
+    # After the stop the row is exact: every window flushed, every minute rolled.
+    assert final[0]["sealed_until"] >= final[0]["flushed_until"] > 0, final
+
+
+def test_several_shards_still_publish_their_frontier_at_every_flush():
+    """Each shard's rollup waits for the others' windows (`written_until`): with two
+    shards the row goes at every flush, or minutes would wait for one another."""
+    world = scenario(shards=2, markets={1: "ETH", 2: "BTC", 3: "SOL", 4: "DOGE"})
+    windows = 400 / 15
+    assert stats_rows_written(world) >= 2 * (windows - 4)
