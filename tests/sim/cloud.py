@@ -93,7 +93,8 @@ def target_table(text: str) -> str:
 
 @dataclass
 class Usage:
-    """What D1 bills for: statements run, rows read, rows written."""
+    """What D1 (and Durable Object storage) bills for: statements (calls) run, rows
+    read, rows written."""
     statements: int = 0
     rows_read: int = 0
     rows_written: int = 0
@@ -284,13 +285,23 @@ async def answered(life: Incarnation, work):
 
 
 class SimStorage:
-    """One Durable Object's storage: survives its instances."""
+    """One Durable Object's storage: survives its instances.
+
+    `usage` counts what SQLite-backed Durable Object storage bills
+    (developers.cloudflare.com/durable-objects/platform/pricing/, "SQLite storage
+    backend": key-value methods are billed as rows read and written, "Each setAlarm()
+    is billed as a single row written", "Deletes are counted as rows written"): a row
+    written per key put or deleted and per setAlarm (deleteAlarm counted the same,
+    which the page does not say); a row read per key got (getAlarm counted the same).
+    `alarms_fired` counts the alarm invocations (Durable Object requests)."""
 
     def __init__(self) -> None:
         self.data: dict[str, str] = {}
         self.alarm: int | None = None
         self.on_alarm_change = None  # the world re-arms its timer
         self.on_put = None  # the world watches what is saved (lost ranges)
+        self.usage = Usage()
+        self.alarms_fired = 0
 
     def port(self, life: Incarnation) -> SimStoragePort:
         return SimStoragePort(self, life)
@@ -309,6 +320,7 @@ class SimStoragePort:
     async def get(self, key: str) -> str | None:
         self.life.check()
         value = self.s.data.get(key)
+        self.s.usage.add(1, 0)
         await self._yield()
         return value
 
@@ -317,6 +329,7 @@ class SimStoragePort:
         for call in storage_calls(list(entries.items())) or [[]]:
             self.life.check()
             self.s.data.update(call)
+            self.s.usage.add(0, len(call))
             if self.s.on_put is not None:
                 self.s.on_put(dict(call))
             await self._yield()
@@ -326,22 +339,26 @@ class SimStoragePort:
             self.life.check()
             for key in call:
                 self.s.data.pop(key, None)
+            self.s.usage.add(0, len(call))
             await self._yield()
 
     async def set_alarm(self, at_ms: int) -> None:
         self.life.check()
         self.s.alarm = int(at_ms)
+        self.s.usage.add(0, 1)
         self.s.on_alarm_change()
         await self._yield()
 
     async def get_alarm(self) -> int | None:
         self.life.check()
         value = self.s.alarm
+        self.s.usage.add(1, 0)
         await self._yield()
         return value
 
     async def delete_alarm(self) -> None:
         self.life.check()
         self.s.alarm = None
+        self.s.usage.add(0, 1)
         self.s.on_alarm_change()
         await self._yield()
