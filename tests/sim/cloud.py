@@ -38,9 +38,13 @@ SCHEMA = (ROOT / "schema.sql").read_text()
 WINDOW_TABLES = {"lighter_snapshots": "lighter_minutes", "paradex_snapshots": "paradex_minutes"}
 
 
-# Rows written into `touched` per window row a statement changes (measured:
-# tests/sim/test_d1_usage.py checks the correction against a database without triggers).
+# What the bookkeeping trigger adds to a statement's counters per window row it notes
+# (measured: tests/sim/test_d1_usage.py checks the correction against D1's SQLite
+# without triggers, tests/integration/test_d1_counts.py against D1 itself): a row
+# written into `touched` for every row changed, and a row read as well when the
+# statement inserts or updates the row (not when it deletes it).
 TOUCH_COST = 1
+TOUCH_READ_COST = 1
 
 
 class Evicted(BaseException):
@@ -132,13 +136,13 @@ class SimD1:
         # what changed, whatever the statement), so each batch costs what it wrote.
         # Each firing writes one row into the temporary table, which D1's counter counts
         # like any other: `_run` takes those back out (TOUCH_COST per row noted).
-        self.conn.run("CREATE TEMP TABLE touched (tbl TEXT, market_index INTEGER, timestamp INTEGER)")
+        self.conn.run("CREATE TEMP TABLE touched (tbl TEXT, market_index INTEGER, timestamp INTEGER, kept INTEGER)")
         for table in WINDOW_TABLES:
-            for op, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
+            for op, row, kept in (("INSERT", "NEW", 1), ("UPDATE", "NEW", 1), ("DELETE", "OLD", 0)):
                 self.conn.run(
                     f"CREATE TEMP TRIGGER touched_{table}_{op.lower()} AFTER {op} ON main.{table} BEGIN "
-                    f"INSERT INTO touched VALUES ('{table}', {row}.market_index, {row}.timestamp); END")
-        self._touched = 0  # rows in `touched` now
+                    f"INSERT INTO touched VALUES ('{table}', {row}.market_index, {row}.timestamp, {kept}); END")
+        self._touched = (0, 0)  # rows in `touched` now: all, and those of rows inserted or updated
 
     def port(self, life: Incarnation) -> SimD1Port:
         return SimD1Port(self, life)
@@ -156,16 +160,22 @@ class SimD1:
     def _run(self, text: str, params) -> tuple[list[dict], dict]:
         """One of the tracker's statements, counted: its rows and its D1 `meta`."""
         result = self.conn.run(text, tuple(params))
-        touched = self.conn.run("SELECT COUNT(*) AS n FROM touched").rows[0]["n"]
+        touched = self._count_touched()
         # The sim's own bookkeeping rows (one written per window row the statement
-        # changed) are not the tracker's: D1 never sees them.
-        written = result.rows_written - (touched - self._touched) * TOUCH_COST
+        # changed, one read per row it inserted or updated) are not the tracker's: D1
+        # never sees them.
+        written = result.rows_written - (touched[0] - self._touched[0]) * TOUCH_COST
+        read = result.rows_read - (touched[1] - self._touched[1]) * TOUCH_READ_COST
         self._touched = touched
-        meta = {"changes": result.changes, "rows_written": written, "rows_read": result.rows_read}
+        meta = {"changes": result.changes, "rows_written": written, "rows_read": read}
         if self.counting:
-            self.usage.setdefault(statement_name(text), Usage()).add(result.rows_read, written)
-            self.table_usage.setdefault(target_table(text), Usage()).add(result.rows_read, written)
+            self.usage.setdefault(statement_name(text), Usage()).add(read, written)
+            self.table_usage.setdefault(target_table(text), Usage()).add(read, written)
         return result.rows, meta
+    def _count_touched(self) -> tuple[int, int]:
+        row = self.conn.run("SELECT COUNT(*) AS n, COALESCE(SUM(kept), 0) AS kept FROM touched").rows[0]
+        return row["n"], row["kept"]
+
     def _hanging_now(self) -> bool:
         return self.loop.now_ms() < self.hanging_until
 
@@ -178,7 +188,7 @@ class SimD1:
             self.conn.run("COMMIT")
         except Exception:
             self.conn.run("ROLLBACK")
-            self._touched = self.conn.run("SELECT COUNT(*) AS n FROM touched").rows[0]["n"]
+            self._touched = self._count_touched()
             raise
         self._record(statements)
         return metas
@@ -192,7 +202,7 @@ class SimD1:
         retries), and a pruned window must have its minute rolled."""
         touched = self.rows("SELECT DISTINCT tbl, market_index, timestamp FROM touched")
         self.conn.run("DELETE FROM touched")
-        self._touched = 0
+        self._touched = (0, 0)
         for t in touched:
             table, market, ts = t["tbl"], t["market_index"], t["timestamp"]
             key = (table, market, ts)
