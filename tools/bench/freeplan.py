@@ -1,0 +1,178 @@
+"""What a Free-plan deployment with the dashboard open asks of Cloudflare, measured
+under wrangler dev (issue 19 item 2; DEPLOY.md, "The Free plan").
+
+    python -m bench freeplan [--minutes 6] [--warmup 100] [--markets 6] [--json PATH]
+
+DEPLOY.md's Free-plan settings (one shard, LIGHTER_MARKETS naming --markets of the
+simulator's 12, WINDOW_SECONDS and LIVE_PUSH_SECONDS at their defaults), with windows
+kept one minute instead of an hour so that the steady state's pruning, and its log lines,
+come within the run. After --warmup, for --minutes, with the dashboard open in headless
+Chromium (/usr/bin/chromium, as the browser tests):
+
+- the dashboard hub's own counters (its alarms, its stats fetches from the shard, the
+  log batches the shard relayed to it), read from its pushes on a socket of our own:
+  each is a Durable Object request, per day;
+- every request the page made to the Worker, by route (Workers requests, per day; the
+  page's socket is held open, so /ws is a request per (re)connection);
+- GET /api/health's latency: the Worker's stats round trip to the shard, which is what
+  each push of the hub waits on (how long the hub is awake a push, and billed for).
+
+What the simulation counts instead (alarm invocations of the shard, Durable Object
+storage, D1) comes from `python -m bench d1cost`. Writes bench-results/freeplan.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import devstack
+
+from .common import ADMIN_TOKEN, get_json, http, machine, results_dir, snapshot_tree, write_results
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+SIM_MARKETS = 12
+DAY_S = 86_400
+HUB_COUNTERS = ("alarms", "statsFetches", "pushes", "logBatches")
+
+
+def route_of(url: str) -> str:
+    path = re.sub(r"^\w+://[^/]+", "", url).split("?", 1)[0]
+    if path.startswith("/api/") or path == "/ws":
+        return path
+    return "/ (page and static files)"
+
+
+class HubWatch:
+    """A live socket of our own: the hub's counters, as each push carries them."""
+
+    def __init__(self, base: str) -> None:
+        from websockets.sync.client import connect
+
+        self.ws = connect(base.replace("http://", "ws://") + "/ws", origin=base, open_timeout=60)
+        self.hub: dict = {}
+        self.read(until=lambda m: m.get("type") == "hello")
+
+    def read(self, until, timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = json.loads(self.ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+            if isinstance(message.get("hub"), dict):
+                self.hub = message["hub"]
+            if until(message):
+                return message
+        raise TimeoutError("no such message from the hub")
+
+    def next_push(self) -> dict:
+        self.read(until=lambda m: m.get("type") == "stats")
+        return dict(self.hub)
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+def measure(base: str, warmup_s: float, minutes: float) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    requests: list[tuple[float, str]] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.on("request", lambda r: requests.append((time.monotonic(), route_of(r.url))))
+            page.goto(base + "/")
+            time.sleep(warmup_s)  # the page's first load and the run's first minutes are not steady
+            hub = HubWatch(base)
+            try:
+                first, t0 = hub.next_push(), time.monotonic()
+                health: list[float] = []
+                while time.monotonic() - t0 < minutes * 60:
+                    h0 = time.monotonic()
+                    status, _ = http("GET", base + "/api/health")
+                    health.append((time.monotonic() - h0) * 1000)
+                    if status not in (200, 503):
+                        raise RuntimeError(f"/api/health -> {status}")
+                    page.wait_for_timeout(10_000)  # the page runs meanwhile (its timers, its socket)
+                last, t1 = hub.next_push(), time.monotonic()
+            finally:
+                hub.close()
+            assert not page.evaluate("document.hidden"), "a hidden page asks for less: measure a visible one"
+        finally:
+            browser.close()
+    span = t1 - t0
+    counted = [route for at, route in requests if t0 <= at < t1]
+    by_route = {route: counted.count(route) for route in sorted(set(counted))}
+    reset = [name for name in HUB_COUNTERS if last[name] < first[name]]
+    if reset:
+        raise RuntimeError(f"the hub restarted during the run (counters went down: {reset})")
+    return {
+        "seconds": round(span, 1),
+        "hub": {name: last[name] - first[name] for name in HUB_COUNTERS},
+        "hub_per_day": {name: round((last[name] - first[name]) * DAY_S / span) for name in HUB_COUNTERS},
+        "push_every_ms": last["pushEveryMs"],
+        "page_requests": by_route,
+        "page_requests_per_day": {route: round(n * DAY_S / span) for route, n in by_route.items()},
+        "page_requests_per_day_total": round(len(counted) * DAY_S / span),
+        "health_ms": {"p50": round(statistics.median(health), 1), "max": round(max(health), 1),
+                      "samples": len(health)},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench freeplan", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--minutes", type=float, default=6.0, help="measured, after the warm-up")
+    ap.add_argument("--warmup", type=float, default=100.0, help="seconds tracking with the page open first")
+    ap.add_argument("--markets", type=int, default=6, help="symbols in LIGHTER_MARKETS (of the simulator's 12)")
+    ap.add_argument("--rate", type=float, default=20, help="the simulator's messages a second per market")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    args = ap.parse_args(argv)
+    logs = results_dir() / "logs"
+    logs.mkdir(exist_ok=True)
+    t_start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-freeplan-") as tmp:
+        tree = snapshot_tree(Path(tmp) / "app")
+        persist = Path(tmp) / "state"
+        devstack.apply_migrations(persist)  # migrations/ is not in the snapshot: the same database id
+        sim = devstack.Simulator(logs / "freeplan-sim.log", markets=SIM_MARKETS, rate=args.rate, seed=7)
+        sim.start()
+        try:
+            listed = get_json(sim.url + "/api/v1/orderBooks")["order_books"]
+            symbols = [m["symbol"] for m in listed][: args.markets]
+            settings = {"LIGHTER_MARKETS": ",".join(symbols), "SNAPSHOT_RETENTION_MINUTES": "1"}
+            worker = devstack.WranglerDev(
+                logs / "freeplan-wrangler.log", persist_dir=persist, cwd=tree["path"],
+                vars={"LIGHTER_API_URL": sim.url, "LIGHTER_WS_URL": sim.ws_url, "ADMIN_TOKEN": ADMIN_TOKEN,
+                      **settings},
+            )
+            worker.start()
+            try:
+                status, body = http("POST", worker.url + "/api/start", token=ADMIN_TOKEN)
+                if status != 200:
+                    raise RuntimeError(f"/api/start -> {status}: {body}")
+                print(f"[bench freeplan] tracking {symbols}; page open, {args.warmup:g} s warm-up, "
+                      f"{args.minutes:g} min measured; load {open('/proc/loadavg').read().split()[:3]}", flush=True)
+                figures = measure(worker.url, args.warmup, args.minutes)
+                stats = get_json(worker.url + "/api/stats")
+            finally:
+                worker.stop()
+        finally:
+            sim.stop()
+    out = {
+        "kind": "bench-freeplan", "command": "python -m bench freeplan", "args": vars(args) | {"json": None},
+        "settings": settings, "markets": stats["markets"], "shards": len(stats["shards"]),
+        **figures, "machine": machine(), "tree": tree, "took_s": round(time.monotonic() - t_start),
+    }
+    print(json.dumps({k: out[k] for k in ("markets", "seconds", "hub_per_day", "page_requests_per_day",
+                                          "page_requests_per_day_total", "health_ms")}, indent=1))
+    path = write_results("freeplan", out)
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1, default=str) + "\n")
+    print(f"[bench freeplan] wrote {path}")
+    return 0
