@@ -3,10 +3,11 @@ the LighterTracker and ParadexTracker Durable Objects (one per exchange and shar
 
 from workers import Response, WorkerEntrypoint
 
+from runtime import d1_meter
 from runtime.api import handle
 from runtime.dashboard_hub import DashboardHub
 from runtime.durable_object import LighterTracker, ParadexTracker
-from tracker.config import BENCH_FLOOR_PATH, BENCH_FLOOR_VAR
+from tracker.config import BENCH_FLOOR_PATH, BENCH_FLOOR_VAR, D1_METER_PATH, D1_METER_VAR
 
 __all__ = ["DashboardHub", "Default", "LighterTracker", "ParadexTracker"]
 
@@ -23,4 +24,7 @@ class Default(WorkerEntrypoint):
                 _floor.append(bool(getattr(self.env, BENCH_FLOOR_VAR, None)))
             if _floor[0]:
                 return Response('{"ok": true}', headers={"content-type": "application/json"})
+        # D1's row counters for a test (tests/integration/test_d1_counts.py). Off unless D1_METER is set.
+        if request.url.endswith(D1_METER_PATH) and request.method == "POST" and getattr(self.env, D1_METER_VAR, None):
+            return await d1_meter.handle(request, self.env)
         return await handle(request, self.env)

@@ -35,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from tracker.config import Config, estimate_d1_bytes  # noqa: E402
+from tracker.config import Config, estimate_d1_bytes, estimate_d1_rows  # noqa: E402
 GUIDE = ROOT / "DEPLOY.md"
 BENCH_JSON = ROOT / "docs" / "bench" / "guide.json"
 RESULTS = ROOT / "bench-results"
@@ -62,7 +62,11 @@ def bench_commands(quick: bool) -> list[tuple[str, list[str]]]:
 # https://developers.cloudflare.com/durable-objects/platform/pricing/
 # https://developers.cloudflare.com/d1/platform/pricing/  and  /d1/platform/limits/
 # https://developers.cloudflare.com/workers/platform/pricing/  and  /workers/platform/limits/
-DO_MEMORY_GB = 128 / 1024  # duration is billed at 128 MB per object, whatever it uses
+# Duration is billed at 128 MB per object, whatever it uses, and Cloudflare's own
+# examples turn that into GB-s as 128 MB / 1 GB = 0.128 ("4,320,000 seconds * 128 MB /
+# 1 GB = 552,960 GB-s", durable-objects/platform/pricing/): an object awake all day is
+# 11,059 GB-s, of the Free plan's 13,000.
+DO_MEMORY_GB = 128 / 1000
 SECONDS_PER_DAY = 86_400
 DAYS_PER_MONTH = 30
 DO_FREE_GB_S_PER_DAY = 13_000
@@ -129,6 +133,9 @@ def derive(bench: dict, d1cost: dict | None = None) -> dict:
         "rows_written_per_shard_window": rows_per_shard_window,
         "rows_written_per_market_day": round(rows_per_market_window * windows_per_day),
         "rows_written_per_shard_day": round(rows_per_shard_window * windows_per_day),
+        # A market's rows at the default retention once the hours are full (tracker/config.py).
+        "rows_per_market_default_retention": estimate_d1_rows(1, Config().window_ms, Config().snapshot_retention_ms,
+                                                              Config().minute_retention_ms, Config().hour_retention_ms),
         # One shard: its stats rows first, then as many markets as the rest allows.
         "free_plan_markets": int((D1_FREE_ROWS_WRITTEN_PER_DAY - rows_per_shard_window * windows_per_day)
                                  // (rows_per_market_window * windows_per_day)),
@@ -170,12 +177,92 @@ def calc(bench: dict) -> dict:
         "wasm_heap_mib": round(mem["wasmHeapMax"] / 2**20, 1),
         "api_sequential_p50_ms_max": max(e["p50_ms"] for e in sequential),
         "api_sequential_p99_ms_max": max(e["p99_ms"] for e in sequential),
-        "subscribe_minutes_600": round(600 / 180, 1),
+        # Lighter's per-IP budget, split between the shards with a keepalive reserve each
+        # (tracker/pacing.py): S x (floor(180 / S) - 4) subscriptions a minute in all.
+        **{f"subscribes_per_minute_s{n}": subscribes_per_minute(n) for n in (1, 2, 4, 16)},
+        "subscribe_minutes_600_s1": round(600 / subscribes_per_minute(1), 1),
+        "subscribe_minutes_600_s4": round(600 / subscribes_per_minute(4), 1),
     }
 
 
+def subscribes_per_minute(shards: int) -> int:
+    """Subscriptions a minute the whole deployment sends, every shard together."""
+    from tracker.pacing import Budget
+
+    return shards * Budget.share(shards).subscribes_per_minute
+
+
+# The Free plan's daily limits (developers.cloudflare.com: workers/platform/pricing/,
+# durable-objects/platform/pricing/ "Free plan": requests 100,000 / day, duration 13,000
+# GB-s / day, SQLite rows read 5 million / day, rows written 100,000 / day; d1/platform/pricing/).
+FREE_LIMITS = {
+    "workers_requests": 100_000,
+    "do_requests": 100_000,
+    "do_gb_s": DO_FREE_GB_S_PER_DAY,
+    "do_storage_rows_written": 100_000,
+    "do_storage_rows_read": 5_000_000,
+    "d1_rows_written": D1_FREE_ROWS_WRITTEN_PER_DAY,
+    "d1_rows_read": 5_000_000,
+}
+FREEPLAN_JSON = ROOT / "docs" / "bench" / "freeplan.json"
+# An uptime monitor on GET /api/health once a minute (DEPLOY.md, section 14): a Workers
+# request and one request to each shard.
+MONITOR_PER_DAY = 1_440
+# D1 rows read by GET /api/overview per market (docs/bench/d1cost.txt, "Rows read per
+# call": 1,000 for 200 markets): the widest read the page makes at every window; its
+# charts read only their new rows. The page's reads are bounded with it, not counted.
+OVERVIEW_ROWS_READ_PER_MARKET = 5
+
+
+def free_plan(d1cost: dict, freeplan: dict) -> dict:
+    """The Free-plan deployment of DEPLOY.md (one shard, LIGHTER_MARKETS naming M markets,
+    the dashboard open all day): what it uses a day of each Free-plan limit. The shard's
+    figures are counted in the simulation (`python -m bench d1cost`, its one-shard run of
+    M markets: D1 rows, alarm invocations, object storage rows); the dashboard's are
+    measured under wrangler dev with the page open (`python -m bench freeplan`: the hub's
+    counters, the page's requests by route, the stats round trip a push waits on)."""
+    markets = freeplan["markets"]
+    run = next(r for r in d1cost["steady"] if r["exchange"] == "lighter" and r["shards"] == 1
+               and r["markets"] == markets)
+    windows = SECONDS_PER_DAY // WINDOW_S
+    hub = freeplan["hub_per_day"]
+    pages = freeplan["page_requests_per_day"]
+    sockets = pages.get("/ws", 0)
+    # Awake while a handler runs (the hub hibernates: WebSocket Hibernation API): a push
+    # waits on the stats round trip to the shard; a log batch and a socket's opening
+    # are counted at the same length, which they do not reach.
+    hub_awake_s = (hub["alarms"] + hub["logBatches"] + sockets) * freeplan["health_ms"]["p50"] / 1000
+    use = {
+        "workers_requests": freeplan["page_requests_per_day_total"] + MONITOR_PER_DAY,
+        "do_requests": round(run["alarms_per_shard_window"] * windows) + hub["alarms"] + hub["statsFetches"]
+                       + hub["logBatches"] + sockets + MONITOR_PER_DAY,
+        "do_gb_s": round(DO_MEMORY_GB * (SECONDS_PER_DAY + hub_awake_s)),
+        "do_storage_rows_written": round(run["storage_rows_written_per_shard_window"] * windows) + hub["alarms"],
+        "do_storage_rows_read": round(run["storage_rows_read_per_shard_window"] * windows),
+        "d1_rows_written": round(run["rows_written_per_market_window"] * markets * windows),
+        "d1_rows_read": round(run["rows_read_per_market_window"] * markets * windows
+                              + freeplan["page_requests_per_day_total"] * OVERVIEW_ROWS_READ_PER_MARKET * markets),
+    }
+    out: dict[str, Any] = {"markets": markets, "rows_written_per_market_window": round(run["rows_written_per_market_window"], 2),
+                           "alarms_per_window": round(run["alarms_per_shard_window"], 2),
+                           "storage_rows_written_per_window": round(run["storage_rows_written_per_shard_window"], 1),
+                           "hub_awake_s": round(hub_awake_s), "push_every_s": round(freeplan["push_every_ms"] / 1000),
+                           "stats_round_trip_ms": freeplan["health_ms"]["p50"]}
+    for name, used in use.items():
+        limit = FREE_LIMITS[name]
+        out[name] = {"used": used, "limit": limit, "percent": round(100 * used / limit)}
+    # How many markets the binding limit, D1's rows written, allows on one shard.
+    per_market = run["market_rows_written_per_market_window"] * windows
+    per_shard = run["stats_rows_written_per_shard_window"] * windows
+    out["max_markets"] = int((D1_FREE_ROWS_WRITTEN_PER_DAY - per_shard) // per_market)
+    return out
+
+
 def figures(bench: dict) -> dict:
-    return {**bench, "cost": derive(bench), "calc": calc(bench)}
+    out = {**bench, "cost": derive(bench), "calc": calc(bench)}
+    if FREEPLAN_JSON.exists():
+        out["free"] = free_plan(json.loads(D1COST_JSON.read_text()), json.loads(FREEPLAN_JSON.read_text()))
+    return out
 
 
 def render(text: str, data: dict) -> tuple[str, list[str]]:

@@ -27,6 +27,11 @@ VALID_WINDOW_SECONDS = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)
 # only when the BENCH_FLOOR var is set (never in wrangler.toml).
 BENCH_FLOOR_VAR = "BENCH_FLOOR"
 BENCH_FLOOR_PATH = "/_bench/floor"
+# The test of D1's row counters (tests/integration/test_d1_counts.py): POST of statements,
+# answered with D1's own `meta` for each, by src/entry.py only when the D1_METER var is
+# set (the test session's wrangler dev; never in wrangler.toml).
+D1_METER_VAR = "D1_METER"
+D1_METER_PATH = "/_test/d1meter"
 # Default name in alert texts: the production Worker's name (wrangler.toml `name`).
 SERVICE_NAME = "lighter-orderbook-tracker"
 # Webhook URLs may be plain http only on this machine (the tests' local receiver):

@@ -62,6 +62,8 @@ from .state import TrackerState
 from .stats import ShardStats
 
 STATE_KEY = "tracker-state"
+# The alarm as this instance last wrote it is not known (see `_set_alarm`).
+_UNKNOWN = object()
 # While the outbox holds a backlog and D1 answers, drain it this often.
 DRAIN_EVERY_MS = 1_000
 # After a failed D1 write, retry after 2 s, 4 s, ... at most 30 s.
@@ -130,6 +132,12 @@ class ShardTracker:
         self._known_symbols: dict[int, str] = {}
         # What the last stats row sent to D1 reported (None: unknown): `_stats_rows`.
         self._frontier_sent: tuple | None = None
+        # Object storage bills a row written per key put and per setAlarm (Free plan:
+        # 100,000 a day): the state and the alarm as this instance's last write (the
+        # last one issued: storage applies them in order) leaves them, so that writing
+        # them again unchanged is skipped. A failed write leaves them unknown.
+        self._state_saved: str | None = None
+        self._alarm_at: object = _UNKNOWN  # an int, None (deleted) or _UNKNOWN
         self._lanes: dict[str, asyncio.Future] = {}  # lane -> its task (see the module doc)
         self.lag = FeedLag()  # arrival - stamp of the feed's frames, across connections
         self.recent_late = RecentCount()  # frames dropped as late, over about the last minute
@@ -216,10 +224,11 @@ class ShardTracker:
 
     async def alarm(self) -> None:
         state = await self._load()
+        self._alarm_at = _UNKNOWN  # the runtime consumed the alarm that brought us here
         if state.tracking or self.outbox.windows:
             # A safety net first: should this invocation never finish (an eviction
             # mid-step), the next one still comes. `_schedule` below refines it.
-            await self.ports.storage.set_alarm(self.ports.clock.now_ms() + self.config.window_ms)
+            await self._set_alarm(self.ports.clock.now_ms() + self.config.window_ms)
         try:
             if not state.tracking:
                 # Stopped: the outbox may still hold windows for D1, the last minutes
@@ -266,7 +275,7 @@ class ShardTracker:
         (eviction, deploy, restart), make sure an alarm will resume it."""
         state = await self._load()
         if state.tracking and self.aggregator is None and await self.ports.storage.get_alarm() is None:
-            await self.ports.storage.set_alarm(self.ports.clock.now_ms() + 100)
+            await self._set_alarm(self.ports.clock.now_ms() + 100)
 
     # =====================================================================================
     # Steps
@@ -416,6 +425,7 @@ class ShardTracker:
                 self.connection.add_market(market.market_index)
             for market in change.removed:
                 self.connection.remove_market(market.market_index)
+        self._state_written_elsewhere()
         await self.ports.storage.put_many({MARKETS_KEY: directory.to_json(), STATE_KEY: state.to_json()})
 
     def _allowlist_var(self) -> str:
@@ -531,7 +541,11 @@ class ShardTracker:
     async def _stash(self, closed) -> None:
         """Closed windows into the outbox, in one transaction with the state that
         says they are closed and records lost the windows the outbox's bound pushed
-        out (an eviction cannot come between the drop and its record)."""
+        out (an eviction cannot come between the drop and its record). Nothing
+        closed (an alarm between windows): only the state, if it changed."""
+        if not closed:
+            await self._save()
+            return
         state, window_ms = self.state, self.config.window_ms
 
         def record_lost(state: TrackerState, dropped) -> TrackerState:
@@ -544,6 +558,7 @@ class ShardTracker:
             after = record_lost(TrackerState.from_json(state.to_json()), dropped) if dropped else state
             return {STATE_KEY: after.to_json()}
 
+        self._state_written_elsewhere()  # the state goes with the windows (`state_after`)
         dropped = await self.outbox.add(closed, state_after)
         if dropped:
             record_lost(state, dropped)
@@ -586,16 +601,18 @@ class ShardTracker:
                          f"flushing {result.markets} symbols: {result.rows} rows in {result.windows} window(s), {elapsed} ms")
             if not self.outbox.windows:
                 break
-        await self._save()
         if failed:
+            await self._save()
             return  # D1 is failing: the rollup waits for the next flush that succeeds
         try:
+            # It saves the state, the counters above with it (one write, not two).
             await self.rollup.run(final)
         except Exception as exc:
             self._frontier_sent = None  # the prune batch may have carried the stats row
             state.totals.flush_failures += 1
             self.last_error = f"D1 rollup: {exc}"
             self.log("error", "Aggregator", "rollup_failed", f"minute rollup failed, will retry: {exc}")
+        await self._save()  # a rollup that stopped short of its save (nothing, if it saved this)
 
     async def _publish_stats(self, now: int) -> None:
         await self.ports.db.batch([self._stats_statement(now, self.outbox.entries)])
@@ -643,10 +660,22 @@ class ShardTracker:
             else:  # a stopped shard's stats row
                 due.append(now + backoff)
         due = [d for d in due if d is not None]
-        if due:
-            await self.ports.storage.set_alarm(max(min(due), now + 50))
-        else:
-            await self.ports.storage.delete_alarm()
+        await self._set_alarm(max(min(due), now + 50) if due else None)
+
+    async def _set_alarm(self, at: int | None) -> None:
+        """Set the alarm (None: delete it), unless this instance's own last write left it
+        so: a lane that ends wanting the alarm where it is writes nothing."""
+        if at == self._alarm_at:
+            return
+        self._alarm_at = at
+        try:
+            if at is None:
+                await self.ports.storage.delete_alarm()
+            else:
+                await self.ports.storage.set_alarm(at)
+        except BaseException:
+            self._alarm_at = _UNKNOWN
+            raise
 
     def _wake(self, at: int) -> None:
         """A socket event wants the alarm by `at` (a reconnect)."""
@@ -731,9 +760,24 @@ class ShardTracker:
         self.state.totals.add(feed.counters)
 
     async def _save(self) -> None:
+        """The state into storage, unless it is there as it is (an alarm's flush and its
+        rollup both save; most alarms' rollup changes nothing)."""
         if self.connection is not None:
             self.state.sent_at = self.connection.recent_sends(self.ports.clock.now_ms())
-        await self.ports.storage.put_many({STATE_KEY: self.state.to_json()})
+        text = self.state.to_json()
+        if text == self._state_saved:
+            return
+        self._state_saved = text
+        try:
+            await self.ports.storage.put_many({STATE_KEY: text})
+        except BaseException:
+            self._state_saved = None
+            raise
+
+    def _state_written_elsewhere(self) -> None:
+        """Another write of the state (with the outbox, with the market list) is
+        issued: what `_save` last wrote no longer says what storage holds."""
+        self._state_saved = None
 
     def _stats_statement(self, now: int, remaining) -> tuple:
         """The tracking_stats row as it will be once the batch carrying it is in D1
@@ -750,18 +794,28 @@ class ShardTracker:
         rewrite, and an alarm between windows moves nothing. Counted as sent from here
         on; a failed batch forgets it (`_frontier_sent = None`), so it goes again."""
         statement = self._stats_statement(now, remaining)
-        frontier = self._frontier_of(statement)
+        frontier = self._frontier_of(statement, alone=self._shards() == 1)
         if frontier == self._frontier_sent:
             return []
         self._frontier_sent = frontier
         return [statement]
 
     @staticmethod
-    def _frontier_of(statement: tuple) -> tuple:
+    def _frontier_of(statement: tuple, alone: bool = False) -> tuple:
         """What other shards and the API read from a stats row: (is_tracking,
-        outbox_windows, flushed_until, sealed_until, written_until)."""
+        outbox_windows, flushed_until, sealed_until, written_until). `alone` (the run's
+        SHARDS is 1): no other shard of the run waits on this one's windows, so the
+        flush frontier (`flushed_until`, `written_until`, which move at every flush) is
+        left out and the row goes when tracking starts or stops, the outbox fills or
+        empties, or a minute is rolled (`sealed_until`, what the API's final history
+        reads): about once a minute instead of every window. A shard of an earlier,
+        larger split still draining reads a frontier up to a minute old: it only rolls
+        later, never wrong (the frontiers are lower bounds). Issue 19: the stats row cost
+        a one-market deployment 1.25 rows written a window, more than half its market's."""
         row = dict(zip(STATS_COLUMNS, statement[1]))
-        return tuple(row[c] for c in ("is_tracking", "outbox_windows", "flushed_until", "sealed_until", "written_until"))
+        names = ("is_tracking", "outbox_windows", "sealed_until") if alone else (
+            "is_tracking", "outbox_windows", "flushed_until", "sealed_until", "written_until")
+        return tuple(row[c] for c in names)
 
     # =====================================================================================
     # Reporting

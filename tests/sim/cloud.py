@@ -38,9 +38,13 @@ SCHEMA = (ROOT / "schema.sql").read_text()
 WINDOW_TABLES = {"lighter_snapshots": "lighter_minutes", "paradex_snapshots": "paradex_minutes"}
 
 
-# Rows written into `touched` per window row a statement changes (measured:
-# tests/sim/test_d1_usage.py checks the correction against a database without triggers).
+# What the bookkeeping trigger adds to a statement's counters per window row it notes
+# (measured: tests/sim/test_d1_usage.py checks the correction against D1's SQLite
+# without triggers, tests/integration/test_d1_counts.py against D1 itself): a row
+# written into `touched` for every row changed, and a row read as well when the
+# statement inserts or updates the row (not when it deletes it).
 TOUCH_COST = 1
+TOUCH_READ_COST = 1
 
 
 class Evicted(BaseException):
@@ -93,7 +97,8 @@ def target_table(text: str) -> str:
 
 @dataclass
 class Usage:
-    """What D1 bills for: statements run, rows read, rows written."""
+    """What D1 (and Durable Object storage) bills for: statements (calls) run, rows
+    read, rows written."""
     statements: int = 0
     rows_read: int = 0
     rows_written: int = 0
@@ -131,12 +136,13 @@ class SimD1:
         # what changed, whatever the statement), so each batch costs what it wrote.
         # Each firing writes one row into the temporary table, which D1's counter counts
         # like any other: `_run` takes those back out (TOUCH_COST per row noted).
-        self.conn.run("CREATE TEMP TABLE touched (tbl TEXT, market_index INTEGER, timestamp INTEGER)")
+        self.conn.run("CREATE TEMP TABLE touched (tbl TEXT, market_index INTEGER, timestamp INTEGER, kept INTEGER)")
         for table in WINDOW_TABLES:
-            for op, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
+            for op, row, kept in (("INSERT", "NEW", 1), ("UPDATE", "NEW", 1), ("DELETE", "OLD", 0)):
                 self.conn.run(
                     f"CREATE TEMP TRIGGER touched_{table}_{op.lower()} AFTER {op} ON main.{table} BEGIN "
-                    f"INSERT INTO touched VALUES ('{table}', {row}.market_index, {row}.timestamp); END")
+                    f"INSERT INTO touched VALUES ('{table}', {row}.market_index, {row}.timestamp, {kept}); END")
+        self._kept = 0  # rows in `touched` now of window rows inserted or updated
 
     def port(self, life: Incarnation) -> SimD1Port:
         return SimD1Port(self, life)
@@ -154,14 +160,22 @@ class SimD1:
     def _run(self, text: str, params) -> tuple[list[dict], dict]:
         """One of the tracker's statements, counted: its rows and its D1 `meta`."""
         result = self.conn.run(text, tuple(params))
-        # The sim's own bookkeeping rows (one written into `touched` per window row the
-        # statement changed, by a trigger) are not the tracker's: D1 never sees them.
+        # The sim's own bookkeeping rows (one written per window row the statement
+        # changed, one read per row it inserted or updated: a DELETE's plan with a
+        # trigger reads as it would without) are not the tracker's: D1 never sees them.
+        # Written rows come from SQLite's own change counter; the reads need the kind.
         written = result.rows_written - result.trigger_changes * TOUCH_COST
-        meta = {"changes": result.changes, "rows_written": written, "rows_read": result.rows_read}
+        kept = self._count_kept() if result.trigger_changes else self._kept
+        read = result.rows_read - (kept - self._kept) * TOUCH_READ_COST
+        self._kept = kept
+        meta = {"changes": result.changes, "rows_written": written, "rows_read": read}
         if self.counting:
-            self.usage.setdefault(statement_name(text), Usage()).add(result.rows_read, written)
-            self.table_usage.setdefault(target_table(text), Usage()).add(result.rows_read, written)
+            self.usage.setdefault(statement_name(text), Usage()).add(read, written)
+            self.table_usage.setdefault(target_table(text), Usage()).add(read, written)
         return result.rows, meta
+    def _count_kept(self) -> int:
+        return self.conn.run("SELECT COALESCE(SUM(kept), 0) AS kept FROM touched").rows[0]["kept"]
+
     def _hanging_now(self) -> bool:
         return self.loop.now_ms() < self.hanging_until
 
@@ -174,6 +188,7 @@ class SimD1:
             self.conn.run("COMMIT")
         except Exception:
             self.conn.run("ROLLBACK")
+            self._kept = self._count_kept()
             raise
         self._record(statements)
         return metas
@@ -194,6 +209,7 @@ class SimD1:
                 f"LEFT JOIN {table} AS w ON w.market_index = t.market_index AND w.timestamp = t.timestamp",
                 table)]
         self.conn.run("DELETE FROM touched")
+        self._kept = 0
         for table, found in touched:
             market, ts = found.pop("touched_market"), found.pop("touched_ts")
             key = (table, market, ts)
@@ -288,13 +304,23 @@ async def answered(life: Incarnation, work):
 
 
 class SimStorage:
-    """One Durable Object's storage: survives its instances."""
+    """One Durable Object's storage: survives its instances.
+
+    `usage` counts what SQLite-backed Durable Object storage bills
+    (developers.cloudflare.com/durable-objects/platform/pricing/, "SQLite storage
+    backend": key-value methods are billed as rows read and written, "Each setAlarm()
+    is billed as a single row written", "Deletes are counted as rows written"): a row
+    written per key put or deleted and per setAlarm (deleteAlarm counted the same,
+    which the page does not say); a row read per key got (getAlarm counted the same).
+    `alarms_fired` counts the alarm invocations (Durable Object requests)."""
 
     def __init__(self) -> None:
         self.data: dict[str, str] = {}
         self.alarm: int | None = None
         self.on_alarm_change = None  # the world re-arms its timer
         self.on_put = None  # the world watches what is saved (lost ranges)
+        self.usage = Usage()
+        self.alarms_fired = 0
 
     def port(self, life: Incarnation) -> SimStoragePort:
         return SimStoragePort(self, life)
@@ -313,6 +339,7 @@ class SimStoragePort:
     async def get(self, key: str) -> str | None:
         self.life.check()
         value = self.s.data.get(key)
+        self.s.usage.add(1, 0)
         await self._yield()
         return value
 
@@ -321,6 +348,7 @@ class SimStoragePort:
         for call in storage_calls(list(entries.items())) or [[]]:
             self.life.check()
             self.s.data.update(call)
+            self.s.usage.add(0, len(call))
             if self.s.on_put is not None:
                 self.s.on_put(dict(call))
             await self._yield()
@@ -330,22 +358,26 @@ class SimStoragePort:
             self.life.check()
             for key in call:
                 self.s.data.pop(key, None)
+            self.s.usage.add(0, len(call))
             await self._yield()
 
     async def set_alarm(self, at_ms: int) -> None:
         self.life.check()
         self.s.alarm = int(at_ms)
+        self.s.usage.add(0, 1)
         self.s.on_alarm_change()
         await self._yield()
 
     async def get_alarm(self) -> int | None:
         self.life.check()
         value = self.s.alarm
+        self.s.usage.add(1, 0)
         await self._yield()
         return value
 
     async def delete_alarm(self) -> None:
         self.life.check()
         self.s.alarm = None
+        self.s.usage.add(0, 1)
         self.s.on_alarm_change()
         await self._yield()

@@ -547,6 +547,7 @@ class Venue:
             return
         storage = self.storage(shard)
         storage.alarm = None
+        storage.alarms_fired += 1  # an alarm invocation: a Durable Object request
         tracker = self.instance(shard)
         life = self.instances[shard][0]
         if shard in self.needs_resume:

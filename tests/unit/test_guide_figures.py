@@ -128,14 +128,15 @@ COUNTED = {"steady": [{"markets": 20, "market_rows_written_per_market_window": 2
 
 def test_derived_cost_follows_the_published_prices():
     cost = gf.derive({"run": {"ingest": {"msgs_per_s": 8_000}}}, COUNTED)
-    # an outbound WebSocket keeps a shard awake all day at 128 MB: 0.125 GB x 86,400 s
-    assert cost["do_gb_s_per_shard_day"] == 10_800 < gf.DO_FREE_GB_S_PER_DAY
+    # an outbound WebSocket keeps a shard awake all day at 128 MB, which Cloudflare's
+    # examples count as 0.128 GB: 0.128 x 86,400 s
+    assert cost["do_gb_s_per_shard_day"] == 11_059 < gf.DO_FREE_GB_S_PER_DAY
     # a shard planned half busy takes 4,000 msg/s: 600 markets at 20 msg/s need 3
     assert cost["shard_capacity_msgs_per_s"] == 4_000
-    assert cost["m600"]["shards"] == 3 and cost["m600"]["do_gb_s_month"] == 3 * 10_800 * 30
+    assert cost["m600"]["shards"] == 3 and cost["m600"]["do_gb_s_month"] == round(3 * 11_059.2 * 30)
     assert cost["m50"]["shards"] == 1 and cost["m50"]["do_usd_month"] == 0  # within 400,000 GB-s
-    # 3 x 324,000 GB-s - 400,000 included, at $12.50 a million
-    assert cost["m600"]["do_usd_month"] == round((3 * 324_000 - 400_000) * 12.5 / 1e6, 2)
+    # 3 x 331,776 GB-s - 400,000 included, at $12.50 a million
+    assert cost["m600"]["do_usd_month"] == round((3 * 331_776 - 400_000) * 12.5 / 1e6, 2)
     # rows (the run with the most markets): 2.5 a market and window + 1.25 a shard and
     # window, 5,760 windows a day, 30 days; 50 M included, $1 a million
     assert cost["m50"]["rows_written_month_millions"] == round((2.5 * 50 + 1.25) * 5_760 * 30 / 1e6, 1) == 21.8
@@ -156,3 +157,32 @@ def test_the_rows_written_figures_are_d1s_count_and_within_the_target():
         # every exchange: at most 3 a market and window, the stats row apart
         assert run["market_rows_written_per_market_window"] <= 3, run["exchange"]
         assert run["stats_rows_written_per_shard_window"] <= 1.5, run["exchange"]
+
+
+def test_the_free_plan_deployment_is_inside_every_daily_limit():
+    """DEPLOY.md's Free-plan deployment (one shard, LIGHTER_MARKETS, dashboard open) by
+    the guide's own arithmetic from the two committed runs: every limit under 100 %, D1's
+    rows written at most 3 a market and window with the stats row included."""
+    free = gf.load()["free"]
+    shares = {name: free[name]["percent"] for name in gf.FREE_LIMITS}
+    assert all(free[name]["used"] < free[name]["limit"] for name in gf.FREE_LIMITS), shares
+    assert free["rows_written_per_market_window"] <= 3
+    assert free["markets"] <= free["max_markets"]
+
+
+def test_the_free_plan_arithmetic_counts_each_part():
+    d1cost = {"steady": [{"exchange": "lighter", "shards": 1, "markets": 2, "rows_written_per_market_window": 2.5,
+                          "market_rows_written_per_market_window": 2.4, "stats_rows_written_per_shard_window": 0.2,
+                          "rows_read_per_market_window": 30.0, "alarms_per_shard_window": 2.0,
+                          "storage_rows_written_per_shard_window": 10.0, "storage_rows_read_per_shard_window": 1.0}]}
+    freeplan = {"markets": 2, "push_every_ms": 10_000, "health_ms": {"p50": 50.0},
+                "hub_per_day": {"alarms": 8_640, "statsFetches": 8_640, "pushes": 8_640, "logBatches": 6_000},
+                "page_requests_per_day": {"/ws": 10, "/api/overview": 5_760}, "page_requests_per_day_total": 20_000}
+    free = gf.free_plan(d1cost, freeplan)
+    assert free["d1_rows_written"]["used"] == 2.5 * 2 * 5_760
+    assert free["do_requests"]["used"] == 2 * 5_760 + 8_640 + 8_640 + 6_000 + 10 + 1_440
+    assert free["do_storage_rows_written"]["used"] == 10 * 5_760 + 8_640
+    assert free["workers_requests"]["used"] == 20_000 + 1_440
+    # the shard all day, the hub 50 ms per push, log batch and socket: 0.128 GB each
+    assert free["do_gb_s"]["used"] == round(0.128 * (86_400 + (8_640 + 6_000 + 10) * 0.05))
+    assert free["max_markets"] == int((100_000 - 0.2 * 5_760) // (2.4 * 5_760))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-COMMANDS = ("run", "shards", "sender", "core", "profile", "api", "paradex", "ingest-compare", "d1cost")
+COMMANDS = ("run", "shards", "sender", "core", "profile", "api", "paradex", "ingest-compare", "d1cost", "freeplan")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         # D1 rows read and written, counted as D1 bills them (the simulation, D1's SQLite).
         from .d1cost import main as d1cost_main
         return d1cost_main(rest)
+    if command == "freeplan":
+        # A Free-plan deployment with the dashboard open: Durable Object and Worker requests a day.
+        from .freeplan import main as freeplan_main
+        return freeplan_main(rest)
     if command == "sender":
         from .sender import main as sender_main
         return sender_main(rest)

@@ -8,7 +8,11 @@ Two parts, both on D1's own SQLite with D1's row counters (tools/d1sqlite):
    Rows written per market and window do not depend on how long the rows are kept
    (at steady state each row is written once and deleted once), so the retention is
    shortened to reach the steady state in a few virtual hours: 5 minutes of
-   windows, an hour of minutes, an hour of hours. Per shard, the stats row.
+   windows, an hour of minutes, an hour of hours. Per shard, the stats row, and the
+   tracker objects' own use: alarm invocations (Durable Object requests) and the rows
+   their SQLite-backed storage bills. Three Lighter runs: many markets on several
+   shards, the guide's Free-plan deployment (--free-markets on one shard) and one
+   market alone; and Paradex's.
 2. Per API call: the tables filled as the default retention keeps them (an hour of
    windows, a day of minutes, 90 days of hours for every market), then each route's
    statements once, and the tracker's per-alarm statements on that full database.
@@ -62,13 +66,25 @@ def steady_state(exchange: str, markets: int, shards: int, seed: int = 1) -> dic
     warm_up = 2 * HOUR_MS + 20 * 60_000  # every table pruned at least once before the hour counted
     marks: dict[str, dict] = {}
 
+    def objects() -> tuple[Usage, int]:
+        """Durable Object storage use and alarm invocations so far, every shard."""
+        total, alarms = Usage(), 0
+        for storage in world.storages.values():
+            total.statements += storage.usage.statements
+            total.rows_read += storage.usage.rows_read
+            total.rows_written += storage.usage.rows_written
+            alarms += storage.alarms_fired
+        return total, alarms
+
     async def script() -> None:
         await world.control("start")
         await asyncio.sleep(warm_up / 1000)
         start = world.loop.now_ms()
         marks["before"] = {k: replace(v) for k, v in world.d1.usage.items()}
+        marks["objects_before"] = objects()
         await asyncio.sleep(HOUR_MS / 1000)
         marks["after"] = {k: replace(v) for k, v in world.d1.usage.items()}
+        marks["objects_after"] = objects()
         marks["span"] = world.loop.now_ms() - start
         await world.control("stop")
 
@@ -89,12 +105,19 @@ def steady_state(exchange: str, markets: int, shards: int, seed: int = 1) -> dic
     written = sum(u.rows_written for u in per_statement.values())
     read = sum(u.rows_read for u in per_statement.values())
     stats_written = sum(u.rows_written for n, u in per_statement.items() if n.endswith("UPSERT_STATS"))
+    (storage_before, alarms_before), (storage_after, alarms_after) = marks["objects_before"], marks["objects_after"]
+    shard_windows = shards * windows
     return {
         "exchange": exchange, "markets": markets, "shards": shards, "windows": windows,
         "rows_written_per_market_window": written / market_windows,
         "rows_read_per_market_window": read / market_windows,
         "market_rows_written_per_market_window": (written - stats_written) / market_windows,
-        "stats_rows_written_per_shard_window": stats_written / (shards * windows),
+        "stats_rows_written_per_shard_window": stats_written / shard_windows,
+        # The tracker objects themselves (tests/sim/cloud.py SimStorage): alarm invocations
+        # (each a Durable Object request) and their SQLite-backed storage's rows.
+        "alarms_per_shard_window": (alarms_after - alarms_before) / shard_windows,
+        "storage_rows_written_per_shard_window": (storage_after.rows_written - storage_before.rows_written) / shard_windows,
+        "storage_rows_read_per_shard_window": (storage_after.rows_read - storage_before.rows_read) / shard_windows,
         "statements": {n: asdict(u) for n, u in sorted(per_statement.items())},
     }
 
@@ -189,6 +212,12 @@ def _print(steady: list[dict], calls: dict) -> None:
         print(f"{r['exchange']:9s} {r['markets']:7d} {r['shards']:6d} {r['rows_written_per_market_window']:22.3f} "
               f"{r['market_rows_written_per_market_window']:19.3f} {r['stats_rows_written_per_shard_window']:24.3f} "
               f"{r['rows_read_per_market_window']:19.1f}")
+    print("\nThe tracker objects, per shard and window: alarm invocations (Durable Object requests),"
+          "\nrows of their SQLite-backed storage (a row a key put or deleted and a setAlarm; a row a key read)")
+    print(f"{'exchange':9s} {'markets':>7s} {'shards':>6s} {'alarms':>8s} {'storage written':>16s} {'storage read':>13s}")
+    for r in steady:
+        print(f"{r['exchange']:9s} {r['markets']:7d} {r['shards']:6d} {r['alarms_per_shard_window']:8.3f} "
+              f"{r['storage_rows_written_per_shard_window']:16.3f} {r['storage_rows_read_per_shard_window']:13.3f}")
     for r in steady:
         print(f"\n  {r['exchange']}, {r['markets']} markets, {r['shards']} shard(s), {r['windows']} windows: per statement")
         for name, u in r["statements"].items():
@@ -206,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench d1cost", description=__doc__.splitlines()[0])
     ap.add_argument("--markets", type=int, default=20, help="Lighter markets in the steady-state run")
     ap.add_argument("--shards", type=int, default=2)
+    ap.add_argument("--free-markets", type=int, default=6,
+                    help="Lighter markets of the one-shard run (DEPLOY.md's Free-plan deployment)")
     ap.add_argument("--paradex-markets", type=int, default=0, help="0: as many PERPs as the simulator lists")
     ap.add_argument("--api-markets", type=int, default=200, help="markets in the per-call part")
     ap.add_argument("--json", type=Path, help="also write the figures here")
@@ -214,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     from paradex import PERPS
 
     steady = [steady_state("lighter", args.markets, args.shards),
+              steady_state("lighter", args.free_markets, 1),
               steady_state("lighter", 1, 1),
               steady_state("paradex", args.paradex_markets or len(PERPS), 1)]
     calls = per_call(args.api_markets)
