@@ -6,7 +6,8 @@ are ignored, so a late `close` from an old socket cannot tear down a new one.
 The message handler is synchronous and does the least JS work possible per frame
 (one read of `evt.data`), since crossing into JS costs ~9 µs per call. Text frames
 arrive as str; binary frames (Paradex's SBE) as an ArrayBuffer, copied into bytes
-once (`to_bytes`; tools/bench/sbe_decode.py measures what that copy costs).
+once (`to_bytes`; tools/bench/sbe_decode.py measures what that copy costs). Every
+BREATHE_EVERY_FRAMES frames the handler lets the rest of the object in (runtime/breath.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Callable
 
 import js
 from pyodide.ffi import create_once_callable, create_proxy
+
+from .breath import paced_handler
 
 
 class FeedSocket:
@@ -27,6 +30,7 @@ class FeedSocket:
         on_frame: Callable[[str | bytes], None],
         on_open: Callable[[], None],
         on_down: Callable[[str], None],
+        breathe: Callable[[], None] | None = None,
     ) -> None:
         self.url = url
         self.number = number
@@ -37,7 +41,7 @@ class FeedSocket:
         self._ws.binaryType = "arraybuffer"  # binary frames as ArrayBuffer, never Blob
         self._proxies = [
             self._listen("open", lambda evt: self._opened(on_open)),
-            self._listen("message", lambda evt: on_frame(_data(evt.data))),
+            self._listen("message", paced_handler(on_frame, _payload, breathe)),
             self._listen("close", lambda evt: self._down(f"closed by server (code {evt.code}{_reason(evt)})")),
             self._listen("error", lambda evt: self._down("socket error")),
         ]
@@ -95,6 +99,7 @@ def _reason(evt) -> str:
     return f", {reason}" if reason else ""
 
 
-def _data(data):
+def _payload(evt):
     """A frame's payload: str stays str; an ArrayBuffer becomes bytes."""
+    data = evt.data
     return data if type(data) is str else data.to_bytes()

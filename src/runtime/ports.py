@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 
 import js
+from pyodide.ffi import create_proxy
 from workers import fetch
 
 from tracker.ports import Statement, storage_calls
@@ -65,9 +66,47 @@ class D1Database:
         return await d1.run_batch(self._db, list(statements))
 
 
-def open_socket(url, on_frame, on_open, on_down) -> FeedSocket:
-    FeedSocket.count += 1
-    return FeedSocket(url, FeedSocket.count, on_frame, on_open, on_down)
+def socket_opener(ctx):
+    """The tracker's `sockets` port for a Durable Object: each feed socket it opens lets
+    the object's requests in between frames of a burst through `ctx` (GateBreath)."""
+    breathe = GateBreath(ctx)
+
+    def open_with_breath(url, on_frame, on_open, on_down) -> FeedSocket:
+        FeedSocket.count += 1
+        return FeedSocket(url, FeedSocket.count, on_frame, on_open, on_down, breathe)
+
+    return open_with_breath
+
+
+class GateBreath:
+    """Hold the object's input gate until the runtime has looked for I/O once
+    (runtime/breath.py says why).
+
+    ctx.blockConcurrencyWhile() delivers no event to the object until its callback's
+    promise settles; the callback waits for a 0 ms timer, which fires only when the
+    runtime polls for I/O. While the gate is held, the socket's read loop waits for
+    it, so the poll comes: requests and timers due get in, queued at the gate ahead of
+    the next frame. One breath at a time: a breath asked for while one is held is a no-op."""
+
+    def __init__(self, ctx) -> None:
+        self._ctx = ctx
+        self._held = False
+        # Made once, reused by every breath: no proxy to create or destroy per breath.
+        self._settled = create_proxy(self._release)
+        self._wait_for_io = create_proxy(self._zero_timer)
+        self._arm_timer = create_proxy(lambda resolve, reject: js.setTimeout(resolve, 0))
+
+    def __call__(self) -> None:
+        if self._held:
+            return
+        self._held = True
+        self._ctx.blockConcurrencyWhile(self._wait_for_io).then(self._settled, self._settled)
+
+    def _zero_timer(self):
+        return js.Promise.new(self._arm_timer)
+
+    def _release(self, *_) -> None:
+        self._held = False
 
 
 class JsHttp:
