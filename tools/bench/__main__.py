@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-COMMANDS = ("run", "shards", "sender", "core", "profile", "api", "paradex", "ingest-compare", "d1cost")
+COMMANDS = ("run", "shards", "sender", "core", "profile", "api", "paradex", "ingest-compare", "d1cost", "saturation")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         # D1 rows read and written, counted as D1 bills them (the simulation, D1's SQLite).
         from .d1cost import main as d1cost_main
         return d1cost_main(rest)
+    if command == "saturation":
+        # The stats and control paths' latency while the feed is flat out (issue 18).
+        from .saturation import main as saturation_main
+        return saturation_main(rest)
     if command == "sender":
         from .sender import main as sender_main
         return sender_main(rest)

@@ -121,11 +121,12 @@ class Sampler(threading.Thread):
 
 
 class SenderProcess:
-    def __init__(self, log_path: Path, markets: int, deltas: int, seed: int, exchange: str = "lighter") -> None:
+    def __init__(self, log_path: Path, markets: int, deltas: int, seed: int, exchange: str = "lighter",
+                 extra: list[str] | None = None) -> None:
         self.log_path = log_path
         self.exchange = exchange
         argv = [sys.executable, "-m", "bench", "sender", "--markets", str(markets),
-                "--deltas", str(deltas), "--seed", str(seed), "--exchange", exchange]
+                "--deltas", str(deltas), "--seed", str(seed), "--exchange", exchange, *(extra or [])]
         self.log = open(log_path, "w")
         self.proc = subprocess.Popen(argv, cwd=str(ROOT), env=devstack.python_env(), stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, start_new_session=True)
