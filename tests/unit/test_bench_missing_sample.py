@@ -49,6 +49,9 @@ def test_memory_without_samples_after_its_start_is_reported_missing():
     m0 = {"t": 10.0, "t_stats": 10.5, "cpu": 1.0, "rss": 2**30, "messages": 1000}
     assert "missing" in runner.memory_figures(m0, [], 300_000)
     assert "missing" in runner.memory_figures(m0, [m0], 300_000)
+    # samples, but no message between them (the stream ran out): no trend to report either
+    still = [{**m0, "t": 10.0 + i, "t_stats": 10.5 + i} for i in range(4)]
+    assert "missing" in runner.memory_figures(m0, still, 300_000)
 
 
 def test_memory_figures_from_samples():

@@ -442,6 +442,9 @@ def memory_figures(m0: dict, rows: list[dict], messages: int) -> dict:
         return {"missing": f"{len(rows)} stats sample(s) over the phase: no RSS trend", "messages": 0,
                 "load_after": procstat.loadavg()}
     end = rows[-1]
+    if end["messages"] <= m0["messages"]:
+        return {"missing": "no message arrived over the phase (the stream ran out?): no RSS trend",
+                "messages": 0, "load_after": procstat.loadavg()}
     rss0 = m0["rss"]
     rss = [r["rss"] for r in rows]
     msgs = [r["messages"] - m0["messages"] for r in rows]
@@ -797,7 +800,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-deltas", type=int, default=6_000_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--output", default="latest", help="results name: bench-results/<name>.json")
-    ap.add_argument("--proto", action="append", default=[], choices=("regex", "scan", "api-cache"),
+    ap.add_argument("--proto", action="append", default=[], choices=("regex", "scan", "api-cache", "no-breath"),
                     help="run a prototype fix (bench/protos.py) applied to the copied tree; repeatable")
     args = ap.parse_args(argv)
     q = args.quick
