@@ -19,11 +19,12 @@ buffer, every request to the process, even the Worker's own /api/openapi.json):
 
 The breath: every `every` frames the handler asks `breathe()` to hold the object's input
 gate (`ctx.blockConcurrencyWhile`, https://developers.cloudflare.com/durable-objects/api/state/#blockconcurrencywhile)
-until a 0 ms timer fires (runtime/ports.py `GateBreath`). While the gate is held the read
-loop's next message waits for it, the ready queue runs out, KJ polls the OS: requests are
-read, and join the gate's queue ahead of the next frame. Frames are never reordered or
-dropped (each is handled, in order, before the breath is asked for); the cost is one
-counter per frame and a timer per `every` frames (`bench saturation` measures both sides).
+until a 1 ms timer fires (runtime/ports.py `GateBreath`; a 0 ms one was measured not to be
+enough). While the gate is held the read loop's next message waits for it, the ready queue
+runs out, KJ polls the OS: requests are read, and join the gate's queue ahead of the next
+frame. Frames are never reordered or dropped (each is handled, in order, before the breath
+is asked for); the cost is one counter per frame and a timer per `every` frames. `bench
+saturation` measures the latency of the API under a burst with and without the breath.
 """
 
 from __future__ import annotations

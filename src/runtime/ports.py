@@ -78,35 +78,48 @@ def socket_opener(ctx):
     return open_with_breath
 
 
+# Not 0: a breath on a 0 ms timer was measured completing ~45 times a second while not one
+# new request got in for 20 s (docs/bench/saturation.txt); on a 1 ms timer requests got in.
+# Why 0 differs is not established (a 0 ms timer may be due before the loop reaches the OS).
+BREATH_TIMER_MS = 1
+# At most one breath per this many ms of a burst: a 1 ms timer can put workerd to sleep, and on
+# a busy machine getting the CPU back takes far longer (a breath every 256 frames cut a burst's
+# ingest 5x at load 9). A request needs one or two breaths to be read and answered.
+BREATH_INTERVAL_MS = 50
+
+
 class GateBreath:
     """Hold the object's input gate until the runtime has looked for I/O once
     (runtime/breath.py says why).
 
     ctx.blockConcurrencyWhile() delivers no event to the object until its callback's
-    promise settles; the callback waits for a 0 ms timer, which fires only when the
-    runtime polls for I/O. While the gate is held, the socket's read loop waits for
+    promise settles; the callback waits for a BREATH_TIMER_MS timer, which fires only
+    when the runtime has polled for I/O. While the gate is held, the socket's read loop waits for
     it, so the poll comes: requests and timers due get in, queued at the gate ahead of
-    the next frame. One breath at a time: a breath asked for while one is held is a no-op."""
+    the next frame. One breath at a time, and none sooner than BREATH_INTERVAL_MS after
+    the last one ended: a breath asked for meanwhile is a no-op."""
 
     def __init__(self, ctx) -> None:
         self._ctx = ctx
         self._held = False
+        self._last_ms = 0.0  # when the last breath ended (Date.now() moves on between events)
         # Made once, reused by every breath: no proxy to create or destroy per breath.
         self._settled = create_proxy(self._release)
-        self._wait_for_io = create_proxy(self._zero_timer)
-        self._arm_timer = create_proxy(lambda resolve, reject: js.setTimeout(resolve, 0))
+        self._wait_for_io = create_proxy(self._timer)
+        self._arm_timer = create_proxy(lambda resolve, reject: js.setTimeout(resolve, BREATH_TIMER_MS))
 
     def __call__(self) -> None:
-        if self._held:
+        if self._held or js.Date.now() - self._last_ms < BREATH_INTERVAL_MS:
             return
         self._held = True
         self._ctx.blockConcurrencyWhile(self._wait_for_io).then(self._settled, self._settled)
 
-    def _zero_timer(self):
+    def _timer(self):
         return js.Promise.new(self._arm_timer)
 
     def _release(self, *_) -> None:
         self._held = False
+        self._last_ms = js.Date.now()
 
 
 class JsHttp:
