@@ -7,9 +7,10 @@
     python -m bench core ...                                          the CPython floor alone
     python -m bench profile [--quick]                                 where workerd's time per message goes
     python -m bench paradex [--rounds 7]                              Paradex SBE beside Lighter JSON: decode, JS->Python, ingest
-    python -m bench ingest-compare [--markets 50] [--messages 300000] ingest in workerd, Lighter then Paradex, same changes
+    python -m bench ingest-compare [--markets 50] [--seconds 15]       ingest in workerd, Lighter then Paradex, same changes
     python -m bench d1cost [--json PATH]                              D1 rows, alarms, object storage rows (the simulation)
     python -m bench freeplan [--minutes 6] [--json PATH]              the Free-plan deployment, dashboard open: requests a day
+    python -m bench saturation [--seconds 20]                          stats and control latency, idle then flat out
 
 Every command runs wrangler dev from a temporary COPY of wrangler.toml, src/, frontend/ and
 python_modules/ (wrangler reloads on any source edit; the copy pins the code measured).

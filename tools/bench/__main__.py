@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import sys
 
-COMMANDS = ("run", "shards", "sender", "core", "profile", "api", "paradex", "ingest-compare", "d1cost", "freeplan")
+COMMANDS = ("run", "shards", "sender", "core", "profile", "api", "paradex", "ingest-compare", "d1cost", "freeplan",
+            "saturation")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         # A Free-plan deployment with the dashboard open: Durable Object and Worker requests a day.
         from .freeplan import main as freeplan_main
         return freeplan_main(rest)
+    if command == "saturation":
+        # The stats and control paths' latency while the feed is flat out (issue 18).
+        from .saturation import main as saturation_main
+        return saturation_main(rest)
     if command == "sender":
         from .sender import main as sender_main
         return sender_main(rest)

@@ -1,6 +1,6 @@
 """Ingest inside workerd, Lighter beside Paradex: the same markets, the same book changes.
 
-    python -m bench ingest-compare [--markets 50] [--messages 300000] [--seed 1]
+    python -m bench ingest-compare [--markets 50] [--seconds 15] [--seed 1]
 
 For each exchange, one after the other (Lighter, then Paradex):
 
@@ -12,9 +12,9 @@ For each exchange, one after the other (Lighter, then Paradex):
    sender only (Paradex: ENABLED_EXCHANGES=paradex, PARADEX_API_URL, PARADEX_WS_URL);
 3. POST /api/start?exchange=X with the sender paused; every market subscribed (each
    got its snapshot);
-4. the sender goes flat out (drain-bound), --ramp-seconds, then --messages messages
-   measured as `bench run` measures ingest: msg/s from the tracker's own
-   messagesReceived (/api/stats?exchange=X), workerd CPU from /proc.
+4. the sender goes flat out (drain-bound), --ramp-seconds, then --seconds measured by
+   the same code as `bench run`'s ingest phase (runner.flat_out): msg/s from the
+   tracker's own messagesReceived (/api/stats?exchange=X), workerd CPU from /proc.
 
 Prints a table (msg/s, workerd CPU µs per message, Paradex/Lighter ratios, load
 average) and writes bench-results/ingest-compare.json. No assertion.
@@ -31,7 +31,7 @@ import devstack
 
 from . import procstat
 from .common import ADMIN_TOKEN, ROOT, fmt, http, machine, results_dir, snapshot_tree, table, write_results
-from .runner import Sampler, SenderProcess, _log, _rate, _wait
+from .runner import Sampler, SenderProcess, _log, _sample_or_none, flat_out
 
 EXCHANGES = ("lighter", "paradex")
 
@@ -39,7 +39,7 @@ EXCHANGES = ("lighter", "paradex")
 def measure_exchange(args: argparse.Namespace, exchange: str, app: Path, tmp: Path, logs: Path) -> dict:
     out: dict = {"exchange": exchange, "load_at_start": procstat.loadavg()}
     # Enough deltas for the ramp and the measured messages (sized on a generous rate).
-    deltas = int(args.messages * 1.1 + args.flat_guess * (args.ramp_seconds + 5))
+    deltas = int(args.flat_guess * (args.ramp_seconds + args.seconds + 5))
     _log(f"{exchange}: sender generating {deltas:,} deltas over {args.markets} markets (seed {args.seed})")
     t0 = time.monotonic()
     sender = SenderProcess(logs / f"compare-{exchange}-sender.log", args.markets, deltas, args.seed, exchange)
@@ -68,47 +68,18 @@ def measure_exchange(args: argparse.Namespace, exchange: str, app: Path, tmp: Pa
         if status != 200:
             raise RuntimeError(f"/api/start?exchange={exchange} -> {status}: {body}")
         sampler.start()
-        subscribed = _wait(lambda: (r := sampler.latest("subscribed")) and r["subscribed"] >= args.markets and r,
-                           args.subscribe_timeout, what=f"{args.markets} {exchange} subscriptions")
-        out["start_to_all_subscribed_s"] = round(subscribed["t_stats"] - t_start, 2)
+        missing: list[str] = []
+        subscribed = _sample_or_none(
+            lambda: (r := sampler.latest("subscribed")) and r["subscribed"] >= args.markets and r,
+            args.subscribe_timeout, f"{args.markets} {exchange} subscriptions", missing)
+        out["start_to_all_subscribed_s"] = round(subscribed["t_stats"] - t_start, 2) if subscribed else None
+        if missing:
+            out["missing"] = missing
         _log(f"{exchange}: {args.markets} markets subscribed in {out['start_to_all_subscribed_s']}s")
 
-        # Flat out, as `bench run`'s ingest phase: ramp, then measure.
-        sender.mode(0)
-        time.sleep(args.ramp_seconds)
-        load_before = procstat.loadavg()
-        if sender.stats()["exhausted"]:
-            raise RuntimeError(f"{exchange}: the stream ran out during the ramp: raise --flat-guess")
-        s0 = sender.stats()
-        t0 = time.monotonic()
-        # The window opens at the first sample taken after t0 (what _rate starts from),
-        # and closes once --messages more have arrived.
-        first = _wait(lambda: (r := sampler.latest()) and r["t"] >= t0 and r, 30, 0.05, "a sample")
-        deadline = t0 + args.max_seconds
-        exhausted = False
-        while True:
-            time.sleep(0.25)
-            last = sampler.latest()
-            if last["messages"] - first["messages"] >= args.messages:
-                break
-            exhausted = sender.stats()["exhausted"]
-            if exhausted or time.monotonic() > deadline:
-                _log(f"{exchange}: stream exhausted or time is up: measuring what arrived")
-                break
-        t1 = time.monotonic()
-        s1 = sender.stats()
+        # Flat out, measured as `bench run`'s ingest phase (runner.flat_out: one definition).
+        ingest = flat_out(sampler, sender, args.seconds, args.ramp_seconds)
         sender.mode("pause")
-        rows = [r for r in sampler.between(first["t"], t1) if r.get("messages") is not None]
-        while exhausted and len(rows) > 2 and rows[-1]["messages"] == rows[-2]["messages"]:
-            rows.pop()  # the stream ran out: not the tracker's rate any more
-        ingest = _rate(rows) or {}
-        ingest["sender_frames_per_s"] = round((s1["frames_sent"] - s0["frames_sent"]) / (s1["time"] - s0["time"]))
-        ingest["sender_bytes_per_frame"] = round((s1["bytes_sent"] - s0["bytes_sent"])
-                                                 / max(1, s1["frames_sent"] - s0["frames_sent"]), 1)
-        ingest["sender_cpu_percent"] = round((s1["cpu_seconds"] - s0["cpu_seconds"]) / (s1["time"] - s0["time"]) * 100, 1)
-        ingest["sender_exhausted"] = exhausted
-        ingest["load_before"] = load_before
-        ingest["load_after"] = procstat.loadavg()
         out["ingest"] = ingest
         stats = (sampler.take().get("stats") or {})
         out["tracker_final"] = {k: stats.get(k) for k in (
@@ -180,6 +151,8 @@ def report(r: dict) -> str:
         text += (f"\n{name} tracker at the end: messages {tf.get('messagesReceived')}, subscribed {tf.get('subscribed')}, "
                  f"valid books {tf.get('validBooks')}, gaps {tf.get('gaps')}, malformed {tf.get('malformed')}, "
                  f"reconnects {tf.get('reconnects')}, last error {tf.get('lastError')!r}")
+        for why in [*(block.get("missing") or []), *([block["ingest"]["missing"]] if "missing" in block["ingest"] else [])]:
+            text += f"\nNO SAMPLE: {name}: {why}"
         if block.get("workerd_restarts"):
             text += f"\nWARNING: {name}'s workerd restarted during the run: figures are suspect"
     text += f"\nload average: {r['load_at']}"
@@ -189,11 +162,11 @@ def report(r: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench ingest-compare", description=__doc__.split("\n\n")[0])
     ap.add_argument("--markets", type=int, default=50)
-    ap.add_argument("--messages", type=int, default=300_000, help="messages measured per exchange")
+    ap.add_argument("--seconds", type=float, default=15,
+                    help="measured per exchange, flat out (as `run`'s ingest phase: one window close inside)")
     ap.add_argument("--ramp-seconds", type=float, default=5, help="flat out before measuring")
-    ap.add_argument("--max-seconds", type=float, default=300, help="per exchange, measuring")
-    ap.add_argument("--flat-guess", type=int, default=200_000,
-                    help="msg/s, only to size the stream (ramp + measured messages; an exhausted stream ends early)")
+    ap.add_argument("--flat-guess", type=int, default=100_000,
+                    help="msg/s, only to size the stream (ramp + measured seconds; an exhausted stream ends early)")
     ap.add_argument("--subscribe-timeout", type=float, default=150)
     ap.add_argument("--sample-period", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=1)

@@ -83,6 +83,11 @@ class Sampler(threading.Thread):
         try:
             stats = get_json(self.base_url + self.stats_path, timeout=20)
             row["t_stats"] = time.monotonic()
+            # workerd's CPU again, right after the answer: the count in it was read moments
+            # before, whereas `cpu` above was read before the request was sent, and a request
+            # that waited behind a burst (issue 18, defect 8) would pair a count read seconds
+            # later with that older CPU reading: per-message CPU overstated, by up to 1.9x.
+            row["cpu_stats"] = procstat.sample(self.pids)["cpu"]
             row["messages"] = stats.get("messagesReceived")
             row["subscribed"] = stats.get("subscribed")
             row["windowsFlushed"] = stats.get("windowsFlushed")
@@ -121,11 +126,12 @@ class Sampler(threading.Thread):
 
 
 class SenderProcess:
-    def __init__(self, log_path: Path, markets: int, deltas: int, seed: int, exchange: str = "lighter") -> None:
+    def __init__(self, log_path: Path, markets: int, deltas: int, seed: int, exchange: str = "lighter",
+                 extra: list[str] | None = None) -> None:
         self.log_path = log_path
         self.exchange = exchange
         argv = [sys.executable, "-m", "bench", "sender", "--markets", str(markets),
-                "--deltas", str(deltas), "--seed", str(seed), "--exchange", exchange]
+                "--deltas", str(deltas), "--seed", str(seed), "--exchange", exchange, *(extra or [])]
         self.log = open(log_path, "w")
         self.proc = subprocess.Popen(argv, cwd=str(ROOT), env=devstack.python_env(), stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -200,6 +206,17 @@ def _wait(cond, timeout: float, interval: float = 0.25, what: str = "condition")
             return value
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def _sample_or_none(cond, timeout: float, what: str, missing: list[str], interval: float = 0.25):
+    """_wait for a sample, but a timeout is recorded in `missing` (and logged), not raised:
+    under a burst the tracker may not answer its stats for a while (issue 18, defect 8)."""
+    try:
+        return _wait(cond, timeout, interval, what)
+    except TimeoutError as exc:
+        missing.append(str(exc))
+        _log(f"NO SAMPLE: {exc}")
+        return None
 
 
 def _log(msg: str) -> None:
@@ -329,8 +346,9 @@ def _rate(rows: list[dict]) -> dict | None:
     a, b = rows[0], rows[-1]
     dt = b["t_stats"] - a["t_stats"]
     dm = b["messages"] - a["messages"]
-    dcpu = b["cpu"] - a["cpu"]
-    dtc = b["t"] - a["t"]
+    # CPU and messages over the same span: both read when the stats answer came back.
+    dcpu = b.get("cpu_stats", b["cpu"]) - a.get("cpu_stats", a["cpu"])
+    dtc = dt if "cpu_stats" in a and "cpu_stats" in b else b["t"] - a["t"]
     return {
         "seconds": round(dt, 2),
         "messages": dm,
@@ -340,6 +358,127 @@ def _rate(rows: list[dict]) -> dict | None:
         "workerd_cpu_percent": round(dcpu / dtc * 100, 1) if dtc > 0 else None,
         "late_frames": (b.get("lateFrames") or 0) - (a.get("lateFrames") or 0),
         "gaps": (b.get("gaps") or 0) - (a.get("gaps") or 0),
+    }
+
+
+def flat_out(sampler: Sampler, sender: "SenderProcess", seconds: float, ramp_seconds: float) -> dict:
+    """THE ingest figure (`run` and `ingest-compare` both measure it here, tools/bench/README.md
+    says why): the sender goes flat out (drain-bound: a frame is written as soon as the
+    socket takes it), --ramp-seconds pass, then `seconds` are measured (at least one 15 s
+    window, so a window close and its D1 flush fall inside it as they do in production).
+
+    msg/s and workerd CPU µs/msg come from the tracker's own messagesReceived over the
+    first and last stats samples of the span; the sender's count of frames written is
+    beside it. A span with fewer than two stats samples is reported as missing (with the
+    sender's figure), never raised."""
+    sender.mode(0)
+    time.sleep(ramp_seconds)
+    load_before = procstat.loadavg()
+    s0 = sender.stats()
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    t1 = time.monotonic()
+    s1 = sender.stats()
+    rows = [r for r in sampler.between(t0, t1) if r.get("messages") is not None]
+    if s1["exhausted"]:
+        while len(rows) > 2 and rows[-1]["messages"] == rows[-2]["messages"]:
+            rows.pop()  # the stream ran out: not the tracker's rate any more
+    ingest = _rate(rows) or {"missing": f"{len(rows)} stats sample(s) in the {seconds:g} s measured: no rate"}
+    sent = s1["frames_sent"] - s0["frames_sent"]
+    wall = s1["time"] - s0["time"]
+    ingest.update({
+        "stats_samples": len(rows),
+        "sender_frames_per_s": round(sent / wall) if wall > 0 else None,
+        "sender_bytes_per_frame": round((s1["bytes_sent"] - s0["bytes_sent"]) / max(1, sent), 1),
+        "sender_cpu_percent": round((s1["cpu_seconds"] - s0["cpu_seconds"]) / wall * 100, 1) if wall > 0 else None,
+        "sender_exhausted": s1["exhausted"],
+        "load_before": load_before,
+        "load_after": procstat.loadavg(),
+    })
+    if "missing" in ingest:
+        _log(f"NO SAMPLE: ingest: {ingest['missing']} (the sender wrote {ingest['sender_frames_per_s']} frames/s)")
+    return ingest
+
+
+def memory_phase(sampler: Sampler, sender: "SenderProcess", messages: int, rate: float | None,
+                 since: float) -> dict:
+    """Flat out until `messages` more messages arrived (or the stream or the time ran out),
+    sampling workerd's RSS all along. Starts from the last stats sample since `since`, or
+    the next one to come; without one, reports the phase as missing."""
+    m0 = sampler.latest() if (sampler.latest() or {}).get("t", 0) >= since else None
+    if m0 is None:
+        m0 = _sample_or_none(lambda: (r := sampler.latest()) and r["t"] >= since and r, 30,
+                             "a stats sample to start the memory phase from", [])
+    if m0 is None:
+        return {"missing": "no stats sample to start from (the tracker did not answer /api/stats)"}
+    expected_s = messages / max(1000, rate or 1000)
+    _log(f"memory: {messages:,} more messages (~{expected_s:.0f}s)")
+    deadline = time.monotonic() + expected_s * 3 + 120
+    exhausted = False
+    while True:
+        time.sleep(2.0)
+        end = sampler.latest()
+        if end["messages"] - m0["messages"] >= messages:
+            break
+        exhausted = sender.stats()["exhausted"]
+        if exhausted or time.monotonic() > deadline:
+            _log("memory: stream exhausted or time is up: ending the phase early")
+            break
+    rows = [r for r in sampler.between(m0["t"], end["t"]) if r.get("messages") is not None]
+    mem = memory_figures(m0, rows, messages)
+    mem["ended_early"] = exhausted or mem.get("messages", 0) < messages
+    if "missing" in mem:
+        _log(f"NO SAMPLE: memory: {mem['missing']}")
+    else:
+        _log(f"memory: RSS {mem['rss_start_mb']} -> {mem['rss_end_mb']} MiB over {mem['messages']:,} messages")
+    return mem
+
+
+def memory_figures(m0: dict, rows: list[dict], messages: int) -> dict:
+    """RSS growth over the stats samples `rows` (each with t, t_stats, cpu, rss, messages),
+    measured from the sample `m0`. Fewer than two samples after m0: reported missing."""
+    rows = [r for r in rows if r.get("messages") is not None and r["t"] >= m0["t"]]
+    if len(rows) < 2 or rows[-1]["t_stats"] <= m0["t_stats"]:
+        return {"missing": f"{len(rows)} stats sample(s) over the phase: no RSS trend", "messages": 0,
+                "load_after": procstat.loadavg()}
+    end = rows[-1]
+    if end["messages"] <= m0["messages"]:
+        return {"missing": "no message arrived over the phase (the stream ran out?): no RSS trend",
+                "messages": 0, "load_after": procstat.loadavg()}
+    rss0 = m0["rss"]
+    rss = [r["rss"] for r in rows]
+    msgs = [r["messages"] - m0["messages"] for r in rows]
+    slope = None
+    if len(rows) >= 3 and msgs[-1] > 0:
+        mean_m, mean_r = statistics.mean(msgs), statistics.mean(rss)
+        var = sum((m - mean_m) ** 2 for m in msgs)
+        if var:
+            slope = sum((m - mean_m) * (r - mean_r) for m, r in zip(msgs, rss)) / var  # bytes per message
+    rss_end = statistics.median(rss[-3:])
+    # RSS saw-tooths with V8's garbage collections (tens of MB): compare the troughs of
+    # the first and the last quarter of the run as well (the post-GC floor).
+    quarter = max(1, len(rss) // 4)
+    floor_growth = min(rss[-quarter:]) - min(rss[:quarter])
+    count = end["messages"] - m0["messages"]
+    return {
+        "messages": count,
+        "seconds": round(end["t"] - m0["t"], 1),
+        "msgs_per_s": round(count / (end["t_stats"] - m0["t_stats"])),
+        "rss_start_mb": round(rss0 / 2**20, 1),
+        "rss_end_mb": round(rss_end / 2**20, 1),
+        "rss_max_mb": round(max(rss) / 2**20, 1),
+        "rss_growth_mb": round((rss_end - rss0) / 2**20, 2),
+        "rss_floor_growth_mb": round(floor_growth / 2**20, 2),
+        "rss_min_mb": round(min(rss) / 2**20, 1),
+        "rss_slope_mb_per_million_msgs": round(slope * 1e6 / 2**20, 2) if slope is not None else None,
+        # the least-squares trend over the whole phase, times its messages: robust to the saw-tooth
+        "rss_trend_growth_mb": round(slope * msgs[-1] / 2**20, 2) if slope is not None else None,
+        "memoryBytes_start": m0.get("memoryBytes"),
+        "memoryBytes_end": end.get("memoryBytes"),
+        "workerd_cpu_us_per_msg": round((end["cpu"] - m0["cpu"]) / max(1, count) * 1e6, 1),
+        "series": [{"s": round(r["t"] - m0["t"], 1), "messages": r["messages"] - m0["messages"],
+                    "rss_mb": round(r["rss"] / 2**20, 1)} for r in rows[:: max(1, len(rows) // 60)]],
+        "load_after": procstat.loadavg(),
     }
 
 
@@ -429,23 +568,33 @@ def run(args: argparse.Namespace) -> dict:
         if status != 200:
             raise RuntimeError(f"/api/start -> {status}: {body}")
         sampler.start()
-        first_msg = _wait(lambda: (r := sampler.latest()) and r["messages"] > 0 and r, 60, what="first message")
-        subscribed = _wait(lambda: (r := sampler.latest("subscribed")) and r["subscribed"] >= args.markets and r,
-                           args.subscribe_timeout, what=f"{args.markets} subscriptions")
-        _wait(lambda: (r := sampler.latest("windowsFlushed")) and r["windowsFlushed"] >= 1 and r,
-              60, what="first flushed window")
-        with sampler.lock:  # the first sample that showed it (the waits above run one after the other)
-            flushed = next(r for r in sampler.samples if (r.get("windowsFlushed") or 0) >= 1)
-            subscribed = next(r for r in sampler.samples if (r.get("subscribed") or 0) >= args.markets)
-        now_ms = time.time() * 1000
+        missing: list[str] = []
+        first_msg = _sample_or_none(lambda: (r := sampler.latest()) and r["messages"] > 0 and r, 60,
+                                    "first message", missing)
+        subscribed = _sample_or_none(
+            lambda: (r := sampler.latest("subscribed")) and r["subscribed"] >= args.markets and r,
+            args.subscribe_timeout, f"{args.markets} subscriptions", missing)
+        flushed = _sample_or_none(lambda: (r := sampler.latest("windowsFlushed")) and r["windowsFlushed"] >= 1 and r,
+                                  60, "first flushed window", missing)
+        with sampler.lock:  # the first sample that showed each (the waits above run one after the other)
+            if flushed is not None:
+                flushed = next(r for r in sampler.samples if (r.get("windowsFlushed") or 0) >= 1)
+            if subscribed is not None:
+                subscribed = next(r for r in sampler.samples if (r.get("subscribed") or 0) >= args.markets)
+
+        def since_start(row: dict | None) -> float | None:
+            return round(row["t_stats"] - t_start, 2) if row is not None else None
+
         results["start"].update({
             "api_start_request_ms": round((t_started - t_start) * 1000, 1),
-            "start_to_first_message_s": round(first_msg["t_stats"] - t_start, 2),
-            "start_to_all_subscribed_s": round(subscribed["t_stats"] - t_start, 2),
-            "start_to_first_flushed_window_s": round(flushed["t_stats"] - t_start, 2),
+            "start_to_first_message_s": since_start(first_msg),
+            "start_to_all_subscribed_s": since_start(subscribed),
+            "start_to_first_flushed_window_s": since_start(flushed),
             "window_seconds": 15,
             "note": "the first window closes at the next 15 s boundary + 1.5 s grace after data arrives",
         })
+        if missing:
+            results["start"]["missing"] = missing
         _log(f"subscribed {args.markets} in {results['start']['start_to_all_subscribed_s']}s, first flush "
              f"{results['start']['start_to_first_flushed_window_s']}s after /api/start")
 
@@ -476,21 +625,9 @@ def run(args: argparse.Namespace) -> dict:
              f"ingest {api['ingest_during'] and api['ingest_during']['msgs_per_s']} msg/s")
 
         # 6. Ingest flat out.
-        sender.mode(0)
-        time.sleep(args.ramp_seconds)
-        load = procstat.loadavg()
-        s0 = sender.stats()
-        t0 = time.monotonic()
-        time.sleep(args.ingest_seconds)
-        t1 = time.monotonic()
-        s1 = sender.stats()
-        ingest = _rate(sampler.between(t0, t1)) or {}
-        ingest["sender_frames_per_s"] = round((s1["frames_sent"] - s0["frames_sent"]) / (s1["time"] - s0["time"]))
-        ingest["sender_cpu_percent"] = round((s1["cpu_seconds"] - s0["cpu_seconds"]) / (s1["time"] - s0["time"]) * 100, 1)
-        ingest["sender_exhausted"] = s1["exhausted"]
-        ingest["load_before"] = load
-        ingest["load_after"] = procstat.loadavg()
+        ingest = flat_out(sampler, sender, args.ingest_seconds, args.ramp_seconds)
         results["ingest"] = ingest
+        t1 = time.monotonic()
         # workerd CPU per API request: the phase's CPU minus what its messages cost at the
         # flat-out CPU per message (Worker and Durable Object share one isolate here).
         per_msg = (ingest.get("workerd_cpu_us_per_msg") or 0) / 1e6
@@ -503,59 +640,8 @@ def run(args: argparse.Namespace) -> dict:
              f"workerd CPU {ingest.get('workerd_cpu_us_per_msg')} us/msg")
 
         # 7. Memory: keep going flat out for --messages more messages.
-        base_rows = [r for r in sampler.between(t1 - 5, time.monotonic()) if r.get("messages") is not None]
-        m0 = base_rows[-1]
-        rss0 = statistics.median(r["rss"] for r in base_rows[-3:])
-        expected_s = args.messages / max(1000, ingest.get("msgs_per_s") or 1000)
-        _log(f"memory: {args.messages:,} more messages (~{expected_s:.0f}s); RSS now {rss0 / 2**20:.1f} MiB")
-        deadline = time.monotonic() + expected_s * 3 + 120
-        exhausted = False
-        while True:
-            time.sleep(2.0)
-            end = sampler.latest()
-            if end["messages"] - m0["messages"] >= args.messages:
-                break
-            exhausted = sender.stats()["exhausted"]
-            if exhausted or time.monotonic() > deadline:
-                _log("memory: stream exhausted or time is up: ending the phase early")
-                break
-        rows = [r for r in sampler.between(m0["t"], end["t"]) if r.get("messages") is not None]
-        rss = [r["rss"] for r in rows]
-        msgs = [r["messages"] - m0["messages"] for r in rows]
-        slope = None
-        if len(rows) >= 3 and msgs[-1] > 0:
-            mean_m, mean_r = statistics.mean(msgs), statistics.mean(rss)
-            var = sum((m - mean_m) ** 2 for m in msgs)
-            if var:
-                slope = sum((m - mean_m) * (r - mean_r) for m, r in zip(msgs, rss)) / var  # bytes per message
-        rss_end = statistics.median(rss[-3:])
-        # RSS saw-tooths with V8's garbage collections (tens of MB): compare the troughs of
-        # the first and the last quarter of the run as well (the post-GC floor).
-        quarter = max(1, len(rss) // 4)
-        floor_growth = min(rss[-quarter:]) - min(rss[:quarter])
-        mem = {
-            "messages": end["messages"] - m0["messages"],
-            "seconds": round(end["t"] - m0["t"], 1),
-            "msgs_per_s": round((end["messages"] - m0["messages"]) / (end["t_stats"] - m0["t_stats"])),
-            "rss_start_mb": round(rss0 / 2**20, 1),
-            "rss_end_mb": round(rss_end / 2**20, 1),
-            "rss_max_mb": round(max(rss) / 2**20, 1),
-            "rss_growth_mb": round((rss_end - rss0) / 2**20, 2),
-            "rss_floor_growth_mb": round(floor_growth / 2**20, 2),
-            "rss_min_mb": round(min(rss) / 2**20, 1),
-            "rss_slope_mb_per_million_msgs": round(slope * 1e6 / 2**20, 2) if slope is not None else None,
-            # the least-squares trend over the whole phase, times its messages: robust to the saw-tooth
-            "rss_trend_growth_mb": round(slope * msgs[-1] / 2**20, 2) if slope is not None else None,
-            "memoryBytes_start": m0.get("memoryBytes"),
-            "memoryBytes_end": end.get("memoryBytes"),
-            "workerd_cpu_us_per_msg": round((end["cpu"] - m0["cpu"]) / max(1, end["messages"] - m0["messages"]) * 1e6, 1),
-            "series": [{"s": round(r["t"] - m0["t"], 1), "messages": r["messages"] - m0["messages"],
-                        "rss_mb": round(r["rss"] / 2**20, 1)} for r in rows[:: max(1, len(rows) // 60)]],
-            "load_after": procstat.loadavg(),
-            "ended_early": exhausted or end["messages"] - m0["messages"] < args.messages,
-        }
+        mem = memory_phase(sampler, sender, args.messages, ingest.get("msgs_per_s"), since=t1 - 5)
         results["memory"] = mem
-        _log(f"memory: RSS {mem['rss_start_mb']} -> {mem['rss_end_mb']} MiB over {mem['messages']:,} messages")
         sender.mode("pause")
         # API service time again, with no ingest (the tracker connected but idle).
         time.sleep(5)
@@ -677,6 +763,11 @@ def report(r: dict) -> str:
     text += (f"\n\ntracker at the end: messages {tf.get('messagesReceived')}, gaps {tf.get('gaps')}, malformed "
              f"{tf.get('malformed')}, late {tf.get('lateFrames')}, reconnects {tf.get('reconnects')}, windows "
              f"flushed {tf.get('windowsFlushed')}, lost {tf.get('windowsLost')}, flush failures {tf.get('flushFailures')}")
+    for phase, block in (("start", st), ("ingest", ing), ("memory", mem)):
+        for why in ([block["missing"]] if isinstance(block.get("missing"), str) else block.get("missing") or []):
+            text += f"\nNO SAMPLE in the {phase} phase: {why}"
+    if ing.get("stats_samples") is not None:
+        text += f"\ningest: {ing['stats_samples']} stats samples over the measured span"
     text += f"\nload average: {r['load_at']}"
     if r.get("code", {}).get("prototypes"):
         text += f"\nPROTOTYPES (not the project's code): {r['code']['prototypes']}"

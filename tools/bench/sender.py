@@ -73,8 +73,11 @@ class Sender:
 
     ws_path = "/stream"
 
-    def __init__(self, stream: Stream, rate: float | None) -> None:
+    def __init__(self, stream: Stream, rate: float | None, sndbuf: int = SNDBUF,
+                 high_water: int = HIGH_WATER) -> None:
         self.stream = stream
+        self.sndbuf = sndbuf
+        self.high_water = high_water
         self.prepare(stream)
         self.rate: float | None = rate  # None: paused; 0: flat out
         self.mode_changed = asyncio.Event()
@@ -190,13 +193,13 @@ class Sender:
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
         )
-        writer.transport.set_write_buffer_limits(high=HIGH_WATER)
+        writer.transport.set_write_buffer_limits(high=self.high_water)
         sock = writer.get_extra_info("socket")
         if sock is not None:
             # A small kernel send buffer too: what the tracker has not read yet waits
             # here, not in megabytes of loopback buffers (keeps "flat out" honest and
             # the frames' timestamps close to when they are read).
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SNDBUF)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf)
         conn = self.new_conn(self.next_conn, reader, writer)
         self.next_conn += 1
         self.conns[conn.number] = conn
@@ -437,7 +440,7 @@ async def serve(args: argparse.Namespace) -> None:
     stream = generate(args.markets, args.deltas, seed=args.seed)
     deltas = stream.deltas
     kind = ParadexSender if args.exchange == "paradex" else Sender
-    sender = kind(stream, None if args.rate is None else args.rate)
+    sender = kind(stream, None if args.rate is None else args.rate, args.sndbuf, args.high_water)
     gen_s = time.perf_counter() - t0
     server = await asyncio.start_server(sender.handle, args.host, args.port, backlog=512)
     port = server.sockets[0].getsockname()[1]
@@ -462,6 +465,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--exchange", choices=("lighter", "paradex"), default="lighter",
                     help="the protocol served (same markets and book changes either way)")
     ap.add_argument("--rate", type=float, default=None, help="initial deltas/s (0 = flat out; default paused)")
+    ap.add_argument("--sndbuf", type=int, default=SNDBUF,
+                    help="the kernel send buffer of each WebSocket, bytes: a larger one keeps the tracker's "
+                         "socket from ever running dry while the sender waits for the CPU (bench saturation)")
+    ap.add_argument("--high-water", type=int, default=HIGH_WATER,
+                    help="bytes the sender queues in its own process before waiting for the socket (flat out): "
+                         "a deep queue keeps the socket full however rarely the sender gets a CPU (bench saturation)")
     args = ap.parse_args(argv)
     try:
         asyncio.run(serve(args))
