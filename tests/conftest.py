@@ -275,6 +275,36 @@ def webhook():
         receiver.close()
 
 
+# The one other stack a session may start: a deployment locked down the other way (READ_TOKEN
+# set, ADMIN_TOKEN unset) that never tracks, so its D1 holds only what a test puts there. It
+# also answers D1's own row counters (D1_METER). The modules that use it share an xdist group
+# (PRIVATE_GROUP), so one pytest worker starts it, once.
+PRIVATE_GROUP = "private-worker"
+READ_TOKEN = "read-token-for-tests"
+
+
+@pytest.fixture(scope="session")
+def private_worker(simulator: SimulatorHandle, artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    from tracker.config import D1_METER_VAR
+
+    persist = tmp_path_factory.mktemp("wrangler-private")
+    devstack.check_setup()
+    devstack.apply_migrations(persist)
+    proc = devstack.WranglerDev(
+        _fresh_log(artifacts_dir, "wrangler-private.log"),
+        persist_dir=persist,
+        vars={"LIGHTER_API_URL": simulator.url, "LIGHTER_WS_URL": simulator.ws_url, "ADMIN_TOKEN": "",
+              "READ_TOKEN": READ_TOKEN, D1_METER_VAR: "1"},
+        ready_path="/api/openapi.json",  # public: the contract is the same for every deployment
+    )
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+        shutil.rmtree(persist, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def worker(simulator: SimulatorHandle, paradex_simulator: SimulatorHandle, webhook: WebhookReceiver, artifacts_dir: Path,
            tmp_path_factory: pytest.TempPathFactory):

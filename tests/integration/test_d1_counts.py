@@ -10,8 +10,9 @@ rows read and written on tools/d1sqlite, D1's SQLite with D1's counters
 2. the API's statements are added, on the same tables, with the parameters the Worker
    binds (runtime/api.py: pages, exports, their extents, the symbol check ...);
 3. the same calls, in the same order, run on a fresh simulated D1 and, through a
-   test-only route (`POST /_test/d1meter`, only with the D1_METER var), on the D1 of a
-   `wrangler dev` of its own whose database nothing else writes;
+   test-only route (`POST /_test/d1meter`, only with the D1_METER var), on the D1 of the
+   session's other stack (tests/conftest.py `private_worker`: it never tracks, so nothing
+   else writes its database);
 4. every statement's `rows_read`, `rows_written`, `changes` and rows returned must be
    the same, and every statement of tracker/sql.py must have been run.
 """
@@ -19,14 +20,13 @@ rows read and written on tools/d1sqlite, D1's SQLite with D1's counters
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 
 import pytest
 import requests
 
 import devstack
-from conftest import ADMIN_TOKEN, _fresh_log
+from conftest import PRIVATE_GROUP
 
 ROOT = devstack.ROOT
 for extra in (ROOT / "tests" / "sim", ROOT / "src"):
@@ -37,14 +37,16 @@ import world as sim  # noqa: E402
 from cloud import statement_name  # noqa: E402
 from d1record import differences, record, replay_simulated  # noqa: E402
 from tracker import export, sql  # noqa: E402
-from tracker.config import D1_METER_PATH, D1_METER_VAR, Config  # noqa: E402
+from tracker.config import D1_METER_PATH, Config  # noqa: E402
 from tracker.validation import MAX_TIMESTAMP_MS  # noqa: E402
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.xdist_group(PRIVATE_GROUP)]
 
 MINUTE_MS, HOUR_MS = 60_000, 3_600_000
 MARKETS = {1: "ETH", 2: "BTC", 3: "SOL"}
 CALLS_PER_POST = 40
+TABLES = [f"{x}_{t}" for x in ("lighter", "paradex") for t in ("markets", "snapshots", "minutes", "hours")] + [
+    "tracking_stats", "paradex_tracking_stats"]
 
 
 def record_simulation() -> list:
@@ -66,8 +68,11 @@ def api_calls(d1) -> list:
     symbol, page = "BTC", 50
     reads = [
         (s.API_OVERVIEW, []), (s.API_SELECT_MARKETS, []), (s.SELECT_KNOWN_SHARDS, []), (s.API_COUNT_ROWS, []), (s.API_SEALED_UNTIL, []),
-        (s.API_SYMBOL_EXISTS, [symbol]), (s.API_SYMBOL_EXISTS, ["NOPE"]),
+        (s.API_SYMBOL_EXISTS, [symbol]), (s.API_SYMBOL_EXISTS, ["NOPE"]), (s.API_ASSET_MARKETS, []),
     ]
+    btc = next(i for i, name in MARKETS.items() if name == symbol)
+    for statement in s.API_COMPARE.values():  # /api/compare: one market's rows per resolution
+        reads += [(statement, [btc, 0, MAX_TIMESTAMP_MS, page]), (statement, [btc, oldest, newest, 1000])]
     for name in ("API_MINUTES_PAGE", "API_HOURS_PAGE", "API_SNAPSHOTS_PAGE"):
         reads += [(getattr(s, name), [0, MAX_TIMESTAMP_MS, page, 0]),
                   (getattr(s, name), [oldest, newest - 10 * MINUTE_MS, page, 5]),
@@ -85,23 +90,6 @@ def api_calls(d1) -> list:
     return [(False, [read]) for read in reads]
 
 
-@pytest.fixture(scope="module")
-def meter(artifacts_dir, tmp_path_factory):
-    """A wrangler dev of this test's own, the meter route on, tracking nothing."""
-    persist = tmp_path_factory.mktemp("d1meter-state")
-    devstack.check_setup()
-    devstack.apply_migrations(persist)
-    proc = devstack.WranglerDev(_fresh_log(artifacts_dir, "wrangler-d1meter.log"), persist_dir=persist,
-                                vars={D1_METER_VAR: "1", "ADMIN_TOKEN": ADMIN_TOKEN,
-                                      "LIGHTER_API_URL": "http://127.0.0.1:9", "LIGHTER_WS_URL": "ws://127.0.0.1:9"})
-    proc.start()
-    try:
-        yield proc.url
-    finally:
-        proc.stop()
-        shutil.rmtree(persist, ignore_errors=True)
-
-
 def measured(url: str, calls) -> list[dict]:
     metas = []
     for i in range(0, len(calls), CALLS_PER_POST):
@@ -117,12 +105,15 @@ def test_the_route_is_off_without_its_var(worker):
     assert answer.status_code == 404
 
 
-def test_d1_counts_every_statement_as_the_simulation_does(meter):
+def test_d1_counts_every_statement_as_the_simulation_does(private_worker):
     calls = record_simulation()
     _, after = replay_simulated(calls)
     calls += api_calls(after)
     expected, _ = replay_simulated(calls)
-    actual = measured(meter, calls)
+    try:
+        actual = measured(private_worker.url, calls)
+    finally:  # the stack's D1 as the other modules on it found it: empty
+        measured(private_worker.url, [(True, [(f"DELETE FROM {table}", []) for table in TABLES])])
     names = [statement_name(text) for _, statements in calls for text, _ in statements]
     assert len(actual) == len(expected) == len(names)
     every = {f"LIGHTER.{n}" for n, v in vars(sql.LIGHTER).items() if isinstance(v, str)}

@@ -1,6 +1,6 @@
 """A deployment with READ_TOKEN set and ADMIN_TOKEN unset, under its own wrangler dev
-(issue 19, item 6): the session's worker has fixed vars, so this module starts one
-more (it never tracks, so it needs no more than the schema and the simulator's URLs).
+(issue 19, item 6): the session's worker has fixed vars, so this module uses the
+session's other stack (tests/conftest.py `private_worker`: it never tracks).
 
 - every data route and /ws refuse a request without the read token (401 JSON, CORS
   kept, a Bearer challenge) and answer with it; the contract stays public;
@@ -26,32 +26,13 @@ from hypothesis import HealthCheck, Phase, settings
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-import devstack
+from conftest import PRIVATE_GROUP, READ_TOKEN
 from runtime.openapi import DOCUMENT
 
-READ_TOKEN = "read-token-for-tests"
+pytestmark = pytest.mark.xdist_group(PRIVATE_GROUP)
 READ_ROUTES = ("/api/stats", "/api/markets", "/api/minutes", "/api/hours", "/api/snapshots", "/api/overview",
                "/api/export", "/api/health")
 CONTROL = ("/api/start", "/api/stop")
-
-
-@pytest.fixture(scope="module")
-def private_worker(simulator, artifacts_dir, tmp_path_factory):
-    """A second wrangler dev: READ_TOKEN set, ADMIN_TOKEN empty (= not set). Never tracks."""
-    persist = tmp_path_factory.mktemp("wrangler-private")
-    devstack.apply_schema(persist)
-    proc = devstack.WranglerDev(
-        artifacts_dir / "wrangler-private.log",
-        persist_dir=persist,
-        vars={"LIGHTER_API_URL": simulator.url, "LIGHTER_WS_URL": simulator.ws_url, "ADMIN_TOKEN": "",
-              "READ_TOKEN": READ_TOKEN},
-        ready_path="/api/openapi.json",  # public: the contract is the same for every deployment
-    )
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
 
 
 def get(worker, path: str, token: str | None = None, **headers) -> requests.Response:
