@@ -27,7 +27,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 import devstack
-from runtime.openapi import DOCUMENT
+from tracker.openapi import DOCUMENT
 
 READ_TOKEN = "read-token-for-tests"
 READ_ROUTES = ("/api/stats", "/api/markets", "/api/minutes", "/api/hours", "/api/snapshots", "/api/overview",
