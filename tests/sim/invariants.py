@@ -55,6 +55,18 @@ exchange the world ran (Lighter, Paradex or both), on that exchange's own tables
     MAX_CLOCK_AHEAD_MS.
 16. No saved state has flushed_until beyond the world's clock + MAX_CLOCK_AHEAD_MS
     + one window.
+17. The Worker's API (worker.py: requests drawn from the OpenAPI document at random
+    moments) never answers 5xx (nor breaks off a streamed body) unless D1 was failing
+    or hanging at some moment of the request, and then with a JSON error and a
+    requestId (/api/health's documented 503 is a verdict, not a failure); every status
+    is one its route documents.
+18. Every page of rows the API answered equals what D1 held at that moment (the
+    world's own query, run in the instant the API read the page; for an edge cache
+    hit, at the answer).
+19. A page the API served as final (cacheable, with an ETag) never changes afterwards:
+    asked again later it answers the same rows (or a 304), and at the end of the run D1
+    still holds exactly those rows. Rows old enough for their table's retention to
+    prune them are not judged (the edge cache keeps a page for HISTORY_CACHE_SECONDS).
 """
 
 from __future__ import annotations
@@ -222,6 +234,7 @@ def check(world) -> list[str]:
     for venue in world.venues:
         v += check_venue(world, venue)
     v += check_separation(world)
+    v += check_api(world)
 
     # 5. listings
     v += world.probes
@@ -471,3 +484,108 @@ def _columns(d1, table: str) -> list[str]:
 
 def _pruned_minute(world, venue, minute: int) -> bool:
     return minute < world.loop_end_ms - venue.config.minute_retention_ms
+
+
+def check_api(world) -> list[str]:
+    """17-19. The Worker's API in the same world (worker.py)."""
+    from worker import PAGE_ROUTES, reference_page
+
+    v: list[str] = []
+    records = world.worker.records
+    end = world.loop_end_ms
+    for r in records:
+        if r.done is None:
+            continue  # still waiting when the run ended
+        what = f"API {r.method} {r.url} at {r.at}"
+        body = _json_object(r.text)
+        # 17. no 5xx but for D1's trouble, and then JSON
+        failed = r.status >= 500 and not (r.path == "/api/health" and r.status == 503 and "status" in body)
+        if (failed or r.stream_failed) and not r.d1_trouble:
+            v.append(f"{what} answered {r.status}{' (its body broke off: ' + r.stream_failed + ')' if r.stream_failed else ''} "
+                     f"while D1 was neither failing nor hanging: {r.text[:200]}")
+        if failed and not ("error" in body and "requestId" in body):
+            v.append(f"{what} answered {r.status} without a JSON error and requestId: {r.text[:200]}")
+        if not _documented(r):
+            v.append(f"{what} answered {r.status}, not a status its route documents")
+        if r.path not in PAGE_ROUTES or r.status not in (200, 304):
+            continue
+        key = PAGE_ROUTES[r.path]
+        rows = body.get(key) if r.status == 200 else None
+        if r.purpose == "repeat":
+            first = records[r.repeat_of]
+            if r.status == 304:
+                rows = _json_object(first.text).get(key)  # the client's copy, said to be current
+            elif not _prunable(world, r, r.at):
+                diff = _rows_differ(rows, _json_object(first.text).get(key))
+                if diff:
+                    v.append(f"{what}: a page answered as final at {first.at} changed: {diff}")
+        # 18. what D1 held at that moment (a cache hit: unless retention may have pruned it since)
+        if r.reference is not None and rows is not None:
+            hit = r.answer_headers.get("x-cache") == "hit" or r.status == 304
+            if not (hit and _prunable(world, r, r.reference_at)):
+                diff = _rows_differ(rows, r.reference)
+                if diff:
+                    v.append(f"{what} ({r.answer_headers.get('x-cache', 'no x-cache')}): the page is not what D1 "
+                             f"held at {r.reference_at}: {diff}")
+        # 19. final history stays as it was served
+        if r.status == 200 and r.final() and not _prunable(world, r, end):
+            diff = _rows_differ(rows, reference_page(world, r))
+            if diff:
+                v.append(f"{what}: served as final, but D1 holds other rows at the end of the run: {diff}")
+    return v[:5]
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _rows_differ(got, want) -> str | None:
+    """How two pages of rows differ (the columns of `got`), or None."""
+    if not isinstance(got, list) or not isinstance(want, list):
+        return f"not a page of rows: {str(got)[:80]} / {str(want)[:80]}"
+    if len(got) != len(want):
+        return f"{len(got)} rows, D1 {len(want)}"
+    for a, b in zip(got, want):
+        if any(a.get(k) != b.get(k) for k in a):
+            changed = [k for k in a if a.get(k) != b.get(k)]
+            return f"row {a.get('market_index')}@{a.get('timestamp')}: {changed[:3]} {[a.get(k) for k in changed[:3]]} " \
+                   f"vs {[b.get(k) for k in changed[:3]]}"
+    return None
+
+
+def _prunable(world, record, at: int) -> bool:
+    """Whether retention may have pruned rows of the page by `at`: its `from` is older
+    than the table's retention then (a prune's cutoff is at most its time minus it)."""
+    from worker import PAGE_ROUTES
+
+    params = record.params()
+    venue = next((v for v in world.venues if v.name == (params.get("exchange") or "lighter").lower()), None)
+    if venue is None:
+        return False
+    retention = {"snapshots": venue.config.snapshot_retention_ms, "minutes": venue.config.minute_retention_ms,
+                 "hours": venue.config.hour_retention_ms}[PAGE_ROUTES[record.path]]
+    try:
+        since = int(params.get("from", 0))
+    except ValueError:
+        return True
+    return since < at - retention
+
+
+def _documented(record) -> bool:
+    """Whether the answer's status is one the OpenAPI document gives its route and
+    method (or the router's own: 404 for an unknown route, 405 for a method it does not
+    take, 204 for a preflight)."""
+    from worker import ROUTES
+
+    methods = ROUTES.get(record.path)
+    if methods is None:
+        return record.status == 404
+    if record.method == "OPTIONS":
+        return record.status in (204, 405)
+    if record.method not in methods:
+        return record.status == 405
+    return str(record.status) in methods[record.method]["responses"]

@@ -59,6 +59,7 @@ from cloud import Evicted, Incarnation, SimD1, SimStorage, answered
 from exchange import SimLighter
 from paradex import NEW_MARKETS, OTHERS, PERPS, SPECS, SimParadex, market_id_of
 from vloop import VirtualLoop
+from worker import SimWorker
 
 WINDOW_MS = 15_000
 HOUR_MS = 3_600_000
@@ -662,6 +663,7 @@ class World:
         # (at, exchange, HTTP status, body): /api/health's verdict over each exchange's
         # live shard objects, every HEALTH_EVERY_MS while the schedule runs.
         self.health: list[tuple[int, str, int, dict]] = []
+        self.worker = SimWorker(self)  # the Worker: the API's routes in this world (worker.py)
 
     # The primary exchange's (the plan's own), as the scenarios read them.
     exchange = property(lambda self: self.venues[0].ex)
@@ -698,6 +700,8 @@ class World:
     async def control(self, action: str, venues: list[Venue] | None = None) -> None:
         """/api/start or /api/stop: every exchange's shards at once (or those of `venues`)."""
         venues = venues or self.venues
+        if self.worker.drives_control:  # through the API's control path (one seed in three)
+            return await self.worker.control(action, venues)
         if len(venues) == 1:
             await venues[0].control(action)
         else:
@@ -715,6 +719,8 @@ class World:
         t0 = self.loop.now_ms()
         await asyncio.sleep(self.rng.randint(500, 3000) / 1000)
         await self.control("start")
+        # Requests to the Worker's API at random moments, until well into the drain.
+        self.worker.begin(until_ms=t0 + plan.duration_ms + 180_000)
         probe = asyncio.ensure_future(self._probe_health())
         for at, kind, args in plan.events:
             delay = (t0 + at - self.loop.now_ms()) / 1000
