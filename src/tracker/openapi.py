@@ -464,9 +464,10 @@ PATHS: dict = {
     "/api/hours": _get(
         "hours",
         "Hour averages, newest first (kept HOUR_RETENTION_DAYS, default 90).",
-        _json(_ref("HourList"), "Hours"),
+        _history(_json(_ref("HourList"), "Hours")),
         params=("symbol", "limit", "offset", "from", "to", "exchange"),
-        extra=_UNKNOWN_SYMBOL,
+        extra={**_NOT_MODIFIED, **_UNKNOWN_SYMBOL},
+        description=_HISTORY,
     ),
     "/api/snapshots": _get(
         "snapshots",
