@@ -67,6 +67,18 @@ exchange the world ran (Lighter, Paradex or both), on that exchange's own tables
     asked again later it answers the same rows (or a 304), and at the end of the run D1
     still holds exactly those rows. Rows old enough for their table's retention to
     prune them are not judged (the edge cache keeps a page for HISTORY_CACHE_SECONDS).
+20. Loss is justified and minimal: every range a shard records lost is one of
+    - the windows its instance could not measure after an eviction or restart: recorded
+      by the first state of a new instance, while the state before said tracking; from
+      where the evicted instance's saved state ended (nothing it had closed) to at most
+      one window past the resume, by the exchange's stamps as last saved (the downtime
+      plus one window);
+    - a window the outbox's bound pushed out: the outbox held more than
+      OUTBOX_MAX_WINDOWS, and no more windows went than took it over the bound;
+    - a window given up open: no alarm of the shard had closed it by then, and
+      MAX_OPEN_WINDOWS newer ones could have been open (it ended that long before the
+      newest stamp the shard may accept).
+    (Every dropped window lies in a recorded range: 2.)
 """
 
 from __future__ import annotations
@@ -79,6 +91,7 @@ from typing import NamedTuple
 import reference_model as ref
 
 from tracker.feedtime import MAX_CLOCK_AHEAD_MS, MAX_FEED_LAG_MS
+from tracker.aggregator import MAX_OPEN_WINDOWS
 from tracker.outbox import INDEX_KEY
 from tracker.shard import STATE_KEY
 
@@ -339,6 +352,8 @@ def check_venue(world, venue) -> list[str]:
 
     # 11. hours
     v += check_hours(world, venue, say)
+    # 20. loss justified and minimal
+    v += [f"{say}{line}" for line in check_loss(world, venue)[:3]]
 
     # 6. after the final stop
     if ex.conns:
@@ -589,3 +604,84 @@ def _documented(record) -> bool:
     if record.method not in methods:
         return record.status == 405
     return str(record.status) in methods[record.method]["responses"]
+
+
+def check_loss(world, venue) -> list[str]:
+    """20. Every lost range a shard saved is justified (see the module doc), from what
+    the world saw it store (Venue.puts) and when its alarms closed windows (the trace)."""
+    v: list[str] = []
+    window_ms = venue.config.window_ms
+    bound = venue.config.outbox_max_windows
+    closed: dict[int, list[tuple[int, int]]] = {}  # shard -> (at, boundary) of each close
+    for entry in venue.ex.trace:
+        if entry[0] == "flush":
+            closed.setdefault(entry[1], []).append((entry[3], entry[2]))
+    shards = sorted({p[1] for p in venue.puts})
+    for shard in shards:
+        state: dict = {}
+        state_life = None
+        inherited: dict = {}  # the state the recording instance found: its predecessor's last
+        index: set[int] = set()
+        added: set[int] = set()
+        for at, _, life, state_text, index_text, chunks in (p for p in venue.puts if p[1] == shard):
+            added |= chunks
+            dropped: set[int] = set()
+            if index_text is not None:
+                now_index = {e[0] for e in json.loads(index_text)}
+                held = index | added
+                dropped = held - now_index
+                # Only the bound drops from the outbox here (D1's acknowledgement removes
+                # entries in writes of their own, without new chunks); fewer than it asks
+                # when windows being written to D1 are spared.
+                if dropped and added and len(dropped) > len(held) - bound:
+                    v.append(f"shard {shard} dropped {len(dropped)} window(s) from an outbox of {len(held)} "
+                             f"at {at}: OUTBOX_MAX_WINDOWS {bound} needs {max(0, len(held) - bound)}")
+                index, added = now_index, set()
+            if state_text is None:
+                continue
+            new = json.loads(state_text)
+            if life != state_life:
+                inherited = state
+            # Not resumed yet: this instance has not moved what it found (it measured nothing).
+            fresh = (state.get("flushed_until") or 0) == (inherited.get("flushed_until") or 0)
+            old = {(r["from"], r["to"]) for r in state.get("lost_ranges") or []}
+            for a, b in ((r["from"], r["to"]) for r in new.get("lost_ranges") or []):
+                if (a, b) in old:
+                    continue
+                why = _unjustified(a, b, at, inherited if fresh and state_life is not None else None, dropped,
+                                   closed.get(shard, []), window_ms)
+                if why:
+                    v.append(f"shard {shard} recorded [{a}, {b}) lost at {at}: {why}")
+            state, state_life = new, life
+    return v
+
+
+def _unjustified(a: int, b: int, at: int, before: dict | None, dropped: set[int],
+                 closes: list[tuple[int, int]], window_ms: int) -> str | None:
+    """None if the range [a, b) recorded at `at` is justified, else why not. `before`:
+    the state a new instance found, its predecessor's last (None: the recording instance
+    has measured already, or is the shard's first)."""
+    single = b - a == window_ms
+    if single and a in dropped:
+        return None  # pushed out of a full outbox, in the very write that dropped it
+    # Given up open: more than MAX_OPEN_WINDOWS windows were open at once (alarms stalled).
+    # It can be given up only once a frame stamped MAX_OPEN_WINDOWS - 1 windows past its
+    # end came, which the clock reads at most MAX_CLOCK_AHEAD_MS (+ a window) earlier;
+    # and no alarm had closed it before then.
+    earliest = b + (MAX_OPEN_WINDOWS - 1) * window_ms - MAX_CLOCK_AHEAD_MS - window_ms
+    if single and earliest <= at and not any(boundary >= b for when, boundary in closes if when < earliest):
+        return None
+    if before is not None and before.get("tracking"):
+        flushed = before.get("flushed_until") or 0
+        ahead = max(0, before.get("clock_ahead_ms") or 0)
+        resume = at + ahead
+        limit = resume - resume % window_ms + window_ms
+        if a < flushed:
+            return f"the evicted instance had closed up to {flushed}: measured windows called lost"
+        if b > limit:
+            return (f"more than the downtime plus one window: the new instance measures from {limit} "
+                    f"({(b - limit) // window_ms} window(s) more)")
+        return None
+    if single:
+        return "a single window neither dropped from a full outbox nor left open (an alarm had closed it)"
+    return "no eviction or restart before it (the instance recording it had measured already)"

@@ -216,3 +216,36 @@ def test_the_invariants_catch_a_tracker_that_ignores_its_allowlist(monkeypatch):
             assert any("outside the allowlist" in v for v in violations), violations[:3]
             return
     raise AssertionError("no seed of 200 noticed markets tracked outside their allowlist")
+
+
+@pytest.mark.parametrize("bug, says", [
+    ("resume_loses_windows_it_measures", "more than the downtime plus one window"),
+    ("resume_calls_closed_windows_lost", "measured windows called lost"),
+    ("outbox_drops_more_than_its_bound", "OUTBOX_MAX_WINDOWS"),
+])
+def test_the_loss_invariant_catches_a_planted_bug(monkeypatch, bug, says):
+    """20. Loss is justified and minimal: a resumed instance that records lost more than
+    its downtime plus one window, or windows its predecessor had closed, and an outbox
+    that drops more than its bound asks, are each reported."""
+    from tracker import outbox, shard
+
+    if bug == "resume_loses_windows_it_measures":
+        real = shard.ShardTracker._record_unmeasured
+        monkeypatch.setattr(shard.ShardTracker, "_record_unmeasured",
+                            lambda self, now: real(self, now + 2 * self.config.window_ms))
+    elif bug == "resume_calls_closed_windows_lost":
+        real = shard.ShardTracker._record_unmeasured
+
+        def record_unmeasured(self, now):
+            if self.state.flushed_until:
+                self.state.flushed_until -= self.config.window_ms
+            real(self, now)
+
+        monkeypatch.setattr(shard.ShardTracker, "_record_unmeasured", record_unmeasured)
+    else:
+        monkeypatch.setattr(outbox.Outbox, "max_windows", property(lambda self: self._max - 1,
+                                                                   lambda self, value: setattr(self, "_max", value)), raising=False)
+    for seed in range(200):
+        if any(says in line for line in sim_world.run(seed).violations):
+            return
+    pytest.fail(f"no seed of 200 noticed the planted bug {bug!r}")

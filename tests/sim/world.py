@@ -53,6 +53,7 @@ from tracker import control, health
 from tracker.config import Config
 from tracker.exchange import by_name
 from tracker.feedtime import MAX_CLOCK_AHEAD_MS
+from tracker.outbox import INDEX_KEY, PREFIX as OUTBOX_PREFIX
 from tracker.shard import STATE_KEY, Ports, ShardTracker
 
 from cloud import Evicted, Incarnation, SimD1, SimStorage, answered
@@ -394,6 +395,9 @@ class Venue:
         self.life_changes: list[tuple[int, int]] = []  # (at, shard): an instance created or evicted
         self.control_calls: list[int] = []  # when each start/stop began
         self.beyond_reach: list[str] = []  # states saved with flushed_until beyond the clock's reach
+        # Every storage call that wrote the state, the outbox index or outbox chunks:
+        # (at, shard, incarnation, state text, index text, window starts of the chunks).
+        self.puts: list[tuple[int, int, int, str | None, str | None, set[int]]] = []
 
     @property
     def loop(self) -> VirtualLoop:
@@ -465,6 +469,7 @@ class Venue:
         tracker._close_windows = close_windows
 
     def _saw_put(self, shard: int, entries: dict) -> None:
+        self._log_put(shard, entries)
         raw = entries.get(STATE_KEY)
         if raw:
             state = json.loads(raw)
@@ -476,6 +481,12 @@ class Venue:
             if state.get("flushed_until", 0) > now + MAX_CLOCK_AHEAD_MS + WINDOW_MS:
                 self.beyond_reach.append(f"shard {shard} saved flushed_until {state['flushed_until']} at {now}, "
                                          f"{(state['flushed_until'] - now) / 1000:.0f}s ahead of the clock")
+
+    def _log_put(self, shard: int, entries: dict) -> None:
+        chunks = {int(key[len(OUTBOX_PREFIX):].split("/")[0]) for key in entries if key.startswith(OUTBOX_PREFIX)}
+        if STATE_KEY in entries or INDEX_KEY in entries or chunks:
+            life = self.instances[shard][0].number if shard in self.instances else -1
+            self.puts.append((self.loop.now_ms(), shard, life, entries.get(STATE_KEY), entries.get(INDEX_KEY), chunks))
 
     def evict(self, shard: int) -> None:
         entry = self.instances.pop(shard, None)
