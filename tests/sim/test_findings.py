@@ -782,3 +782,14 @@ def test_a_socket_the_tracker_closed_sends_no_late_close_notice():
     unhooks its handlers when the tracker closes it (runtime/feed_socket.py); so does
     the simulated one now."""
     assert sim.run(1031).violations == []
+
+
+def test_a_save_racing_an_outbox_overflow_keeps_the_lost_range():
+    """Seed 964 (D1 hung for 12 minutes, outbox bound 4, three shards): the overflow's
+    lost range was stored with the outbox write that dropped the window, but put on the
+    shard's state only once that write returned; a save in between (the flush, given up
+    at its deadline) stored the state without it. An eviction then would have left a
+    dropped window in no recorded range; the loss invariant (20) saw the range vanish
+    and come back as new."""
+    assert sim.run(964).violations == []
+

@@ -77,3 +77,16 @@ def test_record_lost_keeps_only_the_newest_ranges(keep):
     assert state.totals.windows_lost == 30
     again = TrackerState.from_json(state.to_json())
     assert again.lost_ranges == state.lost_ranges and again.totals.windows_lost == 30
+
+
+def test_unrecord_lost_takes_back_only_the_ranges_just_recorded():
+    state = TrackerState()
+    state.record_lost(0, 15_000, 15_000)
+    state.record_lost(15_000, 30_000, 15_000)
+    mine = [state.lost_ranges[-1]]
+    state.record_lost(30_000, 45_000, 15_000)  # recorded meanwhile by someone else
+    state.unrecord_lost(mine, 15_000)
+    assert state.lost_ranges == [{"from": 0, "to": 15_000}, {"from": 30_000, "to": 45_000}]
+    assert state.totals.windows_lost == 2
+    state.unrecord_lost(mine, 15_000)  # taken back once only
+    assert state.totals.windows_lost == 2
