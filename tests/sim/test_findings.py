@@ -793,3 +793,9 @@ def test_a_save_racing_an_outbox_overflow_keeps_the_lost_range():
     and come back as new."""
     assert sim.run(964).violations == []
 
+
+def test_a_page_without_a_limit_is_checked_against_the_documented_default():
+    """Seed 949: /api/snapshots?offset=1 answered DEFAULT_LIMIT (60) rows, as the OpenAPI
+    document says; the world's own reference of the page assumed 100, and called the
+    page short once D1 held more than 60 rows."""
+    assert sim.run(949).violations == []

@@ -320,6 +320,10 @@ def table_of(record: ApiRecord) -> tuple[str, str]:
     return f"{exchange}_{TABLE_SUFFIX[PAGE_ROUTES[record.path]]}", f"{exchange}_markets"
 
 
+# A page's rows when the request names no limit: as the document says.
+DEFAULT_LIMIT = DOCUMENT["components"]["parameters"]["limit"]["schema"]["default"]
+
+
 def reference_page(world, record: ApiRecord) -> list[dict] | None:
     """What D1 holds for the page `record` asks for: the rows of [from, to] (of the
     markets /api/markets lists under `symbol`), newest first, ties by symbol, cut by
@@ -330,7 +334,7 @@ def reference_page(world, record: ApiRecord) -> list[dict] | None:
         exchange = (p.get("exchange") or "lighter").lower()
         if exchange not in ("lighter", "paradex"):
             return None
-        limit, offset = int(p.get("limit", 100)), int(p.get("offset", 0))
+        limit, offset = int(p.get("limit", DEFAULT_LIMIT)), int(p.get("offset", 0))
         since, until = int(p.get("from", 0)), int(p.get("to", 253402300799999))
     except ValueError:
         return None
