@@ -219,6 +219,28 @@ def test_the_invariants_catch_a_tracker_that_ignores_its_allowlist(monkeypatch):
 
 
 @pytest.mark.parametrize("bug, says", [
+    ("no_client_pings", "connection closed: idle"),
+    ("no_pongs", "connection closed: no pong"),
+])
+def test_the_keepalive_checks_catch_a_planted_bug(monkeypatch, bug, says):
+    """Lighter closes a connection that sent nothing for 2 minutes, and one that left a
+    server ping unanswered (tests/sim/exchange.py, keepalive): a tracker that stops
+    pinging, or answering pings, is caught."""
+    from dataclasses import replace
+
+    from tracker import exchange, protocol
+
+    if bug == "no_client_pings":
+        monkeypatch.setattr(exchange, "LIGHTER", replace(exchange.LIGHTER, ping_every_ms=None))
+    else:
+        monkeypatch.setattr(protocol.LighterWire, "pong", None)
+    for seed in range(200):
+        if any(says in line for line in sim_world.run(seed).violations):
+            return
+    pytest.fail(f"no seed of 200 noticed the planted bug {bug!r}")
+
+
+@pytest.mark.parametrize("bug, says", [
     ("resume_loses_windows_it_measures", "more than the downtime plus one window"),
     ("resume_calls_closed_windows_lost", "measured windows called lost"),
     ("outbox_drops_more_than_its_bound", "OUTBOX_MAX_WINDOWS"),

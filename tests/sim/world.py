@@ -377,6 +377,14 @@ class Venue:
         self.ex.clock_offset_ms = plan.timing.offset_ms
         self.ex.delay_ms = plan.timing.delay_ms
         self.ex.allowed = frozenset(plan.config.market_symbols) or None
+        if self.name == "lighter":
+            # Server pings for two seeds in three, drawn apart so the rest stays as it was.
+            keepalive = random.Random(world.plan.seed * 7_919 + 5 + index)
+            self.ex.rng_keepalive = keepalive
+            self.ex.ping_every_ms = keepalive.choice((None, keepalive.randint(20, 90) * 1000,
+                                                      keepalive.randint(20, 90) * 1000))
+            # A host that held the alarms back (alarms_held_until) is no fault of the tracker's.
+            self.ex.keepalive_excused = lambda conn: self.alarms_held_until > conn.client_ms
         self.storages: dict[int, SimStorage] = {}
         self.instances: dict[int, tuple[Incarnation, ShardTracker]] = {}
         self.needs_resume: set[int] = set()
