@@ -347,6 +347,7 @@ class SimLighter(SimVenue):
             for m, s in markets.items()
         }
         self.sent_at: deque[int] = deque()  # client messages in the rolling minute (the IP's)
+        self.symbols_of: dict[int, set[str]] = {m: {s} for m, s in markets.items()}  # every symbol an id had
         self.ping_every_ms: int | None = None  # server pings (the world sets it for some seeds)
         self.rng_keepalive = random.Random(0)  # the pings' own draws (the world seeds it)
         self.pings_sent = 0
@@ -372,6 +373,7 @@ class SimLighter(SimVenue):
         self._schedule_update(m)
 
     def list_market(self, m: int, symbol: str) -> None:
+        self.symbols_of.setdefault(m, set()).add(symbol)
         self.listing[m] = {"symbol": symbol, "market_id": m, "market_type": "perp", "status": "active",
                            "supported_size_decimals": 4, "supported_price_decimals": 2}
         self._start_market(m)
@@ -379,6 +381,11 @@ class SimLighter(SimVenue):
     def delist_market(self, m: int) -> None:
         self.listing[m]["status"] = "inactive"
         self._stop_book(m)
+
+    def rename_market(self, m: int, symbol: str) -> None:
+        """The market keeps its id and book; its listing says `symbol` from now on."""
+        self.listing[m]["symbol"] = symbol
+        self.symbols_of.setdefault(m, set()).add(symbol)
 
     def active(self) -> set[int]:
         return {m for m, e in self.listing.items() if e["status"] == "active"}

@@ -79,6 +79,11 @@ exchange the world ran (Lighter, Paradex or both), on that exchange's own tables
       MAX_OPEN_WINDOWS newer ones could have been open (it ended that long before the
       newest stamp the shard may accept).
     (Every dropped window lies in a recorded range: 2.)
+21. A renamed market (Lighter: same id and book, another symbol) is written under its
+    new symbol once the tracker's market refresh can have seen it: every window of it
+    stamped from MARKET_REFRESH_SECONDS and 20 s after the rename on, while the
+    shards tracked throughout and nothing delayed the refresh (no REST, D1 or instance
+    trouble), carries the new symbol, and so does its markets row at the end.
 """
 
 from __future__ import annotations
@@ -354,6 +359,8 @@ def check_venue(world, venue) -> list[str]:
     v += check_hours(world, venue, say)
     # 20. loss justified and minimal
     v += [f"{say}{line}" for line in check_loss(world, venue)[:3]]
+    # 21. renamed markets
+    v += check_renames(world, venue)
 
     # 6. after the final stop
     if ex.conns:
@@ -468,10 +475,10 @@ def check_separation(world) -> list[str]:
                 if n:
                     v.append(f"{table} holds {n} row(s) but the world ran no {name}")
             continue
-        own = _own_markets(venue)  # market id -> symbol
+        own = _own_markets(venue)  # market id -> its symbols
         for table in (markets_table, *data_tables):
             for r in d1.rows(f"SELECT DISTINCT market_index, symbol FROM {table}"):
-                if own.get(r["market_index"]) != r["symbol"]:
+                if r["symbol"] not in own.get(r["market_index"], ()):
                     v.append(f"{table} holds market {r['market_index']} {r['symbol']!r}, not one of {name}'s")
                     break
         for r in d1.rows(f"SELECT shard FROM {stats_table}"):
@@ -480,17 +487,19 @@ def check_separation(world) -> list[str]:
     return v
 
 
-def _own_markets(venue) -> dict[int, str]:
-    """Every market the exchange ever listed that its shards may track (its allowlist's only)."""
+def _own_markets(venue) -> dict[int, set[str]]:
+    """Every market the exchange ever listed that its shards may track (its allowlist's
+    only), with every symbol it was listed under (Lighter renames markets)."""
     ex = venue.ex
     if venue.name == "lighter":
-        listed = {m: e["symbol"] for m, e in ex.listing.items()}
+        listed = {m: set(symbols) for m, symbols in ex.symbols_of.items()}
     else:
         kinds = venue.config.paradex_asset_kinds
         from paradex import SPECS
 
-        listed = {m: s for m, s in ex.symbols.items() if SPECS[s][0] in kinds}
-    return {m: s for m, s in listed.items() if venue.config.tracks(s)}
+        listed = {m: {s} for m, s in ex.symbols.items() if SPECS[s][0] in kinds}
+    own = {m: {s for s in symbols if venue.config.tracks(s)} for m, symbols in listed.items()}
+    return {m: symbols for m, symbols in own.items() if symbols}
 
 
 def _columns(d1, table: str) -> list[str]:
@@ -685,3 +694,22 @@ def _unjustified(a: int, b: int, at: int, before: dict | None, dropped: set[int]
     if single:
         return "a single window neither dropped from a full outbox nor left open (an alarm had closed it)"
     return "no eviction or restart before it (the instance recording it had measured already)"
+
+
+def check_renames(world, venue) -> list[str]:
+    """21. Rows of a renamed market carry its new symbol once a refresh has seen it."""
+    v: list[str] = []
+    markets_table, snapshots = TABLES[venue.name][0], TABLES[venue.name][1]
+    for at, market, symbol in venue.renamed:
+        seen_by = at + venue.config.market_refresh_ms + 20_000  # a refresh, its hand-over, a window
+        if not (world._tracking_throughout(venue, at, seen_by) and world._quiet_between(venue, at, seen_by)):
+            continue
+        stale = world.d1.rows(f"SELECT timestamp, symbol FROM {snapshots} WHERE market_index = ? AND timestamp >= ? "
+                              "AND symbol != ? ORDER BY timestamp LIMIT 1", market, seen_by, symbol)
+        if stale:
+            v.append(f"market {market} renamed {symbol!r} at {at}: its window at {stale[0]['timestamp']} "
+                     f"still says {stale[0]['symbol']!r}")
+        listed = world.d1.rows(f"SELECT symbol FROM {markets_table} WHERE market_index = ?", market)
+        if listed and listed[0]["symbol"] != symbol and seen_by <= world.loop_end_ms:
+            v.append(f"market {market} renamed {symbol!r} at {at}: {markets_table} still says {listed[0]['symbol']!r}")
+    return v

@@ -271,3 +271,24 @@ def test_the_loss_invariant_catches_a_planted_bug(monkeypatch, bug, says):
         if any(says in line for line in sim_world.run(seed).violations):
             return
     pytest.fail(f"no seed of 200 noticed the planted bug {bug!r}")
+
+
+def test_the_rename_invariant_catches_a_tracker_that_keeps_old_symbols(monkeypatch):
+    """21. A directory that keeps the symbol it first saw for a market id (Lighter renamed
+    it) writes its windows under the old name: the seeds that rename a market notice."""
+    from tracker import directory
+
+    real = directory.MarketDirectory.apply
+
+    def apply(self, listing, as_of):
+        before = dict(self.markets)
+        change = real(self, listing, as_of)
+        self.markets = {i: before.get(i, m) for i, m in self.markets.items()}
+        return change
+
+    monkeypatch.setattr(directory.MarketDirectory, "apply", apply)
+    renaming = [s for s in range(200) if any(kind == "rename" for _, kind, _ in sim_world.plan_of(s).events)]
+    for seed in renaming:
+        if any("renamed" in line for line in sim_world.run(seed).violations):
+            return
+    pytest.fail("no seed of 200 noticed windows written under a renamed market's old symbol")

@@ -401,6 +401,7 @@ class Venue:
         self.max_shards = plan.config.shards
         self.peer_hanging_until = 0  # a hand-over to one of these shards waits until then
         self.life_changes: list[tuple[int, int]] = []  # (at, shard): an instance created or evicted
+        self.renamed: list[tuple[int, int, str]] = []  # (at, market, new symbol): Lighter renamed it
         self.control_calls: list[int] = []  # when each start/stop began
         self.beyond_reach: list[str] = []  # states saved with flushed_until beyond the clock's reach
         # Every storage call that wrote the state, the outbox index or outbox chunks:
@@ -862,6 +863,9 @@ class World:
             if SPECS[args["symbol"]][0] in venue.config.paradex_asset_kinds and venue.config.tracks(args["symbol"]):
                 venue.listed_at[m] = opens
                 self._probe_listed(venue, m, opens)
+        elif kind == "rename" and venue.name == "lighter" and args["market"] in ex.books:
+            ex.rename_market(args["market"], args["symbol"])
+            venue.renamed.append((now, args["market"], args["symbol"]))
         elif kind == "delist" and args["market"] in ex.books:
             if venue.name == "lighter":
                 ex.delist_market(args["market"])
@@ -988,10 +992,34 @@ def with_allowlist(plan: Plan) -> Plan:
     return replace(plan, config=narrowed(plan.venues()[0]), also=also)
 
 
+RENAME_ONE_SEED_IN = 5
+
+
+def with_renames(plan: Plan) -> Plan:
+    """One seed in five of `run` renames a Lighter market mid-run (its id and book stay,
+    its listing says another symbol: the tracker's next market refresh sees it), drawn
+    from a generator of its own, so the rest of the plan stays what it was. Not where an
+    allowlist names symbols (a rename there is a listing or a delisting)."""
+    rng = random.Random(plan.seed * 104_729 + 29)
+    events = list(plan.events)
+    for venue in plan.venues():
+        if venue.exchange != "lighter" or venue.config.market_symbols or rng.randrange(RENAME_ONE_SEED_IN):
+            continue
+        market = rng.choice(sorted(venue.markets))
+        events.append((rng.randint(8_000, plan.duration_ms // 2), "rename",
+                       {"ex": "lighter", "market": market, "symbol": f"{venue.markets[market]}.NEW"}))
+    return replace(plan, events=sorted(events, key=lambda e: e[0]))
+
+
+def plan_of(seed: int) -> Plan:
+    """The whole plan `run` runs for a seed."""
+    return with_renames(with_allowlist(with_platform_faults(make_plan(seed))))
+
+
 def run(seed: int) -> Result:
     from invariants import check
 
-    plan = with_allowlist(with_platform_faults(make_plan(seed)))
+    plan = plan_of(seed)
     world = World(plan)
     world.run()
     result = Result(plan, world, replay=f"bash scripts/simulate --seed {seed}")
