@@ -37,6 +37,7 @@ the expected windows from the trace alone:
                                       (the boundary its aggregator was given: world.py), at `at`
     ("delisted", None, market, ms)    the exchange stops the market's book (frames already
                                       on their way still arrive, the tracker may drop them)
+    ("listed", None, market, ms)      Lighter lists a new market under a delisted one's id
 
 Keepalive, as Lighter does it (lighter-reference README, "Keepalive"): a connection
 that has sent no client message for IDLE_MS is closed by the server, and a server
@@ -374,6 +375,9 @@ class SimLighter(SimVenue):
 
     def list_market(self, m: int, symbol: str) -> None:
         self.symbols_of.setdefault(m, set()).add(symbol)
+        if m in self.listing:  # an id reused: a new market, whose first snapshot is its own
+            self.first_snapshot.pop(m, None)
+            self.trace.append(("listed", None, m, self.loop.now_ms()))
         self.listing[m] = {"symbol": symbol, "market_id": m, "market_type": "perp", "status": "active",
                            "supported_size_decimals": 4, "supported_price_decimals": 2}
         self._start_market(m)

@@ -79,8 +79,9 @@ exchange the world ran (Lighter, Paradex or both), on that exchange's own tables
       MAX_OPEN_WINDOWS newer ones could have been open (it ended that long before the
       newest stamp the shard may accept).
     (Every dropped window lies in a recorded range: 2.)
-21. A renamed market (Lighter: same id and book, another symbol) is written under its
-    new symbol once the tracker's market refresh can have seen it: every window of it
+21. A renamed market (Lighter: same id and book, another symbol), and a new market
+    listed under a delisted one's id, is written under its new symbol once the
+    tracker's market refresh can have seen it: every window of it
     stamped from MARKET_REFRESH_SECONDS and 20 s after the rename on, while the
     shards tracked throughout and nothing delayed the refresh (no REST, D1 or instance
     trouble), carries the new symbol, and so does its markets row at the end.
@@ -180,6 +181,7 @@ def reference_windows(trace: list[tuple], read=_lighter_book) -> Reference:
     samplers: dict[int, ref.SampleClock] = {}
     last_ts: dict[int, int] = {}
     seen: dict[int, set[int]] = {}
+    conn_shard: dict[int, int] = {}
     clocks: dict[int, list[int]] = {}  # conn -> [exchange second, world clock then, limit]
     measuring: dict[int, list[int]] = {}  # shard -> [measuring from, closed until]
     late: list[tuple[int, int, int, int]] = []
@@ -197,6 +199,14 @@ def reference_windows(trace: list[tuple], read=_lighter_book) -> Reference:
         kind, shard = entry[0], entry[1]
         if kind == "delisted":
             stopped.add(entry[2])
+            continue
+        if kind == "listed":  # a new market under the id (the old one's frames came long before)
+            market = entry[2]
+            stopped.discard(market)
+            # The old market's book is gone: the tracker dropped it once its refresh saw
+            # the delisting (nothing of it carries over into the new market's windows).
+            for shard_seen in sorted({conn_shard[c] for c, markets in seen.items() if market in markets}):
+                add(events.setdefault(shard_seen, []), shard_seen, ref.Event(market, entry[3], "invalid"))
             continue
         stream = events.setdefault(shard, [])
         if kind == "frame":
@@ -220,6 +230,7 @@ def reference_windows(trace: list[tuple], read=_lighter_book) -> Reference:
                 late.append((shard, entry[4], market, ts))
             last_ts[conn] = ts
             seen.setdefault(conn, set()).add(market)
+            conn_shard[conn] = shard
         elif kind == "end":
             conn, ended = entry[2], entry[3]
             if conn in last_ts:
@@ -288,7 +299,9 @@ def check_venue(world, venue) -> list[str]:
     delisted_last: set[tuple[int, int]] = set()
     for shard_rows in expected.values():
         for market in venue.delisted_at:
-            starts = [s for (m, s) in shard_rows if m == market]
+            # (Not the windows of a new market listed under its id since.)
+            again = venue.relisted_at.get(market, 2**62) + venue.plan.timing.offset_ms
+            starts = [s for (m, s) in shard_rows if m == market and s < again]
             if starts:
                 delisted_last.add((market, max(starts)))
     owner: dict[tuple[int, int], int] = {}

@@ -273,22 +273,31 @@ def test_the_loss_invariant_catches_a_planted_bug(monkeypatch, bug, says):
     pytest.fail(f"no seed of 200 noticed the planted bug {bug!r}")
 
 
-def test_the_rename_invariant_catches_a_tracker_that_keeps_old_symbols(monkeypatch):
-    """21. A directory that keeps the symbol it first saw for a market id (Lighter renamed
-    it) writes its windows under the old name: the seeds that rename a market notice."""
+@pytest.mark.parametrize("bug, event", [("keeps_a_market_s_first_symbol", "rename"),
+                                        ("names_an_id_by_its_first_market", "relist")])
+def test_the_rename_invariant_catches_a_tracker_that_keeps_old_symbols(monkeypatch, bug, event):
+    """21. A directory that keeps the symbol it first saw for a market (Lighter renamed
+    it), or for a market id (Lighter listed a new market under a delisted one's id),
+    writes windows under the old name: the seeds with such an event notice."""
     from tracker import directory
 
-    real = directory.MarketDirectory.apply
+    first: dict[int, str] = {}  # market id -> the first symbol seen this run
+    if bug == "keeps_a_market_s_first_symbol":
+        real = directory.MarketDirectory.apply
 
-    def apply(self, listing, as_of):
-        before = dict(self.markets)
-        change = real(self, listing, as_of)
-        self.markets = {i: before.get(i, m) for i, m in self.markets.items()}
-        return change
+        def apply(self, listing, as_of):
+            before = dict(self.markets)
+            change = real(self, listing, as_of)
+            self.markets = {i: before.get(i, m) for i, m in self.markets.items()}
+            return change
 
-    monkeypatch.setattr(directory.MarketDirectory, "apply", apply)
-    renaming = [s for s in range(200) if any(kind == "rename" for _, kind, _ in sim_world.plan_of(s).events)]
-    for seed in renaming:
+        monkeypatch.setattr(directory.MarketDirectory, "apply", apply)
+    else:
+        monkeypatch.setattr(directory.MarketDirectory, "symbols",
+                            property(lambda self: {i: first.setdefault(i, m.symbol) for i, m in self.markets.items()}))
+    seeds = [s for s in range(200) if any(kind == event for _, kind, _ in sim_world.plan_of(s).events)]
+    for seed in seeds:
+        first.clear()
         if any("renamed" in line for line in sim_world.run(seed).violations):
             return
-    pytest.fail("no seed of 200 noticed windows written under a renamed market's old symbol")
+    pytest.fail(f"no seed of {len(seeds)} with a {event} noticed the planted bug {bug!r}")

@@ -402,6 +402,7 @@ class Venue:
         self.peer_hanging_until = 0  # a hand-over to one of these shards waits until then
         self.life_changes: list[tuple[int, int]] = []  # (at, shard): an instance created or evicted
         self.renamed: list[tuple[int, int, str]] = []  # (at, market, new symbol): Lighter renamed it
+        self.relisted_at: dict[int, int] = {}  # a delisted market's id, listed again for a new market
         self.control_calls: list[int] = []  # when each start/stop began
         self.beyond_reach: list[str] = []  # states saved with flushed_until beyond the clock's reach
         # Every storage call that wrote the state, the outbox index or outbox chunks:
@@ -863,6 +864,12 @@ class World:
             if SPECS[args["symbol"]][0] in venue.config.paradex_asset_kinds and venue.config.tracks(args["symbol"]):
                 venue.listed_at[m] = opens
                 self._probe_listed(venue, m, opens)
+        elif kind == "relist" and venue.name == "lighter" and args["market"] not in ex.books:
+            ex.list_market(args["market"], args["symbol"])  # an id reused: a new market
+            venue.relisted_at[args["market"]] = now
+            venue.renamed.append((now, args["market"], args["symbol"]))
+            venue.listed_at[args["market"]] = now
+            self._probe_listed(venue, args["market"], now)
         elif kind == "rename" and venue.name == "lighter" and args["market"] in ex.books:
             ex.rename_market(args["market"], args["symbol"])
             venue.renamed.append((now, args["market"], args["symbol"]))
@@ -993,21 +1000,35 @@ def with_allowlist(plan: Plan) -> Plan:
 
 
 RENAME_ONE_SEED_IN = 5
+REUSE_ONE_SEED_IN = 6
 
 
 def with_renames(plan: Plan) -> Plan:
-    """One seed in five of `run` renames a Lighter market mid-run (its id and book stay,
-    its listing says another symbol: the tracker's next market refresh sees it), drawn
-    from a generator of its own, so the rest of the plan stays what it was. Not where an
-    allowlist names symbols (a rename there is a listing or a delisting)."""
+    """Symbols and ids that change, on Lighter, drawn from a generator of their own, so
+    the rest of the plan stays what it was; not where an allowlist names symbols (a
+    rename there is a listing or a delisting). One seed in five renames a market
+    mid-run (its id and book stay, its listing says another symbol: the tracker's next
+    market refresh sees it); one in six delists a market and, once the tracker must
+    have let it go, lists a new market under its id (another symbol, a new book whose
+    nonces start again)."""
     rng = random.Random(plan.seed * 104_729 + 29)
     events = list(plan.events)
     for venue in plan.venues():
-        if venue.exchange != "lighter" or venue.config.market_symbols or rng.randrange(RENAME_ONE_SEED_IN):
+        if venue.exchange != "lighter" or venue.config.market_symbols:
             continue
-        market = rng.choice(sorted(venue.markets))
-        events.append((rng.randint(8_000, plan.duration_ms // 2), "rename",
-                       {"ex": "lighter", "market": market, "symbol": f"{venue.markets[market]}.NEW"}))
+        if not rng.randrange(RENAME_ONE_SEED_IN):
+            market = rng.choice(sorted(venue.markets))
+            events.append((rng.randint(8_000, plan.duration_ms // 2), "rename",
+                           {"ex": "lighter", "market": market, "symbol": f"{venue.markets[market]}.NEW"}))
+        if not rng.randrange(REUSE_ONE_SEED_IN):
+            market = rng.choice(sorted(venue.markets))
+            at = rng.randint(8_000, plan.duration_ms // 3)
+            # After the delisting's probe (a refresh and 20 s): the old market is gone.
+            again = at + venue.config.market_refresh_ms + rng.randint(30_000, 60_000)
+            if again < plan.duration_ms - 20_000:
+                events.append((at, "delist", {"ex": "lighter", "market": market}))
+                events.append((again, "relist", {"ex": "lighter", "market": market,
+                                                 "symbol": f"{venue.markets[market]}.B"}))
     return replace(plan, events=sorted(events, key=lambda e: e[0]))
 
 
