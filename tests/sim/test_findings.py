@@ -463,6 +463,35 @@ def test_a_request_and_an_alarm_loading_the_state_at_once_share_it():
     assert tracker.rollup.state is tracker.state
 
 
+def test_an_overflow_whose_write_fails_records_nothing_lost():
+    """The overflow's lost range goes on the live state before the outbox's write (seed
+    964); when that write fails, the outbox still holds the windows: the range is taken
+    back (the next write drops them again, and records them then)."""
+    from tracker.outbox import Entry
+
+    world = scenario([], shards=1, duration_s=40)
+    tracker = sim.ShardTracker(world.config, 0, sim.Ports(
+        clock=world.loop, storage=world.storages[0].port(sim.Incarnation(99)), db=None, sockets=None, http=None,
+        peers=None, log=lambda *entry: None, spawn=None))
+
+    class FailingOutbox:
+        async def add(self, closed, also):
+            also([Entry(15_000, 1, 1)])  # the write that would drop the window...
+            raise RuntimeError("storage put failed")  # ...does not happen
+
+    async def stash() -> None:
+        await tracker.ready()
+        tracker.outbox = FailingOutbox()
+        before = (list(tracker.state.lost_ranges), tracker.state.totals.windows_lost)
+        with pytest.raises(RuntimeError):
+            await tracker._stash([])
+        assert (tracker.state.lost_ranges, tracker.state.totals.windows_lost) == before
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(stash())
+    loop.close()
+
+
 # =====================================================================================
 # Paradex (tests/sim/paradex.py), alone and beside Lighter on one D1
 # =====================================================================================
