@@ -31,6 +31,11 @@ Then a final stop, D1 healthy again, and time for the outbox to drain.
 One seed in four of `run` also limits each exchange to a few symbols (LIGHTER_MARKETS /
 PARADEX_MARKETS, `with_allowlist`, drawn apart so the rest of the plan is the same):
 some listed at the start, maybe one listed later, maybe one never listed.
+Symbols and ids that change (`with_renames`, drawn apart too; Lighter without an
+allowlist): one seed in five renames a market mid-run, one in six lists a new market
+under a delisted one's id. Lighter's keepalive is the exchange's own (exchange.py):
+connections idle for 2 minutes are closed, and two seeds in three ping from the
+server and close a connection whose pong does not come.
 `invariants.check` says what must hold.
 
 Time (`_with_timing`, drawn from a generator of its own so the rest of a plan is as
