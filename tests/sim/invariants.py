@@ -713,16 +713,21 @@ def check_renames(world, venue) -> list[str]:
     """21. Rows of a renamed market carry its new symbol once a refresh has seen it."""
     v: list[str] = []
     markets_table, snapshots = TABLES[venue.name][0], TABLES[venue.name][1]
-    for at, market, symbol in venue.renamed:
+    for i, (at, market, symbol) in enumerate(venue.renamed):
         seen_by = at + venue.config.market_refresh_ms + 20_000  # a refresh, its hand-over, a window
         if not (world._tracking_throughout(venue, at, seen_by) and world._quiet_between(venue, at, seen_by)):
             continue
+        # Until the market's next change of name, if any (by the exchange's stamps, a
+        # window or two before it may have either).
+        later = [a for a, m, _ in venue.renamed[i + 1:] if m == market]
+        until = later[0] - 2 * WINDOW_MS - abs(venue.plan.timing.offset_ms) if later else 2**62
         stale = world.d1.rows(f"SELECT timestamp, symbol FROM {snapshots} WHERE market_index = ? AND timestamp >= ? "
-                              "AND symbol != ? ORDER BY timestamp LIMIT 1", market, seen_by, symbol)
+                              "AND timestamp < ? AND symbol != ? ORDER BY timestamp LIMIT 1",
+                              market, seen_by, until, symbol)
         if stale:
             v.append(f"market {market} renamed {symbol!r} at {at}: its window at {stale[0]['timestamp']} "
                      f"still says {stale[0]['symbol']!r}")
         listed = world.d1.rows(f"SELECT symbol FROM {markets_table} WHERE market_index = ?", market)
-        if listed and listed[0]["symbol"] != symbol and seen_by <= world.loop_end_ms:
+        if listed and listed[0]["symbol"] != symbol and seen_by <= world.loop_end_ms and not later:
             v.append(f"market {market} renamed {symbol!r} at {at}: {markets_table} still says {listed[0]['symbol']!r}")
     return v

@@ -828,3 +828,9 @@ def test_a_page_without_a_limit_is_checked_against_the_documented_default():
     document says; the world's own reference of the page assumed 100, and called the
     page short once D1 held more than 60 rows."""
     assert sim.run(949).violations == []
+
+
+def test_a_market_renamed_then_its_id_reused_is_judged_by_each_name_in_turn():
+    """Seed 160: Lighter renamed market 11 'M11.NEW', later delisted it and listed a new
+    market 'M11.B' under id 11; the rename invariant (21) expected 'M11.NEW' to the end."""
+    assert sim.run(160).violations == []
