@@ -21,11 +21,14 @@ SYMBOLS = {1: "ETH", 2: "BTC", 3: "SOL"}
 
 
 def scenario(events, *, shards=1, markets=SYMBOLS, duration_s=150, seed=1, timing=sim.Timing(),
-             **config) -> sim.World:
+             server_ping_ms=None, **config) -> sim.World:
+    """`server_ping_ms`: Lighter pings from the server that often (None: as `seed` draws it)."""
     plan = sim.make_plan(seed, timed=False)
     plan = replace(plan, shards=shards, markets=dict(markets), duration_ms=duration_s * 1000, events=events,
                    frame_ms=(300, 900), config=replace(plan.config, shards=shards, **config), timing=timing)
     world = sim.World(plan)
+    if server_ping_ms is not None:
+        world.exchange.ping_every_ms = server_ping_ms
     world.run()
     return world
 
@@ -764,8 +767,10 @@ def test_windows_the_aggregator_gives_up_while_alarms_stall_are_recorded_lost_wi
     """Issue 18, defect 3 (the aggregator's part): alarms held for minutes left more than
     MAX_OPEN_WINDOWS windows open; the oldest were dropped, counted in windowsLost but
     with no lost range. (A D1 hang held the alarm then; since the alarm awaits only
-    storage, the runtime itself holding the object's alarms is what still can.)"""
-    world = scenario([(30_000, "alarms_held", {"seconds": 330})], duration_s=420)
+    storage, the runtime itself holding the object's alarms is what still can.) The
+    server pings: the tracker's pongs, sent from the frame handler, keep the connection
+    past Lighter's 2 idle minutes while no alarm sends the tracker's own pings."""
+    world = scenario([(30_000, "alarms_held", {"seconds": 330})], duration_s=420, server_ping_ms=30_000)
     assert any(e[4] == "windows_lost" and "gave up" in e[5] for e in world.logs), "no window was given up"
     assert_invariants(world)
 
