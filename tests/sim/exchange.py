@@ -38,6 +38,8 @@ the expected windows from the trace alone:
     ("delisted", None, market, ms)    the exchange stops the market's book (frames already
                                       on their way still arrive, the tracker may drop them)
     ("listed", None, market, ms)      Lighter lists a new market under a delisted one's id
+    ("unlisted", shard, market, ms)   the shard let the market go, its refresh saw it delisted
+                                      (world.py, from the tracker's market_delisted log)
 
 Keepalive, as Lighter does it (lighter-reference README, "Keepalive"): a connection
 that has sent no client message for IDLE_MS is closed by the server, and a server

@@ -182,6 +182,8 @@ def reference_windows(trace: list[tuple], read=_lighter_book) -> Reference:
     last_ts: dict[int, int] = {}
     seen: dict[int, set[int]] = {}
     conn_shard: dict[int, int] = {}
+    relisted: set[int] = set()  # ids Lighter reused for a new market
+    unlisted_again: set[tuple[int, int]] = set()  # (shard, market): let go after its id was reused
     clocks: dict[int, list[int]] = {}  # conn -> [exchange second, world clock then, limit]
     measuring: dict[int, list[int]] = {}  # shard -> [measuring from, closed until]
     late: list[tuple[int, int, int, int]] = []
@@ -200,8 +202,16 @@ def reference_windows(trace: list[tuple], read=_lighter_book) -> Reference:
         if kind == "delisted":
             stopped.add(entry[2])
             continue
+        if kind == "unlisted":
+            if entry[2] in relisted:
+                # A listing read before the id was reused, applied after it (a refresh
+                # slowed by D1): the shard drops the new market's frames until a later
+                # refresh adds it again, which the trace does not tell.
+                unlisted_again.add((shard, entry[2]))
+            continue
         if kind == "listed":  # a new market under the id (the old one's frames came long before)
             market = entry[2]
+            relisted.add(market)
             stopped.discard(market)
             # The old market's book is gone: the tracker dropped it once its refresh saw
             # the delisting (nothing of it carries over into the new market's windows).
@@ -216,7 +226,7 @@ def reference_windows(trace: list[tuple], read=_lighter_book) -> Reference:
                 continue
             market, ts, snapshot, nonce, begin, bids, asks = frame
             ts = placed(conn, ts, entry[4])
-            if market in stopped:
+            if market in stopped or (shard, market) in unlisted_again:
                 unsure.add((market, ts - ts % WINDOW_MS))
             book = books.setdefault((conn, market), ref.NaiveBook())
             if snapshot:

@@ -839,3 +839,12 @@ def test_a_market_renamed_then_its_id_reused_is_judged_by_each_name_in_turn():
     """Seed 160: Lighter renamed market 11 'M11.NEW', later delisted it and listed a new
     market 'M11.B' under id 11; the rename invariant (21) expected 'M11.NEW' to the end."""
     assert sim.run(160).violations == []
+
+
+def test_a_listing_read_before_an_id_was_reused_and_applied_after_is_not_judged_against_the_tracker():
+    """Seed 1425: D1 hung while market 24 was delisted and a new market listed under its
+    id; shard 0 applied a listing read before the reuse (its refresh waited for D1's
+    deadline), let the new market go and dropped its frames until a later refresh. The
+    reference judged those frames; it now leaves the market's windows on that shard
+    unjudged from then on (the trace cannot tell when the shard takes it back)."""
+    assert sim.run(1425).violations == []

@@ -450,8 +450,8 @@ class Venue:
             peers=_Peers(self, life),
             # An evicted instance runs no code: what its task does after a wait it was
             # woken from (a lane's end, a timeout) reaches no socket and no log.
-            log=lambda level, component, event, message, shard=shard, life=life: life.alive and world.logs.append(
-                (self.loop.now_ms(), shard, level, component, event, message, self.name)),
+            log=lambda level, component, event, message, shard=shard, life=life: life.alive and self._logged(
+                shard, level, component, event, message),
             spawn=world._spawn,
         )
         tracker = ShardTracker(self.config, shard, ports, rng=random.Random(world.plan.seed * 31 + world.incarnations),
@@ -482,6 +482,12 @@ class Venue:
             await real(now)
 
         tracker._close_windows = close_windows
+
+    def _logged(self, shard: int, level: str, component: str, event: str, message: str) -> None:
+        now = self.loop.now_ms()
+        self.world.logs.append((now, shard, level, component, event, message, self.name))
+        if event == "market_delisted":  # "market {id} {symbol} delisted: ..." (tracker/shard.py)
+            self.ex.trace.append(("unlisted", shard, int(message.split()[1]), now))
 
     def _saw_put(self, shard: int, entries: dict) -> None:
         self._log_put(shard, entries)
