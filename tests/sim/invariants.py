@@ -515,7 +515,7 @@ def _own_markets(venue) -> dict[int, set[str]]:
     only), with every symbol it was listed under (Lighter renames markets)."""
     ex = venue.ex
     if venue.name == "lighter":
-        listed = {m: set(symbols) for m, symbols in ex.symbols_of.items()}
+        listed = {m: {e["symbol"]} | ex.symbols_of.get(m, set()) for m, e in ex.listing.items()}
     else:
         kinds = venue.config.paradex_asset_kinds
         from paradex import SPECS
