@@ -250,6 +250,12 @@ def reference_windows(trace: list[tuple], read=_lighter_book) -> Reference:
                 for start in range(first, ended + 1, WINDOW_MS):
                     ambiguous.update((m, start) for m in seen.get(conn, ()))
         elif kind in ("from", "flush"):  # measuring from / windows closed until (floored to a window)
+            if kind == "from":
+                # A new instance: what an evicted one held open from here on (frames
+                # stamped ahead) went with it; its depth samples start again too.
+                since = entry[2] - entry[2] % WINDOW_MS
+                stream[:] = [e for e in stream if not (e.kind == "tick" and e.ts_ms >= since)]
+                samplers[shard] = ref.SampleClock()
             stream.append(ref.Event(-1, entry[2], "flush"))
             boundary = entry[2] - entry[2] % WINDOW_MS
             since, closed = measuring.get(shard, (0, 0))

@@ -848,3 +848,13 @@ def test_a_listing_read_before_an_id_was_reused_and_applied_after_is_not_judged_
     reference judged those frames; it now leaves the market's windows on that shard
     unjudged from then on (the trace cannot tell when the shard takes it back)."""
     assert sim.run(1425).violations == []
+
+
+def test_a_frame_an_evicted_instance_held_open_ahead_is_not_counted_by_its_successor():
+    """Seed 1595 (Paradex's clock 15 s ahead, a restart): the instance that went had taken
+    a snapshot stamped 14.9 s ahead, in a window it never closed; the reference counted
+    that tick in its successor's first window (one tick too many in three markets). A
+    new instance's aggregator starts empty: the reference now drops what earlier
+    instances held from the new instance's first window on, and starts its depth
+    samples again."""
+    assert sim.run(1595).violations == []
