@@ -315,11 +315,17 @@ def check_venue(world, venue) -> list[str]:
     delisted_last: set[tuple[int, int]] = set()
     for shard_rows in expected.values():
         for market in venue.delisted_at:
-            # (Not the windows of a new market listed under its id since.)
-            again = venue.relisted_at.get(market, 2**62) + venue.plan.timing.offset_ms
-            starts = [s for (m, s) in shard_rows if m == market and s < again]
+            # (Not the windows of a new market listed under its id since: the old one's
+            # frames were all stamped by the delisting, by the exchange's clock. The new
+            # one's first window is not judged on its covered time either: when the
+            # shard let the old market go and took the new one is not in the trace.)
+            until = venue.delisted_at[market] + venue.plan.timing.offset_ms if market in venue.relisted_at else 2**62
+            starts = [s for (m, s) in shard_rows if m == market and s <= until]
             if starts:
                 delisted_last.add((market, max(starts)))
+            new_market = [s for (m, s) in shard_rows if m == market and s > until]
+            if new_market:
+                delisted_last.add((market, min(new_market)))
     owner: dict[tuple[int, int], int] = {}
     for shard, windows in expected.items():
         for key, want in windows.items():

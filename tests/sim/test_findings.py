@@ -858,3 +858,13 @@ def test_a_frame_an_evicted_instance_held_open_ahead_is_not_counted_by_its_succe
     instances held from the new instance's first window on, and starts its depth
     samples again."""
     assert sim.run(1595).violations == []
+
+
+@pytest.mark.parametrize("seed", [3399, 3991, 4224])
+def test_a_reused_id_leaves_the_old_market_s_last_window_and_the_new_one_s_first_unjudged_in_covered_time(seed):
+    """Seeds 3399, 3991, 4224 (Lighter reused an id, its clock behind ours): the window the
+    invariants leave unjudged in covered time after a delisting was the newest of the id,
+    which may be the new market's; the old market's last window was judged against a
+    book the shard had let go. Now the old market's last window (stamped by the
+    delisting) and the new market's first are both left unjudged in covered time."""
+    assert sim.run(seed).violations == []
