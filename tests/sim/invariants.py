@@ -182,6 +182,7 @@ def reference_windows(trace: list[tuple], read=_lighter_book) -> Reference:
     last_ts: dict[int, int] = {}
     seen: dict[int, set[int]] = {}
     conn_shard: dict[int, int] = {}
+    latest_conn: dict[int, int] = {}  # shard -> the connection of its latest frame
     relisted: set[int] = set()  # ids Lighter reused for a new market
     unlisted_again: set[tuple[int, int]] = set()  # (shard, market): let go after its id was reused
     clocks: dict[int, list[int]] = {}  # conn -> [exchange second, world clock then, limit]
@@ -208,6 +209,11 @@ def reference_windows(trace: list[tuple], read=_lighter_book) -> Reference:
                 # slowed by D1): the shard drops the new market's frames until a later
                 # refresh adds it again, which the trace does not tell.
                 unlisted_again.add((shard, entry[2]))
+                # Its book went then: its time is credited up to the newest frame's stamp
+                # on the shard's connection (tracker/feed.py remove_market).
+                conn = latest_conn.get(shard)
+                if conn in last_ts:
+                    add(events.setdefault(shard, []), shard, ref.Event(entry[2], last_ts[conn], "invalid"))
             continue
         if kind == "listed":  # a new market under the id (the old one's frames came long before)
             market = entry[2]
@@ -241,6 +247,7 @@ def reference_windows(trace: list[tuple], read=_lighter_book) -> Reference:
             last_ts[conn] = ts
             seen.setdefault(conn, set()).add(market)
             conn_shard[conn] = shard
+            latest_conn[shard] = conn
         elif kind == "end":
             conn, ended = entry[2], entry[3]
             if conn in last_ts:

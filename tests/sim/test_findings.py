@@ -868,3 +868,10 @@ def test_a_reused_id_leaves_the_old_market_s_last_window_and_the_new_one_s_first
     book the shard had let go. Now the old market's last window (stamped by the
     delisting) and the new market's first are both left unjudged in covered time."""
     assert sim.run(seed).violations == []
+
+
+def test_a_reused_id_s_new_market_let_go_on_a_stale_listing_is_credited_up_to_its_newest_frame():
+    """Seed 3628: the shard held its subscription through the delisting (its refresh was
+    slowed by D1) and took the new market's frames, then applied a stale listing and let
+    it go; the reference credited its book's time past that, to the window's end."""
+    assert sim.run(3628).violations == []
