@@ -640,7 +640,8 @@ _MEANS = ("avg_bid", "avg_ask", "avg_spread", "avg_spread_bps", "avg_bid_size", 
 def expected_minutes(window_rows: Iterable[dict]) -> dict[tuple[str, int], dict]:
     """(symbol, minute start) -> the minute row rolled up from window rows (dicts as D1
     returns them: symbol, market_index, timestamp, the statistics, covered_ms, and the
-    depth columns if they have them)."""
+    depth columns if they have them). Rows are grouped by market, as the tracker keys
+    them: a market renamed within a minute makes one row, under its newest symbol."""
     return _expected_rollup(window_rows, MINUTE_MS, lambda rows: len(rows))
 
 
@@ -655,10 +656,11 @@ def _expected_rollup(parts: Iterable[dict], period: int, windows_of) -> dict[tup
         if row["tick_count"] <= 0:
             continue
         start = row["timestamp"] - row["timestamp"] % period
-        groups.setdefault((row["symbol"], start), []).append(row)
+        groups.setdefault((row["market_index"], start), []).append(row)
     out = {}
-    for (symbol, start), rows in groups.items():
+    for (_, start), rows in groups.items():
         newest = max(rows, key=lambda r: r["timestamp"])
+        symbol = newest["symbol"]
         ticks = sum(r["tick_count"] for r in rows)
         rolled = {
             "symbol": symbol,

@@ -33,3 +33,21 @@ async def fan_out(action: str, shards: int, known: Iterable[int], call: Call) ->
         else:
             out.append(result)
     return out
+
+
+async def ask_all(shards: int, ask: Callable[[int], Awaitable[dict]],
+                  failed: Callable[[int, Exception], None]) -> list[dict]:
+    """Every shard's answer to `ask(shard)`, in shard order; a shard that fails is
+    `{"shard": n, "failed": "unreachable"}` (why goes to `failed`, for the log: the
+    answer never carries an exception's text)."""
+    results = await asyncio.gather(*(ask(s) for s in range(shards)), return_exceptions=True)
+    out = []
+    for shard, result in enumerate(results):
+        if isinstance(result, BaseException):
+            if not isinstance(result, Exception):
+                raise result
+            failed(shard, result)
+            out.append({"shard": shard, "failed": "unreachable"})
+        else:
+            out.append(result)
+    return out

@@ -547,21 +547,26 @@ class ShardTracker:
             await self._save()
             return
         state, window_ms = self.state, self.config.window_ms
-
-        def record_lost(state: TrackerState, dropped) -> TrackerState:
-            for entry in dropped:
-                state.record_lost(entry.start, entry.start + window_ms, window_ms)
-            return state
+        recorded: list[dict] = []
 
         def state_after(dropped) -> dict[str, str]:
-            # Stored as it will be; the state itself changes once the write succeeded.
-            after = record_lost(TrackerState.from_json(state.to_json()), dropped) if dropped else state
-            return {STATE_KEY: after.to_json()}
+            # Recorded on the live state before the write, not after it returns: a save
+            # made meanwhile (a flush given up at its deadline) must not store the state
+            # without the range while the outbox's index no longer holds the window.
+            for entry in dropped:
+                if state.record_lost(entry.start, entry.start + window_ms, window_ms):
+                    recorded.append(state.lost_ranges[-1])
+            return {STATE_KEY: state.to_json()}
 
         self._state_written_elsewhere()  # the state goes with the windows (`state_after`)
-        dropped = await self.outbox.add(closed, state_after)
+        try:
+            dropped = await self.outbox.add(closed, state_after)
+        except BaseException:
+            # The write failed: the outbox still holds those windows (it will drop them
+            # again, and record them then). A save that ran meanwhile errs on loss.
+            state.unrecord_lost(recorded, window_ms)
+            raise
         if dropped:
-            record_lost(state, dropped)
             self.log("error", "Aggregator", "windows_dropped",
                      f"D1 has failed for {self.outbox.windows} windows: dropped the {len(dropped)} oldest "
                      f"(from {dropped[0].start})")

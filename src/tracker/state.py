@@ -97,3 +97,11 @@ class TrackerState:
         self.totals.windows_lost += lost
         self.lost_ranges = (self.lost_ranges + [{"from": start, "to": end}])[-keep:]
         return lost
+
+    def unrecord_lost(self, ranges: list[dict], window_ms: int) -> None:
+        """Take back ranges `record_lost` just recorded (the same dicts), when the write
+        that lost their windows failed after all."""
+        for r in ranges:
+            if any(kept is r for kept in self.lost_ranges):
+                self.lost_ranges = [kept for kept in self.lost_ranges if kept is not r]
+                self.totals.windows_lost -= (r["to"] - r["from"]) // window_ms

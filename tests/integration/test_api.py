@@ -171,7 +171,7 @@ def test_every_documented_operation_answers_as_documented(api, openapi):
 
 
 def test_every_route_is_documented(api, openapi):
-    """Routes come from the document (runtime/openapi.py): anything else is 404, and
+    """Routes come from the document (tracker/openapi.py): anything else is 404, and
     each path's Allow lists exactly its documented methods."""
     for path in ("/api/nothing", "/api", "/api/minutes/extra", "/templates/base.html.j2", "/admin"):
         assert "unknown route" in error_of(api.get(path), 404)

@@ -1,6 +1,6 @@
 """The OpenAPI document is the contract: Schemathesis checks it against the real Worker.
 
-Schemathesis (PyPI) takes the document (runtime/openapi.py, the same one the
+Schemathesis (PyPI) takes the document (tracker/openapi.py, the same one the
 Worker serves at /api/openapi.json and routes by: checked first) and sends
 generated requests to the session's wrangler dev to every operation: valid ones and, from the coverage
 phase, invalid values at the edges (bad integers, out-of-range limits, wrong
@@ -22,7 +22,7 @@ import json
 import schemathesis
 from hypothesis import HealthCheck, Phase, settings
 
-from runtime.openapi import DOCUMENT
+from tracker.openapi import DOCUMENT
 
 EXAMPLES_PER_OPERATION = 25
 

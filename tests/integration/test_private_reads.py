@@ -27,7 +27,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from conftest import PRIVATE_GROUP, READ_TOKEN
-from runtime.openapi import DOCUMENT
+from tracker.openapi import DOCUMENT
 
 pytestmark = pytest.mark.xdist_group(PRIVATE_GROUP)
 READ_ROUTES = ("/api/stats", "/api/markets", "/api/minutes", "/api/hours", "/api/snapshots", "/api/overview",

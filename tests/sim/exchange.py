@@ -37,6 +37,16 @@ the expected windows from the trace alone:
                                       (the boundary its aggregator was given: world.py), at `at`
     ("delisted", None, market, ms)    the exchange stops the market's book (frames already
                                       on their way still arrive, the tracker may drop them)
+    ("listed", None, market, ms)      Lighter lists a new market under a delisted one's id
+    ("unlisted", shard, market, ms)   the shard let the market go, its refresh saw it delisted
+                                      (world.py, from the tracker's market_delisted log)
+
+Keepalive, as Lighter does it (lighter-reference README, "Keepalive"): a connection
+that has sent no client message for IDLE_MS is closed by the server, and a server
+whose `ping_every_ms` is set sends `{"type":"ping"}` that often on every connection and
+closes it with 1008 "no pong" when no pong came within PONG_WITHIN_MS of the ping's
+arrival. Either close, while the tracker's instance was alive and its alarms were due
+(not held by an overloaded host), is a violation: a keepalive the tracker did not keep.
 """
 
 from __future__ import annotations
@@ -59,6 +69,11 @@ LOTS = (60, 600, 6_000)
 # Of the updates (roll < 0.3 deletes a level), those with roll below this take the
 # whole side instead.
 SWEEP = 0.004
+# Keepalive (lighter-reference README): the server drops a connection after 2 minutes
+# without a client message; a server ping unanswered for this long closes it with 1008.
+# The reference gives no pong deadline: this is Paradex's 5 s, doubled.
+IDLE_MS = 120_000
+PONG_WITHIN_MS = 10_000
 
 
 @dataclass
@@ -90,6 +105,8 @@ class Conn:
     delivered_ms: int = 0  # when its handler last got a frame
     delivered_data_ms: int = 0  # ... a frame other than a heartbeat
     alive: object = None
+    client_ms: int = 0  # when the exchange last acted on a client message (Lighter's idle clock)
+    ping_delivered_ms: int | None = None  # a server ping delivered and not yet answered
 
 
 class SimSocket:
@@ -333,6 +350,14 @@ class SimLighter(SimVenue):
             for m, s in markets.items()
         }
         self.sent_at: deque[int] = deque()  # client messages in the rolling minute (the IP's)
+        self.symbols_of: dict[int, set[str]] = {m: {s} for m, s in markets.items()}  # every symbol an id had
+        self.ping_every_ms: int | None = None  # server pings (the world sets it for some seeds)
+        self.rng_keepalive = random.Random(0)  # the pings' own draws (the world seeds it)
+        self.pings_sent = 0
+        self.keepalive_closes: Counter = Counter()  # "idle" / "no pong"
+        # True while the tracker may be forgiven a missed keepalive (its alarms held back
+        # by an overloaded host): the world sets it.
+        self.keepalive_excused = lambda conn: False
         for m in markets:
             self._start_market(m)
 
@@ -351,6 +376,10 @@ class SimLighter(SimVenue):
         self._schedule_update(m)
 
     def list_market(self, m: int, symbol: str) -> None:
+        self.symbols_of.setdefault(m, set()).add(symbol)
+        if m in self.listing:  # an id reused: a new market, whose first snapshot is its own
+            self.first_snapshot.pop(m, None)
+            self.trace.append(("listed", None, m, self.loop.now_ms()))
         self.listing[m] = {"symbol": symbol, "market_id": m, "market_type": "perp", "status": "active",
                            "supported_size_decimals": 4, "supported_price_decimals": 2}
         self._start_market(m)
@@ -358,6 +387,11 @@ class SimLighter(SimVenue):
     def delist_market(self, m: int) -> None:
         self.listing[m]["status"] = "inactive"
         self._stop_book(m)
+
+    def rename_market(self, m: int, symbol: str) -> None:
+        """The market keeps its id and book; its listing says `symbol` from now on."""
+        self.listing[m]["symbol"] = symbol
+        self.symbols_of.setdefault(m, set()).add(symbol)
 
     def active(self) -> set[int]:
         return {m for m, e in self.listing.items() if e["status"] == "active"}
@@ -425,6 +459,54 @@ class SimLighter(SimVenue):
     def _opened(self, conn: Conn) -> None:
         text = '{"type":"connected","session_id":"sim-%d"}' % conn.id
         self._deliver(conn, text, text)
+        conn.client_ms = self.loop.now_ms()
+        self.loop.at_ms(conn.client_ms + IDLE_MS, self._idle_check, conn)
+        if self.ping_every_ms is not None:
+            self.loop.call_later(self.ping_every_ms / 1000, self._server_ping, conn)
+
+    # -- keepalive -----------------------------------------------------------------------
+
+    def _idle_check(self, conn: Conn) -> None:
+        if conn.closed:
+            return
+        due = conn.client_ms + IDLE_MS
+        if self.loop.now_ms() < due:
+            self.loop.at_ms(due, self._idle_check, conn)
+            return
+        self._keepalive_close(conn, "idle", f"no client message for {IDLE_MS // 1000} s")
+
+    def _server_ping(self, conn: Conn) -> None:
+        if conn.closed or not self.generating:
+            return
+        self.pings_sent += 1
+        text = '{"type":"ping"}'
+        now = self.loop.now_ms()
+        at = max(conn.deliver_at + 1, now + self.rng_keepalive.randint(*self.delay_ms))
+        conn.deliver_at = at
+
+        def deliver() -> None:
+            if conn.closed or not conn.alive():
+                return
+            self.trace.append(("frame", conn.shard, conn.id, text, self.loop.now_ms()))
+            conn.delivered_ms = self.loop.now_ms()
+            if conn.ping_delivered_ms is None:
+                conn.ping_delivered_ms = conn.delivered_ms
+                self.loop.at_ms(conn.delivered_ms + PONG_WITHIN_MS, self._pong_check, conn, conn.delivered_ms)
+            conn.on_text(text)
+
+        self.loop.at_ms(at, deliver)
+        self.loop.call_later(self.ping_every_ms / 1000, self._server_ping, conn)
+
+    def _pong_check(self, conn: Conn, pinged_ms: int) -> None:
+        if not conn.closed and conn.ping_delivered_ms == pinged_ms:
+            self._keepalive_close(conn, "no pong", f"no pong within {PONG_WITHIN_MS // 1000} s of a ping")
+
+    def _keepalive_close(self, conn: Conn, kind: str, detail: str) -> None:
+        self.keepalive_closes[kind] += 1
+        if conn.alive() and not self.keepalive_excused(conn):
+            self._violation(f"connection closed: {kind}",
+                            f"connection {conn.id} (shard {conn.shard}) at {self.loop.now_ms()}: {detail}")
+        self.end(conn, notify=True, why=f"closed by server (code 1008 {kind})")
 
     def _act(self, conn: Conn, text: str) -> None:
         if conn.closed:
@@ -433,6 +515,7 @@ class SimLighter(SimVenue):
         while self.sent_at and self.sent_at[0] <= now - 60_000:
             self.sent_at.popleft()
         self.sent_at.append(now)
+        conn.client_ms = now
         msg = json.loads(text)
         kind = msg.get("type")
         if len(self.sent_at) > MESSAGES_PER_MINUTE:
@@ -440,6 +523,7 @@ class SimLighter(SimVenue):
         if kind == "ping":
             return self._deliver(conn, '{"type":"pong"}', '{"type":"pong"}')
         if kind == "pong":
+            conn.ping_delivered_ms = None
             return None
         channel = msg.get("channel", "")
         m = int(channel.split("/")[1])

@@ -55,6 +55,36 @@ exchange the world ran (Lighter, Paradex or both), on that exchange's own tables
     MAX_CLOCK_AHEAD_MS.
 16. No saved state has flushed_until beyond the world's clock + MAX_CLOCK_AHEAD_MS
     + one window.
+17. The Worker's API (worker.py: requests drawn from the OpenAPI document at random
+    moments) never answers 5xx (nor breaks off a streamed body) unless D1 was failing
+    or hanging at some moment of the request, and then with a JSON error and a
+    requestId (/api/health's documented 503 is a verdict, not a failure); every status
+    is one its route documents.
+18. Every page of rows the API answered equals what D1 held at that moment (the
+    world's own query, run in the instant the API read the page; for an edge cache
+    hit, at the answer).
+19. A page the API served as final (cacheable, with an ETag) never changes afterwards:
+    asked again later it answers the same rows (or a 304), and at the end of the run D1
+    still holds exactly those rows. Rows old enough for their table's retention to
+    prune them are not judged (the edge cache keeps a page for HISTORY_CACHE_SECONDS).
+20. Loss is justified and minimal: every range a shard records lost is one of
+    - the windows its instance could not measure after an eviction or restart: recorded
+      by the first state of a new instance, while the state before said tracking; from
+      where the evicted instance's saved state ended (nothing it had closed) to at most
+      one window past the resume, by the exchange's stamps as last saved (the downtime
+      plus one window);
+    - a window the outbox's bound pushed out: the outbox held more than
+      OUTBOX_MAX_WINDOWS, and no more windows went than took it over the bound;
+    - a window given up open: no alarm of the shard had closed it by then, and
+      MAX_OPEN_WINDOWS newer ones could have been open (it ended that long before the
+      newest stamp the shard may accept).
+    (Every dropped window lies in a recorded range: 2.)
+21. A renamed market (Lighter: same id and book, another symbol), and a new market
+    listed under a delisted one's id, is written under its new symbol once the
+    tracker's market refresh can have seen it: every window of it
+    stamped from MARKET_REFRESH_SECONDS and 20 s after the rename on, while the
+    shards tracked throughout and nothing delayed the refresh (no REST, D1 or instance
+    trouble), carries the new symbol, and so does its markets row at the end.
 """
 
 from __future__ import annotations
@@ -67,6 +97,7 @@ from typing import NamedTuple
 import reference_model as ref
 
 from tracker.feedtime import MAX_CLOCK_AHEAD_MS, MAX_FEED_LAG_MS
+from tracker.aggregator import MAX_OPEN_WINDOWS
 from tracker.outbox import INDEX_KEY
 from tracker.shard import STATE_KEY
 
@@ -150,6 +181,10 @@ def reference_windows(trace: list[tuple], read=_lighter_book) -> Reference:
     samplers: dict[int, ref.SampleClock] = {}
     last_ts: dict[int, int] = {}
     seen: dict[int, set[int]] = {}
+    conn_shard: dict[int, int] = {}
+    latest_conn: dict[int, int] = {}  # shard -> the connection of its latest frame
+    relisted: set[int] = set()  # ids Lighter reused for a new market
+    unlisted_again: set[tuple[int, int]] = set()  # (shard, market): let go after its id was reused
     clocks: dict[int, list[int]] = {}  # conn -> [exchange second, world clock then, limit]
     measuring: dict[int, list[int]] = {}  # shard -> [measuring from, closed until]
     late: list[tuple[int, int, int, int]] = []
@@ -168,6 +203,27 @@ def reference_windows(trace: list[tuple], read=_lighter_book) -> Reference:
         if kind == "delisted":
             stopped.add(entry[2])
             continue
+        if kind == "unlisted":
+            if entry[2] in relisted:
+                # A listing read before the id was reused, applied after it (a refresh
+                # slowed by D1): the shard drops the new market's frames until a later
+                # refresh adds it again, which the trace does not tell.
+                unlisted_again.add((shard, entry[2]))
+                # Its book went then: its time is credited up to the newest frame's stamp
+                # on the shard's connection (tracker/feed.py remove_market).
+                conn = latest_conn.get(shard)
+                if conn in last_ts:
+                    add(events.setdefault(shard, []), shard, ref.Event(entry[2], last_ts[conn], "invalid"))
+            continue
+        if kind == "listed":  # a new market under the id (the old one's frames came long before)
+            market = entry[2]
+            relisted.add(market)
+            stopped.discard(market)
+            # The old market's book is gone: the tracker dropped it once its refresh saw
+            # the delisting (nothing of it carries over into the new market's windows).
+            for shard_seen in sorted({conn_shard[c] for c, markets in seen.items() if market in markets}):
+                add(events.setdefault(shard_seen, []), shard_seen, ref.Event(market, entry[3], "invalid"))
+            continue
         stream = events.setdefault(shard, [])
         if kind == "frame":
             conn, payload = entry[2], entry[3]
@@ -176,7 +232,7 @@ def reference_windows(trace: list[tuple], read=_lighter_book) -> Reference:
                 continue
             market, ts, snapshot, nonce, begin, bids, asks = frame
             ts = placed(conn, ts, entry[4])
-            if market in stopped:
+            if market in stopped or (shard, market) in unlisted_again:
                 unsure.add((market, ts - ts % WINDOW_MS))
             book = books.setdefault((conn, market), ref.NaiveBook())
             if snapshot:
@@ -190,6 +246,8 @@ def reference_windows(trace: list[tuple], read=_lighter_book) -> Reference:
                 late.append((shard, entry[4], market, ts))
             last_ts[conn] = ts
             seen.setdefault(conn, set()).add(market)
+            conn_shard[conn] = shard
+            latest_conn[shard] = conn
         elif kind == "end":
             conn, ended = entry[2], entry[3]
             if conn in last_ts:
@@ -199,6 +257,12 @@ def reference_windows(trace: list[tuple], read=_lighter_book) -> Reference:
                 for start in range(first, ended + 1, WINDOW_MS):
                     ambiguous.update((m, start) for m in seen.get(conn, ()))
         elif kind in ("from", "flush"):  # measuring from / windows closed until (floored to a window)
+            if kind == "from":
+                # A new instance: what an evicted one held open from here on (frames
+                # stamped ahead) went with it; its depth samples start again too.
+                since = entry[2] - entry[2] % WINDOW_MS
+                stream[:] = [e for e in stream if not (e.kind == "tick" and e.ts_ms >= since)]
+                samplers[shard] = ref.SampleClock()
             stream.append(ref.Event(-1, entry[2], "flush"))
             boundary = entry[2] - entry[2] % WINDOW_MS
             since, closed = measuring.get(shard, (0, 0))
@@ -222,6 +286,7 @@ def check(world) -> list[str]:
     for venue in world.venues:
         v += check_venue(world, venue)
     v += check_separation(world)
+    v += check_api(world)
 
     # 5. listings
     v += world.probes
@@ -257,9 +322,17 @@ def check_venue(world, venue) -> list[str]:
     delisted_last: set[tuple[int, int]] = set()
     for shard_rows in expected.values():
         for market in venue.delisted_at:
-            starts = [s for (m, s) in shard_rows if m == market]
+            # (Not the windows of a new market listed under its id since: the old one's
+            # frames were all stamped by the delisting, by the exchange's clock. The new
+            # one's first window is not judged on its covered time either: when the
+            # shard let the old market go and took the new one is not in the trace.)
+            until = venue.delisted_at[market] + venue.plan.timing.offset_ms if market in venue.relisted_at else 2**62
+            starts = [s for (m, s) in shard_rows if m == market and s <= until]
             if starts:
                 delisted_last.add((market, max(starts)))
+            new_market = [s for (m, s) in shard_rows if m == market and s > until]
+            if new_market:
+                delisted_last.add((market, min(new_market)))
     owner: dict[tuple[int, int], int] = {}
     for shard, windows in expected.items():
         for key, want in windows.items():
@@ -326,6 +399,10 @@ def check_venue(world, venue) -> list[str]:
 
     # 11. hours
     v += check_hours(world, venue, say)
+    # 20. loss justified and minimal
+    v += [f"{say}{line}" for line in check_loss(world, venue)[:3]]
+    # 21. renamed markets
+    v += check_renames(world, venue)
 
     # 6. after the final stop
     if ex.conns:
@@ -440,10 +517,10 @@ def check_separation(world) -> list[str]:
                 if n:
                     v.append(f"{table} holds {n} row(s) but the world ran no {name}")
             continue
-        own = _own_markets(venue)  # market id -> symbol
+        own = _own_markets(venue)  # market id -> its symbols
         for table in (markets_table, *data_tables):
             for r in d1.rows(f"SELECT DISTINCT market_index, symbol FROM {table}"):
-                if own.get(r["market_index"]) != r["symbol"]:
+                if r["symbol"] not in own.get(r["market_index"], ()):
                     v.append(f"{table} holds market {r['market_index']} {r['symbol']!r}, not one of {name}'s")
                     break
         for r in d1.rows(f"SELECT shard FROM {stats_table}"):
@@ -452,17 +529,19 @@ def check_separation(world) -> list[str]:
     return v
 
 
-def _own_markets(venue) -> dict[int, str]:
-    """Every market the exchange ever listed that its shards may track (its allowlist's only)."""
+def _own_markets(venue) -> dict[int, set[str]]:
+    """Every market the exchange ever listed that its shards may track (its allowlist's
+    only), with every symbol it was listed under (Lighter renames markets)."""
     ex = venue.ex
     if venue.name == "lighter":
-        listed = {m: e["symbol"] for m, e in ex.listing.items()}
+        listed = {m: {e["symbol"]} | ex.symbols_of.get(m, set()) for m, e in ex.listing.items()}
     else:
         kinds = venue.config.paradex_asset_kinds
         from paradex import SPECS
 
-        listed = {m: s for m, s in ex.symbols.items() if SPECS[s][0] in kinds}
-    return {m: s for m, s in listed.items() if venue.config.tracks(s)}
+        listed = {m: {s} for m, s in ex.symbols.items() if SPECS[s][0] in kinds}
+    own = {m: {s for s in symbols if venue.config.tracks(s)} for m, symbols in listed.items()}
+    return {m: symbols for m, symbols in own.items() if symbols}
 
 
 def _columns(d1, table: str) -> list[str]:
@@ -471,3 +550,213 @@ def _columns(d1, table: str) -> list[str]:
 
 def _pruned_minute(world, venue, minute: int) -> bool:
     return minute < world.loop_end_ms - venue.config.minute_retention_ms
+
+
+def check_api(world) -> list[str]:
+    """17-19. The Worker's API in the same world (worker.py)."""
+    from worker import PAGE_ROUTES, reference_page
+
+    v: list[str] = []
+    records = world.worker.records
+    end = world.loop_end_ms
+    for r in records:
+        if r.done is None:
+            continue  # still waiting when the run ended
+        what = f"API {r.method} {r.url} at {r.at}"
+        body = _json_object(r.text)
+        # 17. no 5xx but for D1's trouble, and then JSON
+        failed = r.status >= 500 and not (r.path == "/api/health" and r.status == 503 and "status" in body)
+        if (failed or r.stream_failed) and not r.d1_trouble:
+            v.append(f"{what} answered {r.status}{' (its body broke off: ' + r.stream_failed + ')' if r.stream_failed else ''} "
+                     f"while D1 was neither failing nor hanging: {r.text[:200]}")
+        if failed and not ("error" in body and "requestId" in body):
+            v.append(f"{what} answered {r.status} without a JSON error and requestId: {r.text[:200]}")
+        if not _documented(r):
+            v.append(f"{what} answered {r.status}, not a status its route documents")
+        if r.path not in PAGE_ROUTES or r.status not in (200, 304):
+            continue
+        key = PAGE_ROUTES[r.path]
+        rows = body.get(key) if r.status == 200 else None
+        if r.purpose == "repeat":
+            first = records[r.repeat_of]
+            if r.status == 304:
+                rows = _json_object(first.text).get(key)  # the client's copy, said to be current
+            elif not _prunable(world, r, r.at):
+                diff = _rows_differ(rows, _json_object(first.text).get(key))
+                if diff:
+                    v.append(f"{what}: a page answered as final at {first.at} changed: {diff}")
+        # 18. what D1 held at that moment (a cache hit: unless retention may have pruned it since)
+        if r.reference is not None and rows is not None:
+            hit = r.answer_headers.get("x-cache") == "hit" or r.status == 304
+            if not (hit and _prunable(world, r, r.reference_at)):
+                diff = _rows_differ(rows, r.reference)
+                if diff:
+                    v.append(f"{what} ({r.answer_headers.get('x-cache', 'no x-cache')}): the page is not what D1 "
+                             f"held at {r.reference_at}: {diff}")
+        # 19. final history stays as it was served
+        if r.status == 200 and r.final() and not _prunable(world, r, end):
+            diff = _rows_differ(rows, reference_page(world, r))
+            if diff:
+                v.append(f"{what}: served as final, but D1 holds other rows at the end of the run: {diff}")
+    return v[:5]
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _rows_differ(got, want) -> str | None:
+    """How two pages of rows differ (the columns of `got`), or None."""
+    if not isinstance(got, list) or not isinstance(want, list):
+        return f"not a page of rows: {str(got)[:80]} / {str(want)[:80]}"
+    if len(got) != len(want):
+        return f"{len(got)} rows, D1 {len(want)}"
+    for a, b in zip(got, want):
+        if any(a.get(k) != b.get(k) for k in a):
+            changed = [k for k in a if a.get(k) != b.get(k)]
+            return f"row {a.get('market_index')}@{a.get('timestamp')}: {changed[:3]} {[a.get(k) for k in changed[:3]]} " \
+                   f"vs {[b.get(k) for k in changed[:3]]}"
+    return None
+
+
+def _prunable(world, record, at: int) -> bool:
+    """Whether retention may have pruned rows of the page by `at`: its `from` is older
+    than the table's retention then (a prune's cutoff is at most its time minus it)."""
+    from worker import PAGE_ROUTES
+
+    params = record.params()
+    venue = next((v for v in world.venues if v.name == (params.get("exchange") or "lighter").lower()), None)
+    if venue is None:
+        return False
+    retention = {"snapshots": venue.config.snapshot_retention_ms, "minutes": venue.config.minute_retention_ms,
+                 "hours": venue.config.hour_retention_ms}[PAGE_ROUTES[record.path]]
+    try:
+        since = int(params.get("from", 0))
+    except ValueError:
+        return True
+    return since < at - retention
+
+
+def _documented(record) -> bool:
+    """Whether the answer's status is one the OpenAPI document gives its route and
+    method (or the router's own: 404 for an unknown route, 405 for a method it does not
+    take, 204 for a preflight)."""
+    from worker import ROUTES
+
+    methods = ROUTES.get(record.path)
+    if methods is None:
+        return record.status == 404
+    if record.method == "OPTIONS":
+        return record.status in (204, 405)
+    if record.method not in methods:
+        return record.status == 405
+    return str(record.status) in methods[record.method]["responses"]
+
+
+def check_loss(world, venue) -> list[str]:
+    """20. Every lost range a shard saved is justified (see the module doc), from what
+    the world saw it store (Venue.puts) and when its alarms closed windows (the trace)."""
+    v: list[str] = []
+    window_ms = venue.config.window_ms
+    bound = venue.config.outbox_max_windows
+    closed: dict[int, list[tuple[int, int]]] = {}  # shard -> (at, boundary) of each close
+    for entry in venue.ex.trace:
+        if entry[0] == "flush":
+            closed.setdefault(entry[1], []).append((entry[3], entry[2]))
+    shards = sorted({p[1] for p in venue.puts})
+    for shard in shards:
+        state: dict = {}
+        state_life = None
+        inherited: dict = {}  # the state the recording instance found: its predecessor's last
+        index: set[int] = set()
+        added: set[int] = set()
+        for at, _, life, state_text, index_text, chunks in (p for p in venue.puts if p[1] == shard):
+            added |= chunks
+            dropped: set[int] = set()
+            if index_text is not None:
+                now_index = {e[0] for e in json.loads(index_text)}
+                held = index | added
+                dropped = held - now_index
+                # Only the bound drops from the outbox here (D1's acknowledgement removes
+                # entries in writes of their own, without new chunks); fewer than it asks
+                # when windows being written to D1 are spared.
+                if dropped and added and len(dropped) > len(held) - bound:
+                    v.append(f"shard {shard} dropped {len(dropped)} window(s) from an outbox of {len(held)} "
+                             f"at {at}: OUTBOX_MAX_WINDOWS {bound} needs {max(0, len(held) - bound)}")
+                index, added = now_index, set()
+            if state_text is None:
+                continue
+            new = json.loads(state_text)
+            if life != state_life:
+                inherited = state
+            # Not resumed yet: this instance has not moved what it found (it measured nothing).
+            fresh = (state.get("flushed_until") or 0) == (inherited.get("flushed_until") or 0)
+            old = {(r["from"], r["to"]) for r in state.get("lost_ranges") or []}
+            for a, b in ((r["from"], r["to"]) for r in new.get("lost_ranges") or []):
+                if (a, b) in old:
+                    continue
+                why = _unjustified(a, b, at, inherited if fresh and state_life is not None else None, dropped,
+                                   closed.get(shard, []), window_ms)
+                if why:
+                    v.append(f"shard {shard} recorded [{a}, {b}) lost at {at}: {why}")
+            state, state_life = new, life
+    return v
+
+
+def _unjustified(a: int, b: int, at: int, before: dict | None, dropped: set[int],
+                 closes: list[tuple[int, int]], window_ms: int) -> str | None:
+    """None if the range [a, b) recorded at `at` is justified, else why not. `before`:
+    the state a new instance found, its predecessor's last (None: the recording instance
+    has measured already, or is the shard's first)."""
+    single = b - a == window_ms
+    if single and a in dropped:
+        return None  # pushed out of a full outbox, in the very write that dropped it
+    # Given up open: more than MAX_OPEN_WINDOWS windows were open at once (alarms stalled).
+    # It can be given up only once a frame stamped MAX_OPEN_WINDOWS - 1 windows past its
+    # end came, which the clock reads at most MAX_CLOCK_AHEAD_MS (+ a window) earlier;
+    # and no alarm had closed it before then.
+    earliest = b + (MAX_OPEN_WINDOWS - 1) * window_ms - MAX_CLOCK_AHEAD_MS - window_ms
+    if single and earliest <= at and not any(boundary >= b for when, boundary in closes if when < earliest):
+        return None
+    if before is not None and before.get("tracking"):
+        flushed = before.get("flushed_until") or 0
+        ahead = max(0, before.get("clock_ahead_ms") or 0)
+        resume = at + ahead
+        limit = resume - resume % window_ms + window_ms
+        if a < flushed:
+            return f"the evicted instance had closed up to {flushed}: measured windows called lost"
+        if b > limit:
+            return (f"more than the downtime plus one window: the new instance measures from {limit} "
+                    f"({(b - limit) // window_ms} window(s) more)")
+        return None
+    if single:
+        return "a single window neither dropped from a full outbox nor left open (an alarm had closed it)"
+    return "no eviction or restart before it (the instance recording it had measured already)"
+
+
+def check_renames(world, venue) -> list[str]:
+    """21. Rows of a renamed market carry its new symbol once a refresh has seen it."""
+    v: list[str] = []
+    markets_table, snapshots = TABLES[venue.name][0], TABLES[venue.name][1]
+    for i, (at, market, symbol) in enumerate(venue.renamed):
+        seen_by = at + venue.config.market_refresh_ms + 20_000  # a refresh, its hand-over, a window
+        if not (world._tracking_throughout(venue, at, seen_by) and world._quiet_between(venue, at, seen_by)):
+            continue
+        # Until the market's next change of name, if any (by the exchange's stamps, a
+        # window or two before it may have either).
+        later = [a for a, m, _ in venue.renamed[i + 1:] if m == market]
+        until = later[0] - 2 * WINDOW_MS - abs(venue.plan.timing.offset_ms) if later else 2**62
+        stale = world.d1.rows(f"SELECT timestamp, symbol FROM {snapshots} WHERE market_index = ? AND timestamp >= ? "
+                              "AND timestamp < ? AND symbol != ? ORDER BY timestamp LIMIT 1",
+                              market, seen_by, until, symbol)
+        if stale:
+            v.append(f"market {market} renamed {symbol!r} at {at}: its window at {stale[0]['timestamp']} "
+                     f"still says {stale[0]['symbol']!r}")
+        listed = world.d1.rows(f"SELECT symbol FROM {markets_table} WHERE market_index = ?", market)
+        if listed and listed[0]["symbol"] != symbol and seen_by <= world.loop_end_ms and not later:
+            v.append(f"market {market} renamed {symbol!r} at {at}: {markets_table} still says {listed[0]['symbol']!r}")
+    return v

@@ -21,11 +21,14 @@ SYMBOLS = {1: "ETH", 2: "BTC", 3: "SOL"}
 
 
 def scenario(events, *, shards=1, markets=SYMBOLS, duration_s=150, seed=1, timing=sim.Timing(),
-             **config) -> sim.World:
+             server_ping_ms=None, **config) -> sim.World:
+    """`server_ping_ms`: Lighter pings from the server that often (None: as `seed` draws it)."""
     plan = sim.make_plan(seed, timed=False)
     plan = replace(plan, shards=shards, markets=dict(markets), duration_ms=duration_s * 1000, events=events,
                    frame_ms=(300, 900), config=replace(plan.config, shards=shards, **config), timing=timing)
     world = sim.World(plan)
+    if server_ping_ms is not None:
+        world.exchange.ping_every_ms = server_ping_ms
     world.run()
     return world
 
@@ -463,6 +466,35 @@ def test_a_request_and_an_alarm_loading_the_state_at_once_share_it():
     assert tracker.rollup.state is tracker.state
 
 
+def test_an_overflow_whose_write_fails_records_nothing_lost():
+    """The overflow's lost range goes on the live state before the outbox's write (seed
+    964); when that write fails, the outbox still holds the windows: the range is taken
+    back (the next write drops them again, and records them then)."""
+    from tracker.outbox import Entry
+
+    world = scenario([], shards=1, duration_s=40)
+    tracker = sim.ShardTracker(world.config, 0, sim.Ports(
+        clock=world.loop, storage=world.storages[0].port(sim.Incarnation(99)), db=None, sockets=None, http=None,
+        peers=None, log=lambda *entry: None, spawn=None))
+
+    class FailingOutbox:
+        async def add(self, closed, also):
+            also([Entry(15_000, 1, 1)])  # the write that would drop the window...
+            raise RuntimeError("storage put failed")  # ...does not happen
+
+    async def stash() -> None:
+        await tracker.ready()
+        tracker.outbox = FailingOutbox()
+        before = (list(tracker.state.lost_ranges), tracker.state.totals.windows_lost)
+        with pytest.raises(RuntimeError):
+            await tracker._stash(["a closed window"])  # what it is does not matter to this outbox
+        assert (tracker.state.lost_ranges, tracker.state.totals.windows_lost) == before
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(stash())
+    loop.close()
+
+
 # =====================================================================================
 # Paradex (tests/sim/paradex.py), alone and beside Lighter on one D1
 # =====================================================================================
@@ -735,8 +767,10 @@ def test_windows_the_aggregator_gives_up_while_alarms_stall_are_recorded_lost_wi
     """Issue 18, defect 3 (the aggregator's part): alarms held for minutes left more than
     MAX_OPEN_WINDOWS windows open; the oldest were dropped, counted in windowsLost but
     with no lost range. (A D1 hang held the alarm then; since the alarm awaits only
-    storage, the runtime itself holding the object's alarms is what still can.)"""
-    world = scenario([(30_000, "alarms_held", {"seconds": 330})], duration_s=420)
+    storage, the runtime itself holding the object's alarms is what still can.) The
+    server pings: the tracker's pongs, sent from the frame handler, keep the connection
+    past Lighter's 2 idle minutes while no alarm sends the tracker's own pings."""
+    world = scenario([(30_000, "alarms_held", {"seconds": 330})], duration_s=420, server_ping_ms=30_000)
     assert any(e[4] == "windows_lost" and "gave up" in e[5] for e in world.logs), "no window was given up"
     assert_invariants(world)
 
@@ -782,3 +816,62 @@ def test_a_socket_the_tracker_closed_sends_no_late_close_notice():
     unhooks its handlers when the tracker closes it (runtime/feed_socket.py); so does
     the simulated one now."""
     assert sim.run(1031).violations == []
+
+
+def test_a_save_racing_an_outbox_overflow_keeps_the_lost_range():
+    """Seed 964 (D1 hung for 12 minutes, outbox bound 4, three shards): the overflow's
+    lost range was stored with the outbox write that dropped the window, but put on the
+    shard's state only once that write returned; a save in between (the flush, given up
+    at its deadline) stored the state without it. An eviction then would have left a
+    dropped window in no recorded range; the loss invariant (20) saw the range vanish
+    and come back as new."""
+    assert sim.run(964).violations == []
+
+
+def test_a_page_without_a_limit_is_checked_against_the_documented_default():
+    """Seed 949: /api/snapshots?offset=1 answered DEFAULT_LIMIT (60) rows, as the OpenAPI
+    document says; the world's own reference of the page assumed 100, and called the
+    page short once D1 held more than 60 rows."""
+    assert sim.run(949).violations == []
+
+
+def test_a_market_renamed_then_its_id_reused_is_judged_by_each_name_in_turn():
+    """Seed 160: Lighter renamed market 11 'M11.NEW', later delisted it and listed a new
+    market 'M11.B' under id 11; the rename invariant (21) expected 'M11.NEW' to the end."""
+    assert sim.run(160).violations == []
+
+
+def test_a_listing_read_before_an_id_was_reused_and_applied_after_is_not_judged_against_the_tracker():
+    """Seed 1425: D1 hung while market 24 was delisted and a new market listed under its
+    id; shard 0 applied a listing read before the reuse (its refresh waited for D1's
+    deadline), let the new market go and dropped its frames until a later refresh. The
+    reference judged those frames; it now leaves the market's windows on that shard
+    unjudged from then on (the trace cannot tell when the shard takes it back)."""
+    assert sim.run(1425).violations == []
+
+
+def test_a_frame_an_evicted_instance_held_open_ahead_is_not_counted_by_its_successor():
+    """Seed 1595 (Paradex's clock 15 s ahead, a restart): the instance that went had taken
+    a snapshot stamped 14.9 s ahead, in a window it never closed; the reference counted
+    that tick in its successor's first window (one tick too many in three markets). A
+    new instance's aggregator starts empty: the reference now drops what earlier
+    instances held from the new instance's first window on, and starts its depth
+    samples again."""
+    assert sim.run(1595).violations == []
+
+
+@pytest.mark.parametrize("seed", [3399, 3991, 4224])
+def test_a_reused_id_leaves_the_old_market_s_last_window_and_the_new_one_s_first_unjudged_in_covered_time(seed):
+    """Seeds 3399, 3991, 4224 (Lighter reused an id, its clock behind ours): the window the
+    invariants leave unjudged in covered time after a delisting was the newest of the id,
+    which may be the new market's; the old market's last window was judged against a
+    book the shard had let go. Now the old market's last window (stamped by the
+    delisting) and the new market's first are both left unjudged in covered time."""
+    assert sim.run(seed).violations == []
+
+
+def test_a_reused_id_s_new_market_let_go_on_a_stale_listing_is_credited_up_to_its_newest_frame():
+    """Seed 3628: the shard held its subscription through the delisting (its refresh was
+    slowed by D1) and took the new market's frames, then applied a stale listing and let
+    it go; the reference credited its book's time past that, to the window's end."""
+    assert sim.run(3628).violations == []

@@ -222,3 +222,88 @@ def test_the_invariants_catch_a_tracker_that_ignores_its_allowlist(monkeypatch):
             assert any("outside the allowlist" in v for v in violations), violations[:3]
             return
     raise AssertionError("no seed of 200 noticed markets tracked outside their allowlist")
+
+
+@pytest.mark.parametrize("bug, says", [
+    ("no_client_pings", "connection closed: idle"),
+    ("no_pongs", "connection closed: no pong"),
+])
+def test_the_keepalive_checks_catch_a_planted_bug(monkeypatch, bug, says):
+    """Lighter closes a connection that sent nothing for 2 minutes, and one that left a
+    server ping unanswered (tests/sim/exchange.py, keepalive): a tracker that stops
+    pinging, or answering pings, is caught."""
+    from dataclasses import replace
+
+    from tracker import exchange, protocol
+
+    if bug == "no_client_pings":
+        monkeypatch.setattr(exchange, "LIGHTER", replace(exchange.LIGHTER, ping_every_ms=None))
+    else:
+        monkeypatch.setattr(protocol.LighterWire, "pong", None)
+    for seed in range(200):
+        if any(says in line for line in sim_world.run(seed).violations):
+            return
+    pytest.fail(f"no seed of 200 noticed the planted bug {bug!r}")
+
+
+@pytest.mark.parametrize("bug, says", [
+    ("resume_loses_windows_it_measures", "more than the downtime plus one window"),
+    ("resume_calls_closed_windows_lost", "measured windows called lost"),
+    ("outbox_drops_more_than_its_bound", "OUTBOX_MAX_WINDOWS"),
+])
+def test_the_loss_invariant_catches_a_planted_bug(monkeypatch, bug, says):
+    """20. Loss is justified and minimal: a resumed instance that records lost more than
+    its downtime plus one window, or windows its predecessor had closed, and an outbox
+    that drops more than its bound asks, are each reported."""
+    from tracker import outbox, shard
+
+    if bug == "resume_loses_windows_it_measures":
+        real = shard.ShardTracker._record_unmeasured
+        monkeypatch.setattr(shard.ShardTracker, "_record_unmeasured",
+                            lambda self, now: real(self, now + 2 * self.config.window_ms))
+    elif bug == "resume_calls_closed_windows_lost":
+        real = shard.ShardTracker._record_unmeasured
+
+        def record_unmeasured(self, now):
+            if self.state.flushed_until:
+                self.state.flushed_until -= self.config.window_ms
+            real(self, now)
+
+        monkeypatch.setattr(shard.ShardTracker, "_record_unmeasured", record_unmeasured)
+    else:
+        monkeypatch.setattr(outbox.Outbox, "max_windows", property(lambda self: self._max - 1,
+                                                                   lambda self, value: setattr(self, "_max", value)), raising=False)
+    for seed in range(200):
+        if any(says in line for line in sim_world.run(seed).violations):
+            return
+    pytest.fail(f"no seed of 200 noticed the planted bug {bug!r}")
+
+
+@pytest.mark.parametrize("bug, event", [("keeps_a_market_s_first_symbol", "rename"),
+                                        ("names_an_id_by_its_first_market", "relist")])
+def test_the_rename_invariant_catches_a_tracker_that_keeps_old_symbols(monkeypatch, bug, event):
+    """21. A directory that keeps the symbol it first saw for a market (Lighter renamed
+    it), or for a market id (Lighter listed a new market under a delisted one's id),
+    writes windows under the old name: the seeds with such an event notice."""
+    from tracker import directory
+
+    first: dict[int, str] = {}  # market id -> the first symbol seen this run
+    if bug == "keeps_a_market_s_first_symbol":
+        real = directory.MarketDirectory.apply
+
+        def apply(self, listing, as_of):
+            before = dict(self.markets)
+            change = real(self, listing, as_of)
+            self.markets = {i: before.get(i, m) for i, m in self.markets.items()}
+            return change
+
+        monkeypatch.setattr(directory.MarketDirectory, "apply", apply)
+    else:
+        monkeypatch.setattr(directory.MarketDirectory, "symbols",
+                            property(lambda self: {i: first.setdefault(i, m.symbol) for i, m in self.markets.items()}))
+    seeds = [s for s in range(200) if any(kind == event for _, kind, _ in sim_world.plan_of(s).events)]
+    for seed in seeds:
+        first.clear()
+        if any("renamed" in line for line in sim_world.run(seed).violations):
+            return
+    pytest.fail(f"no seed of {len(seeds)} with a {event} noticed the planted bug {bug!r}")

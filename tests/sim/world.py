@@ -31,6 +31,11 @@ Then a final stop, D1 healthy again, and time for the outbox to drain.
 One seed in four of `run` also limits each exchange to a few symbols (LIGHTER_MARKETS /
 PARADEX_MARKETS, `with_allowlist`, drawn apart so the rest of the plan is the same):
 some listed at the start, maybe one listed later, maybe one never listed.
+Symbols and ids that change (`with_renames`, drawn apart too; Lighter without an
+allowlist): one seed in five renames a market mid-run, one in six lists a new market
+under a delisted one's id. Lighter's keepalive is the exchange's own (exchange.py):
+connections idle for 2 minutes are closed, and two seeds in three ping from the
+server and close a connection whose pong does not come.
 `invariants.check` says what must hold.
 
 Time (`_with_timing`, drawn from a generator of its own so the rest of a plan is as
@@ -53,12 +58,14 @@ from tracker import control, health
 from tracker.config import Config
 from tracker.exchange import by_name
 from tracker.feedtime import MAX_CLOCK_AHEAD_MS
+from tracker.outbox import INDEX_KEY, PREFIX as OUTBOX_PREFIX
 from tracker.shard import STATE_KEY, Ports, ShardTracker
 
 from cloud import Evicted, Incarnation, SimD1, SimStorage, answered
 from exchange import SimLighter
 from paradex import NEW_MARKETS, OTHERS, PERPS, SPECS, SimParadex, market_id_of
 from vloop import VirtualLoop
+from worker import SimWorker
 
 WINDOW_MS = 15_000
 HOUR_MS = 3_600_000
@@ -375,6 +382,14 @@ class Venue:
         self.ex.clock_offset_ms = plan.timing.offset_ms
         self.ex.delay_ms = plan.timing.delay_ms
         self.ex.allowed = frozenset(plan.config.market_symbols) or None
+        if self.name == "lighter":
+            # Server pings for two seeds in three, drawn apart so the rest stays as it was.
+            keepalive = random.Random(world.plan.seed * 7_919 + 5 + index)
+            self.ex.rng_keepalive = keepalive
+            self.ex.ping_every_ms = keepalive.choice((None, keepalive.randint(20, 90) * 1000,
+                                                      keepalive.randint(20, 90) * 1000))
+            # A host that held the alarms back (alarms_held_until) is no fault of the tracker's.
+            self.ex.keepalive_excused = lambda conn: self.alarms_held_until > conn.client_ms
         self.storages: dict[int, SimStorage] = {}
         self.instances: dict[int, tuple[Incarnation, ShardTracker]] = {}
         self.needs_resume: set[int] = set()
@@ -391,8 +406,13 @@ class Venue:
         self.max_shards = plan.config.shards
         self.peer_hanging_until = 0  # a hand-over to one of these shards waits until then
         self.life_changes: list[tuple[int, int]] = []  # (at, shard): an instance created or evicted
+        self.renamed: list[tuple[int, int, str]] = []  # (at, market, new symbol): Lighter renamed it
+        self.relisted_at: dict[int, int] = {}  # a delisted market's id, listed again for a new market
         self.control_calls: list[int] = []  # when each start/stop began
         self.beyond_reach: list[str] = []  # states saved with flushed_until beyond the clock's reach
+        # Every storage call that wrote the state, the outbox index or outbox chunks:
+        # (at, shard, incarnation, state text, index text, window starts of the chunks).
+        self.puts: list[tuple[int, int, int, str | None, str | None, set[int]]] = []
 
     @property
     def loop(self) -> VirtualLoop:
@@ -430,8 +450,8 @@ class Venue:
             peers=_Peers(self, life),
             # An evicted instance runs no code: what its task does after a wait it was
             # woken from (a lane's end, a timeout) reaches no socket and no log.
-            log=lambda level, component, event, message, shard=shard, life=life: life.alive and world.logs.append(
-                (self.loop.now_ms(), shard, level, component, event, message, self.name)),
+            log=lambda level, component, event, message, shard=shard, life=life: life.alive and self._logged(
+                shard, level, component, event, message),
             spawn=world._spawn,
         )
         tracker = ShardTracker(self.config, shard, ports, rng=random.Random(world.plan.seed * 31 + world.incarnations),
@@ -463,7 +483,14 @@ class Venue:
 
         tracker._close_windows = close_windows
 
+    def _logged(self, shard: int, level: str, component: str, event: str, message: str) -> None:
+        now = self.loop.now_ms()
+        self.world.logs.append((now, shard, level, component, event, message, self.name))
+        if event == "market_delisted":  # "market {id} {symbol} delisted: ..." (tracker/shard.py)
+            self.ex.trace.append(("unlisted", shard, int(message.split()[1]), now))
+
     def _saw_put(self, shard: int, entries: dict) -> None:
+        self._log_put(shard, entries)
         raw = entries.get(STATE_KEY)
         if raw:
             state = json.loads(raw)
@@ -475,6 +502,12 @@ class Venue:
             if state.get("flushed_until", 0) > now + MAX_CLOCK_AHEAD_MS + WINDOW_MS:
                 self.beyond_reach.append(f"shard {shard} saved flushed_until {state['flushed_until']} at {now}, "
                                          f"{(state['flushed_until'] - now) / 1000:.0f}s ahead of the clock")
+
+    def _log_put(self, shard: int, entries: dict) -> None:
+        chunks = {int(key[len(OUTBOX_PREFIX):].split("/")[0]) for key in entries if key.startswith(OUTBOX_PREFIX)}
+        if STATE_KEY in entries or INDEX_KEY in entries or chunks:
+            life = self.instances[shard][0].number if shard in self.instances else -1
+            self.puts.append((self.loop.now_ms(), shard, life, entries.get(STATE_KEY), entries.get(INDEX_KEY), chunks))
 
     def evict(self, shard: int) -> None:
         entry = self.instances.pop(shard, None)
@@ -663,6 +696,7 @@ class World:
         # (at, exchange, HTTP status, body): /api/health's verdict over each exchange's
         # live shard objects, every HEALTH_EVERY_MS while the schedule runs.
         self.health: list[tuple[int, str, int, dict]] = []
+        self.worker = SimWorker(self)  # the Worker: the API's routes in this world (worker.py)
 
     # The primary exchange's (the plan's own), as the scenarios read them.
     exchange = property(lambda self: self.venues[0].ex)
@@ -699,6 +733,8 @@ class World:
     async def control(self, action: str, venues: list[Venue] | None = None) -> None:
         """/api/start or /api/stop: every exchange's shards at once (or those of `venues`)."""
         venues = venues or self.venues
+        if self.worker.drives_control:  # through the API's control path (one seed in three)
+            return await self.worker.control(action, venues)
         if len(venues) == 1:
             await venues[0].control(action)
         else:
@@ -716,6 +752,8 @@ class World:
         t0 = self.loop.now_ms()
         await asyncio.sleep(self.rng.randint(500, 3000) / 1000)
         await self.control("start")
+        # Requests to the Worker's API at random moments, until well into the drain.
+        self.worker.begin(until_ms=t0 + plan.duration_ms + 180_000)
         probe = asyncio.ensure_future(self._probe_health())
         for at, kind, args in plan.events:
             delay = (t0 + at - self.loop.now_ms()) / 1000
@@ -838,6 +876,15 @@ class World:
             if SPECS[args["symbol"]][0] in venue.config.paradex_asset_kinds and venue.config.tracks(args["symbol"]):
                 venue.listed_at[m] = opens
                 self._probe_listed(venue, m, opens)
+        elif kind == "relist" and venue.name == "lighter" and args["market"] not in ex.books:
+            ex.list_market(args["market"], args["symbol"])  # an id reused: a new market
+            venue.relisted_at[args["market"]] = now
+            venue.renamed.append((now, args["market"], args["symbol"]))
+            venue.listed_at[args["market"]] = now
+            self._probe_listed(venue, args["market"], now)
+        elif kind == "rename" and venue.name == "lighter" and args["market"] in ex.books:
+            ex.rename_market(args["market"], args["symbol"])
+            venue.renamed.append((now, args["market"], args["symbol"]))
         elif kind == "delist" and args["market"] in ex.books:
             if venue.name == "lighter":
                 ex.delist_market(args["market"])
@@ -964,10 +1011,48 @@ def with_allowlist(plan: Plan) -> Plan:
     return replace(plan, config=narrowed(plan.venues()[0]), also=also)
 
 
+RENAME_ONE_SEED_IN = 5
+REUSE_ONE_SEED_IN = 6
+
+
+def with_renames(plan: Plan) -> Plan:
+    """Symbols and ids that change, on Lighter, drawn from a generator of their own, so
+    the rest of the plan stays what it was; not where an allowlist names symbols (a
+    rename there is a listing or a delisting). One seed in five renames a market
+    mid-run (its id and book stay, its listing says another symbol: the tracker's next
+    market refresh sees it); one in six delists a market and, once the tracker must
+    have let it go, lists a new market under its id (another symbol, a new book whose
+    nonces start again)."""
+    rng = random.Random(plan.seed * 104_729 + 29)
+    events = list(plan.events)
+    for venue in plan.venues():
+        if venue.exchange != "lighter" or venue.config.market_symbols:
+            continue
+        if not rng.randrange(RENAME_ONE_SEED_IN):
+            market = rng.choice(sorted(venue.markets))
+            events.append((rng.randint(8_000, plan.duration_ms // 2), "rename",
+                           {"ex": "lighter", "market": market, "symbol": f"{venue.markets[market]}.NEW"}))
+        if not rng.randrange(REUSE_ONE_SEED_IN):
+            market = rng.choice(sorted(venue.markets))
+            at = rng.randint(8_000, plan.duration_ms // 3)
+            # After the delisting's probe (a refresh and 20 s): the old market is gone.
+            again = at + venue.config.market_refresh_ms + rng.randint(30_000, 60_000)
+            if again < plan.duration_ms - 20_000:
+                events.append((at, "delist", {"ex": "lighter", "market": market}))
+                events.append((again, "relist", {"ex": "lighter", "market": market,
+                                                 "symbol": f"{venue.markets[market]}.B"}))
+    return replace(plan, events=sorted(events, key=lambda e: e[0]))
+
+
+def plan_of(seed: int) -> Plan:
+    """The whole plan `run` runs for a seed."""
+    return with_renames(with_allowlist(with_platform_faults(make_plan(seed))))
+
+
 def run(seed: int) -> Result:
     from invariants import check
 
-    plan = with_allowlist(with_platform_faults(make_plan(seed)))
+    plan = plan_of(seed)
     world = World(plan)
     world.run()
     result = Result(plan, world, replay=f"bash scripts/simulate --seed {seed}")

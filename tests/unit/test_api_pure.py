@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.openapi import DOCUMENT, PATHS, operations
+from tracker.openapi import DOCUMENT, PATHS, operations
 from tracker import sql
 from tracker.export import (
     EXPORT_COLUMNS,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.openapi import DOCUMENT, PATHS, operations
+from tracker.openapi import DOCUMENT, PATHS, operations
 from tracker import sql
 from tracker.export import JsonExport, export_filename, make_format
 from tracker.validation import MAX_TIMESTAMP_MS, ValidationError, parse_export_query

@@ -272,7 +272,7 @@ def test_slippage_is_non_negative_monotone_in_size_and_the_half_spread_at_the_to
 
 
 def test_the_api_documents_serves_and_exports_every_slippage_column():
-    from runtime.openapi import SCHEMAS
+    from tracker.openapi import SCHEMAS
     from tracker import export, sql, views
 
     for name in ("Snapshot", "Minute", "Hour"):

@@ -90,3 +90,14 @@ def test_a_dropped_connections_feed_counters_add_into_the_runs_totals() -> None:
     # every counter both name adds up; the feed's own (snapshots, updates, skipped) stay out
     assert totals == Totals(messages=25, gaps=5, malformed=6, errors=8, crossed=10, one_sided=12,
                             future_frames=14, dropped_late=16, reconnects=2)
+def test_unrecord_lost_takes_back_only_the_ranges_just_recorded():
+    state = TrackerState()
+    state.record_lost(0, 15_000, 15_000)
+    state.record_lost(15_000, 30_000, 15_000)
+    mine = [state.lost_ranges[-1]]
+    state.record_lost(30_000, 45_000, 15_000)  # recorded meanwhile by someone else
+    state.unrecord_lost(mine, 15_000)
+    assert state.lost_ranges == [{"from": 0, "to": 15_000}, {"from": 30_000, "to": 45_000}]
+    assert state.totals.windows_lost == 2
+    state.unrecord_lost(mine, 15_000)  # taken back once only
+    assert state.totals.windows_lost == 2

@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 document of every route the Worker answers (GET /api/openapi.json).
 
-It is also the routing table: src/runtime/api.py routes each documented
+It is also the routing table: tracker/routes.py routes each documented
 path + method to the handler its `operationId` names, so a route cannot exist
 without being documented. tests/integration/test_api.py checks the other way:
 every documented path answers as documented, with the documented required keys.
@@ -12,12 +12,12 @@ from what the code enforces.
 
 from __future__ import annotations
 
-from tracker.rows import DEPTH_COLUMNS, SLIPPAGE_COLUMNS, SLIPPAGE_NAMES
-from tracker.stats import json_schema as shard_stats_schema
-from tracker.config import EXCHANGES
-from tracker.compare import SERIES_COLUMNS as COMPARE_SERIES_COLUMNS
-from tracker.sql import HOUR_COLUMNS, MINUTE_COLUMNS, OVERVIEW_MINUTE_COLUMNS, OVERVIEW_WINDOW_COLUMNS, SNAPSHOT_COLUMNS
-from tracker.validation import (
+from .rows import DEPTH_COLUMNS, SLIPPAGE_COLUMNS, SLIPPAGE_NAMES
+from .stats import json_schema as shard_stats_schema
+from .config import EXCHANGES
+from .compare import SERIES_COLUMNS as COMPARE_SERIES_COLUMNS
+from .sql import HOUR_COLUMNS, MINUTE_COLUMNS, OVERVIEW_MINUTE_COLUMNS, OVERVIEW_WINDOW_COLUMNS, SNAPSHOT_COLUMNS
+from .validation import (
     COMPARE_RESOLUTIONS,
     DEFAULT_COMPARE_RESOLUTION,
     DEFAULT_EXCHANGE,
@@ -550,9 +550,10 @@ PATHS: dict = {
     "/api/hours": _get(
         "hours",
         "Hour averages, newest first (kept HOUR_RETENTION_DAYS, default 90).",
-        _json(_ref("HourList"), "Hours"),
+        _history(_json(_ref("HourList"), "Hours")),
         params=("symbol", "limit", "offset", "from", "to", "exchange"),
-        extra=_UNKNOWN_SYMBOL,
+        extra={**_NOT_MODIFIED, **_UNKNOWN_SYMBOL},
+        description=_HISTORY,
     ),
     "/api/snapshots": _get(
         "snapshots",
