@@ -390,6 +390,7 @@ PARAMETERS: dict = {
         "description": "The asset, as GET /api/assets names it (case-sensitive; `kPEPE` also finds `1000PEPE`). "
         "An asset no enabled exchange tracks answers 404.",
         "schema": {"type": "string", "minLength": 1, "maxLength": MAX_SYMBOL_LENGTH, "pattern": SYMBOL_PATTERN},
+        "example": "BTC",
     },
     "compareResolution": {
         "name": "resolution",
