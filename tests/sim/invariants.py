@@ -11,7 +11,9 @@ exchange the world ran (Lighter, Paradex or both), on that exchange's own tables
    STALE_FEED_SECONDS without any frame (Paradex's heartbeats keep idle ones alive).
 2. Every window that received ticks is in D1 exactly once, or lies in a lost range
    the tracker recorded (a row in a lost range, from a write that landed after its
-   instance was evicted, must still be exact). Not judged: the windows of frames of
+   instance was evicted, must still be exact). A lost range, once saved, stays in
+   every later saved state of its run (none is overwritten by a state that never
+   knew it). Not judged: the windows of frames of
    a delisted market that were on their way when the exchange stopped it (the
    tracker drops them if its refresh saw the delisting first).
 3. Every D1 window row equals the reference model recomputed from the frames the
@@ -327,7 +329,8 @@ def check_venue(world, venue) -> list[str]:
     # 11. hours
     v += check_hours(world, venue, say)
 
-    # 6. after the final stop
+    # 6. after the final stop (and 2: a lost range once saved stays recorded)
+    v += [f"{say}{line}" for line in venue.forgotten_lost[:3]]
     if ex.conns:
         v.append(f"{say}{len(ex.conns)} connection(s) still open after stop")
     for shard, storage in venue.storages.items():

@@ -393,6 +393,9 @@ class Venue:
         self.life_changes: list[tuple[int, int]] = []  # (at, shard): an instance created or evicted
         self.control_calls: list[int] = []  # when each start/stop began
         self.beyond_reach: list[str] = []  # states saved with flushed_until beyond the clock's reach
+        # shard -> (its run's started_at, the lost ranges its last saved state held)
+        self.saved_lost: dict[int, tuple[int | None, set[tuple[int, int]]]] = {}
+        self.forgotten_lost: list[str] = []  # lost ranges a later save of the same run no longer held
 
     @property
     def loop(self) -> VirtualLoop:
@@ -467,8 +470,16 @@ class Venue:
         raw = entries.get(STATE_KEY)
         if raw:
             state = json.loads(raw)
-            for r in state.get("lost_ranges") or []:
-                self.lost_ranges.setdefault(shard, set()).add((r["from"], r["to"]))
+            ranges = {(r["from"], r["to"]) for r in state.get("lost_ranges") or []}
+            self.lost_ranges.setdefault(shard, set()).update(ranges)
+            # A run only ever adds lost ranges (start() clears them; the state keeps the
+            # newest 100): one that a later save of the same run no longer holds was
+            # recorded, then overwritten by a state that never knew it.
+            run, before = self.saved_lost.get(shard, (None, set()))
+            if state.get("started_at") == run and len(ranges) < 100 and before - ranges:
+                self.forgotten_lost.append(f"shard {shard}: lost range(s) {sorted(before - ranges)[:2]} saved, "
+                                           f"then dropped by a later save of the same run")
+            self.saved_lost[shard] = (state.get("started_at"), ranges)
             # Nothing the tracker accepts is stamped beyond MAX_CLOCK_AHEAD_MS: what it
             # closes ends at most a window after that.
             now = self.loop.now_ms()
