@@ -27,7 +27,8 @@ exchange the world ran (Lighter, Paradex or both), on that exchange's own tables
 5. Newly listed markets were subscribed within one refresh period; delisted ones
    unsubscribed (checked by probes during the run).
 6. After the final stop: no socket open, the outbox empty, no alarm left, stats
-   consistent (windowsLost = the windows of the recorded lost ranges).
+   consistent (windowsLost = the windows of the recorded lost ranges), and every
+   shard's stats row in D1 says it is not tracking.
 7. The tracker never raised out of alarm() and no background task failed; no step
    failed but for the simulated faults (outages, and hangs that passed a deadline).
 8. The exchanges never mix: each exchange's tables hold only its own markets
@@ -331,6 +332,11 @@ def check_venue(world, venue) -> list[str]:
 
     # 6. after the final stop (and 2: a lost range once saved stays recorded)
     v += [f"{say}{line}" for line in venue.forgotten_lost[:3]]
+    # Other shards read is_tracking from these rows before rolling up: a stopped shard
+    # whose row still says it tracks holds their minutes back for good.
+    stats_table = TABLES[venue.name][4]
+    for row in d1.rows(f"SELECT * FROM {stats_table} WHERE is_tracking != 0"):
+        v.append(f"{say}{stats_table} row of shard {row.get('shard')} still says is_tracking after the final stop")
     if ex.conns:
         v.append(f"{say}{len(ex.conns)} connection(s) still open after stop")
     for shard, storage in venue.storages.items():
