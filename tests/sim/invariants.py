@@ -44,7 +44,8 @@ exchange the world ran (Lighter, Paradex or both), on that exchange's own tables
    the end of the run minus MINUTE_RETENTION, which no minute prune could reach
    (each prune's cutoff is at most its own time minus the retention). That is sound
    without keeping pruned minutes, and today it is every hour: no run is as long as
-   the shortest retention (1 h). An hour row pruned by its own retention is not missed.
+   the shortest retention (1 h). An hour row pruned by its own retention is not missed;
+   one with minutes in D1 (so rolled) is, whichever its minutes' retention.
 12. No alarm invocation takes more than a few seconds (world.ALARM_DUE_MS): it awaits
     only the object's storage; what waits on REST, D1 or the webhook runs beside it.
 13. With a delivery delay and clock offset within the bound (the most a frame
@@ -367,13 +368,15 @@ def check_hours(world, venue, say: str = "") -> list[str]:
     expected = {(market, hour): want for market, rows in minutes.items()
                 for (_, hour), want in ref.expected_hours(rows).items()}
     for (market, hour), want in sorted(expected.items()):
-        if hour < end - config.minute_retention_ms:
-            continue  # some minutes of it may be pruned
         got = hours.get((market, hour))
         if got is None:
+            # Minutes of it are in D1, so it was rolled: only its own retention may prune it.
             if hour >= end - config.hour_retention_ms:
-                v.append(f"{say}hour {market}@{hour} never rolled up from its minutes")
+                v.append(f"{say}hour {market}@{hour} never rolled up from its minutes, or pruned before "
+                         f"HOUR_RETENTION")
             continue
+        if hour < end - config.minute_retention_ms:
+            continue  # some minutes of it may be pruned: its values are not judged
         diff = ref.row_mismatches(got, want)
         if diff:
             v.append(f"{say}hour {market}@{hour} differs from its minutes' rollup: {diff[:3]}")

@@ -93,3 +93,26 @@ def test_a_window_given_up_without_its_lost_range_is_caught(monkeypatch):
         if any("neither in D1 nor recorded lost" in line for line in sim_world.run(seed).violations):
             return
     pytest.fail("no seed with held alarms noticed windows given up silently")
+
+
+def test_an_hour_row_pruned_before_its_retention_is_caught(monkeypatch):
+    """Invariant 11 judged hour rows only for hours whose minutes were all retained, so
+    an hour row pruned early (by the minutes' retention) went unseen once its hour's
+    first minutes fell out of MINUTE_RETENTION (mutant hours_pruned_by_minute_retention
+    survived 300 seeds): an hour with minutes in D1 must have its row."""
+    from dataclasses import replace
+
+    from tracker import rollup
+
+    real = rollup.Rollup._prune
+
+    async def prune(self, others_sealed):
+        config = self.config
+        self.config = replace(config, hour_retention_ms=config.minute_retention_ms)
+        try:
+            await real(self, others_sealed)
+        finally:
+            self.config = config
+
+    monkeypatch.setattr(rollup.Rollup, "_prune", prune)
+    assert _first_seed_saying("pruned before HOUR_RETENTION") is not None
