@@ -13,7 +13,8 @@ exchange the world ran (Lighter, Paradex or both), on that exchange's own tables
    the tracker recorded (a row in a lost range, from a write that landed after its
    instance was evicted, must still be exact). A lost range, once saved, stays in
    every later saved state of its run (none is overwritten by a state that never
-   knew it). Not judged: the windows of frames of
+   knew it); and no window D1 acknowledged writing to a live instance of a
+   shard is in that shard's lost ranges (never recorded lost when measured). Not judged: the windows of frames of
    a delisted market that were on their way when the exchange stopped it (the
    tracker drops them if its refresh saw the delisting first).
 3. Every D1 window row equals the reference model recomputed from the frames the
@@ -333,6 +334,13 @@ def check_venue(world, venue) -> list[str]:
 
     # 6. after the final stop (and 2: a lost range once saved stays recorded)
     v += [f"{say}{line}" for line in venue.forgotten_lost[:3]]
+    # Never recorded lost when it was measured: a window D1 acknowledged to a live
+    # instance is not in that shard's lost ranges.
+    for shard, starts in sorted(venue.acknowledged.items()):
+        wrongly = sorted(start for start in starts if in_lost(shard, start))
+        if wrongly:
+            v.append(f"{say}shard {shard}: window(s) from {wrongly[0]} ({len(wrongly)}) recorded lost, "
+                     f"though D1 acknowledged writing them")
     # Other shards read is_tracking from these rows before rolling up: a stopped shard
     # whose row still says it tracks holds their minutes back for good.
     stats_table = TABLES[venue.name][4]

@@ -54,6 +54,7 @@ from tracker.config import Config
 from tracker.exchange import by_name
 from tracker.feedtime import MAX_CLOCK_AHEAD_MS
 from tracker.shard import STATE_KEY, Ports, ShardTracker
+from tracker.sql import SNAPSHOT_COLUMNS
 
 from cloud import Evicted, Incarnation, SimD1, SimStorage, answered
 from exchange import SimLighter
@@ -61,6 +62,7 @@ from paradex import NEW_MARKETS, OTHERS, PERPS, SPECS, SimParadex, market_id_of
 from vloop import VirtualLoop
 
 WINDOW_MS = 15_000
+_TIMESTAMP = SNAPSHOT_COLUMNS.index("timestamp")  # in a window row as the outbox stores it
 HOUR_MS = 3_600_000
 EPOCH_MS = 1_780_000_000_000  # 26 min 40 s into an hour
 HEALTH_EVERY_MS = 10_000  # the world asks /api/health's question this often while tracking
@@ -396,6 +398,7 @@ class Venue:
         # shard -> (its run's started_at, the lost ranges its last saved state held)
         self.saved_lost: dict[int, tuple[int | None, set[tuple[int, int]]]] = {}
         self.forgotten_lost: list[str] = []  # lost ranges a later save of the same run no longer held
+        self.acknowledged: dict[int, set[int]] = {}  # shard -> window starts D1 acknowledged to a live instance
 
     @property
     def loop(self) -> VirtualLoop:
@@ -423,10 +426,12 @@ class Venue:
         world.incarnations += 1
         life = Incarnation(world.incarnations)
         storage = self.storage(shard)
+        db = world.d1.port(life)
+        db.on_answered = lambda statements, shard=shard: self._acknowledged(shard, statements)
         ports = Ports(
             clock=self.loop,
             storage=storage.port(life),
-            db=world.d1.port(life),
+            db=db,
             sockets=lambda url, on_text, on_open, on_down, shard=shard, life=life: _alive(life) and self.ex.connect(
                 shard, on_text, on_open, on_down, lambda: life.alive, url=url),
             http=_Http(self, life),
@@ -444,6 +449,14 @@ class Venue:
         self.instances[shard] = (life, tracker)
         self.needs_resume.add(shard)
         return tracker
+
+    def _acknowledged(self, shard: int, statements) -> None:
+        """A live instance of `shard` heard D1 commit these: the windows they wrote were
+        measured and are in D1, so never to be recorded lost (invariant 2)."""
+        upsert = self.spec.sql.UPSERT_WINDOWS
+        for text, params in statements:
+            if text == upsert:
+                self.acknowledged.setdefault(shard, set()).update(row[_TIMESTAMP] for row in json.loads(params[0]))
 
     def _watch_closing(self, tracker: ShardTracker, shard: int) -> None:
         """Tell the reference when the shard closes windows, and until where: the
