@@ -782,3 +782,11 @@ def test_a_socket_the_tracker_closed_sends_no_late_close_notice():
     unhooks its handlers when the tracker closes it (runtime/feed_socket.py); so does
     the simulated one now."""
     assert sim.run(1031).violations == []
+
+
+def test_a_stop_right_after_a_start_leaves_a_stats_row_saying_stopped():
+    """Seed 342: a start publishes its stats row (is_tracking=1) without the shard
+    noting what it sent; a stop 87 ms later, with nothing else moved, found its row
+    equal to the last one it remembered sending (the previous stop's) and wrote none,
+    so D1 kept is_tracking=1 for good (and other shards' rollups waited on it)."""
+    assert sim.run(342).violations == []
