@@ -620,7 +620,12 @@ class ShardTracker:
         await self._save()  # a rollup that stopped short of its save (nothing, if it saved this)
 
     async def _publish_stats(self, now: int) -> None:
-        await self.ports.db.batch([self._stats_statement(now, self.outbox.entries)])
+        statement = self._stats_statement(now, self.outbox.entries)
+        # What D1 holds is unknown until it answers (a flush meanwhile sends its row);
+        # then it is this row: a stop that moves nothing else must still send its own.
+        self._frontier_sent = None
+        await self.ports.db.batch([statement])
+        self._frontier_sent = self._frontier_of(statement)
 
     async def _alert(self, now: int) -> None:
         # Healthy: connected, and at least one book is live (a connection whose every

@@ -244,6 +244,7 @@ class SimD1Port:
     def __init__(self, d1: SimD1, life: Incarnation) -> None:
         self.d1 = d1
         self.life = life
+        self.on_answered = None  # the world hears of every batch answered as committed
 
     async def query(self, sql: str, *params) -> list[dict]:
         self.life.check()
@@ -254,7 +255,10 @@ class SimD1Port:
         statements = list(statements)
         if self.d1.on_batch is not None:
             self.d1.on_batch(statements)
-        return await answered(self.life, self._batch(statements))
+        metas = await answered(self.life, self._batch(statements))
+        if self.on_answered is not None:
+            self.on_answered(statements)
+        return metas
 
     async def _query(self, sql: str, *params) -> list[dict]:
         await self.d1._latency()

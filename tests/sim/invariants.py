@@ -11,7 +11,10 @@ exchange the world ran (Lighter, Paradex or both), on that exchange's own tables
    STALE_FEED_SECONDS without any frame (Paradex's heartbeats keep idle ones alive).
 2. Every window that received ticks is in D1 exactly once, or lies in a lost range
    the tracker recorded (a row in a lost range, from a write that landed after its
-   instance was evicted, must still be exact). Not judged: the windows of frames of
+   instance was evicted, must still be exact). A lost range, once saved, stays in
+   every later saved state of its run (none is overwritten by a state that never
+   knew it); and no window D1 acknowledged writing to a live instance of a
+   shard is in that shard's lost ranges (never recorded lost when measured). Not judged: the windows of frames of
    a delisted market that were on their way when the exchange stopped it (the
    tracker drops them if its refresh saw the delisting first).
 3. Every D1 window row equals the reference model recomputed from the frames the
@@ -25,7 +28,8 @@ exchange the world ran (Lighter, Paradex or both), on that exchange's own tables
 5. Newly listed markets were subscribed within one refresh period; delisted ones
    unsubscribed (checked by probes during the run).
 6. After the final stop: no socket open, the outbox empty, no alarm left, stats
-   consistent (windowsLost = the windows of the recorded lost ranges).
+   consistent (windowsLost = the windows of the recorded lost ranges), and every
+   shard's stats row in D1 says it is not tracking.
 7. The tracker never raised out of alarm() and no background task failed; no step
    failed but for the simulated faults (outages, and hangs that passed a deadline).
 8. The exchanges never mix: each exchange's tables hold only its own markets
@@ -41,7 +45,8 @@ exchange the world ran (Lighter, Paradex or both), on that exchange's own tables
    the end of the run minus MINUTE_RETENTION, which no minute prune could reach
    (each prune's cutoff is at most its own time minus the retention). That is sound
    without keeping pruned minutes, and today it is every hour: no run is as long as
-   the shortest retention (1 h). An hour row pruned by its own retention is not missed.
+   the shortest retention (1 h). An hour row pruned by its own retention is not missed;
+   one with minutes in D1 (so rolled) is, whichever its minutes' retention.
 12. No alarm invocation takes more than a few seconds (world.ALARM_DUE_MS): it awaits
     only the object's storage; what waits on REST, D1 or the webhook runs beside it.
 13. With a delivery delay and clock offset within the bound (the most a frame
@@ -404,7 +409,20 @@ def check_venue(world, venue) -> list[str]:
     # 21. renamed markets
     v += check_renames(world, venue)
 
-    # 6. after the final stop
+    # 6. after the final stop (and 2: a lost range once saved stays recorded)
+    v += [f"{say}{line}" for line in venue.forgotten_lost[:3]]
+    # Never recorded lost when it was measured: a window D1 acknowledged to a live
+    # instance is not in that shard's lost ranges.
+    for shard, starts in sorted(venue.acknowledged.items()):
+        wrongly = sorted(start for start in starts if in_lost(shard, start))
+        if wrongly:
+            v.append(f"{say}shard {shard}: window(s) from {wrongly[0]} ({len(wrongly)}) recorded lost, "
+                     f"though D1 acknowledged writing them")
+    # Other shards read is_tracking from these rows before rolling up: a stopped shard
+    # whose row still says it tracks holds their minutes back for good.
+    stats_table = TABLES[venue.name][4]
+    for row in d1.rows(f"SELECT * FROM {stats_table} WHERE is_tracking != 0"):
+        v.append(f"{say}{stats_table} row of shard {row.get('shard')} still says is_tracking after the final stop")
     if ex.conns:
         v.append(f"{say}{len(ex.conns)} connection(s) still open after stop")
     for shard, storage in venue.storages.items():
@@ -435,13 +453,15 @@ def check_hours(world, venue, say: str = "") -> list[str]:
     expected = {(market, hour): want for market, rows in minutes.items()
                 for (_, hour), want in ref.expected_hours(rows).items()}
     for (market, hour), want in sorted(expected.items()):
-        if hour < end - config.minute_retention_ms:
-            continue  # some minutes of it may be pruned
         got = hours.get((market, hour))
         if got is None:
+            # Minutes of it are in D1, so it was rolled: only its own retention may prune it.
             if hour >= end - config.hour_retention_ms:
-                v.append(f"{say}hour {market}@{hour} never rolled up from its minutes")
+                v.append(f"{say}hour {market}@{hour} never rolled up from its minutes, or pruned before "
+                         f"HOUR_RETENTION")
             continue
+        if hour < end - config.minute_retention_ms:
+            continue  # some minutes of it may be pruned: its values are not judged
         diff = ref.row_mismatches(got, want)
         if diff:
             v.append(f"{say}hour {market}@{hour} differs from its minutes' rollup: {diff[:3]}")

@@ -10,11 +10,17 @@ from world import run
 
 
 def main() -> int:
+    if "--mutants" in sys.argv[1:]:  # the mutation score: tests/sim/mutants.py
+        import mutants
+
+        return mutants.main(sys.argv[1:])
     ap = argparse.ArgumentParser(description="Deterministic simulation of the tracker")
     ap.add_argument("--seed", type=int, help="replay one seed (prints its log)")
     ap.add_argument("--seeds", type=int, default=200, help="run seeds FIRST..FIRST+N-1")
     ap.add_argument("--first", type=int, default=0)
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--mutants", action="store_true",
+                    help="plant each bug of tests/sim/mutants.py and run the seeds on it (--jobs, --only)")
     args = ap.parse_args()
     seeds = [args.seed] if args.seed is not None else range(args.first, args.first + args.seeds)
     started = time.time()

@@ -875,3 +875,9 @@ def test_a_reused_id_s_new_market_let_go_on_a_stale_listing_is_credited_up_to_it
     slowed by D1) and took the new market's frames, then applied a stale listing and let
     it go; the reference credited its book's time past that, to the window's end."""
     assert sim.run(3628).violations == []
+def test_a_stop_right_after_a_start_leaves_a_stats_row_saying_stopped():
+    """Seed 342: a start publishes its stats row (is_tracking=1) without the shard
+    noting what it sent; a stop 87 ms later, with nothing else moved, found its row
+    equal to the last one it remembered sending (the previous stop's) and wrote none,
+    so D1 kept is_tracking=1 for good (and other shards' rollups waited on it)."""
+    assert sim.run(342).violations == []
