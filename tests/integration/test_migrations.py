@@ -63,6 +63,8 @@ def _rows_for(db: sqlite3.Connection) -> dict[str, list[dict]]:
                     row[name] = "perp" if name == "market_type" else "active"
                 elif kind == "INTEGER":
                     row[name] = 1000 * n + i
+                elif kind == "TEXT":  # base_asset...: a TEXT column keeps a string (a REAL would come back as text)
+                    row[name] = f"T{n}.{i}"
                 else:
                     row[name] = 100.5 + n + i / 8
             out.append(row)
