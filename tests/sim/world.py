@@ -25,8 +25,9 @@ markets are quiet), the frame rate, the retention settings, and a schedule of
 events at random moments: feed drops (one shard's or all; Paradex: bursts of
 them), gaps, malformed frames, a silent feed, D1 outages, hangs and slow spells,
 REST failures, evictions of one object, restarts of all (wrangler dev restarts,
-deploys), stop/start cycles (landing inside flushes), SHARDS changes, markets
-listed and delisted; Paradex also truncated deltas and frames of other templates.
+deploys), stop/start cycles (landing inside flushes), SHARDS changes (stop, change,
+start; or a deploy with the new value while tracking, `redeploy`, maybe followed by
+an /api/start, `api_start`), markets listed and delisted; Paradex also truncated deltas and frames of other templates.
 Then a final stop, D1 healthy again, and time for the outbox to drain.
 One seed in four of `run` also limits each exchange to a few symbols (LIGHTER_MARKETS /
 PARADEX_MARKETS, `with_allowlist`, drawn apart so the rest of the plan is the same):
@@ -38,8 +39,9 @@ before): about half the exchanges get a clock offset (ahead up to 40 s, behind u
 16 s) or a delivery delay (steady or jittered, from under FLUSH_GRACE_MS to 20 s,
 beyond the 16.5 s where a window's every frame arrives after it closed), and a
 quarter get single frames stamped far in the future or the past (`stamp` events:
-20 s to a day). While the schedule runs, the world asks /api/health's question every
-HEALTH_EVERY_MS (`health`), as the Worker would from the shards' stats.
+20 s to a day). While the schedule runs, the world asks /api/health's question at
+random moments, HEALTH_EVERY_MS apart (`health`), as the Worker would from the
+shards' stats, and checks the coverage it vouches for (`coverage`).
 """
 
 from __future__ import annotations
@@ -47,12 +49,15 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from collections import Counter
 from dataclasses import dataclass, field, replace
 
 from tracker import control, health
 from tracker.config import Config
 from tracker.exchange import by_name
 from tracker.feedtime import MAX_CLOCK_AHEAD_MS
+from tracker.markets import shard_of
+from tracker.pacing import ACK_TIMEOUT_MS, RATE_WINDOW_MS
 from tracker.shard import STATE_KEY, Ports, ShardTracker
 
 from cloud import Evicted, Incarnation, SimD1, SimStorage, answered
@@ -63,7 +68,7 @@ from vloop import VirtualLoop
 WINDOW_MS = 15_000
 HOUR_MS = 3_600_000
 EPOCH_MS = 1_780_000_000_000  # 26 min 40 s into an hour
-HEALTH_EVERY_MS = 10_000  # the world asks /api/health's question this often while tracking
+HEALTH_EVERY_MS = (5_000, 15_000)  # the world asks /api/health's question this often (drawn) while tracking
 LIGHTER_URLS = dict(api_url="http://lighter.sim", ws_url="ws://lighter.sim/stream?readonly=true")
 PARADEX_URLS = dict(paradex_api_url=SimParadex.api_url,
                     paradex_ws_url="ws://paradex.sim/v1?sbeSchemaId=1&sbeSchemaVersion=1")
@@ -80,6 +85,9 @@ VENUE_KINDS = ("drop_all", "drop_shard", "gap", "malformed", "silence", "rest_fa
                "list", "delist", "stop_in_flush", "shards_change")
 PARADEX_KINDS = ("truncate", "junk", "flap")
 GLOBAL_KINDS = ("d1_outage", "d1_hang", "d1_slow", "restart")
+# Events that never touch a subscription (D1, the webhook, a frame's stamp): every other
+# one may, and the coverage check (World._check_coverage) counts its pacing bound from it.
+QUIET_KINDS = ("d1_outage", "d1_hang", "d1_slow", "d1_lost_answers", "webhook_hang", "stamp")
 
 
 @dataclass(frozen=True)
@@ -375,6 +383,8 @@ class Venue:
         self.ex.clock_offset_ms = plan.timing.offset_ms
         self.ex.delay_ms = plan.timing.delay_ms
         self.ex.allowed = frozenset(plan.config.market_symbols) or None
+        self.ex.budget_per_minute = self.spec.budget_per_minute
+        self.ex.budget_in_flight = self.spec.budget_in_flight
         self.storages: dict[int, SimStorage] = {}
         self.instances: dict[int, tuple[Incarnation, ShardTracker]] = {}
         self.needs_resume: set[int] = set()
@@ -393,10 +403,37 @@ class Venue:
         self.life_changes: list[tuple[int, int]] = []  # (at, shard): an instance created or evicted
         self.control_calls: list[int] = []  # when each start/stop began
         self.beyond_reach: list[str] = []  # states saved with flushed_until beyond the clock's reach
+        self.disruptions: list[int] = []  # when events of the schedule that may touch subscriptions came
 
     @property
     def loop(self) -> VirtualLoop:
         return self.world.loop
+
+    def covered_markets(self) -> list[int]:
+        """The markets coverage is judged on: listed from the start and still listed, of
+        a kind tracked, in the allowlist (if any)."""
+        config = self.config
+        if self.name == "lighter":
+            listed = {m: e["symbol"] for m, e in self.ex.listing.items() if e["status"] == "active"}
+        else:
+            listed = {m: self.ex.symbols[m] for m in self.ex.tracked()}
+        return sorted(m for m, symbol in listed.items()
+                      if m in self.plan.markets and m not in self.delisted_at and config.tracks(symbol))
+
+    def pacing_bound_ms(self) -> int:
+        """How long after a disruption the tracker may take to have every market
+        subscribed again: the history of the rate window it must wait out, the most
+        markets one shard subscribes (an unsubscribe and a subscribe each, at its share
+        of the budget, or at its share of subscriptions in flight, each answered after
+        a round trip), an unanswered subscribe's timeout, and a reconnect's backoff."""
+        shards = self.config.shards
+        budget = self.spec.budget(shards)
+        per_shard = Counter(shard_of(m, shards) for m in self.covered_markets())
+        most = min(max(per_shard.values(), default=0), self.spec.max_subscriptions)
+        round_trip = 500 + 2 * self.plan.timing.delay_ms[1]
+        subscribing = max(2 * most * 60_000 // budget.subscribes_per_minute,
+                          -(-most // budget.in_flight) * round_trip)
+        return RATE_WINDOW_MS + subscribing + ACK_TIMEOUT_MS + 30_000
 
     def owns(self, statements) -> bool:
         """Whether a D1 batch is this exchange's (its tables)."""
@@ -631,8 +668,9 @@ class Venue:
                     results[i] = {"shard": shard, "failed": str(exc)}
         self.control_results.append(results)
         if action == "start":
+            if not self.tracking:
+                self.tracking_spans.append([self.loop.now_ms(), None])
             self.tracking = True
-            self.tracking_spans.append([self.loop.now_ms(), None])
         else:
             self._end_span()
 
@@ -662,6 +700,7 @@ class World:
         # (at, exchange, HTTP status, body): /api/health's verdict over each exchange's
         # live shard objects, every HEALTH_EVERY_MS while the schedule runs.
         self.health: list[tuple[int, str, int, dict]] = []
+        self.coverage: list[str] = []  # markets left out while health said ok (`_check_coverage`)
 
     # The primary exchange's (the plan's own), as the scenarios read them.
     exchange = property(lambda self: self.venues[0].ex)
@@ -734,9 +773,12 @@ class World:
 
     async def _probe_health(self) -> None:
         """GET /api/health, as the Worker answers it from the shards' stats (only the
-        objects alive now: asking a missing one would create it)."""
+        objects alive now: asking a missing one would create it), at random moments
+        (HEALTH_EVERY_MS apart, drawn from a generator of its own); and at each, the
+        coverage the answer vouches for (`_check_coverage`)."""
+        rng = random.Random(self.plan.seed * 7_919 + 5)
         while True:
-            await asyncio.sleep(HEALTH_EVERY_MS / 1000)
+            await asyncio.sleep(rng.randint(*HEALTH_EVERY_MS) / 1000)
             now = self.loop.now_ms()
             for venue in self.venues:
                 per_shard = [tracker.stats().to_json() for shard, (_, tracker) in sorted(venue.instances.items())
@@ -744,11 +786,36 @@ class World:
                 if per_shard:
                     status, body = health.assess(per_shard, now, venue.config.stale_feed_ms)
                     self.health.append((now, venue.name, status, body))
+                    self._check_coverage(venue, now, body)
+
+    def _check_coverage(self, venue: Venue, now: int, body: dict) -> None:
+        """Coverage: while the exchange is tracked and /api/health says ok, every market
+        it tracks (those listed from the start, still listed, in its allowlist and asset
+        kinds) is subscribed on a connection, or has been on none for less than its
+        pacing bound (`Venue.pacing_bound_ms`) since it lost its subscription or since
+        the last disruption (an event of the schedule, a start or stop, an object created
+        or evicted). (Never on two connections at once: the simulated exchange checks
+        that at every subscribe.) Health that is not ok says the tracker knows."""
+        if not venue.tracking or body["status"] != "ok":
+            return
+        bound = venue.pacing_bound_ms()
+        disrupted = max([self._t0, *venue.control_calls, *venue.disruptions,
+                         *(at for at, _ in venue.life_changes)])
+        for m in venue.covered_markets():
+            since = venue.ex.unheld_since(m, self._t0)
+            if since is not None and now - max(since, disrupted) > bound:
+                self.coverage.append(
+                    f"{venue.name}: market {m} subscribed on no connection since {since} "
+                    f"({(now - since) / 1000:.0f} s, pacing bound {bound / 1000:.0f} s) while health said ok at {now}")
+                return
 
     async def apply(self, kind: str, args: dict) -> None:
         d1, now = self.d1, self.loop.now_ms()
         venue = self.venue(args.get("ex"))
         ex = venue.ex
+        if kind not in QUIET_KINDS:  # (any venue's: a deploy or a restart restarts both)
+            for v in self.venues:
+                v.disruptions.append(now)
         if kind == "drop_all":
             ex.drop_all()
         elif kind == "drop_shard":
@@ -818,6 +885,14 @@ class World:
             d1.on_batch = None
             await self.control("stop", [venue])
             await asyncio.sleep(WINDOW_MS / 1000 + 1)
+            await self.control("start", [venue])
+        elif kind == "redeploy":
+            # A deploy with a new SHARDS (PARADEX_SHARDS) while tracking: every object of
+            # the deployment restarts and the new value applies; nobody calls start or stop.
+            self.evict_all()
+            venue.config = replace(venue.config, shards=args["shards"])
+            venue.max_shards = max(venue.max_shards, args["shards"])
+        elif kind == "api_start" and venue.tracking:  # /api/start again while tracking
             await self.control("start", [venue])
         elif kind == "shards_change" and venue.tracking:
             await self.control("stop", [venue])
