@@ -56,12 +56,17 @@ from .feedtime import MAX_FEED_LAG_MS, FeedLag, RecentCount
 from .markets import MarketListError
 from .memory import state_report
 from .outbox import Outbox
+from .pacing import SendHistory
 from .ports import Clock, Database, Deadlines, Http, Log, Peers, SocketFactory, Storage, with_deadlines
 from .rollup import Rollup
 from .state import TrackerState
 from .stats import ShardStats
 
 STATE_KEY = "tracker-state"
+# The shard's send history (pacing.SendHistory), a key of its own: written before every
+# burst of messages goes out (issue 18, defect 5), apart from the state so that such a
+# write never carries a state the alarm has half changed.
+SENDS_KEY = "send-history"
 # Per-connection counters that add up into the run's totals (same names in both).
 FEED_COUNTERS = ("messages", "gaps", "malformed", "errors", "crossed", "one_sided", "future_frames", "dropped_late")
 # While the outbox holds a backlog and D1 answers, drain it this often.
@@ -164,8 +169,6 @@ class ShardTracker:
         state.lost_ranges = []
         state.flushed_until = measured_from
         # A new run starts with a fresh connection and backoff (but keeps the send history).
-        if self.connection is not None:
-            state.sent_at = self.connection.recent_sends(now)
         self.connection = None
         self._build_parts()
         self.aggregator = WindowAggregator(window_ms, state.flushed_until)
@@ -488,6 +491,8 @@ class ShardTracker:
             # The clock now, not the alarm's start: earlier steps may have waited seconds
             # on D1 or REST, and a stale reading would make a live feed look silent.
             connection.check(self.ports.clock.now_ms())
+        if connection.holding:  # a save of the send history failed: again
+            self._persist_sends()
 
     async def _close_windows(self, now: int) -> None:
         if self.aggregator is None:
@@ -686,6 +691,11 @@ class ShardTracker:
         if state.shard is not None:
             self.shard = state.shard  # the saved identity wins over the object's name
         await self.outbox.load()
+        # What the previous instance sent still counts (before the key of its own, the
+        # history was part of the state).
+        stored = SendHistory.from_json(await storage.get(SENDS_KEY))
+        self.sends = stored if stored is not None else SendHistory(state.sent_at)
+        state.sent_at = []
         self.state = state
         self._build_parts()
         self.directory.restore(await storage.get(MARKETS_KEY))
@@ -706,10 +716,8 @@ class ShardTracker:
                 self.exchange.budget(self._shards()), config.stale_feed_ms,
                 wake=self._wake, on_drop=self._fold_counters, rng=self.rng,
                 exchange=self.exchange, new_wire=lambda: self.exchange.new_wire(self.config, self._symbols()),
-                lag=self.lag,
+                lag=self.lag, sent_at=self.sends, persist=self._persist_sends,
             )
-            if self.state is not None:  # what a previous instance sent still counts
-                self.connection.sent_at.extend(sorted(self.state.sent_at))
         if self.alerter is None:
             self.alerter = Alerter(config.alert_after_ms, config.alert_webhook_url, ports.http, ports.log,
                                    self.shard, config.alert_service_name, self.label)
@@ -735,9 +743,23 @@ class ShardTracker:
             setattr(totals, name, getattr(totals, name) + getattr(feed.counters, name))
 
     async def _save(self) -> None:
-        if self.connection is not None:
-            self.state.sent_at = self.connection.recent_sends(self.ports.clock.now_ms())
         await self.ports.storage.put_many({STATE_KEY: self.state.to_json()})
+
+    def _persist_sends(self) -> None:
+        """The connection holds messages until the send history counting them is saved
+        (connection.py): save it, one write at a time; a write covers every message held
+        when it began, and the next one (if more were held meanwhile) the rest."""
+        if self._saving_sends is None or self._saving_sends.done():
+            self._saving_sends = self.ports.spawn(self._save_sends(), "save sends")
+
+    async def _save_sends(self) -> None:
+        while True:
+            connection = self.connection
+            if connection is None or not connection.holding:
+                return
+            upto = connection.held_seq
+            await self.ports.storage.put_many({SENDS_KEY: self.sends.to_json(self.ports.clock.now_ms())})
+            connection.saved(upto)
 
     def _stats_statement(self, now: int, remaining) -> tuple:
         """The tracking_stats row as it will be once the batch carrying it is in D1
