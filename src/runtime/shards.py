@@ -29,8 +29,13 @@ def stub(env, shard: int, exchange: str = "lighter"):
     return getattr(env, BINDINGS[exchange]).getByName(shard_name(shard))
 
 
-async def call(env, shard: int, path: str, method: str = "GET", exchange: str = "lighter") -> dict:
-    response = await stub(env, shard, exchange).fetch(f"https://tracker{path}", method=method)
+async def call(env, shard: int, path: str, method: str = "GET", exchange: str = "lighter",
+               body: dict | None = None) -> dict:
+    if body is None:
+        response = await stub(env, shard, exchange).fetch(f"https://tracker{path}", method=method)
+    else:
+        response = await stub(env, shard, exchange).fetch(f"https://tracker{path}", method=method,
+                                                          body=json.dumps(body))
     body = json.loads(await response.text())
     if int(response.status) != 200:
         raise RuntimeError(body.get("error") if isinstance(body, dict) else f"HTTP {response.status}")
@@ -55,7 +60,8 @@ async def control_all(env, config: Config, action: str, exchange: str = "lighter
     except Exception:  # D1 down: the current shards still get the action
         known = []
     shards = config.for_exchange(exchange).shards if enabled else 0
-    return await control.fan_out(action, shards, known, lambda s, a: call(env, s, f"/{a}", "POST", exchange))
+    return await control.fan_out(action, shards, known,
+                                 lambda s, a, body=None: call(env, s, f"/{a}", "POST", exchange, body))
 
 
 def _failed(shard: int, exc: Exception, exchange: str = "lighter") -> dict:

@@ -142,23 +142,40 @@ class ShardTracker:
         self.recent_late = RecentCount()  # frames dropped as late, over about the last minute
         self._late_logged_at: int | None = None
         self._not_listed_reported: dict[str, str | None] = {}
+        # Every message this object's connections send, and what the previous instance
+        # and (after a re-split) the other shards sent: counted against the share.
+        self.sends = SendHistory()
+        self._saving_sends: asyncio.Future | None = None
 
     # =====================================================================================
     # Hooks
     # =====================================================================================
 
-    async def start(self) -> dict:
+    async def start(self, handover: dict | None = None) -> dict:
+        """Start a run under the configured SHARDS. `handover` (tracker/control.py, when
+        the split changed): `after`, the end of the newest window the shards of the old
+        split closed (a market that moves here starts after it: no window key written by
+        two shards), and `sent`, their sends in the rate window (counted against this
+        shard's share: the deployment's budget holds across the change)."""
         state = await self._load()
         if state.tracking:
+            if state.shards != self.config.shards:
+                # Running under another split: control.py releases it first; a start that
+                # comes without that (an older Worker) must not mix two splits.
+                return {"ok": False, "failed": self._split_changed_message(), **self.stats().to_json()}
             if self.aggregator is None:
                 await self._resume(self.ports.clock.now_ms())
                 await self._schedule()
             return {"ok": True, "alreadyTracking": True, **self.stats().to_json()}
         now = self.ports.clock.now_ms()
         window_ms = self.config.window_ms
+        handover = handover or {}
+        if handover.get("sent"):
+            self.sends.count_others([int(at) for at in handover["sent"]], now)
+            await self.ports.storage.put_many({SENDS_KEY: self.sends.to_json(now)})
         # Windows before now were never tracked: nothing is lost. A run started inside
         # the window a stop just closed starts after it, so no window is written twice.
-        measured_from = max(now - now % window_ms, state.flushed_until)
+        measured_from = max(now - now % window_ms, state.flushed_until, int(handover.get("after") or 0))
         self.rollup.start_run(measured_from)
         state.shard = self.shard
         state.shards = self.config.shards
@@ -184,6 +201,28 @@ class ShardTracker:
         self._open_feed()
         await self._schedule()
         return {"ok": True, **self.stats().to_json()}
+
+    async def release(self, shards: int) -> dict:
+        """The first step of a start (tracker/control.py): a shard tracking under
+        another split than `shards` (SHARDS changed while tracking), or beyond it, stops.
+        Every shard then says what a start of the new split must know of it: whether it
+        is (still) tracking, the split of its last run, the end of its newest closed
+        window and its sends in the rate window."""
+        state = await self._load()
+        answer = {}
+        if state.tracking and (state.shards != shards or self.shard >= shards):
+            self.log("info", self.label, "resharding",
+                     f"SHARDS changed from {state.shards} to {shards} while tracking: stopping shard "
+                     f"{self.shard + 1}/{state.shards} to start the new split")
+            answer = await self.stop()
+        now = self.ports.clock.now_ms()
+        return {**(answer or self.stats().to_json()), "tracking": state.tracking,
+                "shards": state.shards if state.started_at is not None else None,
+                "flushedUntil": state.flushed_until, "sent": self.sends.recent_own(now), "shard": self.shard}
+
+    def _split_changed_message(self) -> str:
+        return (f"tracking under SHARDS={self.state.shards}, but SHARDS is {self.config.shards} now: "
+                f"POST /api/start again to re-split (or /api/stop, then /api/start)")
 
     async def stop(self) -> dict:
         state = await self._load()
@@ -849,6 +888,7 @@ class ShardTracker:
             last_flush=self.last_flush,
             reconnect_at=connection.reconnect_at if connection else None,
             last_error=self.last_error or (connection.last_error if connection else None),
+            split_changed=self._split_changed_message() if state.tracking and state.shards != self.config.shards else None,
             memory_bytes=self.memory,
             aggregator={
                 "currentSymbols": aggregator.current_markets() if aggregator else 0,

@@ -154,15 +154,22 @@ def test_a_failing_shard_is_reported_not_a_failure_of_the_whole_call():
     other shards had started."""
     started = []
 
-    async def call(shard, action):
+    async def call(shard, action, body=None):
         if shard == 1:
             raise RuntimeError("object reset")
         started.append((shard, action))
         return {"shard": shard, "ok": True}
 
-    results = asyncio.run(control.fan_out("start", 3, known=[0, 1, 2], call=call))
-    assert started == [(0, "start"), (2, "start")]
+    results = asyncio.run(control.fan_out("stop", 3, known=[0, 1, 2], call=call))
+    assert started == [(0, "stop"), (2, "stop")]
     assert results[1] == {"shard": 1, "failed": "RuntimeError: object reset"}
+    # A start whose first step (which split runs where) fails on a shard starts none:
+    # that shard might still track under another split. Each shard says so.
+    started.clear()
+    results = asyncio.run(control.fan_out("start", 3, known=[0, 1, 2], call=call))
+    assert [a for _, a in started] == ["release", "release"]
+    assert [r["shard"] for r in results] == [0, 1, 2]
+    assert all("shard 1: RuntimeError: object reset" in r["failed"] for r in results)
 
 
 def test_objects_beyond_a_lowered_shards_are_stopped():
@@ -782,3 +789,126 @@ def test_a_socket_the_tracker_closed_sends_no_late_close_notice():
     unhooks its handlers when the tracker closes it (runtime/feed_socket.py); so does
     the simulated one now."""
     assert sim.run(1031).violations == []
+
+
+# =====================================================================================
+# SHARDS changed while tracking (issue 18, defect 2), the send history (defect 5)
+# =====================================================================================
+
+MANY = {i: f"M{i}" for i in range(12)}
+
+
+def splits(world: sim.World, venue: str | None = None) -> dict[int, tuple[bool, int]]:
+    """Each shard object's stored (tracking, SHARDS of its run)."""
+    out = {}
+    for shard, storage in sorted(world.venue(venue).storages.items()):
+        state = json.loads(storage.data.get(STATE_KEY) or "{}")
+        out[shard] = (bool(state.get("tracking")), state.get("shards"))
+    return out
+
+
+@pytest.mark.parametrize("then_start", [False, True], ids=["deploy", "deploy+start"])
+def test_lowering_shards_while_tracking_leaves_no_market_untracked(then_start):
+    """Issue 18, defect 2: SHARDS lowered 3 -> 2 by a deploy while tracking. The objects
+    resumed under the old split; /api/start answered alreadyTracking on shards 0 and 1
+    and stopped shard 2: the markets with id = 2 mod 3 were left out, health ok, nothing
+    recorded lost. Now a deploy alone keeps the old split running whole (health says
+    why), and /api/start re-splits: the old split stops, the new one starts after its
+    last windows, counting its sends."""
+    events = [(30_000, "redeploy", {"shards": 2})] + ([(45_000, "api_start", {})] if then_start else [])
+    world = scenario(events, shards=3, markets=MANY, duration_s=240)
+    assert_invariants(world)
+    assert splits(world) == ({0: (False, 2), 1: (False, 2), 2: (False, 3)} if then_start
+                             else {0: (False, 3), 1: (False, 3), 2: (False, 3)})  # after the final stop
+    said = {body.get("reason") for at, _, _, body in world.health if 31_000 < at - world._t0 < 45_000}
+    assert said == {"shard 0: tracking under SHARDS=3, but SHARDS is 2 now: POST /api/start again to re-split "
+                    "(or /api/stop, then /api/start)"}, said
+    tracked = {r["market_index"] for r in world.d1.rows(
+        "SELECT DISTINCT market_index FROM lighter_snapshots WHERE timestamp >= ?", world._t0 + 120_000)}
+    assert tracked == set(MANY)
+
+
+@pytest.mark.parametrize("then_start", [False, True], ids=["deploy", "deploy+start"])
+def test_raising_shards_while_tracking_puts_no_market_on_two_connections(then_start):
+    """Issue 18, defect 2: SHARDS raised 2 -> 3 by a deploy while tracking. /api/start
+    started shard 2 under the new split beside shards 0 and 1 still on the old one: markets
+    on two connections, their window rows overwritten by either shard, and budgets adding
+    up to 90 + 90 + 60 messages a minute. Now a deploy alone keeps the old split (health
+    says why) and /api/start re-splits."""
+    events = [(30_000, "redeploy", {"shards": 3})] + ([(45_000, "api_start", {})] if then_start else [])
+    world = scenario(events, shards=2, markets=MANY, duration_s=240)
+    assert_invariants(world)
+    if then_start:
+        assert splits(world) == {0: (False, 3), 1: (False, 3), 2: (False, 3)}
+    else:
+        assert {s: v for s, v in splits(world).items() if s < 2} == {0: (False, 2), 1: (False, 2)}
+        assert json.loads(world.storages[2].data[STATE_KEY]).get("started_at") is None  # never started
+        said = [(status, body.get("reason")) for at, _, status, body in world.health if 31_000 < at - world._t0 < 200_000]
+        assert all(status == 503 for status, _ in said), said  # never ok while the split is not the configured one
+        assert ("shard 2: this shard is not tracking (tracking under SHARDS=2, but SHARDS is 3 now: POST /api/start "
+                "again to re-split (or /api/stop, then /api/start))") in {reason for _, reason in said}, said
+
+
+def test_raising_shards_with_many_markets_keeps_the_per_ip_budget():
+    """Issue 18, defect 2: the old split's shards and the new one's count their sends
+    apart: after a change, all of them together must still keep the deployment's 180
+    messages a minute (and Lighter's 200)."""
+    markets = {i: f"M{i}" for i in range(150)}
+    world = scenario([(20_000, "redeploy", {"shards": 3}), (22_000, "api_start", {})], shards=2,
+                     markets=markets, duration_s=150)
+    assert_invariants(world)
+    assert world.exchange.most_per_minute <= 180, world.exchange.most_per_minute
+
+
+def test_an_eviction_inside_a_subscribe_burst_sends_no_second_burst():
+    """Issue 18, defect 5: the send history was saved only at alarms: an eviction within
+    a window of a subscribe burst (150 markets, 9 s after the start) made the new
+    instance send a whole share again (121 x 30009). The history is now saved before a
+    burst goes out."""
+    markets = {i: f"M{i}" for i in range(150)}
+    world = scenario([(10_000, "evict", {"shard": 0})], markets=markets, duration_s=100)
+    assert_invariants(world)
+    assert world.exchange.most_per_minute <= 180, world.exchange.most_per_minute
+
+
+@pytest.mark.parametrize("bug, says", [
+    ("sends_not_saved_before_a_burst", "over the deployment's message budget"),
+    ("start_without_release", "market on two connections"),
+    ("old_split_kept_on_start", "subscribed on no connection"),
+])
+def test_the_reshard_invariants_catch_a_planted_bug(monkeypatch, bug, says):
+    """The budget over every 60 s at the exchange (every shard, pongs included), one
+    connection per market and coverage while health says ok: each catches the bug it
+    exists for (defect 5's history saved only at alarms; defect 2's /api/start starting
+    a new split beside the old one, or keeping the old split and dropping its extra shard)."""
+    from tracker import shard as shard_module
+
+    if bug == "sends_not_saved_before_a_burst":
+        monkeypatch.setattr(shard_module.ShardTracker, "_persist_sends",
+                            lambda self: self.connection.saved(self.connection.held_seq))
+        events, shards, markets = [(10_000, "evict", {"shard": 0})], 1, {i: f"M{i}" for i in range(150)}
+    elif bug == "start_without_release":
+        async def start(shards, known, call):  # the first release: start everyone as it is
+            return await control._gather([(s, a, None) for s, a in control.targets("start", shards, known)], call)
+
+        monkeypatch.setattr(control, "_start", start)
+        events, shards, markets = [(30_000, "redeploy", {"shards": 3}), (45_000, "api_start", {})], 2, MANY
+    else:
+        real_release = shard_module.ShardTracker.release
+
+        async def release(self, shards):  # only the shards beyond the new SHARDS stop
+            return await real_release(self, shards if self.shard >= shards else self.state.shards)
+
+        async def start(self, handover=None):  # and the others answer alreadyTracking
+            if self.state is not None and self.state.tracking:
+                return {"ok": True, "alreadyTracking": True, **self.stats().to_json()}
+            return await real_start(self, handover)
+
+        real_start = shard_module.ShardTracker.start
+        monkeypatch.setattr(shard_module.ShardTracker, "release", release)
+        monkeypatch.setattr(shard_module.ShardTracker, "start", start)
+        monkeypatch.setattr(shard_module.ShardTracker, "_split_changed_message", lambda self: None)
+        events, shards, markets = [(30_000, "redeploy", {"shards": 2}), (45_000, "api_start", {})], 3, MANY
+    world = scenario(events, shards=shards, markets=markets, duration_s=240 if shards > 1 else 100)
+    violations = check(world)
+    assert any(says in line for line in violations), violations[:5]

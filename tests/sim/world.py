@@ -242,6 +242,24 @@ def with_platform_faults(plan: Plan) -> Plan:
                        also=tuple(replace(v, config=replace(v.config, alert_webhook_url=WEBHOOK_URL))
                                   for v in plan.also))
     return replace(plan, events=sorted(plan.events + events, key=lambda e: e[0]))
+def with_reshards(plan: Plan) -> Plan:
+    """One seed in six: SHARDS (PARADEX_SHARDS) changed by a deploy while tracking
+    (`redeploy`: every object restarts, the old split runs on), then for most of them
+    an /api/start (`api_start`: the re-split). Drawn from a generator of their own, so
+    the rest of a seed's plan is what it was."""
+    rng = random.Random(plan.seed * 15_485_863 + 29)
+    if rng.random() >= 1 / 6:
+        return plan
+    venue = rng.choice(plan.venues())
+    at = rng.randint(8_000, plan.duration_ms - 30_000)
+    events = [(at, "redeploy", {"ex": venue.exchange,
+                                "shards": rng.choice([n for n in (1, 2, 3, 4) if n != venue.shards])})]
+    if rng.random() < 0.75:
+        events.append((min(at + rng.randint(1_000, 40_000), plan.duration_ms - 21_000), "api_start",
+                       {"ex": venue.exchange}))
+    return replace(plan, events=sorted(plan.events + events, key=lambda e: e[0]))
+
+
 def _with_timing(plan: Plan) -> Plan:
     """Some seeds' exchanges get a clock offset or a delivery delay, and some single
     frames stamped far off (`stamp` events). Drawn from their own generator, so the
@@ -529,7 +547,7 @@ class Venue:
         raw = self.storage(shard).data.get(STATE_KEY)
         return bool(raw and json.loads(raw).get("tracking"))
 
-    def _mark_measuring(self, shard: int, fresh_start: bool) -> None:
+    def _mark_measuring(self, shard: int, fresh_start: bool, after: int = 0) -> None:
         """Tell the reference from when this shard measures: a fresh start measures from
         its window; a resumed object from the window after the one in progress (by the
         exchange's stamps, as far ahead as its previous instance last saw them); either
@@ -543,7 +561,8 @@ class Venue:
         else:  # the window in progress by the stamps, as far ahead as its last instance saw them
             stamps_now = now + (stored.get("clock_ahead_ms") or 0)
             boundary = stamps_now - stamps_now % WINDOW_MS + WINDOW_MS
-        boundary = max(boundary, stored.get("flushed_until") or 0)
+        # (`after`: a re-split's hand-over, the newest window end the old split closed)
+        boundary = max(boundary, stored.get("flushed_until") or 0, after)
         self.ex.trace.append(("from", shard, boundary))
 
     async def request(self, shard: int, method: str, *args):
@@ -559,7 +578,7 @@ class Venue:
                 if shard in self.needs_resume and self._stored_tracking(shard):
                     self._mark_measuring(shard, fresh_start=False)
                 elif not self._stored_tracking(shard):
-                    self._mark_measuring(shard, fresh_start=True)
+                    self._mark_measuring(shard, fresh_start=True, after=int((args[0] or {}).get("after") or 0) if args else 0)
                 self.needs_resume.discard(shard)
             result = await getattr(tracker, method)(*args)
         except Evicted:  # the caller sees the request fail
@@ -650,16 +669,21 @@ class Venue:
             # for its last flush, which a hanging D1 can hold up to the D1 deadline, twice).
             self._end_span()
 
-        async def call(shard: int, method: str) -> dict:
-            return await self.request(shard, method)
+        async def call(shard: int, method: str, body: dict | None = None) -> dict:
+            if method == "release":
+                return await self.request(shard, method, body["shards"])
+            return await self.request(shard, method, *([body] if body is not None else []))
 
         results = await control.fan_out(action, self.config.shards, known, call)
         methods = dict(control.targets(action, self.config.shards, known))
-        for _ in range(3):  # whoever called /api/start|stop calls again for a shard that failed
+        for _ in range(3):  # whoever called /api/start|stop calls again when a shard failed
             failed = [i for i, r in enumerate(results) if "failed" in r]
             if not failed:
                 break
             await asyncio.sleep(1)
+            if action == "start":  # the whole start again (its first step decides what starts)
+                results = await control.fan_out(action, self.config.shards, known, call)
+                continue
             for i in failed:
                 shard = results[i]["shard"]
                 try:
@@ -928,8 +952,9 @@ class World:
         t0 = self._t0
         noisy = {"evict", "restart", "rest_fail", "d1_outage", "d1_hang", "d1_slow", "shards_change",
                  "stop_start", "stop_in_flush", "drop_all", "drop_shard", "silence", "flap",
-                 "rest_hang", "peer_hang", "d1_lost_answers", "evict_at_await"}
-        return not any(kind in noisy and args.get("ex") in (None, venue.name) and since - 130_000 <= t0 + at <= until
+                 "rest_hang", "peer_hang", "d1_lost_answers", "evict_at_await", "redeploy", "api_start"}
+        return not any(kind in noisy and (args.get("ex") in (None, venue.name) or kind == "redeploy")  # (a deploy restarts all)
+                       and since - 130_000 <= t0 + at <= until
                        for at, kind, args in self.plan.events)
 
     def _probe_listed(self, venue: Venue, market: int, listed: int) -> None:
@@ -1041,7 +1066,7 @@ def with_allowlist(plan: Plan) -> Plan:
 def run(seed: int) -> Result:
     from invariants import check
 
-    plan = with_allowlist(with_platform_faults(make_plan(seed)))
+    plan = with_reshards(with_allowlist(with_platform_faults(make_plan(seed))))
     world = World(plan)
     world.run()
     result = Result(plan, world, replay=f"bash scripts/simulate --seed {seed}")
