@@ -483,7 +483,7 @@ class ShardTracker:
     async def _save_markets(self, now: int) -> None:
         listing = self.markets_unsaved
         try:
-            await self.ports.db.batch(MarketDirectory.save_statements(listing, self.config.shards, now, self.sql))
+            await self.ports.db.batch(MarketDirectory.save_statements(listing, self._shards(), now, self.sql))
         except Exception as exc:
             self.log("error", self.label, "d1_error", f"could not save markets to D1, will retry: {exc}")
             return
@@ -491,7 +491,7 @@ class ShardTracker:
 
     async def _hand_over(self, listing, as_of: int) -> None:
         payload = MarketDirectory.listing_payload(listing, as_of)
-        for shard in range(1, self.config.shards):
+        for shard in range(1, self._shards()):  # the running split's (SHARDS may have changed by a deploy)
             try:
                 await self.ports.peers.send_markets(shard, payload)
             except Exception as exc:  # that shard reads D1 at its own refresh instead

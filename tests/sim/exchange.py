@@ -90,6 +90,7 @@ class Conn:
     delivered_ms: int = 0  # when its handler last got a frame
     delivered_data_ms: int = 0  # ... a frame other than a heartbeat
     client_ms: int = 0  # when the client's last message arrived
+    ponged_ms: int = 0  # when its last pong arrived (Lighter's server pings)
     alive: object = None
 
 
@@ -495,9 +496,32 @@ class SimLighter(SimVenue):
 
     # -- the protocol ---------------------------------------------------------------------
 
+    # Lighter "may itself send {"type":"ping"} and expects {"type":"pong"}, and has
+    # closed clients with code 1008 "no pong" (the reference; how long it waits is not
+    # documented: PONG_WITHIN_MS here). The world sets `server_ping_ms` for some seeds.
+    server_ping_ms: int | None = None
+    PONG_WITHIN_MS = 30_000
+
     def _opened(self, conn: Conn) -> None:
         text = '{"type":"connected","session_id":"sim-%d"}' % conn.id
         self._deliver(conn, text, text)
+        if self.server_ping_ms is not None:
+            self.loop.call_later(self.server_ping_ms / 1000, self._server_ping, conn)
+
+    def _server_ping(self, conn: Conn) -> None:
+        if conn.closed:
+            return
+        sent = self.loop.now_ms()
+        self._deliver(conn, '{"type":"ping"}', '{"type":"ping"}')
+        self.loop.call_later(self.PONG_WITHIN_MS / 1000, self._pong_due, conn, sent)
+        self.loop.call_later(self.server_ping_ms / 1000, self._server_ping, conn)
+
+    def _pong_due(self, conn: Conn, sent: int) -> None:
+        if conn.closed or conn.ponged_ms >= sent:
+            return
+        self._violation("no pong", f"connection {conn.id} (shard {conn.shard}) did not answer the ping of {sent} "
+                                   f"within {self.PONG_WITHIN_MS} ms")
+        self.end(conn, notify=True, why="closed by server (code 1008): no pong")
 
     def _act(self, conn: Conn, text: str) -> None:
         now = self.loop.now_ms()
@@ -511,6 +535,7 @@ class SimLighter(SimVenue):
         if kind == "ping":
             return self._deliver(conn, '{"type":"pong"}', '{"type":"pong"}')
         if kind == "pong":
+            conn.ponged_ms = now
             return None
         channel = msg.get("channel", "")
         m = int(channel.split("/")[1])

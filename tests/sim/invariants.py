@@ -7,7 +7,8 @@ exchange the world ran (Lighter, Paradex or both), on that exchange's own tables
    together: Lighter 180 client messages in any 60 s, pings and pongs included, and
    40 subscriptions in flight; Paradex 600 and 20), below the exchange's limits so
    that other clients on the same egress IP and the two clocks' skew have room; and
-   no market subscribed on two connections at once. Paradex: at most 20 new connections a second and 600 a
+   no market subscribed on two connections at once; Lighter's own pings (half the
+   seeds) answered by a pong within 30 s ("no pong"). Paradex: at most 20 new connections a second and 600 a
    minute per IP (every shard's), one book channel per market per connection, no
    unsubscribe of a channel not held, no malformed request or channel, no
    subscription to a market of an asset kind not tracked. Both: connections go to

@@ -842,11 +842,11 @@ def test_raising_shards_while_tracking_puts_no_market_on_two_connections(then_st
         assert splits(world) == {0: (False, 3), 1: (False, 3), 2: (False, 3)}
     else:
         assert {s: v for s, v in splits(world).items() if s < 2} == {0: (False, 2), 1: (False, 2)}
-        assert json.loads(world.storages[2].data[STATE_KEY]).get("started_at") is None  # never started
+        assert 2 not in world.storages or json.loads(world.storages[2].data.get(STATE_KEY) or "{}").get("started_at") is None
         said = [(status, body.get("reason")) for at, _, status, body in world.health if 31_000 < at - world._t0 < 200_000]
         assert all(status == 503 for status, _ in said), said  # never ok while the split is not the configured one
-        assert ("shard 2: this shard is not tracking (tracking under SHARDS=2, but SHARDS is 3 now: POST /api/start "
-                "again to re-split (or /api/stop, then /api/start))") in {reason for _, reason in said}, said
+        assert any("tracking under SHARDS=2, but SHARDS is 3 now: POST /api/start again to re-split" in reason
+                   for _, reason in said), said
 
 
 def test_raising_shards_with_many_markets_keeps_the_per_ip_budget():
@@ -875,6 +875,7 @@ def test_an_eviction_inside_a_subscribe_burst_sends_no_second_burst():
     ("sends_not_saved_before_a_burst", "over the deployment's message budget"),
     ("start_without_release", "market on two connections"),
     ("old_split_kept_on_start", "subscribed on no connection"),
+    ("every_shard_takes_the_whole_budget", "over the deployment's message budget"),
 ])
 def test_the_reshard_invariants_catch_a_planted_bug(monkeypatch, bug, says):
     """The budget over every 60 s at the exchange (every shard, pongs included), one
@@ -887,6 +888,13 @@ def test_the_reshard_invariants_catch_a_planted_bug(monkeypatch, bug, says):
         monkeypatch.setattr(shard_module.ShardTracker, "_persist_sends",
                             lambda self: self.connection.saved(self.connection.held_seq))
         events, shards, markets = [(10_000, "evict", {"shard": 0})], 1, {i: f"M{i}" for i in range(150)}
+    elif bug == "every_shard_takes_the_whole_budget":
+        from tracker import pacing
+
+        monkeypatch.setattr(pacing.Budget, "share", classmethod(
+            lambda cls, shards, per_minute=pacing.DEFAULT_MAX_PER_MINUTE, in_flight=pacing.DEFAULT_MAX_IN_FLIGHT:
+            cls(per_minute=per_minute, in_flight=in_flight // shards)))
+        events, shards, markets = [], 3, {i: f"M{i}" for i in range(210)}
     elif bug == "start_without_release":
         async def start(shards, known, call):  # the first release: start everyone as it is
             return await control._gather([(s, a, None) for s, a in control.targets("start", shards, known)], call)
@@ -909,6 +917,7 @@ def test_the_reshard_invariants_catch_a_planted_bug(monkeypatch, bug, says):
         monkeypatch.setattr(shard_module.ShardTracker, "start", start)
         monkeypatch.setattr(shard_module.ShardTracker, "_split_changed_message", lambda self: None)
         events, shards, markets = [(30_000, "redeploy", {"shards": 2}), (45_000, "api_start", {})], 3, MANY
-    world = scenario(events, shards=shards, markets=markets, duration_s=240 if shards > 1 else 100)
+    world = scenario(events, shards=shards, markets=markets, duration_s=240 if shards > 1 else 100) if events else \
+        scenario(events, shards=shards, markets=markets, duration_s=75)
     violations = check(world)
     assert any(says in line for line in violations), violations[:5]

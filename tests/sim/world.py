@@ -242,6 +242,24 @@ def with_platform_faults(plan: Plan) -> Plan:
                        also=tuple(replace(v, config=replace(v.config, alert_webhook_url=WEBHOOK_URL))
                                   for v in plan.also))
     return replace(plan, events=sorted(plan.events + events, key=lambda e: e[0]))
+def with_scale(plan: Plan) -> Plan:
+    """One Lighter seed in sixty: production's scale, short of the per-connection cap:
+    100-400 markets on 4-16 shards (slow frames, so the seed stays cheap), where the
+    per-IP budget (180 a minute split 16 ways: 11 each, 4 of them kept for keepalive)
+    and in-flight slots (40: 2 each) bind, a subscribe burst takes minutes, and every
+    reconnect, eviction and re-split must stay inside them. Drawn apart, so the rest
+    of a seed's plan is what it was."""
+    rng = random.Random(plan.seed * 3_571 + 41)
+    if plan.exchange != "lighter" or plan.also or rng.random() >= 1 / 60:
+        return plan
+    shards = rng.choice((4, 8, 12, 16))
+    ids = sorted(rng.sample(range(120, 2_000), rng.randint(100, 400)))
+    events = [(at, kind, {**args, "market": rng.choice(ids)} if kind in ("gap", "delist", "stamp") else args)
+              for at, kind, args in plan.events]
+    return replace(plan, shards=shards, markets={m: f"M{m}" for m in ids}, frame_ms=(3_000, 9_000),
+                   config=replace(plan.config, shards=shards), events=sorted(events, key=lambda e: e[0]))
+
+
 def with_reshards(plan: Plan) -> Plan:
     """One seed in six: SHARDS (PARADEX_SHARDS) changed by a deploy while tracking
     (`redeploy`: every object restarts, the old split runs on), then for most of them
@@ -402,6 +420,9 @@ class Venue:
         self.ex.delay_ms = plan.timing.delay_ms
         self.ex.allowed = frozenset(plan.config.market_symbols) or None
         self.ex.budget_per_minute = self.spec.budget_per_minute
+        if self.name == "lighter":  # half the seeds: Lighter pings too (drawn apart, the plan stays)
+            pings = random.Random(world.plan.seed * 2_909 + 13 + index)
+            self.ex.server_ping_ms = pings.randint(15_000, 90_000) if pings.random() < 0.5 else None
         self.ex.budget_in_flight = self.spec.budget_in_flight
         self.storages: dict[int, SimStorage] = {}
         self.instances: dict[int, tuple[Incarnation, ShardTracker]] = {}
@@ -1066,7 +1087,7 @@ def with_allowlist(plan: Plan) -> Plan:
 def run(seed: int) -> Result:
     from invariants import check
 
-    plan = with_reshards(with_allowlist(with_platform_faults(make_plan(seed))))
+    plan = with_reshards(with_allowlist(with_scale(with_platform_faults(make_plan(seed)))))
     world = World(plan)
     world.run()
     result = Result(plan, world, replay=f"bash scripts/simulate --seed {seed}")
