@@ -212,7 +212,7 @@ class ShardTracker:
         answer = {}
         if state.tracking and (state.shards != shards or self.shard >= shards):
             self.log("info", self.label, "resharding",
-                     f"SHARDS changed from {state.shards} to {shards} while tracking: stopping shard "
+                     f"{self._shards_var()} changed from {state.shards} to {shards} while tracking: stopping shard "
                      f"{self.shard + 1}/{state.shards} to start the new split")
             answer = await self.stop()
         now = self.ports.clock.now_ms()
@@ -221,8 +221,12 @@ class ShardTracker:
                 "flushedUntil": state.flushed_until, "sent": self.sends.recent_own(now), "shard": self.shard}
 
     def _split_changed_message(self) -> str:
-        return (f"tracking under SHARDS={self.state.shards}, but SHARDS is {self.config.shards} now: "
+        var = self._shards_var()
+        return (f"tracking under {var}={self.state.shards}, but {var} is {self.config.shards} now: "
                 f"POST /api/start again to re-split (or /api/stop, then /api/start)")
+
+    def _shards_var(self) -> str:
+        return "SHARDS" if self.exchange.name == "lighter" else f"{self.exchange.name.upper()}_SHARDS"
 
     async def stop(self) -> dict:
         state = await self._load()

@@ -820,9 +820,12 @@ def test_lowering_shards_while_tracking_leaves_no_market_untracked(then_start):
     assert_invariants(world)
     assert splits(world) == ({0: (False, 2), 1: (False, 2), 2: (False, 3)} if then_start
                              else {0: (False, 3), 1: (False, 3), 2: (False, 3)})  # after the final stop
-    said = {body.get("reason") for at, _, _, body in world.health if 31_000 < at - world._t0 < 45_000}
-    assert said == {"shard 0: tracking under SHARDS=3, but SHARDS is 2 now: POST /api/start again to re-split "
-                    "(or /api/stop, then /api/start)"}, said
+    until = 45_000 if then_start else 200_000
+    said = [(status, body.get("reason")) for at, _, status, body in world.health if 31_000 < at - world._t0 < until]
+    assert all(status == 503 for status, _ in said), said  # never ok while the split is not the configured one
+    if not then_start:
+        assert ("shard 0: tracking under SHARDS=3, but SHARDS is 2 now: POST /api/start again to re-split "
+                "(or /api/stop, then /api/start)") in {reason for _, reason in said}, said
     tracked = {r["market_index"] for r in world.d1.rows(
         "SELECT DISTINCT market_index FROM lighter_snapshots WHERE timestamp >= ?", world._t0 + 120_000)}
     assert tracked == set(MANY)
@@ -921,3 +924,31 @@ def test_the_reshard_invariants_catch_a_planted_bug(monkeypatch, bug, says):
         scenario(events, shards=shards, markets=markets, duration_s=75)
     violations = check(world)
     assert any(says in line for line in violations), violations[:5]
+
+
+def test_a_start_hands_the_old_splits_last_window_and_sends_to_the_new_one():
+    """Issue 18, defect 2, the hand-over itself: every shard is released first; the new
+    split starts after the newest window the old one closed, each shard counting the old
+    split's sends but its own (its object counts those)."""
+    calls = []
+    old = {0: (True, 3, 1_000, [10, 40]), 1: (True, 3, 1_015, [20]), 2: (True, 3, 990, [30, 50])}
+
+    async def call(shard, action, body=None):
+        calls.append((shard, action, body))
+        if action == "release":
+            tracking, shards, flushed, sent = old[shard]
+            moved = tracking and shards != body["shards"]
+            return {"shard": shard, "tracking": tracking and not moved, "shards": shards,
+                    "flushedUntil": flushed, "sent": sent}
+        return {"shard": shard, "ok": True}
+
+    results = asyncio.run(control.fan_out("start", 2, known=[0, 1, 2], call=call))
+    assert calls[:3] == [(s, "release", {"shards": 2}) for s in (0, 1, 2)]
+    assert calls[3:] == [(0, "start", {"after": 1_015, "sent": [20, 30, 50]}),
+                         (1, "start", {"after": 1_015, "sent": [10, 30, 40, 50]})]
+    assert [r["shard"] for r in results] == [0, 1, 2]
+    # Nothing changed: no hand-over (each shard's own history and last window suffice).
+    calls.clear()
+    old.update({0: (True, 2, 1_000, [10]), 1: (True, 2, 1_015, [20]), 2: (False, 3, 500, [])})
+    asyncio.run(control.fan_out("start", 2, known=[0, 1], call=call))
+    assert calls == [(0, "release", {"shards": 2}), (1, "release", {"shards": 2}), (0, "start", None), (1, "start", None)]
