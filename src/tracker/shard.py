@@ -756,7 +756,7 @@ class ShardTracker:
         if self.connection is None:
             self.connection = FeedConnection(
                 config.ws_url, ports.sockets, ports.clock, ports.log,
-                self.exchange.budget(self._shards()), config.stale_feed_ms,
+                self._budget(), config.stale_feed_ms,
                 wake=self._wake, on_drop=self._fold_counters, rng=self.rng,
                 exchange=self.exchange, new_wire=lambda: self.exchange.new_wire(self.config, self._symbols()),
                 lag=self.lag, sent_at=self.sends, persist=self._persist_sends,
@@ -767,6 +767,18 @@ class ShardTracker:
         if self.rollup is None and self.state is not None:
             self.rollup = Rollup(self.state, self.outbox, ports.db, ports.clock, ports.log, self.sql, config,
                                  self.shard, self._shards, self._save, self._stats_rows)
+
+    def _budget(self):
+        """This shard's share of the per-IP budget under the running split. A run started
+        before SHARDS was bounded (more shards than the budget splits among) gets the
+        share of the configured split instead of failing to load: it runs until the
+        /api/start that re-splits it (health says so meanwhile)."""
+        try:
+            return self.exchange.budget(self._shards())
+        except ValueError as exc:
+            self.log("warn", self.label, "resharding", f"{exc}: using the share of {self._shards_var()}="
+                                                       f"{self.config.shards} until /api/start re-splits")
+            return self.exchange.budget(self.config.shards)
 
     def _symbols(self) -> dict[int, str]:
         """Every symbol this object has known: a delisted market's last windows still

@@ -952,3 +952,25 @@ def test_a_start_hands_the_old_splits_last_window_and_sends_to_the_new_one():
     old.update({0: (True, 2, 1_000, [10]), 1: (True, 2, 1_015, [20]), 2: (False, 3, 500, [])})
     asyncio.run(control.fan_out("start", 2, known=[0, 1], call=call))
     assert calls == [(0, "release", {"shards": 2}), (1, "release", {"shards": 2}), (0, "start", None), (1, "start", None)]
+
+
+def test_a_run_split_beyond_what_the_budget_splits_still_loads():
+    """SHARDS is now at most 36: an object whose run started under a larger split (before
+    the bound) loads with the configured split's share and says so, instead of failing
+    at every request and alarm until someone stops it."""
+    world = scenario([], shards=2, duration_s=40)
+    storage = world.storages[1]
+    state = json.loads(storage.data[STATE_KEY])
+    storage.data[STATE_KEY] = json.dumps({**state, "shards": 50, "tracking": True})
+    logged = []
+    tracker = sim.ShardTracker(world.config, 1, sim.Ports(
+        clock=world.loop, storage=storage.port(sim.Incarnation(99)), db=None, sockets=None, http=None,
+        peers=None, log=lambda *a: logged.append(a), spawn=None))
+    loop = asyncio.new_event_loop()
+    storage.on_alarm_change = lambda: None
+    storage.on_put = None
+    loop.run_until_complete(tracker.ready())
+    loop.close()
+    assert tracker.connection.budget == tracker.exchange.budget(2)
+    assert tracker.stats().split_changed.startswith("tracking under SHARDS=50, but SHARDS is 2 now")
+    assert any(a[2] == "resharding" and "at most 36 shards, not 50" in a[3] for a in logged), logged
