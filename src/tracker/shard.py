@@ -181,6 +181,10 @@ class ShardTracker:
         state.shards = self.config.shards
         state.tracking = True
         state.stats_unpublished = False  # the run's own rows (is_tracking=1) replace a stop's unpublished one
+        # The start's own row (below) is not one `_stats_rows` knows of: the next batch
+        # carries the row again, even if it looks like the last one sent (seed 1133: a
+        # release's stop, this start, and a stop within one window).
+        self._frontier_sent = None
         state.started_at = now
         state.totals = type(state.totals)()
         state.lost_ranges = []

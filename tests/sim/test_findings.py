@@ -974,3 +974,12 @@ def test_a_run_split_beyond_what_the_budget_splits_still_loads():
     assert tracker.connection.budget == tracker.exchange.budget(2)
     assert tracker.stats().split_changed.startswith("tracking under SHARDS=50, but SHARDS is 2 now")
     assert any(a[2] == "resharding" and "at most 36 shards, not 50" in a[3] for a in logged), logged
+
+
+def test_a_shard_stopped_right_after_a_resplit_publishes_that_it_stopped():
+    """Seed 1133: SHARDS 1 -> 4 while tracking, re-split by /api/start: shard 0 stopped
+    (old split) and started (new split, no market of its own) within one window, then
+    the final stop's stats row looked like the one the release's stop had sent, so it
+    was not sent again: D1 kept shard 0 tracking (the start's own row said so), and
+    shard 1 never rolled its last minute up."""
+    assert sim.run(1133).violations == []
