@@ -26,7 +26,7 @@ async def handle(request, env) -> Response:
         clock=_Clock(),
         db=_Reads(),
         cache=_EdgeCache(),
-        shards=lambda exchange, shard, path, method: shards.call(env, shard, path, method, exchange),
+        shards=lambda exchange, shard, path, method, body=None: shards.call(env, shard, path, method, exchange, body),
         log=_log,
         dashboard=lambda req, config: _dashboard(req, env, config),
         live_socket=lambda req, config: _live_socket(req, env),

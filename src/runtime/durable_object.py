@@ -78,8 +78,11 @@ class TrackerObject(DurableObject):
             return json_response({"error": f"configuration error: {self.config_error}"}, 503)
         path = urlparse(request.url).path
         await self.tracker.ensure_running()
-        if path == "/start":
-            return json_response(await self.tracker.start())
+        if path == "/start":  # a body: the hand-over of a re-split (tracker/control.py)
+            text = await request.text()
+            return json_response(await self.tracker.start(json.loads(text) if text else None))
+        if path == "/release":  # the first step of a start (tracker/control.py)
+            return json_response(await self.tracker.release(int(json.loads(await request.text())["shards"])))
         if path == "/stop":
             return json_response(await self.tracker.stop())
         if path == "/stats":

@@ -25,8 +25,13 @@ def stub(env, shard: int, exchange: str = "lighter"):
     return getattr(env, BINDINGS[exchange]).getByName(shard_name(shard))
 
 
-async def call(env, shard: int, path: str, method: str = "GET", exchange: str = "lighter") -> dict:
-    response = await stub(env, shard, exchange).fetch(f"https://tracker{path}", method=method)
+async def call(env, shard: int, path: str, method: str = "GET", exchange: str = "lighter",
+               body: dict | None = None) -> dict:
+    if body is None:
+        response = await stub(env, shard, exchange).fetch(f"https://tracker{path}", method=method)
+    else:
+        response = await stub(env, shard, exchange).fetch(f"https://tracker{path}", method=method,
+                                                          body=json.dumps(body))
     body = json.loads(await response.text())
     if int(response.status) != 200:
         raise RuntimeError(body.get("error") if isinstance(body, dict) else f"HTTP {response.status}")

@@ -6,6 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
+from .pacing import (DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PER_MINUTE, LIGHTER_IN_FLIGHT, LIGHTER_MESSAGES_PER_MINUTE,
+                     RESERVED_FOR_KEEPALIVE, Budget)
+
 MAINNET_API_URL = "https://mainnet.zklighter.elliot.ai"
 # `?readonly=true`: Lighter's documented way for read-only market data to bypass its
 # regional access restrictions (a Worker may run in a restricted region).
@@ -19,6 +22,10 @@ PARADEX_ASSET_KINDS = ("PERP", "PERP_OPTION", "SPOT", "OPTION", "FUTURE")
 EXCHANGES = ("lighter", "paradex")
 # The longest market symbol taken (LIGHTER_MARKETS / PARADEX_MARKETS, the API's `symbol`).
 MAX_SYMBOL_LENGTH = 64
+
+# The most SHARDS Lighter's per-IP budget splits among (pacing.Budget.max_shards): 36.
+# (PARADEX_SHARDS stops at 16, well within what Paradex's budget splits.)
+LIGHTER_MAX_SHARDS = Budget.max_shards(DEFAULT_MAX_PER_MINUTE, DEFAULT_MAX_IN_FLIGHT)
 
 # Window lengths that divide a minute evenly, so minutes roll up from whole windows.
 VALID_WINDOW_SECONDS = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)
@@ -189,6 +196,17 @@ class Config:
                 raise ConfigError(f"{name} must be a whole number, got {text(name, None)!r}")
             return int(value)
 
+        def shards(name: str, most: int, why: str) -> int:
+            """A shard count: beyond what the exchange's per-IP budget splits, say why."""
+            raw = text(name, None)
+            try:
+                above = raw is not None and float(raw) > most
+            except ValueError:
+                above = False  # whole() says it is not a number
+            if above:
+                raise ConfigError(f"{name} must be at most {most}: {why}; got {raw!r}")
+            return whole(name, 1, 1, most)
+
         def url(name: str, default: str, scheme: str) -> str:
             """An http(s) or ws(s) URL; a REST base loses its trailing slash."""
             value = text(name, default)
@@ -245,7 +263,11 @@ class Config:
             # but the reconnect waits for the alarm (once per window), so it acts within
             # STALE_FEED_SECONDS + one window (DEPLOY.md says so).
             stale_feed_ms=int(number("STALE_FEED_SECONDS", 30, 5, 3600) * 1000),
-            shards=whole("SHARDS", 1, 1, 64),
+            shards=shards("SHARDS", LIGHTER_MAX_SHARDS,
+                          f"Lighter allows {LIGHTER_MESSAGES_PER_MINUTE} messages a minute and {LIGHTER_IN_FLIGHT} "
+                          f"in flight per IP, and the shards share the deployment's {DEFAULT_MAX_PER_MINUTE} and "
+                          f"{DEFAULT_MAX_IN_FLIGHT}: each needs {RESERVED_FOR_KEEPALIVE + 1} a minute (its pings "
+                          f"and pongs, and a subscribe) and 1 in flight"),
             admin_token=text("ADMIN_TOKEN", None),
             read_token=text("READ_TOKEN", None),
             alert_webhook_url=webhook,

@@ -6,19 +6,26 @@ reconnect backoff, the stale-feed watchdog and the pings. The shard tells it
 which markets to carry and checks it from the alarm; socket events arrive on
 their own (`_on_text`, `_on_down`) and never await anything: what they need
 later (a reconnect) they ask for through `wake(at_ms)`, which moves the alarm.
+
+What it sends is written down first. The exchange counts every client message per
+IP over a rolling minute, and a new instance of the shard (after an eviction) must
+count what this one sent. So with a `persist` callback, messages are held until the
+shard has saved the send history that counts them (`saved(upto)`), then sent: an
+eviction before the save loses messages never sent, never a count (issue 18, defect 5:
+an eviction inside a subscribe burst made the next instance send a whole share again).
+The shard coalesces the saves: one write covers every message held by then.
 """
 
 from __future__ import annotations
 
 import random
-from collections import deque
 from collections.abc import Callable
 
 from .aggregator import WindowAggregator
 from .exchange import LIGHTER, Exchange, Wire
 from .feed import BookFeed
 from .feedtime import FeedLag
-from .pacing import RATE_WINDOW_MS, Budget, SubscriptionPacer
+from .pacing import Budget, SendHistory, SubscriptionPacer
 from .protocol import LighterWire
 from .ports import Clock, Log, Socket, SocketFactory
 from .reconnect import Backoff, FeedWatchdog
@@ -40,6 +47,8 @@ class FeedConnection:
         exchange: Exchange = LIGHTER,
         new_wire: Callable[[], Wire] = LighterWire,
         lag: FeedLag | None = None,
+        sent_at: SendHistory | None = None,
+        persist: Callable[[], None] | None = None,
     ) -> None:
         self.url = url
         self.exchange = exchange
@@ -59,12 +68,17 @@ class FeedConnection:
         self.reconnect_at: int | None = None
         self.connections = 0
         self.last_ping_at = 0
+        self.last_sent_at = 0  # when this connection last sent the exchange anything
         self.last_error: str | None = None
         self.frame_errors = 0
         self._should_run = False
         # The shard's sends in the rate window, across its connections (and, restored
         # from storage, across restarts): see SubscriptionPacer.
-        self.sent_at: deque[int] = deque()
+        self.sent_at: SendHistory = sent_at if sent_at is not None else SendHistory()
+        # "Save the send history, then call saved()": None sends at once (unit tests, benches).
+        self.persist = persist
+        self._held: list[tuple[int, Socket, str]] = []  # (number, socket, message) awaiting the save
+        self.held_seq = 0  # the number of the newest message held
 
     # -- what the shard asks ---------------------------------------------------------------
 
@@ -87,7 +101,7 @@ class FeedConnection:
         self.feed = BookFeed(market_ids, aggregator, pacer=pacer, log=self.log, wire=wire, label=self.label,
                              clock=self.clock, lag=self.lag)
         self.watchdog.reset(0, now)
-        self.last_ping_at = now
+        self.last_ping_at = self.last_sent_at = now
         self.log("info", self.label, "connecting", f"connecting to {self.url} (connection #{self.connections})")
         try:
             self.socket = self.sockets(self.url, self._on_frame, self._on_open, self._on_down)
@@ -95,8 +109,21 @@ class FeedConnection:
             self.socket = None
             self._on_down(f"could not connect: {exc}")
 
-    def recent_sends(self, now: int) -> list[int]:
-        return [at for at in self.sent_at if at > now - RATE_WINDOW_MS]
+    def saved(self, upto: int) -> None:
+        """The send history counting every message held up to number `upto` is in
+        storage: send them (those of a socket since closed are dropped with it)."""
+        held, self._held = self._held, []
+        for number, socket, message in held:
+            if number > upto:
+                self._held.append((number, socket, message))
+            elif socket is self.socket:
+                socket.send(message)
+                self.last_sent_at = self.clock.now_ms()
+
+    @property
+    def holding(self) -> bool:
+        """Messages wait for the send history's save."""
+        return bool(self._held)
 
     def close(self, reason: str) -> None:
         """Close from our side for good (tracking stopped)."""
@@ -132,8 +159,10 @@ class FeedConnection:
             return
         if feed.pacer.subscribed:
             self.backoff.reset()  # the connection has proven itself
+        # A ping only when the connection sent nothing for a ping period (a pong or a
+        # subscribe is as good a sign of life): keepalive stays within the reserve.
         ping_every = self.exchange.ping_every_ms
-        if ping_every is not None and now - self.last_ping_at >= ping_every:
+        if ping_every is not None and now - max(self.last_ping_at, self.last_sent_at) >= ping_every:
             feed.pacer.send_now(feed.wire.ping)
             self.last_ping_at = now
         self._send(feed.drain(now))
@@ -151,7 +180,7 @@ class FeedConnection:
             if send_at is not None:
                 due.append(send_at)
             if self.exchange.ping_every_ms is not None:
-                due.append(self.last_ping_at + self.exchange.ping_every_ms)
+                due.append(max(self.last_ping_at, self.last_sent_at) + self.exchange.ping_every_ms)
         return min(due) if due else None
 
     # -- socket events -----------------------------------------------------------------------
@@ -197,9 +226,18 @@ class FeedConnection:
         self.wake(self.reconnect_at)
 
     def _send(self, messages: list[str]) -> None:
-        if messages and self.socket is not None:
+        socket = self.socket
+        if not messages or socket is None:
+            return
+        if self.persist is None:
             for message in messages:
-                self.socket.send(message)
+                socket.send(message)
+            self.last_sent_at = self.clock.now_ms()
+            return
+        for message in messages:  # sent once the history counting them is saved
+            self.held_seq += 1
+            self._held.append((self.held_seq, socket, message))
+        self.persist()
 
     def _drop(self, reason: str | None) -> None:
         """Forget the connection: end every top of book at the newest frame, fold the

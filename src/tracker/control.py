@@ -4,14 +4,40 @@ A failing shard is reported as failed in the combined result, never as a failure
 of the whole call (the other shards did start). Objects beyond the current SHARDS
 (left tracking when SHARDS was lowered) are stopped on start and on stop, so no
 object keeps tracking out of the API's reach.
+
+A start is two steps, so that a SHARDS changed while tracking (issue 18, defect 2)
+is picked up without loss, duplication or going over the per-IP budget:
+
+1. `release` on every shard (and every known one beyond SHARDS): a shard tracking
+   under another split stops (its last windows go to D1, its last minutes are rolled
+   with its own split: rollup debts); each answers whether it still tracks, the split
+   of its last run, the end of its newest closed window and its sends in the last
+   rate window. A shard tracking under the new split is left running.
+2. `start` on every shard of the new split, with a hand-over from the shards of
+   another split that no longer track: `after`, the newest window end any of them
+   closed (a market that moves starts after the window its old shard wrote last, so
+   no window key is written by two shards) and `sent`, their sends in the rate window
+   but the starting shard's own (its object counts those already).
+
+The budget across the change, over any rate window W (B: the deployment's budget per
+IP, n new shards each with share s = B // n, H: the old split's sends within W, S_i:
+new shard i's). Shard i sends only while what it counts in W stays within s, and it
+counts all of H (the others' from the hand-over, its own from its storage):
+H + S_i <= s, so S_i <= s - H, and H + sum(S_i) <= H + n (s - H) = n s - (n - 1) H
+<= n s <= B. (Pings and pongs count too: pacing.SubscriptionPacer.) A release that
+fails leaves the old split possibly running: nothing is started then (a shard of each
+split on one market would be the duplication), and the answer says why; /api/start
+again retries.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 from collections.abc import Awaitable, Callable, Iterable
 
-Call = Callable[[int, str], Awaitable[dict]]
+# (shard, action, body or None) -> the shard's answer
+Call = Callable[..., Awaitable[dict]]
 
 
 def targets(action: str, shards: int, known: Iterable[int]) -> list[tuple[int, str]]:
@@ -22,10 +48,35 @@ def targets(action: str, shards: int, known: Iterable[int]) -> list[tuple[int, s
 
 
 async def fan_out(action: str, shards: int, known: Iterable[int], call: Call) -> list[dict]:
-    plan = targets(action, shards, known)
-    results = await asyncio.gather(*(call(s, a) for s, a in plan), return_exceptions=True)
+    if action == "start":
+        return await _start(shards, known, call)
+    return await _gather([(s, a, None) for s, a in targets(action, shards, known)], call)
+
+
+async def _start(shards: int, known: Iterable[int], call: Call) -> list[dict]:
+    every = sorted(set(range(shards)) | set(known))
+    released = await _gather([(s, "release", {"shards": shards}) for s in every], call)
+    failed = [r for r in released if "failed" in r]
+    if failed:
+        why = "; ".join(f"shard {r['shard']}: {r['failed']}" for r in failed)
+        return [{"shard": s, "failed": f"not started: could not check which split shard(s) run ({why}); "
+                                       f"POST /api/start again"[:300]} for s in range(shards)]
+    # Shards no longer tracking whose last run had another split (or lies beyond it).
+    old = [r for r in released if not r["tracking"] and (r.get("shards") not in (None, shards) or r["shard"] >= shards)]
+    after = max((int(r["flushedUntil"]) for r in old), default=0)
+
+    def handover(shard: int) -> dict | None:
+        sent = list(heapq.merge(*(sorted(r["sent"]) for r in old if r["shard"] != shard)))
+        return {"after": after, "sent": sent} if old else None
+
+    started = await _gather([(s, "start", handover(s)) for s in range(shards)], call)
+    return started + [r for r in released if r["shard"] >= shards]  # (stopped by their release)
+
+
+async def _gather(plan: list[tuple[int, str, dict | None]], call: Call) -> list[dict]:
+    results = await asyncio.gather(*(call(s, a, body) for s, a, body in plan), return_exceptions=True)
     out = []
-    for (shard, _), result in zip(plan, results):
+    for (shard, _, _), result in zip(plan, results):
         if isinstance(result, BaseException):
             if not isinstance(result, Exception):
                 raise result

@@ -118,6 +118,15 @@ def assess(per_shard: Sequence[dict], now_ms: int, stale_ms: int) -> tuple[int, 
     shards = [shard_health(s, now_ms, stale_ms, tracking) for s in per_shard]
     worst = max(shards, key=lambda s: _RANK[s["status"]])
     status = worst["status"]
+    # SHARDS changed while tracking (a deploy): the old split runs on (nothing lost or
+    # doubled) until /api/start re-splits; a shard of the new split not started yet
+    # would say "not tracking". Say why instead.
+    split = next((s.get("splitChanged") for s in per_shard if s.get("splitChanged")), None)
+    if split is not None and rank(status) <= rank("degraded"):
+        worst = {**worst, "status": "degraded", "reason": split}
+        status = "degraded"
+    elif split is not None and worst["reason"] == "this shard is not tracking":
+        worst = {**worst, "reason": f"{worst['reason']} ({split})"}
     body = {
         "status": status,
         "isTracking": tracking,

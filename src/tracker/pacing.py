@@ -20,6 +20,8 @@ subscribe is retried as a plain subscribe.
 
 from __future__ import annotations
 
+import heapq
+import json
 from collections import deque
 from dataclasses import dataclass
 
@@ -60,13 +62,77 @@ class Budget:
         lends idle shards' slots: the case that matters, every connection dropping
         at once, has every shard wanting its whole share at the same moment, where
         lending gains nothing; a coordinator would add a round trip to every send
-        and a single point whose failure stops every shard's subscriptions.)"""
-        return cls(per_minute=max(RESERVED_FOR_KEEPALIVE + 1, per_minute // shards),
-                   in_flight=max(1, in_flight // shards))
+        and a single point whose failure stops every shard's subscriptions.) More
+        shards than `max_shards` cannot be split so (the config refuses them)."""
+        most = cls.max_shards(per_minute, in_flight)
+        if shards > most:
+            raise ValueError(f"a budget of {per_minute} messages a minute and {in_flight} in flight splits "
+                             f"among at most {most} shards, not {shards}")
+        return cls(per_minute=per_minute // shards, in_flight=in_flight // shards)
+
+    @staticmethod
+    def max_shards(per_minute: int, in_flight: int) -> int:
+        """The most shards a budget splits among: each needs RESERVED_FOR_KEEPALIVE + 1
+        messages a minute (its pings and pongs, and at least one subscribe) and one
+        subscription in flight. Lighter's 180 and 40: 36."""
+        return min(per_minute // (RESERVED_FOR_KEEPALIVE + 1), in_flight)
 
     @property
     def subscribes_per_minute(self) -> int:
         return self.per_minute - RESERVED_FOR_KEEPALIVE
+
+
+class SendHistory:
+    """What a shard counts against its share of the rate window: its own client
+    messages (every connection's, every instance's: saved in storage) and the other
+    shards' it must count too (`others`: the sends of the shards that ran before a
+    start, handed over by tracker/control.py). Both sorted, trimmed to the window.
+
+    Why the others count: the shards of a new split must stay inside the deployment's
+    budget together with what the old split sent in the last rate window. Each new
+    shard sends only while (the others' sends + its own) in the window stay within
+    its share, so over any window the old split's sends H and the new shards' S_i
+    add up to at most H + sum(share_i - H) <= sum(share_i) <= the budget (control.py
+    shows the arithmetic)."""
+
+    def __init__(self, own: list[int] | None = None, others: list[int] | None = None) -> None:
+        self.own: deque[int] = deque(sorted(own or ()))
+        self.others: deque[int] = deque(sorted(others or ()))
+
+    def trim(self, now_ms: int) -> None:
+        for sends in (self.own, self.others):
+            while sends and sends[0] <= now_ms - RATE_WINDOW_MS:
+                sends.popleft()
+
+    def __len__(self) -> int:
+        return len(self.own) + len(self.others)
+
+    def add(self, now_ms: int) -> None:
+        self.own.append(now_ms)
+
+    def live(self, now_ms: int) -> list[int]:
+        """Every counted send still in the rate window, oldest first."""
+        return list(heapq.merge((at for at in self.own if at > now_ms - RATE_WINDOW_MS),
+                                (at for at in self.others if at > now_ms - RATE_WINDOW_MS)))
+
+    def recent_own(self, now_ms: int) -> list[int]:
+        return [at for at in self.own if at > now_ms - RATE_WINDOW_MS]
+
+    def count_others(self, sends: list[int], now_ms: int) -> None:
+        """Count the other shards' `sends` too (a start's handover)."""
+        recent = [at for at in sends if at > now_ms - RATE_WINDOW_MS]
+        self.others = deque(heapq.merge(self.others, sorted(recent)))
+
+    def to_json(self, now_ms: int) -> str:
+        self.trim(now_ms)
+        return json.dumps({"own": list(self.own), "others": list(self.others)})
+
+    @classmethod
+    def from_json(cls, text: str | None) -> SendHistory | None:
+        if not text:
+            return None
+        raw = json.loads(text)
+        return cls([int(at) for at in raw.get("own", ())], [int(at) for at in raw.get("others", ())])
 
 
 class SubscriptionPacer:
@@ -74,7 +140,7 @@ class SubscriptionPacer:
         self,
         max_per_minute: int = DEFAULT_MAX_PER_MINUTE,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
-        sent_at: deque[int] | None = None,
+        sent_at: SendHistory | None = None,
         wire=None,
         max_subscriptions: int = MAX_SUBSCRIPTIONS_PER_CONNECTION,
     ) -> None:
@@ -94,7 +160,7 @@ class SubscriptionPacer:
         # the caller passes the same history to every connection of the shard, so a
         # reconnect does not start from an empty minute (a drop storm would otherwise
         # resend a whole minute's budget at once: 30009).
-        self._sent_at: deque[int] = sent_at if sent_at is not None else deque()
+        self._sent_at: SendHistory = sent_at if sent_at is not None else SendHistory()
         self.subscribed: set[int] = set()
         self.messages_sent = 0
         self._refusals: dict[int, int] = {}  # market_id -> refusals in a row
@@ -140,7 +206,11 @@ class SubscriptionPacer:
             self._unsubscribes.append(market_id)
 
     def send_now(self, message: str) -> None:
-        self._urgent.append(message)
+        """A ping or a pong: sent before anything queued, as soon as the share has room
+        (subscribes leave RESERVED_FOR_KEEPALIVE of it free). Queued once: a second pong
+        while one waits answers nothing more."""
+        if message not in self._urgent:
+            self._urgent.append(message)
 
     def ack(self, market_id: int) -> bool:
         """A snapshot arrived for `market_id`. True when that freed an in-flight slot."""
@@ -176,8 +246,7 @@ class SubscriptionPacer:
 
     def drain(self, now_ms: int) -> list[str]:
         sent_at = self._sent_at
-        while sent_at and sent_at[0] <= now_ms - RATE_WINDOW_MS:
-            sent_at.popleft()
+        sent_at.trim(now_ms)
         for market_id, at in list(self.in_flight.items()):
             if at <= now_ms - ACK_TIMEOUT_MS:
                 if market_id in self._drop_on_answer:  # removed, and never answered: forget it
@@ -196,14 +265,16 @@ class SubscriptionPacer:
                     self._held_on_retry.discard(market_id)
                     self.subscribed.add(market_id)  # so that resubscribe unsubscribes first
                 self.resubscribe(market_id)
-        out = self._urgent
-        self._urgent = []
-        for _ in out:
-            sent_at.append(now_ms)
+        # Pings and pongs count like everything else, and the whole share holds over
+        # every rate window with them: they may use the reserve that subscribes leave.
+        out = []
+        while self._urgent and len(sent_at) < self.max_per_minute:
+            out.append(self._urgent.pop(0))
+            sent_at.add(now_ms)
         limit = self.max_subscribes_per_minute
         while self._unsubscribes and len(sent_at) + 1 <= limit:
             out.append(self.wire.unsubscribe(self._unsubscribes.popleft()))
-            sent_at.append(now_ms)
+            sent_at.add(now_ms)
         while self._queue and len(self.in_flight) < self.max_in_flight:
             market_id, resubscribe = self._queue[0]
             cost = 2 if resubscribe else 1
@@ -215,19 +286,20 @@ class SubscriptionPacer:
             self._queued.discard(market_id)
             if resubscribe:
                 out.append(self.wire.unsubscribe(market_id))
-                sent_at.append(now_ms)
+                sent_at.add(now_ms)
             out.append(self.wire.subscribe(market_id))
-            sent_at.append(now_ms)
+            sent_at.add(now_ms)
             self.in_flight[market_id] = now_ms
         self.messages_sent += len(out)
         return out
 
     def next_send_at(self, now_ms: int) -> int | None:
         """When `drain` could next send something queued (None: nothing to wait for)."""
-        if self._urgent:
-            return now_ms
         deadlines = [at + ACK_TIMEOUT_MS for at in self.in_flight.values()]
-        live = [at for at in self._sent_at if at > now_ms - RATE_WINDOW_MS]
+        live = self._sent_at.live(now_ms)
+        if self._urgent:
+            excess = len(live) + 1 - self.max_per_minute
+            deadlines.append(now_ms if excess <= 0 else live[excess - 1] + RATE_WINDOW_MS)
         if self._unsubscribes:
             excess = len(live) + 1 - self.max_subscribes_per_minute
             deadlines.append(now_ms if excess <= 0 else live[min(excess, len(live)) - 1] + RATE_WINDOW_MS)

@@ -150,9 +150,10 @@ class EdgeCache(Protocol):
 
 
 class Shards(Protocol):
-    async def __call__(self, exchange: str, shard: int, path: str, method: str) -> dict:
-        """A tracker shard object's JSON answer to `method path` (/stats, /start, /stop);
-        raises if the object fails or answers another status than 200."""
+    async def __call__(self, exchange: str, shard: int, path: str, method: str, body: dict | None = None) -> dict:
+        """A tracker shard object's JSON answer to `method path` (/stats, /release,
+        /start, /stop; `body`: /start's hand-over, as JSON); raises if the object fails
+        or answers another status than 200."""
 
 
 class Pages(Protocol):
@@ -312,7 +313,7 @@ async def control_shards(call: Call, action: str, exchange: str, enabled: bool) 
         known = []
     shards = call.config.for_exchange(exchange).shards if enabled else 0
     return await control.fan_out(action, shards, known,
-                                 lambda s, a: call.ports.shards(exchange, s, f"/{a}", "POST"))
+                                 lambda s, a, body=None: call.ports.shards(exchange, s, f"/{a}", "POST", body))
 
 
 # -- data ----------------------------------------------------------------------------

@@ -56,6 +56,7 @@ from .feedtime import MAX_FEED_LAG_MS, FeedLag, RecentCount
 from .markets import MarketListError
 from .memory import state_report
 from .outbox import Outbox
+from .pacing import SendHistory
 from .ports import Clock, Database, Deadlines, Http, Log, Peers, SocketFactory, Storage, with_deadlines
 from .rollup import Rollup
 from .state import TrackerState
@@ -64,6 +65,10 @@ from .stats import ShardStats
 STATE_KEY = "tracker-state"
 # The alarm as this instance last wrote it is not known (see `_set_alarm`).
 _UNKNOWN = object()
+# The shard's send history (pacing.SendHistory), a key of its own: written before every
+# burst of messages goes out (issue 18, defect 5), apart from the state so that such a
+# write never carries a state the alarm has half changed.
+SENDS_KEY = "send-history"
 # While the outbox holds a backlog and D1 answers, drain it this often.
 DRAIN_EVERY_MS = 1_000
 # After a failed D1 write, retry after 2 s, 4 s, ... at most 30 s.
@@ -143,35 +148,54 @@ class ShardTracker:
         self.recent_late = RecentCount()  # frames dropped as late, over about the last minute
         self._late_logged_at: int | None = None
         self._not_listed_reported: dict[str, str | None] = {}
+        # Every message this object's connections send, and what the previous instance
+        # and (after a re-split) the other shards sent: counted against the share.
+        self.sends = SendHistory()
+        self._saving_sends: asyncio.Future | None = None
 
     # =====================================================================================
     # Hooks
     # =====================================================================================
 
-    async def start(self) -> dict:
+    async def start(self, handover: dict | None = None) -> dict:
+        """Start a run under the configured SHARDS. `handover` (tracker/control.py, when
+        the split changed): `after`, the end of the newest window the shards of the old
+        split closed (a market that moves here starts after it: no window key written by
+        two shards), and `sent`, their sends in the rate window (counted against this
+        shard's share: the deployment's budget holds across the change)."""
         state = await self._load()
         if state.tracking:
+            if state.shards != self.config.shards:
+                # Running under another split: control.py releases it first; a start that
+                # comes without that (an older Worker) must not mix two splits.
+                return {"ok": False, "failed": self._split_changed_message(), **self.stats().to_json()}
             if self.aggregator is None:
                 await self._resume(self.ports.clock.now_ms())
                 await self._schedule()
             return {"ok": True, "alreadyTracking": True, **self.stats().to_json()}
         now = self.ports.clock.now_ms()
         window_ms = self.config.window_ms
+        handover = handover or {}
+        if handover.get("sent"):
+            self.sends.count_others([int(at) for at in handover["sent"]], now)
+            await self.ports.storage.put_many({SENDS_KEY: self.sends.to_json(now)})
         # Windows before now were never tracked: nothing is lost. A run started inside
         # the window a stop just closed starts after it, so no window is written twice.
-        measured_from = max(now - now % window_ms, state.flushed_until)
+        measured_from = max(now - now % window_ms, state.flushed_until, int(handover.get("after") or 0))
         self.rollup.start_run(measured_from)
         state.shard = self.shard
         state.shards = self.config.shards
         state.tracking = True
         state.stats_unpublished = False  # the run's own rows (is_tracking=1) replace a stop's unpublished one
+        # The start's own row (below) is not one `_stats_rows` knows of: the next batch
+        # carries the row again, even if it looks like the last one sent (seed 1133: a
+        # release's stop, this start, and a stop within one window).
+        self._frontier_sent = None
         state.started_at = now
         state.totals = type(state.totals)()
         state.lost_ranges = []
         state.flushed_until = measured_from
         # A new run starts with a fresh connection and backoff (but keeps the send history).
-        if self.connection is not None:
-            state.sent_at = self.connection.recent_sends(now)
         self.connection = None
         self._build_parts()
         self.aggregator = WindowAggregator(window_ms, state.flushed_until)
@@ -187,6 +211,32 @@ class ShardTracker:
         self._open_feed()
         await self._schedule()
         return {"ok": True, **self.stats().to_json()}
+
+    async def release(self, shards: int) -> dict:
+        """The first step of a start (tracker/control.py): a shard tracking under
+        another split than `shards` (SHARDS changed while tracking), or beyond it, stops.
+        Every shard then says what a start of the new split must know of it: whether it
+        is (still) tracking, the split of its last run, the end of its newest closed
+        window and its sends in the rate window."""
+        state = await self._load()
+        answer = {}
+        if state.tracking and (state.shards != shards or self.shard >= shards):
+            self.log("info", self.label, "resharding",
+                     f"{self._shards_var()} changed from {state.shards} to {shards} while tracking: stopping shard "
+                     f"{self.shard + 1}/{state.shards} to start the new split")
+            answer = await self.stop()
+        now = self.ports.clock.now_ms()
+        return {**(answer or self.stats().to_json()), "tracking": state.tracking,
+                "shards": state.shards if state.started_at is not None else None,
+                "flushedUntil": state.flushed_until, "sent": self.sends.recent_own(now), "shard": self.shard}
+
+    def _split_changed_message(self) -> str:
+        var = self._shards_var()
+        return (f"tracking under {var}={self.state.shards}, but {var} is {self.config.shards} now: "
+                f"POST /api/start again to re-split (or /api/stop, then /api/start)")
+
+    def _shards_var(self) -> str:
+        return "SHARDS" if self.exchange.name == "lighter" else f"{self.exchange.name.upper()}_SHARDS"
 
     async def stop(self) -> dict:
         state = await self._load()
@@ -449,7 +499,7 @@ class ShardTracker:
     async def _save_markets(self, now: int) -> None:
         listing = self.markets_unsaved
         try:
-            await self.ports.db.batch(MarketDirectory.save_statements(listing, self.config.shards, now, self.sql))
+            await self.ports.db.batch(MarketDirectory.save_statements(listing, self._shards(), now, self.sql))
         except Exception as exc:
             self.log("error", self.label, "d1_error", f"could not save markets to D1, will retry: {exc}")
             return
@@ -457,7 +507,7 @@ class ShardTracker:
 
     async def _hand_over(self, listing, as_of: int) -> None:
         payload = MarketDirectory.listing_payload(listing, as_of)
-        for shard in range(1, self.config.shards):
+        for shard in range(1, self._shards()):  # the running split's (SHARDS may have changed by a deploy)
             try:
                 await self.ports.peers.send_markets(shard, payload)
             except Exception as exc:  # that shard reads D1 at its own refresh instead
@@ -496,6 +546,8 @@ class ShardTracker:
             # The clock now, not the alarm's start: earlier steps may have waited seconds
             # on D1 or REST, and a stale reading would make a live feed look silent.
             connection.check(self.ports.clock.now_ms())
+        if connection.holding:  # a save of the send history failed: again
+            self._persist_sends()
 
     async def _close_windows(self, now: int) -> None:
         if self.aggregator is None:
@@ -723,6 +775,11 @@ class ShardTracker:
         if state.shard is not None:
             self.shard = state.shard  # the saved identity wins over the object's name
         await self.outbox.load()
+        # What the previous instance sent still counts (before the key of its own, the
+        # history was part of the state).
+        stored = SendHistory.from_json(await storage.get(SENDS_KEY))
+        self.sends = stored if stored is not None else SendHistory(state.sent_at)
+        state.sent_at = []
         self.state = state
         self._build_parts()
         self.directory.restore(await storage.get(MARKETS_KEY))
@@ -740,19 +797,29 @@ class ShardTracker:
         if self.connection is None:
             self.connection = FeedConnection(
                 config.ws_url, ports.sockets, ports.clock, ports.log,
-                self.exchange.budget(self._shards()), config.stale_feed_ms,
+                self._budget(), config.stale_feed_ms,
                 wake=self._wake, on_drop=self._fold_counters, rng=self.rng,
                 exchange=self.exchange, new_wire=lambda: self.exchange.new_wire(self.config, self._symbols()),
-                lag=self.lag,
+                lag=self.lag, sent_at=self.sends, persist=self._persist_sends,
             )
-            if self.state is not None:  # what a previous instance sent still counts
-                self.connection.sent_at.extend(sorted(self.state.sent_at))
         if self.alerter is None:
             self.alerter = Alerter(config.alert_after_ms, config.alert_webhook_url, ports.http, ports.log,
                                    self.shard, config.alert_service_name, self.label)
         if self.rollup is None and self.state is not None:
             self.rollup = Rollup(self.state, self.outbox, ports.db, ports.clock, ports.log, self.sql, config,
                                  self.shard, self._shards, self._save, self._stats_rows)
+
+    def _budget(self):
+        """This shard's share of the per-IP budget under the running split. A run started
+        before SHARDS was bounded (more shards than the budget splits among) gets the
+        share of the configured split instead of failing to load: it runs until the
+        /api/start that re-splits it (health says so meanwhile)."""
+        try:
+            return self.exchange.budget(self._shards())
+        except ValueError as exc:
+            self.log("warn", self.label, "resharding", f"{exc}: using the share of {self._shards_var()}="
+                                                       f"{self.config.shards} until /api/start re-splits")
+            return self.exchange.budget(self.config.shards)
 
     def _symbols(self) -> dict[int, str]:
         """Every symbol this object has known: a delisted market's last windows still
@@ -772,8 +839,6 @@ class ShardTracker:
     async def _save(self) -> None:
         """The state into storage, unless it is there as it is (an alarm's flush and its
         rollup both save; most alarms' rollup changes nothing)."""
-        if self.connection is not None:
-            self.state.sent_at = self.connection.recent_sends(self.ports.clock.now_ms())
         text = self.state.to_json()
         if text == self._state_saved:
             return
@@ -788,6 +853,22 @@ class ShardTracker:
         """Another write of the state (with the outbox, with the market list) is
         issued: what `_save` last wrote no longer says what storage holds."""
         self._state_saved = None
+
+    def _persist_sends(self) -> None:
+        """The connection holds messages until the send history counting them is saved
+        (connection.py): save it, one write at a time; a write covers every message held
+        when it began, and the next one (if more were held meanwhile) the rest."""
+        if self._saving_sends is None or self._saving_sends.done():
+            self._saving_sends = self.ports.spawn(self._save_sends(), "save sends")
+
+    async def _save_sends(self) -> None:
+        while True:
+            connection = self.connection
+            if connection is None or not connection.holding:
+                return
+            upto = connection.held_seq
+            await self.ports.storage.put_many({SENDS_KEY: self.sends.to_json(self.ports.clock.now_ms())})
+            connection.saved(upto)
 
     def _stats_statement(self, now: int, remaining) -> tuple:
         """The tracking_stats row as it will be once the batch carrying it is in D1
@@ -887,6 +968,7 @@ class ShardTracker:
             last_flush=self.last_flush,
             reconnect_at=connection.reconnect_at if connection else None,
             last_error=self.last_error or (connection.last_error if connection else None),
+            split_changed=self._split_changed_message() if state.tracking and state.shards != self.config.shards else None,
             memory_bytes=self.memory,
             aggregator={
                 "currentSymbols": aggregator.current_markets() if aggregator else 0,

@@ -71,6 +71,8 @@ class ShardStats:
     last_flush: dict = _f(combine="first", doc="the newest D1 flush: at, rows, windows, ms", factory=dict)
     reconnect_at: int | None = _f(None, "min", None, "when the next reconnect is due (ms)")
     last_error: str | None = _f(None, "first_set", None, "the newest error")
+    split_changed: str | None = _f(None, "first_set", None,
+                                   "SHARDS changed while tracking: the run keeps its split until POST /api/start")
     memory_bytes: dict = _f(combine="memory", doc="in-memory state, measured at each alarm", factory=dict)
     aggregator: dict = _f(combine="aggregator", doc="the open window", factory=dict)
 

@@ -161,6 +161,17 @@ class SimVenue:
         self.clock_offset_ms = 0  # the exchange's clock minus the world's (its stamps)
         self.delay_ms = (5, 400)  # how long a frame takes to arrive (drawn per frame)
         self.shift_next: dict[int, int] = {}  # market -> ms added to the stamp of its next book frame
+        # The deployment's own budget per IP (tracker/exchange.py's budget_per_minute and
+        # budget_in_flight, the world sets them), below the exchange's limits: what the
+        # tracker promises, every shard together, pongs included, over every 60 s.
+        self.budget_per_minute: int | None = None
+        self.budget_in_flight: int | None = None
+        self.client_messages: deque[int] = deque()  # arrival times of the IP's client messages, the last 60 s
+        self.most_per_minute = 0  # the most client messages of the IP in any 60 s
+        self.most_in_flight = 0  # the most subscriptions of the IP awaiting their snapshot at once
+        # When each market last stopped being subscribed on any connection (absent: it is);
+        # `unheld_since` says since when a market has been held by none.
+        self.unheld: dict[int, int] = {}
 
     def clock_ms(self) -> int:
         """The exchange's own clock: what it stamps its frames with."""
@@ -169,6 +180,58 @@ class SimVenue:
     def stamp(self, m: int) -> int:
         """The stamp of market m's next book frame (a one-off shift, if one is set)."""
         return self.clock_ms() + self.shift_next.pop(m, 0)
+
+    # -- the IP's budget, and one connection per market -------------------------------
+
+    def _count_client_message(self) -> None:
+        """A client message arrived (any kind: subscribes, unsubscribes, pings, pongs)."""
+        now = self.loop.now_ms()
+        window = self.client_messages
+        while window and window[0] <= now - 60_000:
+            window.popleft()
+        window.append(now)
+        if len(window) > self.most_per_minute:
+            self.most_per_minute = len(window)
+            if self.budget_per_minute is not None and len(window) > self.budget_per_minute:
+                self._violation("over the deployment's message budget",
+                                f"{len(window)} client messages in the 60 s to {now}, above "
+                                f"{self.budget_per_minute} a minute (every shard, pongs included)")
+
+    def _subscribing(self, conn: Conn, m: int) -> None:
+        """A subscribe of market m was accepted on `conn` (now in flight there): it must be
+        on no other connection, and the IP's subscriptions in flight within the budget."""
+        others = [c.id for c in self.conns.values()
+                  if c is not conn and not c.closed and (m in c.subscribed or m in c.in_flight)]
+        if others:
+            self._violation("market on two connections",
+                            f"market {m} subscribed on connection {conn.id} (shard {conn.shard}) while "
+                            f"connection(s) {others} hold it")
+        in_flight = sum(len(c.in_flight) for c in self.conns.values() if not c.closed)
+        if in_flight > self.most_in_flight:
+            self.most_in_flight = in_flight
+            if self.budget_in_flight is not None and in_flight > self.budget_in_flight:
+                self._violation("over the deployment's in-flight budget",
+                                f"{in_flight} subscriptions in flight at {self.loop.now_ms()}, above "
+                                f"{self.budget_in_flight}")
+
+    def _held(self, m: int) -> None:
+        """Market m is subscribed (its snapshot sent) on a connection."""
+        self.unheld.pop(m, None)
+
+    def _released(self, conn: Conn, markets) -> None:
+        """`markets` are no longer subscribed on `conn` (unsubscribed, or it ended)."""
+        now = self.loop.now_ms()
+        for m in markets:
+            if m not in self.unheld and not any(m in c.subscribed for c in self.conns.values()
+                                                 if c is not conn and not c.closed):
+                self.unheld[m] = now
+
+    def unheld_since(self, m: int, start: int) -> int | None:
+        """Since when market m has been subscribed on no connection (None: it is now);
+        `start`: when the world began (never subscribed yet)."""
+        if any(m in c.subscribed for c in self.conns.values() if not c.closed):
+            return None
+        return self.unheld.get(m, start)
 
     def _violation(self, kind: str, detail: str) -> None:
         self.refusals[kind] += 1
@@ -254,7 +317,14 @@ class SimVenue:
         """A client message, acted on after a little latency (in order: one TCP stream)."""
         at = max(conn.act_at + 1, self.loop.now_ms() + self.rng.randint(5, 100))
         conn.act_at = at
-        self.loop.at_ms(at, self._act, conn, text)
+        self.loop.at_ms(at, self._arrive, conn, text)
+
+    def _arrive(self, conn: Conn, text: str) -> None:
+        if conn.closed:
+            return
+        conn.client_ms = self.loop.now_ms()
+        self._count_client_message()
+        self._act(conn, text)
 
     def _act(self, conn: Conn, text: str) -> None:
         raise NotImplementedError
@@ -280,6 +350,7 @@ class SimVenue:
         conn.closed = True
         conn.open = False
         self.conns.pop(conn.id, None)
+        self._released(conn, conn.subscribed)
         self.trace.append(("end", conn.shard, conn.id, self.loop.now_ms()))
         if notify:
             at = max(conn.deliver_at, self.loop.now_ms() + 1)
@@ -450,6 +521,7 @@ class SimLighter(SimVenue):
             return
         del conn.in_flight[m]
         conn.subscribed.add(m)
+        self._held(m)
         text = ref.book_frame(m, ts_ms=self.clock_ms(), nonce=book.nonce, snapshot=True,
                               bids=list(book.bids.items()), asks=list(book.asks.items()))
         self._deliver(conn, text, text, snapshot_of=m)
@@ -509,8 +581,6 @@ class SimLighter(SimVenue):
         self.end(conn, notify=True, why=f"closed by server (code 1008 {kind})")
 
     def _act(self, conn: Conn, text: str) -> None:
-        if conn.closed:
-            return
         now = self.loop.now_ms()
         while self.sent_at and self.sent_at[0] <= now - 60_000:
             self.sent_at.popleft()
@@ -539,12 +609,14 @@ class SimLighter(SimVenue):
                 return self._error(conn, 30012, "Failed To Subscribe", m)
             self._check_allowed(self.listing.get(m, {}).get("symbol"), channel)
             conn.in_flight[m] = now
+            self._subscribing(conn, m)
             self.loop.call_later(self.rng.randint(20, 300) / 1000, self._snapshot, conn, m)
         elif kind == "unsubscribe":
             if m not in conn.subscribed and m not in conn.in_flight:
                 return self._error(conn, 30002, "Not Subscribed", m)
             conn.subscribed.discard(m)
             conn.in_flight.pop(m, None)
+            self._released(conn, [m])
             text = json.dumps({"type": "unsubscribed/order_book", "channel": f"order_book:{m}"})
             self._deliver(conn, text, text)
         return None

@@ -3,7 +3,12 @@ exchange the world ran (Lighter, Paradex or both), on that exchange's own tables
 
 1. The exchange's limits were never exceeded and its protocol never broken.
    Lighter: no 30009, 30010, 23001, 23003, and no unsubscribe of a market that was
-   not subscribed (30002). Paradex: at most 20 new connections a second and 600 a
+   not subscribed (30002). Both: the deployment's own budget per IP (every shard
+   together: Lighter 180 client messages in any 60 s, pings and pongs included, and
+   40 subscriptions in flight; Paradex 600 and 20), below the exchange's limits so
+   that other clients on the same egress IP and the two clocks' skew have room; and
+   no market subscribed on two connections at once; Lighter's own pings (half the
+   seeds) answered by a pong within 30 s ("no pong"). Paradex: at most 20 new connections a second and 600 a
    minute per IP (every shard's), one book channel per market per connection, no
    unsubscribe of a channel not held, no malformed request or channel, no
    subscription to a market of an asset kind not tracked. Both: connections go to
@@ -90,6 +95,11 @@ exchange the world ran (Lighter, Paradex or both), on that exchange's own tables
     stamped from MARKET_REFRESH_SECONDS and 20 s after the rename on, while the
     shards tracked throughout and nothing delayed the refresh (no REST, D1 or instance
     trouble), carries the new symbol, and so does its markets row at the end.
+22. Coverage: at every /api/health probe (world.py, at random moments) that says ok
+    while the exchange is tracked, every market it tracks is subscribed on a
+    connection, or has been on none for less than its pacing bound since it lost its
+    subscription or the last disruption (world.Venue.pacing_bound_ms): none is left
+    out while health vouches for the feed.
 """
 
 from __future__ import annotations
@@ -295,6 +305,8 @@ def check(world) -> list[str]:
 
     # 5. listings
     v += world.probes
+    # 17. coverage
+    v += world.coverage[:3]
     return v
 
 

@@ -274,6 +274,7 @@ class SimParadex(SimVenue):
             return
         del conn.in_flight[m]
         conn.subscribed.add(m)
+        self._held(m)
         self._deliver(conn, self._ack(request_id, channel), "ack")
         bids = sorted(book.bids.items(), reverse=True)
         asks = sorted(book.asks.items())
@@ -334,8 +335,6 @@ class SimParadex(SimVenue):
         self._deliver(conn, text, "error")
 
     def _act(self, conn: Conn, text: str) -> None:
-        if conn.closed:
-            return
         try:
             msg = json.loads(text)
         except ValueError:
@@ -367,6 +366,7 @@ class SimParadex(SimVenue):
                 self._violation("untracked kind subscribed", f"{channel} ({entry['asset_kind']})")
             self._check_allowed(symbol, channel)
             conn.in_flight[m] = self.loop.now_ms()
+            self._subscribing(conn, m)
             self.loop.call_later(self.rng.randint(20, 300) / 1000, self._snapshot, conn, m, request_id, channel)
         else:
             if not held:
@@ -374,6 +374,7 @@ class SimParadex(SimVenue):
                 return self._error(conn, request_id, "invalid unsubscribe request", "not subscribed")
             conn.subscribed.discard(m)
             conn.in_flight.pop(m, None)
+            self._released(conn, [m])
             self._deliver(conn, self._ack(request_id, channel), "ack")
         return None
 

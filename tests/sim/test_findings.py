@@ -157,15 +157,22 @@ def test_a_failing_shard_is_reported_not_a_failure_of_the_whole_call():
     other shards had started."""
     started = []
 
-    async def call(shard, action):
+    async def call(shard, action, body=None):
         if shard == 1:
             raise RuntimeError("object reset")
         started.append((shard, action))
         return {"shard": shard, "ok": True}
 
-    results = asyncio.run(control.fan_out("start", 3, known=[0, 1, 2], call=call))
-    assert started == [(0, "start"), (2, "start")]
+    results = asyncio.run(control.fan_out("stop", 3, known=[0, 1, 2], call=call))
+    assert started == [(0, "stop"), (2, "stop")]
     assert results[1] == {"shard": 1, "failed": "RuntimeError: object reset"}
+    # A start whose first step (which split runs where) fails on a shard starts none:
+    # that shard might still track under another split. Each shard says so.
+    started.clear()
+    results = asyncio.run(control.fan_out("start", 3, known=[0, 1, 2], call=call))
+    assert [a for _, a in started] == ["release", "release"]
+    assert [r["shard"] for r in results] == [0, 1, 2]
+    assert all("shard 1: RuntimeError: object reset" in r["failed"] for r in results)
 
 
 def test_objects_beyond_a_lowered_shards_are_stopped():
@@ -881,3 +888,200 @@ def test_a_stop_right_after_a_start_leaves_a_stats_row_saying_stopped():
     equal to the last one it remembered sending (the previous stop's) and wrote none,
     so D1 kept is_tracking=1 for good (and other shards' rollups waited on it)."""
     assert sim.run(342).violations == []
+# =====================================================================================
+# SHARDS changed while tracking (issue 18, defect 2), the send history (defect 5)
+# =====================================================================================
+
+MANY = {i: f"M{i}" for i in range(12)}
+
+
+def splits(world: sim.World, venue: str | None = None) -> dict[int, tuple[bool, int]]:
+    """Each shard object's stored (tracking, SHARDS of its run)."""
+    out = {}
+    for shard, storage in sorted(world.venue(venue).storages.items()):
+        state = json.loads(storage.data.get(STATE_KEY) or "{}")
+        out[shard] = (bool(state.get("tracking")), state.get("shards"))
+    return out
+
+
+@pytest.mark.parametrize("then_start", [False, True], ids=["deploy", "deploy+start"])
+def test_lowering_shards_while_tracking_leaves_no_market_untracked(then_start):
+    """Issue 18, defect 2: SHARDS lowered 3 -> 2 by a deploy while tracking. The objects
+    resumed under the old split; /api/start answered alreadyTracking on shards 0 and 1
+    and stopped shard 2: the markets with id = 2 mod 3 were left out, health ok, nothing
+    recorded lost. Now a deploy alone keeps the old split running whole (health says
+    why), and /api/start re-splits: the old split stops, the new one starts after its
+    last windows, counting its sends."""
+    events = [(30_000, "redeploy", {"shards": 2})] + ([(45_000, "api_start", {})] if then_start else [])
+    world = scenario(events, shards=3, markets=MANY, duration_s=240)
+    assert_invariants(world)
+    assert splits(world) == ({0: (False, 2), 1: (False, 2), 2: (False, 3)} if then_start
+                             else {0: (False, 3), 1: (False, 3), 2: (False, 3)})  # after the final stop
+    until = 45_000 if then_start else 200_000
+    said = [(status, body.get("reason")) for at, _, status, body in world.health if 31_000 < at - world._t0 < until]
+    assert all(status == 503 for status, _ in said), said  # never ok while the split is not the configured one
+    if not then_start:
+        assert ("shard 0: tracking under SHARDS=3, but SHARDS is 2 now: POST /api/start again to re-split "
+                "(or /api/stop, then /api/start)") in {reason for _, reason in said}, said
+    tracked = {r["market_index"] for r in world.d1.rows(
+        "SELECT DISTINCT market_index FROM lighter_snapshots WHERE timestamp >= ?", world._t0 + 120_000)}
+    assert tracked == set(MANY)
+
+
+@pytest.mark.parametrize("then_start", [False, True], ids=["deploy", "deploy+start"])
+def test_raising_shards_while_tracking_puts_no_market_on_two_connections(then_start):
+    """Issue 18, defect 2: SHARDS raised 2 -> 3 by a deploy while tracking. /api/start
+    started shard 2 under the new split beside shards 0 and 1 still on the old one: markets
+    on two connections, their window rows overwritten by either shard, and budgets adding
+    up to 90 + 90 + 60 messages a minute. Now a deploy alone keeps the old split (health
+    says why) and /api/start re-splits."""
+    events = [(30_000, "redeploy", {"shards": 3})] + ([(45_000, "api_start", {})] if then_start else [])
+    world = scenario(events, shards=2, markets=MANY, duration_s=240)
+    assert_invariants(world)
+    if then_start:
+        assert splits(world) == {0: (False, 3), 1: (False, 3), 2: (False, 3)}
+    else:
+        assert {s: v for s, v in splits(world).items() if s < 2} == {0: (False, 2), 1: (False, 2)}
+        assert 2 not in world.storages or json.loads(world.storages[2].data.get(STATE_KEY) or "{}").get("started_at") is None
+        said = [(status, body.get("reason")) for at, _, status, body in world.health if 31_000 < at - world._t0 < 200_000]
+        assert all(status == 503 for status, _ in said), said  # never ok while the split is not the configured one
+        assert any("tracking under SHARDS=2, but SHARDS is 3 now: POST /api/start again to re-split" in reason
+                   for _, reason in said), said
+
+
+def test_raising_shards_with_many_markets_keeps_the_per_ip_budget():
+    """Issue 18, defect 2: the old split's shards and the new one's count their sends
+    apart: after a change, all of them together must still keep the deployment's 180
+    messages a minute (and Lighter's 200)."""
+    markets = {i: f"M{i}" for i in range(150)}
+    world = scenario([(20_000, "redeploy", {"shards": 3}), (22_000, "api_start", {})], shards=2,
+                     markets=markets, duration_s=150)
+    assert_invariants(world)
+    assert world.exchange.most_per_minute <= 180, world.exchange.most_per_minute
+
+
+def test_an_eviction_inside_a_subscribe_burst_sends_no_second_burst():
+    """Issue 18, defect 5: the send history was saved only at alarms: an eviction within
+    a window of a subscribe burst (150 markets, 9 s after the start) made the new
+    instance send a whole share again (121 x 30009). The history is now saved before a
+    burst goes out."""
+    markets = {i: f"M{i}" for i in range(150)}
+    world = scenario([(10_000, "evict", {"shard": 0})], markets=markets, duration_s=100)
+    assert_invariants(world)
+    assert world.exchange.most_per_minute <= 180, world.exchange.most_per_minute
+
+
+@pytest.mark.parametrize("bug, says", [
+    ("sends_not_saved_before_a_burst", "over the deployment's message budget"),
+    ("start_without_release", "market on two connections"),
+    ("old_split_kept_on_start", "subscribed on no connection"),
+    ("every_shard_takes_the_whole_budget", "over the deployment's message budget"),
+])
+def test_the_reshard_invariants_catch_a_planted_bug(monkeypatch, bug, says):
+    """The budget over every 60 s at the exchange (every shard, pongs included), one
+    connection per market and coverage while health says ok: each catches the bug it
+    exists for (defect 5's history saved only at alarms; defect 2's /api/start starting
+    a new split beside the old one, or keeping the old split and dropping its extra shard)."""
+    from tracker import shard as shard_module
+
+    if bug == "sends_not_saved_before_a_burst":
+        monkeypatch.setattr(shard_module.ShardTracker, "_persist_sends",
+                            lambda self: self.connection.saved(self.connection.held_seq))
+        events, shards, markets = [(10_000, "evict", {"shard": 0})], 1, {i: f"M{i}" for i in range(150)}
+    elif bug == "every_shard_takes_the_whole_budget":
+        from tracker import pacing
+
+        monkeypatch.setattr(pacing.Budget, "share", classmethod(
+            lambda cls, shards, per_minute=pacing.DEFAULT_MAX_PER_MINUTE, in_flight=pacing.DEFAULT_MAX_IN_FLIGHT:
+            cls(per_minute=per_minute, in_flight=in_flight // shards)))
+        events, shards, markets = [], 3, {i: f"M{i}" for i in range(210)}
+    elif bug == "start_without_release":
+        async def start(shards, known, call):  # the first release: start everyone as it is
+            return await control._gather([(s, a, None) for s, a in control.targets("start", shards, known)], call)
+
+        monkeypatch.setattr(control, "_start", start)
+        events, shards, markets = [(30_000, "redeploy", {"shards": 3}), (45_000, "api_start", {})], 2, MANY
+    else:
+        real_release = shard_module.ShardTracker.release
+
+        async def release(self, shards):  # only the shards beyond the new SHARDS stop
+            return await real_release(self, shards if self.shard >= shards else self.state.shards)
+
+        async def start(self, handover=None):  # and the others answer alreadyTracking
+            if self.state is not None and self.state.tracking:
+                return {"ok": True, "alreadyTracking": True, **self.stats().to_json()}
+            return await real_start(self, handover)
+
+        real_start = shard_module.ShardTracker.start
+        monkeypatch.setattr(shard_module.ShardTracker, "release", release)
+        monkeypatch.setattr(shard_module.ShardTracker, "start", start)
+        monkeypatch.setattr(shard_module.ShardTracker, "_split_changed_message", lambda self: None)
+        events, shards, markets = [(30_000, "redeploy", {"shards": 2}), (45_000, "api_start", {})], 3, MANY
+    world = scenario(events, shards=shards, markets=markets, duration_s=240 if shards > 1 else 100) if events else \
+        scenario(events, shards=shards, markets=markets, duration_s=75)
+    violations = check(world)
+    assert any(says in line for line in violations), violations[:5]
+
+
+def test_a_start_hands_the_old_splits_last_window_and_sends_to_the_new_one():
+    """Issue 18, defect 2, the hand-over itself: every shard is released first; the new
+    split starts after the newest window the old one closed, each shard counting the old
+    split's sends but its own (its object counts those)."""
+    calls = []
+    old = {0: (True, 3, 1_000, [10, 40]), 1: (True, 3, 1_015, [20]), 2: (True, 3, 990, [30, 50])}
+
+    async def call(shard, action, body=None):
+        calls.append((shard, action, body))
+        if action == "release":
+            tracking, shards, flushed, sent = old[shard]
+            moved = tracking and shards != body["shards"]
+            return {"shard": shard, "tracking": tracking and not moved, "shards": shards,
+                    "flushedUntil": flushed, "sent": sent}
+        return {"shard": shard, "ok": True}
+
+    results = asyncio.run(control.fan_out("start", 2, known=[0, 1, 2], call=call))
+    assert calls[:3] == [(s, "release", {"shards": 2}) for s in (0, 1, 2)]
+    assert calls[3:] == [(0, "start", {"after": 1_015, "sent": [20, 30, 50]}),
+                         (1, "start", {"after": 1_015, "sent": [10, 30, 40, 50]})]
+    assert [r["shard"] for r in results] == [0, 1, 2]
+    # Nothing changed: no hand-over (each shard's own history and last window suffice).
+    calls.clear()
+    old.update({0: (True, 2, 1_000, [10]), 1: (True, 2, 1_015, [20]), 2: (False, 3, 500, [])})
+    asyncio.run(control.fan_out("start", 2, known=[0, 1], call=call))
+    assert calls == [(0, "release", {"shards": 2}), (1, "release", {"shards": 2}), (0, "start", None), (1, "start", None)]
+
+
+def test_a_run_split_beyond_what_the_budget_splits_still_loads():
+    """SHARDS is now at most 36: an object whose run started under a larger split (before
+    the bound) loads with the configured split's share and says so, instead of failing
+    at every request and alarm until someone stops it."""
+    world = scenario([], shards=2, duration_s=40)
+    storage = world.storages[1]
+    state = json.loads(storage.data[STATE_KEY])
+    storage.data[STATE_KEY] = json.dumps({**state, "shards": 50, "tracking": True})
+    logged = []
+    tracker = sim.ShardTracker(world.config, 1, sim.Ports(
+        clock=world.loop, storage=storage.port(sim.Incarnation(99)), db=None, sockets=None, http=None,
+        peers=None, log=lambda *a: logged.append(a), spawn=None))
+    loop = asyncio.new_event_loop()
+    storage.on_alarm_change = lambda: None
+    storage.on_put = None
+    loop.run_until_complete(tracker.ready())
+    loop.close()
+    assert tracker.connection.budget == tracker.exchange.budget(2)
+    assert tracker.stats().split_changed.startswith("tracking under SHARDS=50, but SHARDS is 2 now")
+    assert any(a[2] == "resharding" and "at most 36 shards, not 50" in a[3] for a in logged), logged
+
+
+def test_a_shard_stopped_right_after_a_resplit_publishes_that_it_stopped():
+    """Seed 1133: SHARDS 1 -> 4 while tracking, re-split by /api/start: shard 0 stopped
+    (old split) and started (new split, no market of its own) within one window, then
+    the final stop's stats row looked like the one the release's stop had sent, so it
+    was not sent again: D1 kept shard 0 tracking (the start's own row said so), and
+    shard 1 never rolled its last minute up. (Seed 1133's plan, its re-split as drawn then.)"""
+    plan = sim.with_allowlist(sim.with_scale(sim.with_platform_faults(sim.make_plan(1133))))
+    plan = replace(plan, events=sorted(plan.events + [(163_331, "redeploy", {"ex": "lighter", "shards": 4}),
+                                                      (181_000, "api_start", {"ex": "lighter"})], key=lambda e: e[0]))
+    world = sim.World(plan)
+    world.run()
+    assert_invariants(world)

@@ -63,7 +63,8 @@ def test_a_seed_replays_exactly(exchanges):
 
 @pytest.mark.parametrize("bug", ["lose_windows_silently", "prune_before_rollup", "unsubscribe_everything",
                                  "no_hours_after_stop", "hour_without_its_first_minute",
-                                 "slippage_takes_the_last_level_whole", "slippage_rolled_up_by_depth_samples"])
+                                 "slippage_takes_the_last_level_whole", "slippage_rolled_up_by_depth_samples",
+                                 "server_pings_unanswered"])
 def test_the_invariants_catch_a_planted_bug(monkeypatch, bug):
     """The checks can fail: plant a bug of each kind they exist for, and see it reported."""
     from tracker import orderbook, outbox, pacing, rollup, shard, sql
@@ -109,6 +110,10 @@ def test_the_invariants_catch_a_planted_bug(monkeypatch, bug):
             return out
 
         monkeypatch.setattr(orderbook, "_walk", walk)
+    elif bug == "server_pings_unanswered":  # Lighter's own pings: the tracker must pong
+        from tracker import protocol
+
+        monkeypatch.setattr(protocol.LighterWire, "pong", None)
     elif bug == "slippage_rolled_up_by_depth_samples":
         real_roll = rollup._roll
 

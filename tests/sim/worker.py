@@ -181,13 +181,15 @@ class SimWorker:
     async def _live_socket(self, request: Request, config: Config) -> Answer:
         return Answer(101, {"upgrade": "websocket"})
 
-    async def _shard(self, exchange: str, shard: int, path: str, method: str) -> dict:
+    async def _shard(self, exchange: str, shard: int, path: str, method: str, body: dict | None = None) -> dict:
         """A shard object's fetch(), as runtime/durable_object.py answers it."""
         venue = next((v for v in self.world.venues if v.name == exchange), None)
         if venue is None:
             raise RuntimeError(f"no {exchange} tracker binding in this world")
-        if path in ("/start", "/stop"):
-            return await venue.request(shard, path.strip("/"))
+        if path == "/release":  # the first step of a start (tracker/control.py)
+            return await venue.request(shard, "release", body["shards"])
+        if path in ("/start", "/stop"):  # a start's body: the old split's hand-over
+            return await venue.request(shard, path.strip("/"), *([body] if body is not None else []))
         if path != "/stats":
             raise RuntimeError(f"unknown tracker route {path}")
         tracker = venue.instance(shard)

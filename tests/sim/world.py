@@ -25,8 +25,9 @@ markets are quiet), the frame rate, the retention settings, and a schedule of
 events at random moments: feed drops (one shard's or all; Paradex: bursts of
 them), gaps, malformed frames, a silent feed, D1 outages, hangs and slow spells,
 REST failures, evictions of one object, restarts of all (wrangler dev restarts,
-deploys), stop/start cycles (landing inside flushes), SHARDS changes, markets
-listed and delisted; Paradex also truncated deltas and frames of other templates.
+deploys), stop/start cycles (landing inside flushes), SHARDS changes (stop, change,
+start; or a deploy with the new value while tracking, `redeploy`, maybe followed by
+an /api/start, `api_start`), markets listed and delisted; Paradex also truncated deltas and frames of other templates.
 Then a final stop, D1 healthy again, and time for the outbox to drain.
 One seed in four of `run` also limits each exchange to a few symbols (LIGHTER_MARKETS /
 PARADEX_MARKETS, `with_allowlist`, drawn apart so the rest of the plan is the same):
@@ -43,8 +44,9 @@ before): about half the exchanges get a clock offset (ahead up to 40 s, behind u
 16 s) or a delivery delay (steady or jittered, from under FLUSH_GRACE_MS to 20 s,
 beyond the 16.5 s where a window's every frame arrives after it closed), and a
 quarter get single frames stamped far in the future or the past (`stamp` events:
-20 s to a day). While the schedule runs, the world asks /api/health's question every
-HEALTH_EVERY_MS (`health`), as the Worker would from the shards' stats.
+20 s to a day). While the schedule runs, the world asks /api/health's question at
+random moments, HEALTH_EVERY_MS apart (`health`), as the Worker would from the
+shards' stats, and checks the coverage it vouches for (`coverage`).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from collections import Counter
 from dataclasses import dataclass, field, replace
 
 from tracker import control, health
@@ -59,6 +62,8 @@ from tracker.config import Config
 from tracker.exchange import by_name
 from tracker.feedtime import MAX_CLOCK_AHEAD_MS
 from tracker.outbox import INDEX_KEY, PREFIX as OUTBOX_PREFIX
+from tracker.markets import shard_of
+from tracker.pacing import ACK_TIMEOUT_MS, RATE_WINDOW_MS
 from tracker.shard import STATE_KEY, Ports, ShardTracker
 from tracker.sql import SNAPSHOT_COLUMNS
 
@@ -72,7 +77,7 @@ WINDOW_MS = 15_000
 _TIMESTAMP = SNAPSHOT_COLUMNS.index("timestamp")  # in a window row as the outbox stores it
 HOUR_MS = 3_600_000
 EPOCH_MS = 1_780_000_000_000  # 26 min 40 s into an hour
-HEALTH_EVERY_MS = 10_000  # the world asks /api/health's question this often while tracking
+HEALTH_EVERY_MS = (5_000, 15_000)  # the world asks /api/health's question this often (drawn) while tracking
 LIGHTER_URLS = dict(api_url="http://lighter.sim", ws_url="ws://lighter.sim/stream?readonly=true")
 PARADEX_URLS = dict(paradex_api_url=SimParadex.api_url,
                     paradex_ws_url="ws://paradex.sim/v1?sbeSchemaId=1&sbeSchemaVersion=1")
@@ -89,6 +94,9 @@ VENUE_KINDS = ("drop_all", "drop_shard", "gap", "malformed", "silence", "rest_fa
                "list", "delist", "stop_in_flush", "shards_change")
 PARADEX_KINDS = ("truncate", "junk", "flap")
 GLOBAL_KINDS = ("d1_outage", "d1_hang", "d1_slow", "restart")
+# Events that never touch a subscription (D1, the webhook, a frame's stamp): every other
+# one may, and the coverage check (World._check_coverage) counts its pacing bound from it.
+QUIET_KINDS = ("d1_outage", "d1_hang", "d1_slow", "d1_lost_answers", "webhook_hang", "stamp")
 
 
 @dataclass(frozen=True)
@@ -243,6 +251,48 @@ def with_platform_faults(plan: Plan) -> Plan:
                        also=tuple(replace(v, config=replace(v.config, alert_webhook_url=WEBHOOK_URL))
                                   for v in plan.also))
     return replace(plan, events=sorted(plan.events + events, key=lambda e: e[0]))
+def with_scale(plan: Plan) -> Plan:
+    """One Lighter seed in eighty: production's scale, short of the per-connection cap:
+    100-300 markets on 4-16 shards (slow frames, so the seed stays cheap), where the
+    per-IP budget (180 a minute split 16 ways: 11 each, 4 of them kept for keepalive)
+    and in-flight slots (40: 2 each) bind, a subscribe burst takes minutes, and every
+    reconnect, eviction and re-split must stay inside them. Drawn apart, so the rest
+    of a seed's plan is what it was."""
+    rng = random.Random(plan.seed * 3_571 + 41)
+    if plan.exchange != "lighter" or plan.also or rng.random() >= 1 / 80:
+        return plan
+    shards = rng.choice((4, 8, 12, 16))
+    ids = sorted(rng.sample(range(120, 2_000), rng.randint(100, 300)))
+    duration = min(plan.duration_ms, 150_000)  # short: the cost is in the rows, markets x time
+    events = [(at, kind, {**args, "market": rng.choice(ids)} if kind in ("gap", "delist", "stamp") else args)
+              for at, kind, args in plan.events if at <= duration - 20_000]
+    return replace(plan, shards=shards, markets={m: f"M{m}" for m in ids}, frame_ms=(8_000, 20_000),
+                   duration_ms=duration, config=replace(plan.config, shards=shards),
+                   events=sorted(events, key=lambda e: e[0]))
+
+
+def with_reshards(plan: Plan) -> Plan:
+    """One seed in six: SHARDS (PARADEX_SHARDS) changed by a deploy while tracking
+    (`redeploy`: every object restarts, the old split runs on), then for most of them
+    an /api/start (`api_start`: the re-split). Drawn from a generator of their own, so
+    the rest of a seed's plan is what it was."""
+    rng = random.Random(plan.seed * 15_485_863 + 29)
+    if rng.random() >= 1 / 6:
+        return plan
+    venue = rng.choice(plan.venues())
+    # Not in the first 20 s: a restart there, with the exchange's clock about
+    # MAX_CLOCK_AHEAD_MS ahead, resumes from a window the feed's lag estimate has not
+    # caught up with, and measures it in part (a known fault outside re-splitting: seed
+    # 427 with a `restart` at 11 s, on main too; reported, not fixed here).
+    at = rng.randint(20_000, plan.duration_ms - 30_000)
+    events = [(at, "redeploy", {"ex": venue.exchange,
+                                "shards": rng.choice([n for n in (1, 2, 3, 4) if n != venue.shards])})]
+    if rng.random() < 0.75:
+        events.append((min(at + rng.randint(1_000, 40_000), plan.duration_ms - 21_000), "api_start",
+                       {"ex": venue.exchange}))
+    return replace(plan, events=sorted(plan.events + events, key=lambda e: e[0]))
+
+
 def _with_timing(plan: Plan) -> Plan:
     """Some seeds' exchanges get a clock offset or a delivery delay, and some single
     frames stamped far off (`stamp` events). Drawn from their own generator, so the
@@ -384,6 +434,8 @@ class Venue:
         self.ex.clock_offset_ms = plan.timing.offset_ms
         self.ex.delay_ms = plan.timing.delay_ms
         self.ex.allowed = frozenset(plan.config.market_symbols) or None
+        self.ex.budget_per_minute = self.spec.budget_per_minute
+        self.ex.budget_in_flight = self.spec.budget_in_flight
         if self.name == "lighter":
             # Server pings for two seeds in three, drawn apart so the rest stays as it was.
             keepalive = random.Random(world.plan.seed * 7_919 + 5 + index)
@@ -419,10 +471,37 @@ class Venue:
         self.saved_lost: dict[int, tuple[int | None, set[tuple[int, int]]]] = {}
         self.forgotten_lost: list[str] = []  # lost ranges a later save of the same run no longer held
         self.acknowledged: dict[int, set[int]] = {}  # shard -> window starts D1 acknowledged to a live instance
+        self.disruptions: list[int] = []  # when events of the schedule that may touch subscriptions came
 
     @property
     def loop(self) -> VirtualLoop:
         return self.world.loop
+
+    def covered_markets(self) -> list[int]:
+        """The markets coverage is judged on: listed from the start and still listed, of
+        a kind tracked, in the allowlist (if any)."""
+        config = self.config
+        if self.name == "lighter":
+            listed = {m: e["symbol"] for m, e in self.ex.listing.items() if e["status"] == "active"}
+        else:
+            listed = {m: self.ex.symbols[m] for m in self.ex.tracked()}
+        return sorted(m for m, symbol in listed.items()
+                      if m in self.plan.markets and m not in self.delisted_at and config.tracks(symbol))
+
+    def pacing_bound_ms(self) -> int:
+        """How long after a disruption the tracker may take to have every market
+        subscribed again: the history of the rate window it must wait out, the most
+        markets one shard subscribes (an unsubscribe and a subscribe each, at its share
+        of the budget, or at its share of subscriptions in flight, each answered after
+        a round trip), an unanswered subscribe's timeout, and a reconnect's backoff."""
+        shards = self.config.shards
+        budget = self.spec.budget(shards)
+        per_shard = Counter(shard_of(m, shards) for m in self.covered_markets())
+        most = min(max(per_shard.values(), default=0), self.spec.max_subscriptions)
+        round_trip = 500 + 2 * self.plan.timing.delay_ms[1]
+        subscribing = max(2 * most * 60_000 // budget.subscribes_per_minute,
+                          -(-most // budget.in_flight) * round_trip)
+        return RATE_WINDOW_MS + subscribing + ACK_TIMEOUT_MS + 30_000
 
     def owns(self, statements) -> bool:
         """Whether a D1 batch is this exchange's (its tables)."""
@@ -549,7 +628,7 @@ class Venue:
         raw = self.storage(shard).data.get(STATE_KEY)
         return bool(raw and json.loads(raw).get("tracking"))
 
-    def _mark_measuring(self, shard: int, fresh_start: bool) -> None:
+    def _mark_measuring(self, shard: int, fresh_start: bool, after: int = 0) -> None:
         """Tell the reference from when this shard measures: a fresh start measures from
         its window; a resumed object from the window after the one in progress (by the
         exchange's stamps, as far ahead as its previous instance last saw them); either
@@ -563,7 +642,8 @@ class Venue:
         else:  # the window in progress by the stamps, as far ahead as its last instance saw them
             stamps_now = now + (stored.get("clock_ahead_ms") or 0)
             boundary = stamps_now - stamps_now % WINDOW_MS + WINDOW_MS
-        boundary = max(boundary, stored.get("flushed_until") or 0)
+        # (`after`: a re-split's hand-over, the newest window end the old split closed)
+        boundary = max(boundary, stored.get("flushed_until") or 0, after)
         self.ex.trace.append(("from", shard, boundary))
 
     async def request(self, shard: int, method: str, *args):
@@ -579,7 +659,7 @@ class Venue:
                 if shard in self.needs_resume and self._stored_tracking(shard):
                     self._mark_measuring(shard, fresh_start=False)
                 elif not self._stored_tracking(shard):
-                    self._mark_measuring(shard, fresh_start=True)
+                    self._mark_measuring(shard, fresh_start=True, after=int((args[0] or {}).get("after") or 0) if args else 0)
                 self.needs_resume.discard(shard)
             result = await getattr(tracker, method)(*args)
         except Evicted:  # the caller sees the request fail
@@ -671,16 +751,21 @@ class Venue:
             # for its last flush, which a hanging D1 can hold up to the D1 deadline, twice).
             self._end_span()
 
-        async def call(shard: int, method: str) -> dict:
-            return await self.request(shard, method)
+        async def call(shard: int, method: str, body: dict | None = None) -> dict:
+            if method == "release":
+                return await self.request(shard, method, body["shards"])
+            return await self.request(shard, method, *([body] if body is not None else []))
 
         results = await control.fan_out(action, self.config.shards, known, call)
         methods = dict(control.targets(action, self.config.shards, known))
-        for _ in range(3):  # whoever called /api/start|stop calls again for a shard that failed
+        for _ in range(3):  # whoever called /api/start|stop calls again when a shard failed
             failed = [i for i, r in enumerate(results) if "failed" in r]
             if not failed:
                 break
             await asyncio.sleep(1)
+            if action == "start":  # the whole start again (its first step decides what starts)
+                results = await control.fan_out(action, self.config.shards, known, call)
+                continue
             for i in failed:
                 shard = results[i]["shard"]
                 try:
@@ -689,8 +774,9 @@ class Venue:
                     results[i] = {"shard": shard, "failed": str(exc)}
         self.control_results.append(results)
         if action == "start":
+            if not self.tracking:
+                self.tracking_spans.append([self.loop.now_ms(), None])
             self.tracking = True
-            self.tracking_spans.append([self.loop.now_ms(), None])
         else:
             self._end_span()
 
@@ -721,6 +807,7 @@ class World:
         # live shard objects, every HEALTH_EVERY_MS while the schedule runs.
         self.health: list[tuple[int, str, int, dict]] = []
         self.worker = SimWorker(self)  # the Worker: the API's routes in this world (worker.py)
+        self.coverage: list[str] = []  # markets left out while health said ok (`_check_coverage`)
 
     # The primary exchange's (the plan's own), as the scenarios read them.
     exchange = property(lambda self: self.venues[0].ex)
@@ -797,9 +884,12 @@ class World:
 
     async def _probe_health(self) -> None:
         """GET /api/health, as the Worker answers it from the shards' stats (only the
-        objects alive now: asking a missing one would create it)."""
+        objects alive now: asking a missing one would create it), at random moments
+        (HEALTH_EVERY_MS apart, drawn from a generator of its own); and at each, the
+        coverage the answer vouches for (`_check_coverage`)."""
+        rng = random.Random(self.plan.seed * 7_919 + 5)
         while True:
-            await asyncio.sleep(HEALTH_EVERY_MS / 1000)
+            await asyncio.sleep(rng.randint(*HEALTH_EVERY_MS) / 1000)
             now = self.loop.now_ms()
             for venue in self.venues:
                 per_shard = [tracker.stats().to_json() for shard, (_, tracker) in sorted(venue.instances.items())
@@ -807,11 +897,36 @@ class World:
                 if per_shard:
                     status, body = health.assess(per_shard, now, venue.config.stale_feed_ms)
                     self.health.append((now, venue.name, status, body))
+                    self._check_coverage(venue, now, body)
+
+    def _check_coverage(self, venue: Venue, now: int, body: dict) -> None:
+        """Coverage: while the exchange is tracked and /api/health says ok, every market
+        it tracks (those listed from the start, still listed, in its allowlist and asset
+        kinds) is subscribed on a connection, or has been on none for less than its
+        pacing bound (`Venue.pacing_bound_ms`) since it lost its subscription or since
+        the last disruption (an event of the schedule, a start or stop, an object created
+        or evicted). (Never on two connections at once: the simulated exchange checks
+        that at every subscribe.) Health that is not ok says the tracker knows."""
+        if not venue.tracking or body["status"] != "ok":
+            return
+        bound = venue.pacing_bound_ms()
+        disrupted = max([self._t0, *venue.control_calls, *venue.disruptions,
+                         *(at for at, _ in venue.life_changes)])
+        for m in venue.covered_markets():
+            since = venue.ex.unheld_since(m, self._t0)
+            if since is not None and now - max(since, disrupted) > bound:
+                self.coverage.append(
+                    f"{venue.name}: market {m} subscribed on no connection since {since} "
+                    f"({(now - since) / 1000:.0f} s, pacing bound {bound / 1000:.0f} s) while health said ok at {now}")
+                return
 
     async def apply(self, kind: str, args: dict) -> None:
         d1, now = self.d1, self.loop.now_ms()
         venue = self.venue(args.get("ex"))
         ex = venue.ex
+        if kind not in QUIET_KINDS:  # (any venue's: a deploy or a restart restarts both)
+            for v in self.venues:
+                v.disruptions.append(now)
         if kind == "drop_all":
             ex.drop_all()
         elif kind == "drop_shard":
@@ -884,6 +999,14 @@ class World:
             await self.control("stop", [venue])
             await asyncio.sleep(WINDOW_MS / 1000 + 1)
             await self.control("start", [venue])
+        elif kind == "redeploy":
+            # A deploy with a new SHARDS (PARADEX_SHARDS) while tracking: every object of
+            # the deployment restarts and the new value applies; nobody calls start or stop.
+            self.evict_all()
+            venue.config = replace(venue.config, shards=args["shards"])
+            venue.max_shards = max(venue.max_shards, args["shards"])
+        elif kind == "api_start" and venue.tracking:  # /api/start again while tracking
+            await self.control("start", [venue])
         elif kind == "shards_change" and venue.tracking:
             await self.control("stop", [venue])
             self.evict_all()  # a deploy with the new setting restarts every object
@@ -927,8 +1050,9 @@ class World:
         t0 = self._t0
         noisy = {"evict", "restart", "rest_fail", "d1_outage", "d1_hang", "d1_slow", "shards_change",
                  "stop_start", "stop_in_flush", "drop_all", "drop_shard", "silence", "flap",
-                 "rest_hang", "peer_hang", "d1_lost_answers", "evict_at_await"}
-        return not any(kind in noisy and args.get("ex") in (None, venue.name) and since - 130_000 <= t0 + at <= until
+                 "rest_hang", "peer_hang", "d1_lost_answers", "evict_at_await", "redeploy", "api_start"}
+        return not any(kind in noisy and (args.get("ex") in (None, venue.name) or kind == "redeploy")  # (a deploy restarts all)
+                       and since - 130_000 <= t0 + at <= until
                        for at, kind, args in self.plan.events)
 
     def _probe_listed(self, venue: Venue, market: int, listed: int) -> None:
@@ -1072,7 +1196,7 @@ def with_renames(plan: Plan) -> Plan:
 
 def plan_of(seed: int) -> Plan:
     """The whole plan `run` runs for a seed."""
-    return with_renames(with_allowlist(with_alarm_stall(with_platform_faults(make_plan(seed)))))
+    return with_renames(with_reshards(with_allowlist(with_scale(with_alarm_stall(with_platform_faults(make_plan(seed)))))))
 # One seed in this many has an overloaded host hold an exchange's alarms for longer
 # than the aggregator keeps windows open (aggregator.MAX_OPEN_WINDOWS: 4 minutes), so
 # windows are given up and must be recorded lost (mutant given_up_window_not_recorded).

@@ -273,14 +273,59 @@ def test_refusal_backoff_doubles_up_to_the_cap():
 
 
 def test_a_share_of_the_budget_never_exceeds_it_and_keeps_room_for_keepalive():
+    """Issue 18, defect 7: with 51 shards the floor of 1 in flight each exceeded Lighter's
+    50, and beyond 36 the floor of 5 a minute each exceeded the deployment's 180: SHARDS
+    is bounded by what the budget can split, and no split adds up to more than it."""
     from tracker.pacing import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PER_MINUTE, Budget
 
-    for shards in range(1, 65):
+    most = Budget.max_shards(DEFAULT_MAX_PER_MINUTE, DEFAULT_MAX_IN_FLIGHT)
+    assert most == 36  # 180 // 36 = 5 a minute each: 4 kept for keepalive, 1 for subscribes
+    for shards in range(1, most + 1):
         share = Budget.share(shards)
-        assert share.per_minute * shards <= DEFAULT_MAX_PER_MINUTE or share.per_minute == RESERVED_FOR_KEEPALIVE + 1
-        assert share.in_flight * shards <= DEFAULT_MAX_IN_FLIGHT or share.in_flight == 1
+        assert share.per_minute * shards <= DEFAULT_MAX_PER_MINUTE
+        assert share.in_flight * shards <= DEFAULT_MAX_IN_FLIGHT
         assert share.subscribes_per_minute >= 1
+    for shards in (most + 1, 51, 64):
+        with pytest.raises(ValueError, match="at most 36"):
+            Budget.share(shards)
     assert Budget.share(4) == Budget(per_minute=45, in_flight=10)
+
+
+def test_every_exchange_splits_its_budget_for_as_many_shards_as_its_setting_allows():
+    from tracker.config import ConfigError, Config
+    from tracker.exchange import by_name
+
+    for name, var in (("lighter", "SHARDS"), ("paradex", "PARADEX_SHARDS")):
+        exchange = by_name(name)
+        most = 1
+        while True:  # the largest value the setting accepts
+            try:
+                Config.from_env(lambda key, n=most + 1: str(n) if key == var else None)
+            except ConfigError:
+                break
+            most += 1
+        share = exchange.budget(most)
+        assert share.per_minute * most <= exchange.budget_per_minute, name
+        assert share.in_flight * most <= exchange.budget_in_flight, name
+        assert share.subscribes_per_minute >= 1, name
+
+
+def test_pongs_and_pings_wait_when_the_share_is_spent():
+    """Issue 18, defect 7: urgent messages were counted but never limited, so pongs could
+    take a shard past its share; they go first, and only while the rate window has room."""
+    share = 3 + RESERVED_FOR_KEEPALIVE
+    pacer = SubscriptionPacer(max_per_minute=share, max_in_flight=10)
+    for m in range(10):
+        pacer.subscribe(m)
+    assert len(pacer.drain(T0)) == 3  # subscribes stop at the share less the reserve
+    for m in range(3):
+        pacer.ack(m)
+    for k in range(RESERVED_FOR_KEEPALIVE + 2):
+        pacer.send_now(protocol.PONG if k % 2 else protocol.PING)
+        pacer.drain(T0 + 1 + k)
+    assert pacer.messages_sent == share  # the reserve is used, not exceeded
+    assert pacer.next_send_at(T0 + 10) == T0 + RATE_WINDOW_MS
+    assert pacer.drain(T0 + RATE_WINDOW_MS) == [protocol.PING, protocol.PONG]
 
 
 def test_an_unsubscribe_only_goes_for_a_market_the_exchange_holds():
@@ -335,9 +380,9 @@ def test_duplicate_requests_are_queued_once():
 def test_a_reconnect_does_not_start_from_an_empty_minute():
     """Lighter counts messages per IP: the connection after a drop shares the minute
     with the one before (a drop storm otherwise resends a whole budget: 30009)."""
-    from collections import deque
+    from tracker.pacing import SendHistory
 
-    history: deque[int] = deque()
+    history = SendHistory()
     first = SubscriptionPacer(max_per_minute=10 + RESERVED_FOR_KEEPALIVE, max_in_flight=100, sent_at=history)
     for m in range(20):
         first.subscribe(m)
