@@ -8,7 +8,8 @@ object keeps tracking out of the API's reach.
 A start is two steps, so that a SHARDS changed while tracking (issue 18, defect 2)
 is picked up without loss, duplication or going over the per-IP budget:
 
-1. `release` on every shard (and every known one beyond SHARDS): a shard tracking
+1. `release` on every shard (and every one beyond SHARDS that D1 knows, or that a
+   released shard's split names): a shard tracking
    under another split stops (its last windows go to D1, its last minutes are rolled
    with its own split: rollup debts); each answers whether it still tracks, the split
    of its last run, the end of its newest closed window and its sends in the last
@@ -54,8 +55,17 @@ async def fan_out(action: str, shards: int, known: Iterable[int], call: Call) ->
 
 
 async def _start(shards: int, known: Iterable[int], call: Call) -> list[dict]:
-    every = sorted(set(range(shards)) | set(known))
-    released = await _gather([(s, "release", {"shards": shards}) for s in every], call)
+    # The shards to release: the new split's, those D1's stats table knows, and every
+    # shard of a split a released shard says it ran under (D1 may be down, or may not
+    # list a shard yet: the objects themselves know their split).
+    asked: set[int] = set()
+    todo = set(range(shards)) | set(known)
+    released: list[dict] = []
+    while todo:
+        released += await _gather([(s, "release", {"shards": shards}) for s in sorted(todo)], call)
+        asked |= todo
+        todo = {s for r in released if "failed" not in r for s in range(int(r.get("shards") or 0))} - asked
+    released.sort(key=lambda r: r["shard"])
     failed = [r for r in released if "failed" in r]
     if failed:
         why = "; ".join(f"shard {r['shard']}: {r['failed']}" for r in failed)
