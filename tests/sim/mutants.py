@@ -161,11 +161,10 @@ MUTANTS: tuple[Mutant, ...] = (
        "                else:\n                    pass",
        "a subscribe never answered is never sent again"),
     _m("budget_in_flight_not_shared", "pacing", "pacing.py",
-       "in_flight=max(1, in_flight // shards)", "in_flight=max(1, in_flight)",
+       "in_flight=in_flight // shards)", "in_flight=in_flight)",
        "every shard gets the whole in-flight budget instead of its share"),
     _m("budget_per_minute_not_shared", "pacing", "pacing.py",
-       "per_minute=max(RESERVED_FOR_KEEPALIVE + 1, per_minute // shards)",
-       "per_minute=max(RESERVED_FOR_KEEPALIVE + 1, per_minute)",
+       "per_minute=per_minute // shards,", "per_minute=per_minute,",
        "every shard gets the whole per-minute budget instead of its share"),
     # -- connection ------------------------------------------------------------------------------
     _m("send_history_per_connection", "connection", "connection.py",
