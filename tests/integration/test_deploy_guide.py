@@ -271,7 +271,7 @@ def test_configuration_table_names_every_var_with_its_default():
         cells = [c.strip() for c in line.strip("|").split("|")]
         rows[cells[0].strip("`")] = cells
     source = (ROOT / "src" / "tracker" / "config.py").read_text()
-    read = set(re.findall(r'(?:text|number|whole|url)\("([A-Z_]+)"', source))
+    read = set(re.findall(r'(?:text|number|whole|url|shards)\("([A-Z_]+)"', source))
     assert read and set(rows) == read, f"table {sorted(rows)} vs config.py {sorted(read)}"
     toml_vars = tomllib.loads((ROOT / "wrangler.toml").read_text())["vars"]
     for name, value in toml_vars.items():

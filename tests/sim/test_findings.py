@@ -1090,3 +1090,20 @@ def test_a_shard_stopped_right_after_a_resplit_publishes_that_it_stopped():
     world = sim.World(plan)
     world.run()
     assert_invariants(world)
+
+
+@pytest.mark.parametrize("seed", [261, 786])
+def test_a_re_split_while_d1_is_down_releases_the_old_splits_shards(seed):
+    """Seeds 261, 786 (/api/start through the API after a deploy changed SHARDS, D1 down):
+    the release asked only the shards D1's stats table listed (none: D1 was down), so the
+    old split's shards beyond the new SHARDS kept tracking: markets on two connections.
+    A released shard's split now names the others to release."""
+    assert sim.run(seed).violations == []
+
+
+def test_a_shard_without_an_instance_counts_at_a_health_probe():
+    """Seed 306 (the host held alarms 282 s, shard 1 evicted meanwhile): the world's health
+    probe skipped the shard that had no instance and called health ok while its markets
+    were on no connection; the real /api/health creates the object, which answers not
+    connected."""
+    assert sim.run(306).violations == []

@@ -894,9 +894,10 @@ class World:
             for venue in self.venues:
                 per_shard = [tracker.stats().to_json() for shard, (_, tracker) in sorted(venue.instances.items())
                              if shard < venue.config.shards and tracker.state is not None]
-                # A shard with no instance now (evicted, not woken yet) would be created by
-                # the real /api/health and answer before its resume: tracking, not connected.
-                per_shard += [{"shard": shard, "isTracking": True, "connected": False}
+                # A shard with no instance now (evicted, not woken yet, or never started)
+                # would be created by the real /api/health and answer before any resume:
+                # as its stored state says, not connected.
+                per_shard += [{"shard": shard, "isTracking": venue._stored_tracking(shard), "connected": False}
                               for shard in range(venue.config.shards)
                               if venue.tracking and shard not in venue.instances]
                 if per_shard:
