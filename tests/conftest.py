@@ -67,6 +67,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         # names a group of its own (the simulation's slices) keeps it.
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(Path(item.path).stem))
+    # The longest groups first: pytest-xdist hands groups out in this order as workers
+    # come free, so a long story started last cannot stretch the run by its whole length.
+    first = {name: rank for rank, name in enumerate(LONGEST_GROUPS)}
+    items.sort(key=lambda item: first.get(_group(item), len(first)))  # stable: a group keeps its order
+
+
+# Groups that take longest (seconds on 2 cores: test_tracking ~95, the simulation's
+# slices ~45 each, deploy-guide-checklist ~80, test_alerts ~70 ...), longest first.
+LONGEST_GROUPS = ("test_tracking", "deploy-guide-checklist", "test_alerts", "simulation-0", "simulation-1",
+                  "simulation-2", "simulation-3", "test_dashboard", "test_depth_hours", "test_deploy_guide",
+                  "test_paradex")
+
+
+def _group(item: pytest.Item) -> str:
+    marker = item.get_closest_marker("xdist_group")
+    if marker is None:
+        return ""
+    return marker.args[0] if marker.args else marker.kwargs.get("name", "")
 
 
 @pytest.fixture(scope="session")

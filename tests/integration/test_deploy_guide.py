@@ -119,6 +119,7 @@ def tools():
 # -- section 4: schema, reset, re-apply ---------------------------------------------------
 
 
+@pytest.mark.xdist_group("deploy-guide-migrations")  # its own wrangler d1 commands: no session stack
 def test_migrations_apply_resets_and_reapply(tmp_path):
     text = section(guide(), "## 4. Create the tables", "## 5.")
     lines = command_lines(text)
@@ -171,6 +172,7 @@ def schema_tables() -> list[str]:
 # -- sections 7 and 8: start, then the checklist ----------------------------------------------
 
 
+@pytest.mark.xdist_group("deploy-guide-checklist")  # a story of its own on its worker's stack
 def test_start_and_checklist_against_the_worker(worker, simulator):
     text = guide()
     start = checks(section(text, "## 7. Open the page", "## 8."))
