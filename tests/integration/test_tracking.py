@@ -69,6 +69,7 @@ RUN = {"first_conn": 0}  # the story's run: its connections' ids start here
 def assert_windows_match_reference(worker, simulator) -> int:
     """Every window row in D1 equals the reference's; returns how many were compared."""
     expected, uncertain = expected_from_record(simulator, RUN["first_conn"])
+    uncertain |= RUN.get("uncertain", set())
     rows = d1_rows(worker, "SELECT * FROM lighter_snapshots ORDER BY timestamp, symbol")
     assert rows, "no window rows in D1"
     compared, problems = window_mismatches(rows, expected, uncertain, RUN.get("from", 0))
@@ -146,6 +147,7 @@ def step_a_market_delisted_and_listed_again_is_followed(worker, simulator):
     markets = active_markets(simulator)
     market = max(markets)
     before = stats(worker)
+    since_ms = int(time.time() * 1000) - WINDOW_MS
     simulator.control("set_status", market_id=market, status="inactive")
     worker.wait_json("/api/stats", lambda s: s["marketsRemoved"] > before["marketsRemoved"]
                      and s["markets"] == len(markets) - 1, timeout=4 * MARKET_REFRESH_SECONDS)
@@ -155,6 +157,13 @@ def step_a_market_delisted_and_listed_again_is_followed(worker, simulator):
     worker.wait_json("/api/stats", lambda s: s["marketsAdded"] > before["marketsAdded"], timeout=4 * MARKET_REFRESH_SECONDS)
     wait_live(worker, simulator)
     assert "new market" in worker.log_text() and "delisted" in worker.log_text()
+    # The tracker drops the delisted book when its refresh sees the listing; the
+    # simulator's record shows frames until the unsubscribe reached it (seconds later on
+    # a busy machine): the market's windows through the change are not the reference's
+    # to judge (a loaded run showed covered_ms 12999 of 15000).
+    until_ms = int(time.time() * 1000) + WINDOW_MS
+    RUN.setdefault("uncertain", set()).update(
+        (market, ts) for ts in range(since_ms - since_ms % WINDOW_MS, until_ms, WINDOW_MS))
 
 
 def step_failed_d1_writes_wait_in_the_outbox_and_lose_nothing(worker, simulator):
