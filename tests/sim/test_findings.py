@@ -1107,3 +1107,11 @@ def test_a_shard_without_an_instance_counts_at_a_health_probe():
     were on no connection; the real /api/health creates the object, which answers not
     connected."""
     assert sim.run(306).violations == []
+
+
+def test_a_host_holding_alarms_holds_the_market_refresh_back_too():
+    """Seed 2221 (the host held Lighter's alarms 307 s; market 55 delisted, then its id
+    reused as 'M55.B'): the market refresh runs in the alarm, so neither change could be
+    seen while the hold lasted; the delisting and rename checks (5, 21) now leave a span
+    with held alarms unjudged, as they do one with REST or D1 trouble."""
+    assert sim.run(2221).violations == []

@@ -1052,14 +1052,21 @@ class World:
         return any(a <= since and (b is None or b >= until) for a, b in venue.tracking_spans)
 
     def _quiet_between(self, venue: Venue, since: int, until: int) -> bool:
-        """No fault that delays subscriptions (evictions, restarts, REST/D1 trouble) in the span."""
+        """No fault that delays subscriptions (evictions, restarts, REST/D1 trouble, held
+        alarms) in the span."""
         t0 = self._t0
         noisy = {"evict", "restart", "rest_fail", "d1_outage", "d1_hang", "d1_slow", "shards_change",
                  "stop_start", "stop_in_flush", "drop_all", "drop_shard", "silence", "flap",
                  "rest_hang", "peer_hang", "d1_lost_answers", "evict_at_await", "redeploy", "api_start"}
-        return not any(kind in noisy and (args.get("ex") in (None, venue.name) or kind == "redeploy")  # (a deploy restarts all)
-                       and since - 130_000 <= t0 + at <= until
-                       for at, kind, args in self.plan.events)
+        # A host holding the exchange's alarms back holds its market refreshes back too,
+        # for as long as the hold lasts.
+        held = any(kind == "alarms_held" and args.get("ex") in (None, venue.name)
+                   and t0 + at <= until and t0 + at + args["seconds"] * 1000 >= since - 130_000
+                   for at, kind, args in self.plan.events)
+        return not held and not any(
+            kind in noisy and (args.get("ex") in (None, venue.name) or kind == "redeploy")  # (a deploy restarts all)
+            and since - 130_000 <= t0 + at <= until
+            for at, kind, args in self.plan.events)
 
     def _probe_listed(self, venue: Venue, market: int, listed: int) -> None:
         # A delivery delay holds the connected frame and the snapshot back (twice).
