@@ -1109,10 +1109,10 @@ def test_a_shard_without_an_instance_counts_at_a_health_probe():
     assert sim.run(306).violations == []
 
 
-@pytest.mark.parametrize("seed", [2221, 2783])
+@pytest.mark.parametrize("seed", [2221, 2783, 2910])
 def test_a_host_holding_alarms_holds_the_market_refresh_back_too(seed):
     """Seed 2221 (the host held Lighter's alarms 307 s; market 55 delisted, then its id
-    reused as 'M55.B'), seed 2783 (Paradex's alarms held 323 s, a market expired): the
+    reused as 'M55.B'), 2783 (Paradex's alarms held 323 s, a market expired), 2910 (a rename): the
     market refresh runs in the alarm, so no change could be seen while the hold lasted;
     the delisting and rename checks (5, 21) now leave a span with held alarms unjudged,
     as they do one with REST or D1 trouble."""
