@@ -30,6 +30,9 @@ from conftest import PRIVATE_GROUP, READ_TOKEN
 from tracker.openapi import DOCUMENT
 
 pytestmark = pytest.mark.xdist_group(PRIVATE_GROUP)
+# A route's first request starts an isolate (Pyodide) and, for /api/stats and /health,
+# the shard objects: 20-24 s was seen on a loaded 2-core machine. Generous, not a wait.
+REQUEST_TIMEOUT_S = 90
 READ_ROUTES = ("/api/stats", "/api/markets", "/api/minutes", "/api/hours", "/api/snapshots", "/api/overview",
                "/api/export", "/api/health")
 CONTROL = ("/api/start", "/api/stop")
@@ -38,7 +41,7 @@ CONTROL = ("/api/start", "/api/stop")
 def get(worker, path: str, token: str | None = None, **headers) -> requests.Response:
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
-    return requests.get(worker.url + path, headers=headers, timeout=30)
+    return requests.get(worker.url + path, headers=headers, timeout=REQUEST_TIMEOUT_S)
 
 
 @pytest.mark.parametrize("path", READ_ROUTES)
@@ -54,7 +57,7 @@ def test_every_data_route_needs_the_read_token(private_worker, path):
 
 def test_the_contract_is_public_and_preflights_allow_the_token(private_worker):
     assert get(private_worker, "/api/openapi.json").json() == json.loads(json.dumps(DOCUMENT))
-    pre = requests.options(private_worker.url + "/api/minutes", timeout=30, headers={
+    pre = requests.options(private_worker.url + "/api/minutes", timeout=REQUEST_TIMEOUT_S, headers={
         "Origin": "https://example.org", "Access-Control-Request-Method": "GET",
         "Access-Control-Request-Headers": "authorization"})
     assert pre.status_code == 204 and "authorization" in pre.headers["access-control-allow-headers"]
@@ -92,7 +95,7 @@ def test_the_live_socket_takes_the_token_as_a_subprotocol(private_worker):
 @pytest.mark.parametrize("path", CONTROL)
 def test_control_is_refused_when_no_admin_token_is_configured(private_worker, path):
     for headers in ({}, {"Authorization": f"Bearer {READ_TOKEN}"}, {"Authorization": "Bearer "}):
-        r = requests.post(private_worker.url + path, headers=headers, timeout=30)
+        r = requests.post(private_worker.url + path, headers=headers, timeout=REQUEST_TIMEOUT_S)
         assert r.status_code == 403, r.text[:300]
         message = r.json()["error"]
         assert "ADMIN_TOKEN" in message and "wrangler secret put ADMIN_TOKEN" in message
