@@ -51,7 +51,24 @@ def targets(action: str, shards: int, known: Iterable[int]) -> list[tuple[int, s
 async def fan_out(action: str, shards: int, known: Iterable[int], call: Call) -> list[dict]:
     if action == "start":
         return await _start(shards, known, call)
+    if action == "stop":
+        return await _stop(shards, known, call)
     return await _gather([(s, a, None) for s, a in targets(action, shards, known)], call)
+
+
+async def _stop(shards: int, known: Iterable[int], call: Call) -> list[dict]:
+    # As a start's release: a stopped shard names the split it ran under (`split`), and
+    # that split's other shards are stopped too. D1 may be down, so `known` may miss a
+    # shard a deploy alone left running beyond SHARDS (seed 8746).
+    asked: set[int] = set()
+    todo = set(range(shards)) | set(known)
+    stopped: list[dict] = []
+    while todo:
+        answers = await _gather([(s, "stop", None) for s in sorted(todo)], call)
+        stopped += answers
+        asked |= todo
+        todo = {s for r in answers if "failed" not in r for s in range(int(r.get("split") or 0))} - asked
+    return sorted(stopped, key=lambda r: r["shard"])
 
 
 async def _start(shards: int, known: Iterable[int], call: Call) -> list[dict]:

@@ -270,7 +270,10 @@ class ShardTracker:
         if not self._busy("d1"):
             await self._within(answer_by - self.ports.clock.now_ms(), self._in_lane("d1", self._flush, True))
         await self._schedule()
-        return {"ok": True, "wasTracking": was_tracking, **self.stats().to_json()}
+        # `split`: the SHARDS this shard last ran under, so a stop reaches that split's
+        # other shards even when D1 cannot list them (tracker/control.py).
+        return {"ok": True, "wasTracking": was_tracking, "split": state.shards if state.started_at is not None else None,
+                **self.stats().to_json()}
 
     async def alarm(self) -> None:
         state = await self._load()

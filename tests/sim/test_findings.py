@@ -1117,3 +1117,11 @@ def test_a_host_holding_alarms_holds_the_market_refresh_back_too(seed):
     the delisting and rename checks (5, 21) now leave a span with held alarms unjudged,
     as they do one with REST or D1 trouble."""
     assert sim.run(seed).violations == []
+
+
+def test_a_stop_with_d1_down_reaches_a_shard_a_deploy_left_beyond_shards():
+    """Seed 8746 (SHARDS lowered 2 -> 1 by a deploy alone, then /api/stop while D1 hung):
+    the Worker's stop knew no shard beyond SHARDS (its stats table did not answer), so
+    shard 1 kept tracking, its socket open and its alarm set. A stopped shard now names
+    the split it ran under, and the stop reaches that split's other shards."""
+    assert sim.run(8746).violations == []

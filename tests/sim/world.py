@@ -769,7 +769,7 @@ class Venue:
             for i in failed:
                 shard = results[i]["shard"]
                 try:
-                    results[i] = await self.request(shard, methods[shard])
+                    results[i] = await self.request(shard, methods.get(shard, "stop"))
                 except RuntimeError as exc:
                     results[i] = {"shard": shard, "failed": str(exc)}
         self.control_results.append(results)

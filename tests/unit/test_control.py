@@ -23,7 +23,10 @@ class Objects:
                 self.split[shard] = None  # another split: it stops
             return {"shard": shard, "tracking": self.split.get(shard) is not None, "shards": was,
                     "flushedUntil": 30_000 if was else 0, "sent": []}
-        self.split[shard] = None if action == "stop" else -1  # started (under the new split)
+        if action == "stop":
+            self.split[shard] = None
+            return {"shard": shard, "ok": True, "split": was}
+        self.split[shard] = -1  # started (under the new split)
         return {"shard": shard, "ok": True}
 
 
@@ -43,3 +46,20 @@ def test_a_start_on_an_unchanged_split_releases_only_its_own_shards():
     objects = Objects({0: 2, 1: 2})
     asyncio.run(control.fan_out("start", 2, [0, 1], objects))
     assert sorted(s for s, a in objects.calls if a == "release") == [0, 1]
+
+
+def test_a_stop_reaches_the_old_splits_shards_that_d1_does_not_know():
+    """SHARDS lowered 2 -> 1 by a deploy alone, then /api/stop while D1 is down (no
+    known shards; seed 8746): shard 0 says it ran under 2, so shard 1 is stopped too,
+    not left tracking out of the API's reach."""
+    objects = Objects({0: 2, 1: 2})
+    results = asyncio.run(control.fan_out("stop", 1, [], objects))
+    assert sorted(s for s, a in objects.calls if a == "stop") == [0, 1]
+    assert objects.split == {0: None, 1: None}
+    assert [r["shard"] for r in results] == [0, 1]
+
+
+def test_a_stop_asks_each_shard_once():
+    objects = Objects({0: 3, 1: 3, 2: 3})
+    asyncio.run(control.fan_out("stop", 3, [0, 1, 2], objects))
+    assert sorted(objects.calls) == [(0, "stop"), (1, "stop"), (2, "stop")]
