@@ -9,6 +9,7 @@ import { getJSON, withQuery } from "./api.js";
 import { setText } from "./dom.js";
 import { fmtClock, fmtCompact, fmtDateTime, fmtFixed, fmtInt } from "./format.js";
 import { COMPARE_VIEWS, VENUES, compareDatasets, comparePoints } from "./compareseries.js";
+import { chartLibrary, line, rangeTick, theme, timeChart } from "./linechart.js";
 import { fetchFrom, mergePoints } from "./series.js";
 
 const HOUR_MS = 3_600_000;
@@ -22,11 +23,6 @@ export const COMPARE_RANGES = {
   "30d": { ms: 30 * DAY_MS, resolution: "hours", step: 5 * DAY_MS },
 };
 const WHAT = { windows: "s windows", minutes: "minutes", hours: "hours" };
-
-function cssVar(name, fallback) {
-  const value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
-  return value || fallback;
-}
 
 export class CompareChart {
   /** @param {{select, canvas, source, empty, note, buttons, viewButtons, windowSeconds}} options */
@@ -214,79 +210,41 @@ export class CompareChart {
     if (this.chart && this.shape === shape) return true;
     if (this.chart) this.chart.destroy();
     this.chart = null;
-    const Chart = window.Chart;
-    if (!Chart) {
-      setText(this.empty, "Chart library missing: /static/vendor/chart.umd.min.js (run scripts/setup).");
-      this.empty.hidden = false;
-      return false;
-    }
+    const Chart = chartLibrary(this.empty);
+    if (!Chart) return false;
     this.shape = shape;
-    const text = cssVar("--text", "#e6edf3");
-    const border = cssVar("--border", "#262f3b");
-    const colors = {
-      lighter: cssVar("--accent", "#5aa9ff"),
-      paradex: cssVar("--venue-b", "#d2a8ff"),
-      basis: cssVar("--spread", "#e3b341"),
-    };
+    const colors = theme();
+    const venueColor = { lighter: colors.accent, paradex: colors.venueB, basis: colors.spread };
     const { axis, unit } = COMPARE_VIEWS[this.view];
     const format = (v) => (unit ? fmtFixed(v, 2) : fmtCompact(v));
-    this.chart = new Chart(this.canvas, {
-      type: "line",
-      data: {
-        datasets: datasets.map(({ venue, label, dash }) => ({
+    this.chart = timeChart(Chart, this.canvas, {
+      datasets: datasets.map(({ venue, label, dash }) =>
+        line({
           label,
-          data: [],
+          color: venueColor[venue],
+          dash,
+          width: venue === "basis" ? 1.2 : 1.6,
           yAxisID: venue === "basis" ? "basis" : "y",
-          borderColor: colors[venue],
-          backgroundColor: colors[venue],
-          borderDash: dash,
-          borderWidth: venue === "basis" ? 1.2 : 1.6,
-          pointRadius: (context) => (context.dataset.data.length < 40 ? 2 : 0),
-          pointHoverRadius: 3,
-          tension: 0,
-        })),
-      },
-      options: {
-        animation: false,
-        parsing: false,
-        normalized: true,
-        responsive: true,
-        maintainAspectRatio: false,
-        interaction: { mode: "nearest", axis: "x", intersect: false },
-        scales: {
-          x: {
-            type: "linear",
-            ticks: {
-              callback: (value) => (this.longRange ? fmtDateTime(value).slice(5, 10) : fmtClock(value, false)),
-              maxTicksLimit: 10,
-              maxRotation: 0,
-            },
-            grid: { color: border },
-          },
-          y: {
-            beginAtZero: true,
-            title: { display: true, text: axis },
-            ticks: { callback: (value) => format(value) },
-            grid: { color: border },
-          },
-          basis: {
-            position: "right",
-            title: { display: true, text: "basis: Paradex − Lighter (bps of Lighter's mid)" },
-            ticks: { callback: (value) => fmtFixed(value, 2) },
-            grid: { drawOnChartArea: false },
-          },
+        }),
+      ),
+      colors,
+      xTick: rangeTick(this),
+      scales: {
+        y: {
+          beginAtZero: true,
+          title: { display: true, text: axis },
+          ticks: { callback: (value) => format(value) },
+          grid: { color: colors.border },
         },
-        plugins: {
-          legend: { labels: { color: text, boxWidth: 14, boxHeight: 2 } },
-          tooltip: {
-            callbacks: {
-              title: (items) => (items.length ? fmtDateTime(items[0].parsed.x) : ""),
-              label: (item) =>
-                ` ${item.dataset.label}: ${item.dataset.yAxisID === "basis" ? fmtFixed(item.parsed.y, 2) : format(item.parsed.y)}`,
-            },
-          },
+        basis: {
+          position: "right",
+          title: { display: true, text: "basis: Paradex − Lighter (bps of Lighter's mid)" },
+          ticks: { callback: (value) => fmtFixed(value, 2) },
+          grid: { drawOnChartArea: false },
         },
       },
+      tooltipLabel: (item) =>
+        ` ${item.dataset.label}: ${item.dataset.yAxisID === "basis" ? fmtFixed(item.parsed.y, 2) : format(item.parsed.y)}`,
     });
     return true;
   }

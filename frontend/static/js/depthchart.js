@@ -9,6 +9,7 @@ import { getJSON, withQuery } from "./api.js";
 import { exchangeParams } from "./exchange.js";
 import { setText } from "./dom.js";
 import { fmtClock, fmtCompact, fmtDateTime, fmtFixed, fmtInt, isNumber } from "./format.js";
+import { chartLibrary, line, rangeTick, theme, timeChart } from "./linechart.js";
 import { fetchFrom, mergePoints } from "./series.js";
 
 const HOUR_MS = 3_600_000;
@@ -64,11 +65,6 @@ export function depthPoints(rows) {
   }
   out.sort((a, b) => a.t - b.t);
   return out;
-}
-
-function cssVar(name, fallback) {
-  const value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
-  return value || fallback;
 }
 
 export class DepthChart {
@@ -245,65 +241,24 @@ export class DepthChart {
 
   ensureChart() {
     if (this.chart) return true;
-    const Chart = window.Chart;
-    if (!Chart) {
-      setText(this.empty, "Chart library missing: /static/vendor/chart.umd.min.js (run scripts/setup).");
-      this.empty.hidden = false;
-      return false;
-    }
-    const text = cssVar("--text", "#e6edf3");
-    const border = cssVar("--border", "#262f3b");
-    const colors = { bid: cssVar("--up", "#3fb950"), ask: cssVar("--down", "#f85149") };
+    const Chart = chartLibrary(this.empty);
+    if (!Chart) return false;
+    const colors = theme();
+    const sideColor = { bid: colors.up, ask: colors.down };
     const { series, axis, format } = VIEWS[this.view];
-    this.chart = new Chart(this.canvas, {
-      type: "line",
-      data: {
-        datasets: series.map(({ label, side, dash }) => ({
-          label,
-          data: [],
-          borderColor: colors[side],
-          backgroundColor: colors[side],
-          borderDash: dash,
-          borderWidth: 1.6,
-          pointRadius: (context) => (context.dataset.data.length < 40 ? 2 : 0),
-          pointHoverRadius: 3,
-          tension: 0,
-        })),
-      },
-      options: {
-        animation: false,
-        parsing: false,
-        normalized: true,
-        responsive: true,
-        maintainAspectRatio: false,
-        interaction: { mode: "nearest", axis: "x", intersect: false },
-        scales: {
-          x: {
-            type: "linear",
-            ticks: {
-              callback: (value) => (this.longRange ? fmtDateTime(value).slice(5, 10) : fmtClock(value, false)),
-              maxTicksLimit: 10,
-              maxRotation: 0,
-            },
-            grid: { color: border },
-          },
-          y: {
-            beginAtZero: true,
-            title: { display: true, text: axis },
-            ticks: { callback: (value) => format(value) },
-            grid: { color: border },
-          },
-        },
-        plugins: {
-          legend: { labels: { color: text, boxWidth: 14, boxHeight: 2 } },
-          tooltip: {
-            callbacks: {
-              title: (items) => (items.length ? fmtDateTime(items[0].parsed.x) : ""),
-              label: (item) => ` ${item.dataset.label}: ${format(item.parsed.y)}`,
-            },
-          },
+    this.chart = timeChart(Chart, this.canvas, {
+      datasets: series.map(({ label, side, dash }) => line({ label, color: sideColor[side], dash })),
+      colors,
+      xTick: rangeTick(this),
+      scales: {
+        y: {
+          beginAtZero: true,
+          title: { display: true, text: axis },
+          ticks: { callback: (value) => format(value) },
+          grid: { color: colors.border },
         },
       },
+      tooltipLabel: (item) => ` ${item.dataset.label}: ${format(item.parsed.y)}`,
     });
     return true;
   }

@@ -8,6 +8,7 @@ import { getJSON, withQuery } from "./api.js";
 import { setText } from "./dom.js";
 import { exchangeParams, symbolKey } from "./exchange.js";
 import { fmtAtPrecisionOf, fmtClock, fmtDateTime, fmtFixed, fmtInt, fmtPrice, isNumber } from "./format.js";
+import { chartLibrary, line, theme, timeChart } from "./linechart.js";
 import { fetchFrom, mergePoints } from "./series.js";
 
 const MINUTE_MS = 60_000;
@@ -61,16 +62,6 @@ export function stepDecimals(ticks) {
 function tickLabel(value, ticks, fallback) {
   const decimals = stepDecimals(ticks);
   return decimals === null ? fallback(value) : fmtFixed(value, decimals);
-}
-
-/** Dots while a series is short (a single point has no line to show it). */
-function fewPoints(context) {
-  return context.dataset.data.length < 40 ? 2.5 : 0;
-}
-
-function cssVar(name, fallback) {
-  const value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
-  return value || fallback;
 }
 
 function storedSymbol(exchange) {
@@ -275,85 +266,36 @@ export class PriceChart {
 
   ensureChart() {
     if (this.chart) return true;
-    const Chart = window.Chart;
-    if (!Chart) {
-      setText(this.empty, "Chart library missing: /static/vendor/chart.umd.min.js (run scripts/setup).");
-      this.empty.hidden = false;
-      return false;
-    }
-    const text = cssVar("--text", "#e6edf3");
-    const muted = cssVar("--muted", "#8b98a8");
-    const border = cssVar("--border", "#262f3b");
-    const accent = cssVar("--accent", "#5aa9ff");
-    const spread = cssVar("--spread", "#e3b341");
-    Chart.defaults.color = muted;
-    Chart.defaults.borderColor = border;
+    const Chart = chartLibrary(this.empty);
+    if (!Chart) return false;
+    const colors = theme();
+    Chart.defaults.color = colors.muted;
+    Chart.defaults.borderColor = colors.border;
     Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
-    this.chart = new Chart(this.canvas, {
-      type: "line",
-      data: {
-        datasets: [
-          {
-            label: "mid",
-            data: [],
-            yAxisID: "y",
-            borderColor: accent,
-            backgroundColor: accent,
-            borderWidth: 1.8,
-            pointRadius: fewPoints,
-            pointHoverRadius: 3,
-            tension: 0,
-          },
-          {
-            label: "spread (bps)",
-            data: [],
-            yAxisID: "y1",
-            borderColor: spread,
-            backgroundColor: spread,
-            borderWidth: 1.2,
-            pointRadius: fewPoints,
-            pointHoverRadius: 3,
-            tension: 0,
-          },
-        ],
-      },
-      options: {
-        animation: false,
-        parsing: false,
-        normalized: true,
-        responsive: true,
-        maintainAspectRatio: false,
-        interaction: { mode: "nearest", axis: "x", intersect: false },
-        scales: {
-          x: {
-            type: "linear",
-            ticks: { callback: (value) => fmtClock(value, this.showSeconds), maxTicksLimit: 10, maxRotation: 0 },
-            grid: { color: border },
-          },
-          y: {
-            position: "left",
-            title: { display: true, text: "mid", color: accent },
-            ticks: { callback: (value, index, ticks) => tickLabel(value, ticks, (v) => fmtPrice(v, 5)) },
-            grid: { color: border },
-          },
-          y1: {
-            position: "right",
-            title: { display: true, text: "spread (bps)", color: spread },
-            ticks: { callback: (value, index, ticks) => tickLabel(value, ticks, (v) => fmtFixed(v, 2)) },
-            grid: { drawOnChartArea: false },
-          },
+    this.chart = timeChart(Chart, this.canvas, {
+      datasets: [
+        line({ label: "mid", color: colors.accent, width: 1.8, yAxisID: "y", dot: 2.5 }),
+        line({ label: "spread (bps)", color: colors.spread, width: 1.2, yAxisID: "y1", dot: 2.5 }),
+      ],
+      colors,
+      xTick: (value) => fmtClock(value, this.showSeconds),
+      scales: {
+        y: {
+          position: "left",
+          title: { display: true, text: "mid", color: colors.accent },
+          ticks: { callback: (value, index, ticks) => tickLabel(value, ticks, (v) => fmtPrice(v, 5)) },
+          grid: { color: colors.border },
         },
-        plugins: {
-          legend: { labels: { color: text, boxWidth: 12, boxHeight: 2 } },
-          tooltip: {
-            callbacks: {
-              title: (items) => (items.length ? fmtDateTime(items[0].parsed.x) : ""),
-              label: (item) =>
-                item.datasetIndex === 0 ? ` mid ${fmtPrice(item.parsed.y)}` : ` spread ${fmtFixed(item.parsed.y, 2)} bps`,
-            },
-          },
+        y1: {
+          position: "right",
+          title: { display: true, text: "spread (bps)", color: colors.spread },
+          ticks: { callback: (value, index, ticks) => tickLabel(value, ticks, (v) => fmtFixed(v, 2)) },
+          grid: { drawOnChartArea: false },
         },
       },
+      tooltipLabel: (item) =>
+        item.datasetIndex === 0 ? ` mid ${fmtPrice(item.parsed.y)}` : ` spread ${fmtFixed(item.parsed.y, 2)} bps`,
+      boxWidth: 12,
     });
     return true;
   }
