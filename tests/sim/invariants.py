@@ -224,8 +224,12 @@ def reference_windows(trace: list[tuple], read=_lighter_book) -> Reference:
                 # slowed by D1): the shard drops the new market's frames until a later
                 # refresh adds it again, which the trace does not tell.
                 unlisted_again.add((shard, entry[2]))
+            if entry[2] in relisted or entry[2] in stopped:
                 # Its book went then: its time is credited up to the newest frame's stamp
-                # on the shard's connection (tracker/feed.py remove_market).
+                # on the shard's connection (tracker/feed.py remove_market). A delisted
+                # market's book stood on at the exchange until the delisting, but the
+                # tracker knows it only up to that stamp (seed 15175: the exchange's clock
+                # 7.8 s behind, the last window cut 970 ms short).
                 conn = latest_conn.get(shard)
                 if conn in last_ts:
                     add(events.setdefault(shard, []), shard, ref.Event(entry[2], last_ts[conn], "invalid"))

@@ -1125,3 +1125,12 @@ def test_a_stop_with_d1_down_reaches_a_shard_a_deploy_left_beyond_shards():
     shard 1 kept tracking, its socket open and its alarm set. A stopped shard now names
     the split it ran under, and the stop reaches that split's other shards."""
     assert sim.run(8746).violations == []
+
+
+def test_a_delisted_market_s_book_is_judged_up_to_where_the_tracker_let_it_go():
+    """Seed 15175 (the exchange's clock 7.8 s behind ours, a market delisted): the shard
+    let the market go when its refresh saw the delisting, crediting its book up to the
+    newest stamp on its connection (tracker/feed.py remove_market), 970 ms before the
+    window's end; the reference let the book stand to the delisting. The reference now
+    ends a delisted market's book where the tracker can know it ended."""
+    assert sim.run(15175).violations == []
