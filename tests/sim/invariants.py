@@ -354,6 +354,13 @@ def check_venue(world, venue) -> list[str]:
             new_market = [s for (m, s) in shard_rows if m == market and s > until]
             if new_market:
                 delisted_last.add((market, min(new_market)))
+    for market, listed in venue.relisted_at.items():
+        # The window its id was listed again in: a shard that had not seen the delisting
+        # (its refreshes failing) let the old book go at the new market's first frame
+        # (a nonce gap), not at the listing; neither moment is its to know (seed 16809,
+        # whose second delisting of the id is the one `delisted_at` keeps).
+        at = listed + venue.plan.timing.offset_ms
+        delisted_last.add((market, at - at % WINDOW_MS))
     owner: dict[tuple[int, int], int] = {}
     for shard, windows in expected.items():
         for key, want in windows.items():

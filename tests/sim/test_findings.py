@@ -1119,12 +1119,13 @@ def test_a_host_holding_alarms_holds_the_market_refresh_back_too(seed):
     assert sim.run(seed).violations == []
 
 
-def test_a_stop_with_d1_down_reaches_a_shard_a_deploy_left_beyond_shards():
-    """Seed 8746 (SHARDS lowered 2 -> 1 by a deploy alone, then /api/stop while D1 hung):
-    the Worker's stop knew no shard beyond SHARDS (its stats table did not answer), so
+@pytest.mark.parametrize("seed", [8746, 16472])
+def test_a_stop_with_d1_down_reaches_a_shard_a_deploy_left_beyond_shards(seed):
+    """Seed 8746 (SHARDS lowered 2 -> 1 by a deploy alone, then /api/stop while D1 hung;
+    16472 the same for Paradex): the Worker's stop knew no shard beyond SHARDS (its stats table did not answer), so
     shard 1 kept tracking, its socket open and its alarm set. A stopped shard now names
     the split it ran under, and the stop reaches that split's other shards."""
-    assert sim.run(8746).violations == []
+    assert sim.run(seed).violations == []
 
 
 def test_a_delisted_market_s_book_is_judged_up_to_where_the_tracker_let_it_go():
@@ -1134,3 +1135,11 @@ def test_a_delisted_market_s_book_is_judged_up_to_where_the_tracker_let_it_go():
     window's end; the reference let the book stand to the delisting. The reference now
     ends a delisted market's book where the tracker can know it ended."""
     assert sim.run(15175).violations == []
+
+
+def test_an_id_listed_again_leaves_its_listing_window_unjudged_in_covered_time():
+    """Seed 16809 (Lighter reused an id while D1 was down: shard 1 never saw the first
+    delisting): the shard let the old book go at the new market's first frame, 977 ms
+    after the listing the reference cut it at. The window of the listing is left
+    unjudged in covered time, as the new market's first window already was."""
+    assert sim.run(16809).violations == []
