@@ -1117,3 +1117,10 @@ def test_a_host_holding_alarms_holds_the_market_refresh_back_too(seed):
     the delisting and rename checks (5, 21) now leave a span with held alarms unjudged,
     as they do one with REST or D1 trouble."""
     assert sim.run(seed).violations == []
+
+
+def test_a_market_delisted_again_before_a_refresh_could_see_it_listed_is_not_judged_unsubscribed():
+    """Seed 6636: Lighter reused market 53's id ('M53.B') and delisted it again 14 s later,
+    between two of the tracker's market refreshes (30 s apart): no refresh could see it
+    listed. The listing probe (5) still expected its subscription."""
+    assert sim.run(6636).violations == []
