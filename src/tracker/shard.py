@@ -355,10 +355,15 @@ class ShardTracker:
 
     def _d1_owed(self) -> bool:
         """D1 work still owed: windows in the outbox, minutes or hours to roll, or a
-        stopped shard's stats row (other shards read is_tracking from it)."""
+        stopped shard's stats row (other shards read is_tracking from it) or market list."""
         state = self.state
         return bool(self.outbox.windows or (self.rollup is not None and self.rollup.pending)
-                    or (state is not None and not state.tracking and state.stats_unpublished))
+                    or (state is not None and not state.tracking
+                        and (state.stats_unpublished or self._markets_owed())))
+
+    def _markets_owed(self) -> bool:
+        """Shard 0 read a listing that D1 refused: saved again until it lands."""
+        return self.markets_unsaved is not None and self.shard == 0
 
     @staticmethod
     async def _within(ms: int, *tasks) -> None:
@@ -406,12 +411,12 @@ class ShardTracker:
         state.flushed_until = max(state.flushed_until, resume_from)
 
     def _markets_due(self, now: int) -> bool:
-        return now >= self.directory.next_refresh_at() or (self.markets_unsaved is not None and self.shard == 0)
+        return now >= self.directory.next_refresh_at() or self._markets_owed()
 
     async def _refresh_markets_if_due(self, now: int, force: bool = False) -> None:
         if force or now >= self.directory.next_refresh_at():
             await self._refresh_markets(now)
-        if self.markets_unsaved is not None and self.shard == 0:
+        if self._markets_owed():
             await self._save_markets(now)
         if self.state.tracking:  # a resumed object without a list opens its feed now
             self._open_feed()
@@ -630,6 +635,11 @@ class ShardTracker:
         """Drain the outbox into D1 (with the stats row), then roll up and prune. One
         at a time: an alarm and a stop() never interleave their writes."""
         async with self._flush_lock:
+            if self.state is not None and not self.state.tracking and self._markets_owed():
+                # Stopped: no market refresh comes to save it again, and the windows of
+                # its markets still reach D1; the API answers their symbols through the
+                # saved list (seed 178: D1 down from the refresh to after the stop).
+                await self._save_markets(self.ports.clock.now_ms())
             await self._flush_locked(final)
 
     async def _flush_locked(self, final: bool) -> None:
