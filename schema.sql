@@ -7,7 +7,7 @@
 -- The window, minute and hour tables are keyed by PRIMARY KEY (market_index, timestamp)
 -- WITHOUT ROWID, with no other index: D1 bills each index entry a write touches as one
 -- more row written, and a WITHOUT ROWID table's key is the table itself (one row
--- written per row inserted). Lookups by symbol go through *_markets.
+-- written per row inserted). Lookups by symbol go through *_market_symbols.
 
 -- Markets as Lighter's REST API lists them (GET /api/v1/orderBooks).
 CREATE TABLE IF NOT EXISTS lighter_markets (
@@ -23,6 +23,17 @@ CREATE TABLE IF NOT EXISTS lighter_markets (
     base_asset       TEXT                              -- what it trades (BTC of perp BTC, ETH of ETH/USDC); NULL: unknown
 );
 CREATE INDEX IF NOT EXISTS idx_markets_symbol ON lighter_markets(symbol);
+
+-- Every symbol each market has had: one row per (symbol, market id), written with the
+-- market list and never changed. `symbol` in the API finds a symbol's rows through it
+-- (then by the rows' own `symbol`): Lighter may rename a market or list a new one under
+-- a delisted one's id, and the rows written under the old symbol stay answerable by it,
+-- unchanged, where *_markets now names the id otherwise.
+CREATE TABLE IF NOT EXISTS lighter_market_symbols (
+    symbol           TEXT    NOT NULL,
+    market_index     INTEGER NOT NULL,
+    PRIMARY KEY (symbol, market_index)
+) WITHOUT ROWID;
 
 -- One row per market and closed window (WINDOW_SECONDS, default 15 s). Kept for
 -- SNAPSHOT_RETENTION_MINUTES. `timestamp` is the window's start in ms, aligned to
@@ -210,6 +221,13 @@ CREATE TABLE IF NOT EXISTS paradex_markets (
     base_asset       TEXT                              -- what it trades (base_currency: BTC of BTC-USD-PERP); NULL: unknown
 );
 CREATE INDEX IF NOT EXISTS idx_paradex_markets_symbol ON paradex_markets(symbol);
+
+-- As lighter_market_symbols (a Paradex id is a hash of its symbol: one row per market).
+CREATE TABLE IF NOT EXISTS paradex_market_symbols (
+    symbol           TEXT    NOT NULL,
+    market_index     INTEGER NOT NULL,
+    PRIMARY KEY (symbol, market_index)
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS paradex_snapshots (
     symbol          TEXT    NOT NULL,

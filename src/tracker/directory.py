@@ -154,8 +154,9 @@ class MarketDirectory:
     @staticmethod
     def save_statements(listing: list[Market], shards: int, now: int,
                         statements_of: sql.Statements = sql.LIGHTER) -> list[Statement]:
-        """Upsert every listed market (a row changes only if the market did), then mark
-        the ones no longer listed inactive."""
+        """Upsert every listed market (a row changes only if the market did), keep each
+        (symbol, market) pair for good (the API answers a symbol through them), then
+        mark the markets no longer listed inactive."""
         statements: list[Statement] = [
             (
                 statements_of.UPSERT_MARKET,
@@ -164,6 +165,9 @@ class MarketDirectory:
             )
             for m in listing
         ]
+        if listing:
+            pairs = json.dumps([[m.symbol, m.market_index] for m in listing])
+            statements.append((statements_of.INSERT_MARKET_SYMBOLS, (pairs,)))
         listed = json.dumps([m.market_index for m in listing])
         statements.append((statements_of.DEACTIVATE_MISSING_MARKETS, (now, listed)))
         return statements

@@ -341,8 +341,10 @@ PARAMETERS: dict = {
     "symbol": {
         "name": "symbol",
         "in": "query",
-        "description": "Only this market (as /api/markets lists it; case-sensitive). A symbol no market has "
-        "answers 404 (a malformed one: empty, too long or with control characters, 400).",
+        "description": "Only the rows written under this symbol (case-sensitive; /api/markets lists the "
+        "current ones). A market the exchange renamed, or whose id it gave to a new market, keeps its rows "
+        "under the symbol they were written with. A symbol no market ever had answers 404 (a malformed one: "
+        "empty, too long or with control characters, 400).",
         "schema": {"type": "string", "minLength": 1, "maxLength": MAX_SYMBOL_LENGTH, "pattern": SYMBOL_PATTERN},
     },
     "limit": {
@@ -458,7 +460,7 @@ _CACHE_HEADERS = {
                 "or `off (...)` with the reason (final, on *.workers.dev: no edge cache there)",
                 "schema": {"type": "string"}},
 }
-_UNKNOWN_SYMBOL = {"404": _json(_ref("Error"), "No market has this `symbol` (/api/markets lists them)")}
+_UNKNOWN_SYMBOL = {"404": _json(_ref("Error"), "No market ever had this `symbol` (/api/markets lists the current ones)")}
 _NOT_MODIFIED = {"304": {"description": "Not Modified (If-None-Match matched a final page's ETag)",
                          "headers": {"ETag": _CACHE_HEADERS["ETag"]}}}
 
@@ -628,7 +630,7 @@ DOCUMENT: dict = {
             "orders of 1k/10k/100k/1M USD kept in D1: 15 s windows, one-minute and one-hour rollups.\n\n"
             "Timestamps are milliseconds since the Unix epoch. Every error is JSON {\"error\": \"...\"}: "
             "400 for a bad query parameter (unknown or repeated names included), 401/403 for control "
-            "without a valid token, 404 for an unknown route or a `symbol` no market has, 405 (with Allow) "
+            "without a valid token, 404 for an unknown route or a `symbol` no market ever had, 405 (with Allow) "
             "for a wrong method, "
             "500 with a `requestId` (never the exception's text) for a failure on our side.\n\n"
             "Private reads: a deployment that sets the READ_TOKEN secret answers every GET /api/* route but "

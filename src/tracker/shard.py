@@ -39,6 +39,7 @@ lanes ANSWER_WITHIN_MS at most.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -69,6 +70,10 @@ _UNKNOWN = object()
 # burst of messages goes out (issue 18, defect 5), apart from the state so that such a
 # write never carries a state the alarm has half changed.
 SENDS_KEY = "send-history"
+# Shard 0's listing that D1 refused, while it is owed (saved again until it lands): an
+# instance that goes before then leaves it to the next (seed 326: a restart, then a stop
+# before the next refresh).
+UNSAVED_MARKETS_KEY = "markets-unsaved"
 # While the outbox holds a backlog and D1 answers, drain it this often.
 DRAIN_EVERY_MS = 1_000
 # After a failed D1 write, retry after 2 s, 4 s, ... at most 30 s.
@@ -129,6 +134,7 @@ class ShardTracker:
         self.alerter: Alerter | None = None
         self.rollup: Rollup | None = None  # built once the state is loaded
         self.markets_unsaved: list | None = None  # a listing whose D1 save failed: saved again
+        self._unsaved_stored: list | None = None  # that listing, as stored (UNSAVED_MARKETS_KEY)
         self.last_flush: dict = {}
         self.last_error: str | None = None
         self.memory: dict = {}
@@ -358,10 +364,15 @@ class ShardTracker:
 
     def _d1_owed(self) -> bool:
         """D1 work still owed: windows in the outbox, minutes or hours to roll, or a
-        stopped shard's stats row (other shards read is_tracking from it)."""
+        stopped shard's stats row (other shards read is_tracking from it) or market list."""
         state = self.state
         return bool(self.outbox.windows or (self.rollup is not None and self.rollup.pending)
-                    or (state is not None and not state.tracking and state.stats_unpublished))
+                    or (state is not None and not state.tracking
+                        and (state.stats_unpublished or self._markets_owed())))
+
+    def _markets_owed(self) -> bool:
+        """Shard 0 read a listing that D1 refused: saved again until it lands."""
+        return self.markets_unsaved is not None and self.shard == 0
 
     @staticmethod
     async def _within(ms: int, *tasks) -> None:
@@ -409,12 +420,12 @@ class ShardTracker:
         state.flushed_until = max(state.flushed_until, resume_from)
 
     def _markets_due(self, now: int) -> bool:
-        return now >= self.directory.next_refresh_at() or (self.markets_unsaved is not None and self.shard == 0)
+        return now >= self.directory.next_refresh_at() or self._markets_owed()
 
     async def _refresh_markets_if_due(self, now: int, force: bool = False) -> None:
         if force or now >= self.directory.next_refresh_at():
             await self._refresh_markets(now)
-        if self.markets_unsaved is not None and self.shard == 0:
+        if self._markets_owed():
             await self._save_markets(now)
         if self.state.tracking:  # a resumed object without a list opens its feed now
             self._open_feed()
@@ -505,8 +516,16 @@ class ShardTracker:
             await self.ports.db.batch(MarketDirectory.save_statements(listing, self._shards(), now, self.sql))
         except Exception as exc:
             self.log("error", self.label, "d1_error", f"could not save markets to D1, will retry: {exc}")
+            if self._unsaved_stored is not listing:
+                await self.ports.storage.put_many(
+                    {UNSAVED_MARKETS_KEY: json.dumps(MarketDirectory.listing_payload(listing, now))})
+                self._unsaved_stored = listing
             return
-        self.markets_unsaved = None
+        if self.markets_unsaved is listing:  # (not a newer listing read meanwhile)
+            self.markets_unsaved = None
+            if self._unsaved_stored is not None:
+                await self.ports.storage.delete_many([UNSAVED_MARKETS_KEY])
+                self._unsaved_stored = None
 
     async def _hand_over(self, listing, as_of: int) -> None:
         payload = MarketDirectory.listing_payload(listing, as_of)
@@ -633,6 +652,11 @@ class ShardTracker:
         """Drain the outbox into D1 (with the stats row), then roll up and prune. One
         at a time: an alarm and a stop() never interleave their writes."""
         async with self._flush_lock:
+            if self.state is not None and not self.state.tracking and self._markets_owed():
+                # Stopped: no market refresh comes to save it again, and the windows of
+                # its markets still reach D1; the API answers their symbols through the
+                # saved list (seed 178: D1 down from the refresh to after the stop).
+                await self._save_markets(self.ports.clock.now_ms())
             await self._flush_locked(final)
 
     async def _flush_locked(self, final: bool) -> None:
@@ -786,6 +810,10 @@ class ShardTracker:
         self.state = state
         self._build_parts()
         self.directory.restore(await storage.get(MARKETS_KEY))
+        unsaved = await storage.get(UNSAVED_MARKETS_KEY)
+        if unsaved and self.markets_unsaved is None:
+            self.markets_unsaved, _ = MarketDirectory.listing_from_payload(json.loads(unsaved))
+            self._unsaved_stored = self.markets_unsaved
         self.log("info", self.label, "state_loaded", f"loaded state: tracking={'on' if state.tracking else 'off'}")
 
     def _build_parts(self) -> None:

@@ -137,12 +137,12 @@ def _prune(table: str) -> str:
     )
 
 
-def _export_page(table: str, markets: str | None = None) -> str:
+def _export_page(table: str, symbols: str | None = None) -> str:
     cols = ", ".join(MINUTE_COLUMNS)
-    if markets is not None:
+    if symbols is not None:
         return (
-            f"SELECT {cols} FROM {table} WHERE market_index IN (SELECT market_index FROM {markets} WHERE symbol = ?1) "
-            "AND timestamp >= ?2 AND (timestamp, symbol) > (?2, ?3) AND timestamp <= ?4 "
+            f"SELECT {cols} FROM {table} WHERE market_index IN (SELECT market_index FROM {symbols} WHERE symbol = ?1) "
+            "AND symbol = ?1 AND timestamp >= ?2 AND (timestamp, symbol) > (?2, ?3) AND timestamp <= ?4 "
             "ORDER BY timestamp, symbol LIMIT ?5"
         )
     return (
@@ -180,11 +180,15 @@ def _market_ids(table: str) -> str:
     )
 
 
-def _api_page(table: str, markets: str, columns: tuple[str, ...], by_symbol: bool) -> str:
+def _api_page(table: str, symbols: str, columns: tuple[str, ...], by_symbol: bool) -> str:
     """Newest first, ties by symbol. Binds: ([symbol,] from_ms, to_ms, limit, offset).
 
-    One symbol: its market(s) through `markets` (idx_*markets_symbol), then each
-    market's rows of [from, to] along the key. Every symbol: each market's newest
+    One symbol: the rows that carry it. The market(s) that ever had it come from
+    `symbols` (*_market_symbols, by its key), then each market's rows of [from, to]
+    along the key, those of another symbol left out. Not through *_markets: when
+    Lighter renames a market or reuses a delisted one's id, its row there names the
+    new symbol, and a page of final history (cached as such) would lose the old
+    symbol's rows and lend them to the new one (seeds 5045, 6628). Every symbol: each market's newest
     `limit + offset` rows of [from, to] at most (a market's cut-off found by one walk
     down its key), so a page reads about markets x (limit + offset) rows at worst,
     never the whole table; they are then sorted."""
@@ -192,8 +196,8 @@ def _api_page(table: str, markets: str, columns: tuple[str, ...], by_symbol: boo
     if by_symbol:
         return (
             f"SELECT {cols} FROM {table} AS t "
-            f"WHERE t.market_index IN (SELECT market_index FROM {markets} WHERE symbol = ?1) "
-            "AND t.timestamp >= ?2 AND t.timestamp <= ?3 "
+            f"WHERE t.market_index IN (SELECT market_index FROM {symbols} WHERE symbol = ?1) "
+            "AND t.symbol = ?1 AND t.timestamp >= ?2 AND t.timestamp <= ?3 "
             "ORDER BY t.timestamp DESC, t.symbol LIMIT ?4 OFFSET ?5"
         )
     return (
@@ -215,6 +219,7 @@ class Statements:
 
     def __init__(self, prefix: str, stats_table: str) -> None:
         k, w, m, h = f"{prefix}_markets", f"{prefix}_snapshots", f"{prefix}_minutes", f"{prefix}_hours"
+        ks = f"{prefix}_market_symbols"
         s = stats_table
         # A 15 s row is a "window" in code; its table keeps the seed's name, *_snapshots
         # ("snapshot" in code means Lighter's full book).
@@ -240,6 +245,13 @@ class Statements:
             f"{k}.size_decimals, {k}.shard, {k}.base_asset) IS NOT (excluded.symbol, excluded.market_type, "
             "excluded.status, excluded.active, excluded.price_decimals, excluded.size_decimals, excluded.shard, "
             "excluded.base_asset)"
+        )
+        # Every (symbol, market) pair listed, kept for good: the API finds a symbol's rows
+        # through it (`_api_page`). Only a pair not seen before is written. Binds: (the
+        # listed markets as one JSON text, [[symbol, market_index], ...]).
+        self.INSERT_MARKET_SYMBOLS = (
+            f"INSERT INTO {ks} (symbol, market_index) SELECT json_extract(value, '$[0]'), "
+            "json_extract(value, '$[1]') FROM json_each(?) WHERE true ON CONFLICT DO NOTHING"
         )
         # Markets the exchange no longer lists are kept (their history stays readable) but
         # inactive; only rows still active are rewritten. Binds: (now_ms, listed ids as a
@@ -326,8 +338,8 @@ class Statements:
             f"(SELECT COUNT(*) FROM {h}) AS hours"
         )
         self.API_SELECT_MARKETS = f"SELECT market_index, symbol, active FROM {k} ORDER BY market_index"
-        # Uses idx_markets_symbol.
-        self.API_SYMBOL_EXISTS = f"SELECT 1 AS found FROM {k} WHERE symbol = ? LIMIT 1"
+        # A symbol any market ever had (its rows stay answerable by it): one seek on the key.
+        self.API_SYMBOL_EXISTS = f"SELECT 1 AS found FROM {ks} WHERE symbol = ? LIMIT 1"
         # The asset map's input (GET /api/assets, /api/compare; tracker/assets.py): the active
         # markets and what they trade. One row read per market, like /api/markets.
         self.API_ASSET_MARKETS = (
@@ -342,12 +354,12 @@ class Statements:
 
 
         # Binds: ([symbol,] from_ms, to_ms, limit, offset)
-        self.API_MINUTES_PAGE = _api_page(m, k, MINUTE_COLUMNS, by_symbol=False)
-        self.API_MINUTES_PAGE_FOR_SYMBOL = _api_page(m, k, MINUTE_COLUMNS, by_symbol=True)
-        self.API_HOURS_PAGE = _api_page(h, k, HOUR_COLUMNS, by_symbol=False)
-        self.API_HOURS_PAGE_FOR_SYMBOL = _api_page(h, k, HOUR_COLUMNS, by_symbol=True)
-        self.API_SNAPSHOTS_PAGE = _api_page(w, k, SNAPSHOT_COLUMNS, by_symbol=False)
-        self.API_SNAPSHOTS_PAGE_FOR_SYMBOL = _api_page(w, k, SNAPSHOT_COLUMNS, by_symbol=True)
+        self.API_MINUTES_PAGE = _api_page(m, ks, MINUTE_COLUMNS, by_symbol=False)
+        self.API_MINUTES_PAGE_FOR_SYMBOL = _api_page(m, ks, MINUTE_COLUMNS, by_symbol=True)
+        self.API_HOURS_PAGE = _api_page(h, ks, HOUR_COLUMNS, by_symbol=False)
+        self.API_HOURS_PAGE_FOR_SYMBOL = _api_page(h, ks, HOUR_COLUMNS, by_symbol=True)
+        self.API_SNAPSHOTS_PAGE = _api_page(w, ks, SNAPSHOT_COLUMNS, by_symbol=False)
+        self.API_SNAPSHOTS_PAGE_FOR_SYMBOL = _api_page(w, ks, SNAPSHOT_COLUMNS, by_symbol=True)
 
         # /api/export pages through minutes oldest first with a keyset cursor on
         # (timestamp, symbol): every page starts just past the previous page's last row.
@@ -358,11 +370,11 @@ class Statements:
         # cursor is (from_ms, "") and every symbol sorts after "".
         self.API_EXPORT_MINUTES_PAGE = _export_page(m)
         # Binds: (symbol, cursor_timestamp, cursor_symbol, to_ms, page_size): one symbol's
-        # market(s) through *_markets, then along the key.
-        self.API_EXPORT_MINUTES_PAGE_FOR_SYMBOL = _export_page(m, k)
+        # rows, its market(s) through *_market_symbols, then along the key (`_api_page`).
+        self.API_EXPORT_MINUTES_PAGE_FOR_SYMBOL = _export_page(m, ks)
         # The same keyset pages over *_hours (GET /api/export?resolution=hours).
         self.API_EXPORT_HOURS_PAGE = _export_page(h)
-        self.API_EXPORT_HOURS_PAGE_FOR_SYMBOL = _export_page(h, k)
+        self.API_EXPORT_HOURS_PAGE_FOR_SYMBOL = _export_page(h, ks)
         # Where an export's rows begin and end, and how many markets share them (one seek
         # at each end of every market's key): the slices of an every-symbol export.
         # Binds: (from_ms, to_ms).

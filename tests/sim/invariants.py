@@ -38,7 +38,7 @@ exchange the world ran (Lighter, Paradex or both), on that exchange's own tables
 7. The tracker never raised out of alarm() and no background task failed; no step
    failed but for the simulated faults (outages, and hangs that passed a deadline).
 8. The exchanges never mix: each exchange's tables hold only its own markets
-   (Paradex's only those of the kinds tracked) and stats rows of its own shards;
+   (Paradex's only those of the kinds tracked; *_market_symbols only their symbols) and stats rows of its own shards;
    an exchange the world did not run has empty tables. With an allowlist
    (LIGHTER_MARKETS / PARADEX_MARKETS), no table holds a row of a market outside it
    (the saved market list included), and no such market was ever subscribed (1).
@@ -100,6 +100,9 @@ exchange the world ran (Lighter, Paradex or both), on that exchange's own tables
     connection, or has been on none for less than its pacing bound since it lost its
     subscription or the last disruption (world.Venue.pacing_bound_ms): none is left
     out while health vouches for the feed.
+23. Every symbol a market was saved under (*_markets) or written under (its window,
+    minute and hour rows) is in *_market_symbols at the end of the run: the API answers
+    `symbol` through it (sql.py, `_api_page`), so a symbol missing there is unanswerable.
 """
 
 from __future__ import annotations
@@ -305,6 +308,7 @@ def check(world) -> list[str]:
     for venue in world.venues:
         v += check_venue(world, venue)
     v += check_separation(world)
+    v += check_symbols(world)
     v += check_api(world)
 
     # 5. listings
@@ -554,14 +558,15 @@ def check_separation(world) -> list[str]:
     for name, tables in TABLES.items():
         venue = venues.get(name)
         markets_table, *data_tables, stats_table = tables
+        symbols_table = f"{name}_market_symbols"  # every symbol each market had (schema.sql)
         if venue is None:
-            for table in tables:
+            for table in (*tables, symbols_table):
                 n = d1.rows(f"SELECT COUNT(*) AS n FROM {table}")[0]["n"]
                 if n:
                     v.append(f"{table} holds {n} row(s) but the world ran no {name}")
             continue
         own = _own_markets(venue)  # market id -> its symbols
-        for table in (markets_table, *data_tables):
+        for table in (markets_table, symbols_table, *data_tables):
             for r in d1.rows(f"SELECT DISTINCT market_index, symbol FROM {table}"):
                 if r["symbol"] not in own.get(r["market_index"], ()):
                     v.append(f"{table} holds market {r['market_index']} {r['symbol']!r}, not one of {name}'s")
@@ -569,6 +574,25 @@ def check_separation(world) -> list[str]:
         for r in d1.rows(f"SELECT shard FROM {stats_table}"):
             if not 0 <= r["shard"] < venue.max_shards:
                 v.append(f"{stats_table} holds shard {r['shard']}: {name} never ran more than {venue.max_shards}")
+    return v
+
+
+def check_symbols(world) -> list[str]:
+    """23. Every symbol a market was saved or written under is in *_market_symbols (the
+    API answers `symbol` through it): every (market, symbol) of *_markets, and of the
+    window, minute and hour rows."""
+    v: list[str] = []
+    for venue in world.venues:
+        markets_table, windows, minutes, hours, _ = TABLES[venue.name]
+        for table in (markets_table, windows, minutes, hours):
+            missing = world.d1.rows(
+                f"SELECT DISTINCT market_index, symbol FROM {table} AS t WHERE NOT EXISTS (SELECT 1 FROM "
+                f"{venue.name}_market_symbols AS s WHERE s.symbol = t.symbol AND s.market_index = t.market_index) "
+                "LIMIT 1")
+            if missing:
+                r = missing[0]
+                v.append(f"{table} holds market {r['market_index']} as {r['symbol']!r}, which "
+                         f"{venue.name}_market_symbols does not: the API cannot answer that symbol")
     return v
 
 

@@ -143,7 +143,8 @@ def test_a_storage_write_cut_short_never_leaves_a_state_without_its_windows():
 
 
 def test_a_market_list_too_big_for_one_d1_transaction_is_saved_whole_through_lost_answers():
-    """450 listed markets: their save is 451 statements, which the runtime sends as two
+    """450 listed markets: their save is 452 statements (an upsert a market, their symbols
+    in one, the deactivation), which the runtime sends as two
     D1 transactions (ports.D1_BATCH_STATEMENTS). While D1 loses its answers (the write
     commits, the call fails) the first transaction lands and the second is never sent;
     the save is retried until one succeeds, and the saved list ends up whole and right."""
@@ -162,7 +163,7 @@ def test_a_market_list_too_big_for_one_d1_transaction_is_saved_whole_through_los
     real = world.d1.execute_batch
     world.d1.execute_batch = lambda statements: transactions.append(len(statements)) or real(statements)
     world.run()
-    assert D1_BATCH_STATEMENTS in transactions and 451 - D1_BATCH_STATEMENTS in transactions
+    assert D1_BATCH_STATEMENTS in transactions and 452 - D1_BATCH_STATEMENTS in transactions
     assert any(e[4] == "d1_error" and "after the write committed" in e[5] for e in world.logs)
     saved = {r["market_index"]: r["active"] for r in world.d1.rows("SELECT market_index, active FROM lighter_markets")}
     assert saved == {**{m: 1 for m in SYMBOLS}, **{m: 0 for m in range(200, 647)}}

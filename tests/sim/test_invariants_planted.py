@@ -131,3 +131,18 @@ def test_a_window_recorded_lost_though_d1_acknowledged_it_is_caught(monkeypatch)
 
     monkeypatch.setattr(outbox.Outbox, "_add", add)
     assert _first_seed_saying("though D1 acknowledged writing them") is not None
+
+
+def test_a_symbol_left_out_of_market_symbols_is_caught(monkeypatch):
+    """The API answers `symbol` through *_market_symbols: a market list saved without its
+    (symbol, market) pairs leaves every symbol unanswerable (404), a status the API
+    documents, so only invariant 23 says so."""
+    from tracker import directory, sql
+
+    real = directory.MarketDirectory.save_statements
+
+    def save_statements(listing, shards, now, statements_of=sql.LIGHTER):
+        return [s for s in real(listing, shards, now, statements_of) if s[0] != statements_of.INSERT_MARKET_SYMBOLS]
+
+    monkeypatch.setattr(directory.MarketDirectory, "save_statements", staticmethod(save_statements))
+    assert _first_seed_saying("_market_symbols does not: the API cannot answer that symbol", seeds=3) is not None

@@ -317,9 +317,9 @@ def _json(text: str) -> dict:
 
 
 def table_of(record: ApiRecord) -> tuple[str, str]:
-    """(rows table, markets table) of a page request."""
+    """(rows table, market symbols table) of a page request."""
     exchange = (record.params().get("exchange") or "lighter").lower()
-    return f"{exchange}_{TABLE_SUFFIX[PAGE_ROUTES[record.path]]}", f"{exchange}_markets"
+    return f"{exchange}_{TABLE_SUFFIX[PAGE_ROUTES[record.path]]}", f"{exchange}_market_symbols"
 
 
 # A page's rows when the request names no limit: as the document says.
@@ -327,9 +327,10 @@ DEFAULT_LIMIT = DOCUMENT["components"]["parameters"]["limit"]["schema"]["default
 
 
 def reference_page(world, record: ApiRecord) -> list[dict] | None:
-    """What D1 holds for the page `record` asks for: the rows of [from, to] (of the
-    markets /api/markets lists under `symbol`), newest first, ties by symbol, cut by
-    limit and offset: the world's own query, not sql.py's. None for a request that is
+    """What D1 holds for the page `record` asks for: the rows of [from, to] (that carry
+    `symbol`, of the markets ever saved under it: a rename or a reused id leaves the
+    old symbol's rows to it), newest first, ties by symbol, cut by limit and offset:
+    the world's own query, not sql.py's. None for a request that is
     not a valid page request (it gets a 4xx)."""
     p = record.params()
     try:
@@ -340,11 +341,11 @@ def reference_page(world, record: ApiRecord) -> list[dict] | None:
         since, until = int(p.get("from", 0)), int(p.get("to", 253402300799999))
     except ValueError:
         return None
-    table, markets = table_of(record)
+    table, symbols = table_of(record)
     where, binds = ["timestamp >= ?", "timestamp <= ?"], [since, until]
     if "symbol" in p:
-        where.append(f"market_index IN (SELECT market_index FROM {markets} WHERE symbol = ?)")
-        binds.append(p["symbol"])
+        where.append(f"symbol = ? AND market_index IN (SELECT market_index FROM {symbols} WHERE symbol = ?)")
+        binds += [p["symbol"], p["symbol"]]
     rows = world.d1.rows(f"SELECT * FROM {table} WHERE {' AND '.join(where)} "
                          "ORDER BY timestamp DESC, symbol, market_index", *binds)
     return rows[offset:offset + limit]

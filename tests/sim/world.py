@@ -1076,6 +1076,12 @@ class World:
             if not self._tracking_throughout(venue, listed, deadline) or not self._quiet_between(venue, listed, deadline):
                 return
             first = venue.ex.first_snapshot.get(market)
+            # Delisted again before the deadline: the listing may have lasted less than a
+            # refresh period (seed 6636: 14 s between two refreshes 30 s apart), so no
+            # refresh had to see it. The delisting's own probe judges what follows.
+            gone = venue.delisted_at.get(market)
+            if gone is not None and listed < gone <= deadline:
+                return
             if first is None or first > deadline:
                 self.probes.append(f"{venue.name}: market {market} listed at {listed} not subscribed by {deadline}")
 

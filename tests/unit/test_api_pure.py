@@ -235,6 +235,7 @@ def db() -> sqlite3.Connection:
     conn.executemany(
         "INSERT INTO lighter_markets (market_index, symbol, active, updated_at) VALUES (?, ?, ?, 0)", markets
     )
+    conn.execute(sql.LIGHTER.INSERT_MARKET_SYMBOLS, [json.dumps([[s, i] for i, s, _ in markets])])
     for i, symbol in [(0, "ETH"), (1, "BTC")]:
         for k in range(8):
             ts = 60_000 * 100 + k * 15_000
@@ -307,6 +308,44 @@ def test_export_slices_are_a_page_of_rows():
 
 def test_symbol_lookup(db):
     assert rows(db, sql.LIGHTER.API_SYMBOL_EXISTS, "OLD") and not rows(db, sql.LIGHTER.API_SYMBOL_EXISTS, "eth")
+
+
+@pytest.mark.parametrize("how", ["rename", "reuse"])
+def test_a_symbol_keeps_its_rows_when_lighter_renames_its_market_or_reuses_its_id(how):
+    """Seeds 5045, 6628: market 22 was 'M22'; Lighter then listed 'M22.B' under id 22 (a
+    new market on a delisted one's id, or the same book renamed). The page for 'M22' is
+    final history, served and cached as such: it keeps M22's rows, and 'M22.B' shows
+    only its own (it used to find both through lighter_markets, and 'M22' nothing)."""
+    from tracker.directory import MarketDirectory
+    from tracker.markets import Market
+
+    conn = sqlite3.connect(":memory:")
+    conn.row_factory = sqlite3.Row
+    conn.executescript((ROOT / "schema.sql").read_text())
+
+    def listing(*markets: Market) -> None:
+        for statement, binds in MarketDirectory.save_statements(list(markets), 1, 1000):
+            conn.execute(statement, binds)
+
+    def write(symbol: str, ts: int) -> None:
+        row = minute(symbol, ts, market_index=22)
+        conn.execute(sql.LIGHTER.UPSERT_MINUTES, [json.dumps([[row[c] for c in sql.MINUTE_COLUMNS]])])
+
+    listing(Market(22, "M22", "perp", "active", 2, 4), Market(3, "M3", "perp", "active", 2, 4))
+    write("M22", 6_000_000)
+    if how == "reuse":
+        listing(Market(3, "M3", "perp", "active", 2, 4))  # delisted
+    listing(Market(22, "M22.B", "perp", "active", 2, 4), Market(3, "M3", "perp", "active", 2, 4))
+    write("M22.B", 6_060_000)
+
+    def page(statement, symbol):
+        return [(r["symbol"], r["timestamp"]) for r in rows(conn, statement, symbol, 0, MAX_TIMESTAMP_MS, 10, 0)]
+
+    assert page(sql.LIGHTER.API_MINUTES_PAGE_FOR_SYMBOL, "M22") == [("M22", 6_000_000)]
+    assert page(sql.LIGHTER.API_MINUTES_PAGE_FOR_SYMBOL, "M22.B") == [("M22.B", 6_060_000)]
+    exported = rows(conn, sql.LIGHTER.API_EXPORT_MINUTES_PAGE_FOR_SYMBOL, "M22", 0, "", MAX_TIMESTAMP_MS, 10)
+    assert [(r["symbol"], r["timestamp"]) for r in exported] == [("M22", 6_000_000)]
+    assert rows(conn, sql.LIGHTER.API_SYMBOL_EXISTS, "M22") and rows(conn, sql.LIGHTER.API_SYMBOL_EXISTS, "M22.B")
 
 
 # Whether the API's queries are index-backed is counted, not read off a query plan:

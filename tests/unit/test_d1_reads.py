@@ -35,6 +35,7 @@ def db() -> D1Sqlite:
             db.run(statement, (json.dumps(rows[i:i + sql.BULK_ROWS]),))
     for m in range(MARKETS):
         db.run(S.UPSERT_MARKET, (m, f"M{m}", "perp", "active", 1, 2, 4, 0, NOW, f"M{m}"))
+    db.run(S.INSERT_MARKET_SYMBOLS, (json.dumps([[f"M{m}", m] for m in range(MARKETS)]),))
     return db
 
 

@@ -32,6 +32,7 @@ def db() -> sqlite3.Connection:
             rows.append([values[c] for c in sql.HOUR_COLUMNS])
     conn.execute(sql.LIGHTER.UPSERT_HOURS, (json.dumps(rows),))
     conn.executemany("INSERT INTO lighter_markets (market_index, symbol, updated_at) VALUES (?, ?, 0)", [(0, "ETH"), (1, "BTC")])
+    conn.execute(sql.LIGHTER.INSERT_MARKET_SYMBOLS, (json.dumps([["ETH", 0], ["BTC", 1]]),))
     return conn
 
 

@@ -170,7 +170,7 @@ def test_the_base_asset_is_saved_read_back_and_rewrites_a_row_only_when_it_chang
         return written
 
     btc = Market(7, "BTC-USD-PERP", "perp", "active", 1, 5, base_asset="BTC")
-    assert save([btc]) == 1
+    assert save([btc]) == 2  # its row, and its (symbol, market) pair in paradex_market_symbols
     assert save([btc]) == 0  # the same listing again: no row rewritten
     # Saved before base_asset existed (NULL): the next refresh fills it in.
     db.run("UPDATE paradex_markets SET base_asset = NULL", ())

@@ -143,6 +143,7 @@ def per_call(markets: int) -> dict:
             db.run(statement, (json.dumps(rows[i:i + sql.BULK_ROWS]),))
     for m in range(markets):
         db.run(s.UPSERT_MARKET, (m, f"M{m}", "perp", "active", 1, 2, 4, 0, now, f"M{m}"))
+    db.run(s.INSERT_MARKET_SYMBOLS, (json.dumps([[f"M{m}", m] for m in range(markets)]),))
     db.run(s.UPSERT_STATS, (0, 1, markets, 1, 1000, now, 0, 0, 0, 0, 0, 240, 0, now, now - HOUR_MS, now, now - 60_000, 0, 0, now))
     day, page = 86_400_000, 100
     calls = {
