@@ -52,7 +52,7 @@ from .directory import STORAGE_KEY as MARKETS_KEY
 from .directory import MarketDirectory
 from .exchange import LIGHTER, Exchange
 from .feed import BookFeed
-from .feedtime import MAX_FEED_LAG_MS, FeedLag, RecentCount
+from .feedtime import MAX_FEED_LAG_MS, FeedLag, RecentCount, close_boundary
 from .markets import MarketListError
 from .memory import state_report
 from .outbox import Outbox
@@ -552,7 +552,11 @@ class ShardTracker:
     async def _close_windows(self, now: int) -> None:
         if self.aggregator is None:
             return
-        closed = self.aggregator.close_until(now - self._close_wait(now), self._symbols())
+        connection = self.connection
+        feed = connection.feed
+        boundary = close_boundary(now, self._close_wait(now), self.config.flush_grace_ms,
+                                  connection.take_breathed(), feed.last_timestamp if feed is not None else None)
+        closed = self.aggregator.close_until(boundary, self._symbols())
         self.state.flushed_until = max(self.state.flushed_until, self.aggregator.flushed_until)
         self.state.clock_ahead_ms = self.lag.ahead(now)  # saved with the windows just closed
         self._record_given_up(self.aggregator)
@@ -801,6 +805,7 @@ class ShardTracker:
                 wake=self._wake, on_drop=self._fold_counters, rng=self.rng,
                 exchange=self.exchange, new_wire=lambda: self.exchange.new_wire(self.config, self._symbols()),
                 lag=self.lag, sent_at=self.sends, persist=self._persist_sends,
+                breathe_every=config.breathe_every_frames,
             )
         if self.alerter is None:
             self.alerter = Alerter(config.alert_after_ms, config.alert_webhook_url, ports.http, ports.log,

@@ -1117,3 +1117,34 @@ def test_a_host_holding_alarms_holds_the_market_refresh_back_too(seed):
     the delisting and rename checks (5, 21) now leave a span with held alarms unjudged,
     as they do one with REST or D1 trouble."""
     assert sim.run(seed).violations == []
+
+
+def _backlog_scenario() -> sim.World:
+    """Issue 18, defect 8: twice the shard's object handles nothing for 12-18 s (a burst
+    ahead of it), then its queued frames back to back, a breath after every frame; its
+    alarms get in at the first breaths, with nearly the whole queue still behind them."""
+    return scenario([(30_000, "backlog", {"shard": 0, "ms": 12_000}), (80_000, "backlog", {"shard": 0, "ms": 18_000})],
+                    breathe_every_frames=1)
+
+
+def test_an_alarm_let_in_at_a_breath_closes_no_window_of_the_frames_queued_behind_it():
+    world = _backlog_scenario()
+    assert world.venue("lighter").alarms_at_breath >= 2
+    assert_invariants(world)  # 13: no frame dropped as late, judged by when it arrived
+
+
+def test_the_alarm_at_a_breath_closing_by_its_clock_alone_is_caught(monkeypatch):
+    """The first breath (branch h8-saturation, not shipped) closed by the alarm's clock."""
+    from tracker import shard
+
+    real = shard.close_boundary
+    monkeypatch.setattr(shard, "close_boundary", lambda now, wait, grace, backlogged, newest: real(
+        now, wait, grace, False, newest))
+    assert any("after a backlog" in line for line in check(_backlog_scenario()))
+
+
+@pytest.mark.parametrize("seed", [225, 443])
+def test_seeds_whose_backlogs_overlap(seed):
+    """A backlog drawn inside another extends it (the world once shortened it, letting
+    the alarm in between breaths)."""
+    assert sim.run(seed).violations == []
