@@ -58,6 +58,10 @@ MIN_LAG_SAMPLES = 10
 # (its frames are dropped as late, counted, and health says `degraded`), and windows
 # must not pile up open (aggregator.MAX_OPEN_WINDOWS).
 MAX_BACKLOG_WAIT_MS = 60_000
+# A close held back for queued frames is tried again this much later, not at once: the
+# held window's close point has passed, and an alarm armed for it would come at every
+# breath (each alarm a billed Durable Object request and a storage write).
+BACKLOG_RECHECK_MS = 1_000
 
 
 class FeedLag:

@@ -185,6 +185,9 @@ class SimVenue:
         # requests: world.py) but at a breath the tracker asks for (Socket.breathe), which
         # lasts the runtime's 1 ms timer (runtime/breath.py).
         self.busy_until: dict[int, int] = {}
+        # shard -> how long its breath lasts (1 ms; longer on a busy host, where the 1 ms
+        # timer waits for a CPU): the queue drains slower, and may lag for a while.
+        self.breath_ms: dict[int, int] = {}
         self.arrived: dict[int, int] = {}  # trace index of a frame that waited in a queue -> when it arrived
 
     def clock_ms(self) -> int:
@@ -345,8 +348,8 @@ class SimVenue:
 
     def _drain(self, conn: Conn) -> None:
         """Handle the queued frames back to back, until the tracker asks for a breath:
-        then what is due (its alarm, a request) gets in during the breath's 1 ms timer,
-        and the rest of the queue after it."""
+        then what is due (its alarm, a request) gets in during the breath's timer (1 ms,
+        or `breath_ms`), and the rest of the queue after it."""
         conn.draining = False
         while conn.queue:
             if conn.closed or not conn.alive():
@@ -360,7 +363,7 @@ class SimVenue:
             self._hand(conn, data, payload, snapshot_of, arrived)
             if conn.breath_asked and conn.queue:
                 conn.draining = True
-                self.loop.at_ms(self.loop.now_ms() + 1, self._drain, conn)
+                self.loop.at_ms(self.loop.now_ms() + self.breath_ms.get(conn.shard, 1), self._drain, conn)
                 return
 
     def receive(self, conn: Conn, text: str) -> None:

@@ -1148,3 +1148,17 @@ def test_seeds_whose_backlogs_overlap(seed):
     """A backlog drawn inside another extends it (the world once shortened it, letting
     the alarm in between breaths)."""
     assert sim.run(seed).violations == []
+
+
+def test_a_close_held_by_a_backlog_is_tried_again_a_second_later_not_at_every_breath():
+    """A close held back by a backlog left the oldest window's close point in the past,
+    so the shard armed its alarm 50 ms ahead, again and again: through a long drain an
+    alarm at every breath (each a billed Durable Object request and a storage write)
+    until the feed's lag estimate caught up. 40 markets (~65 frames a second), 18 s of
+    frames queued, a breath after every frame taking 10 ms (a busy host): the queue drains
+    at ~100 frames a second, for ~35 s."""
+    markets = {m: f"M{m}" for m in range(1, 41)}
+    world = scenario([(60_000, "backlog", {"shard": 0, "ms": 18_000, "breath_ms": 10})], markets=markets,
+                     duration_s=120, breathe_every_frames=1)
+    assert_invariants(world)
+    assert 1 <= world.venue("lighter").alarms_at_breath <= 20  # (82 when every breath let one in)

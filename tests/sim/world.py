@@ -983,6 +983,7 @@ class World:
         elif kind == "backlog":  # the shard's object handles nothing until then: its frames queue
             shard = args["shard"] % venue.config.shards
             ex.busy_until[shard] = max(ex.busy_until.get(shard, 0), now + args["ms"])  # (overlapping: the longer)
+            ex.breath_ms[shard] = args.get("breath_ms", 1)
         elif kind == "alarms_held":  # the runtime runs none of the exchange's alarms until then
             venue.alarms_held_until = now + args["seconds"] * 1000
         elif kind == "evict_at_await":
@@ -1234,9 +1235,10 @@ def with_backlogs(plan: Plan) -> Plan:
     """For one seed in BACKLOG_ONE_IN: its shards breathe every 1-8 frames (production:
     every 256, bursts here are small) and 1-4 times one shard's object handles nothing
     for 3-20 s, so frames queue in its socket and are then handled back to back, its
-    alarm and requests getting in at the breaths (tests/sim/exchange.py `busy_until`):
-    no window may close before the queued frames are handled (invariant 13 judges a
-    queued frame by when it arrived). Drawn apart, so the rest of the plan is what it was."""
+    alarm and requests getting in at the breaths (of 1 ms, or 5-10 ms: a busy host;
+    tests/sim/exchange.py `busy_until`): no window may close before the queued frames
+    are handled (invariant 13 judges a queued frame by when it arrived). Drawn apart,
+    so the rest of the plan is what it was."""
     rng = random.Random(plan.seed * 7_368_787 + 13)
     if rng.randrange(BACKLOG_ONE_IN):
         return plan
@@ -1246,7 +1248,8 @@ def with_backlogs(plan: Plan) -> Plan:
     for _ in range(rng.randint(1, 4)):
         venue = rng.choice(venues)
         events.append((rng.randint(8_000, plan.duration_ms - 20_000), "backlog",
-                       {"ex": venue.exchange, "shard": rng.randrange(venue.shards), "ms": rng.randint(3_000, 20_000)}))
+                       {"ex": venue.exchange, "shard": rng.randrange(venue.shards), "ms": rng.randint(3_000, 20_000),
+                        "breath_ms": rng.choice((1, 1, 5, 10))}))
     return replace(plan, config=replace(plan.config, breathe_every_frames=every),
                    also=tuple(replace(v, config=replace(v.config, breathe_every_frames=every)) for v in plan.also),
                    events=sorted(plan.events + events, key=lambda e: e[0]))
