@@ -153,10 +153,10 @@ def test_some_seeds_let_the_alarm_in_at_a_breath_with_frames_queued():
 def test_windows_closed_at_a_breath_before_their_queued_frames_are_caught(name):
     """The alarm let in at a breath that closes windows by its clock alone (the breath of
     branch h8-saturation, not shipped: test_tracking covered_ms 11576 of 15000) drops the
-    queued frames as late; invariant 13 judges them by when they arrived. Seed 4."""
+    queued frames as late; invariant 13 judges them by when they arrived. Seed 59 (Paradex)."""
     import mutants
 
-    result = mutants.run_planted(mutants.by_name(name), [4], timeout_s=240)
+    result = mutants.run_planted(mutants.by_name(name), [59], timeout_s=240)
     assert not result.get("error"), result["says"]
     assert "after a backlog" in str(result["says"]), result
-    assert result["seed"] == 4
+    assert result["seed"] == 59
