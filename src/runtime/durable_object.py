@@ -64,7 +64,7 @@ class TrackerObject(DurableObject):
             clock=ports.JsClock(),
             storage=ports.DoStorage(ctx.storage),
             db=ports.D1Database(env.DB),
-            sockets=ports.open_socket,
+            sockets=ports.socket_opener(ctx),
             http=ports.JsHttp(),
             peers=ports.ShardPeers(env, self.EXCHANGE),
             log=self.log,

@@ -7,6 +7,8 @@ The message handler is synchronous and does the least JS work possible per frame
 (one read of `evt.data`), since crossing into JS costs ~9 µs per call. Text frames
 arrive as str; binary frames (Paradex's SBE) as an ArrayBuffer, copied into bytes
 once (`to_bytes`; tools/bench/sbe_decode.py measures what that copy costs).
+`breathe()` lets the rest of the object in between two frames of a burst
+(runtime/breath.py); the tracker asks for it.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ class FeedSocket:
         on_frame: Callable[[str | bytes], None],
         on_open: Callable[[], None],
         on_down: Callable[[str], None],
+        breath: Callable[[], None] | None = None,
     ) -> None:
         self.url = url
+        self._breath = breath
         self.number = number
         self.open = False
         self.closed = False
@@ -45,6 +49,10 @@ class FeedSocket:
     def send(self, text: str) -> None:
         if self.open and not self.closed:
             self._ws.send(text)
+
+    def breathe(self) -> None:
+        if self._breath is not None:
+            self._breath()
 
     def close(self, code: int = 1000, reason: str = "tracking stopped") -> None:
         """Close from our side; no `on_down` callback follows."""

@@ -17,6 +17,7 @@ from workers import fetch
 from tracker.ports import Statement, storage_calls
 
 from . import d1, shards
+from .breath import GateBreath
 from .feed_socket import FeedSocket
 
 
@@ -65,9 +66,16 @@ class D1Database:
         return await d1.run_batch(self._db, list(statements))
 
 
-def open_socket(url, on_frame, on_open, on_down) -> FeedSocket:
-    FeedSocket.count += 1
-    return FeedSocket(url, FeedSocket.count, on_frame, on_open, on_down)
+def socket_opener(ctx):
+    """The tracker's `sockets` port for a Durable Object: its feed sockets breathe
+    through the object's input gate (runtime/breath.py)."""
+    breath = GateBreath(ctx)
+
+    def open_socket(url, on_frame, on_open, on_down) -> FeedSocket:
+        FeedSocket.count += 1
+        return FeedSocket(url, FeedSocket.count, on_frame, on_open, on_down, breath)
+
+    return open_socket
 
 
 class JsHttp:

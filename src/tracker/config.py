@@ -39,6 +39,13 @@ BENCH_FLOOR_PATH = "/_bench/floor"
 # set (the test session's wrangler dev; never in wrangler.toml).
 D1_METER_VAR = "D1_METER"
 D1_METER_PATH = "/_test/d1meter"
+# The feed socket lets the rest of the Durable Object in (a "breath", runtime/breath.py)
+# once every this many frames, so a flat-out burst cannot starve the API, the control
+# paths and the alarm (issue 18, defect 8). 0: never. At ~17-25 us a frame, a breath is
+# asked for every ~5-6 ms of a burst (the runtime takes at most one per 50 ms). Not a
+# wrangler var: the simulation lowers it to breathe inside its small bursts.
+BREATHE_EVERY_FRAMES = 256
+
 # Default name in alert texts: the production Worker's name (wrangler.toml `name`).
 SERVICE_NAME = "lighter-orderbook-tracker"
 # Webhook URLs may be plain http only on this machine (the tests' local receiver):
@@ -156,6 +163,8 @@ class Config:
     # ASSET_PAIRS: pairs added to, or replacing, the asset map GET /api/assets and
     # /api/compare derive from the market lists (tracker/assets.py); empty: derived only.
     asset_pairs: tuple[AssetPair, ...] = ()
+    # Frames between two breaths of the feed socket (BREATHE_EVERY_FRAMES; not a var).
+    breathe_every_frames: int = BREATHE_EVERY_FRAMES
 
     def for_exchange(self, name: str) -> Config:
         """This config as one exchange's tracker sees it: its URLs and its SHARDS."""

@@ -49,6 +49,7 @@ class FeedConnection:
         lag: FeedLag | None = None,
         sent_at: SendHistory | None = None,
         persist: Callable[[], None] | None = None,
+        breathe_every: int = 0,
     ) -> None:
         self.url = url
         self.exchange = exchange
@@ -79,6 +80,12 @@ class FeedConnection:
         self.persist = persist
         self._held: list[tuple[int, Socket, str]] = []  # (number, socket, message) awaiting the save
         self.held_seq = 0  # the number of the newest message held
+        # Every `breathe_every` frames (0: never) the socket lets the rest of the object in
+        # (Socket.breathe, runtime/breath.py); `breathed` says one was asked for since the
+        # shard last closed windows: frames may be queued behind it (feedtime.close_boundary).
+        self.breathe_every = breathe_every
+        self._until_breath = breathe_every
+        self.breathed = False
 
     # -- what the shard asks ---------------------------------------------------------------
 
@@ -201,6 +208,22 @@ class FeedConnection:
                 self._send(self.feed.drain(self.clock.now_ms()))
         except Exception as exc:  # a bug must cost one frame, never the connection
             self._frame_failed(exc, data)
+        self._until_breath -= 1
+        if not self._until_breath:  # never when breathe_every is 0: the count runs negative
+            self._breathe()
+
+    def _breathe(self) -> None:
+        """Let requests and the alarm in between two frames of a burst; note that frames
+        may be queued behind them (the alarm that gets in must not close their windows)."""
+        self._until_breath = self.breathe_every
+        self.breathed = True
+        if self.socket is not None:
+            self.socket.breathe()
+
+    def take_breathed(self) -> bool:
+        """Whether a breath was asked for since the last call (the shard's last close)."""
+        breathed, self.breathed = self.breathed, False
+        return breathed
 
     def _frame_failed(self, exc: Exception, data: str | bytes) -> None:
         self.frame_errors += 1

@@ -13,6 +13,16 @@ things are bounded here:
   steady lag within that bound loses nothing; beyond it, the end of every window is
   dropped as late, counted, and /api/health says `degraded` (`RecentCount`).
 
+- How long windows wait for frames queued behind a breath (`close_boundary`). While
+  the exchange's frames come flat out, workerd hands the object nothing else: the feed
+  socket "breathes" every Config.breathe_every_frames frames (runtime/breath.py) so
+  requests and the alarm get in, but frames are still queued behind that breath, and
+  the alarm would close by its clock windows they fall in (issue 18, defect 8: windows
+  written with 11.6 of their 15 s). So after a breath, windows close no later than the
+  newest handled frame's stamp minus FLUSH_GRACE_MS: the queued frames come after it,
+  in order. Without a breath since the last close nothing is queued (the alarm got in
+  because the socket ran dry), and nothing changes.
+
 The feed reads the clock once per exchange second (the first frame of each second,
 per connection), never per frame: that reading both bounds the stamps and is the lag
 sample. An exchange clock AHEAD of ours needs no waiting (its frames arrive before
@@ -43,6 +53,15 @@ MAX_LAG_SAMPLES = 600
 # windows by (a start, a reconnect, a feed down or nearly silent): windows wait the
 # most, MAX_FEED_LAG_MS. It costs only a later write.
 MIN_LAG_SAMPLES = 10
+# Behind a breath, windows wait for the queued frames at most this much longer than they
+# would otherwise: a backlog deeper than a minute is an overload, not a delay to absorb
+# (its frames are dropped as late, counted, and health says `degraded`), and windows
+# must not pile up open (aggregator.MAX_OPEN_WINDOWS).
+MAX_BACKLOG_WAIT_MS = 60_000
+# A close held back for queued frames is tried again this much later, not at once: the
+# held window's close point has passed, and an alarm armed for it would come at every
+# breath (each alarm a billed Durable Object request and a storage write).
+BACKLOG_RECHECK_MS = 1_000
 
 
 class FeedLag:
@@ -94,6 +113,21 @@ class FeedLag:
         if len(lags) < MIN_LAG_SAMPLES:
             return MAX_FEED_LAG_MS
         return min(max(self.estimate(now), 0), MAX_FEED_LAG_MS)
+
+
+def close_boundary(now: int, wait: int, grace: int, backlogged: bool, newest_stamp: int | None) -> int:
+    """Until where the alarm closes windows: `now - wait` (FLUSH_GRACE_MS and the feed's
+    lag). `backlogged` (the feed socket breathed since the last close: frames may be
+    queued behind the breath, stamped from about `newest_stamp`, the newest handled
+    frame's placed stamp, on): no later than `newest_stamp - grace` either, yet no
+    earlier than MAX_BACKLOG_WAIT_MS before `now - wait`. (A connection's frames come in
+    the exchange's order, so the queued ones are stamped after the newest handled, the
+    grace covering stamps a little out of order across markets. Should the newest be a
+    Paradex snapshot, stamped with its book's last change, windows only wait longer.)"""
+    boundary = now - wait
+    if backlogged and newest_stamp is not None:
+        boundary = max(min(boundary, newest_stamp - grace), boundary - MAX_BACKLOG_WAIT_MS)
+    return boundary
 
 
 class RecentCount:

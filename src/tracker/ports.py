@@ -98,6 +98,11 @@ class Socket(Protocol):
     def close(self, code: int, reason: str) -> None:
         """Close from our side: no `on_down` follows."""
 
+    def breathe(self) -> None:
+        """Between two frames of a burst: let the object's requests and alarm in before
+        the next frame is handled (runtime/breath.py); frames stay in order. May be a
+        no-op (the runtime takes at most one breath per BREATH_INTERVAL_MS)."""
+
 
 class SocketFactory(Protocol):
     def __call__(

@@ -53,7 +53,7 @@ from .directory import STORAGE_KEY as MARKETS_KEY
 from .directory import MarketDirectory
 from .exchange import LIGHTER, Exchange
 from .feed import BookFeed
-from .feedtime import MAX_FEED_LAG_MS, FeedLag, RecentCount
+from .feedtime import BACKLOG_RECHECK_MS, MAX_FEED_LAG_MS, FeedLag, RecentCount, close_boundary
 from .markets import MarketListError
 from .memory import state_report
 from .outbox import Outbox
@@ -151,6 +151,7 @@ class ShardTracker:
         self._alarm_at: object = _UNKNOWN  # an int, None (deleted) or _UNKNOWN
         self._lanes: dict[str, asyncio.Future] = {}  # lane -> its task (see the module doc)
         self.lag = FeedLag()  # arrival - stamp of the feed's frames, across connections
+        self._recheck_at = 0  # a close held back for a backlog is tried again then (feedtime.BACKLOG_RECHECK_MS)
         self.recent_late = RecentCount()  # frames dropped as late, over about the last minute
         self._late_logged_at: int | None = None
         self._not_listed_reported: dict[str, str | None] = {}
@@ -574,7 +575,12 @@ class ShardTracker:
     async def _close_windows(self, now: int) -> None:
         if self.aggregator is None:
             return
-        closed = self.aggregator.close_until(now - self._close_wait(now), self._symbols())
+        connection, wait = self.connection, self._close_wait(now)
+        newest = connection.feed.last_timestamp if connection.feed is not None else None
+        boundary = close_boundary(now, wait, self.config.flush_grace_ms, connection.take_breathed(), newest)
+        # Held back for frames queued behind a breath: not again before BACKLOG_RECHECK_MS.
+        self._recheck_at = now + BACKLOG_RECHECK_MS if boundary < now - wait else 0
+        closed = self.aggregator.close_until(boundary, self._symbols())
         self.state.flushed_until = max(self.state.flushed_until, self.aggregator.flushed_until)
         self.state.clock_ahead_ms = self.lag.ahead(now)  # saved with the windows just closed
         self._record_given_up(self.aggregator)
@@ -777,7 +783,7 @@ class ShardTracker:
         must not push that window's close a whole window later."""
         closed = self.aggregator.flushed_until if self.aggregator is not None else self.state.flushed_until
         oldest_end = closed - closed % self.config.window_ms + self.config.window_ms
-        return oldest_end + self._close_wait(now)
+        return max(oldest_end + self._close_wait(now), self._recheck_at)
 
     # =====================================================================================
     # State
@@ -832,6 +838,7 @@ class ShardTracker:
                 wake=self._wake, on_drop=self._fold_counters, rng=self.rng,
                 exchange=self.exchange, new_wire=lambda: self.exchange.new_wire(self.config, self._symbols()),
                 lag=self.lag, sent_at=self.sends, persist=self._persist_sends,
+                breathe_every=config.breathe_every_frames,
             )
         if self.alerter is None:
             self.alerter = Alerter(config.alert_after_ms, config.alert_webhook_url, ports.http, ports.log,

@@ -144,6 +144,9 @@ MUTANTS: tuple[Mutant, ...] = (
        "            self.aggregator.invalidate(market_id, self.last_timestamp)\n        self.pacer.failed(market_id, held=held)",
        "            self.aggregator.invalidate(market_id, self.last_timestamp)",
        "a refused subscribe is never retried (the market stays untracked)"),
+    _m("backlog_ignored", "feed", "feedtime.py",
+       "    if backlogged and newest_stamp is not None:", "    if False and newest_stamp is not None:",
+       "the alarm let in at a breath closes windows by its clock, frames still queued behind the breath"),
     # -- pacing ----------------------------------------------------------------------------------
     _m("pacer_in_flight_le", "pacing", "pacing.py",
        "while self._queue and len(self.in_flight) < self.max_in_flight:",
@@ -175,6 +178,10 @@ MUTANTS: tuple[Mutant, ...] = (
        "                for market_id in feed.books:\n                    feed.aggregator.invalidate(market_id, feed.last_timestamp)\n",
        "                pass\n",
        "a dropped connection leaves every top of book standing (credited through the outage)"),
+    _m("breath_not_noted", "connection", "connection.py",
+       "        self.breathed = True\n        if self.socket is not None:",
+       "        if self.socket is not None:",
+       "a breath is asked for but not noted: the alarm it lets in does not know frames are queued"),
     # -- directory -------------------------------------------------------------------------------
     _m("delisted_never_removed", "directory", "directory.py",
        "removed=[m for i, m in sorted(self.markets.items()) if i not in mine],", "removed=[],",

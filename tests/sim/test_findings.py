@@ -389,6 +389,7 @@ def test_seeds_whose_hours_were_missing_or_stale_after_a_stop(seed):
 # Smaller holes (issue 18, defect 7)
 # =====================================================================================
 
+
 def test_an_outbox_overflow_records_its_lost_range_in_the_transaction_of_the_drop(monkeypatch):
     """D1 is down and the outbox (4 windows) overflows: the drop was stored, then the
     lost range in a second write; an eviction between the two lost the record, and
@@ -454,6 +455,7 @@ def test_a_stop_that_finds_d1_down_with_nothing_pending_still_publishes_its_stat
 # =====================================================================================
 # Found by the soak of this branch
 # =====================================================================================
+
 
 def test_a_request_and_an_alarm_loading_the_state_at_once_share_it():
     """Seed 3696: after a restart, an alarm and a request loaded the state at once, each
@@ -865,6 +867,8 @@ def test_a_listing_read_before_an_id_was_reused_and_applied_after_is_not_judged_
 # Open (issue 18): with the exchange's clock at MAX_CLOCK_AHEAD_MS and a restart early in
 # the run, a resumed shard measures a window in part and records none of it lost (two
 # windows, 1.5 s of covered time short). Seed 427 (with a restart at 11 s) is the same.
+
+
 @pytest.mark.xfail(strict=True, reason="open: a resumed shard with the exchange's clock at the 15 s clamp "
                                        "measures a window in part and does not record the rest lost")
 def test_a_frame_an_evicted_instance_held_open_ahead_is_not_counted_by_its_successor():
@@ -892,6 +896,8 @@ def test_a_reused_id_s_new_market_let_go_on_a_stale_listing_is_credited_up_to_it
     slowed by D1) and took the new market's frames, then applied a stale listing and let
     it go; the reference credited its book's time past that, to the window's end."""
     assert sim.run(3628).violations == []
+
+
 def test_a_stop_right_after_a_start_leaves_a_stats_row_saying_stopped():
     """Seed 342: a start publishes its stats row (is_tracking=1) without the shard
     noting what it sent; a stop 87 ms later, with nothing else moved, found its row
@@ -1148,6 +1154,8 @@ def test_an_id_listed_again_leaves_its_listing_window_unjudged_in_covered_time()
     after the listing the reference cut it at. The window of the listing is left
     unjudged in covered time, as the new market's first window already was."""
     assert sim.run(16809).violations == []
+
+
 def test_a_market_delisted_again_before_a_refresh_could_see_it_listed_is_not_judged_unsubscribed():
     """Seed 6636: Lighter reused market 53's id ('M53.B') and delisted it again 14 s later,
     between two of the tracker's market refreshes (30 s apart): no refresh could see it
@@ -1174,3 +1182,48 @@ def test_a_market_list_d1_refused_until_the_stop_is_saved_after_it(seed):
     with a restart between the refresh and the stop: the listing owed to D1 was only in
     the memory of the instance that went."""
     assert sim.run(seed).violations == []
+
+
+def _backlog_scenario() -> sim.World:
+    """Issue 18, defect 8: twice the shard's object handles nothing for 12-18 s (a burst
+    ahead of it), then its queued frames back to back, a breath after every frame; its
+    alarms get in at the first breaths, with nearly the whole queue still behind them."""
+    return scenario([(30_000, "backlog", {"shard": 0, "ms": 12_000}), (80_000, "backlog", {"shard": 0, "ms": 18_000})],
+                    breathe_every_frames=1)
+
+
+def test_an_alarm_let_in_at_a_breath_closes_no_window_of_the_frames_queued_behind_it():
+    world = _backlog_scenario()
+    assert world.venue("lighter").alarms_at_breath >= 2
+    assert_invariants(world)  # 13: no frame dropped as late, judged by when it arrived
+
+
+def test_the_alarm_at_a_breath_closing_by_its_clock_alone_is_caught(monkeypatch):
+    """The first breath (branch h8-saturation, not shipped) closed by the alarm's clock."""
+    from tracker import shard
+
+    real = shard.close_boundary
+    monkeypatch.setattr(shard, "close_boundary", lambda now, wait, grace, backlogged, newest: real(
+        now, wait, grace, False, newest))
+    assert any("after a backlog" in line for line in check(_backlog_scenario()))
+
+
+@pytest.mark.parametrize("seed", [225, 443])
+def test_seeds_whose_backlogs_overlap(seed):
+    """A backlog drawn inside another extends it (the world once shortened it, letting
+    the alarm in between breaths)."""
+    assert sim.run(seed).violations == []
+
+
+def test_a_close_held_by_a_backlog_is_tried_again_a_second_later_not_at_every_breath():
+    """A close held back by a backlog left the oldest window's close point in the past,
+    so the shard armed its alarm 50 ms ahead, again and again: through a long drain an
+    alarm at every breath (each a billed Durable Object request and a storage write)
+    until the feed's lag estimate caught up. 40 markets (~65 frames a second), 18 s of
+    frames queued, a breath after every frame taking 10 ms (a busy host): the queue drains
+    at ~100 frames a second, for ~35 s."""
+    markets = {m: f"M{m}" for m in range(1, 41)}
+    world = scenario([(60_000, "backlog", {"shard": 0, "ms": 18_000, "breath_ms": 10})], markets=markets,
+                     duration_s=120, breathe_every_frames=1)
+    assert_invariants(world)
+    assert 1 <= world.venue("lighter").alarms_at_breath <= 20  # (82 when every breath let one in)

@@ -450,6 +450,7 @@ class Venue:
         self.alarm_handles: dict[int, asyncio.TimerHandle] = {}
         self.alarm_running: dict[int, bool] = {}
         self.alarms_held_until = 0  # an overloaded host: alarms due before then fire then
+        self.alarms_at_breath = 0  # alarm invocations that got in while frames were queued (a backlog)
         self.alarm_retries: dict[int, int] = {}  # failed invocations in a row (the runtime's backoff)
         self.tracking = False  # as the world asked (start/stop)
         self.tracking_spans: list[list[int]] = []  # [from, to] of each run
@@ -651,6 +652,9 @@ class Venue:
         tracker = self.instance(shard)
         life = self.instances[shard][0]
         await asyncio.sleep(self.world.rng.randint(1, 30) / 1000)
+        busy = self.ex.busy_until.get(shard, 0) - self.loop.now_ms()
+        if busy > 0:  # a backlog: in at its first breath, or once the socket runs dry
+            await asyncio.sleep((busy + 1) / 1000)
         if not life.alive:
             raise RuntimeError("object reset")
         try:
@@ -682,9 +686,15 @@ class Venue:
         if self.loop.now_ms() < self.alarms_held_until:
             self.alarm_handles[shard] = self.loop.at_ms(self.alarms_held_until, self._fire, shard)
             return
+        busy_until = self.ex.busy_until.get(shard, 0)
+        if self.loop.now_ms() < busy_until:  # a backlog: in at its first breath, or once the socket runs dry
+            self.alarm_handles[shard] = self.loop.at_ms(busy_until + 1, self._fire, shard)
+            return
         storage = self.storage(shard)
         storage.alarm = None
         storage.alarms_fired += 1  # an alarm invocation: a Durable Object request
+        if any(conn.shard == shard and conn.queue for conn in self.ex.conns.values()):
+            self.alarms_at_breath += 1  # let in at a breath, frames still queued behind it
         tracker = self.instance(shard)
         life = self.instances[shard][0]
         if shard in self.needs_resume:
@@ -970,6 +980,10 @@ class World:
             venue.peer_hanging_until = now + args["seconds"] * 1000
         elif kind == "d1_lost_answers":
             d1.losing_answers_until = now + args["seconds"] * 1000
+        elif kind == "backlog":  # the shard's object handles nothing until then: its frames queue
+            shard = args["shard"] % venue.config.shards
+            ex.busy_until[shard] = max(ex.busy_until.get(shard, 0), now + args["ms"])  # (overlapping: the longer)
+            ex.breath_ms[shard] = args.get("breath_ms", 1)
         elif kind == "alarms_held":  # the runtime runs none of the exchange's alarms until then
             venue.alarms_held_until = now + args["seconds"] * 1000
         elif kind == "evict_at_await":
@@ -1057,7 +1071,7 @@ class World:
         t0 = self._t0
         noisy = {"evict", "restart", "rest_fail", "d1_outage", "d1_hang", "d1_slow", "shards_change",
                  "stop_start", "stop_in_flush", "drop_all", "drop_shard", "silence", "flap",
-                 "rest_hang", "peer_hang", "d1_lost_answers", "evict_at_await", "redeploy", "api_start"}
+                 "rest_hang", "peer_hang", "d1_lost_answers", "evict_at_await", "redeploy", "api_start", "backlog"}
         # A host holding the exchange's alarms back holds its market refreshes back too,
         # for as long as the hold lasts.
         held = any(kind == "alarms_held" and args.get("ex") in (None, venue.name)
@@ -1215,7 +1229,36 @@ def with_renames(plan: Plan) -> Plan:
 
 def plan_of(seed: int) -> Plan:
     """The whole plan `run` runs for a seed."""
-    return with_renames(with_reshards(with_allowlist(with_scale(with_alarm_stall(with_platform_faults(make_plan(seed)))))))
+    return with_backlogs(with_renames(with_reshards(with_allowlist(with_scale(with_alarm_stall(
+        with_platform_faults(make_plan(seed))))))))
+
+
+# One seed in this many has backlogs (issue 18, defect 8).
+BACKLOG_ONE_IN = 4
+
+
+def with_backlogs(plan: Plan) -> Plan:
+    """For one seed in BACKLOG_ONE_IN: its shards breathe every 1-8 frames (production:
+    every 256, bursts here are small) and 1-4 times one shard's object handles nothing
+    for 3-20 s, so frames queue in its socket and are then handled back to back, its
+    alarm and requests getting in at the breaths (of 1 ms, or 5-10 ms: a busy host;
+    tests/sim/exchange.py `busy_until`): no window may close before the queued frames
+    are handled (invariant 13 judges a queued frame by when it arrived). Drawn apart,
+    so the rest of the plan is what it was."""
+    rng = random.Random(plan.seed * 7_368_787 + 13)
+    if rng.randrange(BACKLOG_ONE_IN):
+        return plan
+    every = rng.choice((1, 1, 2, 4, 8))
+    venues = plan.venues()
+    events = []
+    for _ in range(rng.randint(1, 4)):
+        venue = rng.choice(venues)
+        events.append((rng.randint(8_000, plan.duration_ms - 20_000), "backlog",
+                       {"ex": venue.exchange, "shard": rng.randrange(venue.shards), "ms": rng.randint(3_000, 20_000),
+                        "breath_ms": rng.choice((1, 1, 5, 10))}))
+    return replace(plan, config=replace(plan.config, breathe_every_frames=every),
+                   also=tuple(replace(v, config=replace(v.config, breathe_every_frames=every)) for v in plan.also),
+                   events=sorted(plan.events + events, key=lambda e: e[0]))
 # One seed in this many has an overloaded host hold an exchange's alarms for longer
 # than the aggregator keeps windows open (aggregator.MAX_OPEN_WINDOWS: 4 minutes), so
 # windows are given up and must be recorded lost (mutant given_up_window_not_recorded).

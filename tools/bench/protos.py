@@ -7,6 +7,9 @@ code it changes is still there and fails loudly when the source has moved on.
   scan       tracker/protocol.py: the C JSON scanner called directly, fewer Python calls
   api-cache  tracker/routes.py: GET /api/stats, /api/minutes, /api/overview
              answered from a per-isolate memo of the JSON text for 1 s
+  no-breath  tracker/config.py: BREATHE_EVERY_FRAMES = 0, the feed socket never lets the
+             object in during a burst (the state before issue 18 defect 8's fix): what
+             the breath costs the ingest hot path, `run --quick` against `run --quick --proto no-breath`
 """
 from __future__ import annotations
 
@@ -54,8 +57,12 @@ def apply(app: Path, names: list[str]) -> None:
             patch_protocol(app / "src" / "tracker" / "protocol.py", "parse_frame_scan")
         elif name == "api-cache":
             api_cache(app)
+        elif name == "no-breath":
+            from .saturation import without_breath
+
+            without_breath(app)
         else:
-            raise SystemExit(f"unknown prototype {name!r} (regex, scan, api-cache)")
+            raise SystemExit(f"unknown prototype {name!r} (regex, scan, api-cache, no-breath)")
 
 
-NAMES = ("regex", "scan", "api-cache")
+NAMES = ("regex", "scan", "api-cache", "no-breath")

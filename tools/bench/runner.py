@@ -800,7 +800,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-deltas", type=int, default=6_000_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--output", default="latest", help="results name: bench-results/<name>.json")
-    ap.add_argument("--proto", action="append", default=[], choices=("regex", "scan", "api-cache"),
+    ap.add_argument("--proto", action="append", default=[], choices=("regex", "scan", "api-cache", "no-breath"),
                     help="run a prototype fix (bench/protos.py) applied to the copied tree; repeatable")
     args = ap.parse_args(argv)
     q = args.quick

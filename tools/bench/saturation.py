@@ -25,9 +25,10 @@ Prints, per phase and probe: requests, p50 / p90 / max ms, statuses, and how man
 answers were the shard's own (`shards[].source`, when the API says where a shard's
 figures came from); the ingest rate of the flat-out phase by the sender's count of
 frames written (what workerd read) and by the tracker's messagesReceived; workerd's
-CPU; the load average. Writes bench-results/saturation.json. No assertion.
-(docs/bench/saturation.txt keeps an experiment measured with it: a "breath" in the feed
-socket's handler, not shipped.)
+CPU; the load average. Two variants, one after the other against one sender: "no
+breath" (the copy's tracker/config.py patched to BREATHE_EVERY_FRAMES = 0: every frame
+handled back to back, as before issue 18's fix) and "as is". Writes
+bench-results/saturation.json. No assertion.
 """
 from __future__ import annotations
 
@@ -116,15 +117,30 @@ def summary(results: list[dict]) -> dict:
     return out
 
 
-# One variant today: the tree as it is (a second, patched copy can go beside it, as the
-# breath experiment of docs/bench/saturation.txt did).
-VARIANTS = ("as is",)
+# The variants measured, one after the other against one sender: the tree as it is, and
+# the same tree with the feed socket's breaths cut out (runtime/breath.py), i.e.
+# what every frame handled back to back does to the rest of the process.
+VARIANTS = ("no breath", "as is")
+BREATH_SETTING = "BREATHE_EVERY_FRAMES = "
+
+
+def without_breath(app: Path) -> None:
+    """Patch the copy: the feed socket never breathes (tracker/config.py)."""
+    path = app / "src" / "tracker" / "config.py"
+    lines = path.read_text().splitlines(keepends=True)
+    hits = [i for i, line in enumerate(lines) if line.startswith(BREATH_SETTING)]
+    if len(hits) != 1:
+        raise RuntimeError(f"{path}: no single `{BREATH_SETTING}...` line to patch")
+    lines[hits[0]] = BREATH_SETTING + "0\n"
+    path.write_text("".join(lines))
 
 
 def measure_variant(args: argparse.Namespace, variant: str, sender: SenderProcess, tmp: Path, logs: Path) -> dict:
     out: dict = {"variant": variant, "load_at_start": procstat.loadavg()}
     app = tmp / f"app-{variant.replace(' ', '-')}"
     out["code"] = snapshot_tree(app)
+    if variant == "no breath":
+        without_breath(app)
     persist = tmp / f"state-{variant.replace(' ', '-')}"
     devstack.apply_schema(persist, cwd=app, config=app / "wrangler.toml")
     worker = devstack.WranglerDev(
