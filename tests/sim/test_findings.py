@@ -1163,12 +1163,13 @@ def test_a_market_delisted_again_before_a_refresh_could_see_it_listed_is_not_jud
     assert sim.run(6636).violations == []
 
 
-@pytest.mark.parametrize("seed", [5045, 6628])
+@pytest.mark.parametrize("seed", [5045, 6628, 16266])
 def test_a_page_served_as_final_for_a_symbol_stays_final_when_its_id_is_reused(seed):
     """Seeds 5045, 6628: Lighter delisted market 22 (26) and listed a new market 'M22.B'
     under its id. /api/minutes?symbol=M22 had found its rows through *_markets, whose row
     for the id now says 'M22.B': the page served as final for M22 lost its row (and a
-    page for 'M22.B' would have shown M22's prices)."""
+    page for 'M22.B' would have shown M22's prices). Seed 16266 (soak): the same with
+    /api/snapshots?symbol=M29."""
     assert sim.run(seed).violations == []
 
 
