@@ -131,3 +131,33 @@ def test_a_window_recorded_lost_though_d1_acknowledged_it_is_caught(monkeypatch)
 
     monkeypatch.setattr(outbox.Outbox, "_add", add)
     assert _first_seed_saying("though D1 acknowledged writing them") is not None
+
+
+def test_a_clock_ahead_saved_beyond_the_stamps_is_caught(monkeypatch):
+    """Loss minimal: an instance resumed after an eviction measures from the window
+    after its clock + the `clock_ahead_ms` its predecessor saved, recording the windows
+    before lost. Overstated (here by a window), every such resume records a window lost
+    that no instance had opened; the loss invariant judged the range by the saved value
+    alone, so nothing noticed. Now each saved value is held to how far ahead the kept
+    stamps ran in the trace (seed 1595: Paradex's clock at the bound, restarts)."""
+    from tracker import feedtime
+
+    real = feedtime.FeedLag.ahead
+
+    def ahead(self, now):
+        ran = real(self, now)
+        return ran + sim_world.WINDOW_MS if ran else 0
+
+    monkeypatch.setattr(feedtime.FeedLag, "ahead", ahead)
+    assert any("ms ahead of the clock: they ran" in line for line in sim_world.run(1595).violations)
+
+
+def test_a_successor_resuming_inside_a_window_its_predecessor_opened_ahead_is_caught(monkeypatch):
+    """The fault of seeds 427, 1595 and 6665 planted back: the state says the stamps ran
+    no further ahead than the lag samples (each second's first frame) did, so with the
+    exchange's clock at MAX_CLOCK_AHEAD_MS a successor measures a window its
+    predecessor had measured part of, and writes it short; the reference catches it."""
+    from tracker import feedtime
+
+    monkeypatch.setattr(feedtime.FeedLag, "kept_ahead", lambda self, read_at, ahead: None)
+    assert any("covered_ms" in line for line in sim_world.run(1595).violations)
