@@ -22,13 +22,14 @@ def test_a_lost_range_saved_then_overwritten_is_caught():
     overwrites that record at its next save. The world collects every lost range ever
     saved, so without invariant 2's 'stays recorded' clause the dropped windows still
     looked recorded (the mutant survived). Planted as the mutant itself (a rewrite of
-    `_stash`'s `state_after`, in a copy of the tree), which seed 7 catches."""
+    `_stash`'s `state_after`, in a copy of the tree), which seed 8 catches (seed 7 did
+    while re-splits were drawn after 20 s only)."""
     import mutants
 
-    result = mutants.run_planted(mutants.by_name("overflow_drop_not_recorded_in_memory"), [7], timeout_s=240)
+    result = mutants.run_planted(mutants.by_name("overflow_drop_not_recorded_in_memory"), [8], timeout_s=240)
     assert not result.get("error"), result["says"]
     assert "then dropped by a later save of the same run" in str(result["says"]), result
-    assert result["seed"] == 7
+    assert result["seed"] == 8
 
 
 def test_a_stats_row_left_saying_tracking_after_the_final_stop_is_caught(monkeypatch):
