@@ -74,6 +74,9 @@ class FeedLag:
         self.known_ahead = 0  # the most of the span, as of the last look or sample
         # Called when a reading's stamps ran further ahead than `known_ahead`: the shard
         # saves it at once (an alarm), not a window later (seed 427: evicted before).
+        # What stays open: an instance that goes between such a frame's second and that
+        # save (well under a second, unless alarms are held) leaves its successor a
+        # window it measured in part.
         self.on_ahead = on_ahead
 
     def add(self, now: int, lag: int) -> None:

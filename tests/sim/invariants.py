@@ -109,6 +109,7 @@ exchange the world ran (Lighter, Paradex or both), on that exchange's own tables
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from decimal import Decimal, InvalidOperation
 from itertools import combinations
 from typing import NamedTuple
@@ -172,7 +173,7 @@ class Reference(NamedTuple):
     ambiguous: set[tuple[int, int]]  # (market, window start): covered time not judged
     unsure: set[tuple[int, int]]  # (market, window start): not judged at all
     late: list[tuple[int, int, int, int]]  # (shard, arrival, market, stamp) of updates dropped as late
-    ran_ahead: dict[int, list[tuple[int, int]]]  # shard -> (our clock as read, how far past it a kept stamp ran)
+    ran_ahead: dict[int, list[tuple[int, int]]]  # shard -> (our clock as read, how far past it a kept stamp ran), sorted
 
 
 def reference_windows(trace: list[tuple], read=_lighter_book) -> Reference:
@@ -212,7 +213,7 @@ def reference_windows(trace: list[tuple], read=_lighter_book) -> Reference:
     def add(stream: list, shard: int, event: ref.Event) -> None:
         stream.append(event)
 
-    ran_ahead: dict[int, list[tuple[int, int]]] = {}
+    ahead_of: dict[int, dict[tuple[int, int], int]] = {}  # shard -> (conn, reading) -> the most a kept stamp ran past it
 
     def placed(conn: int, ts: int, at: int, shard: int) -> int:
         clock = clocks.setdefault(conn, [-1, 0, 0])
@@ -221,7 +222,9 @@ def reference_windows(trace: list[tuple], read=_lighter_book) -> Reference:
         if ts >= clock[2]:
             return clock[1]
         if ts > clock[1]:
-            ran_ahead.setdefault(shard, []).append((clock[1], ts - clock[1]))
+            readings = ahead_of.setdefault(shard, {})
+            key = (conn, clock[1])
+            readings[key] = max(readings.get(key, 0), ts - clock[1])
         return ts
 
     for entry in trace:
@@ -294,6 +297,8 @@ def reference_windows(trace: list[tuple], read=_lighter_book) -> Reference:
             since, closed = measuring.get(shard, (0, 0))
             measuring[shard] = [boundary if kind == "from" else since, max(closed, boundary)]
     expected = {shard: ref.expected_windows(stream, WINDOW_MS) for shard, stream in events.items()}
+    ran_ahead = {shard: sorted((read_at, ahead) for (_, read_at), ahead in readings.items())
+                 for shard, readings in ahead_of.items()}
     return Reference(expected, ambiguous, unsure, late, ran_ahead)
 
 
@@ -767,8 +772,9 @@ def _unjustified_ahead(venue, ran_ahead: dict[int, list[tuple[int, int]]]) -> li
         if said == said_before.get(shard, 0):
             continue
         said_before[shard] = said
-        ran = max((ahead for read_at, ahead in ran_ahead.get(shard, ()) if at - LAG_SPAN_MS < read_at <= at),
-                  default=0)
+        readings = ran_ahead.get(shard, [])
+        span = readings[bisect_right(readings, (at - LAG_SPAN_MS, 2**62)):bisect_right(readings, (at, 2**62))]
+        ran = max((ahead for _, ahead in span), default=0)
         if said > ran:
             v.append(f"shard {shard} saved at {at} that its stamps ran {said} ms ahead of the clock: they ran "
                      f"{ran} ms ahead in the {LAG_SPAN_MS // 1000} s before (a successor would skip windows "
