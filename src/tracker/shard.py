@@ -556,9 +556,9 @@ class ShardTracker:
             return
         closed = self.aggregator.close_until(now - self._close_wait(now), self._symbols())
         self.state.flushed_until = max(self.state.flushed_until, self.aggregator.flushed_until)
+        # Saved with the windows just closed: how far ahead the kept stamps ran lately.
         connection = self.connection
-        self.state.clock_ahead_ms = (connection.ahead(now) if connection is not None  # saved with the windows just closed
-                                     else self.lag.ahead(now))
+        self.state.clock_ahead_ms = connection.ahead(now) if connection is not None else self.lag.ahead(now)
         self._record_given_up(self.aggregator)
         self._report_late(now)
         await self._stash(closed)

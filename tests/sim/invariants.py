@@ -173,7 +173,8 @@ class Reference(NamedTuple):
     ambiguous: set[tuple[int, int]]  # (market, window start): covered time not judged
     unsure: set[tuple[int, int]]  # (market, window start): not judged at all
     late: list[tuple[int, int, int, int]]  # (shard, arrival, market, stamp) of updates dropped as late
-    ran_ahead: dict[int, list[tuple[int, int]]]  # shard -> (our clock as read, how far past it a kept stamp ran), sorted
+    # shard -> (our clock as read, how far past it a kept stamp ran), sorted
+    ran_ahead: dict[int, list[tuple[int, int]]]
 
 
 def reference_windows(trace: list[tuple], read=_lighter_book) -> Reference:
@@ -213,7 +214,8 @@ def reference_windows(trace: list[tuple], read=_lighter_book) -> Reference:
     def add(stream: list, shard: int, event: ref.Event) -> None:
         stream.append(event)
 
-    ahead_of: dict[int, dict[tuple[int, int], int]] = {}  # shard -> (conn, reading) -> the most a kept stamp ran past it
+    # shard -> (conn, our clock as read) -> the most a kept stamp ran past that reading
+    ahead_of: dict[int, dict[tuple[int, int], int]] = {}
 
     def placed(conn: int, ts: int, at: int, shard: int) -> int:
         clock = clocks.setdefault(conn, [-1, 0, 0])
