@@ -127,6 +127,13 @@ class FeedConnection:
                 socket.send(message)
                 self.last_sent_at = self.clock.now_ms()
 
+    def ahead(self, now: int) -> int:
+        """How far ahead of our clock the kept stamps ran lately (FeedLag.ahead), the
+        live feed's current second included."""
+        if self.feed is not None:
+            self.feed.end_reading()
+        return self.lag.ahead(now)
+
     @property
     def holding(self) -> bool:
         """Messages wait for the send history's save."""
@@ -267,6 +274,7 @@ class FeedConnection:
         counters, close the socket (with `reason`, if we are the ones closing)."""
         feed, self.feed = self.feed, None
         if feed is not None:
+            feed.end_reading()  # how far ahead its last second's stamps ran counts too
             if feed.last_timestamp is not None:
                 for market_id in feed.books:
                     feed.aggregator.invalidate(market_id, feed.last_timestamp)

@@ -84,6 +84,10 @@ class BookFeed:
         self._second = -1  # the exchange second of the latest book frame
         self._now = 0  # our clock when that second began
         self._ahead_limit: float = float("inf")  # stamps from here on are too far ahead
+        # The newest stamp kept since that reading (from the reading on): how far ahead
+        # of our clock the windows this feed opens ran (FeedLag.kept_ahead). Without a
+        # clock, never moved: the hot path does no more than compare.
+        self._kept_until: float = 0 if clock is not None else float("inf")
         self._ahead_logged_at: int | None = None
         # The aggregator's market -> second of the latest depth sample (it outlives this
         # connection). Every market has an entry (-1: none yet) so the hot path can
@@ -146,6 +150,8 @@ class BookFeed:
         if ts >= self._ahead_limit:
             ts = self._clamp(market_id, ts)
             second = ts // 1000
+        elif ts > self._kept_until:
+            self._kept_until = ts
         book = self.books.get(market_id)
         if book is None:
             if frame.is_snapshot and self.pacer.awaits_answer(market_id):
@@ -206,11 +212,20 @@ class BookFeed:
     # -- the exchange's clock against ours ----------------------------------------------
 
     def _read_clock(self, ts: int, snapshot: bool) -> None:
+        self.end_reading()
         now = self._clock.now_ms()
         self._now = now
+        self._kept_until = now
         self._ahead_limit = now + MAX_CLOCK_AHEAD_MS
         if not snapshot:  # a snapshot may carry its book's last change (Paradex), not its send time
             self.lag.add(now, now - ts)
+
+    def end_reading(self) -> None:
+        """The clock reading ends (the next exchange second, or the connection): how far
+        ahead of it the stamps kept since ran, if they did, to the lag."""
+        if self._clock is not None and self._kept_until > self._now:
+            self.lag.kept_ahead(self._now, int(self._kept_until - self._now))
+            self._kept_until = self._now
 
     def _clamp(self, market_id: int, ts: int) -> int:
         """A frame stamped more than MAX_CLOCK_AHEAD_MS ahead of our clock: its stamp is

@@ -27,15 +27,30 @@ The feed reads the clock once per exchange second (the first frame of each secon
 per connection), never per frame: that reading both bounds the stamps and is the lag
 sample. An exchange clock AHEAD of ours needs no waiting (its frames arrive before
 their window's end by our clock), so only positive lags delay closing.
+
+How far ahead of our clock the stamps the feed KEPT ran (`FeedLag.ahead`) is what an
+instance resumed after an eviction needs: its predecessor had windows open that far
+ahead, which went with it, so it measures from the window after them (shard.py
+`_record_unmeasured`). It is the newest kept stamp of each reading against that
+reading, not the lag samples: with an exchange clock at the bound, a second's first
+frame is placed at our clock while later ones of that second, and snapshots stamped
+with their book's last change (Paradex), are kept up to MAX_CLOCK_AHEAD_MS ahead
+(seeds 427, 1595, 6665: the successor measured a window its predecessor had measured
+part of, and wrote it short).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections import deque
+from collections.abc import Callable
 
 # A stamp more than this after our clock is a clock fault: placed at our clock.
 MAX_CLOCK_AHEAD_MS = 15_000
+# The feed reads our clock once per exchange second: a reading is at most about this
+# old when a frame of its second arrives, and how far ahead a stamp ran is measured
+# against it (FeedLag.ahead), so it may say up to this much more than the truth (a
+# clock in step with ours: up to a second).
+READING_AGE_MS = 1_000
 # Windows wait at most this much longer than FLUSH_GRACE_MS for a lagging feed: each
 # second of wait is a second more before a window reaches D1, and a lag beyond it is
 # an outage to report (health `degraded`), not a delay to absorb.
@@ -69,9 +84,19 @@ class FeedLag:
     sampled by the feed; shared by a shard's successive connections. Read at every
     alarm and stats request: the sorted lags are kept until a sample comes or goes."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_ahead: Callable[[], None] | None = None) -> None:
         self._samples: deque[tuple[int, int]] = deque()  # (our clock, lag)
         self._sorted: list[int] | None = None
+        # (our clock as read, how far ahead of it the newest stamp kept since ran), one
+        # per reading whose kept stamps ran ahead at all.
+        self._ahead: deque[tuple[int, int]] = deque()
+        self.known_ahead = 0  # the most of the span, as of the last look or sample
+        # Called when a reading's stamps ran further ahead than `known_ahead`: the shard
+        # saves it at once (an alarm), not a window later (seed 427: evicted before).
+        # What stays open: an instance that goes between such a frame's second and that
+        # save (well under a second, unless alarms are held) leaves its successor a
+        # window it measured in part.
+        self.on_ahead = on_ahead
 
     def add(self, now: int, lag: int) -> None:
         samples = self._samples
@@ -98,13 +123,28 @@ class FeedLag:
             return None
         return lags[min(len(lags) - 1, int(len(lags) * LAG_QUANTILE))]
 
+    def kept_ahead(self, read_at: int, ahead: int) -> None:
+        """The stamps the feed kept since it read our clock (`read_at`) ran up to `ahead`
+        ms past that reading (the feed, when the reading ends: below MAX_CLOCK_AHEAD_MS,
+        beyond it stamps are placed at our clock)."""
+        samples = self._ahead
+        samples.append((read_at, ahead))
+        if len(samples) > MAX_LAG_SAMPLES:
+            samples.popleft()
+        if ahead > self.known_ahead:
+            self.known_ahead = ahead
+            if self.on_ahead is not None:
+                self.on_ahead()
+
     def ahead(self, now: int) -> int:
         """How far ahead of our clock the stamps the tracker kept ran over the span (an
-        exchange clock ahead of ours): the most negative lag, 0 if none. Stamps
-        MAX_CLOCK_AHEAD_MS or more ahead do not count: they were placed at our clock."""
-        lags = self._lags(now)
-        kept = bisect_right(lags, -MAX_CLOCK_AHEAD_MS)  # the first lag of a stamp kept as it was
-        return max(0, -lags[kept]) if kept < len(lags) else 0
+        exchange clock ahead of ours), 0 if none did. Conservative by up to the age of a
+        reading (READING_AGE_MS): the clock is read once per exchange second."""
+        samples = self._ahead
+        while samples and samples[0][0] <= now - LAG_SPAN_MS:
+            samples.popleft()
+        self.known_ahead = max((ahead for _, ahead in samples), default=0)
+        return self.known_ahead
 
     def close_delay(self, now: int) -> int:
         """How much later than FLUSH_GRACE_MS windows close now: the lag, within

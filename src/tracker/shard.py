@@ -53,7 +53,7 @@ from .directory import STORAGE_KEY as MARKETS_KEY
 from .directory import MarketDirectory
 from .exchange import LIGHTER, Exchange
 from .feed import BookFeed
-from .feedtime import BACKLOG_RECHECK_MS, MAX_FEED_LAG_MS, FeedLag, RecentCount, close_boundary
+from .feedtime import BACKLOG_RECHECK_MS, MAX_FEED_LAG_MS, READING_AGE_MS, FeedLag, RecentCount, close_boundary
 from .markets import MarketListError
 from .memory import state_report
 from .outbox import Outbox
@@ -150,7 +150,9 @@ class ShardTracker:
         self._state_saved: str | None = None
         self._alarm_at: object = _UNKNOWN  # an int, None (deleted) or _UNKNOWN
         self._lanes: dict[str, asyncio.Future] = {}  # lane -> its task (see the module doc)
-        self.lag = FeedLag()  # arrival - stamp of the feed's frames, across connections
+        # arrival - stamp of the feed's frames, across connections; and how far ahead of
+        # our clock the kept stamps ran, saved at once when further than the state says.
+        self.lag = FeedLag(on_ahead=self._ran_ahead)
         self._recheck_at = 0  # a close held back for a backlog is tried again then (feedtime.BACKLOG_RECHECK_MS)
         self.recent_late = RecentCount()  # frames dropped as late, over about the last minute
         self._late_logged_at: int | None = None
@@ -582,7 +584,9 @@ class ShardTracker:
         self._recheck_at = now + BACKLOG_RECHECK_MS if boundary < now - wait else 0
         closed = self.aggregator.close_until(boundary, self._symbols())
         self.state.flushed_until = max(self.state.flushed_until, self.aggregator.flushed_until)
-        self.state.clock_ahead_ms = self.lag.ahead(now)  # saved with the windows just closed
+        # Saved with the windows just closed: how far ahead the kept stamps ran lately.
+        connection = self.connection
+        self.state.clock_ahead_ms = connection.ahead(now) if connection is not None else self.lag.ahead(now)
         self._record_given_up(self.aggregator)
         self._report_late(now)
         await self._stash(closed)
@@ -734,6 +738,8 @@ class ShardTracker:
         d1_busy = self._busy("d1")
         if self.state is not None and self.state.tracking:
             due.append(self._next_window_alarm(now))
+            if self._ahead_unsaved():  # `_close_windows` saves it
+                due.append(now)
             if self.connection is not None:
                 due.append(self.connection.next_due(now))
             if self.directory is not None and not self._busy("markets"):
@@ -771,6 +777,19 @@ class ShardTracker:
         except BaseException:
             self._alarm_at = _UNKNOWN
             raise
+
+    def _ahead_unsaved(self) -> bool:
+        """The feed's stamps ran further ahead of our clock than the saved state says, by
+        more than a reading of the clock can be old (READING_AGE_MS: below that, the
+        next alarm saves it): should this instance go now, its successor would measure
+        from a window this one has measured part of (`_record_unmeasured`)."""
+        return (self.state is not None and self.state.tracking
+                and self.lag.known_ahead > self.state.clock_ahead_ms + READING_AGE_MS)
+
+    def _ran_ahead(self) -> None:
+        """The feed's stamps ran further ahead than before: the alarm saves it now."""
+        if self._ahead_unsaved():
+            self._wake(self.ports.clock.now_ms())
 
     def _wake(self, at: int) -> None:
         """A socket event wants the alarm by `at` (a reconnect)."""

@@ -84,7 +84,11 @@ exchange the world ran (Lighter, Paradex or both), on that exchange's own tables
       by the first state of a new instance, while the state before said tracking; from
       where the evicted instance's saved state ended (nothing it had closed) to at most
       one window past the resume, by the exchange's stamps as last saved (the downtime
-      plus one window);
+      plus one window); and how far ahead of our clock a state says the stamps ran
+      (`clock_ahead_ms`, what a successor adds) is no more than the stamps the shard
+      kept ran past the clock's reading (as in 13: the first frame of each exchange
+      second on a connection) in the LAG_SPAN_MS before that save, so a resume skips
+      no window its predecessor did not open;
     - a window the outbox's bound pushed out: the outbox held more than
       OUTBOX_MAX_WINDOWS, and no more windows went than took it over the bound;
     - a window given up open: no alarm of the shard had closed it by then, and
@@ -110,13 +114,14 @@ exchange the world ran (Lighter, Paradex or both), on that exchange's own tables
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from decimal import Decimal, InvalidOperation
 from itertools import combinations
 from typing import NamedTuple
 
 import reference_model as ref
 
-from tracker.feedtime import MAX_CLOCK_AHEAD_MS, MAX_FEED_LAG_MS
+from tracker.feedtime import LAG_SPAN_MS, MAX_CLOCK_AHEAD_MS, MAX_FEED_LAG_MS
 from tracker.aggregator import MAX_OPEN_WINDOWS
 from tracker.outbox import INDEX_KEY
 from tracker.shard import STATE_KEY
@@ -175,6 +180,8 @@ class Reference(NamedTuple):
     # (shard, handled at, market, stamp, arrived at) of updates dropped as late: a frame
     # queued in a backlog arrived before it was handled (exchange.py `arrived`)
     late: list[tuple[int, int, int, int, int]]
+    # shard -> (our clock as read, how far past it a kept stamp ran), sorted
+    ran_ahead: dict[int, list[tuple[int, int]]]
 
 
 def reference_windows(trace: list[tuple], read=_lighter_book, arrived: dict[int, int] | None = None) -> Reference:
@@ -216,11 +223,20 @@ def reference_windows(trace: list[tuple], read=_lighter_book, arrived: dict[int,
     def add(stream: list, shard: int, event: ref.Event) -> None:
         stream.append(event)
 
-    def placed(conn: int, ts: int, at: int) -> int:
+    # shard -> (conn, our clock as read) -> the most a kept stamp ran past that reading
+    ahead_of: dict[int, dict[tuple[int, int], int]] = {}
+
+    def placed(conn: int, ts: int, at: int, shard: int) -> int:
         clock = clocks.setdefault(conn, [-1, 0, 0])
         if ts // 1000 != clock[0]:
             clock[:] = [ts // 1000, at, at + MAX_CLOCK_AHEAD_MS]
-        return clock[1] if ts >= clock[2] else ts
+        if ts >= clock[2]:
+            return clock[1]
+        if ts > clock[1]:
+            readings = ahead_of.setdefault(shard, {})
+            key = (conn, clock[1])
+            readings[key] = max(readings.get(key, 0), ts - clock[1])
+        return ts
 
     for index, entry in enumerate(trace):
         kind, shard = entry[0], entry[1]
@@ -259,7 +275,7 @@ def reference_windows(trace: list[tuple], read=_lighter_book, arrived: dict[int,
             if frame is None:
                 continue
             market, ts, snapshot, nonce, begin, bids, asks = frame
-            ts = placed(conn, ts, entry[4])
+            ts = placed(conn, ts, entry[4], shard)
             if market in stopped or (shard, market) in unlisted_again:
                 unsure.add((market, ts - ts % WINDOW_MS))
             book = books.setdefault((conn, market), ref.NaiveBook())
@@ -286,17 +302,19 @@ def reference_windows(trace: list[tuple], read=_lighter_book, arrived: dict[int,
                     ambiguous.update((m, start) for m in seen.get(conn, ()))
         elif kind in ("from", "flush"):  # measuring from / windows closed until (floored to a window)
             if kind == "from":
-                # A new instance: what an evicted one held open from here on (frames
-                # stamped ahead) went with it; its depth samples start again too.
-                since = entry[2] - entry[2] % WINDOW_MS
-                stream[:] = [e for e in stream if not (e.kind == "tick" and e.ts_ms >= since)]
+                # A new instance: its depth samples start again. Nothing an evicted one
+                # measured is dropped here: the new instance measures from the window
+                # after every window its predecessor had open (frames it kept stamped
+                # ahead of our clock included), so none of it lies in what is judged.
                 samplers[shard] = ref.SampleClock()
             stream.append(ref.Event(-1, entry[2], "flush"))
             boundary = entry[2] - entry[2] % WINDOW_MS
             since, closed = measuring.get(shard, (0, 0))
             measuring[shard] = [boundary if kind == "from" else since, max(closed, boundary)]
     expected = {shard: ref.expected_windows(stream, WINDOW_MS) for shard, stream in events.items()}
-    return Reference(expected, ambiguous, unsure, late)
+    ran_ahead = {shard: sorted((read_at, ahead) for (_, read_at), ahead in readings.items())
+                 for shard, readings in ahead_of.items()}
+    return Reference(expected, ambiguous, unsure, late, ran_ahead)
 
 
 def check(world) -> list[str]:
@@ -438,7 +456,7 @@ def check_venue(world, venue) -> list[str]:
     # 11. hours
     v += check_hours(world, venue, say)
     # 20. loss justified and minimal
-    v += [f"{say}{line}" for line in check_loss(world, venue)[:3]]
+    v += [f"{say}{line}" for line in check_loss(world, venue, reference.ran_ahead)[:3]]
     # 21. renamed markets
     v += check_renames(world, venue)
 
@@ -733,10 +751,14 @@ def _documented(record) -> bool:
     return str(record.status) in methods[record.method]["responses"]
 
 
-def check_loss(world, venue) -> list[str]:
+def check_loss(world, venue, ran_ahead: dict[int, list[tuple[int, int]]] | None = None) -> list[str]:
     """20. Every lost range a shard saved is justified (see the module doc), from what
-    the world saw it store (Venue.puts) and when its alarms closed windows (the trace)."""
+    the world saw it store (Venue.puts) and when its alarms closed windows (the trace);
+    and so is every `clock_ahead_ms` it saved, from how far its kept stamps ran ahead
+    (`ran_ahead`, from the reference)."""
     v: list[str] = []
+    if ran_ahead is not None:
+        v += _unjustified_ahead(venue, ran_ahead)
     window_ms = venue.config.window_ms
     bound = venue.config.outbox_max_windows
     closed: dict[int, list[tuple[int, int]]] = {}  # shard -> (at, boundary) of each close
@@ -780,6 +802,29 @@ def check_loss(world, venue) -> list[str]:
                 if why:
                     v.append(f"shard {shard} recorded [{a}, {b}) lost at {at}: {why}")
             state, state_life = new, life
+    return v
+
+
+def _unjustified_ahead(venue, ran_ahead: dict[int, list[tuple[int, int]]]) -> list[str]:
+    """Every `clock_ahead_ms` a shard saved, where it changed (an alarm measured it; a
+    state carries the last one on, across a stop and a restart), is at most how far
+    past the clock's reading the stamps the shard kept ran in the span before."""
+    v: list[str] = []
+    said_before: dict[int, int] = {}
+    for at, shard, _, state_text, _, _ in venue.puts:
+        if state_text is None:
+            continue
+        said = json.loads(state_text).get("clock_ahead_ms") or 0
+        if said == said_before.get(shard, 0):
+            continue
+        said_before[shard] = said
+        readings = ran_ahead.get(shard, [])
+        span = readings[bisect_right(readings, (at - LAG_SPAN_MS, 2**62)):bisect_right(readings, (at, 2**62))]
+        ran = max((ahead for _, ahead in span), default=0)
+        if said > ran:
+            v.append(f"shard {shard} saved at {at} that its stamps ran {said} ms ahead of the clock: they ran "
+                     f"{ran} ms ahead in the {LAG_SPAN_MS // 1000} s before (a successor would skip windows "
+                     f"nobody measured)")
     return v
 
 

@@ -864,21 +864,25 @@ def test_a_listing_read_before_an_id_was_reused_and_applied_after_is_not_judged_
     assert sim.run(1425).violations == []
 
 
-# Open (issue 18): with the exchange's clock at MAX_CLOCK_AHEAD_MS and a restart early in
-# the run, a resumed shard measures a window in part and records none of it lost (two
-# windows, 1.5 s of covered time short). Seed 427 (with a restart at 11 s) is the same.
-
-
-@pytest.mark.xfail(strict=True, reason="open: a resumed shard with the exchange's clock at the 15 s clamp "
-                                       "measures a window in part and does not record the rest lost")
 def test_a_frame_an_evicted_instance_held_open_ahead_is_not_counted_by_its_successor():
-    """Seed 1595 (Paradex's clock 15 s ahead, a restart): the instance that went had taken
-    a snapshot stamped 14.9 s ahead, in a window it never closed; the reference counted
-    that tick in its successor's first window (one tick too many in three markets). A
-    new instance's aggregator starts empty: the reference now drops what earlier
-    instances held from the new instance's first window on, and starts its depth
-    samples again."""
+    """Seed 1595 (Paradex's clock 15.5 s ahead, a restart): the instance that went had
+    kept a snapshot stamped 14.9 s ahead (its second's first frame was placed at our
+    clock), in a window it never closed, and saved that its stamps ran 0 ms ahead (the
+    lag samples, first frames, said so); its successor measured that window from its
+    own first frame and wrote it 1.5 s of covered time short, nothing recorded lost.
+    The feed now measures how far ahead the stamps it keeps run (FeedLag.kept_ahead):
+    the successor records that window lost and measures from the next."""
     assert sim.run(1595).violations == []
+
+
+@pytest.mark.parametrize("seed", [427, 6665])
+def test_a_successor_measures_from_after_the_windows_its_predecessor_opened_ahead(seed):
+    """Seed 427 (Lighter's clock ~14.6 s ahead, a re-split's restart 11 s into the run):
+    the first instance died before an alarm saved how far ahead its stamps ran, so its
+    successor resumed a window early and wrote it short of covered time. A new high is
+    now saved at once (an alarm). Seed 6665 (Paradex's clock at the bound, a restart):
+    as 1595, its windows 425 ms short."""
+    assert sim.run(seed).violations == []
 
 
 @pytest.mark.parametrize("seed", [3399, 3991, 4224])

@@ -280,11 +280,7 @@ def with_reshards(plan: Plan) -> Plan:
     if rng.random() >= 1 / 6:
         return plan
     venue = rng.choice(plan.venues())
-    # Not in the first 20 s: a restart there, with the exchange's clock about
-    # MAX_CLOCK_AHEAD_MS ahead, resumes from a window the feed's lag estimate has not
-    # caught up with, and measures it in part (a known fault outside re-splitting: seed
-    # 427 with a `restart` at 11 s, on main too; reported, not fixed here).
-    at = rng.randint(20_000, plan.duration_ms - 30_000)
+    at = rng.randint(8_000, plan.duration_ms - 30_000)
     events = [(at, "redeploy", {"ex": venue.exchange,
                                 "shards": rng.choice([n for n in (1, 2, 3, 4) if n != venue.shards])})]
     if rng.random() < 0.75:

@@ -179,10 +179,57 @@ def test_how_far_ahead_the_kept_stamps_ran():
     lag = FeedLag()
     assert lag.ahead(T0) == 0
     for i in range(20):
-        lag.add(T0 + i * 1_000, -13_000 + (i % 3) * 100)  # an exchange clock 13 s ahead
-    lag.add(T0 + 20_000, -HOUR)  # one wild stamp: placed at our clock, not "ahead"
-    lag.add(T0 + 20_500, 900)
-    assert lag.ahead(T0 + 21_000) == 13_000
-    in_sync = FeedLag()
-    in_sync.add(T0, 40)
-    assert in_sync.ahead(T0) == 0
+        lag.kept_ahead(T0 + i * 1_000, 13_000 + (i % 3) * 100)  # an exchange clock 13 s ahead
+    assert lag.ahead(T0 + 21_000) == 13_200
+    assert lag.ahead(T0 + 18_000 + LAG_SPAN_MS) == 13_100  # the older readings left the span
+    assert lag.ahead(T0 + 19_000 + LAG_SPAN_MS) == 0
+
+
+def test_a_stamp_kept_at_the_bound_counts_as_ahead_though_its_second_s_first_frame_was_placed():
+    """Seed 1595 (Paradex's clock 15.5 s ahead): each second's first frame is placed at
+    our clock, but a snapshot stamped with its book's last change, 14.9 s ahead, is
+    kept and opens a window that far ahead; an instance resumed after this one must
+    measure from the window after it. The lag samples (first frames) said 0."""
+    clock = Clock(T0 + 1_000)
+    feed, agg, _ = feed_with_clock(clock, markets=(0, 1))
+    feed.on_frame(update(0, T0 + 1_000 + 15_500, 9, 10))  # a second's first frame: placed
+    feed.on_frame(snapshot(1, T0 + 1_000 + 14_900, 20))  # the same second: kept
+    assert feed.counters.future_frames == 1
+    assert feed.lag.ahead(clock.now) == 0  # the second is not over: not counted yet
+    clock.now = T0 + 2_000
+    feed.on_frame(update(0, T0 + 2_000 + 15_500, 10, 11))  # the next second: the last one counts
+    assert feed.lag.ahead(clock.now) == 14_900
+    clock.now = T0 + 2_000 + LAG_SPAN_MS
+    assert feed.lag.ahead(clock.now) == 0  # a minute later
+
+
+def test_the_last_second_of_a_connection_counts_and_a_new_high_is_reported_once_known():
+    reported = []
+    lag = FeedLag(on_ahead=lambda: reported.append(lag.known_ahead))
+    clock = Clock(T0)
+    feed = BookFeed([0], WindowAggregator(15_000, T0), SubscriptionPacer(), clock=clock, lag=lag)
+    feed.on_frame(CONNECTED)
+    feed.on_frame(snapshot(0, T0 + 9_000, 10))
+    assert reported == []
+    feed.end_reading()  # the connection ends (FeedConnection._drop)
+    assert lag.ahead(T0) == 9_000 and reported == [9_000]
+    feed.end_reading()
+    assert reported == [9_000]
+    clock.now = T0 + 1_000
+    feed.on_frame(update(0, T0 + 10_000, 10, 11))  # as far ahead as before, not further
+    feed.end_reading()
+    assert reported == [9_000]
+
+
+def test_stamps_behind_our_clock_are_not_ahead_and_the_pure_feed_counts_nothing():
+    clock = Clock(T0 + 5_000)
+    feed, _, _ = feed_with_clock(clock)
+    feed.on_frame(snapshot(0, T0 + 4_000, 10))
+    feed.on_frame(update(0, T0 + 4_500, 10, 11))
+    feed.end_reading()
+    assert feed.lag.ahead(clock.now) == 0
+    pure = BookFeed([0], WindowAggregator(15_000, T0), SubscriptionPacer())
+    pure.on_frame(CONNECTED)
+    pure.on_frame(snapshot(0, T0 + HOUR, 10))
+    pure.end_reading()
+    assert pure.lag.ahead(T0) == 0
