@@ -307,6 +307,10 @@ def check(world) -> list[str]:
     v += world.probes
     # 17. coverage
     v += world.coverage[:3]
+    # 23. health says ok when nothing is wrong (no late claim without late frames)
+    v += world.late_claims[:3]
+    # 24. an exchange a deploy disabled stops on its own
+    v += world.toggles[:3]
     return v
 
 

@@ -46,7 +46,7 @@ LAYERS = ("outbox", "rollup", "prune", "pacing", "directory", "connection", "agg
 # Seeds beyond the suite's 0..999 that the suite runs in tests of their own (pinned
 # findings, tests/sim/test_findings.py and test_invariants_planted.py): run after the
 # range on every mutant, so "the suite's seeds" means all of them.
-EXTRA_SEEDS = (1031, 3528, 3696)
+EXTRA_SEEDS = (1031, 1458, 3528, 3696)
 # A seed that runs longer than this under a mutant is a hang (the suite's timeout would fail it).
 SEED_TIMEOUT_S = 120
 
@@ -101,6 +101,10 @@ MUTANTS: tuple[Mutant, ...] = (
        "                saved.record_lost(entry.start, entry.start + window_ms, window_ms)\n"
        "            return {STATE_KEY: saved.to_json()}",
        "windows the outbox bound dropped are recorded lost in storage but not in the state kept in memory"),
+    _m("disabled_exchange_tracks_on", "shard", "shard.py",
+       "            if self.exchange.name not in self.config.enabled_exchanges:\n",
+       "            if False:\n",
+       "a shard whose exchange a deploy took out of ENABLED_EXCHANGES tracks on"),
     _m("stop_leaves_stats_row_unpublished", "shard", "shard.py",
        "            state.stats_unpublished = True\n",
        "            pass\n",

@@ -1117,3 +1117,23 @@ def test_a_host_holding_alarms_holds_the_market_refresh_back_too(seed):
     the delisting and rename checks (5, 21) now leave a span with held alarms unjudged,
     as they do one with REST or D1 trouble."""
     assert sim.run(seed).violations == []
+
+
+def test_a_deploy_that_disables_an_exchange_stops_its_shards():
+    """ENABLED_EXCHANGES changed by a deploy while both exchanges track (lighter,paradex ->
+    lighter): nothing calls /api/stop, and Paradex's shards resumed at their next alarm
+    and tracked on for good, unseen by /api/health (it answers for the enabled
+    exchanges) and unstoppable by /api/start. A shard whose exchange is not enabled now
+    stops at its alarm, as /api/stop would (its partial window and stats row included).
+    Enabled again by a later deploy, it waits for /api/start, which starts it."""
+    plan = sim.make_plan(5, timed=False)
+    events = [(40_000, "deploy_exchanges", {"enabled": ("lighter",)}),
+              (110_000, "deploy_exchanges", {"enabled": ("lighter", "paradex")}),
+              (115_000, "start_all", {})]
+    world = sim.World(replace(plan, events=events, duration_ms=180_000))
+    world.run()
+    paradex = world.venue("paradex")
+    assert paradex.tracking_spans[0][1] is not None and len(paradex.tracking_spans) == 2, paradex.tracking_spans
+    stopped = [e for e in world.logs if e[6] == "paradex" and e[4] == "tracking_stopped"]
+    assert any(40_000 < e[0] - world._t0 < 40_000 + sim.DISABLED_STOP_MS for e in stopped), stopped
+    assert_invariants(world)
