@@ -289,7 +289,8 @@ class ShardTracker:
             if self.exchange.name not in self.config.enabled_exchanges:
                 # A deploy took this exchange out of ENABLED_EXCHANGES while it tracked:
                 # nobody calls /api/stop, /api/start and /api/health no longer see it.
-                # Stop as /api/stop would, beside the alarm (its last flush waits on D1).
+                # Stop as /api/stop would (what was measured is kept: the outbox drains
+                # into D1 at the next alarms), beside the alarm: its last flush waits on D1.
                 self.log("warn", self.label, "exchange_disabled",
                          f"{self.exchange.name} is not in ENABLED_EXCHANGES "
                          f"({','.join(self.config.enabled_exchanges)}): stopping")

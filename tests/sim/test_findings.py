@@ -1121,11 +1121,12 @@ def test_a_host_holding_alarms_holds_the_market_refresh_back_too(seed):
 
 def test_a_deploy_that_disables_an_exchange_stops_its_shards():
     """ENABLED_EXCHANGES changed by a deploy while both exchanges track (lighter,paradex ->
-    lighter): nothing calls /api/stop, and Paradex's shards resumed at their next alarm
-    and tracked on for good, unseen by /api/health (it answers for the enabled
-    exchanges) and unstoppable by /api/start. A shard whose exchange is not enabled now
-    stops at its alarm, as /api/stop would (its partial window and stats row included).
-    Enabled again by a later deploy, it waits for /api/start, which starts it."""
+    lighter): nothing calls /api/stop. The runtime's glue (runtime/durable_object.py)
+    stopped a disabled exchange's shard before handing the alarm to the tracker, so the
+    simulation, which runs the tracker alone, saw Paradex's shards resume and track on
+    for good (this test failed). The stop now lives in ShardTracker.alarm, beside the
+    alarm (its last flush waits on D1), where the world checks it (invariant 24).
+    Enabled again by a later deploy, the exchange waits for /api/start, which starts it."""
     plan = sim.make_plan(5, timed=False)
     events = [(40_000, "deploy_exchanges", {"enabled": ("lighter",)}),
               (110_000, "deploy_exchanges", {"enabled": ("lighter", "paradex")}),
