@@ -46,7 +46,17 @@ beyond the 16.5 s where a window's every frame arrives after it closed), and a
 quarter get single frames stamped far in the future or the past (`stamp` events:
 20 s to a day). While the schedule runs, the world asks /api/health's question at
 random moments, HEALTH_EVERY_MS apart (`health`), as the Worker would from the
-shards' stats, and checks the coverage it vouches for (`coverage`).
+shards' stats, and checks the coverage it vouches for (`coverage`) and that it calls
+no shard late without late frames (`late_claims`).
+
+Scale (`with_scale`): one Lighter seed in eighty runs 100-300 markets on 4-16 shards,
+where each shard's share of the budget binds (the simulated Lighter holds every shard
+to its share: exchange.py); one in 400 a single shard of 260-320 markets, whose
+windows take two outbox chunks, with D1 down and an eviction to read them back (none
+in the suite's 0..599: seed 1458 is pinned). One Lighter seed in three leaves a
+subscribe unanswered now and then (exchange.py `unanswered_p`). One seed in three of those running both exchanges has a
+deploy take one out of ENABLED_EXCHANGES while it tracks, and maybe enable it again
+(`with_exchange_toggles`).
 """
 
 from __future__ import annotations
