@@ -521,7 +521,8 @@ def paradex_scenario(events, *, shards=1, symbols=(BTC, ETH, SOL), others=("PDEX
     markets = {market_id_of(s): s for s in (*symbols, *others)}
     cfg = replace(plan.config, shards=shards, **config)
     also = ()
-    if lighter:
+    if lighter:  # (both enabled: a shard of an exchange not enabled stops at its alarm)
+        cfg = replace(cfg, enabled_exchanges=("lighter", "paradex"))
         also = (sim.VenuePlan("lighter", lighter_shards, dict(lighter), (300, 900),
                               replace(cfg, **sim.LIGHTER_URLS, shards=lighter_shards)),)
     plan = replace(plan, shards=shards, markets=markets, duration_ms=duration_s * 1000, events=events,
