@@ -1139,3 +1139,11 @@ def test_a_deploy_that_disables_an_exchange_stops_its_shards():
     stopped = [e for e in world.logs if e[6] == "paradex" and e[4] == "tracking_stopped"]
     assert any(40_000 < e[0] - world._t0 < 40_000 + sim.DISABLED_STOP_MS for e in stopped), stopped
     assert_invariants(world)
+
+
+def test_coverage_counts_a_hold_on_the_alarms_as_a_disruption_until_it_ends():
+    """Seed 780 (the host held Lighter's alarms 314 s, the server closed the idle
+    connection meanwhile; the first subscribe after the reconnect left unanswered): the
+    coverage check counted the pacing bound from the hold's start, so the market, 30 s
+    into its ack timeout, looked left out for 156 s. A hold disrupts until it ends."""
+    assert sim.run(780).violations == []

@@ -1042,13 +1042,17 @@ class World:
         kinds) is subscribed on a connection, or has been on none for less than its
         pacing bound (`Venue.pacing_bound_ms`) since it lost its subscription or since
         the last disruption (an event of the schedule, a start or stop, an object created
-        or evicted). (Never on two connections at once: the simulated exchange checks
-        that at every subscribe.) Health that is not ok says the tracker knows."""
+        or evicted, the end of a hold on its alarms). (Never on two connections at once:
+        the simulated exchange checks that at every subscribe.) Health that is not ok
+        says the tracker knows."""
         if not venue.tracking or body["status"] != "ok":
             return
         bound = venue.pacing_bound_ms()
+        # (A host holding the exchange's alarms disrupts until the hold ends: no
+        # reconnect or resubscribe runs before; seed 780, a subscribe left unanswered
+        # right after a 314 s hold.)
         disrupted = max([self._t0, *venue.control_calls, *venue.disruptions,
-                         *(at for at, _ in venue.life_changes)])
+                         *(at for at, _ in venue.life_changes), min(venue.alarms_held_until, now)])
         for m in venue.covered_markets():
             since = venue.ex.unheld_since(m, self._t0)
             if since is not None and now - max(since, disrupted) > bound:
