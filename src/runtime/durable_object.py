@@ -98,15 +98,8 @@ class TrackerObject(DurableObject):
                            f"configuration error, tracking paused until it is fixed: {self.config_error}")
             await self.ctx.storage.setAlarm(ports.JsClock().now_ms() + CONFIG_ERROR_RETRY_MS)
             return
-        if self.EXCHANGE not in self.config.enabled_exchanges:
-            # Taken out of ENABLED_EXCHANGES while tracking: stop (what is measured is
-            # kept: the outbox still drains into D1 at the next alarms).
-            await self.tracker.ready()
-            if self.tracker.state.tracking:
-                self.log.warn(self.label, "exchange_disabled",
-                              f"{self.EXCHANGE} is not in ENABLED_EXCHANGES any more: stopping")
-                await self.tracker.stop()
-                return
+        # (Taken out of ENABLED_EXCHANGES while tracking, the tracker stops itself here:
+        # ShardTracker.alarm, where the simulation runs it.)
         await self.tracker.alarm()
 
 

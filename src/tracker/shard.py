@@ -298,6 +298,16 @@ class ShardTracker:
                 if self._d1_owed():
                     self._in_lane("d1", self._flush, True)
                 return
+            if self.exchange.name not in self.config.enabled_exchanges:
+                # A deploy took this exchange out of ENABLED_EXCHANGES while it tracked:
+                # nobody calls /api/stop, /api/start and /api/health no longer see it.
+                # Stop as /api/stop would (what was measured is kept: the outbox drains
+                # into D1 at the next alarms), beside the alarm: its last flush waits on D1.
+                self.log("warn", self.label, "exchange_disabled",
+                         f"{self.exchange.name} is not in ENABLED_EXCHANGES "
+                         f"({','.join(self.config.enabled_exchanges)}): stopping")
+                self._in_lane("control", self.stop)
+                return
             now = self.ports.clock.now_ms()
             if self.aggregator is None:
                 await self._step("resume", self._resume, now)

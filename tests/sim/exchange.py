@@ -58,6 +58,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 
 import reference_model as ref
+from tracker.pacing import ACK_TIMEOUT_MS, RATE_WINDOW_MS, RESERVED_FOR_KEEPALIVE
 
 # Lighter's per-IP limits (every shard of the deployment shares one IP).
 MESSAGES_PER_MINUTE = 200
@@ -74,6 +75,12 @@ SWEEP = 0.004
 # The reference gives no pong deadline: this is Paradex's 5 s, doubled.
 IDLE_MS = 120_000
 PONG_WITHIN_MS = 10_000
+# A subscribe this exchange never answers is counted in flight (the shard's and the
+# IP's) this long after it arrived: well within the tracker's ack timeout.
+UNANSWERED_COUNTED_MS = ACK_TIMEOUT_MS - 5_000
+# ... and is sent again (unsubscribe, subscribe) by this long after it arrived: the ack
+# timeout, then a rate window's wait for room in the shard's share, and some slack.
+RESENT_WITHIN_MS = ACK_TIMEOUT_MS + RATE_WINDOW_MS + 15_000
 
 
 @dataclass
@@ -109,6 +116,9 @@ class Conn:
     delivered_ms: int = 0  # when its handler last got a frame
     delivered_data_ms: int = 0  # ... a frame other than a heartbeat
     alive: object = None
+    # Subscribes in flight the exchange will not answer (left unanswered on purpose, or
+    # its book gone): the tracker stops counting one after its ack timeout.
+    unanswered: set = field(default_factory=set)
     client_ms: int = 0  # when the exchange last acted on a client message (Lighter's idle clock)
     ping_delivered_ms: int | None = None  # a server ping delivered and not yet answered
 
@@ -189,6 +199,20 @@ class SimVenue:
         # timer waits for a CPU): the queue drains slower, and may lag for a while.
         self.breath_ms: dict[int, int] = {}
         self.arrived: dict[int, int] = {}  # trace index of a frame that waited in a queue -> when it arrived
+        # The split each shard runs (its run's SHARDS; None: not known), the world sets
+        # it: a shard subscribes only markets of its own share of the split (market id
+        # mod SHARDS: tracker/markets.py), and stays within its share of the deployment's
+        # budget (`share_of`): every connection's subscriptions in flight, every shard's
+        # client messages over any 60 s, its subscribes and unsubscribes leaving
+        # RESERVED_FOR_KEEPALIVE of it for pings and pongs (tracker/pacing.py).
+        self.split_of = lambda shard: None
+        self.shard_messages: dict[int, deque[tuple[int, bool]]] = {}  # shard -> (arrival, keepalive?)
+        # Some seeds' exchange leaves a subscribe unanswered now and then (never the
+        # same market's twice in a row): the tracker must time it out and send it again.
+        self.unanswered_p = 0.0
+        self.rng_unanswered = random.Random(0)
+        self._left_unanswered: set[int] = set()
+        self.subscribes_unanswered = 0
 
     def clock_ms(self) -> int:
         """The exchange's own clock: what it stamps its frames with."""
@@ -214,16 +238,44 @@ class SimVenue:
                                 f"{len(window)} client messages in the 60 s to {now}, above "
                                 f"{self.budget_per_minute} a minute (every shard, pongs included)")
 
+    def share_of(self, shard: int) -> tuple[int, int] | None:
+        """(messages a minute, subscriptions in flight): `shard`'s share of the
+        deployment's budget under the split it runs."""
+        split = self.split_of(shard)
+        if split is None or self.budget_per_minute is None or self.budget_in_flight is None:
+            return None
+        return self.budget_per_minute // split, self.budget_in_flight // split
+
+    def _counted_in_flight(self, conn: Conn) -> int:
+        """The subscriptions in flight on `conn` that its tracker must still count: all
+        but those this exchange never answers once they are old enough for the
+        tracker's ack timeout to have let them go (a client message arrives within
+        about 100 ms: UNANSWERED_COUNTED_MS leaves seconds of margin)."""
+        now = self.loop.now_ms()
+        return sum(1 for m, at in conn.in_flight.items()
+                   if m not in conn.unanswered or now - at < UNANSWERED_COUNTED_MS)
+
     def _subscribing(self, conn: Conn, m: int) -> None:
         """A subscribe of market m was accepted on `conn` (now in flight there): it must be
-        on no other connection, and the IP's subscriptions in flight within the budget."""
+        on no other connection, the IP's subscriptions in flight within the budget, and
+        the connection's within its shard's share."""
         others = [c.id for c in self.conns.values()
                   if c is not conn and not c.closed and (m in c.subscribed or m in c.in_flight)]
         if others:
             self._violation("market on two connections",
                             f"market {m} subscribed on connection {conn.id} (shard {conn.shard}) while "
                             f"connection(s) {others} hold it")
-        in_flight = sum(len(c.in_flight) for c in self.conns.values() if not c.closed)
+        split = self.split_of(conn.shard)
+        if split is not None and m % split != conn.shard:
+            self._violation("market outside its shard's share",
+                            f"market {m} subscribed by shard {conn.shard} of {split} (it is shard {m % split}'s)")
+        share = self.share_of(conn.shard)
+        mine = self._counted_in_flight(conn)
+        if share is not None and mine > share[1]:
+            self._violation("over a shard's in-flight share",
+                            f"{mine} subscriptions in flight on connection {conn.id} (shard {conn.shard}) at "
+                            f"{self.loop.now_ms()}, above its share of {share[1]}")
+        in_flight = sum(self._counted_in_flight(c) for c in self.conns.values() if not c.closed)
         if in_flight > self.most_in_flight:
             self.most_in_flight = in_flight
             if self.budget_in_flight is not None and in_flight > self.budget_in_flight:
@@ -377,7 +429,33 @@ class SimVenue:
             return
         conn.client_ms = self.loop.now_ms()
         self._count_client_message()
+        self._count_shard_message(conn, text)
         self._act(conn, text)
+
+    def _count_shard_message(self, conn: Conn, text: str) -> None:
+        """A client message of `conn`'s shard: its messages over the last 60 s within its
+        share, its subscribes and unsubscribes within the share less the keepalive
+        reserve. (The tracker counts a send over RATE_WINDOW_MS, 62 s, when it sends it;
+        it arrives here within about 100 ms, in order.)"""
+        share = self.share_of(conn.shard)
+        if share is None:
+            return
+        now = self.loop.now_ms()
+        keepalive = '"ping"' in text or '"pong"' in text
+        window = self.shard_messages.setdefault(conn.shard, deque())
+        while window and window[0][0] <= now - 60_000:
+            window.popleft()
+        window.append((now, keepalive))
+        every = len(window)
+        paced = sum(1 for _, k in window if not k)
+        if every > share[0]:
+            self._violation("over a shard's message share",
+                            f"shard {conn.shard}: {every} client messages in the 60 s to {now}, above its share "
+                            f"of {share[0]} a minute")
+        elif not keepalive and paced > share[0] - RESERVED_FOR_KEEPALIVE:
+            self._violation("over a shard's subscribe share",
+                            f"shard {conn.shard}: {paced} subscribes and unsubscribes in the 60 s to {now}, above "
+                            f"its share of {share[0]} a minute less {RESERVED_FOR_KEEPALIVE} kept for keepalive")
 
     def _act(self, conn: Conn, text: str) -> None:
         raise NotImplementedError
@@ -475,6 +553,7 @@ class SimLighter(SimVenue):
         }
         self.sent_at: deque[int] = deque()  # client messages in the rolling minute (the IP's)
         self.symbols_of: dict[int, set[str]] = {m: {s} for m, s in markets.items()}  # every symbol an id had
+        self.listing_changed_ms: dict[int, int] = {}  # market -> when it was last listed, delisted or renamed
         self.ping_every_ms: int | None = None  # server pings (the world sets it for some seeds)
         self.rng_keepalive = random.Random(0)  # the pings' own draws (the world seeds it)
         self.pings_sent = 0
@@ -482,6 +561,8 @@ class SimLighter(SimVenue):
         # True while the tracker may be forgiven a missed keepalive (its alarms held back
         # by an overloaded host): the world sets it.
         self.keepalive_excused = lambda conn: False
+        # True when the host held the tracker's alarms back at some moment since then (the world sets it).
+        self.alarms_held_since = lambda ms: False
         for m in markets:
             self._start_market(m)
 
@@ -500,6 +581,7 @@ class SimLighter(SimVenue):
         self._schedule_update(m)
 
     def list_market(self, m: int, symbol: str) -> None:
+        self.listing_changed_ms[m] = self.loop.now_ms()
         self.symbols_of.setdefault(m, set()).add(symbol)
         if m in self.listing:  # an id reused: a new market, whose first snapshot is its own
             self.first_snapshot.pop(m, None)
@@ -509,11 +591,13 @@ class SimLighter(SimVenue):
         self._start_market(m)
 
     def delist_market(self, m: int) -> None:
+        self.listing_changed_ms[m] = self.loop.now_ms()
         self.listing[m]["status"] = "inactive"
         self._stop_book(m)
 
     def rename_market(self, m: int, symbol: str) -> None:
         """The market keeps its id and book; its listing says `symbol` from now on."""
+        self.listing_changed_ms[m] = self.loop.now_ms()
         self.listing[m]["symbol"] = symbol
         self.symbols_of.setdefault(m, set()).add(symbol)
 
@@ -570,6 +654,8 @@ class SimLighter(SimVenue):
 
     def _snapshot(self, conn: Conn, m: int) -> None:
         book = self.books.get(m)
+        if book is None and m in conn.in_flight:
+            conn.unanswered.add(m)  # delisted meanwhile: never answered
         if book is None or conn.closed or m not in conn.in_flight:
             return
         del conn.in_flight[m]
@@ -662,17 +748,49 @@ class SimLighter(SimVenue):
                 return self._error(conn, 30012, "Failed To Subscribe", m)
             self._check_allowed(self.listing.get(m, {}).get("symbol"), channel)
             conn.in_flight[m] = now
+            conn.unanswered.discard(m)
             self._subscribing(conn, m)
+            if self._leave_unanswered(m):
+                conn.unanswered.add(m)
+                self.loop.call_later(RESENT_WITHIN_MS / 1000, self._resent_check, conn, m, now)
+                return None
             self.loop.call_later(self.rng.randint(20, 300) / 1000, self._snapshot, conn, m)
         elif kind == "unsubscribe":
             if m not in conn.subscribed and m not in conn.in_flight:
                 return self._error(conn, 30002, "Not Subscribed", m)
             conn.subscribed.discard(m)
             conn.in_flight.pop(m, None)
+            conn.unanswered.discard(m)
             self._released(conn, [m])
             text = json.dumps({"type": "unsubscribed/order_book", "channel": f"order_book:{m}"})
             self._deliver(conn, text, text)
         return None
+
+    def _resent_check(self, conn: Conn, m: int, at: int) -> None:
+        """A subscribe left unanswered at `at` must have been given up by now (an
+        unsubscribe, then a subscribe again: tracker/pacing.py's ack timeout), unless the
+        connection ended, the market's listing changed meanwhile (delisted, listed again,
+        renamed: the tracker may forget it without a word), or the host held the
+        tracker's alarms back."""
+        if conn.closed or not conn.alive() or conn.in_flight.get(m) != at or m not in conn.unanswered:
+            return
+        if self.listing_changed_ms.get(m, -1) >= at or self.alarms_held_since(at):
+            return
+        self._violation("subscribe never sent again",
+                        f"market {m}'s subscribe on connection {conn.id} (shard {conn.shard}), left unanswered at "
+                        f"{at}, still in flight at {self.loop.now_ms()}")
+
+    def _leave_unanswered(self, m: int) -> bool:
+        """Whether this subscribe goes unanswered (drawn apart: the rest of the seed's
+        draws stay as they were); never the same market's twice in a row."""
+        if not self.unanswered_p:
+            return False
+        if m in self._left_unanswered or self.rng_unanswered.random() >= self.unanswered_p:
+            self._left_unanswered.discard(m)
+            return False
+        self._left_unanswered.add(m)
+        self.subscribes_unanswered += 1
+        return True
 
     def _error(self, conn: Conn, code: int, message: str, m: int | None = None) -> None:
         self.errors_sent[code] += 1

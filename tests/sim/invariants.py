@@ -8,7 +8,13 @@ exchange the world ran (Lighter, Paradex or both), on that exchange's own tables
    40 subscriptions in flight; Paradex 600 and 20), below the exchange's limits so
    that other clients on the same egress IP and the two clocks' skew have room; and
    no market subscribed on two connections at once; Lighter's own pings (half the
-   seeds) answered by a pong within 30 s ("no pong"). Paradex: at most 20 new connections a second and 600 a
+   seeds) answered by a pong within 30 s ("no pong"). Lighter, each shard on its own,
+   under the split its run started with (exchange.py): it subscribes only markets of its
+   share (id mod SHARDS), each connection holds at most its share of the in-flight
+   budget, the shard's client messages over any 60 s stay within its share of the
+   per-minute budget and its subscribes and unsubscribes within that share less the 4
+   kept for keepalive; a subscribe left unanswered (some seeds) is sent again within
+   the ack timeout and a rate window ("subscribe never sent again"). Paradex: at most 20 new connections a second and 600 a
    minute per IP (every shard's), one book channel per market per connection, no
    unsubscribe of a channel not held, no malformed request or channel, no
    subscription to a market of an asset kind not tracked. Both: connections go to
@@ -109,6 +115,14 @@ exchange the world ran (Lighter, Paradex or both), on that exchange's own tables
 23. Every symbol a market was saved under (*_markets) or written under (its window,
     minute and hour rows) is in *_market_symbols at the end of the run: the API answers
     `symbol` through it (sql.py, `_api_page`), so a symbol missing there is unanswerable.
+24. Health says ok when nothing is wrong: no probe calls a shard degraded for frames
+    dropped as late when that shard's instance dropped none for the last 100 s (its
+    own count, noted at every probe, the probes at most 20 s apart: world.py
+    `_check_late_claims`).
+25. An exchange a deploy takes out of ENABLED_EXCHANGES while it tracks stops on its
+    own: 30 s later (world.DISABLED_STOP_MS) no connection of it is open and no shard's
+    saved state says tracking (what it measured is judged by 2-4 as ever); enabled
+    again by a later deploy, it is started by /api/start (coverage, 22, from then on).
 """
 
 from __future__ import annotations
@@ -339,6 +353,10 @@ def check(world) -> list[str]:
     v += world.probes
     # 17. coverage
     v += world.coverage[:3]
+    # 23. health says ok when nothing is wrong (no late claim without late frames)
+    v += world.late_claims[:3]
+    # 24. an exchange a deploy disabled stops on its own
+    v += world.toggles[:3]
     return v
 
 

@@ -528,7 +528,8 @@ def paradex_scenario(events, *, shards=1, symbols=(BTC, ETH, SOL), others=("PDEX
     markets = {market_id_of(s): s for s in (*symbols, *others)}
     cfg = replace(plan.config, shards=shards, **config)
     also = ()
-    if lighter:
+    if lighter:  # (both enabled: a shard of an exchange not enabled stops at its alarm)
+        cfg = replace(cfg, enabled_exchanges=("lighter", "paradex"))
         also = (sim.VenuePlan("lighter", lighter_shards, dict(lighter), (300, 900),
                               replace(cfg, **sim.LIGHTER_URLS, shards=lighter_shards)),)
     plan = replace(plan, shards=shards, markets=markets, duration_ms=duration_s * 1000, events=events,
@@ -1232,3 +1233,32 @@ def test_a_close_held_by_a_backlog_is_tried_again_a_second_later_not_at_every_br
                      duration_s=120, breathe_every_frames=1)
     assert_invariants(world)
     assert 1 <= world.venue("lighter").alarms_at_breath <= 20  # (82 when every breath let one in)
+
+
+def test_a_deploy_that_disables_an_exchange_stops_its_shards():
+    """ENABLED_EXCHANGES changed by a deploy while both exchanges track (lighter,paradex ->
+    lighter): nothing calls /api/stop. The runtime's glue (runtime/durable_object.py)
+    stopped a disabled exchange's shard before handing the alarm to the tracker, so the
+    simulation, which runs the tracker alone, saw Paradex's shards resume and track on
+    for good (this test failed). The stop now lives in ShardTracker.alarm, beside the
+    alarm (its last flush waits on D1), where the world checks it (invariant 25).
+    Enabled again by a later deploy, the exchange waits for /api/start, which starts it."""
+    plan = sim.make_plan(5, timed=False)
+    events = [(40_000, "deploy_exchanges", {"enabled": ("lighter",)}),
+              (110_000, "deploy_exchanges", {"enabled": ("lighter", "paradex")}),
+              (115_000, "start_all", {})]
+    world = sim.World(replace(plan, events=events, duration_ms=180_000))
+    world.run()
+    paradex = world.venue("paradex")
+    assert paradex.tracking_spans[0][1] is not None and len(paradex.tracking_spans) == 2, paradex.tracking_spans
+    stopped = [e for e in world.logs if e[6] == "paradex" and e[4] == "tracking_stopped"]
+    assert any(40_000 < e[0] - world._t0 < 40_000 + sim.DISABLED_STOP_MS for e in stopped), stopped
+    assert_invariants(world)
+
+
+def test_coverage_counts_a_hold_on_the_alarms_as_a_disruption_until_it_ends():
+    """Seed 780 (the host held Lighter's alarms 314 s, the server closed the idle
+    connection meanwhile; the first subscribe after the reconnect left unanswered): the
+    coverage check counted the pacing bound from the hold's start, so the market, 30 s
+    into its ack timeout, looked left out for 156 s. A hold disrupts until it ends."""
+    assert sim.run(780).violations == []

@@ -207,3 +207,70 @@ def test_a_successor_resuming_inside_a_window_its_predecessor_opened_ahead_is_ca
 
     monkeypatch.setattr(feedtime.FeedLag, "kept_ahead", lambda self, read_at, ahead: None)
     assert any("covered_ms" in line for line in sim_world.run(6665).violations)
+
+
+def _caught_by(name: str, seed: int, says: str) -> None:
+    """The mutant `name` (tests/sim/mutants.py), planted in a copy of the tree, is caught
+    by `seed` with a violation saying `says`."""
+    import mutants
+
+    result = mutants.run_planted(mutants.by_name(name), [seed], timeout_s=240)
+    assert not result.get("error"), result["says"]
+    assert result["seed"] == seed and says in str(result["says"]), result
+
+
+@pytest.mark.parametrize("name, says", [
+    ("pacer_in_flight_le", "over a shard's in-flight share"),
+    ("pacer_rate_window_le", "over a shard's subscribe share"),
+])
+def test_a_shard_over_its_share_of_the_budget_is_caught(name, says):
+    """One subscribe more than a shard's in-flight share, or than its per-minute share less
+    the keepalive reserve, stays inside the deployment's budget as long as the other
+    shards leave room (the mutants survived every seed): the simulated Lighter now
+    holds each connection to its shard's share (scale seed 159: 4 shards, 261 markets)."""
+    _caught_by(name, 159, says)
+
+
+def test_a_subscribe_never_answered_and_never_sent_again_is_caught():
+    """Some seeds' Lighter leaves a subscribe unanswered now and then; a pacer without its
+    ack timeout waits for it for good (the market untracked). Seed 21 leaves market 18's
+    unanswered (mutant pacer_no_ack_timeout survived every seed before)."""
+    _caught_by("pacer_no_ack_timeout", 21, "subscribe never sent again")
+
+
+def test_health_calling_a_shard_late_without_late_frames_is_caught():
+    """Health that reads the run's late frames instead of the last minute's says degraded
+    for good after one late frame (mutant health_late_key_misspelt): nothing checked that
+    health says ok when nothing is wrong. Seed 0 drops frames as late early on."""
+    _caught_by("health_late_key_misspelt", 0, "but it dropped no frame as late since")
+
+
+def test_a_window_stored_in_two_outbox_chunks_is_read_back_whole():
+    """Seed 1458 (a shard of 310 markets, D1 down, then an eviction): windows of more than
+    CHUNK_ROWS rows wait in the outbox in two chunks and are read back by the next
+    instance; a chunk one row short loses a row of each (mutant outbox_chunk_short_by_one:
+    no seed had more than 250 rows in a window of one shard)."""
+    assert sim_world.run(1458).violations == []
+    _caught_by("outbox_chunk_short_by_one", 1458, "neither in D1 nor recorded lost")
+
+
+def test_a_shard_resumed_after_a_resplit_keeping_its_old_share_is_caught():
+    """A shard of both splits evicted right after the re-split (REST hanging) resumes from
+    the market list the old split saved: keeping all of it (mutant restore_ignores_split)
+    subscribes markets of another shard's share, which that shard holds too (seed 43:
+    "market on two connections", then "market outside its shard's share")."""
+    _caught_by("restore_ignores_split", 43, "market on two connections")
+
+
+def test_a_disabled_exchange_tracking_on_is_caught(monkeypatch):
+    """Planted: trackers that ignore ENABLED_EXCHANGES. Seed 5's deploy disables an
+    exchange while it tracks; its shards must stop on their own (invariant 25)."""
+    from dataclasses import replace
+
+    real = sim_world.ShardTracker.__init__
+
+    def init(self, config, *args, **kwargs):
+        real(self, replace(config, enabled_exchanges=("lighter", "paradex")), *args, **kwargs)
+
+    monkeypatch.setattr(sim_world.ShardTracker, "__init__", init)
+    assert any("still tracking" in line for line in sim_world.run(5).violations)

@@ -46,7 +46,17 @@ beyond the 16.5 s where a window's every frame arrives after it closed), and a
 quarter get single frames stamped far in the future or the past (`stamp` events:
 20 s to a day). While the schedule runs, the world asks /api/health's question at
 random moments, HEALTH_EVERY_MS apart (`health`), as the Worker would from the
-shards' stats, and checks the coverage it vouches for (`coverage`).
+shards' stats, and checks the coverage it vouches for (`coverage`) and that it calls
+no shard late without late frames (`late_claims`).
+
+Scale (`with_scale`): one Lighter seed in eighty runs 100-300 markets on 4-16 shards,
+where each shard's share of the budget binds (the simulated Lighter holds every shard
+to its share: exchange.py); one in 400 a single shard of 260-320 markets, whose
+windows take two outbox chunks, with D1 down and an eviction to read them back (none
+in the suite's 0..599: seed 1458 is pinned). One Lighter seed in three leaves a
+subscribe unanswered now and then (exchange.py `unanswered_p`). One seed in three of those running both exchanges has a
+deploy take one out of ENABLED_EXCHANGES while it tracks, and maybe enable it again
+(`with_exchange_toggles`).
 """
 
 from __future__ import annotations
@@ -77,7 +87,14 @@ WINDOW_MS = 15_000
 _TIMESTAMP = SNAPSHOT_COLUMNS.index("timestamp")  # in a window row as the outbox stores it
 HOUR_MS = 3_600_000
 EPOCH_MS = 1_780_000_000_000  # 26 min 40 s into an hour
-HEALTH_EVERY_MS = (5_000, 15_000)  # the world asks /api/health's question this often (drawn) while tracking
+HEALTH_EVERY_MS = (5_000, 15_000)
+# A shard's late-frame count must have stood still this long, probed at least this
+# often, before health calling it late is false (its last minute: LAG_SPAN_MS, checked
+# at every alarm and probe).
+LATE_CLAIM_MS, LATE_CLAIM_GAP_MS = 100_000, 20_000
+# A shard of an exchange a deploy disabled stops on its own by then: at its next alarm
+# (a window at most after the restart), plus the stop's last flush.
+DISABLED_STOP_MS = 30_000  # the world asks /api/health's question this often (drawn) while tracking
 LIGHTER_URLS = dict(api_url="http://lighter.sim", ws_url="ws://lighter.sim/stream?readonly=true")
 PARADEX_URLS = dict(paradex_api_url=SimParadex.api_url,
                     paradex_ws_url="ws://paradex.sim/v1?sbeSchemaId=1&sbeSchemaVersion=1")
@@ -259,7 +276,12 @@ def with_scale(plan: Plan) -> Plan:
     reconnect, eviction and re-split must stay inside them. Drawn apart, so the rest
     of a seed's plan is what it was."""
     rng = random.Random(plan.seed * 3_571 + 41)
-    if plan.exchange != "lighter" or plan.also or rng.random() >= 1 / 80:
+    if plan.exchange != "lighter" or plan.also:
+        return plan
+    draw = rng.random()
+    if 1 / 80 <= draw < 1 / 80 + BIG_SHARD_ONE_IN:
+        return _with_big_shard(plan, rng)
+    if draw >= 1 / 80:
         return plan
     shards = rng.choice((4, 8, 12, 16))
     ids = sorted(rng.sample(range(120, 2_000), rng.randint(100, 300)))
@@ -271,11 +293,36 @@ def with_scale(plan: Plan) -> Plan:
                    events=sorted(events, key=lambda e: e[0]))
 
 
+# Of the Lighter seeds that are not scale seeds, this share has one shard carry more
+# markets than the outbox stores in one chunk (tracker/outbox.py CHUNK_ROWS: 250 rows).
+BIG_SHARD_ONE_IN = 1 / 400
+
+
+def _with_big_shard(plan: Plan, rng: random.Random) -> Plan:
+    """One shard with 260-320 markets (under Lighter's 500 a connection): its every
+    window holds more rows than one outbox chunk, so each is stored in two. Short and
+    with slow frames (the cost is markets x time); time enough for the subscribe burst
+    (176 a minute) and a few windows after it, which D1 refuses for a while and an
+    eviction leaves in storage."""
+    ids = sorted(rng.sample(range(120, 2_000), rng.randint(260, 320)))
+    duration = 150_000
+    events = [(at, kind, {**args, "market": rng.choice(ids)} if kind in ("gap", "delist", "stamp") else args)
+              for at, kind, args in plan.events if at <= duration - 20_000 and kind != "shards_change"]
+    # D1 down once the burst is through, then an eviction: the windows waiting in the
+    # outbox are read back from their chunks by the next instance.
+    outage = rng.randint(100_000, 110_000)
+    events += [(outage, "d1_outage", {"seconds": 40}), (outage + rng.randint(20_000, 30_000), "evict", {"shard": 0})]
+    return replace(plan, shards=1, markets={m: f"M{m}" for m in ids}, frame_ms=(6_000, 14_000),
+                   duration_ms=duration, config=replace(plan.config, shards=1),
+                   events=sorted(events, key=lambda e: e[0]))
+
+
 def with_reshards(plan: Plan) -> Plan:
     """One seed in six: SHARDS (PARADEX_SHARDS) changed by a deploy while tracking
     (`redeploy`: every object restarts, the old split runs on), then for most of them
-    an /api/start (`api_start`: the re-split). Drawn from a generator of their own, so
-    the rest of a seed's plan is what it was."""
+    an /api/start (`api_start`: the re-split), and for half of those a REST hang over
+    the re-split and an eviction right after it. Drawn from a generator of their own,
+    so the rest of a seed's plan is what it was."""
     rng = random.Random(plan.seed * 15_485_863 + 29)
     if rng.random() >= 1 / 6:
         return plan
@@ -284,8 +331,16 @@ def with_reshards(plan: Plan) -> Plan:
     events = [(at, "redeploy", {"ex": venue.exchange,
                                 "shards": rng.choice([n for n in (1, 2, 3, 4) if n != venue.shards])})]
     if rng.random() < 0.75:
-        events.append((min(at + rng.randint(1_000, 40_000), plan.duration_ms - 21_000), "api_start",
-                       {"ex": venue.exchange}))
+        start = min(at + rng.randint(1_000, 40_000), plan.duration_ms - 21_000)
+        events.append((start, "api_start", {"ex": venue.exchange}))
+        if rng.random() < 0.5:
+            # The exchange's REST hangs over the re-split, and a shard of both splits is
+            # evicted before the new split's market list reached it: its successor
+            # resumes from the list the old split saved (only its new share may stay).
+            shards = min(venue.shards, events[0][2]["shards"])
+            events.append((start - 500, "rest_hang", {"ex": venue.exchange, "seconds": rng.randint(5, 30)}))
+            events.append((start + rng.randint(500, 4_000), "evict", {"ex": venue.exchange,
+                                                                      "shard": rng.randrange(shards)}))
     return replace(plan, events=sorted(plan.events + events, key=lambda e: e[0]))
 
 
@@ -440,6 +495,12 @@ class Venue:
                                                       keepalive.randint(20, 90) * 1000))
             # A host that held the alarms back (alarms_held_until) is no fault of the tracker's.
             self.ex.keepalive_excused = lambda conn: self.alarms_held_until > conn.client_ms
+            self.ex.alarms_held_since = lambda ms: self.alarms_held_until > ms
+            self.ex.split_of = self.split_of
+            # One seed in three: a subscribe left unanswered now and then (drawn apart).
+            unanswered = random.Random(world.plan.seed * 7_919 + 77 + index)
+            self.ex.rng_unanswered = unanswered
+            self.ex.unanswered_p = unanswered.choice((0.0, 0.0, 0.0, 0.0, 0.1, 0.25))
         self.storages: dict[int, SimStorage] = {}
         self.instances: dict[int, tuple[Incarnation, ShardTracker]] = {}
         self.needs_resume: set[int] = set()
@@ -469,10 +530,16 @@ class Venue:
         self.forgotten_lost: list[str] = []  # lost ranges a later save of the same run no longer held
         self.acknowledged: dict[int, set[int]] = {}  # shard -> window starts D1 acknowledged to a live instance
         self.disruptions: list[int] = []  # when events of the schedule that may touch subscriptions came
+        self.disabled_at: list[int] = []  # when a deploy took it out of ENABLED_EXCHANGES while tracking
 
     @property
     def loop(self) -> VirtualLoop:
         return self.world.loop
+
+    @property
+    def enabled(self) -> bool:
+        """In ENABLED_EXCHANGES as the deployment runs now (a deploy may change it)."""
+        return self.name in self.config.enabled_exchanges
 
     def covered_markets(self) -> list[int]:
         """The markets coverage is judged on: listed from the start and still listed, of
@@ -499,6 +566,16 @@ class Venue:
         subscribing = max(2 * most * 60_000 // budget.subscribes_per_minute,
                           -(-most // budget.in_flight) * round_trip)
         return RATE_WINDOW_MS + subscribing + ACK_TIMEOUT_MS + 30_000
+
+    def split_of(self, shard: int) -> int | None:
+        """The split (SHARDS) the shard's live instance runs: the one its run started
+        with, the configured one before a run; None while no instance of it has loaded
+        its state. (The exchange works its share out from it, not the tracker's Budget.)"""
+        entry = self.instances.get(shard)
+        state = entry[1].state if entry is not None else None
+        if state is None:
+            return None
+        return state.shards if state.started_at is not None else self.config.shards
 
     def owns(self, statements) -> bool:
         """Whether a D1 batch is this exchange's (its tables)."""
@@ -762,15 +839,18 @@ class Venue:
                 return await self.request(shard, method, body["shards"])
             return await self.request(shard, method, *([body] if body is not None else []))
 
-        results = await control.fan_out(action, self.config.shards, known, call)
-        methods = dict(control.targets(action, self.config.shards, known))
+        # A disabled exchange: only the shards it has are stopped, none is created (the
+        # Worker asks those its stats table knows: tracker/routes.py control_shards).
+        shards = self.config.shards if self.enabled else 0
+        results = await control.fan_out(action, shards, known, call)
+        methods = dict(control.targets(action, shards, known))
         for _ in range(3):  # whoever called /api/start|stop calls again when a shard failed
             failed = [i for i, r in enumerate(results) if "failed" in r]
             if not failed:
                 break
             await asyncio.sleep(1)
             if action == "start":  # the whole start again (its first step decides what starts)
-                results = await control.fan_out(action, self.config.shards, known, call)
+                results = await control.fan_out(action, shards, known, call)
                 continue
             for i in failed:
                 shard = results[i]["shard"]
@@ -814,6 +894,11 @@ class World:
         self.health: list[tuple[int, str, int, dict]] = []
         self.worker = SimWorker(self)  # the Worker: the API's routes in this world (worker.py)
         self.coverage: list[str] = []  # markets left out while health said ok (`_check_coverage`)
+        # (venue, shard) -> [(at, (instance, run), dropped_late total)] at each probe, and
+        # the probes that called a shard late without a late frame (`_check_late_claims`).
+        self.late_notes: dict[tuple[str, int], list[tuple[int, tuple, int]]] = {}
+        self.late_claims: list[str] = []
+        self.toggles: list[str] = []  # exchanges a deploy disabled that went on tracking
 
     # The primary exchange's (the plan's own), as the scenarios read them.
     exchange = property(lambda self: self.venues[0].ex)
@@ -850,6 +935,10 @@ class World:
     async def control(self, action: str, venues: list[Venue] | None = None) -> None:
         """/api/start or /api/stop: every exchange's shards at once (or those of `venues`)."""
         venues = venues or self.venues
+        if action == "start":  # /api/start starts the enabled exchanges (a disabled one: 400)
+            venues = [v for v in venues if v.enabled]
+            if not venues:
+                return
         if self.worker.drives_control:  # through the API's control path (one seed in three)
             return await self.worker.control(action, venues)
         if len(venues) == 1:
@@ -898,6 +987,8 @@ class World:
             await asyncio.sleep(rng.randint(*HEALTH_EVERY_MS) / 1000)
             now = self.loop.now_ms()
             for venue in self.venues:
+                if not venue.enabled:  # /api/health answers for the enabled exchanges
+                    continue
                 per_shard = [tracker.stats().to_json() for shard, (_, tracker) in sorted(venue.instances.items())
                              if shard < venue.config.shards and tracker.state is not None]
                 # A shard with no instance now (evicted, not woken yet, or never started)
@@ -910,6 +1001,46 @@ class World:
                     status, body = health.assess(per_shard, now, venue.config.stale_feed_ms)
                     self.health.append((now, venue.name, status, body))
                     self._check_coverage(venue, now, body)
+                    self._check_late_claims(venue, now, body)
+
+    def _check_disabled_stopped(self, venue: Venue, since: int) -> None:
+        """DISABLED_STOP_MS after a deploy took the exchange out of ENABLED_EXCHANGES, while
+        it stayed out: its shards have stopped on their own (no connection open, every
+        saved state not tracking), unless the host held their alarms back."""
+        if venue.enabled or venue.alarms_held_until > since:
+            return
+        tracking = [shard for shard in sorted(venue.storages) if venue._stored_tracking(shard)]
+        if venue.ex.conns or tracking:
+            self.toggles.append(f"{venue.name}: disabled by a deploy at {since}, still tracking "
+                                f"{DISABLED_STOP_MS // 1000} s later (shards {tracking} say tracking, "
+                                f"{len(venue.ex.conns)} connection(s) open)")
+
+    def _check_late_claims(self, venue: Venue, now: int, body: dict) -> None:
+        """Health says ok when nothing is wrong: a shard is called degraded for frames
+        dropped as late only if its instance dropped one (its feed's own count) within
+        about the last minute. Every probe notes each live instance's count; a claim is
+        false when the count stood still from a probe LATE_CLAIM_MS ago or more until now,
+        with probes of that instance no further apart than LATE_CLAIM_GAP_MS meanwhile (so
+        its last-minute count had checkpoints: tracker/feedtime.py RecentCount)."""
+        for shard, (_, tracker) in sorted(venue.instances.items()):
+            if tracker.state is None:
+                continue
+            notes = self.late_notes.setdefault((venue.name, shard), [])
+            total = tracker._count("dropped_late")
+            key = (id(tracker), tracker.state.started_at)
+            if notes and notes[-1][1] != key:
+                notes.clear()
+            notes.append((now, key, total))
+            verdict = next((v for v in body["shards"] if v["shard"] == shard), None)
+            if verdict is None or "dropped as late" not in (verdict.get("reason") or ""):
+                continue
+            steady = [at for at, _, n in notes if n == total]
+            since = [at for at, _, _ in notes if at >= steady[0]]
+            if now - steady[0] >= LATE_CLAIM_MS and all(b - a <= LATE_CLAIM_GAP_MS for a, b in zip(since, since[1:])):
+                self.late_claims.append(
+                    f"{venue.name}: health said shard {shard} {verdict['status']} at {now} ({verdict['reason'][:60]}), "
+                    f"but it dropped no frame as late since {steady[0]} or before")
+                return
 
     def _check_coverage(self, venue: Venue, now: int, body: dict) -> None:
         """Coverage: while the exchange is tracked and /api/health says ok, every market
@@ -917,13 +1048,17 @@ class World:
         kinds) is subscribed on a connection, or has been on none for less than its
         pacing bound (`Venue.pacing_bound_ms`) since it lost its subscription or since
         the last disruption (an event of the schedule, a start or stop, an object created
-        or evicted). (Never on two connections at once: the simulated exchange checks
-        that at every subscribe.) Health that is not ok says the tracker knows."""
+        or evicted, the end of a hold on its alarms). (Never on two connections at once:
+        the simulated exchange checks that at every subscribe.) Health that is not ok
+        says the tracker knows."""
         if not venue.tracking or body["status"] != "ok":
             return
         bound = venue.pacing_bound_ms()
+        # (A host holding the exchange's alarms disrupts until the hold ends: no
+        # reconnect or resubscribe runs before; seed 780, a subscribe left unanswered
+        # right after a 314 s hold.)
         disrupted = max([self._t0, *venue.control_calls, *venue.disruptions,
-                         *(at for at, _ in venue.life_changes)])
+                         *(at for at, _ in venue.life_changes), min(venue.alarms_held_until, now)])
         for m in venue.covered_markets():
             since = venue.ex.unheld_since(m, self._t0)
             if since is not None and now - max(since, disrupted) > bound:
@@ -1023,6 +1158,20 @@ class World:
             venue.max_shards = max(venue.max_shards, args["shards"])
         elif kind == "api_start" and venue.tracking:  # /api/start again while tracking
             await self.control("start", [venue])
+        elif kind == "deploy_exchanges":
+            # A deploy with another ENABLED_EXCHANGES while tracking: every object
+            # restarts; nobody calls start or stop. A disabled exchange's shards must stop
+            # on their own (by DISABLED_STOP_MS); an exchange enabled again waits for
+            # /api/start (`start_all`).
+            self.evict_all()
+            for v in self.venues:
+                v.config = replace(v.config, enabled_exchanges=tuple(args["enabled"]))
+                if not v.enabled and v.tracking:
+                    v._end_span()  # the deployment tracks it no more
+                    v.disabled_at.append(now)
+                    self.loop.at_ms(now + DISABLED_STOP_MS, self._check_disabled_stopped, v, now)
+        elif kind == "start_all":  # the operator's /api/start of every enabled exchange
+            await self.control("start")
         elif kind == "shards_change" and venue.tracking:
             await self.control("stop", [venue])
             self.evict_all()  # a deploy with the new setting restarts every object
@@ -1067,14 +1216,15 @@ class World:
         t0 = self._t0
         noisy = {"evict", "restart", "rest_fail", "d1_outage", "d1_hang", "d1_slow", "shards_change",
                  "stop_start", "stop_in_flush", "drop_all", "drop_shard", "silence", "flap",
-                 "rest_hang", "peer_hang", "d1_lost_answers", "evict_at_await", "redeploy", "api_start", "backlog"}
+                 "rest_hang", "peer_hang", "d1_lost_answers", "evict_at_await", "redeploy", "api_start", "backlog",
+                 "deploy_exchanges", "start_all"}
         # A host holding the exchange's alarms back holds its market refreshes back too,
         # for as long as the hold lasts.
         held = any(kind == "alarms_held" and args.get("ex") in (None, venue.name)
                    and t0 + at <= until and t0 + at + args["seconds"] * 1000 >= since - 130_000
                    for at, kind, args in self.plan.events)
         return not held and not any(
-            kind in noisy and (args.get("ex") in (None, venue.name) or kind == "redeploy")  # (a deploy restarts all)
+            kind in noisy and (args.get("ex") in (None, venue.name) or kind in ("redeploy", "deploy_exchanges"))  # (a deploy restarts all)
             and since - 130_000 <= t0 + at <= until
             for at, kind, args in self.plan.events)
 
@@ -1223,10 +1373,33 @@ def with_renames(plan: Plan) -> Plan:
     return replace(plan, events=sorted(events, key=lambda e: e[0]))
 
 
+TOGGLE_ONE_SEED_IN = 3
+
+
+def with_exchange_toggles(plan: Plan) -> Plan:
+    """One seed in three of those running both exchanges: a deploy takes one of them out
+    of ENABLED_EXCHANGES while it tracks (`deploy_exchanges`: every object restarts;
+    the disabled exchange's shards must stop on their own), and for most a later deploy
+    enables it again, followed by the operator's /api/start (`start_all`). Drawn from a
+    generator of their own, so the rest of a seed's plan is what it was."""
+    rng = random.Random(plan.seed * 15_485_863 + 71)
+    if len(plan.venues()) < 2 or rng.randrange(TOGGLE_ONE_SEED_IN):
+        return plan
+    both = tuple(sorted(v.exchange for v in plan.venues()))
+    off = rng.choice(both)
+    at = rng.randint(15_000, plan.duration_ms - 60_000)
+    events = [(at, "deploy_exchanges", {"enabled": tuple(x for x in both if x != off)})]
+    again = at + rng.randint(DISABLED_STOP_MS + 5_000, 80_000)
+    if rng.random() < 0.7 and again < plan.duration_ms - 40_000:
+        events += [(again, "deploy_exchanges", {"enabled": both}),
+                   (again + rng.randint(1_000, 15_000), "start_all", {})]
+    return replace(plan, events=sorted(plan.events + events, key=lambda e: e[0]))
+
+
 def plan_of(seed: int) -> Plan:
     """The whole plan `run` runs for a seed."""
-    return with_backlogs(with_renames(with_reshards(with_allowlist(with_scale(with_alarm_stall(
-        with_platform_faults(make_plan(seed))))))))
+    return with_backlogs(with_exchange_toggles(with_renames(with_reshards(with_allowlist(with_scale(
+        with_alarm_stall(with_platform_faults(make_plan(seed)))))))))
 
 
 # One seed in this many has backlogs (issue 18, defect 8).
