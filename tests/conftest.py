@@ -13,6 +13,8 @@ installs everything. Logs of the session's processes land in tests/artifacts/.
 """
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import shutil
 import sys
@@ -323,6 +325,26 @@ def webhook():
         receiver.close()
 
 
+def migrated_d1(tmp_path_factory: pytest.TempPathFactory, persist: Path) -> None:
+    """Put into `persist` a local D1 with migrations/ applied (`wrangler d1 migrations
+    apply`, as DEPLOY.md does). Wrangler makes it once per test run, under a lock, in the
+    folder every xdist worker of the run shares; each stack gets a copy: a wrangler run is
+    seconds of CPU at the moment every worker starts its stack."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the run's folder, shared by its workers (not by other runs)
+    key = hashlib.sha256(b"".join(f.read_bytes() for f in sorted((ROOT / "migrations").glob("*.sql")))).hexdigest()[:16]
+    template = base / f"d1-migrated-{key}"
+    done = base / f"d1-migrated-{key}.done"
+    with open(base / f"d1-migrated-{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(template, ignore_errors=True)
+            devstack.apply_migrations(template)
+            done.touch()
+    shutil.copytree(template, persist, dirs_exist_ok=True)
+
+
 # The one other stack a session may start: a deployment locked down the other way (READ_TOKEN
 # set, ADMIN_TOKEN unset) that never tracks, so its D1 holds only what a test puts there. It
 # also answers D1's own row counters (D1_METER). The modules that use it share an xdist group
@@ -337,7 +359,7 @@ def private_worker(simulator: SimulatorHandle, artifacts_dir: Path, tmp_path_fac
 
     persist = tmp_path_factory.mktemp("wrangler-private")
     devstack.check_setup()
-    devstack.apply_migrations(persist)
+    migrated_d1(tmp_path_factory, persist)
     proc = devstack.WranglerDev(
         _fresh_log(artifacts_dir, "wrangler-private.log"),
         persist_dir=persist,
@@ -358,7 +380,7 @@ def worker(simulator: SimulatorHandle, paradex_simulator: SimulatorHandle, webho
            tmp_path_factory: pytest.TempPathFactory):
     persist = tmp_path_factory.mktemp("wrangler-state")
     devstack.check_setup()
-    devstack.apply_migrations(persist)
+    migrated_d1(tmp_path_factory, persist)
     proc = devstack.WranglerDev(
         _fresh_log(artifacts_dir, "wrangler.log"),
         persist_dir=persist,
