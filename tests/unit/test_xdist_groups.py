@@ -8,6 +8,7 @@ one. This runs a small suite under the project's conftest and says where each te
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -42,10 +43,11 @@ def test_a_group_runs_on_one_worker(tmp_path):
     (tmp_path / "test_first.py").write_text(SHARED)
     (tmp_path / "test_second.py").write_text(SHARED.replace("test_shared", "test_shared_too"))
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-v", "-p", "no:cacheprovider",
+        [sys.executable, "-m", "pytest", "-p", "xdist", "-n", "2", "--dist", "loadgroup", "-v", "-p", "no:cacheprovider",
          "--rootdir", str(tmp_path), "-c", "/dev/null",
          "-o", f"pythonpath={ROOT / 'src'} {ROOT / 'tools'}", str(tmp_path)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        # Only xdist: the other plugins (schemathesis, hypothesis...) take seconds to load in each worker.
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ran = re.findall(r"\[(gw\d+)\] \[\s*\d+%\] PASSED (test_\w+)\.py::\S+", proc.stdout)
