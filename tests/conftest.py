@@ -13,6 +13,8 @@ installs everything. Logs of the session's processes land in tests/artifacts/.
 """
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import shutil
 import sys
@@ -73,11 +75,41 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: first.get(_group(item), len(first)))  # stable: a group keeps its order
 
 
-# Groups that take longest (seconds on 2 cores: test_tracking ~95, the simulation's
-# slices ~45 each, deploy-guide-checklist ~80, test_alerts ~70 ...), longest first.
-LONGEST_GROUPS = ("test_tracking", "deploy-guide-checklist", "test_alerts", "simulation-0", "simulation-1",
-                  "simulation-2", "simulation-3", "test_dashboard", "test_depth_hours", "test_deploy_guide",
-                  "test_paradex")
+class _GroupSuffix:
+    """xdist's `--dist loadgroup` sends a group to one worker by reading `@<group>` off the
+    end of each test's node id, which its worker-side hook writes into `item._nodeid`.
+    pytest 9.2 keeps the node id in a structured `item._id` instead, so that write is lost
+    and every test is handed out on its own (pytest-xdist issue #1386, fix proposed in
+    PR #1388): a story's tests ran on several workers, and each worker started its own
+    stacks, the private one included. This writes the suffix where pytest 9.2 reads it,
+    after xdist's hook, the same way (sorted group names joined by `_`)."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        if not config.getvalue("loadgroup"):
+            return
+        from _pytest.nodeid import NodeId
+
+        for item in items:
+            names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                            for m in item.iter_markers("xdist_group")})
+            if names and not item.nodeid.endswith("@" + "_".join(names)) and hasattr(item, "_id"):
+                item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(names)}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Only on an xdist worker (the controller schedules by the ids workers send).
+    if hasattr(config, "workerinput"):
+        config.pluginmanager.register(_GroupSuffix(), "lot-xdist-group-suffix")
+
+
+# Groups that take longest (seconds on 2 cores: the private stack's two modules ~150 with
+# its start, test_tracking ~110, test_alerts ~90, test_findings ~80, each deploy guide group
+# ~75, test_migrations ~60, the simulation's slices ~55 each ...), longest first.
+LONGEST_GROUPS = ("private-worker", "test_tracking", "test_alerts", "test_findings", "deploy-guide-checklist",
+                  "deploy-guide-migrations", "test_migrations", "simulation-0", "simulation-1", "simulation-2",
+                  "simulation-3", "test_depth_hours", "test_dashboard", "test_deploy_guide", "test_paradex",
+                  "test_api")
 
 
 def _group(item: pytest.Item) -> str:
@@ -293,6 +325,26 @@ def webhook():
         receiver.close()
 
 
+def migrated_d1(tmp_path_factory: pytest.TempPathFactory, persist: Path) -> None:
+    """Put into `persist` a local D1 with migrations/ applied (`wrangler d1 migrations
+    apply`, as DEPLOY.md does). Wrangler makes it once per test run, under a lock, in the
+    folder every xdist worker of the run shares; each stack gets a copy: a wrangler run is
+    seconds of CPU at the moment every worker starts its stack."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the run's folder, shared by its workers (not by other runs)
+    key = hashlib.sha256(b"".join(f.read_bytes() for f in sorted((ROOT / "migrations").glob("*.sql")))).hexdigest()[:16]
+    template = base / f"d1-migrated-{key}"
+    done = base / f"d1-migrated-{key}.done"
+    with open(base / f"d1-migrated-{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(template, ignore_errors=True)
+            devstack.apply_migrations(template)
+            done.touch()
+    shutil.copytree(template, persist, dirs_exist_ok=True)
+
+
 # The one other stack a session may start: a deployment locked down the other way (READ_TOKEN
 # set, ADMIN_TOKEN unset) that never tracks, so its D1 holds only what a test puts there. It
 # also answers D1's own row counters (D1_METER). The modules that use it share an xdist group
@@ -307,7 +359,7 @@ def private_worker(simulator: SimulatorHandle, artifacts_dir: Path, tmp_path_fac
 
     persist = tmp_path_factory.mktemp("wrangler-private")
     devstack.check_setup()
-    devstack.apply_migrations(persist)
+    migrated_d1(tmp_path_factory, persist)
     proc = devstack.WranglerDev(
         _fresh_log(artifacts_dir, "wrangler-private.log"),
         persist_dir=persist,
@@ -328,7 +380,7 @@ def worker(simulator: SimulatorHandle, paradex_simulator: SimulatorHandle, webho
            tmp_path_factory: pytest.TempPathFactory):
     persist = tmp_path_factory.mktemp("wrangler-state")
     devstack.check_setup()
-    devstack.apply_migrations(persist)
+    migrated_d1(tmp_path_factory, persist)
     proc = devstack.WranglerDev(
         _fresh_log(artifacts_dir, "wrangler.log"),
         persist_dir=persist,

@@ -25,8 +25,10 @@ import json
 import re
 import shlex
 import shutil
+import sqlite3
 import subprocess
 import tomllib
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -121,6 +123,10 @@ def tools():
 
 @pytest.mark.xdist_group("deploy-guide-migrations")  # its own wrangler d1 commands: no session stack
 def test_migrations_apply_resets_and_reapply(tmp_path):
+    """Every command of the section runs through wrangler as the guide writes it (the
+    migrations thrice, the reset, the old tables' drop, the schema check); what the test
+    itself puts into the database and reads back between them goes straight to the local
+    D1's SQLite file, with the guide's own schema query: a wrangler run costs seconds."""
     text = section(guide(), "## 4. Create the tables", "## 5.")
     lines = command_lines(text)
     assert lines.count(MIGRATE) == 2, "section 4 applies the migrations (once, then again after the reset)"
@@ -131,17 +137,21 @@ def test_migrations_apply_resets_and_reapply(tmp_path):
     persist = tmp_path / "d1"
     four = schema_tables()
 
-    def tables_now() -> list[str]:
-        return output(shell(local(tables["code"], persist)), "expect")
-
     shell(local(MIGRATE, persist))
-    out = tables_now()
+    out = output(shell(local(tables["code"], persist)), "expect")
     assert eval(tables["expect"], {}, {"out": out}), f"DEPLOY.md expects `{tables['expect']}`, got {out}"
     assert out == four
+    schema_query = sql_of(tables["code"])
+
+    def tables_now() -> list[str]:
+        with closing(sqlite3.connect(d1_file(persist))) as db:
+            return [name for (name,) in db.execute(schema_query)]
+
+    assert tables_now() == four  # the direct read sees what wrangler's did
     # What an earlier deployment may have left behind, and a row that must go.
-    shell(local(f'{REMOTE} --command "CREATE TABLE orderbook_snapshots (symbol TEXT); '
-                f'CREATE TABLE orderbook_minutes (symbol TEXT); '
-                f"INSERT INTO lighter_markets (market_index, symbol, updated_at) VALUES (0, 'ETH', 0)\"", persist))
+    with closing(sqlite3.connect(d1_file(persist))) as db, db:
+        db.executescript("CREATE TABLE orderbook_snapshots (symbol TEXT); CREATE TABLE orderbook_minutes (symbol TEXT); "
+                         "INSERT INTO lighter_markets (market_index, symbol, updated_at) VALUES (0, 'ETH', 0)")
     assert tables_now() == sorted([*four, "orderbook_minutes", "orderbook_snapshots"])
     shell(local(reset, persist))
     shell(local(older, persist))
@@ -150,8 +160,20 @@ def test_migrations_apply_resets_and_reapply(tmp_path):
     assert "0002_keyed_tables.sql" in applied, "after the reset every migration runs again"
     assert "No migrations to apply" in shell(local(MIGRATE, persist))  # applying again applies nothing
     assert tables_now() == four
-    count = f'{REMOTE} --json --command "SELECT COUNT(*) AS n FROM lighter_markets"'
-    assert output(shell(local(count, persist)), "expect")[0]["results"] == [{"n": 0}]
+    with closing(sqlite3.connect(d1_file(persist))) as db:
+        assert db.execute("SELECT COUNT(*) FROM lighter_markets").fetchone() == (0,)
+
+
+def sql_of(command: str) -> str:
+    """The SQL of a `wrangler d1 execute … --command "SQL" | …` line, as the shell passes it."""
+    argv = shlex.split(command.split(" | ", 1)[0])
+    return argv[argv.index("--command") + 1]
+
+
+def d1_file(persist: Path) -> Path:
+    """The local D1's SQLite file under a `--persist-to` folder (the one database)."""
+    (found,) = [p for p in (persist / "v3" / "d1").rglob("*.sqlite") if "metadata" not in p.name]
+    return found
 
 
 def test_the_backup_commands_are_wranglers():

@@ -1,9 +1,11 @@
 """`wrangler d1 migrations apply` is the one command for a fresh install and for every
 upgrade, from any earlier release (issue 19, item 5).
 
-Each starting point is a real local D1 (wrangler d1 execute --local --persist-to, the
-way each release told its users to create it, WITH rows and WITHOUT a d1_migrations
-table); then `wrangler d1 migrations apply DB --local --persist-to` runs migrations/,
+Each starting point is a real local D1 (an empty one that `wrangler d1 execute --local
+--persist-to` made, copied, into which each release's own SQL went as that release told
+its users to run it, WITH rows and WITHOUT a d1_migrations table: the SQL straight into
+the database file, a wrangler run per start costs seconds and tests nothing more); then
+`wrangler d1 migrations apply DB --local --persist-to` runs migrations/,
 exactly as `--remote` would on an account. Afterwards every row is still there with
 its values, the schema equals what schema.sql makes (tables, columns, keys, indexes),
 and applying again applies nothing (shown once: d1_migrations lists every file on
@@ -13,6 +15,7 @@ every starting point). The database file is read directly (it is SQLite).
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -86,15 +89,27 @@ def _database_file(persist: Path) -> Path:
     return found
 
 
-def _one_start(name: str, files: list[str], tmp: Path) -> dict:
+def _empty_d1(tmp: Path) -> Path:
+    """A `--persist-to` folder with an empty local D1 in it, made by wrangler."""
+    persist = tmp / "empty_d1"
+    noop = tmp / "noop.sql"
+    noop.write_text("SELECT 1;\n")
+    devstack.apply_schema(persist, noop)
+    return persist
+
+
+def _one_start(name: str, files: list[str], tmp: Path, empty_d1: Path) -> dict:
     persist = tmp / name.replace(" ", "_").replace("'", "")
     rows = _rows_for(_memory(files))
     out = {"name": name, "rows": rows}
     if files:
         start = persist.with_suffix(".sql")
-        persist.mkdir(parents=True)
         _start_file(files, rows, start)
-        devstack.apply_schema(persist, start)
+        shutil.copytree(empty_d1, persist)
+        db = sqlite3.connect(_database_file(persist))
+        with db:
+            db.executescript(start.read_text())
+        db.close()
     out["first"] = devstack.apply_migrations(persist)
     # Applying again: wrangler reads d1_migrations and applies nothing. Once is enough
     # to show it (every start's d1_migrations is checked to list every file).
@@ -111,8 +126,9 @@ def _one_start(name: str, files: list[str], tmp: Path) -> dict:
 def test_every_earlier_release_upgrades_to_schema_sql_with_every_row(tmp_path):
     migrations = sorted(p.name for p in (ROOT / "migrations").glob("*.sql"))
     want = shape(lambda q: [dict(r) for r in _memory([(ROOT / "schema.sql").read_text()]).execute(q)])
+    empty_d1 = _empty_d1(tmp_path)
     with ThreadPoolExecutor(max_workers=3) as pool:
-        results = list(pool.map(lambda item: _one_start(*item, tmp_path), STARTS.items()))
+        results = list(pool.map(lambda item: _one_start(*item, tmp_path, empty_d1), STARTS.items()))
     for r in results:
         name = r["name"]
         assert r["shape"] == want, f"{name}: the schema after the migrations differs from schema.sql"

@@ -1,0 +1,60 @@
+"""scripts/test's `--dist loadgroup` keeps a group on one worker (tests/conftest.py).
+
+A file's tests are one story over the worker's stack, and the modules that share the
+private stack (PRIVATE_GROUP) must start it once: with pytest 9.2, xdist's own hook no
+longer marks the groups (pytest-xdist issue #1386) and the tests were handed out one by
+one. This runs a small suite under the project's conftest and says where each test ran.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+STORY = '''
+import pytest
+
+@pytest.mark.parametrize("path", ["/api/stats", "/api/hours", "/api/minutes", "/api/markets"])
+def test_route(path):
+    pass
+
+def test_after():
+    pass
+'''
+SHARED = '''
+import pytest
+pytestmark = pytest.mark.xdist_group("shared")
+
+@pytest.mark.parametrize("n", range(3))
+def test_shared(n):
+    pass
+'''
+
+
+def test_a_group_runs_on_one_worker(tmp_path):
+    shutil.copy(ROOT / "tests" / "conftest.py", tmp_path / "conftest.py")
+    (tmp_path / "test_story.py").write_text(STORY)
+    (tmp_path / "test_first.py").write_text(SHARED)
+    (tmp_path / "test_second.py").write_text(SHARED.replace("test_shared", "test_shared_too"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "xdist", "-n", "2", "--dist", "loadgroup", "-v", "-p", "no:cacheprovider",
+         "--rootdir", str(tmp_path), "-c", "/dev/null",
+         "-o", f"pythonpath={ROOT / 'src'} {ROOT / 'tools'}", str(tmp_path)],
+        # Only xdist: the other plugins (schemathesis, hypothesis...) take seconds to load in each worker.
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ran = re.findall(r"\[(gw\d+)\] \[\s*\d+%\] PASSED (test_\w+)\.py::\S+", proc.stdout)
+    assert len(ran) == 11, proc.stdout[-3000:]
+    workers: dict[str, set[str]] = {}
+    for worker, module in ran:
+        group = "shared" if module in ("test_first", "test_second") else module
+        workers.setdefault(group, set()).add(worker)
+    assert workers.keys() == {"test_story", "shared"}
+    assert all(len(w) == 1 for w in workers.values()), workers
