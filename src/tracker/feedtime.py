@@ -165,8 +165,12 @@ def close_boundary(now: int, wait: int, grace: int, backlogged: bool, newest_sta
     grace covering stamps a little out of order across markets. Should the newest be a
     Paradex snapshot, stamped with its book's last change, windows only wait longer.)"""
     boundary = now - wait
-    if backlogged and newest_stamp is not None:
-        boundary = max(min(boundary, newest_stamp - grace), boundary - MAX_BACKLOG_WAIT_MS)
+    if backlogged:
+        # No book frame handled on the connection yet (only its subscribe answers): the
+        # queued ones may be stamped anywhere since it opened, so hold as long as a
+        # backlog may (seed 10262).
+        held = newest_stamp - grace if newest_stamp is not None else boundary - MAX_BACKLOG_WAIT_MS
+        boundary = max(min(boundary, held), boundary - MAX_BACKLOG_WAIT_MS)
     return boundary
 
 

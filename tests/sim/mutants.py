@@ -149,7 +149,7 @@ MUTANTS: tuple[Mutant, ...] = (
        "            self.aggregator.invalidate(market_id, self.last_timestamp)",
        "a refused subscribe is never retried (the market stays untracked)"),
     _m("backlog_ignored", "feed", "feedtime.py",
-       "    if backlogged and newest_stamp is not None:", "    if False and newest_stamp is not None:",
+       "    if backlogged:\n", "    if False:\n",
        "the alarm let in at a breath closes windows by its clock, frames still queued behind the breath"),
     # -- pacing ----------------------------------------------------------------------------------
     _m("pacer_in_flight_le", "pacing", "pacing.py",

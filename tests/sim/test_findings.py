@@ -1262,3 +1262,12 @@ def test_coverage_counts_a_hold_on_the_alarms_as_a_disruption_until_it_ends():
     coverage check counted the pacing bound from the hold's start, so the market, 30 s
     into its ack timeout, looked left out for 156 s. A hold disrupts until it ends."""
     assert sim.run(780).violations == []
+
+
+def test_an_alarm_at_a_breath_before_a_new_connection_s_first_book_frame_closes_nothing_early():
+    """Seed 10262 (Paradex, a backlog on a shard that had just started again): the alarm
+    let in at a breath after the new connection's subscribe answer, before its first
+    book frame, closed windows by the clock alone (no newest stamp to hold them by);
+    the frames queued behind it, stamped 138.1-142.9 s, were dropped as late. With no
+    book frame handled yet, a breath now holds windows as long as a backlog may."""
+    assert sim.run(10262).violations == []
