@@ -340,7 +340,11 @@ class SubscriptionPacer:
         if resubscribe:
             # First in line: a market that was live (gap, ack timeout, refusal) must not
             # lose its slot to markets never subscribed, and its unsubscribe must go out
-            # before any other subscribe takes the in-flight slot it was counted in.
-            self._queue.appendleft((market_id, resubscribe))
+            # before any other subscribe takes the in-flight slot it was counted in. Behind
+            # the resubscribes already waiting, though: last in, first out let later gaps
+            # hold a timed-out subscribe back for minutes on a small share (seed 13894:
+            # 16 shards, 7 subscribes a minute each).
+            ahead = next((i for i, (_, again) in enumerate(self._queue) if not again), len(self._queue))
+            self._queue.insert(ahead, (market_id, resubscribe))
         else:
             self._queue.append((market_id, resubscribe))

@@ -554,6 +554,10 @@ class SimLighter(SimVenue):
         self.sent_at: deque[int] = deque()  # client messages in the rolling minute (the IP's)
         self.symbols_of: dict[int, set[str]] = {m: {s} for m, s in markets.items()}  # every symbol an id had
         self.listing_changed_ms: dict[int, int] = {}  # market -> when it was last listed, delisted or renamed
+        # (shard, market) -> when that shard's refresh let the market go (world.py, from
+        # its "market_delisted" log line): a subscribe it had in flight is forgotten, not
+        # sent again (tracker/pacing.py `unsubscribe`).
+        self.let_go_ms: dict[tuple[int, int], int] = {}
         self.ping_every_ms: int | None = None  # server pings (the world sets it for some seeds)
         self.rng_keepalive = random.Random(0)  # the pings' own draws (the world seeds it)
         self.pings_sent = 0
@@ -775,6 +779,10 @@ class SimLighter(SimVenue):
         if conn.closed or not conn.alive() or conn.in_flight.get(m) != at or m not in conn.unanswered:
             return
         if self.listing_changed_ms.get(m, -1) >= at or self.alarms_held_since(at):
+            return
+        # Let go by the shard meanwhile (seed 5331: a stale market list, D1 and the peers
+        # hung, dropped an id Lighter had just reused): forgotten, as it should be.
+        if self.let_go_ms.get((conn.shard, m), -1) >= at:
             return
         self._violation("subscribe never sent again",
                         f"market {m}'s subscribe on connection {conn.id} (shard {conn.shard}), left unanswered at "

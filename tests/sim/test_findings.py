@@ -1271,3 +1271,19 @@ def test_an_alarm_at_a_breath_before_a_new_connection_s_first_book_frame_closes_
     the frames queued behind it, stamped 138.1-142.9 s, were dropped as late. With no
     book frame handled yet, a breath now holds windows as long as a backlog may."""
     assert sim.run(10262).violations == []
+
+
+def test_a_timed_out_subscribe_is_not_held_back_by_later_resubscribes():
+    """Seed 13894 (a scale seed: 16 shards, 7 subscribes a minute each): a subscribe left
+    unanswered timed out and was put first in line, then three nonce gaps put their
+    markets first in line ahead of it; it was still not sent again 107 s later.
+    Resubscribes now wait in turn, oldest first, ahead of new subscribes."""
+    assert sim.run(13894).violations == []
+
+
+def test_a_subscribe_in_flight_when_the_shard_lets_its_market_go_may_be_forgotten():
+    """Seed 5331 (D1 and the peers hung, Lighter reused id 20): shard 2's refresh, from a
+    stale market list, let market 20 go while its subscribe was in flight and
+    unanswered; the pacer forgets such a subscribe (it drops it on an answer that never
+    came), and the exchange's check took that for a subscribe never sent again."""
+    assert sim.run(5331).violations == []

@@ -657,6 +657,8 @@ class Venue:
         self.world.logs.append((now, shard, level, component, event, message, self.name))
         if event == "market_delisted":  # "market {id} {symbol} delisted: ..." (tracker/shard.py)
             self.ex.trace.append(("unlisted", shard, int(message.split()[1]), now))
+            if hasattr(self.ex, "let_go_ms"):
+                self.ex.let_go_ms[(shard, int(message.split()[1]))] = now
 
     def _saw_put(self, shard: int, entries: dict) -> None:
         self._log_put(shard, entries)

@@ -237,6 +237,26 @@ def test_five_hundred_subscription_cap_does_not_spin_and_keeps_gapped_markets():
     assert len(pacer.subscribed) == 500 and 500 not in pacer.subscribed
 
 
+def test_resubscribes_wait_in_turn_ahead_of_new_subscribes():
+    """Resubscribes go before markets never subscribed, but in the order they came: the
+    oldest first (seed 13894: later nonce gaps, put first in line, held a timed-out
+    subscribe back past a rate window on a share of 7 subscribes a minute)."""
+    pacer = SubscriptionPacer(max_per_minute=2 + RESERVED_FOR_KEEPALIVE, max_in_flight=10)
+    for m in range(2):
+        pacer.subscribe(m)
+    assert len(pacer.drain(T0)) == 2
+    pacer.ack(0)
+    pacer.ack(1)
+    pacer.subscribe(9)  # never subscribed: behind every resubscribe
+    pacer.resubscribe(0)
+    pacer.resubscribe(1)
+    assert pacer.drain(T0 + RATE_WINDOW_MS) == [protocol.unsubscribe(0), protocol.subscribe(0)]
+    pacer.ack(0)
+    assert pacer.drain(T0 + 2 * RATE_WINDOW_MS) == [protocol.unsubscribe(1), protocol.subscribe(1)]
+    pacer.ack(1)
+    assert pacer.drain(T0 + 3 * RATE_WINDOW_MS) == [protocol.subscribe(9)]
+
+
 def test_ack_timeout_resubscribes():
     pacer = SubscriptionPacer()
     pacer.subscribe(5)
