@@ -756,7 +756,7 @@ class SimLighter(SimVenue):
             self._subscribing(conn, m)
             if self._leave_unanswered(m):
                 conn.unanswered.add(m)
-                self.loop.call_later(RESENT_WITHIN_MS / 1000, self._resent_check, conn, m, now)
+                self.loop.call_later(self._resent_within_ms(conn) / 1000, self._resent_check, conn, m, now)
                 return None
             self.loop.call_later(self.rng.randint(20, 300) / 1000, self._snapshot, conn, m)
         elif kind == "unsubscribe":
@@ -769,6 +769,21 @@ class SimLighter(SimVenue):
             text = json.dumps({"type": "unsubscribed/order_book", "channel": f"order_book:{m}"})
             self._deliver(conn, text, text)
         return None
+
+    def _resent_within_ms(self, conn: Conn) -> int:
+        """How long a subscribe left unanswered on `conn` may take to be sent again: the
+        ack timeout, then its turn behind the resubscribes queued before it (an
+        unsubscribe and a subscribe each, at most one per market of the shard) at the
+        shard's subscribe share, and some slack. One rate window on a large share; on a
+        16-shard split (7 subscribes a minute) after a burst of gaps, minutes (seed
+        14995: seven gaps in 16 s on a shard of 10 markets)."""
+        share = self.share_of(conn.shard)
+        split = self.split_of(conn.shard)
+        if share is None or not split:
+            return RESENT_WITHIN_MS
+        markets = sum(1 for m in self.listing if m % split == conn.shard % split)
+        windows = -(-(2 * markets) // max(1, share[0] - RESERVED_FOR_KEEPALIVE))
+        return max(RESENT_WITHIN_MS, ACK_TIMEOUT_MS + windows * RATE_WINDOW_MS + 15_000)
 
     def _resent_check(self, conn: Conn, m: int, at: int) -> None:
         """A subscribe left unanswered at `at` must have been given up by now (an

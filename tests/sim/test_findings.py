@@ -1287,3 +1287,12 @@ def test_a_subscribe_in_flight_when_the_shard_lets_its_market_go_may_be_forgotte
     unanswered; the pacer forgets such a subscribe (it drops it on an answer that never
     came), and the exchange's check took that for a subscribe never sent again."""
     assert sim.run(5331).violations == []
+
+
+def test_a_timed_out_subscribe_waits_its_turn_on_a_small_share():
+    """Seed 14995 (16 shards, 7 subscribes a minute each): seven nonce gaps in 16 s on a
+    shard of 10 markets queued seven resubscribes, two messages each, ahead of a
+    subscribe that timed out after them; it was sent again in its turn, later than the
+    exchange's check allowed (the ack timeout and one rate window). The check now allows
+    the turn the shard's share gives it."""
+    assert sim.run(14995).violations == []
