@@ -9,7 +9,7 @@ import { getJSON, withQuery } from "./api.js";
 import { setText } from "./dom.js";
 import { fmtClock, fmtCompact, fmtDateTime, fmtFixed, fmtInt } from "./format.js";
 import { COMPARE_VIEWS, VENUES, compareDatasets, comparePoints } from "./compareseries.js";
-import { chartLibrary, line, rangeTick, theme, timeChart } from "./linechart.js";
+import { chartLibrary, line, rangeTick, theme, timeChart, valueAxis } from "./linechart.js";
 import { fetchFrom, mergePoints } from "./series.js";
 
 const HOUR_MS = 3_600_000;
@@ -230,12 +230,7 @@ export class CompareChart {
       colors,
       xTick: rangeTick(this),
       scales: {
-        y: {
-          beginAtZero: true,
-          title: { display: true, text: axis },
-          ticks: { callback: (value) => format(value) },
-          grid: { color: colors.border },
-        },
+        y: valueAxis(axis, format, colors),
         basis: {
           position: "right",
           title: { display: true, text: "basis: Paradex − Lighter (bps of Lighter's mid)" },

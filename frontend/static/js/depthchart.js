@@ -9,7 +9,7 @@ import { getJSON, withQuery } from "./api.js";
 import { exchangeParams } from "./exchange.js";
 import { setText } from "./dom.js";
 import { fmtClock, fmtCompact, fmtDateTime, fmtFixed, fmtInt, isNumber } from "./format.js";
-import { chartLibrary, line, rangeTick, theme, timeChart } from "./linechart.js";
+import { chartLibrary, line, rangeTick, theme, timeChart, valueAxis } from "./linechart.js";
 import { fetchFrom, mergePoints } from "./series.js";
 
 const HOUR_MS = 3_600_000;
@@ -251,12 +251,7 @@ export class DepthChart {
       colors,
       xTick: rangeTick(this),
       scales: {
-        y: {
-          beginAtZero: true,
-          title: { display: true, text: axis },
-          ticks: { callback: (value) => format(value) },
-          grid: { color: colors.border },
-        },
+        y: valueAxis(axis, format, colors),
       },
       tooltipLabel: (item) => ` ${item.dataset.label}: ${format(item.parsed.y)}`,
     });

@@ -54,6 +54,16 @@ export function rangeTick(chart) {
   return (value) => (chart.longRange ? fmtDateTime(value).slice(5, 10) : fmtClock(value, false));
 }
 
+/** The left y axis of a chart of one quantity, from zero, titled, its ticks formatted. */
+export function valueAxis(title, format, colors) {
+  return {
+    beginAtZero: true,
+    title: { display: true, text: title },
+    ticks: { callback: (value) => format(value) },
+    grid: { color: colors.border },
+  };
+}
+
 /** A line chart over time (x: ms since the epoch), drawn without animation from points
  * given as {x, y} (parsing off), with `scales` beside the x axis. */
 export function timeChart(Chart, canvas, { datasets, colors, xTick, scales, tooltipLabel, boxWidth = 14 }) {
