@@ -159,7 +159,8 @@ def close_boundary(now: int, wait: int, grace: int, backlogged: bool, newest_sta
     """Until where the alarm closes windows: `now - wait` (FLUSH_GRACE_MS and the feed's
     lag). `backlogged` (the feed socket breathed since the last close: frames may be
     queued behind the breath, stamped from about `newest_stamp`, the newest handled
-    frame's placed stamp, on): no later than `newest_stamp - grace` either, yet no
+    frame's stamp as sent (a stamp clamped for running too far ahead left out: it is
+    placed at our clock, which in a backlog runs ahead of the queue), on): no later than `newest_stamp - grace` either, yet no
     earlier than MAX_BACKLOG_WAIT_MS before `now - wait`. (A connection's frames come in
     the exchange's order, so the queued ones are stamped after the newest handled, the
     grace covering stamps a little out of order across markets. Should the newest be a

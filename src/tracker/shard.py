@@ -588,7 +588,7 @@ class ShardTracker:
         if self.aggregator is None:
             return
         connection, wait = self.connection, self._close_wait(now)
-        newest = connection.feed.last_timestamp if connection.feed is not None else None
+        newest = connection.feed.last_sent_stamp if connection.feed is not None else None
         boundary = close_boundary(now, wait, self.config.flush_grace_ms, connection.take_breathed(), newest)
         # Held back for frames queued behind a breath: not again before BACKLOG_RECHECK_MS.
         self._recheck_at = now + BACKLOG_RECHECK_MS if boundary < now - wait else 0

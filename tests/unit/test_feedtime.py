@@ -93,6 +93,22 @@ def test_stamps_within_the_bound_are_kept_and_one_clock_read_per_exchange_second
     assert clock.reads == 2 and feed.counters.future_frames == 1 and feed.last_timestamp == T0
 
 
+def test_a_clamped_stamp_is_not_where_the_queued_frames_begin():
+    """Seed 19151: in a backlog our clock runs ahead of the queued frames' stamps, so a
+    frame stamped a day ahead, placed at our clock, must not tell the alarm's close
+    (feedtime.close_boundary) that the queue begins there: the stamp as sent it keeps is
+    the newest unclamped one."""
+    clock = Clock(T0 + 21_500)  # handled 21.5 s after the frames were stamped
+    feed, agg, _ = feed_with_clock(clock)
+    feed.on_frame(snapshot(0, T0 + 100, 10))
+    feed.on_frame(update(0, T0 + 24 * HOUR, 10, 11, bids=[("100.50", "1.0000")]))  # the same second's reading
+    assert feed.counters.future_frames == 1
+    assert feed.last_timestamp == T0 + 21_500  # placed at our clock
+    assert feed.last_sent_stamp == T0 + 100  # where the frames queued behind it begin
+    feed.on_frame(update(0, T0 + 700, 11, 12, asks=[("100.80", "1.0000")]))
+    assert feed.last_sent_stamp == feed.last_timestamp == T0 + 700
+
+
 def test_an_exchange_clock_far_ahead_loses_nothing_its_frames_follow_our_clock():
     clock = Clock(T0)
     feed, agg, logs = feed_with_clock(clock)
