@@ -103,13 +103,18 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(_GroupSuffix(), "lot-xdist-group-suffix")
 
 
-# Groups that take longest (seconds on 2 cores: the private stack's two modules ~150 with
-# its start, test_tracking ~110, test_alerts ~90, test_findings ~80, each deploy guide group
-# ~75, test_migrations ~60, the simulation's slices ~55 each ...), longest first.
-LONGEST_GROUPS = ("private-worker", "test_tracking", "test_alerts", "test_findings", "deploy-guide-checklist",
-                  "deploy-guide-migrations", "test_migrations", "simulation-0", "simulation-1", "simulation-2",
-                  "simulation-3", "test_depth_hours", "test_dashboard", "test_deploy_guide", "test_paradex",
-                  "test_api")
+# Groups that take longest, longest first (seconds on this project's 2-core machine, quiet,
+# from junit.xml: test_tracking ~105, the deploy guide's own module ~80 (its API examples
+# and log story), its checklist ~80, test_depth_hours ~55, test_dashboard ~53, the private
+# stack's two modules ~50 plus that stack's start, test_findings ~50, test_edge_cache,
+# test_api and test_paradex ~47 each, test_alerts ~40, test_live_socket ~39, the
+# simulation's five slices ~30 each ...). pytest-xdist hands groups out in this order as
+# workers come free: the longest start first, the short ones fill in at the end.
+LONGEST_GROUPS = ("test_tracking", "test_deploy_guide", "deploy-guide-checklist", "test_depth_hours", "test_dashboard",
+                  "private-worker", "test_findings", "test_edge_cache", "test_api", "test_paradex", "test_alerts",
+                  "test_live_socket", "simulation-0", "simulation-1", "simulation-2", "simulation-3", "simulation-4",
+                  "test_invariants_planted", "test_rest_hang", "test_migrations", "test_stack",
+                  "deploy-guide-migrations")
 
 
 def _group(item: pytest.Item) -> str:
@@ -226,8 +231,12 @@ class WorkerHandle:
         assert r.status_code == 200, f"GET {path} -> {r.status_code}: {r.text[:500]}"
         return r.json()
 
-    def wait_json(self, path: str, predicate: Callable[[Any], Any], timeout: float = 30.0, interval: float = 0.25) -> Any:
-        """Poll GET ``path`` until ``predicate(json)`` is truthy; returns that JSON."""
+    def wait_json(self, path: str, predicate: Callable[[Any], Any], timeout: float = 30.0, interval: float = 1.0) -> Any:
+        """Poll GET ``path`` until ``predicate(json)`` is truthy; returns that JSON. Once a
+        second: each poll of /api/stats runs Python in the Worker and in every shard's
+        Durable Object, and four polls a second on each of the suite's stacks made their
+        workerd the suite's largest CPU cost after the simulation (the suite is CPU-bound
+        on 2 cores). What is awaited moves once a window (15 s) or once a second."""
         box: list[Any] = []
 
         def probe() -> bool:

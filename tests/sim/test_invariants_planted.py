@@ -9,8 +9,8 @@ import pytest
 import world as sim_world
 
 
-def _first_seed_saying(says: str, seeds: int = 200) -> int | None:
-    for seed in range(seeds):
+def _first_seed_saying(says: str, seeds: int = 200, first: int = 0) -> int | None:
+    for seed in range(first, first + seeds):
         if any(says in line for line in sim_world.run(seed).violations):
             return seed
     return None
@@ -131,7 +131,8 @@ def test_a_window_recorded_lost_though_d1_acknowledged_it_is_caught(monkeypatch)
         return await real(self, windows, also)
 
     monkeypatch.setattr(outbox.Outbox, "_add", add)
-    assert _first_seed_saying("though D1 acknowledged writing them") is not None
+    # Seed 42 is the first of 0-199 that catches it (the search from 0 cost the suite 9 s).
+    assert _first_seed_saying("though D1 acknowledged writing them", first=40, seeds=160) is not None
 
 
 def test_a_symbol_left_out_of_market_symbols_is_caught(monkeypatch):
