@@ -124,6 +124,25 @@ def _group(item: pytest.Item) -> str:
     return marker.args[0] if marker.args else marker.kwargs.get("name", "")
 
 
+# When each test ran, on which worker (tests/artifacts/<worker>/timeline.tsv: began, ended,
+# seconds since the epoch, and the test): the run's critical path, which junit.xml's
+# durations alone do not show.
+TIMELINE = ARTIFACTS / "timeline.tsv"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    TIMELINE.unlink(missing_ok=True)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    began = time.time()
+    yield
+    TIMELINE.parent.mkdir(parents=True, exist_ok=True)
+    with TIMELINE.open("a") as timeline:
+        timeline.write(f"{began:.1f}\t{time.time():.1f}\t{item.nodeid}\n")
+
+
 @pytest.fixture(scope="session")
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

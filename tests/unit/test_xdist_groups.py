@@ -47,7 +47,8 @@ def test_a_group_runs_on_one_worker(tmp_path):
          "--rootdir", str(tmp_path), "-c", "/dev/null",
          "-o", f"pythonpath={ROOT / 'src'} {ROOT / 'tools'}", str(tmp_path)],
         # Only xdist: the other plugins (schemathesis, hypothesis...) take seconds to load in each worker.
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+                                                                  "LOT_ARTIFACTS": str(tmp_path / "artifacts")},
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ran = re.findall(r"\[(gw\d+)\] \[\s*\d+%\] PASSED (test_\w+)\.py::\S+", proc.stdout)
@@ -58,3 +59,37 @@ def test_a_group_runs_on_one_worker(tmp_path):
         workers.setdefault(group, set()).add(worker)
     assert workers.keys() == {"test_story", "shared"}
     assert all(len(w) == 1 for w in workers.values()), workers
+
+
+LONG = '''
+def test_story():
+    pass
+'''
+MANY = '''
+import pytest
+
+@pytest.mark.parametrize("n", range(20))
+def test_many(n):
+    pass
+'''
+
+
+def test_the_longest_groups_are_handed_out_first(tmp_path):
+    """tests/conftest.py sorts the groups by LONGEST_GROUPS; xdist's default
+    (--loadscope-reorder) then re-sorted them by how many tests each has, so the one-test
+    stories, the longest, started last and stretched the run. scripts/test turns that off."""
+    options = re.search(r'pytest -n "\$\{TEST_WORKERS:-4\}" (.*?) \\', (ROOT / "scripts" / "test").read_text()).group(1)
+    assert "--no-loadscope-reorder" in options.split()
+    shutil.copy(ROOT / "tests" / "conftest.py", tmp_path / "conftest.py")
+    (tmp_path / "test_tracking.py").write_text(LONG)  # the first of LONGEST_GROUPS
+    (tmp_path / "test_aaa_many.py").write_text(MANY)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "xdist", "-n", "1", *options.split(), "-v", "-p", "no:cacheprovider",
+         "--rootdir", str(tmp_path), "-c", "/dev/null",
+         "-o", f"pythonpath={ROOT / 'src'} {ROOT / 'tools'}", str(tmp_path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+                                                                  "LOT_ARTIFACTS": str(tmp_path / "artifacts")},
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ran = re.findall(r"\[gw\d+\] \[\s*\d+%\] PASSED (test_\w+)\.py::", proc.stdout)
+    assert len(ran) == 21 and ran[0] == "test_tracking", ran
