@@ -13,9 +13,9 @@ Every source of time and I/O comes in through `Ports`, so the whole shard runs i
 CPython against simulated ones (tests/sim): the Workers runtime only supplies
 real ports (runtime/ports.py).
 
-Failure handling lives in one place, `_step`: any step of an alarm that raises is
-logged with its name, counted (`alarmErrors`), and the alarm carries on and always
-sets the next alarm. Nothing escapes into the runtime's own alarm retries.
+Failure handling lives in one place, `Lanes.step` (tracker/lanes.py): any step of an
+alarm that raises is logged with its name, counted (`alarmErrors`), and the alarm
+carries on and always sets the next alarm.
 
 A slow call never holds the windows hostage. Every call that leaves the object has
 a deadline (`tracker.ports.Deadlines`, applied to the ports here), and the alarm
@@ -23,17 +23,13 @@ itself awaits nothing but the object's own storage: it resumes a fresh object,
 checks the feed (pings, a stale or dropped socket, paced subscribes), closes the
 windows that ended into the outbox, and sets the next alarm, always on time. The
 steps that wait on the outside world run beside it, each in a lane of its own
-(`_in_lane`): "markets" (REST, the market list's D1 save, the hand-over to the
-other shards), "d1" (the outbox into D1, then rollup and retention) and "alerts"
-(the webhook). A lane runs one task at a time; an alarm that finds its lane busy
-leaves it be (the task ends by its deadlines at the latest) and the next alarm
-starts it again. So a REST call hanging for minutes only delays the market list,
-and a hanging D1 only delays D1: the outbox keeps every closed window durable
-meanwhile. A lane outlives the alarm that started it: a Durable Object stays active
-while it waits on outbound I/O (developers.cloudflare.com/durable-objects/api/state/
-#waituntil), and an eviction ends a lane as it ends everything else (what it had not
-written is written again by the next instance). start() and stop() wait for their
-lanes ANSWER_WITHIN_MS at most.
+(`Lanes`): "markets" (REST, the market list's D1 save, the hand-over to the other
+shards), "d1" (the outbox into D1, then rollup and retention) and "alerts" (the
+webhook). So a REST call hanging for minutes only delays the market list, and a
+hanging D1 only delays D1: the outbox keeps every closed window durable meanwhile.
+An eviction ends a lane as it ends everything else (what it had not written is
+written again by the next instance). start() and stop() wait for their lanes
+ANSWER_WITHIN_MS at most.
 """
 
 from __future__ import annotations
@@ -58,6 +54,7 @@ from .markets import MarketListError
 from .memory import state_report
 from .outbox import Outbox
 from .pacing import SendHistory
+from .lanes import Lanes, within
 from .ports import Clock, Database, Deadlines, Http, Log, Peers, SocketFactory, Storage, with_deadlines
 from .rollup import Rollup
 from .state import TrackerState
@@ -149,7 +146,7 @@ class ShardTracker:
         # them again unchanged is skipped. A failed write leaves them unknown.
         self._state_saved: str | None = None
         self._alarm_at: object = _UNKNOWN  # an int, None (deleted) or _UNKNOWN
-        self._lanes: dict[str, asyncio.Future] = {}  # lane -> its task (see the module doc)
+        self.lanes = Lanes(ports.spawn, self._step_failed, self._schedule)  # see the module doc
         # arrival - stamp of the feed's frames, across connections; and how far ahead of
         # our clock the kept stamps ran, saved at once when further than the state says.
         self.lag = FeedLag(on_ahead=self._ran_ahead)
@@ -215,8 +212,8 @@ class ShardTracker:
         # read it before pruning windows of minutes this run may still add to (a flush
         # still under way in the d1 lane writes it too). And the market list; the answer
         # waits for both, ANSWER_WITHIN_MS at most, and says how many markets it tracks.
-        await self._within(ANSWER_WITHIN_MS, self._in_lane("d1", self._publish_stats, now),
-                           self._in_lane("markets", self._refresh_markets_if_due, now, True))
+        await within(ANSWER_WITHIN_MS, self.lanes.start("d1", self._publish_stats, now),
+                           self.lanes.start("markets", self._refresh_markets_if_due, now, True))
         self._open_feed()
         await self._schedule()
         return {"ok": True, **self.stats().to_json()}
@@ -275,9 +272,9 @@ class ShardTracker:
         # the answer waits for it ANSWER_WITHIN_MS at most, then it goes on in its lane
         # (or the stopped alarm starts it).
         answer_by = self.ports.clock.now_ms() + ANSWER_WITHIN_MS
-        await self._within(ANSWER_WITHIN_MS, self._lanes.get("d1"))
-        if not self._busy("d1"):
-            await self._within(answer_by - self.ports.clock.now_ms(), self._in_lane("d1", self._flush, True))
+        await within(ANSWER_WITHIN_MS, self.lanes.task("d1"))
+        if not self.lanes.busy("d1"):
+            await within(answer_by - self.ports.clock.now_ms(), self.lanes.start("d1", self._flush, True))
         await self._schedule()
         # `split`: the SHARDS this shard last ran under, so a stop reaches that split's
         # other shards even when D1 cannot list them (tracker/control.py).
@@ -296,7 +293,7 @@ class ShardTracker:
                 # Stopped: the outbox may still hold windows for D1, the last minutes
                 # may wait for another shard's windows, the stats row for D1.
                 if self._d1_owed():
-                    self._in_lane("d1", self._flush, True)
+                    self.lanes.start("d1", self._flush, True)
                 return
             if self.exchange.name not in self.config.enabled_exchanges:
                 # A deploy took this exchange out of ENABLED_EXCHANGES while it tracked:
@@ -306,25 +303,25 @@ class ShardTracker:
                 self.log("warn", self.label, "exchange_disabled",
                          f"{self.exchange.name} is not in ENABLED_EXCHANGES "
                          f"({','.join(self.config.enabled_exchanges)}): stopping")
-                self._in_lane("control", self.stop)
+                self.lanes.start("control", self.stop)
                 return
             now = self.ports.clock.now_ms()
             if self.aggregator is None:
-                await self._step("resume", self._resume, now)
+                await self.lanes.step("resume", self._resume, now)
             # On time, whatever REST, D1 or the webhook do: these await only storage.
             for name, step in (("feed", self._check_feed), ("close windows", self._close_windows)):
                 if not state.tracking:  # a stop() arrived while a step awaited
                     return
-                await self._step(name, step, now)
+                await self.lanes.step(name, step, now)
             if not state.tracking:
                 return
             # Beside the alarm, each in its lane: they wait on the outside world.
             if self._markets_due(now):
-                self._in_lane("markets", self._refresh_markets_if_due, now)
-            self._in_lane("d1", self._flush_tracking, now)
-            self._in_lane("alerts", self._alert, now)
+                self.lanes.start("markets", self._refresh_markets_if_due, now)
+            self.lanes.start("d1", self._flush_tracking, now)
+            self.lanes.start("alerts", self._alert, now)
         finally:
-            await self._step("schedule", self._schedule)
+            await self.lanes.step("schedule", self._schedule)
 
     async def receive_markets(self, payload: dict) -> dict:
         """Shard 0 hands over the listing it read (one REST read for the deployment)."""
@@ -353,28 +350,6 @@ class ShardTracker:
     # Steps
     # =====================================================================================
 
-    def _in_lane(self, lane: str, fn, *args) -> asyncio.Future:
-        """Run the step `fn(*args)` beside the alarm in `lane`, unless the lane is busy
-        (then nothing new starts); returns the lane's task. The step's failure is handled
-        by `_step`; when it ends, the alarm is set again for what is due then."""
-        task = self._lanes.get(lane)
-        if task is None or task.done():
-
-            async def run() -> None:
-                try:
-                    await self._step(lane, fn, *args)
-                finally:
-                    if self._lanes.get(lane) is task:
-                        del self._lanes[lane]
-                await self._step("schedule", self._schedule)
-
-            task = self._lanes[lane] = self.ports.spawn(run(), lane)
-        return task
-
-    def _busy(self, lane: str) -> bool:
-        task = self._lanes.get(lane)
-        return task is not None and not task.done()
-
     def _d1_owed(self) -> bool:
         """D1 work still owed: windows in the outbox, minutes or hours to roll, or a
         stopped shard's stats row (other shards read is_tracking from it) or market list."""
@@ -387,22 +362,12 @@ class ShardTracker:
         """Shard 0 read a listing that D1 refused: saved again until it lands."""
         return self.markets_unsaved is not None and self.shard == 0
 
-    @staticmethod
-    async def _within(ms: int, *tasks) -> None:
-        """Wait for the lanes' `tasks` to end, `ms` at most (they go on regardless)."""
-        pending = {t for t in tasks if t is not None and not t.done()}
-        if pending and ms > 0:
-            await asyncio.wait(pending, timeout=ms / 1000)
-
-    async def _step(self, name: str, fn, *args) -> None:
-        """Run one step; a failure is logged, counted and leaves the rest running."""
-        try:
-            await fn(*args)
-        except Exception as exc:
-            if self.state is not None:
-                self.state.totals.alarm_errors += 1
-            self.last_error = f"{name}: {type(exc).__name__}: {exc}"
-            self.log("error", self.label, "step_failed", f"{name} failed: {type(exc).__name__}: {exc}")
+    def _step_failed(self, name: str, exc: Exception) -> None:
+        """A step failed (`Lanes.step`): logged, counted, the rest runs on."""
+        if self.state is not None:
+            self.state.totals.alarm_errors += 1
+        self.last_error = f"{name}: {type(exc).__name__}: {exc}"
+        self.log("error", self.label, "step_failed", f"{name} failed: {type(exc).__name__}: {exc}")
 
     async def _resume(self, now: int) -> None:
         """A fresh object while tracking is on (eviction, deploy, restart): the windows
@@ -743,16 +708,16 @@ class ShardTracker:
     async def _schedule(self) -> None:
         now = self.ports.clock.now_ms()
         due = []
-        # What a busy lane waits for, the lane schedules itself when it ends (`_in_lane`):
+        # What a busy lane waits for, the lane schedules itself when it ends (`Lanes.start`):
         # an alarm meanwhile could only find it busy.
-        d1_busy = self._busy("d1")
+        d1_busy = self.lanes.busy("d1")
         if self.state is not None and self.state.tracking:
             due.append(self._next_window_alarm(now))
             if self._ahead_unsaved():  # `_close_windows` saves it
                 due.append(now)
             if self.connection is not None:
                 due.append(self.connection.next_due(now))
-            if self.directory is not None and not self._busy("markets"):
+            if self.directory is not None and not self.lanes.busy("markets"):
                 due.append(self.directory.next_refresh_at())
         failures = self.outbox.failures_in_a_row  # D1 batches failed in a row (the stats row's too)
         backoff = min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** min(max(failures, 1) - 1, 10))
