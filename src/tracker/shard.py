@@ -41,6 +41,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from .sql import STATS_COLUMNS
+from .alarmplan import AlarmPlan, AlarmWriter, next_window_close
 from .aggregator import WindowAggregator
 from .alerter import Alerter
 from .config import Config
@@ -61,8 +62,6 @@ from .state import TrackerState
 from .stats import ShardStats
 
 STATE_KEY = "tracker-state"
-# The alarm as this instance last wrote it is not known (see `_set_alarm`).
-_UNKNOWN = object()
 # The shard's send history (pacing.SendHistory), a key of its own: written before every
 # burst of messages goes out (issue 18, defect 5), apart from the state so that such a
 # write never carries a state the alarm has half changed.
@@ -71,14 +70,8 @@ SENDS_KEY = "send-history"
 # instance that goes before then leaves it to the next (seed 326: a restart, then a stop
 # before the next refresh).
 UNSAVED_MARKETS_KEY = "markets-unsaved"
-# While the outbox holds a backlog and D1 answers, drain it this often.
-DRAIN_EVERY_MS = 1_000
-# After a failed D1 write, retry after 2 s, 4 s, ... at most 30 s.
-RETRY_BASE_MS, RETRY_CAP_MS = 2_000, 30_000
 # Flush batches per alarm while draining a backlog.
 BATCHES_PER_ALARM = 5
-# Stopped with the last minutes waiting for another shard: look again this often.
-ROLLUP_RETRY_MS = 5_000
 # start() and stop() answer within this, whatever D1 or REST do (what is not done by
 # then goes on in its lane): the Worker's request that fans them out to every shard
 # must itself answer within 30 s ("Wall time limits by invocation type",
@@ -145,7 +138,7 @@ class ShardTracker:
         # last one issued: storage applies them in order) leaves them, so that writing
         # them again unchanged is skipped. A failed write leaves them unknown.
         self._state_saved: str | None = None
-        self._alarm_at: object = _UNKNOWN  # an int, None (deleted) or _UNKNOWN
+        self._alarm = AlarmWriter(ports.storage)
         self.lanes = Lanes(ports.spawn, self._step_failed, self._schedule)  # see the module doc
         # arrival - stamp of the feed's frames, across connections; and how far ahead of
         # our clock the kept stamps ran, saved at once when further than the state says.
@@ -283,11 +276,11 @@ class ShardTracker:
 
     async def alarm(self) -> None:
         state = await self._load()
-        self._alarm_at = _UNKNOWN  # the runtime consumed the alarm that brought us here
+        self._alarm.forget()  # the runtime consumed the alarm that brought us here
         if state.tracking or self.outbox.windows:
             # A safety net first: should this invocation never finish (an eviction
             # mid-step), the next one still comes. `_schedule` below refines it.
-            await self._set_alarm(self.ports.clock.now_ms() + self.config.window_ms)
+            await self._alarm.write(self.ports.clock.now_ms() + self.config.window_ms)
         try:
             if not state.tracking:
                 # Stopped: the outbox may still hold windows for D1, the last minutes
@@ -344,7 +337,7 @@ class ShardTracker:
         (eviction, deploy, restart), make sure an alarm will resume it."""
         state = await self._load()
         if state.tracking and self.aggregator is None and await self.ports.storage.get_alarm() is None:
-            await self._set_alarm(self.ports.clock.now_ms() + 100)
+            await self._alarm.write(self.ports.clock.now_ms() + 100)
 
     # =====================================================================================
     # Steps
@@ -706,52 +699,20 @@ class ShardTracker:
     # =====================================================================================
 
     async def _schedule(self) -> None:
+        """Set the one alarm for the earliest thing due (tracker/alarmplan.py)."""
         now = self.ports.clock.now_ms()
-        due = []
-        # What a busy lane waits for, the lane schedules itself when it ends (`Lanes.start`):
-        # an alarm meanwhile could only find it busy.
-        d1_busy = self.lanes.busy("d1")
+        plan = AlarmPlan(now)
         if self.state is not None and self.state.tracking:
-            due.append(self._next_window_alarm(now))
-            if self._ahead_unsaved():  # `_close_windows` saves it
-                due.append(now)
-            if self.connection is not None:
-                due.append(self.connection.next_due(now))
-            if self.directory is not None and not self.lanes.busy("markets"):
-                due.append(self.directory.next_refresh_at())
-        failures = self.outbox.failures_in_a_row  # D1 batches failed in a row (the stats row's too)
-        backoff = min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** min(max(failures, 1) - 1, 10))
-        if self._d1_owed():
-            if d1_busy:
-                # Should this instance be evicted before the lane ends, an alarm must still
-                # come for what D1 owes (seed 500): by then the lane's call has passed its
-                # deadline at the latest.
-                due.append(now + self.deadlines.d1_ms)
-            elif failures:  # D1 refused the last batch: back off, whatever is owed
-                due.append(now + backoff)
-            elif self.outbox.windows:
-                due.append(now + DRAIN_EVERY_MS)
-            elif self.rollup is not None and self.rollup.pending:
-                due.append(now + ROLLUP_RETRY_MS)
-            else:  # a stopped shard's stats row
-                due.append(now + backoff)
-        due = [d for d in due if d is not None]
-        await self._set_alarm(max(min(due), now + 50) if due else None)
-
-    async def _set_alarm(self, at: int | None) -> None:
-        """Set the alarm (None: delete it), unless this instance's own last write left it
-        so: a lane that ends wanting the alarm where it is writes nothing."""
-        if at == self._alarm_at:
-            return
-        self._alarm_at = at
-        try:
-            if at is None:
-                await self.ports.storage.delete_alarm()
-            else:
-                await self.ports.storage.set_alarm(at)
-        except BaseException:
-            self._alarm_at = _UNKNOWN
-            raise
+            plan = replace(
+                plan, window_close_at=self._next_window_close(now), save_ahead=self._ahead_unsaved(),
+                feed_due=self.connection.next_due(now) if self.connection is not None else None,
+                markets_due=(self.directory.next_refresh_at()
+                             if self.directory is not None and not self.lanes.busy("markets") else None))
+        plan = replace(plan, d1_owed=self._d1_owed(), d1_busy=self.lanes.busy("d1"),
+                       d1_deadline_ms=self.deadlines.d1_ms, d1_failures=self.outbox.failures_in_a_row,
+                       outbox_windows=self.outbox.windows,
+                       rollup_pending=self.rollup is not None and self.rollup.pending)
+        await self._alarm.write(plan.at())
 
     def _ahead_unsaved(self) -> bool:
         """The feed's stamps ran further ahead of our clock than the saved state says, by
@@ -770,14 +731,9 @@ class ShardTracker:
         """A socket event wants the alarm by `at` (a reconnect)."""
         self.ports.spawn(self._schedule(), "reschedule")
 
-    def _next_window_alarm(self, now: int) -> int:
-        """When the oldest window not closed yet closes: its end + `_close_wait` (the
-        grace and the feed's lag). Counted from what is closed, not from `now`: a lane
-        that reschedules just after a window's close point, before the alarm closed it,
-        must not push that window's close a whole window later."""
+    def _next_window_close(self, now: int) -> int:
         closed = self.aggregator.flushed_until if self.aggregator is not None else self.state.flushed_until
-        oldest_end = closed - closed % self.config.window_ms + self.config.window_ms
-        return max(oldest_end + self._close_wait(now), self._recheck_at)
+        return next_window_close(closed, self.config.window_ms, self._close_wait(now), self._recheck_at)
 
     # =====================================================================================
     # State
