@@ -40,9 +40,8 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
-from .sql import STATS_COLUMNS
-from .alarmplan import AlarmPlan, AlarmWriter, next_window_close
 from .aggregator import WindowAggregator
+from .alarmplan import AlarmPlan, AlarmWriter, next_window_close
 from .alerter import Alerter
 from .config import Config
 from .connection import FeedConnection
@@ -51,11 +50,12 @@ from .directory import MarketDirectory
 from .exchange import LIGHTER, Exchange
 from .feed import BookFeed
 from .feedtime import BACKLOG_RECHECK_MS, MAX_FEED_LAG_MS, READING_AGE_MS, FeedLag, RecentCount, close_boundary
+from .frontier import StatsFrontier
+from .lanes import Lanes, within
 from .markets import MarketListError
 from .memory import state_report
 from .outbox import Outbox
 from .pacing import SendHistory
-from .lanes import Lanes, within
 from .ports import Clock, Database, Deadlines, Http, Log, Peers, SocketFactory, Storage, with_deadlines
 from .rollup import Rollup
 from .state import TrackerState
@@ -131,8 +131,7 @@ class ShardTracker:
         self._flush_lock = asyncio.Lock()
         self._load_lock = asyncio.Lock()
         self._known_symbols: dict[int, str] = {}
-        # What the last stats row sent to D1 reported (None: unknown): `_stats_rows`.
-        self._frontier_sent: tuple | None = None
+        self.frontier = StatsFrontier()  # what the last stats row sent to D1 reported
         # Object storage bills a row written per key put and per setAlarm (Free plan:
         # 100,000 a day): the state and the alarm as this instance's last write (the
         # last one issued: storage applies them in order) leaves them, so that writing
@@ -189,7 +188,7 @@ class ShardTracker:
         # The start's own row (below) is not one `_stats_rows` knows of: the next batch
         # carries the row again, even if it looks like the last one sent (seed 1133: a
         # release's stop, this start, and a stop within one window).
-        self._frontier_sent = None
+        self.frontier.forget()
         state.started_at = now
         state.totals = type(state.totals)()
         state.lost_ranges = []
@@ -645,7 +644,7 @@ class ShardTracker:
             stopped = not state.tracking  # the stats row below is a stopped shard's (a stop() meanwhile: one write more)
             result = await self.outbox.flush(self.ports.db, extra=lambda remaining: self._stats_rows(started, remaining))
             if result.error:
-                self._frontier_sent = None  # the row the batch carried is not in D1
+                self.frontier.forget()  # the row the batch carried is not in D1
                 state.totals.flush_failures += 1
                 self.last_error = f"D1 flush: {result.error}"
                 self.log("error", "Aggregator", "flush_failed",
@@ -670,7 +669,7 @@ class ShardTracker:
             # It saves the state, the counters above with it (one write, not two).
             await self.rollup.run(final)
         except Exception as exc:
-            self._frontier_sent = None  # the prune batch may have carried the stats row
+            self.frontier.forget()  # the prune batch may have carried the stats row
             state.totals.flush_failures += 1
             self.last_error = f"D1 rollup: {exc}"
             self.log("error", "Aggregator", "rollup_failed", f"minute rollup failed, will retry: {exc}")
@@ -680,9 +679,9 @@ class ShardTracker:
         statement = self._stats_statement(now, self.outbox.entries)
         # What D1 holds is unknown until it answers (a flush meanwhile sends its row);
         # then it is this row: a stop that moves nothing else must still send its own.
-        self._frontier_sent = None
+        self.frontier.forget()
         await self.ports.db.batch([statement])
-        self._frontier_sent = self._frontier_of(statement)
+        self.frontier.landed(statement)
 
     async def _alert(self, now: int) -> None:
         # Healthy: connected, and at least one book is live (a connection whose every
@@ -868,33 +867,9 @@ class ShardTracker:
         return (self.sql.UPSERT_STATS, stats.row(now))
 
     def _stats_rows(self, now: int, remaining) -> list[tuple]:
-        """The stats row for a batch (a flush's, the prune's), only when what other
-        shards and the API read from it moved since the last one sent: D1 bills every
-        rewrite, and an alarm between windows moves nothing. Counted as sent from here
-        on; a failed batch forgets it (`_frontier_sent = None`), so it goes again."""
-        statement = self._stats_statement(now, remaining)
-        frontier = self._frontier_of(statement, alone=self._shards() == 1)
-        if frontier == self._frontier_sent:
-            return []
-        self._frontier_sent = frontier
-        return [statement]
-
-    @staticmethod
-    def _frontier_of(statement: tuple, alone: bool = False) -> tuple:
-        """What other shards and the API read from a stats row: (is_tracking,
-        outbox_windows, flushed_until, sealed_until, written_until). `alone` (the run's
-        SHARDS is 1): no other shard of the run waits on this one's windows, so the
-        flush frontier (`flushed_until`, `written_until`, which move at every flush) is
-        left out and the row goes when tracking starts or stops, the outbox fills or
-        empties, or a minute is rolled (`sealed_until`, what the API's final history
-        reads): about once a minute instead of every window. A shard of an earlier,
-        larger split still draining reads a frontier up to a minute old: it only rolls
-        later, never wrong (the frontiers are lower bounds). Issue 19: the stats row cost
-        a one-market deployment 1.25 rows written a window, more than half its market's."""
-        row = dict(zip(STATS_COLUMNS, statement[1]))
-        names = ("is_tracking", "outbox_windows", "sealed_until") if alone else (
-            "is_tracking", "outbox_windows", "flushed_until", "sealed_until", "written_until")
-        return tuple(row[c] for c in names)
+        """The stats row for a batch (a flush's, the prune's), if its frontier moved
+        (tracker/frontier.py)."""
+        return self.frontier.rows(self._stats_statement(now, remaining), alone=self._shards() == 1)
 
     # =====================================================================================
     # Reporting
