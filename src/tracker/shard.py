@@ -35,7 +35,6 @@ ANSWER_WITHIN_MS at most.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -52,7 +51,7 @@ from .feed import BookFeed
 from .feedtime import BACKLOG_RECHECK_MS, MAX_FEED_LAG_MS, READING_AGE_MS, FeedLag, RecentCount, close_boundary
 from .frontier import StatsFrontier
 from .lanes import Lanes, within
-from .markets import MarketListError
+from .marketlist import MarketList
 from .memory import state_report
 from .outbox import Outbox
 from .pacing import SendHistory
@@ -66,10 +65,6 @@ STATE_KEY = "tracker-state"
 # burst of messages goes out (issue 18, defect 5), apart from the state so that such a
 # write never carries a state the alarm has half changed.
 SENDS_KEY = "send-history"
-# Shard 0's listing that D1 refused, while it is owed (saved again until it lands): an
-# instance that goes before then leaves it to the next (seed 326: a restart, then a stop
-# before the next refresh).
-UNSAVED_MARKETS_KEY = "markets-unsaved"
 # Flush batches per alarm while draining a backlog.
 BATCHES_PER_ALARM = 5
 # start() and stop() answer within this, whatever D1 or REST do (what is not done by
@@ -123,8 +118,8 @@ class ShardTracker:
         self.connection: FeedConnection | None = None
         self.alerter: Alerter | None = None
         self.rollup: Rollup | None = None  # built once the state is loaded
-        self.markets_unsaved: list | None = None  # a listing whose D1 save failed: saved again
-        self._unsaved_stored: list | None = None  # that listing, as stored (UNSAVED_MARKETS_KEY)
+        self.market_list = MarketList(shard, exchange, config, ports.http, ports.db, ports.peers, ports.storage,
+                                      ports.log, self._shards, self._set_last_error)
         self.last_flush: dict = {}
         self.last_error: str | None = None
         self.memory: dict = {}
@@ -145,7 +140,6 @@ class ShardTracker:
         self._recheck_at = 0  # a close held back for a backlog is tried again then (feedtime.BACKLOG_RECHECK_MS)
         self.recent_late = RecentCount()  # frames dropped as late, over about the last minute
         self._late_logged_at: int | None = None
-        self._not_listed_reported: dict[str, str | None] = {}
         # Every message this object's connections send, and what the previous instance
         # and (after a re-split) the other shards sent: counted against the share.
         self.sends = SendHistory()
@@ -308,7 +302,7 @@ class ShardTracker:
             if not state.tracking:
                 return
             # Beside the alarm, each in its lane: they wait on the outside world.
-            if self._markets_due(now):
+            if self.market_list.due(self.directory, now):
                 self.lanes.start("markets", self._refresh_markets_if_due, now)
             self.lanes.start("d1", self._flush_tracking, now)
             self.lanes.start("alerts", self._alert, now)
@@ -348,11 +342,10 @@ class ShardTracker:
         state = self.state
         return bool(self.outbox.windows or (self.rollup is not None and self.rollup.pending)
                     or (state is not None and not state.tracking
-                        and (state.stats_unpublished or self._markets_owed())))
+                        and (state.stats_unpublished or self.market_list.owed)))
 
-    def _markets_owed(self) -> bool:
-        """Shard 0 read a listing that D1 refused: saved again until it lands."""
-        return self.markets_unsaved is not None and self.shard == 0
+    def _set_last_error(self, error: str) -> None:
+        self.last_error = error
 
     def _step_failed(self, name: str, exc: Exception) -> None:
         """A step failed (`Lanes.step`): logged, counted, the rest runs on."""
@@ -389,70 +382,29 @@ class ShardTracker:
                      f"resumed after a restart: {lost} window(s) were not measured")
         state.flushed_until = max(state.flushed_until, resume_from)
 
-    def _markets_due(self, now: int) -> bool:
-        return now >= self.directory.next_refresh_at() or self._markets_owed()
-
     async def _refresh_markets_if_due(self, now: int, force: bool = False) -> None:
         if force or now >= self.directory.next_refresh_at():
-            await self._refresh_markets(now)
-        if self._markets_owed():
-            await self._save_markets(now)
+            got = await self.market_list.read(self.directory, now)
+            if got is not None:
+                await self._adopt(*got, now)
+        if self.market_list.owed:
+            await self.market_list.save(now)
         if self.state.tracking:  # a resumed object without a list opens its feed now
             self._open_feed()
 
-    async def _refresh_markets(self, now: int) -> None:
-        directory = self.directory
-        try:
-            if self.shard == 0:
-                listing = await directory.from_exchange(self.ports.http, self.config, now)
-                as_of = now
-                self.markets_unsaved = directory.tracked(listing)  # only those reach D1
-                await self._save_markets(now)
-                await self._hand_over(listing, as_of)
-            else:
-                listing, as_of = await directory.from_d1(self.ports.db)
-                if not listing:
-                    raise MarketListError("no saved market list in D1 yet (shard 0 saves it)")
-        except Exception as exc:
-            directory.failures += 1
-            directory.refreshed_at = now
-            self.last_error = f"market list: {exc}"
-            self.log("warn", self.label, "markets_failed", f"could not load markets: {exc}")
-            if directory.markets or self.shard != 0:
-                return
-            # Shard 0 without any list: the one saved last time beats not tracking.
-            listing, as_of = await directory.from_d1(self.ports.db)
-            if not listing:
-                return
-            self.log("info", self.label, "markets_from_d1", f"using {len(listing)} markets saved in D1")
-        await self._adopt(listing, as_of, now)
-
     async def _adopt(self, listing, as_of: int, now: int) -> None:
+        """A listing (read here, or handed over by shard 0) into the directory, the feed
+        and storage."""
         directory = self.directory
         first = directory.refreshed_at is None or not directory.markets
         change = directory.apply(listing, as_of)
         directory.refreshed_at = now
         directory.failures = 0
         state = self.state
-        if directory.duplicates:
-            self.log("warn", self.label, "duplicate_symbols",
-                     f"symbols shared by several markets (rows are kept apart by market id): {directory.duplicates}")
-        if directory.collisions:
-            self.log("error", self.label, "id_collision",
-                     f"symbols sharing one market id (only the first is tracked): {directory.collisions}")
-        self._report_not_listed()
-        if first:
-            where = f" ({len(directory.markets)} on shard {self.shard + 1}/{self.config.shards})" if self.config.shards > 1 else ""
-            kept = f"; {self._allowlist_var()} keeps {directory.kept}" if directory.allowed is not None else ""
-            self.log("info", self.label, "markets_loaded",
-                     f"markets loaded: {directory.listed} active of {len(listing)} listed{kept}{where}")
-        else:
-            for market in change.added:
-                state.totals.markets_added += 1
-                self.log("info", self.label, "market_listed", f"new market {market.market_index} {market.symbol}: subscribing")
-            for market in change.removed:
-                state.totals.markets_removed += 1
-                self.log("info", self.label, "market_delisted", f"market {market.market_index} {market.symbol} delisted: unsubscribing")
+        self.market_list.report(directory, change, first, len(listing))
+        if not first:
+            state.totals.markets_added += len(change.added)
+            state.totals.markets_removed += len(change.removed)
         if self.connection is not None and self.connection.feed is not None:
             self._symbols()  # the wire names new markets by symbol (Paradex)
             for market in change.added:
@@ -461,49 +413,6 @@ class ShardTracker:
                 self.connection.remove_market(market.market_index)
         self._state_written_elsewhere()
         await self.ports.storage.put_many({MARKETS_KEY: directory.to_json(), STATE_KEY: state.to_json()})
-
-    def _allowlist_var(self) -> str:
-        return f"{self.exchange.name.upper()}_MARKETS"
-
-    def _report_not_listed(self) -> None:
-        """Symbols of the allowlist the exchange does not list: said once, by shard 0 (the one
-        that reads the exchange), at the refresh that notices, and again when that changes."""
-        missing = self.directory.not_listed
-        if self.shard != 0 or missing == self._not_listed_reported:
-            return
-        self._not_listed_reported = dict(missing)
-        var = self._allowlist_var()
-        if not missing:
-            self.log("info", self.label, "markets_not_listed", f"every symbol of {var} is listed now")
-            return
-        named = ", ".join(f"{s} (listed: {hint})" if hint else s for s, hint in missing.items())
-        self.log("warn", self.label, "markets_not_listed",
-                 f"{var} names {len(missing)} symbol(s) {self.exchange.label} does not list, skipped: {named}")
-
-    async def _save_markets(self, now: int) -> None:
-        listing = self.markets_unsaved
-        try:
-            await self.ports.db.batch(MarketDirectory.save_statements(listing, self._shards(), now, self.sql))
-        except Exception as exc:
-            self.log("error", self.label, "d1_error", f"could not save markets to D1, will retry: {exc}")
-            if self._unsaved_stored is not listing:
-                await self.ports.storage.put_many(
-                    {UNSAVED_MARKETS_KEY: json.dumps(MarketDirectory.listing_payload(listing, now))})
-                self._unsaved_stored = listing
-            return
-        if self.markets_unsaved is listing:  # (not a newer listing read meanwhile)
-            self.markets_unsaved = None
-            if self._unsaved_stored is not None:
-                await self.ports.storage.delete_many([UNSAVED_MARKETS_KEY])
-                self._unsaved_stored = None
-
-    async def _hand_over(self, listing, as_of: int) -> None:
-        payload = MarketDirectory.listing_payload(listing, as_of)
-        for shard in range(1, self._shards()):  # the running split's (SHARDS may have changed by a deploy)
-            try:
-                await self.ports.peers.send_markets(shard, payload)
-            except Exception as exc:  # that shard reads D1 at its own refresh instead
-                self.log("warn", self.label, "handover_failed", f"could not hand the market list to shard {shard}: {exc}")
 
     def _open_feed(self) -> None:
         if self.aggregator is None or not self.directory.markets or not self.connection.down:
@@ -629,11 +538,11 @@ class ShardTracker:
         """Drain the outbox into D1 (with the stats row), then roll up and prune. One
         at a time: an alarm and a stop() never interleave their writes."""
         async with self._flush_lock:
-            if self.state is not None and not self.state.tracking and self._markets_owed():
+            if self.state is not None and not self.state.tracking and self.market_list.owed:
                 # Stopped: no market refresh comes to save it again, and the windows of
                 # its markets still reach D1; the API answers their symbols through the
                 # saved list (seed 178: D1 down from the refresh to after the stop).
-                await self._save_markets(self.ports.clock.now_ms())
+                await self.market_list.save(self.ports.clock.now_ms())
             await self._flush_locked(final)
 
     async def _flush_locked(self, final: bool) -> None:
@@ -755,7 +664,7 @@ class ShardTracker:
             self.log("error", self.label, "state_unreadable", f"stored state unreadable, starting clean: {exc}")
             state = TrackerState()
         if state.shard is not None:
-            self.shard = state.shard  # the saved identity wins over the object's name
+            self.shard = self.market_list.shard = state.shard  # the saved identity wins over the object's name
         await self.outbox.load()
         # What the previous instance sent still counts (before the key of its own, the
         # history was part of the state).
@@ -765,10 +674,7 @@ class ShardTracker:
         self.state = state
         self._build_parts()
         self.directory.restore(await storage.get(MARKETS_KEY))
-        unsaved = await storage.get(UNSAVED_MARKETS_KEY)
-        if unsaved and self.markets_unsaved is None:
-            self.markets_unsaved, _ = MarketDirectory.listing_from_payload(json.loads(unsaved))
-            self._unsaved_stored = self.markets_unsaved
+        await self.market_list.restore()
         self.log("info", self.label, "state_loaded", f"loaded state: tracking={'on' if state.tracking else 'off'}")
 
     def _build_parts(self) -> None:
