@@ -58,6 +58,7 @@ from .pacing import SendHistory
 from .ports import Clock, Database, Deadlines, Http, Log, Peers, SocketFactory, Storage, with_deadlines
 from .rollup import Rollup
 from .state import TrackerState
+from .shardview import counted, shard_stats
 from .stats import ShardStats
 
 STATE_KEY = "tracker-state"
@@ -782,67 +783,21 @@ class ShardTracker:
     # =====================================================================================
 
     def _count(self, name: str) -> int:
-        totals = self.state.totals if self.state else None
-        feed = self.connection.feed if self.connection else None
-        return (getattr(totals, name) if totals else 0) + (getattr(feed.counters, name) if feed else 0)
+        return counted(self.state.totals if self.state else None, self.connection.feed if self.connection else None,
+                       name)
 
     def stats(self) -> ShardStats:
+        """What this shard reports now (tracker/shardview.py)."""
         state = self.state or TrackerState()
-        totals = state.totals
-        connection, aggregator, directory = self.connection, self.aggregator, self.directory
-        feed = connection.feed if connection else None
+        aggregator = self.aggregator
         now = self.ports.clock.now_ms()
-        window_start = aggregator.current_window_start if aggregator else None
         if aggregator is not None:
+            feed = self.connection.feed if self.connection else None
             self.memory = {**state_report(feed.books if feed else {}, aggregator), "wasmHeap": self.ports.heap_bytes()}
-        return ShardStats(
-            shard=self.shard,
-            is_tracking=state.tracking,
-            markets=len(directory.markets) if directory else 0,
-            markets_listed=directory.listed if directory else 0,
-            duplicate_symbols=dict(directory.duplicates) if directory else {},
-            markets_not_listed=sorted(directory.not_listed) if directory else [],
-            markets_added=totals.markets_added,
-            markets_removed=totals.markets_removed,
-            markets_refreshed_at=directory.refreshed_at if directory else None,
-            connected=bool(connection and connection.connected),
-            subscribed=len(feed.pacer.subscribed) if feed else 0,
-            valid_books=feed.valid_books() if feed else 0,
-            waiting_subscriptions=feed.pacer.waiting if feed else 0,
-            eta_all_live_seconds=round(feed.pacer.eta_ms() / 1000, 1) if feed else 0.0,
-            messages_received=self._count("messages"),
-            last_message_at=feed.last_timestamp if feed else None,
-            reconnects=totals.reconnects,
-            gaps=self._count("gaps"),
-            malformed=self._count("malformed"),
-            errors=self._count("errors") + (connection.frame_errors if connection else 0),
-            crossed=self._count("crossed"),
-            one_sided=self._count("one_sided"),
-            late_frames=totals.late_frames + (aggregator.late_frames if aggregator else 0),
-            late_last_minute=self.recent_late.observe(now, self._count("dropped_late")),
-            future_frames=self._count("future_frames"),
-            feed_lag_ms=self.lag.estimate(now),
-            close_delay_ms=self.lag.close_delay(now) if aggregator is not None else 0,
-            flush_failures=totals.flush_failures,
-            windows_flushed=totals.windows_flushed,
-            windows_lost=totals.windows_lost + (len(aggregator.given_up) if aggregator else 0),
-            lost_ranges=list(state.lost_ranges),
-            rows_written=totals.rows_written,
-            pending_windows=self.outbox.windows,
-            alarm_errors=totals.alarm_errors,
-            started_at=state.started_at,
-            flushed_until=state.flushed_until,
-            sealed_until=self.rollup.sealed_until() if self.rollup else None,
-            written_until=self.rollup.written_until() if self.rollup else None,
-            last_flush=self.last_flush,
-            reconnect_at=connection.reconnect_at if connection else None,
-            last_error=self.last_error or (connection.last_error if connection else None),
-            split_changed=self._split_changed_message() if state.tracking and state.shards != self.config.shards else None,
-            memory_bytes=self.memory,
-            aggregator={
-                "currentSymbols": aggregator.current_markets() if aggregator else 0,
-                "windowElapsed": (now - window_start) / 1000 if window_start is not None else 0,
-                "windowStart": window_start,
-                "openWindows": aggregator.open_windows() if aggregator else 0,
-            },
-        )
+        split_changed = (self._split_changed_message()
+                         if state.tracking and state.shards != self.config.shards else None)
+        return shard_stats(shard=self.shard, now=now, state=state, directory=self.directory,
+                           connection=self.connection, aggregator=aggregator, rollup=self.rollup,
+                           outbox_windows=self.outbox.windows, lag=self.lag, recent_late=self.recent_late,
+                           last_flush=self.last_flush, last_error=self.last_error, split_changed=split_changed,
+                           memory=self.memory)
