@@ -48,17 +48,18 @@ from .directory import STORAGE_KEY as MARKETS_KEY
 from .directory import MarketDirectory
 from .exchange import LIGHTER, Exchange
 from .feed import BookFeed
-from .feedtime import BACKLOG_RECHECK_MS, MAX_FEED_LAG_MS, READING_AGE_MS, FeedLag, RecentCount, close_boundary
+from .feedtime import BACKLOG_RECHECK_MS, READING_AGE_MS, FeedLag, close_boundary
 from .frontier import StatsFrontier
 from .lanes import Lanes, within
+from .losses import LateFrames, record_given_up, record_unmeasured
 from .marketlist import MarketList
 from .memory import state_report
 from .outbox import Outbox
 from .pacing import SendHistory
 from .ports import Clock, Database, Deadlines, Http, Log, Peers, SocketFactory, Storage, with_deadlines
 from .rollup import Rollup
-from .state import TrackerState
 from .shardview import counted, shard_stats
+from .state import TrackerState
 from .stats import ShardStats
 
 STATE_KEY = "tracker-state"
@@ -139,8 +140,7 @@ class ShardTracker:
         # our clock the kept stamps ran, saved at once when further than the state says.
         self.lag = FeedLag(on_ahead=self._ran_ahead)
         self._recheck_at = 0  # a close held back for a backlog is tried again then (feedtime.BACKLOG_RECHECK_MS)
-        self.recent_late = RecentCount()  # frames dropped as late, over about the last minute
-        self._late_logged_at: int | None = None
+        self.late = LateFrames(ports.log)  # frames dropped as late, said at most once a minute
         # Every message this object's connections send, and what the previous instance
         # and (after a re-split) the other shards sent: counted against the share.
         self.sends = SendHistory()
@@ -247,11 +247,11 @@ class ShardTracker:
             closed = aggregator.close_all(self.ports.clock.now_ms(), self._symbols())
             state.flushed_until = max(state.flushed_until, aggregator.flushed_until)
             state.totals.late_frames += aggregator.late_frames
-            self._record_given_up(aggregator)
+            record_given_up(state, aggregator, self.config.window_ms, self.log)
             await self._stash(closed)
         else:
             if was_tracking:  # a fresh object stopped before it resumed
-                self._record_unmeasured(self.ports.clock.now_ms())
+                record_unmeasured(state, self.ports.clock.now_ms(), self.config.window_ms, self.log)
             await self._save()
         if was_tracking:
             self.log("info", self.label, "tracking_stopped", "tracking stopped")
@@ -360,7 +360,7 @@ class ShardTracker:
         from the last closed one up to the end of the window in progress were not
         (wholly) measured; record them lost, then measure from the next window on."""
         state = self.state
-        self._record_unmeasured(now)
+        record_unmeasured(self.state, now, self.config.window_ms, self.log)
         self._build_parts()
         self.aggregator = WindowAggregator(self.config.window_ms, state.flushed_until)
         await self._save()
@@ -368,20 +368,6 @@ class ShardTracker:
         # Without a saved market list the markets lane reads one (it is due) and opens
         # the feed once it has it.
         self._open_feed()
-
-    def _record_unmeasured(self, now: int) -> None:
-        state = self.state
-        window_ms = self.config.window_ms
-        # The window after the one in progress: by the exchange's stamps, which the
-        # previous instance saw run this far ahead of our clock (its frames of that
-        # window went with it).
-        stamps_now = now + state.clock_ahead_ms
-        resume_from = stamps_now - stamps_now % window_ms + window_ms
-        lost = state.record_lost(state.flushed_until, resume_from, window_ms)
-        if lost:
-            self.log("warn", "Aggregator", "windows_lost",
-                     f"resumed after a restart: {lost} window(s) were not measured")
-        state.flushed_until = max(state.flushed_until, resume_from)
 
     async def _refresh_markets_if_due(self, now: int, force: bool = False) -> None:
         if force or now >= self.directory.next_refresh_at():
@@ -464,40 +450,14 @@ class ShardTracker:
         # Saved with the windows just closed: how far ahead the kept stamps ran lately.
         connection = self.connection
         self.state.clock_ahead_ms = connection.ahead(now) if connection is not None else self.lag.ahead(now)
-        self._record_given_up(self.aggregator)
-        self._report_late(now)
+        record_given_up(self.state, self.aggregator, self.config.window_ms, self.log)
+        self.late.report(now, self._count("dropped_late"), self.lag)
         await self._stash(closed)
-
-    def _record_given_up(self, aggregator: WindowAggregator) -> None:
-        """Windows the aggregator gave up while alarms stalled (more than
-        MAX_OPEN_WINDOWS open) are lost: recorded with their range in the state the
-        caller's next write saves, the same write that moves flushed_until past them."""
-        given_up, aggregator.given_up = aggregator.given_up, []
-        window_ms = self.config.window_ms
-        for start in given_up:
-            self.state.record_lost(start, start + window_ms, window_ms)
-        if given_up:
-            self.log("warn", "Aggregator", "windows_lost",
-                     f"no alarm closed windows for a while: gave up {len(given_up)} open window(s) "
-                     f"(from {given_up[0]}), recorded lost")
 
     def _close_wait(self, now: int) -> int:
         """How long after its end a window closes: FLUSH_GRACE_MS, plus the feed's lag
         (a delivery delay or an exchange clock behind ours) up to MAX_FEED_LAG_MS."""
         return self.config.flush_grace_ms + self.lag.close_delay(now)
-
-    def _report_late(self, now: int) -> None:
-        """Frames dropped as late in the last minute: logged at most once a minute."""
-        late = self.recent_late.observe(now, self._count("dropped_late"))
-        if not late or (self._late_logged_at is not None and now - self._late_logged_at < 60_000):
-            return
-        self._late_logged_at = now
-        lag = self.lag.estimate(now)
-        said = "unknown" if lag is None else f"{lag / 1000:.1f}s"
-        self.log("warn", "Aggregator", "late_frames",
-                 f"{late} frame(s) in the last minute came after their window was written: the feed lags "
-                 f"{said}, windows wait {self.lag.close_delay(now) / 1000:.1f}s for it beyond FLUSH_GRACE_MS "
-                 f"(at most {MAX_FEED_LAG_MS / 1000:.0f}s)")
 
     async def _stash(self, closed) -> None:
         """Closed windows into the outbox, in one transaction with the state that
@@ -627,7 +587,7 @@ class ShardTracker:
         """The feed's stamps ran further ahead of our clock than the saved state says, by
         more than a reading of the clock can be old (READING_AGE_MS: below that, the
         next alarm saves it): should this instance go now, its successor would measure
-        from a window this one has measured part of (`_record_unmeasured`)."""
+        from a window this one has measured part of (`losses.record_unmeasured`)."""
         return (self.state is not None and self.state.tracking
                 and self.lag.known_ahead > self.state.clock_ahead_ms + READING_AGE_MS)
 
@@ -798,6 +758,6 @@ class ShardTracker:
                          if state.tracking and state.shards != self.config.shards else None)
         return shard_stats(shard=self.shard, now=now, state=state, directory=self.directory,
                            connection=self.connection, aggregator=aggregator, rollup=self.rollup,
-                           outbox_windows=self.outbox.windows, lag=self.lag, recent_late=self.recent_late,
+                           outbox_windows=self.outbox.windows, lag=self.lag, recent_late=self.late.recent,
                            last_flush=self.last_flush, last_error=self.last_error, split_changed=split_changed,
                            memory=self.memory)
