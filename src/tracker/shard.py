@@ -49,6 +49,7 @@ from .directory import MarketDirectory
 from .exchange import LIGHTER, Exchange
 from .feed import BookFeed
 from .feedtime import BACKLOG_RECHECK_MS, READING_AGE_MS, FeedLag, close_boundary
+from .flush import Flusher
 from .frontier import StatsFrontier
 from .lanes import Lanes, within
 from .losses import LateFrames, record_given_up, record_unmeasured
@@ -67,8 +68,6 @@ STATE_KEY = "tracker-state"
 # burst of messages goes out (issue 18, defect 5), apart from the state so that such a
 # write never carries a state the alarm has half changed.
 SENDS_KEY = "send-history"
-# Flush batches per alarm while draining a backlog.
-BATCHES_PER_ALARM = 5
 # start() and stop() answer within this, whatever D1 or REST do (what is not done by
 # then goes on in its lane): the Worker's request that fans them out to every shard
 # must itself answer within 30 s ("Wall time limits by invocation type",
@@ -122,13 +121,14 @@ class ShardTracker:
         self.rollup: Rollup | None = None  # built once the state is loaded
         self.market_list = MarketList(shard, exchange, config, ports.http, ports.db, ports.peers, ports.storage,
                                       ports.log, self._shards, self._set_last_error)
-        self.last_flush: dict = {}
         self.last_error: str | None = None
         self.memory: dict = {}
         self._flush_lock = asyncio.Lock()
         self._load_lock = asyncio.Lock()
         self._known_symbols: dict[int, str] = {}
         self.frontier = StatsFrontier()  # what the last stats row sent to D1 reported
+        self.flusher = Flusher(self.outbox, ports.db, ports.clock, ports.log, self.frontier, self._stats_rows,
+                               self._save, self._set_last_error)
         # Object storage bills a row written per key put and per setAlarm (Free plan:
         # 100,000 a day): the state and the alarm as this instance's last write (the
         # last one issued: storage applies them in order) leaves them, so that writing
@@ -237,7 +237,7 @@ class ShardTracker:
         state.tracking = False
         if was_tracking:
             # Other shards read is_tracking from the stats row before rolling up: it must
-            # reach D1, retried on the alarm until it does (`_flush_locked` clears this).
+            # reach D1, retried on the alarm until it does (`Flusher` clears this).
             state.stats_unpublished = True
         if self.connection is not None:
             self.connection.close("tracking stopped")
@@ -504,46 +504,7 @@ class ShardTracker:
                 # its markets still reach D1; the API answers their symbols through the
                 # saved list (seed 178: D1 down from the refresh to after the stop).
                 await self.market_list.save(self.ports.clock.now_ms())
-            await self._flush_locked(final)
-
-    async def _flush_locked(self, final: bool) -> None:
-        state = self.state
-        failed = False
-        for _ in range(BATCHES_PER_ALARM):
-            started = self.ports.clock.now_ms()
-            stopped = not state.tracking  # the stats row below is a stopped shard's (a stop() meanwhile: one write more)
-            result = await self.outbox.flush(self.ports.db, extra=lambda remaining: self._stats_rows(started, remaining))
-            if result.error:
-                self.frontier.forget()  # the row the batch carried is not in D1
-                state.totals.flush_failures += 1
-                self.last_error = f"D1 flush: {result.error}"
-                self.log("error", "Aggregator", "flush_failed",
-                         f"flush of {self.outbox.windows} window(s) failed, will retry: {result.error}")
-                failed = True
-                break
-            if stopped:
-                state.stats_unpublished = False
-            state.totals.windows_flushed += result.windows
-            state.totals.rows_written += result.rows_written
-            elapsed = self.ports.clock.now_ms() - started
-            if result.windows:
-                self.last_flush = {"at": started, "rows": result.rows, "windows": result.windows, "ms": elapsed}
-                self.log("info", "Aggregator", "flush",
-                         f"flushing {result.markets} symbols: {result.rows} rows in {result.windows} window(s), {elapsed} ms")
-            if not self.outbox.windows:
-                break
-        if failed:
-            await self._save()
-            return  # D1 is failing: the rollup waits for the next flush that succeeds
-        try:
-            # It saves the state, the counters above with it (one write, not two).
-            await self.rollup.run(final)
-        except Exception as exc:
-            self.frontier.forget()  # the prune batch may have carried the stats row
-            state.totals.flush_failures += 1
-            self.last_error = f"D1 rollup: {exc}"
-            self.log("error", "Aggregator", "rollup_failed", f"minute rollup failed, will retry: {exc}")
-        await self._save()  # a rollup that stopped short of its save (nothing, if it saved this)
+            await self.flusher.run(self.state, self.rollup, final)
 
     async def _publish_stats(self, now: int) -> None:
         statement = self._stats_statement(now, self.outbox.entries)
@@ -759,5 +720,5 @@ class ShardTracker:
         return shard_stats(shard=self.shard, now=now, state=state, directory=self.directory,
                            connection=self.connection, aggregator=aggregator, rollup=self.rollup,
                            outbox_windows=self.outbox.windows, lag=self.lag, recent_late=self.late.recent,
-                           last_flush=self.last_flush, last_error=self.last_error, split_changed=split_changed,
+                           last_flush=self.flusher.last_flush, last_error=self.last_error, split_changed=split_changed,
                            memory=self.memory)
