@@ -61,9 +61,9 @@ from .ports import Clock, Database, Deadlines, Http, Log, Peers, SocketFactory, 
 from .rollup import Rollup
 from .shardview import counted, shard_stats
 from .state import TrackerState
+from .statestore import STATE_KEY, StateStore
 from .stats import ShardStats
 
-STATE_KEY = "tracker-state"
 # The shard's send history (pacing.SendHistory), a key of its own: written before every
 # burst of messages goes out (issue 18, defect 5), apart from the state so that such a
 # write never carries a state the alarm has half changed.
@@ -129,11 +129,8 @@ class ShardTracker:
         self.frontier = StatsFrontier()  # what the last stats row sent to D1 reported
         self.flusher = Flusher(self.outbox, ports.db, ports.clock, ports.log, self.frontier, self._stats_rows,
                                self._save, self._set_last_error)
-        # Object storage bills a row written per key put and per setAlarm (Free plan:
-        # 100,000 a day): the state and the alarm as this instance's last write (the
-        # last one issued: storage applies them in order) leaves them, so that writing
-        # them again unchanged is skipped. A failed write leaves them unknown.
-        self._state_saved: str | None = None
+        # The state and the alarm, each written only when it changed.
+        self.store = StateStore(ports.storage, ports.log, self.label)
         self._alarm = AlarmWriter(ports.storage)
         self.lanes = Lanes(ports.spawn, self._step_failed, self._schedule)  # see the module doc
         # arrival - stamp of the feed's frames, across connections; and how far ahead of
@@ -398,7 +395,7 @@ class ShardTracker:
                 self.connection.add_market(market.market_index)
             for market in change.removed:
                 self.connection.remove_market(market.market_index)
-        self._state_written_elsewhere()
+        self.store.written_elsewhere()
         await self.ports.storage.put_many({MARKETS_KEY: directory.to_json(), STATE_KEY: state.to_json()})
 
     def _open_feed(self) -> None:
@@ -479,7 +476,7 @@ class ShardTracker:
                     recorded.append(state.lost_ranges[-1])
             return {STATE_KEY: state.to_json()}
 
-        self._state_written_elsewhere()  # the state goes with the windows (`state_after`)
+        self.store.written_elsewhere()  # the state goes with the windows (`state_after`)
         try:
             dropped = await self.outbox.add(closed, state_after)
         except BaseException:
@@ -580,11 +577,7 @@ class ShardTracker:
 
     async def _load_once(self) -> None:
         storage = self.ports.storage
-        try:
-            state = TrackerState.from_json(await storage.get(STATE_KEY))
-        except ValueError as exc:  # unreadable: start clean rather than never start
-            self.log("error", self.label, "state_unreadable", f"stored state unreadable, starting clean: {exc}")
-            state = TrackerState()
+        state = await self.store.load()
         if state.shard is not None:
             self.shard = self.market_list.shard = state.shard  # the saved identity wins over the object's name
         await self.outbox.load()
@@ -652,22 +645,7 @@ class ShardTracker:
         self.state.totals.add(feed.counters)
 
     async def _save(self) -> None:
-        """The state into storage, unless it is there as it is (an alarm's flush and its
-        rollup both save; most alarms' rollup changes nothing)."""
-        text = self.state.to_json()
-        if text == self._state_saved:
-            return
-        self._state_saved = text
-        try:
-            await self.ports.storage.put_many({STATE_KEY: text})
-        except BaseException:
-            self._state_saved = None
-            raise
-
-    def _state_written_elsewhere(self) -> None:
-        """Another write of the state (with the outbox, with the market list) is
-        issued: what `_save` last wrote no longer says what storage holds."""
-        self._state_saved = None
+        await self.store.save(self.state)
 
     def _persist_sends(self) -> None:
         """The connection holds messages until the send history counting them is saved
