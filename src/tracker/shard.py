@@ -56,18 +56,14 @@ from .losses import LateFrames, record_given_up, record_unmeasured
 from .marketlist import MarketList
 from .memory import state_report
 from .outbox import Outbox
-from .pacing import SendHistory
 from .ports import Clock, Database, Deadlines, Http, Log, Peers, SocketFactory, Storage, with_deadlines
 from .rollup import Rollup
+from .sendstore import SendStore
 from .shardview import counted, shard_stats
 from .state import TrackerState
 from .statestore import STATE_KEY, StateStore
 from .stats import ShardStats
 
-# The shard's send history (pacing.SendHistory), a key of its own: written before every
-# burst of messages goes out (issue 18, defect 5), apart from the state so that such a
-# write never carries a state the alarm has half changed.
-SENDS_KEY = "send-history"
 # start() and stop() answer within this, whatever D1 or REST do (what is not done by
 # then goes on in its lane): the Worker's request that fans them out to every shard
 # must itself answer within 30 s ("Wall time limits by invocation type",
@@ -140,8 +136,8 @@ class ShardTracker:
         self.late = LateFrames(ports.log)  # frames dropped as late, said at most once a minute
         # Every message this object's connections send, and what the previous instance
         # and (after a re-split) the other shards sent: counted against the share.
-        self.sends = SendHistory()
-        self._saving_sends: asyncio.Future | None = None
+        self.send_store = SendStore(ports.storage, ports.clock, ports.spawn, lambda: self.connection)
+        self.sends = self.send_store.history
 
     # =====================================================================================
     # Hooks
@@ -168,7 +164,7 @@ class ShardTracker:
         handover = handover or {}
         if handover.get("sent"):
             self.sends.count_others([int(at) for at in handover["sent"]], now)
-            await self.ports.storage.put_many({SENDS_KEY: self.sends.to_json(now)})
+            await self.send_store.write(now)
         # Windows before now were never tracked: nothing is lost. A run started inside
         # the window a stop just closed starts after it, so no window is written twice.
         measured_from = max(now - now % window_ms, state.flushed_until, int(handover.get("after") or 0))
@@ -432,7 +428,7 @@ class ShardTracker:
             # on D1 or REST, and a stale reading would make a live feed look silent.
             connection.check(self.ports.clock.now_ms())
         if connection.holding:  # a save of the send history failed: again
-            self._persist_sends()
+            self.send_store.persist()
 
     async def _close_windows(self, now: int) -> None:
         if self.aggregator is None:
@@ -583,8 +579,7 @@ class ShardTracker:
         await self.outbox.load()
         # What the previous instance sent still counts (before the key of its own, the
         # history was part of the state).
-        stored = SendHistory.from_json(await storage.get(SENDS_KEY))
-        self.sends = stored if stored is not None else SendHistory(state.sent_at)
+        self.sends = await self.send_store.load(state.sent_at)
         state.sent_at = []
         self.state = state
         self._build_parts()
@@ -607,7 +602,7 @@ class ShardTracker:
                 self._budget(), config.stale_feed_ms,
                 wake=self._wake, on_drop=self._fold_counters, rng=self.rng,
                 exchange=self.exchange, new_wire=lambda: self.exchange.new_wire(self.config, self._symbols()),
-                lag=self.lag, sent_at=self.sends, persist=self._persist_sends,
+                lag=self.lag, sent_at=self.sends, persist=self.send_store.persist,
                 breathe_every=config.breathe_every_frames,
             )
         if self.alerter is None:
@@ -646,22 +641,6 @@ class ShardTracker:
 
     async def _save(self) -> None:
         await self.store.save(self.state)
-
-    def _persist_sends(self) -> None:
-        """The connection holds messages until the send history counting them is saved
-        (connection.py): save it, one write at a time; a write covers every message held
-        when it began, and the next one (if more were held meanwhile) the rest."""
-        if self._saving_sends is None or self._saving_sends.done():
-            self._saving_sends = self.ports.spawn(self._save_sends(), "save sends")
-
-    async def _save_sends(self) -> None:
-        while True:
-            connection = self.connection
-            if connection is None or not connection.holding:
-                return
-            upto = connection.held_seq
-            await self.ports.storage.put_many({SENDS_KEY: self.sends.to_json(self.ports.clock.now_ms())})
-            connection.saved(upto)
 
     def _stats_statement(self, now: int, remaining) -> tuple:
         """The tracking_stats row as it will be once the batch carrying it is in D1
