@@ -2,12 +2,17 @@
 
     start()  stop()  alarm()  receive_markets(payload)  stats()
 
-The parts, each with one job: `MarketDirectory` (which markets, kept current),
-`FeedConnection` (the socket, its recovery and keepalive), `WindowAggregator`
-(ticks into windows), `Outbox` (closed windows, durable until D1 has them),
-`Rollup` (minutes and hours from windows in D1, and retention), `Alerter`
-(webhook). The shard owns the state they share (`TrackerState`, saved in Durable
-Object storage) and the one alarm, which is the only scheduler.
+The parts, each with one job: `MarketDirectory` (which markets, kept current) and
+`MarketList` (reading, saving and handing over the listing), `FeedConnection` (the
+socket, its recovery and keepalive), `WindowAggregator` (ticks into windows),
+`Outbox` (closed windows, durable until D1 has them), `Flusher` (the outbox into D1,
+then the rollup), `Rollup` (minutes and hours from windows in D1, and retention),
+`Alerter` (webhook); `losses` (what could not be measured, recorded with its range),
+`StatsFrontier` (the stats row, only when it moved), `shard_stats` (the stats read off
+the parts), `StateStore` and `SendStore` (the state and the send history in storage),
+`Lanes` (the steps and side tasks) and `AlarmPlan` (when the alarm fires next). The
+shard owns the state they share (`TrackerState`) and the one alarm, which is the only
+scheduler.
 
 Every source of time and I/O comes in through `Ports`, so the whole shard runs in
 CPython against simulated ones (tests/sim): the Workers runtime only supplies
@@ -36,8 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from .aggregator import WindowAggregator
 from .alarmplan import AlarmPlan, AlarmWriter, next_window_close
@@ -56,7 +60,7 @@ from .losses import LateFrames, record_given_up, record_unmeasured
 from .marketlist import MarketList
 from .memory import state_report
 from .outbox import Outbox
-from .ports import Clock, Database, Deadlines, Http, Log, Peers, SocketFactory, Storage, with_deadlines
+from .ports import Deadlines, Ports  # Ports: also imported from here (runtime, tests/sim)
 from .rollup import Rollup
 from .sendstore import SendStore
 from .shardview import counted, shard_stats
@@ -69,28 +73,6 @@ from .stats import ShardStats
 # must itself answer within 30 s ("Wall time limits by invocation type",
 # developers.cloudflare.com/workers/platform/limits/).
 ANSWER_WITHIN_MS = 20_000
-
-
-@dataclass
-class Ports:
-    clock: Clock
-    storage: Storage
-    db: Database
-    sockets: SocketFactory
-    http: Http
-    peers: Peers
-    log: Log
-    # Run a coroutine in the background (a lane's step, a socket handler asking for
-    # an earlier alarm), returning its task; the runtime logs its failure instead of
-    # losing it.
-    spawn: Callable[[Awaitable, str], asyncio.Future]
-    # The Pyodide heap, where the runtime can tell (None elsewhere).
-    heap_bytes: Callable[[], int | None] = lambda: None
-
-    def bounded(self, deadlines: Deadlines) -> Ports:
-        """These ports with every outside call under its deadline."""
-        db, http, peers = with_deadlines(self.db, self.http, self.peers, deadlines)
-        return replace(self, db=db, http=http, peers=peers)
 
 
 class ShardTracker:
