@@ -30,8 +30,8 @@ their window's end by our clock), so only positive lags delay closing.
 
 How far ahead of our clock the stamps the feed KEPT ran (`FeedLag.ahead`) is what an
 instance resumed after an eviction needs: its predecessor had windows open that far
-ahead, which went with it, so it measures from the window after them (shard.py
-`_record_unmeasured`). It is the newest kept stamp of each reading against that
+ahead, which went with it, so it measures from the window after them
+(`losses.record_unmeasured`). It is the newest kept stamp of each reading against that
 reading, not the lag samples: with an exchange clock at the bound, a second's first
 frame is placed at our clock while later ones of that second, and snapshots stamped
 with their book's last change (Paradex), are kept up to MAX_CLOCK_AHEAD_MS ahead

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar
 
 Statement = tuple[str, Sequence]
@@ -232,3 +232,27 @@ def with_deadlines(db: Database, http: Http, peers: Peers,
                    deadlines: Deadlines) -> tuple[Database, Http, Peers]:
     """The outside ports, each call bounded by its deadline."""
     return TimedDatabase(db, deadlines.d1_ms), TimedHttp(http, deadlines), TimedPeers(peers, deadlines.peer_ms)
+
+
+@dataclass
+class Ports:
+    """Every port a shard (tracker/shard.py) is given."""
+
+    clock: Clock
+    storage: Storage
+    db: Database
+    sockets: SocketFactory
+    http: Http
+    peers: Peers
+    log: Log
+    # Run a coroutine in the background (a lane's step, a socket handler asking for
+    # an earlier alarm), returning its task; the runtime logs its failure instead of
+    # losing it.
+    spawn: Callable[[Awaitable, str], asyncio.Future]
+    # The Pyodide heap, where the runtime can tell (None elsewhere).
+    heap_bytes: Callable[[], int | None] = lambda: None
+
+    def bounded(self, deadlines: Deadlines) -> Ports:
+        """These ports with every outside call under its deadline."""
+        db, http, peers = with_deadlines(self.db, self.http, self.peers, deadlines)
+        return replace(self, db=db, http=http, peers=peers)

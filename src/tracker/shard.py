@@ -2,20 +2,25 @@
 
     start()  stop()  alarm()  receive_markets(payload)  stats()
 
-The parts, each with one job: `MarketDirectory` (which markets, kept current),
-`FeedConnection` (the socket, its recovery and keepalive), `WindowAggregator`
-(ticks into windows), `Outbox` (closed windows, durable until D1 has them),
-`Rollup` (minutes and hours from windows in D1, and retention), `Alerter`
-(webhook). The shard owns the state they share (`TrackerState`, saved in Durable
-Object storage) and the one alarm, which is the only scheduler.
+The parts, each with one job: `MarketDirectory` (which markets, kept current) and
+`MarketList` (reading, saving and handing over the listing), `FeedConnection` (the
+socket, its recovery and keepalive), `WindowAggregator` (ticks into windows),
+`Outbox` (closed windows, durable until D1 has them), `Flusher` (the outbox into D1,
+then the rollup), `Rollup` (minutes and hours from windows in D1, and retention),
+`Alerter` (webhook); `losses` (what could not be measured, recorded with its range),
+`StatsFrontier` (the stats row, only when it moved), `shard_stats` (the stats read off
+the parts), `StateStore` and `SendStore` (the state and the send history in storage),
+`Lanes` (the steps and side tasks) and `AlarmPlan` (when the alarm fires next). The
+shard owns the state they share (`TrackerState`) and the one alarm, which is the only
+scheduler.
 
 Every source of time and I/O comes in through `Ports`, so the whole shard runs in
 CPython against simulated ones (tests/sim): the Workers runtime only supplies
 real ports (runtime/ports.py).
 
-Failure handling lives in one place, `_step`: any step of an alarm that raises is
-logged with its name, counted (`alarmErrors`), and the alarm carries on and always
-sets the next alarm. Nothing escapes into the runtime's own alarm retries.
+Failure handling lives in one place, `Lanes.step` (tracker/lanes.py): any step of an
+alarm that raises is logged with its name, counted (`alarmErrors`), and the alarm
+carries on and always sets the next alarm.
 
 A slow call never holds the windows hostage. Every call that leaves the object has
 a deadline (`tracker.ports.Deadlines`, applied to the ports here), and the alarm
@@ -23,29 +28,23 @@ itself awaits nothing but the object's own storage: it resumes a fresh object,
 checks the feed (pings, a stale or dropped socket, paced subscribes), closes the
 windows that ended into the outbox, and sets the next alarm, always on time. The
 steps that wait on the outside world run beside it, each in a lane of its own
-(`_in_lane`): "markets" (REST, the market list's D1 save, the hand-over to the
-other shards), "d1" (the outbox into D1, then rollup and retention) and "alerts"
-(the webhook). A lane runs one task at a time; an alarm that finds its lane busy
-leaves it be (the task ends by its deadlines at the latest) and the next alarm
-starts it again. So a REST call hanging for minutes only delays the market list,
-and a hanging D1 only delays D1: the outbox keeps every closed window durable
-meanwhile. A lane outlives the alarm that started it: a Durable Object stays active
-while it waits on outbound I/O (developers.cloudflare.com/durable-objects/api/state/
-#waituntil), and an eviction ends a lane as it ends everything else (what it had not
-written is written again by the next instance). start() and stop() wait for their
-lanes ANSWER_WITHIN_MS at most.
+(`Lanes`): "markets" (REST, the market list's D1 save, the hand-over to the other
+shards), "d1" (the outbox into D1, then rollup and retention) and "alerts" (the
+webhook). So a REST call hanging for minutes only delays the market list, and a
+hanging D1 only delays D1: the outbox keeps every closed window durable meanwhile.
+An eviction ends a lane as it ends everything else (what it had not written is
+written again by the next instance). start() and stop() wait for their lanes
+ANSWER_WITHIN_MS at most.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import random
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from .sql import STATS_COLUMNS
 from .aggregator import WindowAggregator
+from .alarmplan import AlarmPlan, AlarmWriter, next_window_close
 from .alerter import Alerter
 from .config import Config
 from .connection import FeedConnection
@@ -53,62 +52,27 @@ from .directory import STORAGE_KEY as MARKETS_KEY
 from .directory import MarketDirectory
 from .exchange import LIGHTER, Exchange
 from .feed import BookFeed
-from .feedtime import BACKLOG_RECHECK_MS, MAX_FEED_LAG_MS, READING_AGE_MS, FeedLag, RecentCount, close_boundary
-from .markets import MarketListError
+from .feedtime import BACKLOG_RECHECK_MS, READING_AGE_MS, FeedLag, close_boundary
+from .flush import Flusher
+from .frontier import StatsFrontier
+from .lanes import Lanes, within
+from .losses import LateFrames, record_given_up, record_unmeasured
+from .marketlist import MarketList
 from .memory import state_report
 from .outbox import Outbox
-from .pacing import SendHistory
-from .ports import Clock, Database, Deadlines, Http, Log, Peers, SocketFactory, Storage, with_deadlines
+from .ports import Deadlines, Ports  # Ports: also imported from here (runtime, tests/sim)
 from .rollup import Rollup
+from .sendstore import SendStore
+from .shardview import counted, shard_stats
 from .state import TrackerState
+from .statestore import STATE_KEY, StateStore
 from .stats import ShardStats
 
-STATE_KEY = "tracker-state"
-# The alarm as this instance last wrote it is not known (see `_set_alarm`).
-_UNKNOWN = object()
-# The shard's send history (pacing.SendHistory), a key of its own: written before every
-# burst of messages goes out (issue 18, defect 5), apart from the state so that such a
-# write never carries a state the alarm has half changed.
-SENDS_KEY = "send-history"
-# Shard 0's listing that D1 refused, while it is owed (saved again until it lands): an
-# instance that goes before then leaves it to the next (seed 326: a restart, then a stop
-# before the next refresh).
-UNSAVED_MARKETS_KEY = "markets-unsaved"
-# While the outbox holds a backlog and D1 answers, drain it this often.
-DRAIN_EVERY_MS = 1_000
-# After a failed D1 write, retry after 2 s, 4 s, ... at most 30 s.
-RETRY_BASE_MS, RETRY_CAP_MS = 2_000, 30_000
-# Flush batches per alarm while draining a backlog.
-BATCHES_PER_ALARM = 5
-# Stopped with the last minutes waiting for another shard: look again this often.
-ROLLUP_RETRY_MS = 5_000
 # start() and stop() answer within this, whatever D1 or REST do (what is not done by
 # then goes on in its lane): the Worker's request that fans them out to every shard
 # must itself answer within 30 s ("Wall time limits by invocation type",
 # developers.cloudflare.com/workers/platform/limits/).
 ANSWER_WITHIN_MS = 20_000
-
-
-@dataclass
-class Ports:
-    clock: Clock
-    storage: Storage
-    db: Database
-    sockets: SocketFactory
-    http: Http
-    peers: Peers
-    log: Log
-    # Run a coroutine in the background (a lane's step, a socket handler asking for
-    # an earlier alarm), returning its task; the runtime logs its failure instead of
-    # losing it.
-    spawn: Callable[[Awaitable, str], asyncio.Future]
-    # The Pyodide heap, where the runtime can tell (None elsewhere).
-    heap_bytes: Callable[[], int | None] = lambda: None
-
-    def bounded(self, deadlines: Deadlines) -> Ports:
-        """These ports with every outside call under its deadline."""
-        db, http, peers = with_deadlines(self.db, self.http, self.peers, deadlines)
-        return replace(self, db=db, http=http, peers=peers)
 
 
 class ShardTracker:
@@ -133,34 +97,29 @@ class ShardTracker:
         self.connection: FeedConnection | None = None
         self.alerter: Alerter | None = None
         self.rollup: Rollup | None = None  # built once the state is loaded
-        self.markets_unsaved: list | None = None  # a listing whose D1 save failed: saved again
-        self._unsaved_stored: list | None = None  # that listing, as stored (UNSAVED_MARKETS_KEY)
-        self.last_flush: dict = {}
+        self.market_list = MarketList(shard, exchange, config, ports.http, ports.db, ports.peers, ports.storage,
+                                      ports.log, self._shards, self._set_last_error)
         self.last_error: str | None = None
         self.memory: dict = {}
         self._flush_lock = asyncio.Lock()
         self._load_lock = asyncio.Lock()
         self._known_symbols: dict[int, str] = {}
-        # What the last stats row sent to D1 reported (None: unknown): `_stats_rows`.
-        self._frontier_sent: tuple | None = None
-        # Object storage bills a row written per key put and per setAlarm (Free plan:
-        # 100,000 a day): the state and the alarm as this instance's last write (the
-        # last one issued: storage applies them in order) leaves them, so that writing
-        # them again unchanged is skipped. A failed write leaves them unknown.
-        self._state_saved: str | None = None
-        self._alarm_at: object = _UNKNOWN  # an int, None (deleted) or _UNKNOWN
-        self._lanes: dict[str, asyncio.Future] = {}  # lane -> its task (see the module doc)
+        self.frontier = StatsFrontier()  # what the last stats row sent to D1 reported
+        self.flusher = Flusher(self.outbox, ports.db, ports.clock, ports.log, self.frontier, self._stats_rows,
+                               self._save, self._set_last_error)
+        # The state and the alarm, each written only when it changed.
+        self.store = StateStore(ports.storage, ports.log, self.label)
+        self._alarm = AlarmWriter(ports.storage)
+        self.lanes = Lanes(ports.spawn, self._step_failed, self._schedule)  # see the module doc
         # arrival - stamp of the feed's frames, across connections; and how far ahead of
         # our clock the kept stamps ran, saved at once when further than the state says.
         self.lag = FeedLag(on_ahead=self._ran_ahead)
         self._recheck_at = 0  # a close held back for a backlog is tried again then (feedtime.BACKLOG_RECHECK_MS)
-        self.recent_late = RecentCount()  # frames dropped as late, over about the last minute
-        self._late_logged_at: int | None = None
-        self._not_listed_reported: dict[str, str | None] = {}
+        self.late = LateFrames(ports.log)  # frames dropped as late, said at most once a minute
         # Every message this object's connections send, and what the previous instance
         # and (after a re-split) the other shards sent: counted against the share.
-        self.sends = SendHistory()
-        self._saving_sends: asyncio.Future | None = None
+        self.send_store = SendStore(ports.storage, ports.clock, ports.spawn, lambda: self.connection)
+        self.sends = self.send_store.history
 
     # =====================================================================================
     # Hooks
@@ -187,7 +146,7 @@ class ShardTracker:
         handover = handover or {}
         if handover.get("sent"):
             self.sends.count_others([int(at) for at in handover["sent"]], now)
-            await self.ports.storage.put_many({SENDS_KEY: self.sends.to_json(now)})
+            await self.send_store.write(now)
         # Windows before now were never tracked: nothing is lost. A run started inside
         # the window a stop just closed starts after it, so no window is written twice.
         measured_from = max(now - now % window_ms, state.flushed_until, int(handover.get("after") or 0))
@@ -199,7 +158,7 @@ class ShardTracker:
         # The start's own row (below) is not one `_stats_rows` knows of: the next batch
         # carries the row again, even if it looks like the last one sent (seed 1133: a
         # release's stop, this start, and a stop within one window).
-        self._frontier_sent = None
+        self.frontier.forget()
         state.started_at = now
         state.totals = type(state.totals)()
         state.lost_ranges = []
@@ -215,8 +174,8 @@ class ShardTracker:
         # read it before pruning windows of minutes this run may still add to (a flush
         # still under way in the d1 lane writes it too). And the market list; the answer
         # waits for both, ANSWER_WITHIN_MS at most, and says how many markets it tracks.
-        await self._within(ANSWER_WITHIN_MS, self._in_lane("d1", self._publish_stats, now),
-                           self._in_lane("markets", self._refresh_markets_if_due, now, True))
+        await within(ANSWER_WITHIN_MS, self.lanes.start("d1", self._publish_stats, now),
+                           self.lanes.start("markets", self._refresh_markets_if_due, now, True))
         self._open_feed()
         await self._schedule()
         return {"ok": True, **self.stats().to_json()}
@@ -253,7 +212,7 @@ class ShardTracker:
         state.tracking = False
         if was_tracking:
             # Other shards read is_tracking from the stats row before rolling up: it must
-            # reach D1, retried on the alarm until it does (`_flush_locked` clears this).
+            # reach D1, retried on the alarm until it does (`Flusher` clears this).
             state.stats_unpublished = True
         if self.connection is not None:
             self.connection.close("tracking stopped")
@@ -263,11 +222,11 @@ class ShardTracker:
             closed = aggregator.close_all(self.ports.clock.now_ms(), self._symbols())
             state.flushed_until = max(state.flushed_until, aggregator.flushed_until)
             state.totals.late_frames += aggregator.late_frames
-            self._record_given_up(aggregator)
+            record_given_up(state, aggregator, self.config.window_ms, self.log)
             await self._stash(closed)
         else:
             if was_tracking:  # a fresh object stopped before it resumed
-                self._record_unmeasured(self.ports.clock.now_ms())
+                record_unmeasured(state, self.ports.clock.now_ms(), self.config.window_ms, self.log)
             await self._save()
         if was_tracking:
             self.log("info", self.label, "tracking_stopped", "tracking stopped")
@@ -275,9 +234,9 @@ class ShardTracker:
         # the answer waits for it ANSWER_WITHIN_MS at most, then it goes on in its lane
         # (or the stopped alarm starts it).
         answer_by = self.ports.clock.now_ms() + ANSWER_WITHIN_MS
-        await self._within(ANSWER_WITHIN_MS, self._lanes.get("d1"))
-        if not self._busy("d1"):
-            await self._within(answer_by - self.ports.clock.now_ms(), self._in_lane("d1", self._flush, True))
+        await within(ANSWER_WITHIN_MS, self.lanes.task("d1"))
+        if not self.lanes.busy("d1"):
+            await within(answer_by - self.ports.clock.now_ms(), self.lanes.start("d1", self._flush, True))
         await self._schedule()
         # `split`: the SHARDS this shard last ran under, so a stop reaches that split's
         # other shards even when D1 cannot list them (tracker/control.py).
@@ -286,17 +245,17 @@ class ShardTracker:
 
     async def alarm(self) -> None:
         state = await self._load()
-        self._alarm_at = _UNKNOWN  # the runtime consumed the alarm that brought us here
+        self._alarm.forget()  # the runtime consumed the alarm that brought us here
         if state.tracking or self.outbox.windows:
             # A safety net first: should this invocation never finish (an eviction
             # mid-step), the next one still comes. `_schedule` below refines it.
-            await self._set_alarm(self.ports.clock.now_ms() + self.config.window_ms)
+            await self._alarm.write(self.ports.clock.now_ms() + self.config.window_ms)
         try:
             if not state.tracking:
                 # Stopped: the outbox may still hold windows for D1, the last minutes
                 # may wait for another shard's windows, the stats row for D1.
                 if self._d1_owed():
-                    self._in_lane("d1", self._flush, True)
+                    self.lanes.start("d1", self._flush, True)
                 return
             if self.exchange.name not in self.config.enabled_exchanges:
                 # A deploy took this exchange out of ENABLED_EXCHANGES while it tracked:
@@ -306,25 +265,25 @@ class ShardTracker:
                 self.log("warn", self.label, "exchange_disabled",
                          f"{self.exchange.name} is not in ENABLED_EXCHANGES "
                          f"({','.join(self.config.enabled_exchanges)}): stopping")
-                self._in_lane("control", self.stop)
+                self.lanes.start("control", self.stop)
                 return
             now = self.ports.clock.now_ms()
             if self.aggregator is None:
-                await self._step("resume", self._resume, now)
+                await self.lanes.step("resume", self._resume, now)
             # On time, whatever REST, D1 or the webhook do: these await only storage.
             for name, step in (("feed", self._check_feed), ("close windows", self._close_windows)):
                 if not state.tracking:  # a stop() arrived while a step awaited
                     return
-                await self._step(name, step, now)
+                await self.lanes.step(name, step, now)
             if not state.tracking:
                 return
             # Beside the alarm, each in its lane: they wait on the outside world.
-            if self._markets_due(now):
-                self._in_lane("markets", self._refresh_markets_if_due, now)
-            self._in_lane("d1", self._flush_tracking, now)
-            self._in_lane("alerts", self._alert, now)
+            if self.market_list.due(self.directory, now):
+                self.lanes.start("markets", self._refresh_markets_if_due, now)
+            self.lanes.start("d1", self._flush_tracking, now)
+            self.lanes.start("alerts", self._alert, now)
         finally:
-            await self._step("schedule", self._schedule)
+            await self.lanes.step("schedule", self._schedule)
 
     async def receive_markets(self, payload: dict) -> dict:
         """Shard 0 hands over the listing it read (one REST read for the deployment)."""
@@ -347,33 +306,11 @@ class ShardTracker:
         (eviction, deploy, restart), make sure an alarm will resume it."""
         state = await self._load()
         if state.tracking and self.aggregator is None and await self.ports.storage.get_alarm() is None:
-            await self._set_alarm(self.ports.clock.now_ms() + 100)
+            await self._alarm.write(self.ports.clock.now_ms() + 100)
 
     # =====================================================================================
     # Steps
     # =====================================================================================
-
-    def _in_lane(self, lane: str, fn, *args) -> asyncio.Future:
-        """Run the step `fn(*args)` beside the alarm in `lane`, unless the lane is busy
-        (then nothing new starts); returns the lane's task. The step's failure is handled
-        by `_step`; when it ends, the alarm is set again for what is due then."""
-        task = self._lanes.get(lane)
-        if task is None or task.done():
-
-            async def run() -> None:
-                try:
-                    await self._step(lane, fn, *args)
-                finally:
-                    if self._lanes.get(lane) is task:
-                        del self._lanes[lane]
-                await self._step("schedule", self._schedule)
-
-            task = self._lanes[lane] = self.ports.spawn(run(), lane)
-        return task
-
-    def _busy(self, lane: str) -> bool:
-        task = self._lanes.get(lane)
-        return task is not None and not task.done()
 
     def _d1_owed(self) -> bool:
         """D1 work still owed: windows in the outbox, minutes or hours to roll, or a
@@ -381,35 +318,24 @@ class ShardTracker:
         state = self.state
         return bool(self.outbox.windows or (self.rollup is not None and self.rollup.pending)
                     or (state is not None and not state.tracking
-                        and (state.stats_unpublished or self._markets_owed())))
+                        and (state.stats_unpublished or self.market_list.owed)))
 
-    def _markets_owed(self) -> bool:
-        """Shard 0 read a listing that D1 refused: saved again until it lands."""
-        return self.markets_unsaved is not None and self.shard == 0
+    def _set_last_error(self, error: str) -> None:
+        self.last_error = error
 
-    @staticmethod
-    async def _within(ms: int, *tasks) -> None:
-        """Wait for the lanes' `tasks` to end, `ms` at most (they go on regardless)."""
-        pending = {t for t in tasks if t is not None and not t.done()}
-        if pending and ms > 0:
-            await asyncio.wait(pending, timeout=ms / 1000)
-
-    async def _step(self, name: str, fn, *args) -> None:
-        """Run one step; a failure is logged, counted and leaves the rest running."""
-        try:
-            await fn(*args)
-        except Exception as exc:
-            if self.state is not None:
-                self.state.totals.alarm_errors += 1
-            self.last_error = f"{name}: {type(exc).__name__}: {exc}"
-            self.log("error", self.label, "step_failed", f"{name} failed: {type(exc).__name__}: {exc}")
+    def _step_failed(self, name: str, exc: Exception) -> None:
+        """A step failed (`Lanes.step`): logged, counted, the rest runs on."""
+        if self.state is not None:
+            self.state.totals.alarm_errors += 1
+        self.last_error = f"{name}: {type(exc).__name__}: {exc}"
+        self.log("error", self.label, "step_failed", f"{name} failed: {type(exc).__name__}: {exc}")
 
     async def _resume(self, now: int) -> None:
         """A fresh object while tracking is on (eviction, deploy, restart): the windows
         from the last closed one up to the end of the window in progress were not
         (wholly) measured; record them lost, then measure from the next window on."""
         state = self.state
-        self._record_unmeasured(now)
+        record_unmeasured(self.state, now, self.config.window_ms, self.log)
         self._build_parts()
         self.aggregator = WindowAggregator(self.config.window_ms, state.flushed_until)
         await self._save()
@@ -418,135 +344,37 @@ class ShardTracker:
         # the feed once it has it.
         self._open_feed()
 
-    def _record_unmeasured(self, now: int) -> None:
-        state = self.state
-        window_ms = self.config.window_ms
-        # The window after the one in progress: by the exchange's stamps, which the
-        # previous instance saw run this far ahead of our clock (its frames of that
-        # window went with it).
-        stamps_now = now + state.clock_ahead_ms
-        resume_from = stamps_now - stamps_now % window_ms + window_ms
-        lost = state.record_lost(state.flushed_until, resume_from, window_ms)
-        if lost:
-            self.log("warn", "Aggregator", "windows_lost",
-                     f"resumed after a restart: {lost} window(s) were not measured")
-        state.flushed_until = max(state.flushed_until, resume_from)
-
-    def _markets_due(self, now: int) -> bool:
-        return now >= self.directory.next_refresh_at() or self._markets_owed()
-
     async def _refresh_markets_if_due(self, now: int, force: bool = False) -> None:
         if force or now >= self.directory.next_refresh_at():
-            await self._refresh_markets(now)
-        if self._markets_owed():
-            await self._save_markets(now)
+            got = await self.market_list.read(self.directory, now)
+            if got is not None:
+                await self._adopt(*got, now)
+        if self.market_list.owed:
+            await self.market_list.save(now)
         if self.state.tracking:  # a resumed object without a list opens its feed now
             self._open_feed()
 
-    async def _refresh_markets(self, now: int) -> None:
-        directory = self.directory
-        try:
-            if self.shard == 0:
-                listing = await directory.from_exchange(self.ports.http, self.config, now)
-                as_of = now
-                self.markets_unsaved = directory.tracked(listing)  # only those reach D1
-                await self._save_markets(now)
-                await self._hand_over(listing, as_of)
-            else:
-                listing, as_of = await directory.from_d1(self.ports.db)
-                if not listing:
-                    raise MarketListError("no saved market list in D1 yet (shard 0 saves it)")
-        except Exception as exc:
-            directory.failures += 1
-            directory.refreshed_at = now
-            self.last_error = f"market list: {exc}"
-            self.log("warn", self.label, "markets_failed", f"could not load markets: {exc}")
-            if directory.markets or self.shard != 0:
-                return
-            # Shard 0 without any list: the one saved last time beats not tracking.
-            listing, as_of = await directory.from_d1(self.ports.db)
-            if not listing:
-                return
-            self.log("info", self.label, "markets_from_d1", f"using {len(listing)} markets saved in D1")
-        await self._adopt(listing, as_of, now)
-
     async def _adopt(self, listing, as_of: int, now: int) -> None:
+        """A listing (read here, or handed over by shard 0) into the directory, the feed
+        and storage."""
         directory = self.directory
         first = directory.refreshed_at is None or not directory.markets
         change = directory.apply(listing, as_of)
         directory.refreshed_at = now
         directory.failures = 0
         state = self.state
-        if directory.duplicates:
-            self.log("warn", self.label, "duplicate_symbols",
-                     f"symbols shared by several markets (rows are kept apart by market id): {directory.duplicates}")
-        if directory.collisions:
-            self.log("error", self.label, "id_collision",
-                     f"symbols sharing one market id (only the first is tracked): {directory.collisions}")
-        self._report_not_listed()
-        if first:
-            where = f" ({len(directory.markets)} on shard {self.shard + 1}/{self.config.shards})" if self.config.shards > 1 else ""
-            kept = f"; {self._allowlist_var()} keeps {directory.kept}" if directory.allowed is not None else ""
-            self.log("info", self.label, "markets_loaded",
-                     f"markets loaded: {directory.listed} active of {len(listing)} listed{kept}{where}")
-        else:
-            for market in change.added:
-                state.totals.markets_added += 1
-                self.log("info", self.label, "market_listed", f"new market {market.market_index} {market.symbol}: subscribing")
-            for market in change.removed:
-                state.totals.markets_removed += 1
-                self.log("info", self.label, "market_delisted", f"market {market.market_index} {market.symbol} delisted: unsubscribing")
+        self.market_list.report(directory, change, first, len(listing))
+        if not first:
+            state.totals.markets_added += len(change.added)
+            state.totals.markets_removed += len(change.removed)
         if self.connection is not None and self.connection.feed is not None:
             self._symbols()  # the wire names new markets by symbol (Paradex)
             for market in change.added:
                 self.connection.add_market(market.market_index)
             for market in change.removed:
                 self.connection.remove_market(market.market_index)
-        self._state_written_elsewhere()
+        self.store.written_elsewhere()
         await self.ports.storage.put_many({MARKETS_KEY: directory.to_json(), STATE_KEY: state.to_json()})
-
-    def _allowlist_var(self) -> str:
-        return f"{self.exchange.name.upper()}_MARKETS"
-
-    def _report_not_listed(self) -> None:
-        """Symbols of the allowlist the exchange does not list: said once, by shard 0 (the one
-        that reads the exchange), at the refresh that notices, and again when that changes."""
-        missing = self.directory.not_listed
-        if self.shard != 0 or missing == self._not_listed_reported:
-            return
-        self._not_listed_reported = dict(missing)
-        var = self._allowlist_var()
-        if not missing:
-            self.log("info", self.label, "markets_not_listed", f"every symbol of {var} is listed now")
-            return
-        named = ", ".join(f"{s} (listed: {hint})" if hint else s for s, hint in missing.items())
-        self.log("warn", self.label, "markets_not_listed",
-                 f"{var} names {len(missing)} symbol(s) {self.exchange.label} does not list, skipped: {named}")
-
-    async def _save_markets(self, now: int) -> None:
-        listing = self.markets_unsaved
-        try:
-            await self.ports.db.batch(MarketDirectory.save_statements(listing, self._shards(), now, self.sql))
-        except Exception as exc:
-            self.log("error", self.label, "d1_error", f"could not save markets to D1, will retry: {exc}")
-            if self._unsaved_stored is not listing:
-                await self.ports.storage.put_many(
-                    {UNSAVED_MARKETS_KEY: json.dumps(MarketDirectory.listing_payload(listing, now))})
-                self._unsaved_stored = listing
-            return
-        if self.markets_unsaved is listing:  # (not a newer listing read meanwhile)
-            self.markets_unsaved = None
-            if self._unsaved_stored is not None:
-                await self.ports.storage.delete_many([UNSAVED_MARKETS_KEY])
-                self._unsaved_stored = None
-
-    async def _hand_over(self, listing, as_of: int) -> None:
-        payload = MarketDirectory.listing_payload(listing, as_of)
-        for shard in range(1, self._shards()):  # the running split's (SHARDS may have changed by a deploy)
-            try:
-                await self.ports.peers.send_markets(shard, payload)
-            except Exception as exc:  # that shard reads D1 at its own refresh instead
-                self.log("warn", self.label, "handover_failed", f"could not hand the market list to shard {shard}: {exc}")
 
     def _open_feed(self) -> None:
         if self.aggregator is None or not self.directory.markets or not self.connection.down:
@@ -582,7 +410,7 @@ class ShardTracker:
             # on D1 or REST, and a stale reading would make a live feed look silent.
             connection.check(self.ports.clock.now_ms())
         if connection.holding:  # a save of the send history failed: again
-            self._persist_sends()
+            self.send_store.persist()
 
     async def _close_windows(self, now: int) -> None:
         if self.aggregator is None:
@@ -597,40 +425,14 @@ class ShardTracker:
         # Saved with the windows just closed: how far ahead the kept stamps ran lately.
         connection = self.connection
         self.state.clock_ahead_ms = connection.ahead(now) if connection is not None else self.lag.ahead(now)
-        self._record_given_up(self.aggregator)
-        self._report_late(now)
+        record_given_up(self.state, self.aggregator, self.config.window_ms, self.log)
+        self.late.report(now, self._count("dropped_late"), self.lag)
         await self._stash(closed)
-
-    def _record_given_up(self, aggregator: WindowAggregator) -> None:
-        """Windows the aggregator gave up while alarms stalled (more than
-        MAX_OPEN_WINDOWS open) are lost: recorded with their range in the state the
-        caller's next write saves, the same write that moves flushed_until past them."""
-        given_up, aggregator.given_up = aggregator.given_up, []
-        window_ms = self.config.window_ms
-        for start in given_up:
-            self.state.record_lost(start, start + window_ms, window_ms)
-        if given_up:
-            self.log("warn", "Aggregator", "windows_lost",
-                     f"no alarm closed windows for a while: gave up {len(given_up)} open window(s) "
-                     f"(from {given_up[0]}), recorded lost")
 
     def _close_wait(self, now: int) -> int:
         """How long after its end a window closes: FLUSH_GRACE_MS, plus the feed's lag
         (a delivery delay or an exchange clock behind ours) up to MAX_FEED_LAG_MS."""
         return self.config.flush_grace_ms + self.lag.close_delay(now)
-
-    def _report_late(self, now: int) -> None:
-        """Frames dropped as late in the last minute: logged at most once a minute."""
-        late = self.recent_late.observe(now, self._count("dropped_late"))
-        if not late or (self._late_logged_at is not None and now - self._late_logged_at < 60_000):
-            return
-        self._late_logged_at = now
-        lag = self.lag.estimate(now)
-        said = "unknown" if lag is None else f"{lag / 1000:.1f}s"
-        self.log("warn", "Aggregator", "late_frames",
-                 f"{late} frame(s) in the last minute came after their window was written: the feed lags "
-                 f"{said}, windows wait {self.lag.close_delay(now) / 1000:.1f}s for it beyond FLUSH_GRACE_MS "
-                 f"(at most {MAX_FEED_LAG_MS / 1000:.0f}s)")
 
     async def _stash(self, closed) -> None:
         """Closed windows into the outbox, in one transaction with the state that
@@ -652,7 +454,7 @@ class ShardTracker:
                     recorded.append(state.lost_ranges[-1])
             return {STATE_KEY: state.to_json()}
 
-        self._state_written_elsewhere()  # the state goes with the windows (`state_after`)
+        self.store.written_elsewhere()  # the state goes with the windows (`state_after`)
         try:
             dropped = await self.outbox.add(closed, state_after)
         except BaseException:
@@ -672,59 +474,20 @@ class ShardTracker:
         """Drain the outbox into D1 (with the stats row), then roll up and prune. One
         at a time: an alarm and a stop() never interleave their writes."""
         async with self._flush_lock:
-            if self.state is not None and not self.state.tracking and self._markets_owed():
+            if self.state is not None and not self.state.tracking and self.market_list.owed:
                 # Stopped: no market refresh comes to save it again, and the windows of
                 # its markets still reach D1; the API answers their symbols through the
                 # saved list (seed 178: D1 down from the refresh to after the stop).
-                await self._save_markets(self.ports.clock.now_ms())
-            await self._flush_locked(final)
-
-    async def _flush_locked(self, final: bool) -> None:
-        state = self.state
-        failed = False
-        for _ in range(BATCHES_PER_ALARM):
-            started = self.ports.clock.now_ms()
-            stopped = not state.tracking  # the stats row below is a stopped shard's (a stop() meanwhile: one write more)
-            result = await self.outbox.flush(self.ports.db, extra=lambda remaining: self._stats_rows(started, remaining))
-            if result.error:
-                self._frontier_sent = None  # the row the batch carried is not in D1
-                state.totals.flush_failures += 1
-                self.last_error = f"D1 flush: {result.error}"
-                self.log("error", "Aggregator", "flush_failed",
-                         f"flush of {self.outbox.windows} window(s) failed, will retry: {result.error}")
-                failed = True
-                break
-            if stopped:
-                state.stats_unpublished = False
-            state.totals.windows_flushed += result.windows
-            state.totals.rows_written += result.rows_written
-            elapsed = self.ports.clock.now_ms() - started
-            if result.windows:
-                self.last_flush = {"at": started, "rows": result.rows, "windows": result.windows, "ms": elapsed}
-                self.log("info", "Aggregator", "flush",
-                         f"flushing {result.markets} symbols: {result.rows} rows in {result.windows} window(s), {elapsed} ms")
-            if not self.outbox.windows:
-                break
-        if failed:
-            await self._save()
-            return  # D1 is failing: the rollup waits for the next flush that succeeds
-        try:
-            # It saves the state, the counters above with it (one write, not two).
-            await self.rollup.run(final)
-        except Exception as exc:
-            self._frontier_sent = None  # the prune batch may have carried the stats row
-            state.totals.flush_failures += 1
-            self.last_error = f"D1 rollup: {exc}"
-            self.log("error", "Aggregator", "rollup_failed", f"minute rollup failed, will retry: {exc}")
-        await self._save()  # a rollup that stopped short of its save (nothing, if it saved this)
+                await self.market_list.save(self.ports.clock.now_ms())
+            await self.flusher.run(self.state, self.rollup, final)
 
     async def _publish_stats(self, now: int) -> None:
         statement = self._stats_statement(now, self.outbox.entries)
         # What D1 holds is unknown until it answers (a flush meanwhile sends its row);
         # then it is this row: a stop that moves nothing else must still send its own.
-        self._frontier_sent = None
+        self.frontier.forget()
         await self.ports.db.batch([statement])
-        self._frontier_sent = self._frontier_of(statement)
+        self.frontier.landed(statement)
 
     async def _alert(self, now: int) -> None:
         # Healthy: connected, and at least one book is live (a connection whose every
@@ -741,58 +504,26 @@ class ShardTracker:
     # =====================================================================================
 
     async def _schedule(self) -> None:
+        """Set the one alarm for the earliest thing due (tracker/alarmplan.py)."""
         now = self.ports.clock.now_ms()
-        due = []
-        # What a busy lane waits for, the lane schedules itself when it ends (`_in_lane`):
-        # an alarm meanwhile could only find it busy.
-        d1_busy = self._busy("d1")
+        plan = AlarmPlan(now)
         if self.state is not None and self.state.tracking:
-            due.append(self._next_window_alarm(now))
-            if self._ahead_unsaved():  # `_close_windows` saves it
-                due.append(now)
-            if self.connection is not None:
-                due.append(self.connection.next_due(now))
-            if self.directory is not None and not self._busy("markets"):
-                due.append(self.directory.next_refresh_at())
-        failures = self.outbox.failures_in_a_row  # D1 batches failed in a row (the stats row's too)
-        backoff = min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** min(max(failures, 1) - 1, 10))
-        if self._d1_owed():
-            if d1_busy:
-                # Should this instance be evicted before the lane ends, an alarm must still
-                # come for what D1 owes (seed 500): by then the lane's call has passed its
-                # deadline at the latest.
-                due.append(now + self.deadlines.d1_ms)
-            elif failures:  # D1 refused the last batch: back off, whatever is owed
-                due.append(now + backoff)
-            elif self.outbox.windows:
-                due.append(now + DRAIN_EVERY_MS)
-            elif self.rollup is not None and self.rollup.pending:
-                due.append(now + ROLLUP_RETRY_MS)
-            else:  # a stopped shard's stats row
-                due.append(now + backoff)
-        due = [d for d in due if d is not None]
-        await self._set_alarm(max(min(due), now + 50) if due else None)
-
-    async def _set_alarm(self, at: int | None) -> None:
-        """Set the alarm (None: delete it), unless this instance's own last write left it
-        so: a lane that ends wanting the alarm where it is writes nothing."""
-        if at == self._alarm_at:
-            return
-        self._alarm_at = at
-        try:
-            if at is None:
-                await self.ports.storage.delete_alarm()
-            else:
-                await self.ports.storage.set_alarm(at)
-        except BaseException:
-            self._alarm_at = _UNKNOWN
-            raise
+            plan = replace(
+                plan, window_close_at=self._next_window_close(now), save_ahead=self._ahead_unsaved(),
+                feed_due=self.connection.next_due(now) if self.connection is not None else None,
+                markets_due=(self.directory.next_refresh_at()
+                             if self.directory is not None and not self.lanes.busy("markets") else None))
+        plan = replace(plan, d1_owed=self._d1_owed(), d1_busy=self.lanes.busy("d1"),
+                       d1_deadline_ms=self.deadlines.d1_ms, d1_failures=self.outbox.failures_in_a_row,
+                       outbox_windows=self.outbox.windows,
+                       rollup_pending=self.rollup is not None and self.rollup.pending)
+        await self._alarm.write(plan.at())
 
     def _ahead_unsaved(self) -> bool:
         """The feed's stamps ran further ahead of our clock than the saved state says, by
         more than a reading of the clock can be old (READING_AGE_MS: below that, the
         next alarm saves it): should this instance go now, its successor would measure
-        from a window this one has measured part of (`_record_unmeasured`)."""
+        from a window this one has measured part of (`losses.record_unmeasured`)."""
         return (self.state is not None and self.state.tracking
                 and self.lag.known_ahead > self.state.clock_ahead_ms + READING_AGE_MS)
 
@@ -805,14 +536,9 @@ class ShardTracker:
         """A socket event wants the alarm by `at` (a reconnect)."""
         self.ports.spawn(self._schedule(), "reschedule")
 
-    def _next_window_alarm(self, now: int) -> int:
-        """When the oldest window not closed yet closes: its end + `_close_wait` (the
-        grace and the feed's lag). Counted from what is closed, not from `now`: a lane
-        that reschedules just after a window's close point, before the alarm closed it,
-        must not push that window's close a whole window later."""
+    def _next_window_close(self, now: int) -> int:
         closed = self.aggregator.flushed_until if self.aggregator is not None else self.state.flushed_until
-        oldest_end = closed - closed % self.config.window_ms + self.config.window_ms
-        return max(oldest_end + self._close_wait(now), self._recheck_at)
+        return next_window_close(closed, self.config.window_ms, self._close_wait(now), self._recheck_at)
 
     # =====================================================================================
     # State
@@ -829,26 +555,18 @@ class ShardTracker:
 
     async def _load_once(self) -> None:
         storage = self.ports.storage
-        try:
-            state = TrackerState.from_json(await storage.get(STATE_KEY))
-        except ValueError as exc:  # unreadable: start clean rather than never start
-            self.log("error", self.label, "state_unreadable", f"stored state unreadable, starting clean: {exc}")
-            state = TrackerState()
+        state = await self.store.load()
         if state.shard is not None:
-            self.shard = state.shard  # the saved identity wins over the object's name
+            self.shard = self.market_list.shard = state.shard  # the saved identity wins over the object's name
         await self.outbox.load()
         # What the previous instance sent still counts (before the key of its own, the
         # history was part of the state).
-        stored = SendHistory.from_json(await storage.get(SENDS_KEY))
-        self.sends = stored if stored is not None else SendHistory(state.sent_at)
+        self.sends = await self.send_store.load(state.sent_at)
         state.sent_at = []
         self.state = state
         self._build_parts()
         self.directory.restore(await storage.get(MARKETS_KEY))
-        unsaved = await storage.get(UNSAVED_MARKETS_KEY)
-        if unsaved and self.markets_unsaved is None:
-            self.markets_unsaved, _ = MarketDirectory.listing_from_payload(json.loads(unsaved))
-            self._unsaved_stored = self.markets_unsaved
+        await self.market_list.restore()
         self.log("info", self.label, "state_loaded", f"loaded state: tracking={'on' if state.tracking else 'off'}")
 
     def _build_parts(self) -> None:
@@ -866,7 +584,7 @@ class ShardTracker:
                 self._budget(), config.stale_feed_ms,
                 wake=self._wake, on_drop=self._fold_counters, rng=self.rng,
                 exchange=self.exchange, new_wire=lambda: self.exchange.new_wire(self.config, self._symbols()),
-                lag=self.lag, sent_at=self.sends, persist=self._persist_sends,
+                lag=self.lag, sent_at=self.sends, persist=self.send_store.persist,
                 breathe_every=config.breathe_every_frames,
             )
         if self.alerter is None:
@@ -904,38 +622,7 @@ class ShardTracker:
         self.state.totals.add(feed.counters)
 
     async def _save(self) -> None:
-        """The state into storage, unless it is there as it is (an alarm's flush and its
-        rollup both save; most alarms' rollup changes nothing)."""
-        text = self.state.to_json()
-        if text == self._state_saved:
-            return
-        self._state_saved = text
-        try:
-            await self.ports.storage.put_many({STATE_KEY: text})
-        except BaseException:
-            self._state_saved = None
-            raise
-
-    def _state_written_elsewhere(self) -> None:
-        """Another write of the state (with the outbox, with the market list) is
-        issued: what `_save` last wrote no longer says what storage holds."""
-        self._state_saved = None
-
-    def _persist_sends(self) -> None:
-        """The connection holds messages until the send history counting them is saved
-        (connection.py): save it, one write at a time; a write covers every message held
-        when it began, and the next one (if more were held meanwhile) the rest."""
-        if self._saving_sends is None or self._saving_sends.done():
-            self._saving_sends = self.ports.spawn(self._save_sends(), "save sends")
-
-    async def _save_sends(self) -> None:
-        while True:
-            connection = self.connection
-            if connection is None or not connection.holding:
-                return
-            upto = connection.held_seq
-            await self.ports.storage.put_many({SENDS_KEY: self.sends.to_json(self.ports.clock.now_ms())})
-            connection.saved(upto)
+        await self.store.save(self.state)
 
     def _stats_statement(self, now: int, remaining) -> tuple:
         """The tracking_stats row as it will be once the batch carrying it is in D1
@@ -947,100 +634,30 @@ class ShardTracker:
         return (self.sql.UPSERT_STATS, stats.row(now))
 
     def _stats_rows(self, now: int, remaining) -> list[tuple]:
-        """The stats row for a batch (a flush's, the prune's), only when what other
-        shards and the API read from it moved since the last one sent: D1 bills every
-        rewrite, and an alarm between windows moves nothing. Counted as sent from here
-        on; a failed batch forgets it (`_frontier_sent = None`), so it goes again."""
-        statement = self._stats_statement(now, remaining)
-        frontier = self._frontier_of(statement, alone=self._shards() == 1)
-        if frontier == self._frontier_sent:
-            return []
-        self._frontier_sent = frontier
-        return [statement]
-
-    @staticmethod
-    def _frontier_of(statement: tuple, alone: bool = False) -> tuple:
-        """What other shards and the API read from a stats row: (is_tracking,
-        outbox_windows, flushed_until, sealed_until, written_until). `alone` (the run's
-        SHARDS is 1): no other shard of the run waits on this one's windows, so the
-        flush frontier (`flushed_until`, `written_until`, which move at every flush) is
-        left out and the row goes when tracking starts or stops, the outbox fills or
-        empties, or a minute is rolled (`sealed_until`, what the API's final history
-        reads): about once a minute instead of every window. A shard of an earlier,
-        larger split still draining reads a frontier up to a minute old: it only rolls
-        later, never wrong (the frontiers are lower bounds). Issue 19: the stats row cost
-        a one-market deployment 1.25 rows written a window, more than half its market's."""
-        row = dict(zip(STATS_COLUMNS, statement[1]))
-        names = ("is_tracking", "outbox_windows", "sealed_until") if alone else (
-            "is_tracking", "outbox_windows", "flushed_until", "sealed_until", "written_until")
-        return tuple(row[c] for c in names)
+        """The stats row for a batch (a flush's, the prune's), if its frontier moved
+        (tracker/frontier.py)."""
+        return self.frontier.rows(self._stats_statement(now, remaining), alone=self._shards() == 1)
 
     # =====================================================================================
     # Reporting
     # =====================================================================================
 
     def _count(self, name: str) -> int:
-        totals = self.state.totals if self.state else None
-        feed = self.connection.feed if self.connection else None
-        return (getattr(totals, name) if totals else 0) + (getattr(feed.counters, name) if feed else 0)
+        return counted(self.state.totals if self.state else None, self.connection.feed if self.connection else None,
+                       name)
 
     def stats(self) -> ShardStats:
+        """What this shard reports now (tracker/shardview.py)."""
         state = self.state or TrackerState()
-        totals = state.totals
-        connection, aggregator, directory = self.connection, self.aggregator, self.directory
-        feed = connection.feed if connection else None
+        aggregator = self.aggregator
         now = self.ports.clock.now_ms()
-        window_start = aggregator.current_window_start if aggregator else None
         if aggregator is not None:
+            feed = self.connection.feed if self.connection else None
             self.memory = {**state_report(feed.books if feed else {}, aggregator), "wasmHeap": self.ports.heap_bytes()}
-        return ShardStats(
-            shard=self.shard,
-            is_tracking=state.tracking,
-            markets=len(directory.markets) if directory else 0,
-            markets_listed=directory.listed if directory else 0,
-            duplicate_symbols=dict(directory.duplicates) if directory else {},
-            markets_not_listed=sorted(directory.not_listed) if directory else [],
-            markets_added=totals.markets_added,
-            markets_removed=totals.markets_removed,
-            markets_refreshed_at=directory.refreshed_at if directory else None,
-            connected=bool(connection and connection.connected),
-            subscribed=len(feed.pacer.subscribed) if feed else 0,
-            valid_books=feed.valid_books() if feed else 0,
-            waiting_subscriptions=feed.pacer.waiting if feed else 0,
-            eta_all_live_seconds=round(feed.pacer.eta_ms() / 1000, 1) if feed else 0.0,
-            messages_received=self._count("messages"),
-            last_message_at=feed.last_timestamp if feed else None,
-            reconnects=totals.reconnects,
-            gaps=self._count("gaps"),
-            malformed=self._count("malformed"),
-            errors=self._count("errors") + (connection.frame_errors if connection else 0),
-            crossed=self._count("crossed"),
-            one_sided=self._count("one_sided"),
-            late_frames=totals.late_frames + (aggregator.late_frames if aggregator else 0),
-            late_last_minute=self.recent_late.observe(now, self._count("dropped_late")),
-            future_frames=self._count("future_frames"),
-            feed_lag_ms=self.lag.estimate(now),
-            close_delay_ms=self.lag.close_delay(now) if aggregator is not None else 0,
-            flush_failures=totals.flush_failures,
-            windows_flushed=totals.windows_flushed,
-            windows_lost=totals.windows_lost + (len(aggregator.given_up) if aggregator else 0),
-            lost_ranges=list(state.lost_ranges),
-            rows_written=totals.rows_written,
-            pending_windows=self.outbox.windows,
-            alarm_errors=totals.alarm_errors,
-            started_at=state.started_at,
-            flushed_until=state.flushed_until,
-            sealed_until=self.rollup.sealed_until() if self.rollup else None,
-            written_until=self.rollup.written_until() if self.rollup else None,
-            last_flush=self.last_flush,
-            reconnect_at=connection.reconnect_at if connection else None,
-            last_error=self.last_error or (connection.last_error if connection else None),
-            split_changed=self._split_changed_message() if state.tracking and state.shards != self.config.shards else None,
-            memory_bytes=self.memory,
-            aggregator={
-                "currentSymbols": aggregator.current_markets() if aggregator else 0,
-                "windowElapsed": (now - window_start) / 1000 if window_start is not None else 0,
-                "windowStart": window_start,
-                "openWindows": aggregator.open_windows() if aggregator else 0,
-            },
-        )
+        split_changed = (self._split_changed_message()
+                         if state.tracking and state.shards != self.config.shards else None)
+        return shard_stats(shard=self.shard, now=now, state=state, directory=self.directory,
+                           connection=self.connection, aggregator=aggregator, rollup=self.rollup,
+                           outbox_windows=self.outbox.windows, lag=self.lag, recent_late=self.late.recent,
+                           last_flush=self.flusher.last_flush, last_error=self.last_error, split_changed=split_changed,
+                           memory=self.memory)

@@ -60,7 +60,7 @@ class TrackerState:
     # Stopped, and the stats row saying so (is_tracking=0) is not in D1 yet.
     stats_unpublished: bool = False
     # Read only from states saved before the send history got a storage key of its own
-    # (shard.SENDS_KEY): messages sent in the last rate window (ms).
+    # (sendstore.SENDS_KEY): messages sent in the last rate window (ms).
     sent_at: list[int] = field(default_factory=list)
     totals: Totals = field(default_factory=Totals)
     # The most recent windows lost to an eviction/restart: [{"from": ms, "to": ms}]

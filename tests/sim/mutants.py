@@ -88,8 +88,8 @@ MUTANTS: tuple[Mutant, ...] = (
                   "`metas` is never empty when `batch` is not"),
     # -- shard (stop, stash, stats) -------------------------------------------------------------
     _m("stop_forgets_await_on_stash", "shard", "shard.py",
-       "            self._record_given_up(aggregator)\n            await self._stash(closed)",
-       "            self._record_given_up(aggregator)\n            self._stash(closed)",
+       "            record_given_up(state, aggregator, self.config.window_ms, self.log)\n            await self._stash(closed)",
+       "            record_given_up(state, aggregator, self.config.window_ms, self.log)\n            self._stash(closed)",
        "stop() calls _stash without await: the partial windows never reach the outbox"),
     _m("overflow_drop_not_recorded_in_memory", "shard", "shard.py",
        "                if state.record_lost(entry.start, entry.start + window_ms, window_ms):\n"

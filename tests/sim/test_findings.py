@@ -1006,8 +1006,10 @@ def test_the_reshard_invariants_catch_a_planted_bug(monkeypatch, bug, says):
     from tracker import shard as shard_module
 
     if bug == "sends_not_saved_before_a_burst":
-        monkeypatch.setattr(shard_module.ShardTracker, "_persist_sends",
-                            lambda self: self.connection.saved(self.connection.held_seq))
+        from tracker import sendstore
+
+        monkeypatch.setattr(sendstore.SendStore, "persist",
+                            lambda self: self.connection().saved(self.connection().held_seq))
         events, shards, markets = [(10_000, "evict", {"shard": 0})], 1, {i: f"M{i}" for i in range(150)}
     elif bug == "every_shard_takes_the_whole_budget":
         from tracker import pacing

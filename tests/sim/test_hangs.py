@@ -248,7 +248,7 @@ def test_a_busy_d1_lane_with_windows_owed_keeps_an_alarm_set():
     async def scenario() -> int | None:
         await tracker.ready()
         await tracker._stash([closed(sim.EPOCH_MS - WINDOW_MS)])  # stopped, one window owed
-        tracker._in_lane("d1", tracker._flush, True)
+        tracker.lanes.start("d1", tracker._flush, True)
         await tracker._schedule()  # as the stopped alarm does, the lane waiting on D1
         return storage.alarm
 

@@ -271,18 +271,18 @@ def test_the_loss_invariant_catches_a_planted_bug(monkeypatch, bug, says):
     from tracker import outbox, shard
 
     if bug == "resume_loses_windows_it_measures":
-        real = shard.ShardTracker._record_unmeasured
-        monkeypatch.setattr(shard.ShardTracker, "_record_unmeasured",
-                            lambda self, now: real(self, now + 2 * self.config.window_ms))
+        real = shard.record_unmeasured  # (tracker/losses.py, as the shard calls it)
+        monkeypatch.setattr(shard, "record_unmeasured",
+                            lambda state, now, window_ms, log: real(state, now + 2 * window_ms, window_ms, log))
     elif bug == "resume_calls_closed_windows_lost":
-        real = shard.ShardTracker._record_unmeasured
+        real = shard.record_unmeasured
 
-        def record_unmeasured(self, now):
-            if self.state.flushed_until:
-                self.state.flushed_until -= self.config.window_ms
-            real(self, now)
+        def record_unmeasured(state, now, window_ms, log):
+            if state.flushed_until:
+                state.flushed_until -= window_ms
+            real(state, now, window_ms, log)
 
-        monkeypatch.setattr(shard.ShardTracker, "_record_unmeasured", record_unmeasured)
+        monkeypatch.setattr(shard, "record_unmeasured", record_unmeasured)
     else:
         monkeypatch.setattr(outbox.Outbox, "max_windows", property(lambda self: self._max - 1,
                                                                    lambda self, value: setattr(self, "_max", value)), raising=False)

@@ -655,7 +655,7 @@ class Venue:
     def _logged(self, shard: int, level: str, component: str, event: str, message: str) -> None:
         now = self.loop.now_ms()
         self.world.logs.append((now, shard, level, component, event, message, self.name))
-        if event == "market_delisted":  # "market {id} {symbol} delisted: ..." (tracker/shard.py)
+        if event == "market_delisted":  # "market {id} {symbol} delisted: ..." (tracker/marketlist.py)
             self.ex.trace.append(("unlisted", shard, int(message.split()[1]), now))
             if hasattr(self.ex, "let_go_ms"):
                 self.ex.let_go_ms[(shard, int(message.split()[1]))] = now
