@@ -76,11 +76,9 @@ class BookFeed:
         # Subscribing may start: Lighter's `connected` frame seen, or (Paradex) the socket is open.
         self.connected = False
         self.last_timestamp: int | None = None  # exchange ms of the newest book frame
-        # The same, as the exchange stamped it, a clamped stamp left out: where the frames
-        # queued behind it begin (feedtime.close_boundary; seed 19151: a frame stamped a
-        # day ahead, placed at our clock 21 s into a backlog, closed the windows of the
-        # updates queued behind it).
-        self.last_sent_stamp: int | None = None
+        # The newest stamp of any book frame, as the exchange stamped it, a clamped one
+        # left out: where the frames queued behind the newest begin (feedtime.queue_start).
+        self.last_unclamped_stamp: int | None = None
         self._log = log
         # The clock, read on the first book frame of each exchange second (None: never,
         # and no stamp is bounded: the pure feed of the unit tests and benchmarks).
@@ -156,7 +154,7 @@ class BookFeed:
             ts = self._clamp(market_id, ts)
             second = ts // 1000
         else:
-            self.last_sent_stamp = ts
+            self.last_unclamped_stamp = ts
             if ts > self._kept_until:
                 self._kept_until = ts
         book = self.books.get(market_id)

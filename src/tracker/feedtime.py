@@ -155,16 +155,32 @@ class FeedLag:
         return min(max(self.estimate(now), 0), MAX_FEED_LAG_MS)
 
 
+def queue_start(unclamped: int | None, placed: int | None, closed_until: int) -> int | None:
+    """From about which stamp the frames queued behind the newest handled one are placed,
+    for close_boundary: `unclamped`, the newest stamp kept as the exchange stamped it; a
+    stamp clamped for running MAX_CLOCK_AHEAD_MS ahead is placed at our clock, which in
+    a backlog runs ahead of the queue (seed 19151: one frame stamped a day ahead, placed
+    21 s into a backlog, closed the window of the 13 updates queued behind it). Yet when
+    `unclamped` lies in a window already closed (before `closed_until`, which the alarm
+    keeps within the feed's lag of the newest frames), the exchange's clock has stayed
+    too far ahead since: its frames are all clamped, and so will the queued ones be,
+    placed at our clock. Holding windows for that old stamp protects nothing and would
+    delay every close after a breath by the most a backlog may (MAX_BACKLOG_WAIT_MS; the
+    review of dea58b8): then `placed`, the newest placed stamp, as for any frame."""
+    if unclamped is not None and unclamped >= closed_until:
+        return unclamped
+    return placed
+
+
 def close_boundary(now: int, wait: int, grace: int, backlogged: bool, newest_stamp: int | None) -> int:
     """Until where the alarm closes windows: `now - wait` (FLUSH_GRACE_MS and the feed's
     lag). `backlogged` (the feed socket breathed since the last close: frames may be
-    queued behind the breath, stamped from about `newest_stamp`, the newest handled
-    frame's stamp as sent (a stamp clamped for running too far ahead left out: it is
-    placed at our clock, which in a backlog runs ahead of the queue), on): no later than `newest_stamp - grace` either, yet no
-    earlier than MAX_BACKLOG_WAIT_MS before `now - wait`. (A connection's frames come in
-    the exchange's order, so the queued ones are stamped after the newest handled, the
-    grace covering stamps a little out of order across markets. Should the newest be a
-    Paradex snapshot, stamped with its book's last change, windows only wait longer.)"""
+    queued behind the breath, placed from about `newest_stamp` on, see queue_start): no
+    later than `newest_stamp - grace` either, yet no earlier than MAX_BACKLOG_WAIT_MS
+    before `now - wait`. (A connection's frames come in the exchange's order, so the
+    queued ones are stamped after the newest handled, the grace covering stamps a little
+    out of order across markets. Should the newest be a Paradex snapshot, stamped with
+    its book's last change, windows only wait longer.)"""
     boundary = now - wait
     if backlogged:
         # No book frame handled on the connection yet (only its subscribe answers): the

@@ -5,7 +5,7 @@ lane for long; each batch carries the shard's stats row when its frontier moved
 (`stats_rows`, tracker/frontier.py). A batch D1 refuses stays in the outbox (it
 is retried at the next alarm, after a backoff: tracker/alarmplan.py), is counted
 (`flushFailures`) and said once here, and the rollup waits for a flush that
-succeeds. The counters go into the state; the caller's state save follows.
+succeeds. The counters go into the state, saved here with it.
 """
 
 from __future__ import annotations

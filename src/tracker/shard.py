@@ -52,7 +52,7 @@ from .directory import STORAGE_KEY as MARKETS_KEY
 from .directory import MarketDirectory
 from .exchange import LIGHTER, Exchange
 from .feed import BookFeed
-from .feedtime import BACKLOG_RECHECK_MS, READING_AGE_MS, FeedLag, close_boundary
+from .feedtime import BACKLOG_RECHECK_MS, READING_AGE_MS, FeedLag, close_boundary, queue_start
 from .flush import Flusher
 from .frontier import StatsFrontier
 from .lanes import Lanes, within
@@ -60,6 +60,7 @@ from .losses import LateFrames, record_given_up, record_unmeasured
 from .marketlist import MarketList
 from .memory import state_report
 from .outbox import Outbox
+from .pacing import SendHistory
 from .ports import Deadlines, Ports  # Ports: also imported from here (runtime, tests/sim)
 from .rollup import Rollup
 from .sendstore import SendStore
@@ -119,7 +120,6 @@ class ShardTracker:
         # Every message this object's connections send, and what the previous instance
         # and (after a re-split) the other shards sent: counted against the share.
         self.send_store = SendStore(ports.storage, ports.clock, ports.spawn, lambda: self.connection)
-        self.sends = self.send_store.history
 
     # =====================================================================================
     # Hooks
@@ -175,7 +175,7 @@ class ShardTracker:
         # still under way in the d1 lane writes it too). And the market list; the answer
         # waits for both, ANSWER_WITHIN_MS at most, and says how many markets it tracks.
         await within(ANSWER_WITHIN_MS, self.lanes.start("d1", self._publish_stats, now),
-                           self.lanes.start("markets", self._refresh_markets_if_due, now, True))
+                     self.lanes.start("markets", self._refresh_markets_if_due, now, True))
         self._open_feed()
         await self._schedule()
         return {"ok": True, **self.stats().to_json()}
@@ -416,8 +416,10 @@ class ShardTracker:
         if self.aggregator is None:
             return
         connection, wait = self.connection, self._close_wait(now)
-        newest = connection.feed.last_sent_stamp if connection.feed is not None else None
-        boundary = close_boundary(now, wait, self.config.flush_grace_ms, connection.take_breathed(), newest)
+        grace, feed = self.config.flush_grace_ms, connection.feed
+        newest = (queue_start(feed.last_unclamped_stamp, feed.last_timestamp, self.aggregator.flushed_until)
+                  if feed is not None else None)
+        boundary = close_boundary(now, wait, grace, connection.take_breathed(), newest)
         # Held back for frames queued behind a breath: not again before BACKLOG_RECHECK_MS.
         self._recheck_at = now + BACKLOG_RECHECK_MS if boundary < now - wait else 0
         closed = self.aggregator.close_until(boundary, self._symbols())
@@ -561,7 +563,7 @@ class ShardTracker:
         await self.outbox.load()
         # What the previous instance sent still counts (before the key of its own, the
         # history was part of the state).
-        self.sends = await self.send_store.load(state.sent_at)
+        await self.send_store.load(state.sent_at)
         state.sent_at = []
         self.state = state
         self._build_parts()
@@ -645,6 +647,11 @@ class ShardTracker:
     def _count(self, name: str) -> int:
         return counted(self.state.totals if self.state else None, self.connection.feed if self.connection else None,
                        name)
+
+    @property
+    def sends(self) -> SendHistory:
+        """What this shard sent lately (and the old split's other shards): its store's."""
+        return self.send_store.history
 
     def stats(self) -> ShardStats:
         """What this shard reports now (tracker/shardview.py)."""

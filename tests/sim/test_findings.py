@@ -1306,5 +1306,5 @@ def test_frames_queued_behind_a_long_backlog_are_not_dropped_as_late():
     from 191.5 s, arrived within 744 ms, were handled 21.5 s later and dropped as late.
     Lighter stamped a frame a day ahead in the backlog; placed at our clock, it became
     the newest stamp the breath's rule held windows to, closing the window the queued
-    updates fall in. The rule now reads the newest stamp as sent (feed.last_sent_stamp)."""
+    updates fall in. The rule now reads the newest unclamped stamp (feedtime.queue_start)."""
     assert sim.run(19151).violations == []

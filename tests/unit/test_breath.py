@@ -9,7 +9,7 @@ from tracker.aggregator import WindowAggregator
 from tracker.config import BREATHE_EVERY_FRAMES, Config
 from tracker.connection import FeedConnection
 from tracker.exchange import LIGHTER
-from tracker.feedtime import MAX_BACKLOG_WAIT_MS, close_boundary
+from tracker.feedtime import MAX_BACKLOG_WAIT_MS, close_boundary, queue_start
 
 NOW = 1_780_000_000_000
 GRACE = 1_500
@@ -121,3 +121,13 @@ def test_behind_a_breath_windows_wait_for_the_queued_frames():
 def test_a_backlog_holds_windows_at_most_max_backlog_wait():
     wait = GRACE + 400
     assert close_boundary(NOW, wait, GRACE, True, NOW - 3_600_000) == NOW - wait - MAX_BACKLOG_WAIT_MS
+
+
+def test_the_queue_starts_at_the_newest_unclamped_stamp_unless_it_lies_in_closed_windows():
+    unclamped, placed = NOW - 20_000, NOW  # a clamped frame placed at our clock after it
+    assert queue_start(unclamped, placed, NOW - 25_000) == unclamped  # seed 19151's case
+    assert queue_start(unclamped, placed, unclamped) == unclamped  # in the oldest open window
+    assert queue_start(unclamped, placed, unclamped + 1) == placed  # in a closed one: protects nothing
+    assert queue_start(None, placed, NOW - 25_000) == placed  # every frame clamped
+    assert queue_start(None, None, NOW - 25_000) is None  # no book frame yet (seed 10262)
+    assert queue_start(unclamped, unclamped, NOW - 60_000) == unclamped  # nothing clamped: the same

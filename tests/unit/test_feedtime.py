@@ -10,8 +10,8 @@ from pathlib import Path
 
 from tracker.aggregator import WindowAggregator
 from tracker.feed import BookFeed
-from tracker.feedtime import (LAG_SPAN_MS, MAX_CLOCK_AHEAD_MS, MAX_FEED_LAG_MS, MIN_LAG_SAMPLES, FeedLag,
-                              RecentCount)
+from tracker.feedtime import (LAG_SPAN_MS, MAX_BACKLOG_WAIT_MS, MAX_CLOCK_AHEAD_MS, MAX_FEED_LAG_MS, MIN_LAG_SAMPLES,
+                              FeedLag, RecentCount, close_boundary, queue_start)
 from tracker.pacing import SubscriptionPacer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: reference_model
@@ -104,9 +104,36 @@ def test_a_clamped_stamp_is_not_where_the_queued_frames_begin():
     feed.on_frame(update(0, T0 + 24 * HOUR, 10, 11, bids=[("100.50", "1.0000")]))  # the same second's reading
     assert feed.counters.future_frames == 1
     assert feed.last_timestamp == T0 + 21_500  # placed at our clock
-    assert feed.last_sent_stamp == T0 + 100  # where the frames queued behind it begin
+    assert feed.last_unclamped_stamp == T0 + 100  # where the frames queued behind it begin
+    assert queue_start(feed.last_unclamped_stamp, feed.last_timestamp, T0) == T0 + 100
+    # An alarm let in at a breath now holds the window the queued frames fall in.
+    boundary = close_boundary(T0 + 21_500, 3_000, 1_500, True, T0 + 100)
+    assert boundary == T0 + 100 - 1_500 < T0 + 15_000
     feed.on_frame(update(0, T0 + 700, 11, 12, asks=[("100.80", "1.0000")]))
-    assert feed.last_sent_stamp == feed.last_timestamp == T0 + 700
+    assert feed.last_unclamped_stamp == feed.last_timestamp == T0 + 700
+
+
+def test_an_exchange_clock_steadily_too_far_ahead_does_not_hold_every_close_after_a_breath():
+    """Every frame of a clock 40 s ahead is clamped: the newest unclamped stamp, if any,
+    lies in windows closed long ago, so holding for it protects nothing (the queued
+    frames will be placed at our clock too) and would delay every close after a breath
+    by MAX_BACKLOG_WAIT_MS (the review of dea58b8)."""
+    clock = Clock(T0 + 500)
+    feed, agg, _ = feed_with_clock(clock)
+    feed.on_frame(snapshot(0, T0 + 400, 10))  # before the clock ran ahead
+    nonce = 10
+    for i in range(1, 121):  # two minutes, every frame 40 s ahead
+        clock.now = T0 + 500 + i * 1_000
+        feed.on_frame(update(0, clock.now + 40_000, nonce, nonce + 1, bids=[("100.00", f"{i}.0000")]))
+        nonce += 1
+    assert feed.counters.future_frames == 120 and feed.last_unclamped_stamp == T0 + 400
+    now, wait, grace = clock.now + 300, 3_000, 1_500
+    closed_until = now - wait - wait  # the alarms have kept closing windows
+    start = queue_start(feed.last_unclamped_stamp, feed.last_timestamp, closed_until)
+    assert start == feed.last_timestamp == clock.now
+    assert close_boundary(now, wait, grace, True, start) == now - wait
+    # Read as before the review, the stale unclamped stamp held the close the most a backlog may.
+    assert close_boundary(now, wait, grace, True, feed.last_unclamped_stamp) == now - wait - MAX_BACKLOG_WAIT_MS
 
 
 def test_an_exchange_clock_far_ahead_loses_nothing_its_frames_follow_our_clock():

@@ -82,7 +82,13 @@ def test_held_messages_are_released_only_after_a_write_one_write_at_a_time():
     async def scenario():
         storage, connection = Storage(), Connection()
         connection.storage = storage
-        store = SendStore(storage, Clock(), spawn, lambda: connection)
+        tasks: list[asyncio.Future] = []
+
+        def spawn_seen(coro, name):
+            tasks.append(spawn(coro, name))
+            return tasks[-1]
+
+        store = SendStore(storage, Clock(), spawn_seen, lambda: connection)
         storage.gate = asyncio.Event()
         connection.hold()
         store.persist()
@@ -93,8 +99,8 @@ def test_held_messages_are_released_only_after_a_write_one_write_at_a_time():
         store.persist()
         assert storage.writes == 1 and connection.released == []
         storage.gate.set()
-        for _ in range(10):
-            await asyncio.sleep(0)
+        await asyncio.gather(*tasks)  # the one save task: both writes
+        assert len(tasks) == 1
         return storage.writes, connection
 
     writes, connection = asyncio.run(scenario())
