@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mutants", action="store_true", help="(scripts/simulate's switch: run the mutants)")
     ap.add_argument("--seeds", type=int, default=int(os.environ.get("SIM_SEEDS", "600")),
                     help="run seeds FIRST..FIRST+N-1 on each mutant (default 600, the seeds "
-                         "docs/mutants.txt scores over; the suite runs 400)")
+                         "docs/mutants.txt scores over; the suite runs 300)")
     ap.add_argument("--first", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2, help="mutants run side by side (default 2)")
     ap.add_argument("--only", nargs="*", help="these mutants only (names)")

@@ -53,7 +53,7 @@ Scale (`with_scale`): one Lighter seed in eighty runs 100-300 markets on 4-16 sh
 where each shard's share of the budget binds (the simulated Lighter holds every shard
 to its share: exchange.py); one in 400 a single shard of 260-320 markets, whose
 windows take two outbox chunks, with D1 down and an eviction to read them back (none
-in the suite's 0..399: seed 1458 is pinned). One Lighter seed in three leaves a
+in the suite's 0..299: seed 1458 is pinned). One Lighter seed in three leaves a
 subscribe unanswered now and then (exchange.py `unanswered_p`). One seed in three of those running both exchanges has a
 deploy take one out of ENABLED_EXCHANGES while it tracks, and maybe enable it again
 (`with_exchange_toggles`).
