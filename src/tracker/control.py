@@ -60,29 +60,29 @@ async def _stop(shards: int, known: Iterable[int], call: Call) -> list[dict]:
     # As a start's release: a stopped shard names the split it ran under (`split`), and
     # that split's other shards are stopped too. D1 may be down, so `known` may miss a
     # shard a deploy alone left running beyond SHARDS (seed 8746).
+    return await _following_splits(shards, known, "stop", None, "split", call)
+
+
+async def _following_splits(shards: int, known: Iterable[int], action: str, body: dict | None, split_key: str,
+                            call: Call) -> list[dict]:
+    """`action` on the shards of the split `shards` and those D1's stats table knows
+    (`known`), then on every shard of a split an answer names under `split_key`, until
+    none is new (D1 may be down, or may not list a shard yet: the objects themselves
+    know their split). The answers, in shard order."""
     asked: set[int] = set()
     todo = set(range(shards)) | set(known)
-    stopped: list[dict] = []
+    answers: list[dict] = []
     while todo:
-        answers = await _gather([(s, "stop", None) for s in sorted(todo)], call)
-        stopped += answers
+        answers += await _gather([(s, action, body) for s in sorted(todo)], call)
         asked |= todo
-        todo = {s for r in answers if "failed" not in r for s in range(int(r.get("split") or 0))} - asked
-    return sorted(stopped, key=lambda r: r["shard"])
+        todo = {s for r in answers if "failed" not in r for s in range(int(r.get(split_key) or 0))} - asked
+    return sorted(answers, key=lambda r: r["shard"])
 
 
 async def _start(shards: int, known: Iterable[int], call: Call) -> list[dict]:
     # The shards to release: the new split's, those D1's stats table knows, and every
-    # shard of a split a released shard says it ran under (D1 may be down, or may not
-    # list a shard yet: the objects themselves know their split).
-    asked: set[int] = set()
-    todo = set(range(shards)) | set(known)
-    released: list[dict] = []
-    while todo:
-        released += await _gather([(s, "release", {"shards": shards}) for s in sorted(todo)], call)
-        asked |= todo
-        todo = {s for r in released if "failed" not in r for s in range(int(r.get("shards") or 0))} - asked
-    released.sort(key=lambda r: r["shard"])
+    # shard of a split a released shard says it ran under (`shards`).
+    released = await _following_splits(shards, known, "release", {"shards": shards}, "shards", call)
     failed = [r for r in released if "failed" in r]
     if failed:
         why = "; ".join(f"shard {r['shard']}: {r['failed']}" for r in failed)
