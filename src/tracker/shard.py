@@ -425,8 +425,7 @@ class ShardTracker:
         closed = self.aggregator.close_until(boundary, self._symbols())
         self.state.flushed_until = max(self.state.flushed_until, self.aggregator.flushed_until)
         # Saved with the windows just closed: how far ahead the kept stamps ran lately.
-        connection = self.connection
-        self.state.clock_ahead_ms = connection.ahead(now) if connection is not None else self.lag.ahead(now)
+        self.state.clock_ahead_ms = connection.ahead(now)
         record_given_up(self.state, self.aggregator, self.config.window_ms, self.log)
         self.late.report(now, self._count("dropped_late"), self.lag)
         await self._stash(closed)
