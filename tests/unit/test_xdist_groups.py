@@ -37,22 +37,29 @@ def test_shared(n):
 '''
 
 
-def test_a_group_runs_on_one_worker(tmp_path):
+def run_suite(tmp_path: Path, workers: int, options: list[str]) -> str:
+    """Run the small suite in `tmp_path` under the project's conftest (the only plugin:
+    xdist; the others, schemathesis, hypothesis..., take seconds to load in each worker),
+    verbose; its output."""
     shutil.copy(ROOT / "tests" / "conftest.py", tmp_path / "conftest.py")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "xdist", "-n", str(workers), *options, "-v", "-p", "no:cacheprovider",
+         "--rootdir", str(tmp_path), "-c", "/dev/null",
+         "-o", f"pythonpath={ROOT / 'src'} {ROOT / 'tools'}", str(tmp_path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "LOT_ARTIFACTS": str(tmp_path / "artifacts")},
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_a_group_runs_on_one_worker(tmp_path):
     (tmp_path / "test_story.py").write_text(STORY)
     (tmp_path / "test_first.py").write_text(SHARED)
     (tmp_path / "test_second.py").write_text(SHARED.replace("test_shared", "test_shared_too"))
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "xdist", "-n", "2", "--dist", "loadgroup", "-v", "-p", "no:cacheprovider",
-         "--rootdir", str(tmp_path), "-c", "/dev/null",
-         "-o", f"pythonpath={ROOT / 'src'} {ROOT / 'tools'}", str(tmp_path)],
-        # Only xdist: the other plugins (schemathesis, hypothesis...) take seconds to load in each worker.
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
-                                                                  "LOT_ARTIFACTS": str(tmp_path / "artifacts")},
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    ran = re.findall(r"\[(gw\d+)\] \[\s*\d+%\] PASSED (test_\w+)\.py::\S+", proc.stdout)
-    assert len(ran) == 11, proc.stdout[-3000:]
+    stdout = run_suite(tmp_path, 2, ["--dist", "loadgroup"])
+    ran = re.findall(r"\[(gw\d+)\] \[\s*\d+%\] PASSED (test_\w+)\.py::\S+", stdout)
+    assert len(ran) == 11, stdout[-3000:]
     workers: dict[str, set[str]] = {}
     for worker, module in ran:
         group = "shared" if module in ("test_first", "test_second") else module
@@ -80,16 +87,8 @@ def test_the_longest_groups_are_handed_out_first(tmp_path):
     stories, the longest, started last and stretched the run. scripts/test turns that off."""
     options = re.search(r'pytest -n "\$\{TEST_WORKERS:-4\}" (.*?) \\', (ROOT / "scripts" / "test").read_text()).group(1)
     assert "--no-loadscope-reorder" in options.split()
-    shutil.copy(ROOT / "tests" / "conftest.py", tmp_path / "conftest.py")
     (tmp_path / "test_tracking.py").write_text(LONG)  # the first of LONGEST_GROUPS
     (tmp_path / "test_aaa_many.py").write_text(MANY)
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "xdist", "-n", "1", *options.split(), "-v", "-p", "no:cacheprovider",
-         "--rootdir", str(tmp_path), "-c", "/dev/null",
-         "-o", f"pythonpath={ROOT / 'src'} {ROOT / 'tools'}", str(tmp_path)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
-                                                                  "LOT_ARTIFACTS": str(tmp_path / "artifacts")},
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    ran = re.findall(r"\[gw\d+\] \[\s*\d+%\] PASSED (test_\w+)\.py::", proc.stdout)
+    stdout = run_suite(tmp_path, 1, options.split())
+    ran = re.findall(r"\[gw\d+\] \[\s*\d+%\] PASSED (test_\w+)\.py::", stdout)
     assert len(ran) == 21 and ran[0] == "test_tracking", ran
