@@ -15,27 +15,14 @@ from tracker.outbox import FLUSH_WINDOWS, Outbox
 from tracker.sql import STATS_COLUMNS
 from tracker.state import TrackerState
 
+from memory_storage import MemoryStorage
+
 W = 15_000
 
 
 class Row:
     def values(self) -> tuple:
         return ("ETH", 1, 0)
-
-
-class Storage:
-    def __init__(self) -> None:
-        self.data: dict[str, str] = {}
-
-    async def get(self, key):
-        return self.data.get(key)
-
-    async def put_many(self, entries):
-        self.data.update(entries)
-
-    async def delete_many(self, keys):
-        for key in keys:
-            self.data.pop(key, None)
 
 
 class D1:
@@ -72,7 +59,7 @@ class Clock:
 
 class Shard:
     def __init__(self, windows: int) -> None:
-        self.storage, self.db, self.rollup, self.clock = Storage(), D1(), Rollup(), Clock()
+        self.storage, self.db, self.rollup, self.clock = MemoryStorage(), D1(), Rollup(), Clock()
         self.outbox = Outbox(self.storage, max_windows=1_000)
         self.state = TrackerState(tracking=True)
         self.logged: list[tuple[str, str]] = []

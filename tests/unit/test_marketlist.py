@@ -17,6 +17,8 @@ from tracker.directory import MarketDirectory
 from tracker.exchange import LIGHTER
 from tracker.marketlist import UNSAVED_MARKETS_KEY, MarketList
 
+from memory_storage import MemoryStorage
+
 ROOT = Path(__file__).resolve().parents[2]
 NOW = 1_800_000_000_000
 
@@ -60,25 +62,10 @@ class Peers:
         self.got[shard] = payload
 
 
-class Storage:
-    def __init__(self) -> None:
-        self.data: dict[str, str] = {}
-
-    async def get(self, key: str) -> str | None:
-        return self.data.get(key)
-
-    async def put_many(self, entries: dict[str, str]) -> None:
-        self.data.update(entries)
-
-    async def delete_many(self, keys) -> None:
-        for key in keys:
-            self.data.pop(key, None)
-
-
 class World:
     def __init__(self, symbols=("ETH", "BTC", "SOL"), shards: int = 3, **env) -> None:
         self.config = Config.from_env({"SHARDS": str(shards), **env}.get)
-        self.exchange, self.db, self.peers, self.storage = Exchange(list(symbols)), Db(), Peers(), Storage()
+        self.exchange, self.db, self.peers, self.storage = Exchange(list(symbols)), Db(), Peers(), MemoryStorage()
         self.logged: list[tuple[str, str, str]] = []
         self.errors: list[str] = []
 

@@ -8,33 +8,16 @@ import json
 from tracker.aggregator import ClosedWindow
 from tracker.outbox import INDEX_KEY, Outbox
 
+from memory_storage import MemoryStorage
+
 
 class Row:
     def values(self) -> tuple:
         return ("ETH", 1, 0)
 
 
-class Storage:
-    """Records each put_many (a transaction) and delete_many."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, str] = {}
-        self.puts: list[dict[str, str]] = []
-
-    async def get(self, key):
-        return self.data.get(key)
-
-    async def put_many(self, entries):
-        self.puts.append(dict(entries))
-        self.data.update(entries)
-
-    async def delete_many(self, keys):
-        for key in keys:
-            self.data.pop(key, None)
-
-
 def test_the_dropped_windows_are_recorded_in_the_transaction_that_drops_them():
-    storage = Storage()
+    storage = MemoryStorage()
     outbox = Outbox(storage, max_windows=2)
     seen = []
 
