@@ -1310,27 +1310,28 @@ def test_frames_queued_behind_a_long_backlog_are_not_dropped_as_late():
     assert sim.run(19151).violations == []
 
 
-@pytest.mark.xfail(strict=True, reason="open: a Paradex window's tick averages differ from the reference after a "
-                                       "frame stamped 20 s ahead and a backlog")
-def test_a_clamped_frame_before_a_backlog_leaves_the_window_exact():
-    """Seed 22403 (found past the final soak's 20,000 seeds; fails on dea58b8 too): Paradex
-    stamps a frame 20 s ahead (the world's `stamp` fault) at 13.7 s, shard 0 has a 5 s
-    backlog at 30.2 s and an eviction early on; window 1780000050000 of market
-    42245694898372 has other tick averages than the reference (avg_bid 150.025857 against
-    150.025800). Not diagnosed: which clock reading places a clamped frame handled late
-    (tracker/feed.py _clamp against invariants.reference_windows `placed`) is the first
-    place to look."""
+@pytest.mark.xfail(strict=True, reason="open: an instance evicted 571 ms after a frame stamped 10.9 s ahead, "
+                                       "before that was saved; its successor measured the window it had opened")
+def test_an_eviction_right_after_a_stamp_ahead_leaves_the_successor_a_whole_window():
+    """Seed 22403 (found past the final soak's 20,000 seeds; fails on dea58b8 too). Paradex
+    stamps an empty update 10.9 s ahead of our clock (the world's `stamp` fault; within
+    MAX_CLOCK_AHEAD_MS, so kept): it opens window 1780000050000 of market 42245694898372 on
+    shard 0's first instance, which is evicted 571 ms later, before any alarm saved the
+    new `clock_ahead_ms`. The successor measures from 1780000050000 and writes that window
+    without the predecessor's tick, which the reference counts (avg_spread 0.002571
+    against 0.002533). This is the race tracker/feedtime.py FeedLag names as open ("an
+    instance that goes between such a frame's second and that save ... leaves its
+    successor a window it measured in part"); the world's evictions now reach it."""
     assert sim.run(22403).violations == []
 
 
-@pytest.mark.xfail(strict=True, reason="open: a Lighter window's tick averages differ from the reference with the "
-                                       "exchange's clock at the 15 s bound, a backlog and an eviction")
-def test_a_clock_at_the_bound_through_a_backlog_and_an_eviction_leaves_the_windows_exact():
-    """Seed 23916 (found past the final soak's 20,000 seeds): Lighter's clock runs about
-    15 s ahead, at MAX_CLOCK_AHEAD_MS, so its frames are clamped or kept depending on
-    the reading; shard 0 has a 15 s backlog at 116.7 s and an eviction after 55 awaits
-    from 69.6 s; window (22, 1780000155000) has other tick averages than the reference.
-    It passes on dea58b8, and with queue_start forced to the newest unclamped stamp: the
-    rule's one different answer (at 1780000215000) moves when the eviction lands, which
-    exposes it, so the cause is older. Not diagnosed."""
+@pytest.mark.xfail(strict=True, reason="open: an instance evicted 309 ms after a frame stamped 14,999 ms ahead, "
+                                       "before that was saved; its successor measured the window it had opened")
+def test_an_eviction_right_after_a_stamp_at_the_bound_leaves_the_successor_a_whole_window():
+    """Seed 23916 (found past the final soak's 20,000 seeds), the same race as 22403 on
+    Lighter: its clock runs about 15 s ahead; a frame of market 22 stamped 14,999 ms ahead
+    (kept) opens window 1780000155000, and shard 0's instance is evicted 309 ms later,
+    before the new high was saved; the successor measures from 1780000155000. It passes
+    on dea58b8 only because the eviction (after 55 awaits) lands elsewhere there: the
+    breath rule's one different answer in this seed moves it."""
     assert sim.run(23916).violations == []
